@@ -1,0 +1,376 @@
+//! `SqliteDocumentStore`: the embedded document store.
+//!
+//! One table keyed by (container, partition, id). A batch is one SQLite transaction, so an
+//! aggregate and its outbox events are committed together or not at all. TTL is an
+//! `expires_at` column: expired rows are invisible at once and reclaimed a few at a time on
+//! later writes through an index (no scanning cleaner).
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ports::{Document, DocumentStore, ETag, Page, PortError, Query, Result, WriteOp};
+use rusqlite::{OptionalExtension, ToSql, params};
+use serde_json::Value;
+
+use crate::sqlite::{Db, Durability, backend};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS documents (
+    container  TEXT NOT NULL,
+    partition  TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    etag       TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (container, partition, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_expiry ON documents(expires_at) WHERE expires_at IS NOT NULL;
+";
+
+/// Largest batch accepted, as in Cosmos DB's transactional batch.
+pub const MAX_BATCH: usize = 100;
+/// Largest document body accepted (Cosmos DB's item limit is 2 MiB).
+pub const MAX_DOCUMENT_BYTES: usize = 2 * 1024 * 1024;
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+#[derive(Clone)]
+pub struct SqliteDocumentStore {
+    db: Db,
+}
+
+impl std::fmt::Debug for SqliteDocumentStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDocumentStore")
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteDocumentStore {
+    pub fn open(path: &Path, durability: Durability) -> Result<Self> {
+        Ok(SqliteDocumentStore {
+            db: Db::open(path, durability, SCHEMA)?,
+        })
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn expiry(ttl: Option<Duration>, now: i64) -> Option<i64> {
+    ttl.map(|t| now.saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)))
+}
+
+fn validate_key(what: &str, value: &str) -> Result<()> {
+    // Cosmos forbids '/', '\\', '?', '#' in ids; we hold partitions and containers to the same.
+    if value.is_empty() || value.len() > 255 || value.contains(['/', '\\', '?', '#']) {
+        return Err(PortError::Invalid(format!(
+            "{what} must be 1-255 characters without '/', '\\\\', '?' or '#'"
+        )));
+    }
+    Ok(())
+}
+
+fn new_etag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The current etag of a live (not expired) row.
+fn live_etag(
+    tx: &rusqlite::Transaction<'_>,
+    container: &str,
+    partition: &str,
+    id: &str,
+    now: i64,
+) -> Result<Option<String>> {
+    tx.query_row(
+        "SELECT etag FROM documents WHERE container=?1 AND partition=?2 AND id=?3 \
+         AND (expires_at IS NULL OR expires_at > ?4)",
+        params![container, partition, id, now],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(backend)
+}
+
+fn check_match(current: &Option<String>, if_match: &Option<ETag>) -> Result<()> {
+    match (current, if_match) {
+        (None, _) => Err(PortError::NotFound),
+        (Some(cur), Some(want)) if *cur != want.0 => Err(PortError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+fn encode_body(body: &Value) -> Result<String> {
+    if !body.is_object() {
+        return Err(PortError::Invalid(
+            "a document body must be a JSON object".into(),
+        ));
+    }
+    let text = serde_json::to_string(body).map_err(|e| PortError::Invalid(e.to_string()))?;
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(PortError::Invalid(format!(
+            "document is {} bytes; the limit is {MAX_DOCUMENT_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(text)
+}
+
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    container: &str,
+    partition: &str,
+    op: WriteOp,
+    now: i64,
+) -> Result<Option<ETag>> {
+    validate_key("a document id", op.id())?;
+    let id = op.id().to_owned();
+    let current = live_etag(tx, container, partition, &id, now)?;
+    let write = |body: &Value, ttl: Option<Duration>| -> Result<Option<ETag>> {
+        let etag = new_etag();
+        tx.execute(
+            "INSERT INTO documents (container, partition, id, etag, body, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (container, partition, id) DO UPDATE SET \
+             etag=excluded.etag, body=excluded.body, expires_at=excluded.expires_at",
+            params![
+                container,
+                partition,
+                id,
+                etag,
+                encode_body(body)?,
+                expiry(ttl, now)
+            ],
+        )
+        .map_err(backend)?;
+        Ok(Some(ETag(etag)))
+    };
+    match op {
+        WriteOp::Create { body, ttl, .. } => {
+            if current.is_some() {
+                return Err(PortError::AlreadyExists);
+            }
+            write(&body, ttl)
+        }
+        WriteOp::Upsert {
+            body,
+            if_match,
+            ttl,
+            ..
+        } => {
+            if if_match.is_some() {
+                check_match(&current, &if_match)?;
+            }
+            write(&body, ttl)
+        }
+        WriteOp::Replace {
+            body,
+            if_match,
+            ttl,
+            ..
+        } => {
+            check_match(&current, &if_match)?;
+            write(&body, ttl)
+        }
+        WriteOp::Delete { if_match, .. } => {
+            check_match(&current, &if_match)?;
+            tx.execute(
+                "DELETE FROM documents WHERE container=?1 AND partition=?2 AND id=?3",
+                params![container, partition, id],
+            )
+            .map_err(backend)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Keyset pagination token: the (partition, id) of the last row of the previous page.
+fn encode_continuation(partition: &str, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&(partition, id)).unwrap_or_default())
+}
+
+fn decode_continuation(token: &str) -> Result<(String, String)> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| PortError::Invalid("the continuation token is malformed".into()))
+}
+
+fn filter_param(value: &Value) -> Result<Option<Box<dyn ToSql + Send>>> {
+    Ok(match value {
+        Value::Null => None,
+        Value::Bool(b) => Some(Box::new(i64::from(*b))),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Some(Box::new(i)),
+            (None, Some(f)) => Some(Box::new(f)),
+            _ => return Err(PortError::Invalid("unsupported number in a filter".into())),
+        },
+        Value::String(s) => Some(Box::new(s.clone())),
+        Value::Array(_) | Value::Object(_) => {
+            return Err(PortError::Invalid(
+                "filters compare scalar fields only".into(),
+            ));
+        }
+    })
+}
+
+#[async_trait]
+impl DocumentStore for SqliteDocumentStore {
+    async fn read(&self, container: &str, partition: &str, id: &str) -> Result<Option<Document>> {
+        validate_key("a container name", container)?;
+        validate_key("a partition key", partition)?;
+        validate_key("a document id", id)?;
+        let (c, p, i) = (container.to_owned(), partition.to_owned(), id.to_owned());
+        self.db
+            .call(move |conn| {
+                let row: Option<(String, String)> = conn
+                    .query_row(
+                        "SELECT etag, body FROM documents WHERE container=?1 AND partition=?2 \
+                         AND id=?3 AND (expires_at IS NULL OR expires_at > ?4)",
+                        params![c, p, i, now_ms()],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                row.map(|(etag, body)| {
+                    Ok(Document {
+                        id: i.clone(),
+                        partition: p.clone(),
+                        etag: ETag(etag),
+                        body: serde_json::from_str(&body)
+                            .map_err(|e| PortError::backend("sqlite", e))?,
+                    })
+                })
+                .transpose()
+            })
+            .await
+    }
+
+    async fn batch(
+        &self,
+        container: &str,
+        partition: &str,
+        ops: Vec<WriteOp>,
+    ) -> Result<Vec<Option<ETag>>> {
+        validate_key("a container name", container)?;
+        validate_key("a partition key", partition)?;
+        if ops.is_empty() || ops.len() > MAX_BATCH {
+            return Err(PortError::Invalid(format!(
+                "a batch holds 1-{MAX_BATCH} operations"
+            )));
+        }
+        let (c, p) = (container.to_owned(), partition.to_owned());
+        self.db
+            .call(move |conn| {
+                let now = now_ms();
+                let tx = conn.transaction().map_err(backend)?;
+                let mut etags = Vec::with_capacity(ops.len());
+                for op in ops {
+                    etags.push(apply(&tx, &c, &p, op, now)?);
+                }
+                // Reclaim a few expired rows; readers never see them anyway.
+                tx.execute(
+                    "DELETE FROM documents WHERE (container, partition, id) IN \
+                     (SELECT container, partition, id FROM documents \
+                      WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 32)",
+                    params![now],
+                )
+                .map_err(backend)?;
+                tx.commit().map_err(backend)?;
+                Ok(etags)
+            })
+            .await
+    }
+
+    async fn query(&self, container: &str, query: &Query) -> Result<Page> {
+        validate_key("a container name", container)?;
+        let mut sql = String::from(
+            "SELECT partition, id, etag, body FROM documents WHERE container=?1 \
+             AND (expires_at IS NULL OR expires_at > ?2)",
+        );
+        let mut args: Vec<Box<dyn ToSql + Send>> =
+            vec![Box::new(container.to_owned()), Box::new(now_ms())];
+        if let Some(p) = &query.partition {
+            validate_key("a partition key", p)?;
+            args.push(Box::new(p.clone()));
+            sql.push_str(&format!(" AND partition=?{}", args.len()));
+        }
+        for (field, value) in &query.filters {
+            if !Query::valid_field(field) {
+                return Err(PortError::Invalid(format!(
+                    "{field:?} is not a valid filter field"
+                )));
+            }
+            match filter_param(value)? {
+                None => sql.push_str(&format!(" AND json_extract(body, '$.{field}') IS NULL")),
+                Some(v) => {
+                    args.push(v);
+                    sql.push_str(&format!(
+                        " AND json_extract(body, '$.{field}') = ?{}",
+                        args.len()
+                    ));
+                }
+            }
+        }
+        if let Some(token) = &query.continuation {
+            let (p, i) = decode_continuation(token)?;
+            args.push(Box::new(p));
+            args.push(Box::new(i));
+            sql.push_str(&format!(
+                " AND (partition, id) > (?{}, ?{})",
+                args.len() - 1,
+                args.len()
+            ));
+        }
+        let limit = match query.limit {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        sql.push_str(&format!(" ORDER BY partition, id LIMIT {}", limit + 1));
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+                let refs: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref() as &dyn ToSql).collect();
+                let rows = stmt
+                    .query_map(refs.as_slice(), |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ))
+                    })
+                    .map_err(backend)?;
+                let mut documents = Vec::new();
+                for row in rows {
+                    let (partition, id, etag, body) = row.map_err(backend)?;
+                    documents.push(Document {
+                        id,
+                        partition,
+                        etag: ETag(etag),
+                        body: serde_json::from_str(&body)
+                            .map_err(|e| PortError::backend("sqlite", e))?,
+                    });
+                }
+                let continuation = if documents.len() > limit {
+                    documents.truncate(limit);
+                    documents
+                        .last()
+                        .map(|d| encode_continuation(&d.partition, &d.id))
+                } else {
+                    None
+                };
+                Ok(Page {
+                    documents,
+                    continuation,
+                })
+            })
+            .await
+    }
+}

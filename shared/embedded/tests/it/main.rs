@@ -1,0 +1,6 @@
+//! Conformance suites of every port, run against the embedded adapters.
+
+mod blob;
+mod broker;
+mod document;
+mod secrets;

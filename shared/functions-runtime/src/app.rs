@@ -1,0 +1,232 @@
+//! A Function App as the handler sees it: its declared functions, the code behind each, and
+//! the axum router that speaks the custom-handler protocol.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::declare::{DeclarationError, FunctionDecl, Trigger, validate};
+use crate::problem::problem;
+use crate::triggers::{ServiceBusMessage, TimerInfo};
+use crate::wire::{DecodeError, InvocationRequest, InvocationResponse};
+
+/// Largest invocation body accepted: a 100 MB Service Bus Premium message, base64-encoded,
+/// inside its envelope.
+pub const INVOCATION_BODY_LIMIT: usize = 140 * 1024 * 1024;
+
+/// Header carrying the invocation id on every host request.
+pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+
+/// One call of a non-HTTP function.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub function: String,
+    pub trigger_binding: String,
+    pub invocation_id: Option<String>,
+    pub request: InvocationRequest,
+}
+
+impl Invocation {
+    /// The Service Bus message (triggers are declared binary, so the body is exact).
+    pub fn service_bus(&self) -> Result<ServiceBusMessage, DecodeError> {
+        ServiceBusMessage::from_invocation(&self.request, &self.trigger_binding, true)
+    }
+
+    pub fn timer(&self) -> Result<TimerInfo, DecodeError> {
+        TimerInfo::from_invocation(&self.request, &self.trigger_binding)
+    }
+}
+
+/// A failed invocation: the host sees a non-2xx reply (so Service Bus redelivers). The
+/// message goes to stderr, which the host logs; it is never sent in the reply.
+#[derive(Debug)]
+pub struct InvocationError {
+    pub message: String,
+    /// Whether the failure is the payload's fault (it will fail again on redelivery).
+    pub permanent: bool,
+}
+
+impl InvocationError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        InvocationError { message: message.into(), permanent: false }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        InvocationError { message: message.into(), permanent: true }
+    }
+}
+
+impl From<DecodeError> for InvocationError {
+    fn from(e: DecodeError) -> Self {
+        InvocationError::permanent(e.to_string())
+    }
+}
+
+pub type InvocationResult = Result<InvocationResponse, InvocationError>;
+type BoxFuture = Pin<Box<dyn Future<Output = InvocationResult> + Send>>;
+type Handler = Arc<dyn Fn(Invocation) -> BoxFuture + Send + Sync>;
+
+/// A Function App: a slug (`registry`, `sms`, ...), its function declarations, the handlers
+/// of its non-HTTP functions, and the router of its HTTP API (`/api/...`).
+#[derive(Clone)]
+pub struct FunctionApp {
+    slug: String,
+    functions: Vec<FunctionDecl>,
+    handlers: HashMap<String, Handler>,
+    http: Router,
+}
+
+impl std::fmt::Debug for FunctionApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionApp")
+            .field("slug", &self.slug)
+            .field("functions", &self.functions.iter().map(|d| &d.name).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FunctionApp {
+    pub fn new(slug: impl Into<String>) -> Self {
+        FunctionApp { slug: slug.into(), functions: vec![], handlers: HashMap::new(), http: Router::new() }
+    }
+
+    pub fn slug(&self) -> &str {
+        &self.slug
+    }
+
+    /// The routes that serve this app's HTTP functions, under `/api/...`.
+    pub fn http_routes(mut self, router: Router) -> Self {
+        self.http = self.http.merge(router);
+        self
+    }
+
+    /// Declares a forwarded HTTP function (served by the router given to `http_routes`).
+    pub fn http_function(mut self, decl: FunctionDecl) -> Self {
+        self.functions.push(decl);
+        self
+    }
+
+    /// Declares a Service Bus or timer function and the code that runs it.
+    pub fn function<F, Fut>(mut self, decl: FunctionDecl, handler: F) -> Self
+    where
+        F: Fn(Invocation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = InvocationResult> + Send + 'static,
+    {
+        self.handlers
+            .insert(decl.name.to_ascii_lowercase(), Arc::new(move |inv| Box::pin(handler(inv))));
+        self.functions.push(decl);
+        self
+    }
+
+    pub fn declarations(&self) -> &[FunctionDecl] {
+        &self.functions
+    }
+
+    /// Checks the declarations (host rules) and that every non-HTTP function has code.
+    pub fn validate(&self) -> Result<(), DeclarationError> {
+        validate(&self.functions)?;
+        for f in &self.functions {
+            if !f.is_http() && !self.handlers.contains_key(&f.name.to_ascii_lowercase()) {
+                return Err(DeclarationError::Missing { function: f.name.clone(), what: "handler" });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `<dir>/<Function>/function.json` for every function.
+    pub fn write_function_json(&self, dir: &Path) -> std::io::Result<()> {
+        for f in &self.functions {
+            let folder = dir.join(&f.name);
+            std::fs::create_dir_all(&folder)?;
+            let text = serde_json::to_string_pretty(&f.function_json()).map_err(std::io::Error::other)?;
+            std::fs::write(folder.join("function.json"), text + "\n")?;
+        }
+        Ok(())
+    }
+
+    /// The custom handler: `GET /` for readiness, `POST /<FunctionName>` for invocations,
+    /// and the app's forwarded HTTP routes.
+    pub fn router(&self) -> Router {
+        let invoke_state = Arc::new(Invoker {
+            handlers: self.handlers.clone(),
+            bindings: self
+                .functions
+                .iter()
+                .filter(|f| !matches!(f.trigger, Trigger::Http { .. }))
+                .map(|f| (f.name.to_ascii_lowercase(), (f.name.clone(), f.trigger_binding.clone())))
+                .collect(),
+        });
+        let invocations = Router::new()
+            .route("/{function}", post(invoke))
+            .layer(DefaultBodyLimit::max(INVOCATION_BODY_LIMIT))
+            .with_state(invoke_state);
+        Router::new()
+            .route("/", get(|| async { StatusCode::OK }))
+            .merge(invocations)
+            .merge(self.http.clone())
+            .fallback(|| async { problem(StatusCode::NOT_FOUND, "not_found", "no such route") })
+    }
+}
+
+struct Invoker {
+    handlers: HashMap<String, Handler>,
+    bindings: HashMap<String, (String, String)>,
+}
+
+async fn invoke(
+    State(inv): State<Arc<Invoker>>,
+    UrlPath(function): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = function.to_ascii_lowercase();
+    let (Some(handler), Some((name, binding))) = (inv.handlers.get(&key), inv.bindings.get(&key)) else {
+        // A real host only calls declared functions; say so clearly to anyone else.
+        return problem(StatusCode::NOT_FOUND, "unknown_function", &format!("no function named {function:?}"));
+    };
+    let invocation_id = headers
+        .get(INVOCATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let request = match InvocationRequest::parse(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(function = %name, invocation_id = ?invocation_id, error = %e, "invocation body rejected");
+            return problem(StatusCode::BAD_REQUEST, "invalid_invocation", &e.to_string());
+        }
+    };
+    let call = Invocation {
+        function: name.clone(),
+        trigger_binding: binding.clone(),
+        invocation_id: invocation_id.clone(),
+        request,
+    };
+    // A panic in a handler must fail this invocation only, not the process that serves all
+    // the others.
+    match tokio::spawn(handler(call)).await {
+        Ok(Ok(reply)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            reply.to_bytes(),
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(function = %name, invocation_id = ?invocation_id, permanent = e.permanent, error = %e.message, "invocation failed");
+            let status = if e.permanent { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::INTERNAL_SERVER_ERROR };
+            problem(status, "invocation_failed", "the function failed; see the handler's log")
+        }
+        Err(join) => {
+            tracing::error!(function = %name, invocation_id = ?invocation_id, error = %join, "invocation panicked");
+            problem(StatusCode::INTERNAL_SERVER_ERROR, "invocation_panicked", "the function failed; see the handler's log")
+        }
+    }
+}

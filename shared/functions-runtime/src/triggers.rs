@@ -1,0 +1,195 @@
+//! Typed views of the trigger payloads a handler receives.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::wire::{DecodeError, InvocationRequest, base64_field, host_string};
+
+/// A Service Bus message as delivered to a `serviceBusTrigger`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceBusMessage {
+    /// The exact bytes sent (with `dataType: binary`), or the UTF-8 of the string body.
+    pub body: Bytes,
+    pub message_id: String,
+    pub delivery_count: u32,
+    pub sequence_number: Option<i64>,
+    pub enqueued_time: Option<DateTime<Utc>>,
+    pub content_type: Option<String>,
+    pub correlation_id: Option<String>,
+    pub session_id: Option<String>,
+    pub subject: Option<String>,
+    pub dead_letter_source: Option<String>,
+    pub application_properties: Map<String, Value>,
+}
+
+impl ServiceBusMessage {
+    /// Reads the trigger bound as `binding`. `binary` must match the declaration's
+    /// `dataType`: with it the body is base64 of the exact bytes; without it the body is a
+    /// double-encoded string and, if it held a JSON object, its properties have already
+    /// overwritten same-named metadata (so `MessageId` may be the body's, not the broker's):
+    /// declare Service Bus triggers binary.
+    pub fn from_invocation(
+        req: &InvocationRequest,
+        binding: &str,
+        binary: bool,
+    ) -> Result<Self, DecodeError> {
+        let raw = req.data(binding)?;
+        let body = if binary {
+            Bytes::from(base64_field(binding, raw)?)
+        } else {
+            Bytes::from(host_string(raw).ok_or_else(|| DecodeError::WrongType {
+                field: binding.to_owned(),
+                expected: "a string",
+            })?)
+        };
+        let count = req
+            .meta_i64("DeliveryCount")?
+            .ok_or_else(|| DecodeError::MissingMetadata("DeliveryCount".into()))?;
+        Ok(ServiceBusMessage {
+            body,
+            message_id: req
+                .meta_str("MessageId")
+                .ok_or_else(|| DecodeError::MissingMetadata("MessageId".into()))?,
+            delivery_count: u32::try_from(count).map_err(|_| DecodeError::WrongType {
+                field: "DeliveryCount".into(),
+                expected: "a positive integer",
+            })?,
+            sequence_number: req.meta_i64("SequenceNumber")?,
+            enqueued_time: req.meta_str("EnqueuedTimeUtc").and_then(|s| parse_host_datetime(&s)),
+            content_type: req.meta_str("ContentType"),
+            correlation_id: req.meta_str("CorrelationId"),
+            session_id: req.meta_str("SessionId"),
+            subject: req.meta_str("Subject").or_else(|| req.meta_str("Label")),
+            dead_letter_source: req.meta_str("DeadLetterSource"),
+            application_properties: req
+                .meta_object("ApplicationProperties")
+                .or_else(|| req.meta_object("UserProperties"))
+                .cloned()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// An application property as a string (numbers and booleans are rendered).
+    pub fn property(&self, name: &str) -> Option<String> {
+        self.application_properties.get(name).and_then(host_string)
+    }
+}
+
+/// Parses the host's `DateTime` rendering (`2025-01-15T10:00:00`, no offset, taken as UTC)
+/// and its `DateTimeOffset` rendering (`...+00:00`).
+pub fn parse_host_datetime(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc()))
+}
+
+/// `TimerInfo`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimerInfo {
+    pub is_past_due: bool,
+    pub last: Option<DateTime<Utc>>,
+    pub next: Option<DateTime<Utc>>,
+}
+
+impl TimerInfo {
+    pub fn from_invocation(req: &InvocationRequest, binding: &str) -> Result<Self, DecodeError> {
+        let raw = req.data(binding)?;
+        let obj = raw.as_object().ok_or_else(|| DecodeError::WrongType {
+            field: binding.to_owned(),
+            expected: "a TimerInfo object",
+        })?;
+        let is_past_due = match get_ci(obj, "IsPastDue") {
+            Some(Value::Bool(b)) => *b,
+            Some(v) => host_string(v).is_some_and(|s| s.eq_ignore_ascii_case("true")),
+            None => false,
+        };
+        let status = get_ci(obj, "ScheduleStatus").and_then(Value::as_object);
+        let time = |k: &str| {
+            status
+                .and_then(|s| get_ci(s, k))
+                .and_then(Value::as_str)
+                .and_then(parse_host_datetime)
+        };
+        Ok(TimerInfo { is_past_due, last: time("Last"), next: time("Next") })
+    }
+}
+
+fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    m.get(key).or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+}
+
+/// The HTTP trigger payload of a non-forwarded invocation (`GetRequestAsJObject`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpTriggerRequest {
+    pub url: String,
+    pub method: String,
+    pub query: BTreeMap<String, String>,
+    /// Header values as the host sends them in `Data`: arrays of strings.
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub params: BTreeMap<String, Option<String>>,
+    /// Present only when the request had `Content-Length > 0`; base64-decoded for
+    /// `application/octet-stream` and `multipart/*`, the text otherwise.
+    pub body: Option<Bytes>,
+}
+
+impl HttpTriggerRequest {
+    pub fn from_invocation(req: &InvocationRequest, binding: &str) -> Result<Self, DecodeError> {
+        let raw = req.data(binding)?;
+        let obj = raw.as_object().ok_or_else(|| DecodeError::WrongType {
+            field: binding.to_owned(),
+            expected: "an HTTP request object",
+        })?;
+        let string = |k: &str| get_ci(obj, k).and_then(Value::as_str).map(str::to_owned);
+        let wrong = |field: &str, expected| DecodeError::WrongType { field: field.into(), expected };
+        let mut query = BTreeMap::new();
+        if let Some(q) = get_ci(obj, "Query") {
+            for (k, v) in q.as_object().ok_or_else(|| wrong("Query", "an object"))? {
+                query.insert(k.clone(), host_string(v).unwrap_or_default());
+            }
+        }
+        let mut headers = BTreeMap::new();
+        if let Some(h) = get_ci(obj, "Headers") {
+            for (k, v) in h.as_object().ok_or_else(|| wrong("Headers", "an object"))? {
+                let values: Vec<String> = match v {
+                    Value::Array(a) => a.iter().filter_map(host_string).collect(),
+                    other => host_string(other).into_iter().collect(),
+                };
+                headers.insert(k.clone(), values);
+            }
+        }
+        let mut params = BTreeMap::new();
+        if let Some(Value::Object(p)) = get_ci(obj, "Params") {
+            for (k, v) in p {
+                params.insert(k.clone(), host_string(v));
+            }
+        }
+        let content_type = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .and_then(|(_, v)| v.first().cloned())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let body = match get_ci(obj, "Body") {
+            None | Some(Value::Null) => None,
+            Some(v) if content_type.starts_with("application/octet-stream")
+                || content_type.starts_with("multipart/") =>
+            {
+                Some(Bytes::from(base64_field("Body", v)?))
+            }
+            Some(Value::String(s)) => Some(Bytes::from(s.clone())),
+            Some(other) => Some(Bytes::from(other.to_string())),
+        };
+        Ok(HttpTriggerRequest {
+            url: string("Url").ok_or_else(|| wrong("Url", "a string"))?,
+            method: string("Method").ok_or_else(|| wrong("Method", "a string"))?,
+            query,
+            headers,
+            params,
+            body,
+        })
+    }
+}

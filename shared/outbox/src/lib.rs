@@ -1,0 +1,139 @@
+//! The transactional outbox: events are written as documents in the same batch (same
+//! container, same partition) as the aggregate change that caused them, and a publisher
+//! moves them to the bus until the bus has acknowledged them.
+//!
+//! Crash safety comes from the order of steps: commit (aggregate + outbox documents) →
+//! send (MessageId = envelope id) → delete the outbox document. A crash before the send
+//! leaves the document for the next pass; a crash between send and delete sends again, and
+//! the broker's duplicate detection (and consumers' idempotency on the envelope id) drops
+//! the copy. Nothing committed is lost; nothing is delivered twice to a consumer that keys
+//! on the id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use envelope::Envelope;
+use ports::{DocumentStore, OutgoingMessage, PortError, Query, WriteOp};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// `docType` of outbox documents.
+pub const OUTBOX_DOC_TYPE: &str = "outbox";
+
+/// The topic every platform event goes to (design §7).
+pub const EVENTS_TOPIC: &str = "integration-events";
+
+/// The write that records `event` for publishing to `entity`; put it in the same batch as
+/// the aggregate change.
+pub fn outbox_write(event: &Envelope, entity: &str) -> WriteOp {
+    let body = json!({
+        "docType": OUTBOX_DOC_TYPE,
+        "entity": entity,
+        "messageId": event.id(),
+        "subject": event.event_type(),
+        "tenantId": event.tenant_id(),
+        "correlationId": event.correlation_id(),
+        // The envelope as text: its bytes are sent exactly as they were built.
+        "envelope": String::from_utf8_lossy(&event.to_vec()),
+        "createdAt": chrono::Utc::now().to_rfc3339(),
+    });
+    WriteOp::create(outbox_id(event.id()), body)
+}
+
+/// Outbox document ids are derived from the event id, so writing the same event twice fails.
+pub fn outbox_id(event_id: &str) -> String {
+    format!("outbox-{event_id}")
+}
+
+/// The bus message for an outbox document: `MessageId` = envelope id (duplicate detection),
+/// `Subject` = event type, application properties `tenantId` and `type` (subscription filters).
+fn message_from(doc: &Value) -> Result<(String, OutgoingMessage), PortError> {
+    let field = |k: &str| doc.get(k).and_then(Value::as_str);
+    let bad = || PortError::Invalid("an outbox document is malformed".into());
+    let entity = field("entity").ok_or_else(bad)?.to_owned();
+    let mut m = OutgoingMessage::new(field("messageId").ok_or_else(bad)?, field("envelope").ok_or_else(bad)?.as_bytes().to_vec())
+        .content_type("application/cloudevents+json; charset=utf-8");
+    if let Some(subject) = field("subject") {
+        m = m.subject(subject).property("type", subject);
+    }
+    if let Some(tenant) = field("tenantId") {
+        m = m.property("tenantId", tenant);
+    }
+    if let Some(corr) = field("correlationId") {
+        m = m.correlation_id(corr);
+    }
+    Ok((entity, m))
+}
+
+/// Moves committed outbox documents to the bus.
+pub struct OutboxPublisher {
+    store: Arc<dyn DocumentStore>,
+    bus: Arc<dyn ports::BusSender>,
+    containers: Vec<String>,
+    wake: Arc<Notify>,
+}
+
+impl OutboxPublisher {
+    pub fn new(store: Arc<dyn DocumentStore>, bus: Arc<dyn ports::BusSender>, containers: Vec<String>) -> Self {
+        OutboxPublisher { store, bus, containers, wake: Arc::new(Notify::new()) }
+    }
+
+    /// A handle that writers can poke after a commit, so events go out at once instead of on
+    /// the next poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// One pass over every container; returns how many events were published.
+    pub async fn publish_pending(&self) -> Result<usize, PortError> {
+        let mut published = 0;
+        for container in &self.containers {
+            let mut token = None;
+            loop {
+                let page = self
+                    .store
+                    .query(container, &Query::cross_partition().filter("docType", OUTBOX_DOC_TYPE).limit(100).after(token))
+                    .await?;
+                for doc in &page.documents {
+                    let (entity, message) = match message_from(&doc.body) {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::error!(container = %container, id = %doc.id, error = %e, "skipping a malformed outbox document");
+                            continue;
+                        }
+                    };
+                    self.bus.send(&entity, vec![message]).await?;
+                    // Acknowledged: forget it. Someone else may have done so first.
+                    match self.store.batch(container, &doc.partition, vec![WriteOp::delete(&doc.id, Some(doc.etag.clone()))]).await {
+                        Ok(_) | Err(PortError::NotFound | PortError::PreconditionFailed) => {}
+                        Err(e) => return Err(e),
+                    }
+                    published += 1;
+                }
+                token = page.continuation;
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(published)
+    }
+
+    /// Publishes until `shutdown` completes: on every wake-up and at least every `interval`.
+    /// Errors are logged and retried on the next pass (the documents stay until sent).
+    pub async fn run(self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.publish_pending().await {
+                tracing::warn!(error = %e, "outbox pass failed; retrying");
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.wake.notified() => {},
+                _ = tokio::time::sleep(interval) => {},
+            }
+        }
+        // One last pass so events committed just before shutdown go out now.
+        let _ = self.publish_pending().await;
+    }
+}
