@@ -1,1 +1,237 @@
-//! auth
+//! Bearer tokens of the local mode: HS256 JWTs signed with a key kept in the data folder,
+//! issued by `integration-platform dev-token` and accepted by a runner on the same folder.
+//!
+//! In Azure the same `Principal` comes from an Entra ID token instead; apps only see the
+//! `Principal` (tenant and roles), never how it was proven.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// The issuer and audience of local tokens.
+pub const DEV_ISSUER: &str = "integration-platform-local";
+pub const DEV_AUDIENCE: &str = "integration-platform";
+/// Name of the key file inside the data folder.
+pub const KEY_FILE: &str = "dev-signing.key";
+/// Tolerated clock difference for `exp` and `nbf`.
+const SKEW_SECS: i64 = 60;
+
+/// Who is calling: the tenant (never taken from anything but a verified token) and roles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub tenant_id: String,
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's signature is not valid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was issued for another issuer or audience")]
+    WrongAudience,
+    #[error("the token has no tenant")]
+    NoTenant,
+    #[error("tenant ids are 1-64 characters of letters, digits, '.', '_' and '-'")]
+    BadTenant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read or create the signing key {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the signing key in {0} is not 32+ bytes of base64")]
+    Invalid(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    sub: String,
+    tid: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+}
+
+/// Signs and verifies local tokens. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct DevTokens {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for DevTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DevTokens { key: [redacted] }")
+    }
+}
+
+pub fn valid_tenant(t: &str) -> bool {
+    (1..=64).contains(&t.len())
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl DevTokens {
+    pub fn from_key(key: Vec<u8>) -> Result<Self, KeyError> {
+        if key.len() < 32 {
+            return Err(KeyError::Invalid("the given key".into()));
+        }
+        Ok(DevTokens { key })
+    }
+
+    /// Loads `<data_dir>/dev-signing.key`, creating it (0600, random) on first use. Two
+    /// processes racing to create it end up with the same key: the file is created
+    /// exclusively and the loser reads the winner's.
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, KeyError> {
+        let path = data_dir.join(KEY_FILE);
+        let io = |source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(io)?;
+        let mut key = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        match opts.open(&path) {
+            Ok(mut f) => {
+                f.write_all(STANDARD.encode(&key).as_bytes()).map_err(io)?;
+                f.sync_all().map_err(io)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+        // Read back (also when we just wrote it: a half-written file from a racing
+        // process shows up as Invalid rather than as a second key).
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        let key = STANDARD
+            .decode(text.trim())
+            .map_err(|_| KeyError::Invalid(path.display().to_string()))?;
+        DevTokens::from_key(key).map_err(|_| KeyError::Invalid(path.display().to_string()))
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length.
+        Hmac::<Sha256>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("hmac takes any key length"))
+    }
+
+    /// Issues a token for `tenant` with `roles`, valid for `ttl`.
+    pub fn issue(
+        &self,
+        tenant: &str,
+        roles: &[String],
+        ttl: chrono::Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, TokenError> {
+        if !valid_tenant(tenant) {
+            return Err(TokenError::BadTenant);
+        }
+        let claims = Claims {
+            iss: DEV_ISSUER.into(),
+            aud: DEV_AUDIENCE.into(),
+            sub: format!("dev:{tenant}"),
+            tid: tenant.into(),
+            roles: roles.to_vec(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+        };
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|_| TokenError::Malformed)?);
+        let signing_input = format!("{header}.{payload}");
+        let mut mac = self.mac();
+        mac.update(signing_input.as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        Ok(format!("{signing_input}.{sig}"))
+    }
+
+    /// Verifies a token (signature in constant time, then issuer, audience, times, tenant).
+    pub fn verify(
+        &self,
+        token: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Principal, TokenError> {
+        let mut parts = token.trim().split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let header: serde_json::Value = URL_SAFE_NO_PAD
+            .decode(h)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(TokenError::Malformed)?;
+        // Only HS256: never let the token choose `none` or another algorithm.
+        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+            return Err(TokenError::BadSignature);
+        }
+        let sig = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| TokenError::Malformed)?;
+        let mut mac = self.mac();
+        mac.update(h.as_bytes());
+        mac.update(b".");
+        mac.update(p.as_bytes());
+        mac.verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
+        let claims: Claims = URL_SAFE_NO_PAD
+            .decode(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(TokenError::Malformed)?;
+        if claims.iss != DEV_ISSUER || claims.aud != DEV_AUDIENCE {
+            return Err(TokenError::WrongAudience);
+        }
+        let t = now.timestamp();
+        if claims.exp + SKEW_SECS < t {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf - SKEW_SECS > t {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.tid.is_empty() {
+            return Err(TokenError::NoTenant);
+        }
+        if !valid_tenant(&claims.tid) {
+            return Err(TokenError::BadTenant);
+        }
+        Ok(Principal {
+            subject: claims.sub,
+            tenant_id: claims.tid,
+            roles: claims.roles,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

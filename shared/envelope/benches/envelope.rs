@@ -13,12 +13,14 @@ fn sample() -> Vec<u8> {
     let items: Vec<String> = (0..20)
         .map(|i| format!(r#"{{"name":"item-{i:02}","value":{i},"ok":true}}"#))
         .collect();
-    let data = format!(
-        r#"{{"runId":"run_01J9Z8","status":"succeeded","items":[{}]}}"#,
+    let head = format!(
+        r#"{{"runId":"run_01J9Z8","status":"succeeded","items":[{}],"note":""#,
         items.join(",")
     );
-    let data = RawValue::from_string(format!("{data:<1024}")).unwrap();
-    assert!(data.get().len() >= 1000);
+    // Pad the note so the data is exactly 1 KiB.
+    let data = format!("{head}{}\"}}", "x".repeat(1024 - head.len() - 2));
+    assert_eq!(data.len(), 1024);
+    let data = RawValue::from_string(data).unwrap();
     Envelope::builder(
         "/integration/github",
         "connectsoft.integration.run.completed.v1",

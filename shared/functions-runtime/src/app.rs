@@ -57,11 +57,17 @@ pub struct InvocationError {
 
 impl InvocationError {
     pub fn transient(message: impl Into<String>) -> Self {
-        InvocationError { message: message.into(), permanent: false }
+        InvocationError {
+            message: message.into(),
+            permanent: false,
+        }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        InvocationError { message: message.into(), permanent: true }
+        InvocationError {
+            message: message.into(),
+            permanent: true,
+        }
     }
 }
 
@@ -89,14 +95,22 @@ impl std::fmt::Debug for FunctionApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FunctionApp")
             .field("slug", &self.slug)
-            .field("functions", &self.functions.iter().map(|d| &d.name).collect::<Vec<_>>())
+            .field(
+                "functions",
+                &self.functions.iter().map(|d| &d.name).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
 
 impl FunctionApp {
     pub fn new(slug: impl Into<String>) -> Self {
-        FunctionApp { slug: slug.into(), functions: vec![], handlers: HashMap::new(), http: Router::new() }
+        FunctionApp {
+            slug: slug.into(),
+            functions: vec![],
+            handlers: HashMap::new(),
+            http: Router::new(),
+        }
     }
 
     pub fn slug(&self) -> &str {
@@ -121,8 +135,10 @@ impl FunctionApp {
         F: Fn(Invocation) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = InvocationResult> + Send + 'static,
     {
-        self.handlers
-            .insert(decl.name.to_ascii_lowercase(), Arc::new(move |inv| Box::pin(handler(inv))));
+        self.handlers.insert(
+            decl.name.to_ascii_lowercase(),
+            Arc::new(move |inv| Box::pin(handler(inv))),
+        );
         self.functions.push(decl);
         self
     }
@@ -136,7 +152,10 @@ impl FunctionApp {
         validate(&self.functions)?;
         for f in &self.functions {
             if !f.is_http() && !self.handlers.contains_key(&f.name.to_ascii_lowercase()) {
-                return Err(DeclarationError::Missing { function: f.name.clone(), what: "handler" });
+                return Err(DeclarationError::Missing {
+                    function: f.name.clone(),
+                    what: "handler",
+                });
             }
         }
         Ok(())
@@ -147,7 +166,8 @@ impl FunctionApp {
         for f in &self.functions {
             let folder = dir.join(&f.name);
             std::fs::create_dir_all(&folder)?;
-            let text = serde_json::to_string_pretty(&f.function_json()).map_err(std::io::Error::other)?;
+            let text =
+                serde_json::to_string_pretty(&f.function_json()).map_err(std::io::Error::other)?;
             std::fs::write(folder.join("function.json"), text + "\n")?;
         }
         Ok(())
@@ -162,7 +182,12 @@ impl FunctionApp {
                 .functions
                 .iter()
                 .filter(|f| !matches!(f.trigger, Trigger::Http { .. }))
-                .map(|f| (f.name.to_ascii_lowercase(), (f.name.clone(), f.trigger_binding.clone())))
+                .map(|f| {
+                    (
+                        f.name.to_ascii_lowercase(),
+                        (f.name.clone(), f.trigger_binding.clone()),
+                    )
+                })
                 .collect(),
         });
         let invocations = Router::new()
@@ -189,9 +214,14 @@ async fn invoke(
     body: Bytes,
 ) -> Response {
     let key = function.to_ascii_lowercase();
-    let (Some(handler), Some((name, binding))) = (inv.handlers.get(&key), inv.bindings.get(&key)) else {
+    let (Some(handler), Some((name, binding))) = (inv.handlers.get(&key), inv.bindings.get(&key))
+    else {
         // A real host only calls declared functions; say so clearly to anyone else.
-        return problem(StatusCode::NOT_FOUND, "unknown_function", &format!("no function named {function:?}"));
+        return problem(
+            StatusCode::NOT_FOUND,
+            "unknown_function",
+            &format!("no function named {function:?}"),
+        );
     };
     let invocation_id = headers
         .get(INVOCATION_ID_HEADER)
@@ -201,7 +231,11 @@ async fn invoke(
         Ok(r) => r,
         Err(e) => {
             tracing::error!(function = %name, invocation_id = ?invocation_id, error = %e, "invocation body rejected");
-            return problem(StatusCode::BAD_REQUEST, "invalid_invocation", &e.to_string());
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "invalid_invocation",
+                &e.to_string(),
+            );
         }
     };
     let call = Invocation {
@@ -221,12 +255,24 @@ async fn invoke(
             .into_response(),
         Ok(Err(e)) => {
             tracing::error!(function = %name, invocation_id = ?invocation_id, permanent = e.permanent, error = %e.message, "invocation failed");
-            let status = if e.permanent { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::INTERNAL_SERVER_ERROR };
-            problem(status, "invocation_failed", "the function failed; see the handler's log")
+            let status = if e.permanent {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            problem(
+                status,
+                "invocation_failed",
+                "the function failed; see the handler's log",
+            )
         }
         Err(join) => {
             tracing::error!(function = %name, invocation_id = ?invocation_id, error = %join, "invocation panicked");
-            problem(StatusCode::INTERNAL_SERVER_ERROR, "invocation_panicked", "the function failed; see the handler's log")
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "invocation_panicked",
+                "the function failed; see the handler's log",
+            )
         }
     }
 }

@@ -34,12 +34,24 @@ pub enum ServiceBusSource {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Trigger {
     /// Forwarded HTTP: the handler receives the original request at `/api/<route>`.
-    Http { route: String, methods: Vec<String>, auth_level: AuthLevel },
+    Http {
+        route: String,
+        methods: Vec<String>,
+        auth_level: AuthLevel,
+    },
     /// Always declared `"dataType": "binary"`: exact bytes, and no body keys merged into
     /// `Metadata` (where they could overwrite `MessageId`).
-    ServiceBus { source: ServiceBusSource, connection: String, sessions: bool },
+    ServiceBus {
+        source: ServiceBusSource,
+        connection: String,
+        sessions: bool,
+    },
     /// A six-field NCRONTAB expression or `%Setting%`.
-    Timer { schedule: String, run_on_startup: bool, use_monitor: bool },
+    Timer {
+        schedule: String,
+        run_on_startup: bool,
+        use_monitor: bool,
+    },
 }
 
 /// An output binding of a non-HTTP function.
@@ -132,11 +144,19 @@ impl FunctionDecl {
     /// The generated `function.json`.
     pub fn function_json(&self) -> Value {
         let trigger = match &self.trigger {
-            Trigger::Http { route, methods, auth_level } => json!({
+            Trigger::Http {
+                route,
+                methods,
+                auth_level,
+            } => json!({
                 "type": "httpTrigger", "direction": "in", "name": self.trigger_binding,
                 "authLevel": auth_level.as_str(), "methods": methods, "route": route,
             }),
-            Trigger::ServiceBus { source, connection, sessions } => {
+            Trigger::ServiceBus {
+                source,
+                connection,
+                sessions,
+            } => {
                 let mut b = json!({
                     "type": "serviceBusTrigger", "direction": "in", "name": self.trigger_binding,
                     "connection": connection, "isSessionsEnabled": sessions,
@@ -144,14 +164,21 @@ impl FunctionDecl {
                 });
                 match source {
                     ServiceBusSource::Queue(q) => b["queueName"] = json!(q),
-                    ServiceBusSource::Subscription { topic, subscription } => {
+                    ServiceBusSource::Subscription {
+                        topic,
+                        subscription,
+                    } => {
                         b["topicName"] = json!(topic);
                         b["subscriptionName"] = json!(subscription);
                     }
                 }
                 b
             }
-            Trigger::Timer { schedule, run_on_startup, use_monitor } => json!({
+            Trigger::Timer {
+                schedule,
+                run_on_startup,
+                use_monitor,
+            } => json!({
                 "type": "timerTrigger", "direction": "in", "name": self.trigger_binding,
                 "schedule": schedule, "runOnStartup": run_on_startup, "useMonitor": use_monitor,
             }),
@@ -179,9 +206,13 @@ impl FunctionDecl {
 /// A declaration the host would refuse, or that could never be served correctly.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DeclarationError {
-    #[error("function name {0:?} is invalid: it must match ^[a-z][a-z0-9_-]{{0,127}}$ (any case) and not be \"host\"")]
+    #[error(
+        "function name {0:?} is invalid: it must match ^[a-z][a-z0-9_-]{{0,127}}$ (any case) and not be \"host\""
+    )]
     FunctionName(String),
-    #[error("binding name {binding:?} of function {function:?} is invalid: letters and digits only, starting with a letter, or \"$return\"")]
+    #[error(
+        "binding name {binding:?} of function {function:?} is invalid: letters and digits only, starting with a letter, or \"$return\""
+    )]
     BindingName { function: String, binding: String },
     #[error("function names must be unique (case-insensitively): {0:?} appears twice")]
     Duplicate(String),
@@ -192,7 +223,10 @@ pub enum DeclarationError {
     #[error("function {function:?} has an invalid schedule: {reason}")]
     Schedule { function: String, reason: String },
     #[error("function {function:?} needs a {what}")]
-    Missing { function: String, what: &'static str },
+    Missing {
+        function: String,
+        what: &'static str,
+    },
     #[error("function name {0:?} collides with the handler's own paths")]
     Reserved(String),
 }
@@ -203,7 +237,8 @@ pub fn valid_function_name(name: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && b[0].is_ascii_alphabetic()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
         && !name.eq_ignore_ascii_case("host")
 }
 
@@ -213,7 +248,10 @@ pub fn valid_binding_name(name: &str) -> bool {
         return true;
     }
     let b = name.as_bytes();
-    !b.is_empty() && b.len() <= 128 && b[0].is_ascii_alphabetic() && b.iter().all(u8::is_ascii_alphanumeric)
+    !b.is_empty()
+        && b.len() <= 128
+        && b[0].is_ascii_alphabetic()
+        && b.iter().all(u8::is_ascii_alphanumeric)
 }
 
 /// Checks a set of declarations against the host's rules and ours.
@@ -249,12 +287,15 @@ pub fn validate(functions: &[FunctionDecl]) -> Result<(), DeclarationError> {
                     reason,
                 })?;
             }
-            Trigger::ServiceBus { source, connection, .. } => {
+            Trigger::ServiceBus {
+                source, connection, ..
+            } => {
                 let empty = match source {
                     ServiceBusSource::Queue(q) => q.is_empty(),
-                    ServiceBusSource::Subscription { topic, subscription } => {
-                        topic.is_empty() || subscription.is_empty()
-                    }
+                    ServiceBusSource::Subscription {
+                        topic,
+                        subscription,
+                    } => topic.is_empty() || subscription.is_empty(),
                 };
                 if empty || connection.is_empty() {
                     return Err(DeclarationError::Missing {
@@ -265,10 +306,14 @@ pub fn validate(functions: &[FunctionDecl]) -> Result<(), DeclarationError> {
             }
             Trigger::Timer { schedule, .. } => {
                 // `%Setting%` is resolved at start-up; a literal must parse now.
-                let is_setting = schedule.len() > 2 && schedule.starts_with('%') && schedule.ends_with('%');
+                let is_setting =
+                    schedule.len() > 2 && schedule.starts_with('%') && schedule.ends_with('%');
                 if !is_setting {
                     crate::ncrontab::Schedule::parse(schedule).map_err(|e| {
-                        DeclarationError::Schedule { function: f.name.clone(), reason: e.to_string() }
+                        DeclarationError::Schedule {
+                            function: f.name.clone(),
+                            reason: e.to_string(),
+                        }
                     })?;
                 }
             }

@@ -56,7 +56,11 @@ pub struct BindingData {
 impl BindingData {
     pub fn set(&mut self, key: &str, value: Option<HostValue>) -> &mut Self {
         // Binding data is a case-insensitive dictionary in the host.
-        if let Some(slot) = self.entries.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+        if let Some(slot) = self
+            .entries
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        {
             slot.1 = value;
         } else {
             self.entries.push((key.to_owned(), value));
@@ -98,7 +102,10 @@ impl BindingData {
             }
             out.insert(k, v.to_wire());
         }
-        out.insert("sys".into(), serde_json::to_value(sys).unwrap_or(Value::Null));
+        out.insert(
+            "sys".into(),
+            serde_json::to_value(sys).unwrap_or(Value::Null),
+        );
         out
     }
 }
@@ -132,7 +139,9 @@ pub struct ServiceBusDelivery<'a> {
 
 /// The largest `DateTime` .NET has, used for messages without a time-to-live.
 fn never() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").map(|t| t.to_utc()).unwrap_or_default()
+    DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+        .map(|t| t.to_utc())
+        .unwrap_or_default()
 }
 
 /// Builds the body the host POSTs for a Service Bus trigger (extension 5.x binding data).
@@ -154,30 +163,44 @@ pub fn service_bus_invocation(
         HostValue::String(text.clone())
     };
     let mut bd = BindingData::default();
-    for settlement in ["MessageReceiver", "MessageSession", "MessageActions", "SessionActions"] {
+    for settlement in [
+        "MessageReceiver",
+        "MessageSession",
+        "MessageActions",
+        "SessionActions",
+    ] {
         bd.set(settlement, Some(HostValue::Object(Map::new())));
     }
     let expires = m.expires_at.unwrap_or_else(never);
     let props = HostValue::Object(m.application_properties.clone());
     let s = |v: Option<&str>| v.map(|x| HostValue::String(x.to_owned()));
-    bd.set("DeliveryCount", Some(HostValue::Int(i64::from(m.delivery_count))))
-        .set("DeadLetterSource", s(m.dead_letter_source))
-        .set("LockToken", s(Some(m.lock_token)))
-        .set("ExpiresAtUtc", Some(HostValue::DateTime(expires)))
-        .set("ExpiresAt", Some(HostValue::DateTimeOffset(expires)))
-        .set("EnqueuedTimeUtc", Some(HostValue::DateTime(m.enqueued_time)))
-        .set("EnqueuedTime", Some(HostValue::DateTimeOffset(m.enqueued_time)))
-        .set("MessageId", s(Some(m.message_id)))
-        .set("ContentType", s(m.content_type))
-        .set("ReplyTo", None)
-        .set("SequenceNumber", Some(HostValue::Int(m.sequence_number)))
-        .set("To", None)
-        .set("Label", s(m.subject))
-        .set("Subject", s(m.subject))
-        .set("CorrelationId", s(m.correlation_id))
-        .set("SessionId", s(m.session_id))
-        .set("ApplicationProperties", Some(props.clone()))
-        .set("UserProperties", Some(props));
+    bd.set(
+        "DeliveryCount",
+        Some(HostValue::Int(i64::from(m.delivery_count))),
+    )
+    .set("DeadLetterSource", s(m.dead_letter_source))
+    .set("LockToken", s(Some(m.lock_token)))
+    .set("ExpiresAtUtc", Some(HostValue::DateTime(expires)))
+    .set("ExpiresAt", Some(HostValue::DateTimeOffset(expires)))
+    .set(
+        "EnqueuedTimeUtc",
+        Some(HostValue::DateTime(m.enqueued_time)),
+    )
+    .set(
+        "EnqueuedTime",
+        Some(HostValue::DateTimeOffset(m.enqueued_time)),
+    )
+    .set("MessageId", s(Some(m.message_id)))
+    .set("ContentType", s(m.content_type))
+    .set("ReplyTo", None)
+    .set("SequenceNumber", Some(HostValue::Int(m.sequence_number)))
+    .set("To", None)
+    .set("Label", s(m.subject))
+    .set("Subject", s(m.subject))
+    .set("CorrelationId", s(m.correlation_id))
+    .set("SessionId", s(m.session_id))
+    .set("ApplicationProperties", Some(props.clone()))
+    .set("UserProperties", Some(props));
     if !binary {
         bd.merge_json_body(&text);
     }

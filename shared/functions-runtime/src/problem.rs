@@ -15,5 +15,10 @@ pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
         "code": code,
         "detail": detail,
     });
-    (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, PROBLEM_JSON)],
+        body.to_string(),
+    )
+        .into_response()
 }

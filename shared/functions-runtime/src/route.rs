@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq)]
 enum Segment {
     Literal(String),
-    Param { name: String, constraint: Option<String>, optional: bool },
+    Param {
+        name: String,
+        constraint: Option<String>,
+        optional: bool,
+    },
     CatchAll(String),
 }
 
@@ -21,7 +25,9 @@ impl RouteTemplate {
     pub fn parse(template: &str) -> Result<Self, String> {
         let t = template.trim_matches('/');
         if t.is_empty() {
-            return Err("a route is needed (the function name is not used as a default here)".into());
+            return Err(
+                "a route is needed (the function name is not used as a default here)".into(),
+            );
         }
         let mut segments = Vec::new();
         let parts: Vec<&str> = t.split('/').collect();
@@ -48,7 +54,11 @@ impl RouteTemplate {
                     None => (inner, None),
                 };
                 check_name(name)?;
-                segments.push(Segment::Param { name: name.to_owned(), constraint, optional });
+                segments.push(Segment::Param {
+                    name: name.to_owned(),
+                    constraint,
+                    optional,
+                });
             } else if part.contains(['{', '}']) {
                 return Err(format!("segment {part:?} mixes text and parameters"));
             } else {
@@ -56,9 +66,20 @@ impl RouteTemplate {
             }
         }
         // Once a segment is optional, every later one must be too.
-        let first_optional = segments.iter().position(|s| matches!(s, Segment::Param { optional: true, .. }));
+        let first_optional = segments
+            .iter()
+            .position(|s| matches!(s, Segment::Param { optional: true, .. }));
         if let Some(i) = first_optional {
-            if segments[i..].iter().any(|s| matches!(s, Segment::Literal(_) | Segment::Param { optional: false, .. })) {
+            if segments[i..].iter().any(|s| {
+                matches!(
+                    s,
+                    Segment::Literal(_)
+                        | Segment::Param {
+                            optional: false,
+                            ..
+                        }
+                )
+            }) {
                 return Err("only the last segments may be optional".into());
             }
         }
@@ -68,7 +89,11 @@ impl RouteTemplate {
     /// Matches a path below the route prefix (no leading `/api`), returning the parameters.
     pub fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
         let path = path.trim_matches('/');
-        let parts: Vec<&str> = if path.is_empty() { vec![] } else { path.split('/').collect() };
+        let parts: Vec<&str> = if path.is_empty() {
+            vec![]
+        } else {
+            path.split('/').collect()
+        };
         let mut params = BTreeMap::new();
         for (i, seg) in self.segments.iter().enumerate() {
             match seg {
@@ -84,7 +109,11 @@ impl RouteTemplate {
                         return None;
                     }
                 }
-                Segment::Param { name, constraint, optional } => match parts.get(i) {
+                Segment::Param {
+                    name,
+                    constraint,
+                    optional,
+                } => match parts.get(i) {
                     None if *optional => continue,
                     None => return None,
                     Some(value) => {
@@ -107,7 +136,10 @@ impl RouteTemplate {
             .iter()
             .map(|s| match s {
                 Segment::Literal(_) => 4,
-                Segment::Param { constraint: Some(_), .. } => 3,
+                Segment::Param {
+                    constraint: Some(_),
+                    ..
+                } => 3,
                 Segment::Param { .. } => 2,
                 Segment::CatchAll(_) => 1,
             })

@@ -8,14 +8,19 @@ use crate::app::FunctionApp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("FUNCTIONS_CUSTOMHANDLER_PORT is not set: this binary is started by the Functions host (or use the local runner)")]
+    #[error(
+        "FUNCTIONS_CUSTOMHANDLER_PORT is not set: this binary is started by the Functions host (or use the local runner)"
+    )]
     NoPort,
     #[error("FUNCTIONS_CUSTOMHANDLER_PORT={0:?} is not a port number")]
     BadPort(String),
     #[error(transparent)]
     Declaration(#[from] crate::declare::DeclarationError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -36,7 +41,9 @@ pub async fn serve(app: FunctionApp) -> Result<(), ServeError> {
     app.validate()?;
     let port = port_from_env(|k| std::env::var(k).ok())?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
     tracing::info!(app = app.slug(), %addr, "custom handler listening");
     serve_on(listener, app, shutdown_signal()).await
 }
@@ -47,7 +54,9 @@ pub async fn serve_on(
     app: FunctionApp,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    axum::serve(listener, app.router()).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app.router())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }
 

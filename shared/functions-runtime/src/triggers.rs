@@ -58,7 +58,9 @@ impl ServiceBusMessage {
                 expected: "a positive integer",
             })?,
             sequence_number: req.meta_i64("SequenceNumber")?,
-            enqueued_time: req.meta_str("EnqueuedTimeUtc").and_then(|s| parse_host_datetime(&s)),
+            enqueued_time: req
+                .meta_str("EnqueuedTimeUtc")
+                .and_then(|s| parse_host_datetime(&s)),
             content_type: req.meta_str("ContentType"),
             correlation_id: req.meta_str("CorrelationId"),
             session_id: req.meta_str("SessionId"),
@@ -84,7 +86,11 @@ pub fn parse_host_datetime(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.to_utc())
         .ok()
-        .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc()))
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|n| n.and_utc())
+        })
 }
 
 /// `TimerInfo`.
@@ -114,12 +120,20 @@ impl TimerInfo {
                 .and_then(Value::as_str)
                 .and_then(parse_host_datetime)
         };
-        Ok(TimerInfo { is_past_due, last: time("Last"), next: time("Next") })
+        Ok(TimerInfo {
+            is_past_due,
+            last: time("Last"),
+            next: time("Next"),
+        })
     }
 }
 
 fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.get(key).or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    m.get(key).or_else(|| {
+        m.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 /// The HTTP trigger payload of a non-forwarded invocation (`GetRequestAsJObject`).
@@ -144,7 +158,10 @@ impl HttpTriggerRequest {
             expected: "an HTTP request object",
         })?;
         let string = |k: &str| get_ci(obj, k).and_then(Value::as_str).map(str::to_owned);
-        let wrong = |field: &str, expected| DecodeError::WrongType { field: field.into(), expected };
+        let wrong = |field: &str, expected| DecodeError::WrongType {
+            field: field.into(),
+            expected,
+        };
         let mut query = BTreeMap::new();
         if let Some(q) = get_ci(obj, "Query") {
             for (k, v) in q.as_object().ok_or_else(|| wrong("Query", "an object"))? {
@@ -175,8 +192,9 @@ impl HttpTriggerRequest {
             .to_ascii_lowercase();
         let body = match get_ci(obj, "Body") {
             None | Some(Value::Null) => None,
-            Some(v) if content_type.starts_with("application/octet-stream")
-                || content_type.starts_with("multipart/") =>
+            Some(v)
+                if content_type.starts_with("application/octet-stream")
+                    || content_type.starts_with("multipart/") =>
             {
                 Some(Bytes::from(base64_field("Body", v)?))
             }

@@ -24,7 +24,10 @@ pub enum DecodeError {
     #[error("metadata key {0:?} is missing")]
     MissingMetadata(String),
     #[error("{field:?} has the wrong type: expected {expected}")]
-    WrongType { field: String, expected: &'static str },
+    WrongType {
+        field: String,
+        expected: &'static str,
+    },
     #[error("{field:?} is not valid base64")]
     Base64 { field: String },
 }
@@ -59,11 +62,13 @@ impl InvocationRequest {
                 Value::Object(m) => *section = m,
                 Value::Null => {}
                 _ => {
-                    return Err(DecodeError::SectionNotObject(if k.eq_ignore_ascii_case("data") {
-                        "Data"
-                    } else {
-                        "Metadata"
-                    }));
+                    return Err(DecodeError::SectionNotObject(
+                        if k.eq_ignore_ascii_case("data") {
+                            "Data"
+                        } else {
+                            "Metadata"
+                        },
+                    ));
                 }
             }
         }
@@ -85,10 +90,14 @@ impl InvocationRequest {
     pub fn meta_i64(&self, key: &str) -> Result<Option<i64>, DecodeError> {
         match self.meta_str(key) {
             None => Ok(None),
-            Some(s) => s.trim().parse().map(Some).map_err(|_| DecodeError::WrongType {
-                field: key.to_owned(),
-                expected: "an integer",
-            }),
+            Some(s) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| DecodeError::WrongType {
+                    field: key.to_owned(),
+                    expected: "an integer",
+                }),
         }
     }
 
@@ -99,13 +108,18 @@ impl InvocationRequest {
 
     /// The `sys` block every invocation carries.
     pub fn sys(&self) -> Option<Sys> {
-        self.meta_object("sys").and_then(|m| serde_json::from_value(Value::Object(m.clone())).ok())
+        self.meta_object("sys")
+            .and_then(|m| serde_json::from_value(Value::Object(m.clone())).ok())
     }
 }
 
 fn lookup<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     map.get(key)
-        .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+        .or_else(|| {
+            map.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+        })
         .filter(|v| !v.is_null())
 }
 
@@ -162,7 +176,10 @@ impl InvocationResponse {
 /// `Convert.FromBase64String` succeeds (whitespace ignored, length a multiple of 4, the
 /// standard alphabet, at most two '=' only at the end). `"done"`, `"true"` and `"1234"` all do.
 pub fn dotnet_accepts_base64(s: &str) -> bool {
-    let chars: Vec<u8> = s.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')).collect();
+    let chars: Vec<u8> = s
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        .collect();
     if chars.len() % 4 != 0 {
         return false;
     }
@@ -185,5 +202,7 @@ pub(crate) fn base64_field(field: &str, value: &Value) -> Result<Vec<u8>, Decode
     let cleaned: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
         .decode(cleaned.as_bytes())
-        .map_err(|_| DecodeError::Base64 { field: field.to_owned() })
+        .map_err(|_| DecodeError::Base64 {
+            field: field.to_owned(),
+        })
 }

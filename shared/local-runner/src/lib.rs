@@ -1,1 +1,374 @@
-//! local runner
+//! The local runner: every Function App in one process, on the embedded default, with the
+//! runner playing the Functions host's part (HTTP forwarding, Service Bus triggers with the
+//! host's exact payloads, timers).
+
+mod front;
+pub mod settings;
+mod triggers;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use app_context::{AppContext, AppRegistration, platform_topology};
+use clap::{Args, Parser, Subcommand};
+use embedded::{
+    Durability, EncryptedSecretStore, FolderBlobStore, SqliteBroker, SqliteDocumentStore,
+};
+use functions_runtime::ncrontab::Schedule;
+use functions_runtime::{ServiceBusSource, Trigger};
+use ports::{BrokerReceiver, EntitySpec};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use front::HOST_VERSION;
+pub use settings::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "integration-platform",
+    version,
+    about = "Runs every Integration Platform app locally, in one process"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a bearer token (last line of stdout) that a runner on the same data folder accepts.
+    DevToken {
+        #[arg(long)]
+        tenant: String,
+        /// Role to grant; repeat for several (for example `--role operator`).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long, default_value = "./.platform")]
+        data_dir: PathBuf,
+        /// Validity in hours.
+        #[arg(long, default_value_t = 12)]
+        hours: i64,
+    },
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// Address to listen on [default: Host.LocalHttpAddress:LocalHttpPort of the settings, else 127.0.0.1:7071].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Folder of the embedded store, broker, blobs and secrets.
+    #[arg(long, default_value = "./.platform")]
+    pub data_dir: PathBuf,
+    /// Settings in the Core Tools format.
+    #[arg(long, default_value = "local.settings.json")]
+    pub settings: PathBuf,
+    /// Peek-lock duration of every queue and subscription, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub lock_seconds: u64,
+    /// Function timeout, in seconds (the host's functionTimeout).
+    #[arg(long, default_value_t = 600)]
+    pub function_timeout: u64,
+    /// Concurrent invocations per Service Bus function (the host's maxConcurrentCalls).
+    #[arg(long, default_value_t = 16)]
+    pub max_concurrent_calls: usize,
+}
+
+/// Entry point of a runner binary hosting `apps`.
+pub fn main_with(apps: &[AppRegistration]) -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::DevToken {
+            tenant,
+            roles,
+            data_dir,
+            hours,
+        }) => {
+            let tokens = auth::DevTokens::load_or_create(&data_dir)?;
+            let token = tokens
+                .issue(
+                    &tenant,
+                    &roles,
+                    chrono::Duration::hours(hours),
+                    chrono::Utc::now(),
+                )
+                .map_err(|e| anyhow::anyhow!("cannot issue a token: {e}"))?;
+            eprintln!(
+                "token for tenant {tenant:?} (roles: {roles:?}), valid {hours} h; use it as `Authorization: Bearer <token>`:"
+            );
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{token}");
+            }
+            Ok(())
+        }
+        None => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,hyper=warn".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let runner = Runner::start(apps, cli.run).await?;
+                eprintln!("{}", runner.banner());
+                functions_runtime::serve::shutdown_signal().await;
+                eprintln!("shutting down…");
+                runner.shutdown().await;
+                Ok(())
+            })
+        }
+    }
+}
+
+/// A running platform.
+pub struct Runner {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub context: AppContext,
+    pub broker: Arc<SqliteBroker>,
+    summary: Vec<String>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn open_platform(
+    data_dir: &Path,
+    settings: &Settings,
+) -> anyhow::Result<(AppContext, Arc<SqliteBroker>, Arc<tokio::sync::Notify>)> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let documents = Arc::new(SqliteDocumentStore::open(
+        &data_dir.join("documents.db"),
+        Durability::Normal,
+    )?);
+    let broker = Arc::new(SqliteBroker::open(
+        &data_dir.join("broker.db"),
+        Durability::Normal,
+    )?);
+    let blobs = Arc::new(FolderBlobStore::open(data_dir.join("blobs"))?);
+    let secrets = Arc::new(EncryptedSecretStore::open_in(data_dir)?);
+    let dev_tokens = auth::DevTokens::load_or_create(data_dir)?;
+    let waker = Arc::new(tokio::sync::Notify::new());
+    let ctx = AppContext {
+        documents,
+        bus: broker.clone(),
+        blobs,
+        secrets,
+        dev_tokens: Some(dev_tokens),
+        settings: Arc::new(settings.values.clone()),
+        outbox_waker: waker.clone(),
+    };
+    Ok((ctx, broker, waker))
+}
+
+impl Runner {
+    /// Opens the data folder, builds every app, creates the topology, binds the listener and
+    /// starts the trigger loops and the outbox publisher.
+    pub async fn start(apps: &[AppRegistration], args: RunArgs) -> anyhow::Result<Runner> {
+        let settings = Settings::load(&args.settings, |k| std::env::var(k).ok())?;
+        let (context, broker, waker) = open_platform(&args.data_dir, &settings)?;
+        let spec = EntitySpec {
+            lock_duration: Duration::from_secs(args.lock_seconds.max(1)),
+            ..EntitySpec::default()
+        };
+        broker
+            .ensure_topology(&platform_topology(apps, &spec))
+            .await?;
+
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut mounted = BTreeMap::new();
+        let mut summary = Vec::new();
+        let mut index = Vec::new();
+        let timeout = Duration::from_secs(args.function_timeout.max(1));
+        for reg in apps {
+            let app = (reg.build)(&context);
+            app.validate()
+                .with_context(|| format!("app {}", reg.slug))?;
+            let mounted_app = front::MountedApp::new(&app)?;
+            let mut functions = Vec::new();
+            for f in app.declarations() {
+                match &f.trigger {
+                    Trigger::Http { route, methods, .. } => {
+                        summary.push(format!(
+                            "  {:<16} {:<28} {} /{}/api/{}",
+                            reg.slug,
+                            f.name,
+                            methods.join(",").to_uppercase(),
+                            reg.slug,
+                            route
+                        ));
+                        functions.push(json!({"name": f.name, "trigger": "http", "route": format!("/{}/api/{route}", reg.slug), "methods": methods}));
+                    }
+                    Trigger::ServiceBus { source, .. } => {
+                        let entity = match source {
+                            ServiceBusSource::Queue(q) => {
+                                ports::Entity::queue(settings.resolve(q)?)
+                            }
+                            ServiceBusSource::Subscription {
+                                topic,
+                                subscription,
+                            } => ports::Entity::subscription(
+                                settings.resolve(topic)?,
+                                settings.resolve(subscription)?,
+                            ),
+                        };
+                        summary.push(format!(
+                            "  {:<16} {:<28} service bus {}",
+                            reg.slug,
+                            f.name,
+                            entity.path()
+                        ));
+                        functions.push(json!({"name": f.name, "trigger": "serviceBus", "entity": entity.path()}));
+                        let cfg = triggers::ConsumerConfig {
+                            function: f.name.clone(),
+                            binding: f.trigger_binding.clone(),
+                            entity,
+                            max_concurrent: args.max_concurrent_calls.max(1),
+                            timeout,
+                            lock_renew_every: spec.lock_duration / 2,
+                        };
+                        tasks.push(tokio::spawn(triggers::consume(
+                            mounted_app.router.clone(),
+                            broker.clone(),
+                            cfg,
+                            stop_rx.clone(),
+                        )));
+                    }
+                    Trigger::Timer {
+                        schedule,
+                        run_on_startup,
+                        ..
+                    } => {
+                        let expr = settings.resolve(schedule)?;
+                        let parsed = Schedule::parse(&expr).with_context(|| {
+                            format!("{}/{}: schedule {expr:?}", reg.slug, f.name)
+                        })?;
+                        summary.push(format!("  {:<16} {:<28} timer {expr}", reg.slug, f.name));
+                        functions
+                            .push(json!({"name": f.name, "trigger": "timer", "schedule": expr}));
+                        let cfg = triggers::TimerConfig {
+                            app: reg.slug.to_owned(),
+                            function: f.name.clone(),
+                            binding: f.trigger_binding.clone(),
+                            schedule: parsed,
+                            run_on_startup: *run_on_startup,
+                            timeout,
+                        };
+                        tasks.push(tokio::spawn(triggers::run_timer(
+                            mounted_app.router.clone(),
+                            context.documents.clone(),
+                            cfg,
+                            stop_rx.clone(),
+                        )));
+                    }
+                }
+            }
+            index.push(json!({"slug": reg.slug, "functions": functions}));
+            mounted.insert(reg.slug.to_owned(), mounted_app);
+        }
+
+        // Events committed by any app reach the bus, even after a crash between commit and publish.
+        let containers: Vec<String> = apps
+            .iter()
+            .flat_map(|a| a.containers.iter().map(|c| (*c).to_owned()))
+            .collect();
+        let publisher = outbox::OutboxPublisher::with_waker(
+            context.documents.clone(),
+            broker.clone(),
+            containers,
+            waker,
+        );
+        let mut outbox_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            publisher
+                .run(Duration::from_millis(500), async move {
+                    let _ = outbox_stop.changed().await;
+                })
+                .await;
+        }));
+
+        let listen = match args.listen {
+            Some(a) => a,
+            None => {
+                let host = settings
+                    .local_http_address
+                    .clone()
+                    .unwrap_or_else(|| "127.0.0.1".into());
+                let port = settings.local_http_port.unwrap_or(7071);
+                format!("{host}:{port}")
+                    .parse()
+                    .with_context(|| format!("{host}:{port} is not a listen address"))?
+            }
+        };
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let front = Arc::new(front::Front {
+            apps: mounted,
+            index: json!({"platform": "integration-platform", "hostVersion": HOST_VERSION, "apps": index}),
+        });
+        let mut http_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = http_stop.changed().await;
+            };
+            if let Err(e) = axum::serve(listener, front::router(front))
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "the HTTP front door stopped");
+            }
+        }));
+        Ok(Runner {
+            addr,
+            data_dir: args.data_dir,
+            context,
+            broker,
+            summary,
+            stop,
+            tasks,
+        })
+    }
+
+    /// What the runner prints at start-up: where everything is.
+    pub fn banner(&self) -> String {
+        let mut out = format!(
+            "integration-platform listening on http://{}\n  data folder: {} (documents.db, broker.db, blobs/, secrets.db)\n  index: GET http://{}/\n  tokens: integration-platform dev-token --tenant <id> --data-dir {}\n",
+            self.addr,
+            self.data_dir.display(),
+            self.addr,
+            self.data_dir.display()
+        );
+        if self.summary.is_empty() {
+            out.push_str("  no apps are registered in this build yet\n");
+        } else {
+            out.push_str("  functions:\n");
+            for line in &self.summary {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Stops accepting work, lets in-flight invocations finish, publishes what is committed.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

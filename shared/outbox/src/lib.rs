@@ -51,8 +51,11 @@ fn message_from(doc: &Value) -> Result<(String, OutgoingMessage), PortError> {
     let field = |k: &str| doc.get(k).and_then(Value::as_str);
     let bad = || PortError::Invalid("an outbox document is malformed".into());
     let entity = field("entity").ok_or_else(bad)?.to_owned();
-    let mut m = OutgoingMessage::new(field("messageId").ok_or_else(bad)?, field("envelope").ok_or_else(bad)?.as_bytes().to_vec())
-        .content_type("application/cloudevents+json; charset=utf-8");
+    let mut m = OutgoingMessage::new(
+        field("messageId").ok_or_else(bad)?,
+        field("envelope").ok_or_else(bad)?.as_bytes().to_vec(),
+    )
+    .content_type("application/cloudevents+json; charset=utf-8");
     if let Some(subject) = field("subject") {
         m = m.subject(subject).property("type", subject);
     }
@@ -74,8 +77,32 @@ pub struct OutboxPublisher {
 }
 
 impl OutboxPublisher {
-    pub fn new(store: Arc<dyn DocumentStore>, bus: Arc<dyn ports::BusSender>, containers: Vec<String>) -> Self {
-        OutboxPublisher { store, bus, containers, wake: Arc::new(Notify::new()) }
+    pub fn new(
+        store: Arc<dyn DocumentStore>,
+        bus: Arc<dyn ports::BusSender>,
+        containers: Vec<String>,
+    ) -> Self {
+        OutboxPublisher {
+            store,
+            bus,
+            containers,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Like `new`, sharing a waker that writers already hold.
+    pub fn with_waker(
+        store: Arc<dyn DocumentStore>,
+        bus: Arc<dyn ports::BusSender>,
+        containers: Vec<String>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        OutboxPublisher {
+            store,
+            bus,
+            containers,
+            wake,
+        }
     }
 
     /// A handle that writers can poke after a commit, so events go out at once instead of on
@@ -92,7 +119,13 @@ impl OutboxPublisher {
             loop {
                 let page = self
                     .store
-                    .query(container, &Query::cross_partition().filter("docType", OUTBOX_DOC_TYPE).limit(100).after(token))
+                    .query(
+                        container,
+                        &Query::cross_partition()
+                            .filter("docType", OUTBOX_DOC_TYPE)
+                            .limit(100)
+                            .after(token),
+                    )
                     .await?;
                 for doc in &page.documents {
                     let (entity, message) = match message_from(&doc.body) {
@@ -104,7 +137,15 @@ impl OutboxPublisher {
                     };
                     self.bus.send(&entity, vec![message]).await?;
                     // Acknowledged: forget it. Someone else may have done so first.
-                    match self.store.batch(container, &doc.partition, vec![WriteOp::delete(&doc.id, Some(doc.etag.clone()))]).await {
+                    match self
+                        .store
+                        .batch(
+                            container,
+                            &doc.partition,
+                            vec![WriteOp::delete(&doc.id, Some(doc.etag.clone()))],
+                        )
+                        .await
+                    {
                         Ok(_) | Err(PortError::NotFound | PortError::PreconditionFailed) => {}
                         Err(e) => return Err(e),
                     }

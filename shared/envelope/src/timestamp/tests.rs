@@ -47,3 +47,24 @@ fn from_datetime_picks_the_shortest_exact_precision() {
         assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
     }
 }
+
+#[test]
+fn leap_seconds_round_trip() {
+    for input in ["2016-12-31T23:59:60Z", "2016-12-31T23:59:60.25Z"] {
+        let t = Timestamp::parse(input).unwrap();
+        assert_eq!(t.to_string(), input);
+        assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
+    }
+}
+
+#[test]
+fn odd_but_accepted_forms_normalise() {
+    // chrono accepts lower-case separators; the output is canonical and parses back equal.
+    let t = Timestamp::parse("2024-05-01t12:30:05.5z").unwrap();
+    assert_eq!(t.to_string(), "2024-05-01T12:30:05.5Z");
+    let long = Timestamp::parse("2024-05-01T12:30:05.1234567891234Z");
+    if let Ok(t) = long {
+        assert_eq!(t.precision(), 9);
+        assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
+    }
+}

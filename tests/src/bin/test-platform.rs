@@ -1,0 +1,6 @@
+//! The local runner hosting the test-only `probe` app, for end-to-end tests that need a
+//! real process (crash safety).
+
+fn main() -> anyhow::Result<()> {
+    integration_platform::main_with(&[e2e::registration()])
+}

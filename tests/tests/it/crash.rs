@@ -1,0 +1,118 @@
+//! Crash safety through a real process: a message accepted before `kill -9` is delivered
+//! after a restart on the same data folder.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ports::DocumentStore as _;
+use serde_json::json;
+
+use crate::support::{eventually, write_settings};
+
+const BIN: &str = env!("CARGO_BIN_EXE_test-platform");
+
+fn spawn(dir: &Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--lock-seconds", "2"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--settings")
+        .arg(dir.join("local.settings.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the runner");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the runner printed its address")
+            .unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+fn dev_token(dir: &Path, tenant: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["dev-token", "--tenant", tenant])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .output()
+        .expect("dev-token runs");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .expect("a token line")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_accepted_before_kill_9_is_delivered_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    write_settings(dir.path(), "0 0 0 1 1 *");
+    // The token is made by the CLI before the runner exists, from the same data folder.
+    let tok = dev_token(dir.path(), "crash-tenant");
+    let hold = dir.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+
+    let (mut first, addr) = spawn(dir.path());
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("http://{addr}/probe/api/messages"))
+        .bearer_auth(&tok)
+        .json(&json!({"id": "survivor"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "accepted");
+    // Wait until the invocation is in flight (held by the hold file), then kill -9.
+    // (Another process may read the same SQLite database.)
+    let store = embedded::SqliteDocumentStore::open(
+        &dir.path().join("data/documents.db"),
+        embedded::Durability::Normal,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store
+        .read("probe", "crash-tenant", "started-survivor")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the invocation never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+
+    std::fs::remove_file(&hold).unwrap();
+    let (mut second, addr) = spawn(dir.path());
+    let record = eventually(
+        &client,
+        &format!("http://{addr}/probe/api/messages/survivor"),
+        &tok,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(record["messageId"], "survivor");
+    assert_eq!(
+        record["deliveryCount"], 2,
+        "the lock held by the killed process expired and the message came again"
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests through the local runner with the test-only `probe` app.
+
+mod crash;
+mod runner;
+mod support;

@@ -1,0 +1,247 @@
+//! The runner in-process: HTTP forwarding, Service Bus triggers with redelivery and
+//! dead-lettering, the outbox to a topic subscription, timers.
+
+use std::time::Duration;
+
+use ports::{BrokerReceiver, Entity};
+use serde_json::{Value, json};
+
+use crate::support::{eventually, start, token};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_in_bus_hop_and_back_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start(dir.path(), "0 0 0 1 1 *").await;
+    let base = format!("http://{}", runner.addr);
+    let client = reqwest::Client::new();
+    let tok = token(&runner, "tenant-a");
+
+    // The index says where everything is.
+    let index: Value = client
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = index["apps"][0]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"ProcessMessage")
+            && names.contains(&"SendMessage")
+            && names.contains(&"Tick")
+    );
+
+    // No token: the app refuses (the runner forwards, the app authenticates).
+    let r = client
+        .post(format!("{base}/probe/api/messages"))
+        .json(&json!({"id": "m1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+
+    let r = client
+        .post(format!("{base}/probe/api/messages"))
+        .bearer_auth(&tok)
+        .json(&json!({"id": "m1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let record = eventually(
+        &client,
+        &format!("{base}/probe/api/messages/m1"),
+        &tok,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        record["messageId"], "m1",
+        "the handler saw the broker's MessageId"
+    );
+    assert_eq!(record["deliveryCount"], 1);
+    assert!(
+        record["invocationId"]
+            .as_str()
+            .is_some_and(|s| s.len() == 36),
+        "the runner sends an invocation id"
+    );
+
+    // Another tenant cannot see it.
+    let other = token(&runner, "tenant-b");
+    let r = client
+        .get(format!("{base}/probe/api/messages/m1"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Unknown app, unknown route, wrong method: 404 problem+json, as the host answers.
+    for (method, path) in [
+        ("GET", "/nope/api/x"),
+        ("GET", "/probe/api/unknown"),
+        ("DELETE", "/probe/api/messages/m1"),
+        ("GET", "/probe/messages"),
+    ] {
+        let r = client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{method} {path}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    runner.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_invocations_are_redelivered_then_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start(dir.path(), "0 0 0 1 1 *").await;
+    let base = format!("http://{}", runner.addr);
+    let client = reqwest::Client::new();
+    let tok = token(&runner, "t1");
+
+    let r = client
+        .post(format!("{base}/probe/api/messages"))
+        .bearer_auth(&tok)
+        .json(&json!({"id": "flaky", "fail": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let record = eventually(
+        &client,
+        &format!("{base}/probe/api/messages/flaky"),
+        &tok,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        record["deliveryCount"], 3,
+        "two failures, then success on the third delivery"
+    );
+
+    let r = client
+        .post(format!("{base}/probe/api/messages"))
+        .bearer_auth(&tok)
+        .json(&json!({"id": "poison", "fail": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let queue = Entity::queue("runs-probe");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let dead = loop {
+        let dead = runner.broker.peek_dead_letters(&queue, 10).await.unwrap();
+        if !dead.is_empty() {
+            break dead;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the poison message was not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(dead[0].message.message_id, "poison");
+    assert_eq!(
+        dead[0].delivery_count, 10,
+        "dead-lettered after the tenth delivery"
+    );
+    assert_eq!(
+        dead[0].dead_letter_reason.as_deref(),
+        Some("MaxDeliveryCountExceeded")
+    );
+    let r = client
+        .get(format!("{base}/probe/api/messages/poison"))
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "a poison message never produced a record");
+    runner.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_events_reach_subscribers_through_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start(dir.path(), "0 0 0 1 1 *").await;
+    let base = format!("http://{}", runner.addr);
+    let client = reqwest::Client::new();
+    let tok = token(&runner, "t-events");
+
+    let r = client
+        .post(format!("{base}/probe/api/events"))
+        .bearer_auth(&tok)
+        .json(&json!({"id": "thing-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    let event_id = body["eventId"].as_str().unwrap().to_owned();
+    let record = eventually(
+        &client,
+        &format!("{base}/probe/api/events/{event_id}"),
+        &tok,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        record["messageId"],
+        event_id.as_str(),
+        "the bus MessageId is the envelope id"
+    );
+    assert_eq!(record["type"], "connectsoft.integration.probe.recorded.v1");
+    assert_eq!(
+        record["subject"],
+        "connectsoft.integration.probe.recorded.v1"
+    );
+    assert_eq!(record["data"]["thingId"], "thing-1");
+    let dup = client
+        .post(format!("{base}/probe/api/events"))
+        .bearer_auth(&tok)
+        .json(&json!({"id": "thing-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dup.status(), 409);
+    runner.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_fire_on_their_ncrontab_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start(dir.path(), "*/1 * * * * *").await;
+    let base = format!("http://{}", runner.addr);
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ticks: Value = client
+            .get(format!("{base}/probe/api/ticks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ticks["count"].as_u64().unwrap_or(0) >= 2 {
+            assert_eq!(ticks["lastPastDue"], false);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the every-second timer did not fire twice in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    runner.shutdown().await;
+}
