@@ -87,29 +87,30 @@ fn build(ctx: &AppContext) -> FunctionApp {
         )
 }
 
-fn tenant(ctx: &AppContext, headers: &HeaderMap) -> Result<String, Response> {
+/// A refused request, rendered as problem+json.
+struct Refusal(StatusCode, &'static str, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        problem(self.0, self.1, &self.2)
+    }
+}
+
+fn tenant(ctx: &AppContext, headers: &HeaderMap) -> Result<String, Refusal> {
+    let unauthenticated = |why: String| Refusal(StatusCode::UNAUTHORIZED, "unauthenticated", why);
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            problem(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "a bearer token is required",
-            )
-        })?;
-    let tokens = ctx.dev_tokens.as_ref().ok_or_else(|| {
-        problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "no authenticator",
-        )
-    })?;
+        .ok_or_else(|| unauthenticated("a bearer token is required".into()))?;
+    let tokens = ctx
+        .dev_tokens
+        .as_ref()
+        .ok_or_else(|| unauthenticated("no authenticator".into()))?;
     tokens
         .verify(token, chrono::Utc::now())
         .map(|p| p.tenant_id)
-        .map_err(|e| problem(StatusCode::UNAUTHORIZED, "invalid_token", &e.to_string()))
+        .map_err(|e| unauthenticated(e.to_string()))
 }
 
 fn port_error(e: PortError) -> Response {
@@ -127,7 +128,7 @@ async fn send_message(
 ) -> Response {
     let tenant = match tenant(&ctx, &headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(id) = body.get("id").and_then(Value::as_str) else {
         return problem(StatusCode::BAD_REQUEST, "invalid_body", "id is required");
@@ -148,7 +149,7 @@ async fn read_record(
 ) -> Response {
     let tenant = match tenant(&ctx, &headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match ctx
         .documents
@@ -168,7 +169,7 @@ async fn record_with_event(
 ) -> Response {
     let tenant = match tenant(&ctx, &headers) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(id) = body.get("id").and_then(Value::as_str) else {
         return problem(StatusCode::BAD_REQUEST, "invalid_body", "id is required");

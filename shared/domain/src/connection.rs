@@ -75,7 +75,13 @@ pub struct ConnectionTestResult {
 impl ConnectionTestResult {
     /// A successful test.
     pub fn succeeded(tested_at: DateTime<Utc>, latency_ms: Option<u64>) -> Self {
-        Self { tested_at, outcome: TestOutcome::Succeeded, latency_ms, failure_id: None, message: None }
+        Self {
+            tested_at,
+            outcome: TestOutcome::Succeeded,
+            latency_ms,
+            failure_id: None,
+            message: None,
+        }
     }
 
     /// A failed test and the failure recorded for it.
@@ -146,7 +152,11 @@ impl IntegrationConnection {
     }
 
     fn forbidden(&self, to: ConnectionStatus) -> TransitionError {
-        TransitionError::Forbidden { aggregate: Self::AGGREGATE, from: self.status.as_str(), to: to.as_str() }
+        TransitionError::Forbidden {
+            aggregate: Self::AGGREGATE,
+            from: self.status.as_str(),
+            to: to.as_str(),
+        }
     }
 
     /// Applies a test result. Success moves `pending`/`failed` to `established` and emits

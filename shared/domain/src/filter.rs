@@ -15,15 +15,23 @@ fn check_segments(what: &'static str, s: &str) -> Result<(), ParseError> {
     }
     let len = s.chars().count();
     if len > MAX_LEN {
-        return Err(ParseError::TooLong { what, max: MAX_LEN, len });
+        return Err(ParseError::TooLong {
+            what,
+            max: MAX_LEN,
+            len,
+        });
     }
-    if let Some(position) =
-        s.chars().position(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    if let Some(position) = s
+        .chars()
+        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
         return Err(ParseError::InvalidChar { what, position });
     }
     if s.split('.').any(str::is_empty) {
-        return Err(ParseError::Malformed { what, reason: "empty segment" });
+        return Err(ParseError::Malformed {
+            what,
+            reason: "empty segment",
+        });
     }
     Ok(())
 }
@@ -174,7 +182,11 @@ impl EventTypeFilters {
         }
         // Checked before de-duplicating, which is quadratic.
         if filters.len() > Self::MAX {
-            return Err(ParseError::TooLong { what: Self::WHAT, max: Self::MAX, len: filters.len() });
+            return Err(ParseError::TooLong {
+                what: Self::WHAT,
+                max: Self::MAX,
+                len: filters.len(),
+            });
         }
         let mut unique: Vec<EventTypeFilter> = Vec::with_capacity(filters.len());
         for filter in filters {

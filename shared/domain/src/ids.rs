@@ -27,14 +27,29 @@ fn parse_prefixed(what: &'static str, prefix: &'static str, s: &str) -> Result<U
     let body = s
         .strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix('_'))
-        .ok_or(ParseError::Malformed { what, reason: "wrong prefix" })?;
+        .ok_or(ParseError::Malformed {
+            what,
+            reason: "wrong prefix",
+        })?;
     if body.len() != BODY_LEN {
-        return Err(ParseError::Malformed { what, reason: "expected 32 hex digits after the prefix" });
+        return Err(ParseError::Malformed {
+            what,
+            reason: "expected 32 hex digits after the prefix",
+        });
     }
-    if let Some(position) = body.chars().position(|c| !matches!(c, '0'..='9' | 'a'..='f')) {
-        return Err(ParseError::InvalidChar { what, position: prefix.len() + 1 + position });
+    if let Some(position) = body
+        .chars()
+        .position(|c| !matches!(c, '0'..='9' | 'a'..='f'))
+    {
+        return Err(ParseError::InvalidChar {
+            what,
+            position: prefix.len() + 1 + position,
+        });
     }
-    Uuid::try_parse(body).map_err(|_| ParseError::Malformed { what, reason: "not a uuid" })
+    Uuid::try_parse(body).map_err(|_| ParseError::Malformed {
+        what,
+        reason: "not a uuid",
+    })
 }
 
 macro_rules! prefixed_id {

@@ -120,7 +120,11 @@ impl<'de> serde::Deserialize<'de> for RedactedText {
 
 /// Whether a byte ends a secret value.
 fn is_value_end(b: u8) -> bool {
-    b.is_ascii_whitespace() || matches!(b, b'&' | b'"' | b'\'' | b',' | b';' | b'}' | b')' | b']' | b'<' | b'>')
+    b.is_ascii_whitespace()
+        || matches!(
+            b,
+            b'&' | b'"' | b'\'' | b',' | b';' | b'}' | b')' | b']' | b'<' | b'>'
+        )
 }
 
 /// Whether a byte can be part of a vendor token.
@@ -197,7 +201,10 @@ fn sensitive_ranges(s: &str) -> Vec<(usize, usize)> {
 
     for prefix in SECRET_PREFIXES {
         for (at, _) in lower.match_indices(prefix) {
-            let at_word_start = at == 0 || bytes.get(at - 1).is_some_and(|b| !b.is_ascii_alphanumeric());
+            let at_word_start = at == 0
+                || bytes
+                    .get(at - 1)
+                    .is_some_and(|b| !b.is_ascii_alphanumeric());
             if !at_word_start {
                 continue;
             }
@@ -216,7 +223,9 @@ fn sensitive_ranges(s: &str) -> Vec<(usize, usize)> {
 
 /// Whether a value at `start` was already replaced by the mask (a known secret).
 fn already_masked(lower: &str, start: usize) -> bool {
-    lower.get(start..).is_some_and(|rest| rest.starts_with(MASK))
+    lower
+        .get(start..)
+        .is_some_and(|rest| rest.starts_with(MASK))
 }
 
 /// Replaces the (possibly overlapping) ranges with the mask.

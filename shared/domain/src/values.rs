@@ -76,7 +76,8 @@ macro_rules! string_value {
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
+                let s =
+                    <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
                 Self::parse(&s).map_err(serde::de::Error::custom)
             }
         }
@@ -98,7 +99,9 @@ impl TenantId {
 
     /// Parses any tenant id, the platform partition included (documents, trusted configuration).
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        check(Self::WHAT, s, 64, |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))?;
+        check(Self::WHAT, s, 64, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+        })?;
         Ok(Self(s.to_owned()))
     }
 
@@ -106,7 +109,10 @@ impl TenantId {
     pub fn parse_tenant(s: &str) -> Result<Self, ParseError> {
         let id = Self::parse(s)?;
         if id.is_platform() {
-            return Err(ParseError::Reserved { what: Self::WHAT, value: Self::PLATFORM });
+            return Err(ParseError::Reserved {
+                what: Self::WHAT,
+                value: Self::PLATFORM,
+            });
         }
         Ok(id)
     }
@@ -133,7 +139,10 @@ impl ProviderKey {
         const WHAT: &str = "provider key";
         check(WHAT, s, 64, |c| matches!(c, 'a'..='z' | '0'..='9' | '-'))?;
         if s.starts_with('-') || s.ends_with('-') {
-            return Err(ParseError::Malformed { what: WHAT, reason: "must not start or end with '-'" });
+            return Err(ParseError::Malformed {
+                what: WHAT,
+                reason: "must not start or end with '-'",
+            });
         }
         Ok(Self(s.to_owned()))
     }
@@ -151,13 +160,18 @@ impl TraceId {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         check(Self::WHAT, s, 32, |c| matches!(c, '0'..='9' | 'a'..='f'))?;
         if s.len() != 32 {
-            return Err(ParseError::Malformed { what: Self::WHAT, reason: "expected 32 hex digits" });
+            return Err(ParseError::Malformed {
+                what: Self::WHAT,
+                reason: "expected 32 hex digits",
+            });
         }
         let mut bytes = [0u8; 16];
         for (i, byte) in bytes.iter_mut().enumerate() {
             let pair = s.get(i * 2..i * 2 + 2).unwrap_or("");
-            *byte = u8::from_str_radix(pair, 16)
-                .map_err(|_| ParseError::InvalidChar { what: Self::WHAT, position: i * 2 })?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| ParseError::InvalidChar {
+                what: Self::WHAT,
+                position: i * 2,
+            })?;
         }
         Self::from_bytes(bytes)
     }
@@ -165,7 +179,10 @@ impl TraceId {
     /// Wraps 16 bytes; the all-zero id is invalid.
     pub fn from_bytes(bytes: [u8; 16]) -> Result<Self, ParseError> {
         if bytes == [0u8; 16] {
-            return Err(ParseError::Malformed { what: Self::WHAT, reason: "must not be all zero" });
+            return Err(ParseError::Malformed {
+                what: Self::WHAT,
+                reason: "must not be all zero",
+            });
         }
         Ok(Self(bytes))
     }
@@ -220,7 +237,10 @@ impl IdempotencyKey {
         const WHAT: &str = "idempotency key";
         check(WHAT, s, 255, |c| matches!(c, ' '..='~'))?;
         if s.starts_with(' ') || s.ends_with(' ') {
-            return Err(ParseError::Malformed { what: WHAT, reason: "leading or trailing space" });
+            return Err(ParseError::Malformed {
+                what: WHAT,
+                reason: "leading or trailing space",
+            });
         }
         Ok(Self(s.to_owned()))
     }
@@ -255,18 +275,26 @@ impl TryFrom<SecretRefWire> for SecretRef {
 
 impl From<SecretRef> for SecretRefWire {
     fn from(r: SecretRef) -> Self {
-        Self { name: r.name, version: r.version }
+        Self {
+            name: r.name,
+            version: r.version,
+        }
     }
 }
 
 impl SecretRef {
     /// Validates and builds a reference.
     pub fn new(name: &str, version: &str) -> Result<Self, ParseError> {
-        check("secret name", name, 127, |c| c.is_ascii_alphanumeric() || c == '-')?;
+        check("secret name", name, 127, |c| {
+            c.is_ascii_alphanumeric() || c == '-'
+        })?;
         check("secret version", version, 64, |c| {
             c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
         })?;
-        Ok(Self { name: name.to_owned(), version: version.to_owned() })
+        Ok(Self {
+            name: name.to_owned(),
+            version: version.to_owned(),
+        })
     }
 
     /// The secret's name in custody.
@@ -305,23 +333,34 @@ impl HttpUrl {
         })?;
         let scheme = s.get(..lower_scheme_end).unwrap_or("");
         if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-            return Err(ParseError::Malformed { what: Self::WHAT, reason: "expected http:// or https://" });
+            return Err(ParseError::Malformed {
+                what: Self::WHAT,
+                reason: "expected http:// or https://",
+            });
         }
         let rest = s.get(lower_scheme_end + 3..).unwrap_or("");
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         if authority.contains('@') {
-            return Err(ParseError::Malformed { what: Self::WHAT, reason: "user-info is not allowed" });
+            return Err(ParseError::Malformed {
+                what: Self::WHAT,
+                reason: "user-info is not allowed",
+            });
         }
         let host = host_of(authority);
         if host.is_empty() {
-            return Err(ParseError::Malformed { what: Self::WHAT, reason: "missing host" });
+            return Err(ParseError::Malformed {
+                what: Self::WHAT,
+                reason: "missing host",
+            });
         }
         Ok(Self(s.to_owned()))
     }
 
     /// Whether the scheme is `https`.
     pub fn is_https(&self) -> bool {
-        self.0.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        self.0
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
     }
 
     /// The host (without port; IPv6 literals keep their brackets).
@@ -354,7 +393,10 @@ impl PayloadRef {
         const WHAT: &str = "payload reference";
         check(WHAT, s, 1024, |c| !c.is_control())?;
         if s.trim() != s {
-            return Err(ParseError::Malformed { what: WHAT, reason: "surrounding whitespace" });
+            return Err(ParseError::Malformed {
+                what: WHAT,
+                reason: "surrounding whitespace",
+            });
         }
         Ok(Self(s.to_owned()))
     }
@@ -371,7 +413,10 @@ impl DisplayName {
         const WHAT: &str = "name";
         check(WHAT, s, 200, |c| !c.is_control())?;
         if s.trim() != s {
-            return Err(ParseError::Malformed { what: WHAT, reason: "surrounding whitespace" });
+            return Err(ParseError::Malformed {
+                what: WHAT,
+                reason: "surrounding whitespace",
+            });
         }
         Ok(Self(s.to_owned()))
     }

@@ -33,6 +33,10 @@ impl Db {
             std::fs::create_dir_all(parent).map_err(|e| PortError::backend("sqlite", e))?;
         }
         let conn = Connection::open(path).map_err(backend)?;
+        // Before anything else: switching to WAL and creating the schema take locks that a
+        // second process opening the same file at the same moment must wait for, not fail on.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
         let sync = match durability {
             Durability::Normal => "NORMAL",
             Durability::Full => "FULL",
@@ -67,12 +71,13 @@ impl Db {
 }
 
 pub(crate) fn backend(e: rusqlite::Error) -> PortError {
-    if let rusqlite::Error::SqliteFailure(err, _) = &e {
-        if err.code == rusqlite::ErrorCode::DatabaseBusy
-            || err.code == rusqlite::ErrorCode::DatabaseLocked
-        {
-            return PortError::Throttled { retry_after: None };
-        }
+    if let rusqlite::Error::SqliteFailure(err, _) = &e
+        && matches!(
+            err.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        )
+    {
+        return PortError::Throttled { retry_after: None };
     }
     PortError::backend("sqlite", e)
 }

@@ -69,8 +69,8 @@ impl RouteTemplate {
         let first_optional = segments
             .iter()
             .position(|s| matches!(s, Segment::Param { optional: true, .. }));
-        if let Some(i) = first_optional {
-            if segments[i..].iter().any(|s| {
+        if let Some(i) = first_optional
+            && segments[i..].iter().any(|s| {
                 matches!(
                     s,
                     Segment::Literal(_)
@@ -79,9 +79,9 @@ impl RouteTemplate {
                             ..
                         }
                 )
-            }) {
-                return Err("only the last segments may be optional".into());
-            }
+            })
+        {
+            return Err("only the last segments may be optional".into());
         }
         Ok(RouteTemplate { segments })
     }
@@ -156,7 +156,9 @@ fn check_name(name: &str) -> Result<(), String> {
 
 fn satisfies(constraint: &str, value: &str) -> bool {
     match constraint {
-        "int" | "long" => value.parse::<i64>().is_ok(),
+        // ASP.NET's `int` is `Int32`, `long` is `Int64`.
+        "int" => value.parse::<i32>().is_ok(),
+        "long" => value.parse::<i64>().is_ok(),
         "alpha" => !value.is_empty() && value.chars().all(|c| c.is_ascii_alphabetic()),
         "bool" => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
         "guid" => uuid::Uuid::parse_str(value).is_ok(),
@@ -173,6 +175,10 @@ fn percent_decode(s: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            // `from_str_radix` alone would accept a sign (`%+4`).
+            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {

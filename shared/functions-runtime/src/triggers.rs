@@ -76,7 +76,8 @@ impl ServiceBusMessage {
 
     /// An application property as a string (numbers and booleans are rendered).
     pub fn property(&self, name: &str) -> Option<String> {
-        self.application_properties.get(name).and_then(host_string)
+        // Values inside an object are encoded once only: no `host_string` here.
+        self.application_properties.get(name).and_then(plain_string)
     }
 }
 
@@ -128,6 +129,17 @@ impl TimerInfo {
     }
 }
 
+/// A string that is *inside* an object the host serialised (`Headers`, `Query`, `Params`,
+/// `ApplicationProperties`): encoded once, so taken as it is (an ETag keeps its quotes).
+fn plain_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     m.get(key).or_else(|| {
         m.iter()
@@ -165,15 +177,15 @@ impl HttpTriggerRequest {
         let mut query = BTreeMap::new();
         if let Some(q) = get_ci(obj, "Query") {
             for (k, v) in q.as_object().ok_or_else(|| wrong("Query", "an object"))? {
-                query.insert(k.clone(), host_string(v).unwrap_or_default());
+                query.insert(k.clone(), plain_string(v).unwrap_or_default());
             }
         }
         let mut headers = BTreeMap::new();
         if let Some(h) = get_ci(obj, "Headers") {
             for (k, v) in h.as_object().ok_or_else(|| wrong("Headers", "an object"))? {
                 let values: Vec<String> = match v {
-                    Value::Array(a) => a.iter().filter_map(host_string).collect(),
-                    other => host_string(other).into_iter().collect(),
+                    Value::Array(a) => a.iter().filter_map(plain_string).collect(),
+                    other => plain_string(other).into_iter().collect(),
                 };
                 headers.insert(k.clone(), values);
             }
@@ -181,7 +193,7 @@ impl HttpTriggerRequest {
         let mut params = BTreeMap::new();
         if let Some(Value::Object(p)) = get_ci(obj, "Params") {
             for (k, v) in p {
-                params.insert(k.clone(), host_string(v));
+                params.insert(k.clone(), plain_string(v));
             }
         }
         let content_type = headers

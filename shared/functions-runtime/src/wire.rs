@@ -129,10 +129,10 @@ fn lookup<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 pub fn host_string(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => {
-            if s.starts_with('"') {
-                if let Ok(Value::String(inner)) = serde_json::from_str::<Value>(s) {
-                    return Some(inner);
-                }
+            if s.starts_with('"')
+                && let Ok(Value::String(inner)) = serde_json::from_str::<Value>(s)
+            {
+                return Some(inner);
             }
             Some(s.clone())
         }
@@ -180,7 +180,7 @@ pub fn dotnet_accepts_base64(s: &str) -> bool {
         .bytes()
         .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
         .collect();
-    if chars.len() % 4 != 0 {
+    if !chars.len().is_multiple_of(4) {
         return false;
     }
     let pad = chars.iter().rev().take_while(|&&b| b == b'=').count();

@@ -49,7 +49,7 @@ impl MountedApp {
             }
         }
         // Most specific first, as ASP.NET routing orders them.
-        functions.sort_by(|a, b| b.template.precedence().cmp(&a.template.precedence()));
+        functions.sort_by_key(|f| std::cmp::Reverse(f.template.precedence()));
         Ok(MountedApp {
             router: app.router(),
             functions,
@@ -167,8 +167,27 @@ async fn dispatch(State(front): State<Arc<Front>>, request: Request) -> Response
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    let bytes = match body.collect().await {
+    if declared > MAX_REQUEST_BYTES as u64 {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is too large",
+        );
+    }
+    // Read at most the limit, whatever the client claims, so a lying or chunked client
+    // cannot make the runner buffer without bound.
+    let bytes = match http_body_util::Limited::new(body, MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the request body is too large",
+            );
+        }
         Err(_) => {
             return problem(
                 StatusCode::BAD_REQUEST,
@@ -177,13 +196,6 @@ async fn dispatch(State(front): State<Arc<Front>>, request: Request) -> Response
             );
         }
     };
-    if bytes.len() > MAX_REQUEST_BYTES {
-        return problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "the request body is too large",
-        );
-    }
     let body = if declared > 0 {
         Body::from(bytes)
     } else {

@@ -143,7 +143,7 @@ impl Filter {
         match self {
             Filter::All => true,
             Filter::PropertyIn { name, values } => {
-                lookup(name).is_some_and(|v| values.iter().any(|x| *x == v))
+                lookup(name).is_some_and(|v| values.contains(&v))
             }
             Filter::PropertyPrefix { name, prefix } => {
                 lookup(name).is_some_and(|v| v.starts_with(prefix.as_str()))

@@ -245,3 +245,44 @@ async fn timers_fire_on_their_ncrontab_schedule() {
     }
     runner.shutdown().await;
 }
+
+/// Sends raw bytes over TCP and returns the status line's code.
+async fn raw_status(addr: std::net::SocketAddr, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_chunked_bodies_are_handled_like_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = start(dir.path(), "0 0 0 1 1 *").await;
+    let tok = token(&runner, "t1");
+    // A declared length over the limit is refused before anything is read.
+    let big = format!(
+        "POST /probe/api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nContent-Type: application/json\r\nContent-Length: 200000000\r\n\r\n"
+    );
+    assert_eq!(raw_status(runner.addr, big.as_bytes()).await, 413);
+    // A chunked body reaches the handler empty, as with the real host (which forwards a
+    // body only with Content-Length): the app then rejects the missing JSON.
+    let chunked = format!(
+        "POST /probe/api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nC\r\n{{\"id\":\"ch1\"}}\r\n0\r\n\r\n"
+    );
+    assert_eq!(raw_status(runner.addr, chunked.as_bytes()).await, 400);
+    // The same body with a Content-Length is accepted.
+    let sized = format!(
+        "POST /probe/api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{{\"id\":\"ch1\"}}"
+    );
+    assert_eq!(raw_status(runner.addr, sized.as_bytes()).await, 202);
+    runner.shutdown().await;
+}

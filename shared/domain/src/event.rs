@@ -1,0 +1,574 @@
+//! Domain events: the `data` of the canonical envelope.
+//!
+//! See [`DomainEvent`] for the mapping from variants to CloudEvents types, names and subjects.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::credential::{CredentialKind, RotationDueReason};
+use crate::error::EventDecodeError;
+use crate::failure::{FailureClassification, FailureSubject};
+use crate::filter::{EventName, EventTypeFilters};
+use crate::ids::{
+    ClientId, ConnectionId, CredentialId, DeliveryId, FailureId, RotationId, RunId, SourceId,
+    SubscriptionId,
+};
+use crate::provider::{AuthScheme, ProviderCategory};
+use crate::redact::RedactedText;
+use crate::run::RunUsage;
+use crate::source::WebhookScheme;
+use crate::subscription::DisableReason;
+use crate::values::{
+    DisplayName, HttpUrl, OperationName, PayloadRef, ProviderKey, TenantId, TraceId,
+};
+
+/// A connection passed its test and may be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationConnectionEstablished {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// Its provider.
+    pub provider_key: ProviderKey,
+    /// Its credential.
+    pub credential_id: CredentialId,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A run succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationRunCompleted {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The run.
+    pub run_id: RunId,
+    /// Its connection.
+    pub connection_id: ConnectionId,
+    /// Its provider.
+    pub provider_key: ProviderKey,
+    /// The operation.
+    pub operation: OperationName,
+    /// Attempts it took.
+    pub attempts: u32,
+    /// What it consumed.
+    pub usage: RunUsage,
+    /// A short output summary.
+    pub output_summary: Option<serde_json::Value>,
+    /// Its trace.
+    pub trace_id: TraceId,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A failure was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationFailed {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The failure.
+    pub failure_id: FailureId,
+    /// What failed.
+    pub subject: FailureSubject,
+    /// The provider involved.
+    pub provider_key: Option<ProviderKey>,
+    /// The class.
+    pub classification: FailureClassification,
+    /// The vendor's HTTP status.
+    pub vendor_status: Option<u16>,
+    /// The vendor's error code.
+    pub vendor_code: Option<RedactedText>,
+    /// What happened, redacted.
+    pub message: RedactedText,
+    /// Whether retrying may help.
+    pub retryable: bool,
+    /// Whether the work was dead-lettered.
+    pub dead_lettered: bool,
+    /// The trace.
+    pub trace_id: Option<TraceId>,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A provider joined the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationProviderRegistered {
+    /// Always the platform partition.
+    pub tenant_id: TenantId,
+    /// The key.
+    pub provider_key: ProviderKey,
+    /// Name shown to people.
+    pub display_name: DisplayName,
+    /// Category.
+    pub category: ProviderCategory,
+    /// Authentication scheme.
+    pub auth_scheme: AuthScheme,
+    /// Base URL.
+    pub base_url: HttpUrl,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A provider gained a versioned API client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalApiClientRegistered {
+    /// Always the platform partition.
+    pub tenant_id: TenantId,
+    /// The client.
+    pub client_id: ClientId,
+    /// Its provider.
+    pub provider_key: ProviderKey,
+    /// Its name.
+    pub name: DisplayName,
+    /// The API version.
+    pub version: semver::Version,
+    /// Its base URL.
+    pub base_url: HttpUrl,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A credential's new secret version was promoted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationCredentialRotated {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The credential.
+    pub credential_id: CredentialId,
+    /// The rotation.
+    pub rotation_id: RotationId,
+    /// Its provider.
+    pub provider_key: ProviderKey,
+    /// The connection using it.
+    pub connection_id: Option<ConnectionId>,
+    /// Its kind.
+    pub kind: CredentialKind,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A credential should be rotated now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialRotationDue {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The credential.
+    pub credential_id: CredentialId,
+    /// Its provider.
+    pub provider_key: ProviderKey,
+    /// The connection using it.
+    pub connection_id: Option<ConnectionId>,
+    /// Why.
+    pub reason: RotationDueReason,
+    /// The deadline (max age reached or expiry).
+    pub deadline: DateTime<Utc>,
+    /// When it was noticed.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A webhook subscription was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSubscribed {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// The endpoint.
+    pub url: HttpUrl,
+    /// What it listens to.
+    pub event_types: EventTypeFilters,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A webhook subscription was disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSubscriptionDisabled {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// Why.
+    pub reason: DisableReason,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// An outbound delivery was accepted by its endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDelivered {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The delivery.
+    pub delivery_id: DeliveryId,
+    /// Its subscription.
+    pub subscription_id: SubscriptionId,
+    /// The envelope id of the delivered event.
+    pub event_id: String,
+    /// The delivered event's short name.
+    pub event_name: EventName,
+    /// The endpoint's status code.
+    pub status_code: Option<u16>,
+    /// Attempts in the cycle that succeeded.
+    pub attempts: u32,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A verified inbound webhook was stored and normalised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookReceived {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The source.
+    pub source_id: SourceId,
+    /// Its scheme.
+    pub scheme: WebhookScheme,
+    /// The connection the source belongs to.
+    pub connection_id: Option<ConnectionId>,
+    /// The vendor's delivery id.
+    pub vendor_delivery_id: Option<String>,
+    /// The vendor's event type.
+    pub vendor_event_type: Option<String>,
+    /// The body's content type.
+    pub content_type: Option<String>,
+    /// Where the raw body is kept.
+    pub payload_ref: PayloadRef,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// The kinds of [`DomainEvent`], for topology (subscription SQL filters) and decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// See [`IntegrationConnectionEstablished`].
+    IntegrationConnectionEstablished,
+    /// See [`IntegrationRunCompleted`].
+    IntegrationRunCompleted,
+    /// See [`IntegrationFailed`].
+    IntegrationFailed,
+    /// See [`IntegrationProviderRegistered`].
+    IntegrationProviderRegistered,
+    /// See [`ExternalApiClientRegistered`].
+    ExternalApiClientRegistered,
+    /// See [`IntegrationCredentialRotated`].
+    IntegrationCredentialRotated,
+    /// See [`CredentialRotationDue`].
+    CredentialRotationDue,
+    /// See [`WebhookSubscribed`].
+    WebhookSubscribed,
+    /// See [`WebhookSubscriptionDisabled`].
+    WebhookSubscriptionDisabled,
+    /// See [`WebhookDelivered`].
+    WebhookDelivered,
+    /// See [`WebhookReceived`].
+    WebhookReceived,
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [Self; 11] = [
+        Self::IntegrationConnectionEstablished,
+        Self::IntegrationRunCompleted,
+        Self::IntegrationFailed,
+        Self::IntegrationProviderRegistered,
+        Self::ExternalApiClientRegistered,
+        Self::IntegrationCredentialRotated,
+        Self::CredentialRotationDue,
+        Self::WebhookSubscribed,
+        Self::WebhookSubscriptionDisabled,
+        Self::WebhookDelivered,
+        Self::WebhookReceived,
+    ];
+
+    /// The CloudEvents `type`.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Self::IntegrationConnectionEstablished => {
+                "connectsoft.integration.connection.established.v1"
+            }
+            Self::IntegrationRunCompleted => "connectsoft.integration.run.completed.v1",
+            Self::IntegrationFailed => "connectsoft.integration.failure.recorded.v1",
+            Self::IntegrationProviderRegistered => "connectsoft.integration.provider.registered.v1",
+            Self::ExternalApiClientRegistered => "connectsoft.integration.client.registered.v1",
+            Self::IntegrationCredentialRotated => "connectsoft.integration.credential.rotated.v1",
+            Self::CredentialRotationDue => "connectsoft.integration.credential.rotation-due.v1",
+            Self::WebhookSubscribed => "connectsoft.integration.webhook.subscribed.v1",
+            Self::WebhookSubscriptionDisabled => "connectsoft.integration.webhook.disabled.v1",
+            Self::WebhookDelivered => "connectsoft.integration.webhook.delivered.v1",
+            Self::WebhookReceived => "connectsoft.integration.webhook.received.v1",
+        }
+    }
+
+    /// The short name used in webhook payloads and subscription filters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::IntegrationConnectionEstablished => "integration.connection.established",
+            Self::IntegrationRunCompleted => "integration.run.completed",
+            Self::IntegrationFailed => "integration.failure.recorded",
+            Self::IntegrationProviderRegistered => "integration.provider.registered",
+            Self::ExternalApiClientRegistered => "integration.client.registered",
+            Self::IntegrationCredentialRotated => "integration.credential.rotated",
+            Self::CredentialRotationDue => "integration.credential.rotation-due",
+            Self::WebhookSubscribed => "integration.webhook.subscribed",
+            Self::WebhookSubscriptionDisabled => "integration.webhook.disabled",
+            Self::WebhookDelivered => "integration.webhook.delivered",
+            Self::WebhookReceived => "integration.webhook.received",
+        }
+    }
+
+    /// The short name as an [`EventName`].
+    pub fn event_name(self) -> EventName {
+        EventName::from_static(self.name())
+    }
+
+    /// The kind with this CloudEvents `type`.
+    pub fn from_event_type(event_type: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.event_type() == event_type)
+    }
+}
+
+/// Every event the domain emits. Serialises as `{"type": "<CloudEvents type>", "data": {...}}`; the
+/// envelope uses [`DomainEvent::event_type`] and [`DomainEvent::to_data`] instead.
+///
+/// | Variant                            | CloudEvents `type`                                    | Short name (webhook filters)          | `subject`                      |
+/// |------------------------------------|-------------------------------------------------------|---------------------------------------|--------------------------------|
+/// | `IntegrationConnectionEstablished` | `connectsoft.integration.connection.established.v1`   | `integration.connection.established`  | `connections/conn_…`           |
+/// | `IntegrationRunCompleted`          | `connectsoft.integration.run.completed.v1`            | `integration.run.completed`           | `runs/run_…`                   |
+/// | `IntegrationFailed`                | `connectsoft.integration.failure.recorded.v1`         | `integration.failure.recorded`        | `failures/fail_…`              |
+/// | `IntegrationProviderRegistered`    | `connectsoft.integration.provider.registered.v1`      | `integration.provider.registered`     | `providers/<key>`              |
+/// | `ExternalApiClientRegistered`      | `connectsoft.integration.client.registered.v1`        | `integration.client.registered`       | `providers/<key>/clients/cli_…`|
+/// | `IntegrationCredentialRotated`     | `connectsoft.integration.credential.rotated.v1`       | `integration.credential.rotated`      | `credentials/cred_…`           |
+/// | `CredentialRotationDue`            | `connectsoft.integration.credential.rotation-due.v1`  | `integration.credential.rotation-due` | `credentials/cred_…`           |
+/// | `WebhookSubscribed`                | `connectsoft.integration.webhook.subscribed.v1`       | `integration.webhook.subscribed`      | `subscriptions/sub_…`          |
+/// | `WebhookSubscriptionDisabled`      | `connectsoft.integration.webhook.disabled.v1`         | `integration.webhook.disabled`        | `subscriptions/sub_…`          |
+/// | `WebhookDelivered`                 | `connectsoft.integration.webhook.delivered.v1`        | `integration.webhook.delivered`       | `deliveries/dlv_…`             |
+/// | `WebhookReceived`                  | `connectsoft.integration.webhook.received.v1`         | `integration.webhook.received`        | `sources/src_…`                |
+///
+/// The type is `connectsoft.<short name>.v1`: the short name is what tenants see in webhook payloads and
+/// subscription filters, the `v1` versions the data schema. `IntegrationFailed` is a "failure recorded"
+/// because its subject may be a run, a delivery, a connection test or a rotation. All webhook events sit
+/// under `integration.webhook.*` so one filter selects them.
+///
+/// Events carry ids, the tenant and non-secret facts only; payloads stay in Blob and are referenced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum DomainEvent {
+    /// A connection became usable.
+    #[serde(rename = "connectsoft.integration.connection.established.v1")]
+    IntegrationConnectionEstablished(IntegrationConnectionEstablished),
+    /// A run succeeded.
+    #[serde(rename = "connectsoft.integration.run.completed.v1")]
+    IntegrationRunCompleted(IntegrationRunCompleted),
+    /// A failure was recorded.
+    #[serde(rename = "connectsoft.integration.failure.recorded.v1")]
+    IntegrationFailed(IntegrationFailed),
+    /// A provider was registered.
+    #[serde(rename = "connectsoft.integration.provider.registered.v1")]
+    IntegrationProviderRegistered(IntegrationProviderRegistered),
+    /// An API client was registered.
+    #[serde(rename = "connectsoft.integration.client.registered.v1")]
+    ExternalApiClientRegistered(ExternalApiClientRegistered),
+    /// A credential was rotated.
+    #[serde(rename = "connectsoft.integration.credential.rotated.v1")]
+    IntegrationCredentialRotated(IntegrationCredentialRotated),
+    /// A credential is due for rotation.
+    #[serde(rename = "connectsoft.integration.credential.rotation-due.v1")]
+    CredentialRotationDue(CredentialRotationDue),
+    /// A subscription was created.
+    #[serde(rename = "connectsoft.integration.webhook.subscribed.v1")]
+    WebhookSubscribed(WebhookSubscribed),
+    /// A subscription was disabled.
+    #[serde(rename = "connectsoft.integration.webhook.disabled.v1")]
+    WebhookSubscriptionDisabled(WebhookSubscriptionDisabled),
+    /// A delivery was accepted.
+    #[serde(rename = "connectsoft.integration.webhook.delivered.v1")]
+    WebhookDelivered(WebhookDelivered),
+    /// An inbound webhook was received.
+    #[serde(rename = "connectsoft.integration.webhook.received.v1")]
+    WebhookReceived(WebhookReceived),
+}
+
+impl DomainEvent {
+    /// The kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::IntegrationConnectionEstablished(_) => {
+                EventKind::IntegrationConnectionEstablished
+            }
+            Self::IntegrationRunCompleted(_) => EventKind::IntegrationRunCompleted,
+            Self::IntegrationFailed(_) => EventKind::IntegrationFailed,
+            Self::IntegrationProviderRegistered(_) => EventKind::IntegrationProviderRegistered,
+            Self::ExternalApiClientRegistered(_) => EventKind::ExternalApiClientRegistered,
+            Self::IntegrationCredentialRotated(_) => EventKind::IntegrationCredentialRotated,
+            Self::CredentialRotationDue(_) => EventKind::CredentialRotationDue,
+            Self::WebhookSubscribed(_) => EventKind::WebhookSubscribed,
+            Self::WebhookSubscriptionDisabled(_) => EventKind::WebhookSubscriptionDisabled,
+            Self::WebhookDelivered(_) => EventKind::WebhookDelivered,
+            Self::WebhookReceived(_) => EventKind::WebhookReceived,
+        }
+    }
+
+    /// The CloudEvents `type` (`connectsoft.integration.run.completed.v1`).
+    pub fn event_type(&self) -> &'static str {
+        self.kind().event_type()
+    }
+
+    /// The short name (`integration.run.completed`) matched by webhook subscription filters.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The tenant the event belongs to (the platform for catalogue events).
+    pub fn tenant_id(&self) -> &TenantId {
+        match self {
+            Self::IntegrationConnectionEstablished(e) => &e.tenant_id,
+            Self::IntegrationRunCompleted(e) => &e.tenant_id,
+            Self::IntegrationFailed(e) => &e.tenant_id,
+            Self::IntegrationProviderRegistered(e) => &e.tenant_id,
+            Self::ExternalApiClientRegistered(e) => &e.tenant_id,
+            Self::IntegrationCredentialRotated(e) => &e.tenant_id,
+            Self::CredentialRotationDue(e) => &e.tenant_id,
+            Self::WebhookSubscribed(e) => &e.tenant_id,
+            Self::WebhookSubscriptionDisabled(e) => &e.tenant_id,
+            Self::WebhookDelivered(e) => &e.tenant_id,
+            Self::WebhookReceived(e) => &e.tenant_id,
+        }
+    }
+
+    /// The CloudEvents `subject`: the resource the event is about (`runs/run_…`).
+    pub fn subject(&self) -> String {
+        match self {
+            Self::IntegrationConnectionEstablished(e) => format!("connections/{}", e.connection_id),
+            Self::IntegrationRunCompleted(e) => format!("runs/{}", e.run_id),
+            Self::IntegrationFailed(e) => format!("failures/{}", e.failure_id),
+            Self::IntegrationProviderRegistered(e) => format!("providers/{}", e.provider_key),
+            Self::ExternalApiClientRegistered(e) => {
+                format!("providers/{}/clients/{}", e.provider_key, e.client_id)
+            }
+            Self::IntegrationCredentialRotated(e) => format!("credentials/{}", e.credential_id),
+            Self::CredentialRotationDue(e) => format!("credentials/{}", e.credential_id),
+            Self::WebhookSubscribed(e) => format!("subscriptions/{}", e.subscription_id),
+            Self::WebhookSubscriptionDisabled(e) => format!("subscriptions/{}", e.subscription_id),
+            Self::WebhookDelivered(e) => format!("deliveries/{}", e.delivery_id),
+            Self::WebhookReceived(e) => format!("sources/{}", e.source_id),
+        }
+    }
+
+    /// When it happened (the envelope's `time`).
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        match self {
+            Self::IntegrationConnectionEstablished(e) => e.occurred_at,
+            Self::IntegrationRunCompleted(e) => e.occurred_at,
+            Self::IntegrationFailed(e) => e.occurred_at,
+            Self::IntegrationProviderRegistered(e) => e.occurred_at,
+            Self::ExternalApiClientRegistered(e) => e.occurred_at,
+            Self::IntegrationCredentialRotated(e) => e.occurred_at,
+            Self::CredentialRotationDue(e) => e.occurred_at,
+            Self::WebhookSubscribed(e) => e.occurred_at,
+            Self::WebhookSubscriptionDisabled(e) => e.occurred_at,
+            Self::WebhookDelivered(e) => e.occurred_at,
+            Self::WebhookReceived(e) => e.occurred_at,
+        }
+    }
+
+    /// The trace the event belongs to, when the domain knows it (runs, failures). Others take the
+    /// trace of the request that produced them.
+    pub fn trace_id(&self) -> Option<TraceId> {
+        match self {
+            Self::IntegrationRunCompleted(e) => Some(e.trace_id),
+            Self::IntegrationFailed(e) => e.trace_id,
+            _ => None,
+        }
+    }
+
+    /// Whether the event may be fanned out to the tenant's webhook subscriptions.
+    ///
+    /// `WebhookDelivered`, and failures of deliveries, are not: delivering them creates more deliveries
+    /// and so more of them, a loop that a `*` subscription (or a failing endpoint) would never leave.
+    /// Catalogue events belong to the platform partition, which has no subscribers.
+    pub fn fans_out_to_webhooks(&self) -> bool {
+        match self {
+            Self::WebhookDelivered(_) => false,
+            Self::IntegrationFailed(e) => !matches!(e.subject, FailureSubject::Delivery(_)),
+            other => !other.tenant_id().is_platform(),
+        }
+    }
+
+    /// The envelope's `data`: the event's JSON without the type tag.
+    pub fn to_data(&self) -> Result<Vec<u8>, serde_json::Error> {
+        match self {
+            Self::IntegrationConnectionEstablished(e) => serde_json::to_vec(e),
+            Self::IntegrationRunCompleted(e) => serde_json::to_vec(e),
+            Self::IntegrationFailed(e) => serde_json::to_vec(e),
+            Self::IntegrationProviderRegistered(e) => serde_json::to_vec(e),
+            Self::ExternalApiClientRegistered(e) => serde_json::to_vec(e),
+            Self::IntegrationCredentialRotated(e) => serde_json::to_vec(e),
+            Self::CredentialRotationDue(e) => serde_json::to_vec(e),
+            Self::WebhookSubscribed(e) => serde_json::to_vec(e),
+            Self::WebhookSubscriptionDisabled(e) => serde_json::to_vec(e),
+            Self::WebhookDelivered(e) => serde_json::to_vec(e),
+            Self::WebhookReceived(e) => serde_json::to_vec(e),
+        }
+    }
+
+    /// Decodes an envelope's `type` and `data` back into an event.
+    pub fn decode(event_type: &str, data: &[u8]) -> Result<Self, EventDecodeError> {
+        let kind = EventKind::from_event_type(event_type)
+            .ok_or_else(|| EventDecodeError::UnknownType(event_type.to_owned()))?;
+        let wrap = |source| EventDecodeError::Data {
+            event_type: kind.event_type(),
+            source,
+        };
+        Ok(match kind {
+            EventKind::IntegrationConnectionEstablished => {
+                Self::IntegrationConnectionEstablished(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::IntegrationRunCompleted => {
+                Self::IntegrationRunCompleted(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::IntegrationFailed => {
+                Self::IntegrationFailed(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::IntegrationProviderRegistered => {
+                Self::IntegrationProviderRegistered(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::ExternalApiClientRegistered => {
+                Self::ExternalApiClientRegistered(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::IntegrationCredentialRotated => {
+                Self::IntegrationCredentialRotated(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::CredentialRotationDue => {
+                Self::CredentialRotationDue(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::WebhookSubscribed => {
+                Self::WebhookSubscribed(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::WebhookSubscriptionDisabled => {
+                Self::WebhookSubscriptionDisabled(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::WebhookDelivered => {
+                Self::WebhookDelivered(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::WebhookReceived => {
+                Self::WebhookReceived(serde_json::from_slice(data).map_err(wrap)?)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
