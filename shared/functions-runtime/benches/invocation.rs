@@ -62,6 +62,25 @@ fn decode_and_reply(bencher: Bencher<'_, '_>) {
     bencher
         .counter(divan::counter::BytesCount::new(bytes.len()))
         .bench(|| {
+            let msg = ServiceBusMessage::from_binary_invocation(black_box(&bytes), "msg").unwrap();
+            let mut outputs = Map::new();
+            outputs.insert("outMsg".into(), json!({ "processed": msg.message_id }));
+            let reply = InvocationResponse {
+                outputs,
+                logs: vec![],
+                return_value: Value::Null,
+            };
+            black_box(reply.to_bytes())
+        });
+}
+
+/// The same through the generic JSON tree (`InvocationRequest`), for comparison.
+#[divan::bench]
+fn decode_generic_and_reply(bencher: Bencher<'_, '_>) {
+    let bytes = invocation_bytes();
+    bencher
+        .counter(divan::counter::BytesCount::new(bytes.len()))
+        .bench(|| {
             let req = InvocationRequest::parse(black_box(&bytes)).unwrap();
             let msg = ServiceBusMessage::from_invocation(&req, "msg", true).unwrap();
             let mut outputs = Map::new();

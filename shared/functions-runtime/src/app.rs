@@ -32,17 +32,42 @@ pub struct Invocation {
     pub function: String,
     pub trigger_binding: String,
     pub invocation_id: Option<String>,
-    pub request: InvocationRequest,
+    /// The exact bytes the host sent.
+    pub body: Bytes,
+    payload: Payload,
+}
+
+/// What was decoded before the handler ran: Service Bus triggers take the fast typed path
+/// (the hot path), everything else the generic tree.
+#[derive(Clone, Debug)]
+enum Payload {
+    ServiceBus(ServiceBusMessage),
+    Generic(InvocationRequest),
 }
 
 impl Invocation {
     /// The Service Bus message (triggers are declared binary, so the body is exact).
-    pub fn service_bus(&self) -> Result<ServiceBusMessage, DecodeError> {
-        ServiceBusMessage::from_invocation(&self.request, &self.trigger_binding, true)
+    pub fn service_bus(&self) -> Result<&ServiceBusMessage, DecodeError> {
+        match &self.payload {
+            Payload::ServiceBus(m) => Ok(m),
+            Payload::Generic(_) => Err(DecodeError::WrongType {
+                field: self.trigger_binding.clone(),
+                expected: "a Service Bus trigger",
+            }),
+        }
     }
 
     pub fn timer(&self) -> Result<TimerInfo, DecodeError> {
-        TimerInfo::from_invocation(&self.request, &self.trigger_binding)
+        TimerInfo::from_invocation(&self.request()?, &self.trigger_binding)
+    }
+
+    /// The whole invocation as a generic JSON tree (parsed on demand for Service Bus
+    /// triggers).
+    pub fn request(&self) -> Result<InvocationRequest, DecodeError> {
+        match &self.payload {
+            Payload::Generic(r) => Ok(r.clone()),
+            Payload::ServiceBus(_) => InvocationRequest::parse(&self.body),
+        }
     }
 }
 
@@ -183,9 +208,10 @@ impl FunctionApp {
                 .iter()
                 .filter(|f| !matches!(f.trigger, Trigger::Http { .. }))
                 .map(|f| {
+                    let service_bus = matches!(f.trigger, Trigger::ServiceBus { .. });
                     (
                         f.name.to_ascii_lowercase(),
-                        (f.name.clone(), f.trigger_binding.clone()),
+                        (f.name.clone(), f.trigger_binding.clone(), service_bus),
                     )
                 })
                 .collect(),
@@ -204,7 +230,8 @@ impl FunctionApp {
 
 struct Invoker {
     handlers: HashMap<String, Handler>,
-    bindings: HashMap<String, (String, String)>,
+    /// Declared name, trigger binding name, and whether the trigger is Service Bus.
+    bindings: HashMap<String, (String, String, bool)>,
 }
 
 async fn invoke(
@@ -214,7 +241,8 @@ async fn invoke(
     body: Bytes,
 ) -> Response {
     let key = function.to_ascii_lowercase();
-    let (Some(handler), Some((name, binding))) = (inv.handlers.get(&key), inv.bindings.get(&key))
+    let (Some(handler), Some((name, binding, service_bus))) =
+        (inv.handlers.get(&key), inv.bindings.get(&key))
     else {
         // A real host only calls declared functions; say so clearly to anyone else.
         return problem(
@@ -227,22 +255,32 @@ async fn invoke(
         .get(INVOCATION_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let request = match InvocationRequest::parse(&body) {
-        Ok(r) => r,
+    let decoded = if *service_bus {
+        ServiceBusMessage::from_binary_invocation(&body, binding).map(Payload::ServiceBus)
+    } else {
+        InvocationRequest::parse(&body).map(Payload::Generic)
+    };
+    let payload = match decoded {
+        Ok(p) => p,
         Err(e) => {
             tracing::error!(function = %name, invocation_id = ?invocation_id, error = %e, "invocation body rejected");
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "invalid_invocation",
-                &e.to_string(),
-            );
+            // Not JSON at all is a malformed request; JSON of the wrong shape is a payload
+            // this function can never process.
+            let status = match e {
+                DecodeError::Json(_)
+                | DecodeError::NotAnObject
+                | DecodeError::SectionNotObject(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            return problem(status, "invalid_invocation", &e.to_string());
         }
     };
     let call = Invocation {
         function: name.clone(),
         trigger_binding: binding.clone(),
         invocation_id: invocation_id.clone(),
-        request,
+        body,
+        payload,
     };
     // A panic in a handler must fail this invocation only, not the process that serves all
     // the others.

@@ -268,3 +268,49 @@ fn host_string_of_non_strings() {
     );
     assert_eq!(host_string(&json!("\"\"")), Some(String::new()));
 }
+
+proptest! {
+    /// The fast typed decoder of the consumer hot path agrees with the generic one on
+    /// everything the encoder can produce.
+    #[test]
+    fn fast_binary_decoder_agrees_with_the_generic_one(m in arb_message(prop::collection::vec(any::<u8>(), 0..256))) {
+        let built = encode::service_bus_invocation("ProcessRun", "msg", true, &m.delivery(), Utc::now());
+        let bytes = serde_json::to_vec(&built).expect("serialisable");
+        let fast = ServiceBusMessage::from_binary_invocation(&bytes, "msg").expect("fast path decodes");
+        let generic = ServiceBusMessage::from_invocation(&InvocationRequest::parse(&bytes).unwrap(), "msg", true).unwrap();
+        prop_assert_eq!(&fast, &generic);
+        assert_same_fields(&fast, &m);
+        prop_assert_eq!(fast.body.as_ref(), m.body.as_slice());
+    }
+
+    /// On anything else both decoders accept or refuse alike (never a panic).
+    #[test]
+    fn fast_and_generic_decoders_accept_the_same_inputs(msg in arb_json(), meta in arb_json()) {
+        let bytes = serde_json::to_vec(&json!({ "Data": { "msg": msg }, "Metadata": meta })).unwrap();
+        let fast = ServiceBusMessage::from_binary_invocation(&bytes, "msg");
+        let generic = InvocationRequest::parse(&bytes).and_then(|r| ServiceBusMessage::from_invocation(&r, "msg", true));
+        prop_assert_eq!(fast.is_ok(), generic.is_ok(), "fast {:?} generic {:?}", fast, generic);
+        if let (Ok(a), Ok(b)) = (fast, generic) {
+            prop_assert_eq!(a, b);
+        }
+    }
+}
+
+#[test]
+fn the_fast_decoder_falls_back_for_other_spellings() {
+    // Lower-case sections and keys, numbers as JSON numbers (the documentation's shape),
+    // base64 with line breaks: the generic decoder's leniency is kept.
+    let body = json!({
+        "data": { "msg": "aGVs\nbG8=" },
+        "metadata": { "deliverycount": 2, "messageid": "\"m-1\"" }
+    });
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let m = ServiceBusMessage::from_binary_invocation(&bytes, "msg").unwrap();
+    assert_eq!(m.body.as_ref(), b"hello");
+    assert_eq!(m.delivery_count, 2);
+    assert_eq!(m.message_id, "m-1");
+    assert!(matches!(
+        ServiceBusMessage::from_binary_invocation(b"{not json", "msg"),
+        Err(functions_runtime::wire::DecodeError::Json(_))
+    ));
+}
