@@ -17,7 +17,7 @@ use std::time::Duration;
 use app_context::{AppContext, AppRegistration, EVENTS_TOPIC, runs_queue};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use functions_runtime::problem::problem;
@@ -96,21 +96,33 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn tenant(ctx: &AppContext, headers: &HeaderMap) -> Result<String, Refusal> {
-    let unauthenticated = |why: String| Refusal(StatusCode::UNAUTHORIZED, "unauthenticated", why);
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthenticated("a bearer token is required".into()))?;
-    let tokens = ctx
-        .dev_tokens
-        .as_ref()
-        .ok_or_else(|| unauthenticated("no authenticator".into()))?;
-    tokens
-        .verify(token, chrono::Utc::now())
-        .map(|p| p.tenant_id)
-        .map_err(|e| unauthenticated(e.to_string()))
+/// The caller's tenant, from a verified bearer token (never from the request body).
+struct Tenant(String);
+
+impl axum::extract::FromRequestParts<AppContext> for Tenant {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        ctx: &AppContext,
+    ) -> Result<Self, Refusal> {
+        let unauthenticated =
+            |why: String| Refusal(StatusCode::UNAUTHORIZED, "unauthenticated", why);
+        let token = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthenticated("a bearer token is required".into()))?;
+        let tokens = ctx
+            .dev_tokens
+            .as_ref()
+            .ok_or_else(|| unauthenticated("no authenticator".into()))?;
+        tokens
+            .verify(token, chrono::Utc::now())
+            .map(|p| Tenant(p.tenant_id))
+            .map_err(|e| unauthenticated(e.to_string()))
+    }
 }
 
 fn port_error(e: PortError) -> Response {
@@ -123,13 +135,9 @@ fn port_error(e: PortError) -> Response {
 
 async fn send_message(
     State(ctx): State<AppContext>,
-    headers: HeaderMap,
+    Tenant(tenant): Tenant,
     Json(body): Json<Value>,
 ) -> Response {
-    let tenant = match tenant(&ctx, &headers) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
     let Some(id) = body.get("id").and_then(Value::as_str) else {
         return problem(StatusCode::BAD_REQUEST, "invalid_body", "id is required");
     };
@@ -144,13 +152,9 @@ async fn send_message(
 
 async fn read_record(
     State(ctx): State<AppContext>,
-    headers: HeaderMap,
+    Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> Response {
-    let tenant = match tenant(&ctx, &headers) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
     match ctx
         .documents
         .read(CONTAINER, &tenant, &format!("record-{id}"))
@@ -164,13 +168,9 @@ async fn read_record(
 
 async fn record_with_event(
     State(ctx): State<AppContext>,
-    headers: HeaderMap,
+    Tenant(tenant): Tenant,
     Json(body): Json<Value>,
 ) -> Response {
-    let tenant = match tenant(&ctx, &headers) {
-        Ok(t) => t,
-        Err(r) => return r.into_response(),
-    };
     let Some(id) = body.get("id").and_then(Value::as_str) else {
         return problem(StatusCode::BAD_REQUEST, "invalid_body", "id is required");
     };

@@ -295,13 +295,7 @@ mod fast {
 
     /// Undoes the host's second JSON encoding of a string (`"\"x\""` → `x`).
     fn unwrap(s: Option<Cow<'_, str>>) -> Option<String> {
-        let s = s?;
-        if s.starts_with('"') {
-            if let Ok(inner) = serde_json::from_str::<String>(&s) {
-                return Some(inner);
-            }
-        }
-        Some(s.into_owned())
+        s.map(|s| crate::wire::undo_string_encoding(&s))
     }
 
     impl Wire<'_> {

@@ -128,19 +128,22 @@ fn lookup<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 /// base64) is returned as it is. Objects and arrays are not strings: `None`.
 pub fn host_string(value: &Value) -> Option<String> {
     match value {
-        Value::String(s) => {
-            if s.starts_with('"')
-                && let Ok(Value::String(inner)) = serde_json::from_str::<Value>(s)
-            {
-                return Some(inner);
-            }
-            Some(s.clone())
-        }
+        Value::String(s) => Some(undo_string_encoding(s)),
         // Not what the host sends, but what its documentation shows; accept it.
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
+}
+
+/// The string rule of [`host_string`] on text: `"\"x\""` becomes `x`, anything else stays.
+pub(crate) fn undo_string_encoding(s: &str) -> String {
+    if s.starts_with('"')
+        && let Ok(inner) = serde_json::from_str::<String>(s)
+    {
+        return inner;
+    }
+    s.to_owned()
 }
 
 /// `Metadata.sys`.

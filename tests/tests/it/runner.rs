@@ -1,30 +1,20 @@
 //! The runner in-process: HTTP forwarding, Service Bus triggers with redelivery and
 //! dead-lettering, the outbox to a topic subscription, timers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ports::{BrokerReceiver, Entity};
 use serde_json::{Value, json};
 
-use crate::support::{eventually, start, token};
+use crate::support::Probe;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_in_bus_hop_and_back_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let runner = start(dir.path(), "0 0 0 1 1 *").await;
-    let base = format!("http://{}", runner.addr);
-    let client = reqwest::Client::new();
-    let tok = token(&runner, "tenant-a");
+    let p = Probe::start("0 0 0 1 1 *").await;
+    let tok = p.token("tenant-a");
 
     // The index says where everything is.
-    let index: Value = client
-        .get(format!("{base}/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let index: Value = p.send("GET", "/", None, None).await.json().await.unwrap();
     let names: Vec<&str> = index["apps"][0]["functions"]
         .as_array()
         .unwrap()
@@ -38,30 +28,22 @@ async fn http_in_bus_hop_and_back_out() {
     );
 
     // No token: the app refuses (the runner forwards, the app authenticates).
-    let r = client
-        .post(format!("{base}/probe/api/messages"))
-        .json(&json!({"id": "m1"}))
-        .send()
-        .await
-        .unwrap();
+    let r = p
+        .send(
+            "POST",
+            "/probe/api/messages",
+            None,
+            Some(json!({"id": "m1"})),
+        )
+        .await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 
-    let r = client
-        .post(format!("{base}/probe/api/messages"))
-        .bearer_auth(&tok)
-        .json(&json!({"id": "m1"}))
-        .send()
-        .await
-        .unwrap();
+    let r = p
+        .post("/probe/api/messages", &tok, json!({"id": "m1"}))
+        .await;
     assert_eq!(r.status(), 202);
-    let record = eventually(
-        &client,
-        &format!("{base}/probe/api/messages/m1"),
-        &tok,
-        Duration::from_secs(10),
-    )
-    .await;
+    let record = p.eventually("/probe/api/messages/m1", &tok).await;
     assert_eq!(
         record["messageId"], "m1",
         "the handler saw the broker's MessageId"
@@ -75,13 +57,10 @@ async fn http_in_bus_hop_and_back_out() {
     );
 
     // Another tenant cannot see it.
-    let other = token(&runner, "tenant-b");
-    let r = client
-        .get(format!("{base}/probe/api/messages/m1"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let other = p.token("tenant-b");
+    let r = p
+        .send("GET", "/probe/api/messages/m1", Some(&other), None)
+        .await;
     assert_eq!(r.status(), 404);
 
     // Unknown app, unknown route, wrong method: 404 problem+json, as the host answers.
@@ -91,62 +70,49 @@ async fn http_in_bus_hop_and_back_out() {
         ("DELETE", "/probe/api/messages/m1"),
         ("GET", "/probe/messages"),
     ] {
-        let r = client
-            .request(method.parse().unwrap(), format!("{base}{path}"))
-            .send()
-            .await
-            .unwrap();
+        let r = p.send(method, path, None, None).await;
         assert_eq!(r.status(), 404, "{method} {path}");
         assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
-    runner.shutdown().await;
+    p.runner.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_invocations_are_redelivered_then_dead_lettered() {
-    let dir = tempfile::tempdir().unwrap();
-    let runner = start(dir.path(), "0 0 0 1 1 *").await;
-    let base = format!("http://{}", runner.addr);
-    let client = reqwest::Client::new();
-    let tok = token(&runner, "t1");
+    let p = Probe::start("0 0 0 1 1 *").await;
+    let tok = p.token("t1");
 
-    let r = client
-        .post(format!("{base}/probe/api/messages"))
-        .bearer_auth(&tok)
-        .json(&json!({"id": "flaky", "fail": 2}))
-        .send()
-        .await
-        .unwrap();
+    let r = p
+        .post(
+            "/probe/api/messages",
+            &tok,
+            json!({"id": "flaky", "fail": 2}),
+        )
+        .await;
     assert_eq!(r.status(), 202);
-    let record = eventually(
-        &client,
-        &format!("{base}/probe/api/messages/flaky"),
-        &tok,
-        Duration::from_secs(10),
-    )
-    .await;
+    let record = p.eventually("/probe/api/messages/flaky", &tok).await;
     assert_eq!(
         record["deliveryCount"], 3,
         "two failures, then success on the third delivery"
     );
 
-    let r = client
-        .post(format!("{base}/probe/api/messages"))
-        .bearer_auth(&tok)
-        .json(&json!({"id": "poison", "fail": 1000}))
-        .send()
-        .await
-        .unwrap();
+    let r = p
+        .post(
+            "/probe/api/messages",
+            &tok,
+            json!({"id": "poison", "fail": 1000}),
+        )
+        .await;
     assert_eq!(r.status(), 202);
     let queue = Entity::queue("runs-probe");
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(15);
     let dead = loop {
-        let dead = runner.broker.peek_dead_letters(&queue, 10).await.unwrap();
+        let dead = p.runner.broker.peek_dead_letters(&queue, 10).await.unwrap();
         if !dead.is_empty() {
             break dead;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the poison message was not dead-lettered"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -160,41 +126,27 @@ async fn failed_invocations_are_redelivered_then_dead_lettered() {
         dead[0].dead_letter_reason.as_deref(),
         Some("MaxDeliveryCountExceeded")
     );
-    let r = client
-        .get(format!("{base}/probe/api/messages/poison"))
-        .bearer_auth(&tok)
-        .send()
-        .await
-        .unwrap();
+    let r = p
+        .send("GET", "/probe/api/messages/poison", Some(&tok), None)
+        .await;
     assert_eq!(r.status(), 404, "a poison message never produced a record");
-    runner.shutdown().await;
+    p.runner.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_events_reach_subscribers_through_the_outbox() {
-    let dir = tempfile::tempdir().unwrap();
-    let runner = start(dir.path(), "0 0 0 1 1 *").await;
-    let base = format!("http://{}", runner.addr);
-    let client = reqwest::Client::new();
-    let tok = token(&runner, "t-events");
+    let p = Probe::start("0 0 0 1 1 *").await;
+    let tok = p.token("t-events");
 
-    let r = client
-        .post(format!("{base}/probe/api/events"))
-        .bearer_auth(&tok)
-        .json(&json!({"id": "thing-1"}))
-        .send()
-        .await
-        .unwrap();
+    let r = p
+        .post("/probe/api/events", &tok, json!({"id": "thing-1"}))
+        .await;
     assert_eq!(r.status(), 202);
     let body: Value = r.json().await.unwrap();
     let event_id = body["eventId"].as_str().unwrap().to_owned();
-    let record = eventually(
-        &client,
-        &format!("{base}/probe/api/events/{event_id}"),
-        &tok,
-        Duration::from_secs(10),
-    )
-    .await;
+    let record = p
+        .eventually(&format!("/probe/api/events/{event_id}"), &tok)
+        .await;
     assert_eq!(
         record["messageId"],
         event_id.as_str(),
@@ -206,30 +158,21 @@ async fn committed_events_reach_subscribers_through_the_outbox() {
         "connectsoft.integration.probe.recorded.v1"
     );
     assert_eq!(record["data"]["thingId"], "thing-1");
-    let dup = client
-        .post(format!("{base}/probe/api/events"))
-        .bearer_auth(&tok)
-        .json(&json!({"id": "thing-1"}))
-        .send()
-        .await
-        .unwrap();
+    let dup = p
+        .post("/probe/api/events", &tok, json!({"id": "thing-1"}))
+        .await;
     assert_eq!(dup.status(), 409);
-    runner.shutdown().await;
+    p.runner.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timers_fire_on_their_ncrontab_schedule() {
-    let dir = tempfile::tempdir().unwrap();
-    let runner = start(dir.path(), "*/1 * * * * *").await;
-    let base = format!("http://{}", runner.addr);
-    let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let p = Probe::start("*/1 * * * * *").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let ticks: Value = client
-            .get(format!("{base}/probe/api/ticks"))
-            .send()
+        let ticks: Value = p
+            .send("GET", "/probe/api/ticks", None, None)
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -238,12 +181,12 @@ async fn timers_fire_on_their_ncrontab_schedule() {
             break;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "the every-second timer did not fire twice in 10 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    runner.shutdown().await;
+    p.runner.shutdown().await;
 }
 
 /// Sends raw bytes over TCP and returns the status line's code.
@@ -252,7 +195,7 @@ async fn raw_status(addr: std::net::SocketAddr, request: &[u8]) -> u16 {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(request).await.unwrap();
     let mut buf = vec![0u8; 1024];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
         .await
         .expect("an answer within 10 s")
         .unwrap();
@@ -265,24 +208,21 @@ async fn raw_status(addr: std::net::SocketAddr, request: &[u8]) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_chunked_bodies_are_handled_like_the_host() {
-    let dir = tempfile::tempdir().unwrap();
-    let runner = start(dir.path(), "0 0 0 1 1 *").await;
-    let tok = token(&runner, "t1");
-    // A declared length over the limit is refused before anything is read.
-    let big = format!(
-        "POST /probe/api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nContent-Type: application/json\r\nContent-Length: 200000000\r\n\r\n"
+    let p = Probe::start("0 0 0 1 1 *").await;
+    let tok = p.token("t1");
+    let head = format!(
+        "POST /probe/api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nContent-Type: application/json\r\n"
     );
-    assert_eq!(raw_status(runner.addr, big.as_bytes()).await, 413);
+    // A declared length over the limit is refused before anything is read.
+    let big = format!("{head}Content-Length: 200000000\r\n\r\n");
+    assert_eq!(raw_status(p.runner.addr, big.as_bytes()).await, 413);
     // A chunked body reaches the handler empty, as with the real host (which forwards a
     // body only with Content-Length): the app then rejects the missing JSON.
-    let chunked = format!(
-        "POST /probe/api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nC\r\n{{\"id\":\"ch1\"}}\r\n0\r\n\r\n"
-    );
-    assert_eq!(raw_status(runner.addr, chunked.as_bytes()).await, 400);
+    let chunked =
+        format!("{head}Transfer-Encoding: chunked\r\n\r\nC\r\n{{\"id\":\"ch1\"}}\r\n0\r\n\r\n");
+    assert_eq!(raw_status(p.runner.addr, chunked.as_bytes()).await, 400);
     // The same body with a Content-Length is accepted.
-    let sized = format!(
-        "POST /probe/api/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{{\"id\":\"ch1\"}}"
-    );
-    assert_eq!(raw_status(runner.addr, sized.as_bytes()).await, 202);
-    runner.shutdown().await;
+    let sized = format!("{head}Content-Length: 12\r\n\r\n{{\"id\":\"ch1\"}}");
+    assert_eq!(raw_status(p.runner.addr, sized.as_bytes()).await, 202);
+    p.runner.shutdown().await;
 }

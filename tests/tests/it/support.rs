@@ -19,30 +19,6 @@ pub(crate) fn write_settings(dir: &Path, schedule: &str) -> std::path::PathBuf {
     path
 }
 
-pub(crate) async fn start(dir: &Path, schedule: &str) -> Runner {
-    let args = RunArgs {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        data_dir: dir.join("data"),
-        settings: write_settings(dir, schedule),
-        lock_seconds: 2,
-        function_timeout: 30,
-        max_concurrent_calls: 4,
-    };
-    Runner::start(&[e2e::registration()], args)
-        .await
-        .expect("runner starts")
-}
-
-pub(crate) fn token(runner: &Runner, tenant: &str) -> String {
-    runner
-        .context
-        .dev_tokens
-        .as_ref()
-        .unwrap()
-        .issue(tenant, &[], chrono::Duration::hours(1), chrono::Utc::now())
-        .unwrap()
-}
-
 /// Polls `url` until it answers 200, returning the JSON body.
 pub(crate) async fn eventually(
     client: &reqwest::Client,
@@ -62,5 +38,84 @@ pub(crate) async fn eventually(
             r.status()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A runner hosting the probe app in this process, on a temporary data folder, with a
+/// client for it.
+pub(crate) struct Probe {
+    pub(crate) runner: Runner,
+    pub(crate) client: reqwest::Client,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Probe {
+    pub(crate) async fn start(schedule: &str) -> Probe {
+        let dir = tempfile::tempdir().unwrap();
+        let args = RunArgs {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: dir.path().join("data"),
+            settings: write_settings(dir.path(), schedule),
+            lock_seconds: 2,
+            function_timeout: 30,
+            max_concurrent_calls: 4,
+        };
+        let runner = Runner::start(&[e2e::registration()], args)
+            .await
+            .expect("runner starts");
+        let base = format!("http://{}", runner.addr);
+        Probe {
+            runner,
+            client: reqwest::Client::new(),
+            base,
+            _dir: dir,
+        }
+    }
+
+    pub(crate) fn token(&self, tenant: &str) -> String {
+        self.runner
+            .context
+            .dev_tokens
+            .as_ref()
+            .unwrap()
+            .issue(tenant, &[], chrono::Duration::hours(1), chrono::Utc::now())
+            .unwrap()
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request, with a bearer token when given.
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut rb = self.client.request(method.parse().unwrap(), self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send().await.unwrap()
+    }
+
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.send("POST", path, Some(token), Some(body)).await
+    }
+
+    pub(crate) async fn eventually(&self, path: &str, token: &str) -> Value {
+        eventually(
+            &self.client,
+            &self.url(path),
+            token,
+            Duration::from_secs(10),
+        )
+        .await
     }
 }
