@@ -25,9 +25,75 @@ pub trait Aggregate {
     fn updated_at(&self) -> DateTime<Utc>;
 }
 
-/// Implements [`Aggregate`] for a struct with the usual field names.
+/// Implements [`Aggregate`] for a struct with the usual field names (`tenant_id`, `id`, `version`,
+/// `created_at`, `updated_at`), plus the matching inherent getters, so callers need not import the
+/// trait:
+///
+/// ```text
+/// impl_aggregate!(IntegrationRun, "integrationRun", id: RunId);
+/// impl_aggregate!(IntegrationProvider, "integrationProvider", key: &ProviderKey, ...);
+/// ```
+///
+/// The id getter is named by the caller; `id: RunId` returns a copy of the `id` field, while
+/// `key: &ProviderKey` (an id that is not `Copy`) returns a reference to it. The default doc lines of
+/// the id, `tenant_id` and `version` getters can be replaced, in that order, with
+/// `id_doc = "..."`, `tenant_doc = "..."` and `version_doc = "..."`.
 macro_rules! impl_aggregate {
-    ($ty:ty, $kind:literal) => {
+    // An id that is not `Copy`: the getter returns a reference.
+    (
+        $ty:ty, $kind:literal, $id_fn:ident: & $id_ty:ty
+        $(, id_doc = $id_doc:literal)?
+        $(, tenant_doc = $tenant_doc:literal)?
+        $(, version_doc = $version_doc:literal)?
+        $(,)?
+    ) => {
+        $crate::aggregate::impl_aggregate!(@impl $ty, $kind,
+            [$($id_doc)?] [$($tenant_doc)?] [$($version_doc)?]
+            [&] $id_fn: $id_ty);
+    };
+    // A `Copy` id: the getter returns it by value.
+    (
+        $ty:ty, $kind:literal, $id_fn:ident: $id_ty:ty
+        $(, id_doc = $id_doc:literal)?
+        $(, tenant_doc = $tenant_doc:literal)?
+        $(, version_doc = $version_doc:literal)?
+        $(,)?
+    ) => {
+        $crate::aggregate::impl_aggregate!(@impl $ty, $kind,
+            [$($id_doc)?] [$($tenant_doc)?] [$($version_doc)?]
+            [] $id_fn: $id_ty);
+    };
+    (
+        @impl $ty:ty, $kind:literal,
+        [$($id_doc:literal)?] [$($tenant_doc:literal)?] [$($version_doc:literal)?]
+        [$($amp:tt)?] $id_fn:ident: $id_ty:ty
+    ) => {
+        impl $ty {
+            $crate::aggregate::impl_aggregate!(@doc [$($tenant_doc)?] "The owning tenant."
+                pub fn tenant_id(&self) -> &$crate::values::TenantId {
+                    &self.tenant_id
+                }
+            );
+            $crate::aggregate::impl_aggregate!(@doc [$($id_doc)?] "The id."
+                pub fn $id_fn(&self) -> $($amp)? $id_ty {
+                    $($amp)? self.id
+                }
+            );
+            $crate::aggregate::impl_aggregate!(@doc [$($version_doc)?] "The change counter."
+                pub fn version(&self) -> u64 {
+                    self.version
+                }
+            );
+            /// Creation time.
+            pub fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+                self.created_at
+            }
+            /// Last change time.
+            pub fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
+                self.updated_at
+            }
+        }
+
         impl $crate::aggregate::Aggregate for $ty {
             const KIND: &'static str = $kind;
             fn tenant_id(&self) -> &$crate::values::TenantId {
@@ -46,6 +112,15 @@ macro_rules! impl_aggregate {
                 self.updated_at
             }
         }
+    };
+    // One getter with its doc line: the override if given, else the default.
+    (@doc [$doc:literal] $default:literal $($item:tt)*) => {
+        #[doc = $doc]
+        $($item)*
+    };
+    (@doc [] $default:literal $($item:tt)*) => {
+        #[doc = $default]
+        $($item)*
     };
 }
 pub(crate) use impl_aggregate;

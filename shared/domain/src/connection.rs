@@ -129,7 +129,7 @@ pub struct IntegrationConnection {
     status: ConnectionStatus,
     last_test_result: Option<ConnectionTestResult>,
 }
-impl_aggregate!(IntegrationConnection, "integrationConnection");
+impl_aggregate!(IntegrationConnection, "integrationConnection", id: ConnectionId);
 
 impl IntegrationConnection {
     const AGGREGATE: &'static str = "connection";
@@ -221,26 +221,6 @@ impl IntegrationConnection {
         self.status == ConnectionStatus::Established
     }
 
-    /// The owning tenant.
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// The id.
-    pub fn id(&self) -> ConnectionId {
-        self.id
-    }
-    /// The change counter.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-    /// Creation time.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// Last change time.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
-    }
     /// The provider.
     pub fn provider_key(&self) -> &ProviderKey {
         &self.provider_key

@@ -126,7 +126,7 @@ pub struct IntegrationCredential {
     last_rotation_id: Option<RotationId>,
     policy: RotationPolicy,
 }
-impl_aggregate!(IntegrationCredential, "integrationCredential");
+impl_aggregate!(IntegrationCredential, "integrationCredential", id: CredentialId);
 
 impl IntegrationCredential {
     const AGGREGATE: &'static str = "credential";
@@ -337,26 +337,6 @@ impl IntegrationCredential {
         touch(&mut self.version, &mut self.updated_at, now);
     }
 
-    /// The owning tenant.
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// The id.
-    pub fn id(&self) -> CredentialId {
-        self.id
-    }
-    /// The change counter.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-    /// Creation time.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// Last change time.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
-    }
     /// The provider.
     pub fn provider_key(&self) -> &ProviderKey {
         &self.provider_key

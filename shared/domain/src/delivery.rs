@@ -114,7 +114,7 @@ pub struct WebhookDelivery {
     delivered_at: Option<DateTime<Utc>>,
     failure_id: Option<FailureId>,
 }
-impl_aggregate!(WebhookDelivery, "webhookDelivery");
+impl_aggregate!(WebhookDelivery, "webhookDelivery", id: DeliveryId);
 
 impl WebhookDelivery {
     const AGGREGATE: &'static str = "delivery";
@@ -277,26 +277,6 @@ impl WebhookDelivery {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// The owning tenant.
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// The id.
-    pub fn id(&self) -> DeliveryId {
-        self.id
-    }
-    /// The change counter.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-    /// Creation time.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// Last change time.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
-    }
     /// The subscription.
     pub fn subscription_id(&self) -> SubscriptionId {
         self.subscription_id

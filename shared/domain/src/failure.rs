@@ -114,7 +114,7 @@ pub struct IntegrationFailure {
     dead_lettered: bool,
     trace_id: Option<TraceId>,
 }
-impl_aggregate!(IntegrationFailure, "integrationFailure");
+impl_aggregate!(IntegrationFailure, "integrationFailure", id: FailureId);
 
 impl IntegrationFailure {
     /// Records a failure and emits `IntegrationFailed`.
@@ -175,26 +175,6 @@ impl IntegrationFailure {
         Ok(Vec::new())
     }
 
-    /// The owning tenant.
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// The id.
-    pub fn id(&self) -> FailureId {
-        self.id
-    }
-    /// The change counter.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-    /// Creation time.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// Last change time.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
-    }
     /// What it belongs to.
     pub fn subject(&self) -> FailureSubject {
         self.subject

@@ -122,7 +122,13 @@ pub struct IntegrationProvider {
     base_url: HttpUrl,
     rate_limit_hints: Option<RateLimitHints>,
 }
-impl_aggregate!(IntegrationProvider, "integrationProvider");
+impl_aggregate!(
+    IntegrationProvider,
+    "integrationProvider",
+    key: &ProviderKey,
+    id_doc = "The key (also the id).",
+    tenant_doc = "The partition (always the platform).",
+);
 
 impl IntegrationProvider {
     /// Registers a provider in the platform partition and emits `IntegrationProviderRegistered`.
@@ -152,26 +158,6 @@ impl IntegrationProvider {
         (provider, event)
     }
 
-    /// The partition (always the platform).
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// The key (also the id).
-    pub fn key(&self) -> &ProviderKey {
-        &self.id
-    }
-    /// The change counter.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-    /// Creation time.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// Last change time.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
-    }
     /// Name shown to people.
     pub fn display_name(&self) -> &DisplayName {
         &self.display_name
@@ -223,7 +209,13 @@ pub struct ExternalApiClient {
     api_version: semver::Version,
     base_url: HttpUrl,
 }
-impl_aggregate!(ExternalApiClient, "externalApiClient");
+impl_aggregate!(
+    ExternalApiClient,
+    "externalApiClient",
+    id: ClientId,
+    tenant_doc = "The partition (always the platform).",
+    version_doc = "The change counter (not the API version; see [`Self::api_version`]).",
+);
 
 impl ExternalApiClient {
     /// Registers a client in the platform partition and emits `ExternalApiClientRegistered`.
@@ -257,26 +249,6 @@ impl ExternalApiClient {
         format!("{}/{}/{}", self.provider_key, self.name, self.api_version)
     }
 
-    /// The partition (always the platform).
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// The id.
-    pub fn id(&self) -> ClientId {
-        self.id
-    }
-    /// The change counter (not the API version; see [`Self::api_version`]).
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-    /// Creation time.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// Last change time.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
-    }
     /// The provider.
     pub fn provider_key(&self) -> &ProviderKey {
         &self.provider_key

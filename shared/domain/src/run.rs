@@ -148,7 +148,7 @@ pub struct IntegrationRun {
     failure_id: Option<FailureId>,
     completed_at: Option<DateTime<Utc>>,
 }
-impl_aggregate!(IntegrationRun, "integrationRun");
+impl_aggregate!(IntegrationRun, "integrationRun", id: RunId);
 
 impl IntegrationRun {
     const AGGREGATE: &'static str = "run";
@@ -343,26 +343,6 @@ impl IntegrationRun {
         self.attempts.last().filter(|a| a.finished_at.is_none())
     }
 
-    /// The owning tenant.
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// The id.
-    pub fn id(&self) -> RunId {
-        self.id
-    }
-    /// The change counter.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-    /// Creation time.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// Last change time.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
-    }
     /// The connection.
     pub fn connection_id(&self) -> ConnectionId {
         self.connection_id

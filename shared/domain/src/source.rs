@@ -114,7 +114,7 @@ pub struct WebhookSource {
     secret: SecretRef,
     connection_id: Option<ConnectionId>,
 }
-impl_aggregate!(WebhookSource, "webhookSource");
+impl_aggregate!(WebhookSource, "webhookSource", id: SourceId);
 
 /// What the gateway learned from a verified inbound delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -173,26 +173,6 @@ impl WebhookSource {
         })
     }
 
-    /// The owning tenant.
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// The id.
-    pub fn id(&self) -> SourceId {
-        self.id
-    }
-    /// The change counter.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-    /// Creation time.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// Last change time.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
-    }
     /// The signature scheme.
     pub fn scheme(&self) -> WebhookScheme {
         self.scheme

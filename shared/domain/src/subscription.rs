@@ -94,7 +94,7 @@ pub struct WebhookSubscription {
     rate_limit_per_second: Option<NonZeroU32>,
     ordered: bool,
 }
-impl_aggregate!(WebhookSubscription, "webhookSubscription");
+impl_aggregate!(WebhookSubscription, "webhookSubscription", id: SubscriptionId);
 
 impl WebhookSubscription {
     const AGGREGATE: &'static str = "subscription";
@@ -230,26 +230,6 @@ impl WebhookSubscription {
         secrets
     }
 
-    /// The owning tenant.
-    pub fn tenant_id(&self) -> &TenantId {
-        &self.tenant_id
-    }
-    /// The id.
-    pub fn id(&self) -> SubscriptionId {
-        self.id
-    }
-    /// The change counter.
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-    /// Creation time.
-    pub fn created_at(&self) -> DateTime<Utc> {
-        self.created_at
-    }
-    /// Last change time.
-    pub fn updated_at(&self) -> DateTime<Utc> {
-        self.updated_at
-    }
     /// The endpoint.
     pub fn url(&self) -> &HttpUrl {
         &self.url
