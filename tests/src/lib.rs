@@ -14,6 +14,7 @@
 
 use std::time::Duration;
 
+use api_kit::Caller;
 use app_context::{AppContext, AppRegistration, EVENTS_TOPIC, runs_queue};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -87,44 +88,6 @@ fn build(ctx: &AppContext) -> FunctionApp {
         )
 }
 
-/// A refused request, rendered as problem+json.
-struct Refusal(StatusCode, &'static str, String);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        problem(self.0, self.1, &self.2)
-    }
-}
-
-/// The caller's tenant, from a verified bearer token (never from the request body).
-struct Tenant(String);
-
-impl axum::extract::FromRequestParts<AppContext> for Tenant {
-    type Rejection = Refusal;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        ctx: &AppContext,
-    ) -> Result<Self, Refusal> {
-        let unauthenticated =
-            |why: String| Refusal(StatusCode::UNAUTHORIZED, "unauthenticated", why);
-        let token = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| unauthenticated("a bearer token is required".into()))?;
-        let tokens = ctx
-            .dev_tokens
-            .as_ref()
-            .ok_or_else(|| unauthenticated("no authenticator".into()))?;
-        tokens
-            .verify(token, chrono::Utc::now())
-            .map(|p| Tenant(p.tenant_id))
-            .map_err(|e| unauthenticated(e.to_string()))
-    }
-}
-
 fn port_error(e: PortError) -> Response {
     problem(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -135,9 +98,10 @@ fn port_error(e: PortError) -> Response {
 
 async fn send_message(
     State(ctx): State<AppContext>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Json(body): Json<Value>,
 ) -> Response {
+    let tenant = caller.tenant_id().to_owned();
     let Some(id) = body.get("id").and_then(Value::as_str) else {
         return problem(StatusCode::BAD_REQUEST, "invalid_body", "id is required");
     };
@@ -152,9 +116,10 @@ async fn send_message(
 
 async fn read_record(
     State(ctx): State<AppContext>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Response {
+    let tenant = caller.tenant_id().to_owned();
     match ctx
         .documents
         .read(CONTAINER, &tenant, &format!("record-{id}"))
@@ -168,9 +133,10 @@ async fn read_record(
 
 async fn record_with_event(
     State(ctx): State<AppContext>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Json(body): Json<Value>,
 ) -> Response {
+    let tenant = caller.tenant_id().to_owned();
     let Some(id) = body.get("id").and_then(Value::as_str) else {
         return problem(StatusCode::BAD_REQUEST, "invalid_body", "id is required");
     };

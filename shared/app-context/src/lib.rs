@@ -30,8 +30,8 @@ pub struct AppContext {
     pub bus: Arc<dyn BusSender>,
     pub blobs: Arc<dyn BlobStore>,
     pub secrets: Arc<dyn SecretStore>,
-    /// Verifier of local bearer tokens (`None` where another authenticator is configured).
-    pub dev_tokens: Option<auth::DevTokens>,
+    /// Turns bearer tokens into principals (local tokens, or Entra ID in Azure).
+    pub authenticator: Arc<dyn auth::Authenticator>,
     /// App settings (`local.settings.json` Values overlaid by the environment).
     pub settings: Arc<BTreeMap<String, String>>,
     /// Poke after committing outbox documents, so events leave at once.

@@ -235,3 +235,28 @@ impl DevTokens {
 
 #[cfg(test)]
 mod tests;
+
+/// Why a caller was not authenticated. The message is safe to return to the caller.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AuthError {
+    #[error("a bearer token is required")]
+    Missing,
+    #[error(transparent)]
+    Invalid(#[from] TokenError),
+    #[error("the token issuer's signing keys are unavailable")]
+    KeysUnavailable,
+}
+
+/// Turns a bearer token into a `Principal`. Hosts choose the implementation (local HS256
+/// tokens here; Entra ID JWTs in Azure); apps only ask.
+#[async_trait::async_trait]
+pub trait Authenticator: Send + Sync {
+    async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError>;
+}
+
+#[async_trait::async_trait]
+impl Authenticator for DevTokens {
+    async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
+        Ok(self.verify(bearer, chrono::Utc::now())?)
+    }
+}

@@ -137,15 +137,21 @@ pub struct Runner {
     pub data_dir: PathBuf,
     pub context: AppContext,
     pub broker: Arc<SqliteBroker>,
+    /// The signer of this data folder's local tokens (what `dev-token` uses).
+    pub dev_tokens: auth::DevTokens,
     summary: Vec<String>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn open_platform(
-    data_dir: &Path,
-    settings: &Settings,
-) -> anyhow::Result<(AppContext, Arc<SqliteBroker>, Arc<tokio::sync::Notify>)> {
+struct Opened {
+    context: AppContext,
+    broker: Arc<SqliteBroker>,
+    waker: Arc<tokio::sync::Notify>,
+    dev_tokens: auth::DevTokens,
+}
+
+fn open_platform(data_dir: &Path, settings: &Settings) -> anyhow::Result<Opened> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let documents = Arc::new(SqliteDocumentStore::open(
@@ -165,11 +171,16 @@ fn open_platform(
         bus: broker.clone(),
         blobs,
         secrets,
-        dev_tokens: Some(dev_tokens),
+        authenticator: Arc::new(dev_tokens.clone()),
         settings: Arc::new(settings.values.clone()),
         outbox_waker: waker.clone(),
     };
-    Ok((ctx, broker, waker))
+    Ok(Opened {
+        context: ctx,
+        broker,
+        waker,
+        dev_tokens,
+    })
 }
 
 impl Runner {
@@ -177,7 +188,12 @@ impl Runner {
     /// starts the trigger loops and the outbox publisher.
     pub async fn start(apps: &[AppRegistration], args: RunArgs) -> anyhow::Result<Runner> {
         let settings = Settings::load(&args.settings, |k| std::env::var(k).ok())?;
-        let (context, broker, waker) = open_platform(&args.data_dir, &settings)?;
+        let Opened {
+            context,
+            broker,
+            waker,
+            dev_tokens,
+        } = open_platform(&args.data_dir, &settings)?;
         let spec = EntitySpec {
             lock_duration: Duration::from_secs(args.lock_seconds.max(1)),
             ..EntitySpec::default()
@@ -196,6 +212,16 @@ impl Runner {
             let app = (reg.build)(&context);
             app.validate()
                 .with_context(|| format!("app {}", reg.slug))?;
+            // Output bindings can set only a message body (no MessageId, session or
+            // properties), so the platform sends through the bus port instead and the runner
+            // does not play them.
+            if let Some(f) = app.declarations().iter().find(|f| !f.outputs.is_empty()) {
+                anyhow::bail!(
+                    "{}/{}: output bindings are not supported by the local runner; send through the bus port",
+                    reg.slug,
+                    f.name
+                );
+            }
             let mounted_app = front::MountedApp::new(&app)?;
             let mut functions = Vec::new();
             for f in app.declarations() {
@@ -337,6 +363,7 @@ impl Runner {
             data_dir: args.data_dir,
             context,
             broker,
+            dev_tokens,
             summary,
             stop,
             tasks,

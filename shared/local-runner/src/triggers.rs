@@ -80,7 +80,17 @@ pub(crate) async fn invoke(
             return Outcome::Failed("the reply is not application/json".into());
         }
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(_)) => Outcome::Success,
+            Ok(Value::Object(reply)) => {
+                // The host writes each entry of `Logs` as an information log of the invocation.
+                let logs = reply
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("logs"))
+                    .and_then(|(_, v)| v.as_array());
+                for line in logs.into_iter().flatten().filter_map(Value::as_str) {
+                    tracing::info!(%function, %invocation_id, "{line}");
+                }
+                Outcome::Success
+            }
             _ => Outcome::Failed("the reply is not a JSON object".into()),
         }
     };

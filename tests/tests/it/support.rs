@@ -75,10 +75,7 @@ impl Probe {
 
     pub(crate) fn token(&self, tenant: &str) -> String {
         self.runner
-            .context
             .dev_tokens
-            .as_ref()
-            .unwrap()
             .issue(tenant, &[], chrono::Duration::hours(1), chrono::Utc::now())
             .unwrap()
     }

@@ -1,0 +1,187 @@
+//! What every app's HTTP edge shares: the error type (RFC 9457 problem+json with a stable
+//! `code`), the authenticated caller extractor, and a JSON body extractor whose rejections
+//! are problems too (axum's own are plain text).
+
+use app_context::AppContext;
+use auth::{AuthError, Principal};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use functions_runtime::problem::problem;
+use ports::PortError;
+use serde::de::DeserializeOwned;
+
+/// The role that may write the platform-wide catalogue.
+pub const OPERATOR_ROLE: &str = "operator";
+
+/// An error answer. 4xx variants carry a detail for the caller; 5xx ones never carry
+/// internals (the cause is logged instead).
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest {
+        code: &'static str,
+        detail: String,
+    },
+    Unauthorized(String),
+    Forbidden(String),
+    /// Also the answer for another tenant's resource: never 403, never the resource.
+    NotFound(String),
+    Conflict(String),
+    PayloadTooLarge,
+    Unavailable,
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} was not found"))
+    }
+
+    /// Maps a port failure met while serving a request. Conflicts and validation are the
+    /// caller's business; the rest is ours and says nothing about the backend.
+    pub fn from_port(e: PortError, conflict: &str) -> Self {
+        match e {
+            PortError::AlreadyExists | PortError::PreconditionFailed => {
+                ApiError::Conflict(conflict.to_owned())
+            }
+            PortError::NotFound => ApiError::NotFound("the resource was not found".into()),
+            PortError::Invalid(detail) => ApiError::bad_request("invalid_request", detail),
+            PortError::Throttled { .. } | PortError::Timeout => {
+                tracing::warn!(error = %e, "backend busy");
+                ApiError::Unavailable
+            }
+            other => {
+                tracing::error!(error = %other, source = ?std::error::Error::source(&other), "backend failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::BadRequest { code, detail } => {
+                problem(StatusCode::BAD_REQUEST, code, &detail)
+            }
+            ApiError::Unauthorized(d) => {
+                let mut r = problem(StatusCode::UNAUTHORIZED, "unauthenticated", &d);
+                r.headers_mut().insert(
+                    "www-authenticate",
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+                r
+            }
+            ApiError::Forbidden(d) => problem(StatusCode::FORBIDDEN, "forbidden", &d),
+            ApiError::NotFound(d) => problem(StatusCode::NOT_FOUND, "not_found", &d),
+            ApiError::Conflict(d) => problem(StatusCode::CONFLICT, "conflict", &d),
+            ApiError::PayloadTooLarge => problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            ),
+            ApiError::Unavailable => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the service is busy; try again shortly",
+            ),
+            ApiError::Internal => problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "something went wrong on our side",
+            ),
+        }
+    }
+}
+
+/// The authenticated caller. The tenant comes only from here.
+#[derive(Clone, Debug)]
+pub struct Caller(pub Principal);
+
+impl Caller {
+    pub fn tenant_id(&self) -> &str {
+        &self.0.tenant_id
+    }
+
+    /// `403` unless the caller has `role`.
+    pub fn require(&self, role: &str) -> Result<(), ApiError> {
+        if self.0.has_role(role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("this needs the {role:?} role")))
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    AppContext: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let ctx = AppContext::from_ref(state);
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = header
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized(AuthError::Missing.to_string()))?;
+        match ctx.authenticator.authenticate(token).await {
+            Ok(p) => Ok(Caller(p)),
+            Err(AuthError::KeysUnavailable) => Err(ApiError::Unavailable),
+            Err(e) => Err(ApiError::Unauthorized(e.to_string())),
+        }
+    }
+}
+
+/// A JSON request body; malformed JSON, a wrong content type, unknown fields (where the DTO
+/// denies them) and wrong types are 400 problems naming what was wrong.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::rejection::JsonRejection;
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(ApiError::bad_request("invalid_body", e.body_text()))
+            }
+            Err(JsonRejection::JsonSyntaxError(e)) => {
+                Err(ApiError::bad_request("malformed_json", e.body_text()))
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            )),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::PayloadTooLarge)
+            }
+            Err(e) => Err(ApiError::bad_request("invalid_body", e.body_text())),
+        }
+    }
+}
