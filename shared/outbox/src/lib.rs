@@ -40,6 +40,42 @@ pub fn outbox_write(event: &Envelope, entity: &str) -> WriteOp {
     WriteOp::create(outbox_id(event.id()), body)
 }
 
+/// The envelope of a domain event, produced by the app at `source` (`/integration/<slug>`):
+/// CloudEvents `type` and `subject` from the event, its tenant, its time, its data.
+pub fn envelope_of(
+    event: &domain::DomainEvent,
+    source: &str,
+    traceparent: Option<envelope::TraceParent>,
+) -> Result<Envelope, envelope::EnvelopeError> {
+    let data = event
+        .to_data()
+        .map_err(envelope::EnvelopeError::DataEncode)?;
+    let raw = serde_json::value::RawValue::from_string(String::from_utf8_lossy(&data).into_owned())
+        .map_err(envelope::EnvelopeError::DataEncode)?;
+    let mut builder = Envelope::builder(source, event.event_type(), event.tenant_id().as_str())
+        .subject(event.subject())
+        .time(event.occurred_at());
+    if let Some(tp) = traceparent {
+        builder = builder.traceparent(tp);
+    }
+    builder.raw_json_data(raw)
+}
+
+/// The writes recording `events` for the events topic, for an aggregate's batch.
+pub fn event_writes(
+    events: &[domain::DomainEvent],
+    source: &str,
+    traceparent: Option<&envelope::TraceParent>,
+) -> Result<Vec<WriteOp>, envelope::EnvelopeError> {
+    events
+        .iter()
+        .map(|e| {
+            envelope_of(e, source, traceparent.map(|t| t.child()))
+                .map(|env| outbox_write(&env, EVENTS_TOPIC))
+        })
+        .collect()
+}
+
 /// Outbox document ids are derived from the event id, so writing the same event twice fails.
 pub fn outbox_id(event_id: &str) -> String {
     format!("outbox-{event_id}")

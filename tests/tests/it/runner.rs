@@ -74,7 +74,7 @@ async fn http_in_bus_hop_and_back_out() {
         assert_eq!(r.status(), 404, "{method} {path}");
         assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
-    p.runner.shutdown().await;
+    p.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +130,7 @@ async fn failed_invocations_are_redelivered_then_dead_lettered() {
         .send("GET", "/probe/api/messages/poison", Some(&tok), None)
         .await;
     assert_eq!(r.status(), 404, "a poison message never produced a record");
-    p.runner.shutdown().await;
+    p.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +162,7 @@ async fn committed_events_reach_subscribers_through_the_outbox() {
         .post("/probe/api/events", &tok, json!({"id": "thing-1"}))
         .await;
     assert_eq!(dup.status(), 409);
-    p.runner.shutdown().await;
+    p.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +186,7 @@ async fn timers_fire_on_their_ncrontab_schedule() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    p.runner.shutdown().await;
+    p.shutdown().await;
 }
 
 /// Sends raw bytes over TCP and returns the status line's code.
@@ -224,5 +224,5 @@ async fn oversized_and_chunked_bodies_are_handled_like_the_host() {
     // The same body with a Content-Length is accepted.
     let sized = format!("{head}Content-Length: 12\r\n\r\n{{\"id\":\"ch1\"}}");
     assert_eq!(raw_status(p.runner.addr, sized.as_bytes()).await, 202);
-    p.runner.shutdown().await;
+    p.shutdown().await;
 }

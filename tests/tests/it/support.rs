@@ -1,7 +1,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use integration_platform::{RunArgs, Runner};
 use serde_json::{Value, json};
 
 pub(crate) fn write_settings(dir: &Path, schedule: &str) -> std::path::PathBuf {
@@ -41,78 +40,35 @@ pub(crate) async fn eventually(
     }
 }
 
-/// A runner hosting the probe app in this process, on a temporary data folder, with a
-/// client for it.
+/// A platform hosting the probe app in this process.
 pub(crate) struct Probe {
-    pub(crate) runner: Runner,
-    pub(crate) client: reqwest::Client,
-    base: String,
-    _dir: tempfile::TempDir,
+    platform: testkit::TestPlatform,
+}
+
+impl std::ops::Deref for Probe {
+    type Target = testkit::TestPlatform;
+    fn deref(&self) -> &testkit::TestPlatform {
+        &self.platform
+    }
 }
 
 impl Probe {
     pub(crate) async fn start(schedule: &str) -> Probe {
-        let dir = tempfile::tempdir().unwrap();
-        let args = RunArgs {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            data_dir: dir.path().join("data"),
-            settings: write_settings(dir.path(), schedule),
-            lock_seconds: 2,
-            function_timeout: 30,
-            max_concurrent_calls: 4,
-        };
-        let runner = Runner::start(&[e2e::registration()], args)
-            .await
-            .expect("runner starts");
-        let base = format!("http://{}", runner.addr);
+        let values = json!({ "FUNCTIONS_WORKER_RUNTIME": "Custom", "PROBE_SCHEDULE": schedule });
         Probe {
-            runner,
-            client: reqwest::Client::new(),
-            base,
-            _dir: dir,
+            platform: testkit::TestPlatform::start(&[e2e::registration()], values).await,
         }
     }
 
     pub(crate) fn token(&self, tenant: &str) -> String {
-        self.runner
-            .dev_tokens
-            .issue(tenant, &[], chrono::Duration::hours(1), chrono::Utc::now())
-            .unwrap()
-    }
-
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Sends a request, with a bearer token when given.
-    pub(crate) async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> reqwest::Response {
-        let mut rb = self.client.request(method.parse().unwrap(), self.url(path));
-        if let Some(t) = token {
-            rb = rb.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        rb.send().await.unwrap()
-    }
-
-    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
-        self.send("POST", path, Some(token), Some(body)).await
+        self.platform.token(tenant, &[])
     }
 
     pub(crate) async fn eventually(&self, path: &str, token: &str) -> Value {
-        eventually(
-            &self.client,
-            &self.url(path),
-            token,
-            Duration::from_secs(10),
-        )
-        .await
+        self.platform.eventually(path, token).await
+    }
+
+    pub(crate) async fn shutdown(self) {
+        self.platform.shutdown().await;
     }
 }

@@ -1,0 +1,132 @@
+//! Test fixtures shared by every app's tests: `TestPlatform` runs the given apps in this
+//! process through the local runner (the same front door, triggers and embedded adapters as
+//! `cargo run`), on a temporary data folder, with an HTTP client and token minting.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use app_context::AppRegistration;
+use integration_platform::{RunArgs, Runner};
+use serde_json::{Value, json};
+
+pub struct TestPlatform {
+    pub runner: Runner,
+    pub client: reqwest::Client,
+    base: String,
+    dir: tempfile::TempDir,
+}
+
+impl TestPlatform {
+    /// Starts `apps` with `values` as the `Values` of `local.settings.json`, two-second
+    /// locks (so lock expiry is quick to observe) and four concurrent calls per function.
+    pub async fn start(apps: &[AppRegistration], values: Value) -> TestPlatform {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let settings = dir.path().join("local.settings.json");
+        let file = json!({ "IsEncrypted": false, "Values": values });
+        std::fs::write(&settings, file.to_string()).expect("settings written");
+        let args = RunArgs {
+            listen: Some("127.0.0.1:0".parse().expect("an address")),
+            data_dir: dir.path().join("data"),
+            settings,
+            lock_seconds: 2,
+            function_timeout: 30,
+            max_concurrent_calls: 4,
+        };
+        let runner = Runner::start(apps, args).await.expect("the runner starts");
+        let base = format!("http://{}", runner.addr);
+        TestPlatform {
+            runner,
+            client: reqwest::Client::new(),
+            base,
+            dir,
+        }
+    }
+
+    /// The temporary folder holding the settings and the data folder (`data/`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A bearer token for `tenant` with `roles`, as `dev-token` would print.
+    pub fn token(&self, tenant: &str, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        self.runner
+            .dev_tokens
+            .issue(
+                tenant,
+                &roles,
+                chrono::Duration::hours(1),
+                chrono::Utc::now(),
+            )
+            .expect("a token")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request, with a bearer token and a JSON body when given.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut rb = self
+            .client
+            .request(method.parse().expect("a method"), self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send().await.expect("the request is answered")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> reqwest::Response {
+        self.send("POST", path, Some(token), Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send("GET", path, Some(token), None).await
+    }
+
+    /// Polls `path` until it answers 200 (within 10 s), returning the JSON body.
+    pub async fn eventually(&self, path: &str, token: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = self.get(path, token).await;
+            if r.status() == 200 {
+                return r.json().await.expect("a JSON body");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} did not answer 200 within 10 s (last status {})",
+                r.status()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.runner.shutdown().await;
+    }
+}
+
+/// Asserts a problem+json answer with `status` and `code`; returns the problem.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let ct = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json", "content type");
+    let body: Value = response.json().await.expect("a JSON problem");
+    assert_eq!(body["code"], code, "problem code in {body}");
+    assert_eq!(body["status"], status);
+    body
+}
