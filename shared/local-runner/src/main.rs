@@ -1,8 +1,10 @@
 //! `integration-platform`: the local runner with every app of this build.
 
-/// The apps this build hosts. Each app's issue adds its registration here.
-const APPS: &[app_context::AppRegistration] = &[];
+/// The apps this build hosts; each new app adds its registration here.
+fn apps() -> Vec<app_context::AppRegistration> {
+    vec![registry::registration()]
+}
 
 fn main() -> anyhow::Result<()> {
-    integration_platform::main_with(APPS)
+    integration_platform::main_with(&apps())
 }

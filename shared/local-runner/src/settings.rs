@@ -27,6 +27,9 @@ struct HostSection {
     local_http_address: Option<String>,
 }
 
+/// The setting naming the host environment.
+pub const ENVIRONMENT: &str = "AZURE_FUNCTIONS_ENVIRONMENT";
+
 /// The settings every app sees, and the host section the runner uses.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
@@ -79,6 +82,14 @@ impl Settings {
                 *v = from_env;
             }
         }
+        // Core Tools runs the host as Development; apps relax production-only rules on it
+        // (https-only vendor URLs, for fakes on loopback).
+        if !values.contains_key(ENVIRONMENT) {
+            values.insert(
+                ENVIRONMENT.to_owned(),
+                env(ENVIRONMENT).unwrap_or_else(|| "Development".to_owned()),
+            );
+        }
         Ok(Settings {
             values,
             local_http_port: file.host.local_http_port,
@@ -129,12 +140,14 @@ mod tests {
     #[test]
     fn missing_file_is_empty_and_bad_files_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(
-            Settings::load(&dir.path().join("nope.json"), |_| None)
-                .unwrap()
-                .values
-                .is_empty()
+        let empty = Settings::load(&dir.path().join("nope.json"), |_| None).unwrap();
+        let keys: Vec<&str> = empty.values.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            vec![ENVIRONMENT],
+            "only the environment, as Core Tools sets it"
         );
+        assert_eq!(empty.values[ENVIRONMENT], "Development");
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "{not json").unwrap();
         assert!(Settings::load(&bad, |_| None).is_err());

@@ -1,0 +1,341 @@
+//! The catalogue routes: providers and their API clients.
+
+use api_kit::{ApiError, Caller, JsonBody, OPERATOR_ROLE, QueryParams};
+use app_context::AppContext;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use domain::{
+    AuthScheme, ClientId, DisplayName, ExternalApiClient, HttpUrl, IntegrationProvider,
+    NewApiClient, NewProvider, ProviderCategory, ProviderKey, RateLimitHints, TenantId,
+};
+use ports::{Query, WriteOp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{CONTAINER, SOURCE};
+
+const PROVIDER: &str = "provider";
+const CLIENT: &str = "client";
+
+pub(crate) fn routes(ctx: AppContext) -> Router {
+    Router::new()
+        .route(
+            "/api/integrations/providers",
+            post(register_provider).get(list_providers),
+        )
+        .route("/api/integrations/providers/{key}", get(get_provider))
+        .route(
+            "/api/integrations/providers/{key}/clients",
+            post(register_client).get(list_clients),
+        )
+        .with_state(ctx)
+}
+
+fn platform() -> String {
+    TenantId::platform().as_str().to_owned()
+}
+
+/// Production settings require https for vendor URLs; a local Development environment
+/// (what Core Tools and the local runner set) allows http for fakes on loopback.
+fn require_https(ctx: &AppContext) -> bool {
+    !ctx.setting("AZURE_FUNCTIONS_ENVIRONMENT")
+        .is_some_and(|e| e.eq_ignore_ascii_case("development"))
+}
+
+fn parse_url(ctx: &AppContext, field: &str, raw: &str) -> Result<HttpUrl, ApiError> {
+    let url = HttpUrl::parse(raw)
+        .map_err(|e| ApiError::bad_request("invalid_url", format!("{field}: {e}")))?;
+    if require_https(ctx) && !url.is_https() {
+        return Err(ApiError::bad_request(
+            "https_required",
+            format!("{field} must be an https URL"),
+        ));
+    }
+    Ok(url)
+}
+
+fn parse_key(raw: &str) -> Result<ProviderKey, ApiError> {
+    ProviderKey::parse(raw).map_err(|e| ApiError::bad_request("invalid_key", e.to_string()))
+}
+
+/// A document for the store: the aggregate's own JSON plus its `docType`.
+fn document<T: Serialize>(aggregate: &T, doc_type: &str) -> Result<Value, ApiError> {
+    let mut v = serde_json::to_value(aggregate).map_err(|e| {
+        tracing::error!(error = %e, "an aggregate did not serialise");
+        ApiError::Internal
+    })?;
+    if let Value::Object(m) = &mut v {
+        m.insert("docType".into(), json!(doc_type));
+    }
+    Ok(v)
+}
+
+fn provider_id(key: &ProviderKey) -> String {
+    format!("provider-{key}")
+}
+
+fn client_id(key: &ProviderKey, name: &str, version: &semver::Version) -> String {
+    format!("client-{key}-{name}-{version}")
+}
+
+/// Commits an aggregate's document together with the outbox records of its events.
+async fn commit(
+    ctx: &AppContext,
+    id: String,
+    doc: Value,
+    events: &[domain::DomainEvent],
+    conflict: &str,
+) -> Result<(), ApiError> {
+    let mut ops = vec![WriteOp::create(id, doc)];
+    ops.extend(outbox::event_writes(events, SOURCE, None).map_err(|e| {
+        tracing::error!(error = %e, "an event did not make an envelope");
+        ApiError::Internal
+    })?);
+    ctx.documents
+        .batch(CONTAINER, &platform(), ops)
+        .await
+        .map_err(|e| ApiError::from_port(e, conflict))?;
+    ctx.outbox_waker.notify_one();
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ProviderIn {
+    key: String,
+    display_name: String,
+    category: ProviderCategory,
+    auth_scheme: AuthScheme,
+    base_url: String,
+    #[serde(default)]
+    rate_limit_hints: Option<RateLimitHints>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProviderOut<'a> {
+    key: &'a ProviderKey,
+    display_name: &'a DisplayName,
+    category: ProviderCategory,
+    auth_scheme: AuthScheme,
+    base_url: &'a HttpUrl,
+    rate_limit_hints: Option<&'a RateLimitHints>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn provider_out(p: &IntegrationProvider) -> ProviderOut<'_> {
+    ProviderOut {
+        key: p.key(),
+        display_name: p.display_name(),
+        category: p.category(),
+        auth_scheme: p.auth_scheme(),
+        base_url: p.base_url(),
+        rate_limit_hints: p.rate_limit_hints(),
+        created_at: p.created_at(),
+        updated_at: p.updated_at(),
+    }
+}
+
+async fn register_provider(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ProviderIn>,
+) -> Result<Response, ApiError> {
+    caller.require(OPERATOR_ROLE)?;
+    let key = parse_key(&body.key)?;
+    let new = NewProvider {
+        display_name: DisplayName::parse(&body.display_name)
+            .map_err(|e| ApiError::bad_request("invalid_display_name", e.to_string()))?,
+        base_url: parse_url(&ctx, "baseUrl", &body.base_url)?,
+        key,
+        category: body.category,
+        auth_scheme: body.auth_scheme,
+        rate_limit_hints: body.rate_limit_hints,
+    };
+    let (provider, event) = IntegrationProvider::register(new, chrono::Utc::now());
+    let id = provider_id(provider.key());
+    let conflict = format!("a provider with key {:?} exists", provider.key().as_str());
+    commit(
+        &ctx,
+        id,
+        document(&provider, PROVIDER)?,
+        &[event],
+        &conflict,
+    )
+    .await?;
+    let location = format!("/api/integrations/providers/{}", provider.key());
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(provider_out(&provider)),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Paging {
+    limit: Option<usize>,
+    continuation: Option<String>,
+}
+
+async fn list<T: serde::de::DeserializeOwned>(
+    ctx: &AppContext,
+    query: Query,
+    paging: Paging,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let limit = paging.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", "limit is 1-100"));
+    }
+    let page = ctx
+        .documents
+        .query(CONTAINER, &query.limit(limit).after(paging.continuation))
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))?;
+    let items = page
+        .documents
+        .iter()
+        .map(|d| d.parse::<T>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::from_port(e, "conflict"))?;
+    Ok((items, page.continuation))
+}
+
+async fn list_providers(
+    State(ctx): State<AppContext>,
+    _caller: Caller,
+    QueryParams(paging): QueryParams<Paging>,
+) -> Result<Response, ApiError> {
+    let query = Query::partition(platform()).filter("docType", PROVIDER);
+    let (items, continuation) = list::<IntegrationProvider>(&ctx, query, paging).await?;
+    let out: Vec<_> = items.iter().map(provider_out).collect();
+    Ok(Json(json!({ "items": out, "continuation": continuation })).into_response())
+}
+
+async fn read_provider(ctx: &AppContext, raw_key: &str) -> Result<IntegrationProvider, ApiError> {
+    // A key that cannot exist is simply not there.
+    let key = ProviderKey::parse(raw_key).map_err(|_| ApiError::not_found("the provider"))?;
+    let doc = ctx
+        .documents
+        .read(CONTAINER, &platform(), &provider_id(&key))
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))?
+        .ok_or_else(|| ApiError::not_found("the provider"))?;
+    doc.parse().map_err(|e| ApiError::from_port(e, "conflict"))
+}
+
+async fn get_provider(
+    State(ctx): State<AppContext>,
+    _caller: Caller,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    let provider = read_provider(&ctx, &key).await?;
+    Ok(Json(provider_out(&provider)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClientIn {
+    name: String,
+    version: String,
+    base_url: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClientOut<'a> {
+    id: ClientId,
+    provider_key: &'a ProviderKey,
+    name: &'a DisplayName,
+    version: String,
+    base_url: &'a HttpUrl,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn client_out(c: &ExternalApiClient) -> ClientOut<'_> {
+    ClientOut {
+        id: c.id(),
+        provider_key: c.provider_key(),
+        name: c.name(),
+        version: c.api_version().to_string(),
+        base_url: c.base_url(),
+        created_at: c.created_at(),
+    }
+}
+
+/// Client names become part of document ids: plain identifiers only (`rest`, `graphql`).
+fn valid_client_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+async fn register_client(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(key): Path<String>,
+    JsonBody(body): JsonBody<ClientIn>,
+) -> Result<Response, ApiError> {
+    caller.require(OPERATOR_ROLE)?;
+    let provider = read_provider(&ctx, &key).await?;
+    if !valid_client_name(&body.name) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "a client name is 1-64 characters of letters, digits, '.', '_' and '-'",
+        ));
+    }
+    let version = semver::Version::parse(&body.version).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_version",
+            format!("version must be semver (like 1.2.3): {e}"),
+        )
+    })?;
+    let new = NewApiClient {
+        id: ClientId::new(),
+        provider_key: provider.key().clone(),
+        name: DisplayName::parse(&body.name)
+            .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?,
+        base_url: parse_url(&ctx, "baseUrl", &body.base_url)?,
+        version,
+    };
+    let (client, event) = ExternalApiClient::register(new, chrono::Utc::now());
+    let id = client_id(
+        client.provider_key(),
+        client.name().as_str(),
+        client.api_version(),
+    );
+    let conflict = format!("{} is registered already", client.natural_key());
+    commit(&ctx, id, document(&client, CLIENT)?, &[event], &conflict).await?;
+    let location = format!(
+        "/api/integrations/providers/{}/clients",
+        client.provider_key()
+    );
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(client_out(&client)),
+    )
+        .into_response())
+}
+
+async fn list_clients(
+    State(ctx): State<AppContext>,
+    _caller: Caller,
+    Path(key): Path<String>,
+    QueryParams(paging): QueryParams<Paging>,
+) -> Result<Response, ApiError> {
+    let provider = read_provider(&ctx, &key).await?;
+    let query = Query::partition(platform())
+        .filter("docType", CLIENT)
+        .filter("providerKey", provider.key().as_str());
+    let (items, continuation) = list::<ExternalApiClient>(&ctx, query, paging).await?;
+    let out: Vec<_> = items.iter().map(client_out).collect();
+    Ok(Json(json!({ "items": out, "continuation": continuation })).into_response())
+}

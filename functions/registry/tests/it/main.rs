@@ -1,0 +1,3 @@
+//! The registry through the local runner, with tokens as `dev-token` makes them.
+
+mod catalogue;
