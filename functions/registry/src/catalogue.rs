@@ -14,9 +14,10 @@ use domain::{
 };
 use ports::{Query, WriteOp};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::{CONTAINER, SOURCE};
+use crate::CONTAINER;
+use crate::store::{commit, document, read};
 
 const PROVIDER: &str = "provider";
 const CLIENT: &str = "client";
@@ -35,7 +36,7 @@ pub(crate) fn routes(ctx: AppContext) -> Router {
         .with_state(ctx)
 }
 
-fn platform() -> String {
+pub(crate) fn platform() -> String {
     TenantId::platform().as_str().to_owned()
 }
 
@@ -46,7 +47,7 @@ fn require_https(ctx: &AppContext) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("development"))
 }
 
-fn parse_url(ctx: &AppContext, field: &str, raw: &str) -> Result<HttpUrl, ApiError> {
+pub(crate) fn parse_url(ctx: &AppContext, field: &str, raw: &str) -> Result<HttpUrl, ApiError> {
     let url = HttpUrl::parse(raw)
         .map_err(|e| ApiError::bad_request("invalid_url", format!("{field}: {e}")))?;
     if require_https(ctx) && !url.is_https() {
@@ -62,45 +63,12 @@ fn parse_key(raw: &str) -> Result<ProviderKey, ApiError> {
     ProviderKey::parse(raw).map_err(|e| ApiError::bad_request("invalid_key", e.to_string()))
 }
 
-/// A document for the store: the aggregate's own JSON plus its `docType`.
-fn document<T: Serialize>(aggregate: &T, doc_type: &str) -> Result<Value, ApiError> {
-    let mut v = serde_json::to_value(aggregate).map_err(|e| {
-        tracing::error!(error = %e, "an aggregate did not serialise");
-        ApiError::Internal
-    })?;
-    if let Value::Object(m) = &mut v {
-        m.insert("docType".into(), json!(doc_type));
-    }
-    Ok(v)
-}
-
 fn provider_id(key: &ProviderKey) -> String {
     format!("provider-{key}")
 }
 
 fn client_id(key: &ProviderKey, name: &str, version: &semver::Version) -> String {
     format!("client-{key}-{name}-{version}")
-}
-
-/// Commits an aggregate's document together with the outbox records of its events.
-async fn commit(
-    ctx: &AppContext,
-    id: String,
-    doc: Value,
-    events: &[domain::DomainEvent],
-    conflict: &str,
-) -> Result<(), ApiError> {
-    let mut ops = vec![WriteOp::create(id, doc)];
-    ops.extend(outbox::event_writes(events, SOURCE, None).map_err(|e| {
-        tracing::error!(error = %e, "an event did not make an envelope");
-        ApiError::Internal
-    })?);
-    ctx.documents
-        .batch(CONTAINER, &platform(), ops)
-        .await
-        .map_err(|e| ApiError::from_port(e, conflict))?;
-    ctx.outbox_waker.notify_one();
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -160,14 +128,8 @@ async fn register_provider(
     let (provider, event) = IntegrationProvider::register(new, chrono::Utc::now());
     let id = provider_id(provider.key());
     let conflict = format!("a provider with key {:?} exists", provider.key().as_str());
-    commit(
-        &ctx,
-        id,
-        document(&provider, PROVIDER)?,
-        &[event],
-        &conflict,
-    )
-    .await?;
+    let ops = vec![WriteOp::create(id, document(&provider, PROVIDER)?)];
+    commit(&ctx, &platform(), ops, &[event], &conflict).await?;
     let location = format!("/api/integrations/providers/{}", provider.key());
     Ok((
         StatusCode::CREATED,
@@ -218,16 +180,16 @@ async fn list_providers(
     Ok(Json(json!({ "items": out, "continuation": continuation })).into_response())
 }
 
-async fn read_provider(ctx: &AppContext, raw_key: &str) -> Result<IntegrationProvider, ApiError> {
+pub(crate) async fn read_provider(
+    ctx: &AppContext,
+    raw_key: &str,
+) -> Result<IntegrationProvider, ApiError> {
     // A key that cannot exist is simply not there.
     let key = ProviderKey::parse(raw_key).map_err(|_| ApiError::not_found("the provider"))?;
-    let doc = ctx
-        .documents
-        .read(CONTAINER, &platform(), &provider_id(&key))
-        .await
-        .map_err(|e| ApiError::from_port(e, "conflict"))?
-        .ok_or_else(|| ApiError::not_found("the provider"))?;
-    doc.parse().map_err(|e| ApiError::from_port(e, "conflict"))
+    read(ctx, &platform(), &provider_id(&key))
+        .await?
+        .map(|(p, _)| p)
+        .ok_or_else(|| ApiError::not_found("the provider"))
 }
 
 async fn get_provider(
@@ -312,7 +274,8 @@ async fn register_client(
         client.api_version(),
     );
     let conflict = format!("{} is registered already", client.natural_key());
-    commit(&ctx, id, document(&client, CLIENT)?, &[event], &conflict).await?;
+    let ops = vec![WriteOp::create(id, document(&client, CLIENT)?)];
+    commit(&ctx, &platform(), ops, &[event], &conflict).await?;
     let location = format!(
         "/api/integrations/providers/{}/clients",
         client.provider_key()

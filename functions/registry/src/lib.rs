@@ -2,13 +2,18 @@
 //! (`IntegrationProvider`) and their versioned API clients (`ExternalApiClient`).
 //!
 //! Reading the catalogue needs any valid token; writing it needs the `operator` role.
+//! The registry is also the custody authority: the only writer of secrets, and the owner of
+//! credential rotation (`credentials.rs`, `rotation.rs`).
 //! Providers and clients live in the `platform` partition of the `registry` container; each
 //! registration commits the document and its event (outbox) in one batch, so the event is
 //! published exactly when the registration exists.
 
 mod catalogue;
+mod credentials;
+mod rotation;
+mod store;
 
-use app_context::{AppContext, AppRegistration};
+use app_context::{AppContext, AppRegistration, CREDENTIAL_ROTATIONS_QUEUE};
 use functions_runtime::{FunctionApp, FunctionDecl};
 
 pub const SLUG: &str = "registry";
@@ -28,10 +33,19 @@ pub fn registration() -> AppRegistration {
     }
 }
 
+/// The rotation sweep's schedule when the `ROTATION_SCHEDULE` setting does not give one:
+/// hourly, on the hour (six-field NCRONTAB).
+pub const DEFAULT_ROTATION_SCHEDULE: &str = "0 0 * * * *";
+
 /// The app: its functions and their code.
 pub fn build(ctx: &AppContext) -> FunctionApp {
+    let schedule = ctx
+        .setting("ROTATION_SCHEDULE")
+        .unwrap_or(DEFAULT_ROTATION_SCHEDULE)
+        .to_owned();
+    let (advance_ctx, sweep_ctx) = (ctx.clone(), ctx.clone());
     FunctionApp::new(SLUG)
-        .http_routes(catalogue::routes(ctx.clone()))
+        .http_routes(catalogue::routes(ctx.clone()).merge(credentials::routes(ctx.clone())))
         .http_function(FunctionDecl::http(
             "RegisterProvider",
             "integrations/providers",
@@ -57,4 +71,32 @@ pub fn build(ctx: &AppContext) -> FunctionApp {
             "integrations/providers/{key}/clients",
             &["get"],
         ))
+        .http_function(FunctionDecl::http(
+            "CreateCredential",
+            "integrations/credentials",
+            &["post"],
+        ))
+        .http_function(FunctionDecl::http(
+            "RotateCredential",
+            "integrations/credentials/rotate",
+            &["post"],
+        ))
+        .http_function(FunctionDecl::http(
+            "GetRotation",
+            "integrations/credentials/rotations/{rotationId}",
+            &["get"],
+        ))
+        .http_function(FunctionDecl::http(
+            "GetCredential",
+            "integrations/credentials/{credentialId}",
+            &["get"],
+        ))
+        .function(
+            FunctionDecl::queue("AdvanceRotation", CREDENTIAL_ROTATIONS_QUEUE),
+            move |inv| rotation::advance(advance_ctx.clone(), inv),
+        )
+        .function(
+            FunctionDecl::timer("RotationSweep", &schedule),
+            move |inv| rotation::sweep(sweep_ctx.clone(), inv),
+        )
 }

@@ -19,6 +19,23 @@ pub const WEBHOOK_DELIVERIES_QUEUE: &str = "webhook-deliveries";
 /// The queue of credential rotation commands.
 pub const CREDENTIAL_ROTATIONS_QUEUE: &str = "credential-rotations";
 
+/// The twelve vendor-facing apps; each has a `runs-<slug>` queue whether or not this
+/// build hosts it, as in Azure, so commands to an app that is not there wait instead of failing.
+pub const VENDOR_APPS: [&str; 12] = [
+    "github",
+    "azure-devops",
+    "openai",
+    "azure-openai",
+    "ollama",
+    "mcp",
+    "cloud",
+    "email",
+    "sms",
+    "payment",
+    "crm",
+    "support",
+];
+
 /// The queue of run commands of a vendor-facing app.
 pub fn runs_queue(slug: &str) -> String {
     format!("runs-{slug}")
@@ -82,6 +99,9 @@ pub fn platform_topology(apps: &[AppRegistration], spec: &EntitySpec) -> Topolog
         .topic(EVENTS_TOPIC)
         .queue(WEBHOOK_DELIVERIES_QUEUE, spec.clone())
         .queue(CREDENTIAL_ROTATIONS_QUEUE, spec.clone());
+    for slug in VENDOR_APPS {
+        t = t.queue(runs_queue(slug), spec.clone());
+    }
     for app in apps {
         if app.has_runs_queue {
             t = t.queue(runs_queue(app.slug), spec.clone());
@@ -96,3 +116,53 @@ pub fn platform_topology(apps: &[AppRegistration], spec: &EntitySpec) -> Topolog
 
 /// Default lock duration of platform entities.
 pub const DEFAULT_LOCK: Duration = Duration::from_secs(60);
+
+/// Commands between apps (envelopes on queues), and their data.
+pub mod commands {
+    use domain::{ConnectionId, CredentialId, ProviderKey, RotationId, SecretRef};
+    use serde::{Deserialize, Serialize};
+
+    /// Registry → owning app (`runs-<slug>`): re-test the connection with a pending secret.
+    pub const RETEST_REQUESTED: &str = "connectsoft.integration.connection.retest.requested.v1";
+    /// Owning app → registry (`credential-rotations`): the re-test's outcome.
+    pub const RETEST_COMPLETED: &str = "connectsoft.integration.connection.retest.completed.v1";
+    /// Registry → itself, scheduled: the re-test did not answer in time.
+    pub const ROTATION_TIMEOUT: &str = "connectsoft.integration.credential.rotation-timeout.v1";
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RetestRequested {
+        pub rotation_id: RotationId,
+        pub credential_id: CredentialId,
+        pub connection_id: Option<ConnectionId>,
+        pub provider_key: ProviderKey,
+        /// The secret version to test (a reference; the app resolves it through custody).
+        pub pending_secret: SecretRef,
+        /// Where to send `RetestCompleted`.
+        pub reply_to: String,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum RetestOutcome {
+        Succeeded,
+        Failed,
+        /// The app cannot re-test connections (yet): said honestly, never faked.
+        NotSupported,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RetestCompleted {
+        pub rotation_id: RotationId,
+        pub outcome: RetestOutcome,
+        /// Why, for a failure; redacted by the sender.
+        pub detail: Option<String>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RotationTimeout {
+        pub rotation_id: RotationId,
+    }
+}

@@ -26,6 +26,16 @@ pub const EVENTS_TOPIC: &str = "integration-events";
 /// The write that records `event` for publishing to `entity`; put it in the same batch as
 /// the aggregate change.
 pub fn outbox_write(event: &Envelope, entity: &str) -> WriteOp {
+    outbox_write_at(event, entity, None)
+}
+
+/// Like [`outbox_write`], for a message the bus should deliver only at `at` (a saga's
+/// timeout, say).
+pub fn outbox_write_at(
+    event: &Envelope,
+    entity: &str,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> WriteOp {
     let body = json!({
         "docType": OUTBOX_DOC_TYPE,
         "entity": entity,
@@ -36,6 +46,7 @@ pub fn outbox_write(event: &Envelope, entity: &str) -> WriteOp {
         // The envelope as text: its bytes are sent exactly as they were built.
         "envelope": String::from_utf8_lossy(&event.to_vec()),
         "createdAt": chrono::Utc::now().to_rfc3339(),
+        "scheduledAt": at.map(|t| t.to_rfc3339()),
     });
     WriteOp::create(outbox_id(event.id()), body)
 }
@@ -100,6 +111,11 @@ fn message_from(doc: &Value) -> Result<(String, OutgoingMessage), PortError> {
     }
     if let Some(corr) = field("correlationId") {
         m = m.correlation_id(corr);
+    }
+    if let Some(at) =
+        field("scheduledAt").and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    {
+        m = m.scheduled_at(at.to_utc());
     }
     Ok((entity, m))
 }

@@ -9,6 +9,18 @@ use app_context::AppRegistration;
 use integration_platform::{RunArgs, Runner};
 use serde_json::{Value, json};
 
+/// Any free port, the folder's data and settings, two-second locks, four calls at a time.
+fn args(dir: &Path) -> RunArgs {
+    RunArgs {
+        listen: Some("127.0.0.1:0".parse().expect("an address")),
+        data_dir: dir.join("data"),
+        settings: dir.join("local.settings.json"),
+        lock_seconds: 2,
+        function_timeout: 30,
+        max_concurrent_calls: 4,
+    }
+}
+
 pub struct TestPlatform {
     pub runner: Runner,
     pub client: reqwest::Client,
@@ -24,14 +36,7 @@ impl TestPlatform {
         let settings = dir.path().join("local.settings.json");
         let file = json!({ "IsEncrypted": false, "Values": values });
         std::fs::write(&settings, file.to_string()).expect("settings written");
-        let args = RunArgs {
-            listen: Some("127.0.0.1:0".parse().expect("an address")),
-            data_dir: dir.path().join("data"),
-            settings,
-            lock_seconds: 2,
-            function_timeout: 30,
-            max_concurrent_calls: 4,
-        };
+        let args = args(dir.path());
         let runner = Runner::start(apps, args).await.expect("the runner starts");
         let base = format!("http://{}", runner.addr);
         TestPlatform {
@@ -112,6 +117,29 @@ impl TestPlatform {
 
     pub async fn shutdown(self) {
         self.runner.shutdown().await;
+    }
+
+    /// Stops the platform and starts `apps` again on the same data folder and settings, as
+    /// after a crash or a deployment.
+    pub async fn restart(self, apps: &[AppRegistration]) -> TestPlatform {
+        let TestPlatform {
+            runner,
+            client,
+            dir,
+            ..
+        } = self;
+        runner.shutdown().await;
+        let args = args(dir.path());
+        let runner = Runner::start(apps, args)
+            .await
+            .expect("the runner starts again");
+        let base = format!("http://{}", runner.addr);
+        TestPlatform {
+            runner,
+            client,
+            base,
+            dir,
+        }
     }
 }
 

@@ -1,29 +1,11 @@
-use std::time::{Duration, Instant};
-
-use ports::{BrokerReceiver, Entity, EntitySpec, Filter, SubscriptionSpec, Topology};
+use crate::support::published;
 use serde_json::{Value, json};
 use testkit::{TestPlatform, assert_problem};
 
 const PROVIDERS: &str = "/registry/api/integrations/providers";
 
 async fn platform(environment: &str) -> TestPlatform {
-    let p = TestPlatform::start(
-        &[registry::registration()],
-        json!({ "AZURE_FUNCTIONS_ENVIRONMENT": environment }),
-    )
-    .await;
-    // An observer subscription on the events topic, to see what the registry publishes.
-    let observer = SubscriptionSpec {
-        name: "observer".into(),
-        filter: Filter::All,
-        spec: EntitySpec::default(),
-    };
-    p.runner
-        .broker
-        .ensure_topology(&Topology::default().subscription(app_context::EVENTS_TOPIC, observer))
-        .await
-        .unwrap();
-    p
+    crate::support::platform(&[], json!({ "AZURE_FUNCTIONS_ENVIRONMENT": environment })).await
 }
 
 fn github() -> Value {
@@ -35,36 +17,6 @@ fn github() -> Value {
         "baseUrl": "https://api.github.com",
         "rateLimitHints": {"remainingHeader": "x-ratelimit-remaining", "resetHeader": "x-ratelimit-reset", "retryAfterHeader": "retry-after"}
     })
-}
-
-/// Everything published to the events topic until it stays quiet for a moment.
-async fn published(p: &TestPlatform, expected: usize) -> Vec<envelope::Envelope> {
-    let sub = Entity::subscription(app_context::EVENTS_TOPIC, "observer");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        for m in p.runner.broker.receive(&sub, 100).await.unwrap() {
-            assert_eq!(m.delivery_count, 1);
-            let env = envelope::Envelope::parse(&m.message.body).expect("a CloudEvents envelope");
-            assert_eq!(
-                m.message.message_id,
-                env.id(),
-                "MessageId is the envelope id"
-            );
-            out.push(env);
-            p.runner.broker.complete(&sub, &m.lock_token).await.unwrap();
-        }
-        if out.len() >= expected {
-            // Give a duplicate the chance to show up.
-            tokio::time::sleep(Duration::from_millis(700)).await;
-            for m in p.runner.broker.receive(&sub, 100).await.unwrap() {
-                out.push(envelope::Envelope::parse(&m.message.body).unwrap());
-            }
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,204 @@
+//! Credential custody routes: a tenant's credentials are created here (the registry is the
+//! only writer of secrets) and rotated through the saga in `rotation`.
+
+use std::time::Duration;
+
+use api_kit::{ApiError, Caller, JsonBody};
+use app_context::AppContext;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use custody::{Custody, SecretMaterial, credential_doc_id};
+use domain::{
+    ConnectionId, CredentialId, CredentialKind, IntegrationCredential, NewCredential,
+    RotationPolicy, TenantId,
+};
+use ports::WriteOp;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::catalogue::read_provider;
+use crate::rotation::{self, Rotation, rotation_doc_id};
+use crate::store::{commit, document, read};
+
+pub(crate) const CREDENTIAL: &str = "credential";
+
+pub(crate) fn routes(ctx: AppContext) -> Router {
+    Router::new()
+        .route("/api/integrations/credentials", post(create_credential))
+        .route("/api/integrations/credentials/rotate", post(rotate))
+        .route(
+            "/api/integrations/credentials/rotations/{rotation_id}",
+            get(get_rotation),
+        )
+        .route(
+            "/api/integrations/credentials/{credential_id}",
+            get(get_credential),
+        )
+        .with_state(ctx)
+}
+
+fn material_error(e: custody::MaterialError) -> ApiError {
+    ApiError::bad_request("invalid_secret", e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CredentialIn {
+    provider_key: String,
+    kind: CredentialKind,
+    secret: Map<String, Value>,
+    #[serde(default)]
+    connection_id: Option<String>,
+    #[serde(default)]
+    rotation_policy: Option<RotationPolicy>,
+}
+
+/// The credential as the API shows it: the aggregate's JSON, which holds references only.
+fn credential_out(c: &IntegrationCredential) -> Result<Value, ApiError> {
+    serde_json::to_value(c).map_err(|_| ApiError::Internal)
+}
+
+fn tenant_of(caller: &Caller) -> Result<TenantId, ApiError> {
+    TenantId::parse_tenant(caller.tenant_id()).map_err(|e| ApiError::Forbidden(e.to_string()))
+}
+
+async fn create_credential(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CredentialIn>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&caller)?;
+    let provider = read_provider(&ctx, &body.provider_key).await.map_err(|_| {
+        ApiError::bad_request(
+            "unknown_provider",
+            "providerKey names no registered provider",
+        )
+    })?;
+    let connection_id = body
+        .connection_id
+        .as_deref()
+        .map(ConnectionId::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_connection_id", e.to_string()))?;
+    let material = SecretMaterial::new(body.kind, body.secret).map_err(material_error)?;
+    let id = CredentialId::new();
+    let custody = Custody::new(ctx.secrets.clone());
+    let reference = custody
+        .store(&id, &material)
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))?;
+    let credential = IntegrationCredential::new(
+        NewCredential {
+            tenant_id: tenant.clone(),
+            id,
+            provider_key: provider.key().clone(),
+            connection_id,
+            kind: body.kind,
+            secret: reference.clone(),
+            policy: body.rotation_policy.unwrap_or_default(),
+        },
+        chrono::Utc::now(),
+    );
+    let ops = vec![WriteOp::create(
+        credential_doc_id(&id),
+        document(&credential, CREDENTIAL)?,
+    )];
+    if let Err(e) = commit(&ctx, tenant.as_str(), ops, &[], "the credential exists").await {
+        // Nothing refers to the stored version: withdraw it.
+        let _ = custody.discard(&reference).await;
+        return Err(e);
+    }
+    let location = format!("/api/integrations/credentials/{id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(credential_out(&credential)?),
+    )
+        .into_response())
+}
+
+pub(crate) async fn read_credential(
+    ctx: &AppContext,
+    tenant: &str,
+    raw_id: &str,
+) -> Result<(IntegrationCredential, ports::ETag), ApiError> {
+    let id = CredentialId::parse(raw_id).map_err(|_| ApiError::not_found("the credential"))?;
+    read(ctx, tenant, &credential_doc_id(&id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("the credential"))
+}
+
+async fn get_credential(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (credential, _) = read_credential(&ctx, caller.tenant_id(), &id).await?;
+    Ok(Json(credential_out(&credential)?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RotateIn {
+    credential_id: String,
+    #[serde(default)]
+    secret: Option<Map<String, Value>>,
+}
+
+/// How long the owning app has to answer a re-test before the rotation is abandoned.
+fn test_timeout(ctx: &AppContext) -> Duration {
+    let secs = ctx
+        .setting("ROTATION_TEST_TIMEOUT_SECONDS")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+async fn rotate(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JsonBody(body): JsonBody<RotateIn>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&caller)?;
+    let (credential, _) = read_credential(&ctx, tenant.as_str(), &body.credential_id).await?;
+    let material = match body.secret {
+        Some(fields) => SecretMaterial::new(credential.kind(), fields).map_err(material_error)?,
+        None => {
+            return Err(ApiError::bad_request(
+                "secret_required",
+                "give the new secret: this credential kind cannot rotate itself",
+            ));
+        }
+    };
+    let rotation_id = rotation::start(
+        &ctx,
+        &tenant,
+        credential.id(),
+        &material,
+        test_timeout(&ctx),
+    )
+    .await?;
+    let location = format!("/api/integrations/credentials/rotations/{rotation_id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(serde_json::json!({ "rotationId": rotation_id, "status": "testing" })),
+    )
+        .into_response())
+}
+
+async fn get_rotation(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = domain::RotationId::parse(&id).map_err(|_| ApiError::not_found("the rotation"))?;
+    let (rotation, _): (Rotation, _) = read(&ctx, caller.tenant_id(), &rotation_doc_id(&id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("the rotation"))?;
+    Ok(Json(rotation).into_response())
+}
