@@ -9,27 +9,43 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custody::{CREDENTIALS_CONTAINER, Custody, Resolver, SecretMaterial, credential_doc_id};
-use domain::{CredentialId, CredentialKind, IntegrationCredential, NewCredential, ProviderKey, RotationId, RotationPolicy, TenantId};
+use domain::{
+    CredentialId, CredentialKind, IntegrationCredential, NewCredential, ProviderKey, RotationId,
+    RotationPolicy, TenantId,
+};
 use embedded::{Durability, EncryptedSecretStore, SqliteDocumentStore};
 use ports::DocumentStoreExt as _;
 use serde_json::json;
 
 fn material(v: &str) -> SecretMaterial {
-    SecretMaterial::new(CredentialKind::ApiKey, json!({"apiKey": v}).as_object().cloned().unwrap()).unwrap()
+    SecretMaterial::new(
+        CredentialKind::ApiKey,
+        json!({"apiKey": v}).as_object().cloned().unwrap(),
+    )
+    .unwrap()
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let documents = Arc::new(SqliteDocumentStore::open(&dir.path().join("d.db"), Durability::Normal).unwrap());
+        let documents = Arc::new(
+            SqliteDocumentStore::open(&dir.path().join("d.db"), Durability::Normal).unwrap(),
+        );
         let secrets = Arc::new(EncryptedSecretStore::open_in(dir.path()).unwrap());
         let custody = Custody::new(secrets.clone());
         let mut creds = Vec::new();
         for i in 0..50 {
             let tenant = format!("tenant-{}", i % 5);
             let id = CredentialId::new();
-            let reference = custody.store(&id, &material(&format!("sk-{i}"))).await.unwrap();
+            let reference = custody
+                .store(&id, &material(&format!("sk-{i}")))
+                .await
+                .unwrap();
             let c = IntegrationCredential::new(
                 NewCredential {
                     tenant_id: TenantId::parse(&tenant).unwrap(),
@@ -43,13 +59,24 @@ fn main() {
                 chrono::Utc::now(),
             );
             documents
-                .upsert(CREDENTIALS_CONTAINER, &tenant, &credential_doc_id(&id), serde_json::to_value(&c).unwrap())
+                .upsert(
+                    CREDENTIALS_CONTAINER,
+                    &tenant,
+                    &credential_doc_id(&id),
+                    serde_json::to_value(&c).unwrap(),
+                )
                 .await
                 .unwrap();
             creds.push((tenant, c));
         }
-        let resolver = Arc::new(Resolver::with_ttls(documents.clone(), secrets.clone(), Duration::from_secs(1), Duration::from_secs(60)));
-        let keys: Arc<Vec<(String, CredentialId)>> = Arc::new(creds.iter().map(|(t, c)| (t.clone(), c.id())).collect());
+        let resolver = Arc::new(Resolver::with_ttls(
+            documents.clone(),
+            secrets.clone(),
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        ));
+        let keys: Arc<Vec<(String, CredentialId)>> =
+            Arc::new(creds.iter().map(|(t, c)| (t.clone(), c.id())).collect());
         let run_for = Duration::from_secs(3);
         let mut tasks = Vec::new();
         for seed in 0..8u64 {
@@ -76,12 +103,21 @@ fn main() {
         // Rotate one credential half-way through.
         tokio::time::sleep(run_for / 2).await;
         let (tenant, mut c) = creds[0].clone();
-        let pending = custody.store(&c.id(), &material("sk-rotated")).await.unwrap();
+        let pending = custody
+            .store(&c.id(), &material("sk-rotated"))
+            .await
+            .unwrap();
         let rot = RotationId::new();
-        c.start_rotation(rot, pending, None, chrono::Utc::now()).unwrap();
+        c.start_rotation(rot, pending, None, chrono::Utc::now())
+            .unwrap();
         c.promote(rot, chrono::Utc::now()).unwrap();
         documents
-            .upsert(CREDENTIALS_CONTAINER, &tenant, &credential_doc_id(&c.id()), serde_json::to_value(&c).unwrap())
+            .upsert(
+                CREDENTIALS_CONTAINER,
+                &tenant,
+                &credential_doc_id(&c.id()),
+                serde_json::to_value(&c).unwrap(),
+            )
             .await
             .unwrap();
         let mut all = Vec::new();
@@ -93,12 +129,28 @@ fn main() {
         let s = resolver.stats();
         let ratio = s.hits as f64 / (s.hits + s.misses) as f64;
         let rotated = resolver.resolve(&tenant, &c.id()).await.unwrap();
-        assert_eq!(&rotated.reference, c.current(), "the rotation was picked up");
+        assert_eq!(
+            &rotated.reference,
+            c.current(),
+            "the rotation was picked up"
+        );
         #[allow(clippy::print_stdout)]
         {
             println!("resolves: {} in {run_for:?} by 8 tasks", all.len());
-            println!("hit ratio: {:.4}% ({} hits, {} misses, {} secret-store reads)", ratio * 100.0, s.hits, s.misses, s.secret_store_reads);
-            println!("latency p50 {:?}  p99 {:?}  p99.9 {:?}  max {:?}", pct(0.5), pct(0.99), pct(0.999), all[all.len() - 1]);
+            println!(
+                "hit ratio: {:.4}% ({} hits, {} misses, {} secret-store reads)",
+                ratio * 100.0,
+                s.hits,
+                s.misses,
+                s.secret_store_reads
+            );
+            println!(
+                "latency p50 {:?}  p99 {:?}  p99.9 {:?}  max {:?}",
+                pct(0.5),
+                pct(0.99),
+                pct(0.999),
+                all[all.len() - 1]
+            );
         }
     });
 }
