@@ -158,3 +158,64 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
     assert_eq!(body["status"], status);
     body
 }
+
+/// Everything the process logs (all levels), kept in memory, to check what never may appear
+/// in logs (secrets). Installs a global subscriber: one per test process (nextest runs each
+/// test in its own); later calls in the same process share the first capture.
+#[derive(Clone)]
+pub struct LogCapture {
+    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static CAPTURE: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+
+pub fn capture_logs() -> LogCapture {
+    CAPTURE
+        .get_or_init(|| {
+            let capture = LogCapture {
+                buffer: std::sync::Arc::default(),
+            };
+            let buffer = capture.buffer.clone();
+            let _ = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || CaptureWriter(buffer.clone()))
+                .try_init();
+            capture
+        })
+        .clone()
+}
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+
+    /// Panics if any of `secrets` was logged; also checks something was logged at all.
+    pub fn assert_absent(&self, secrets: &[&str]) {
+        let text = self.text();
+        assert!(
+            !text.is_empty(),
+            "nothing was logged: the capture is not working"
+        );
+        for s in secrets {
+            assert!(!text.contains(s), "the logs hold the secret {s:?}");
+        }
+    }
+}

@@ -132,6 +132,30 @@ async fn credentials_are_created_in_custody_and_isolated_by_tenant() {
         )
         .await;
     assert_problem(r, 404, "not_found").await;
+    // A rotation is its tenant's too.
+    let rotation = rotate(&p, &a, id, "sk-next-0002").await;
+    assert_eq!(
+        p.get(&format!("{CREDENTIALS}/rotations/{rotation}"), &a)
+            .await
+            .status(),
+        200
+    );
+    assert_problem(
+        p.get(&format!("{CREDENTIALS}/rotations/{rotation}"), &b)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    // While it runs, a second rotation is refused.
+    let r = p
+        .post(
+            &format!("{CREDENTIALS}/rotate"),
+            &a,
+            json!({"credentialId": id, "secret": {"apiKey": "sk-third"}}),
+        )
+        .await;
+    assert_problem(r, 409, "conflict").await;
 
     // Bad input.
     let bad = [
@@ -170,12 +194,13 @@ async fn credentials_are_created_in_custody_and_isolated_by_tenant() {
         "secret_required",
     )
     .await;
-    scan_for(&p, &["sk-live-tenant-a-0001"]);
+    scan_for(&p, &["sk-live-tenant-a-0001", "sk-next-0002", "sk-third"]);
     p.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passing_retest_promotes_and_a_failing_one_keeps_the_old_secret() {
+    let logs = testkit::capture_logs();
     let p = platform(&[fake_sms_app()], json!({})).await;
     with_provider(&p).await;
     let t = p.token("tenant-r", &[]);
