@@ -150,7 +150,7 @@ struct RotateIn {
 }
 
 /// How long the owning app has to answer a re-test before the rotation is abandoned.
-fn test_timeout(ctx: &AppContext) -> Duration {
+pub(crate) fn test_timeout(ctx: &AppContext) -> Duration {
     let secs = ctx
         .setting("ROTATION_TEST_TIMEOUT_SECONDS")
         .and_then(|s| s.parse().ok())
@@ -165,8 +165,22 @@ async fn rotate(
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&caller)?;
     let (credential, _) = read_credential(&ctx, tenant.as_str(), &body.credential_id).await?;
-    let material = match body.secret {
-        Some(fields) => SecretMaterial::new(credential.kind(), fields).map_err(material_error)?,
+    let rotation_id = match body.secret {
+        Some(fields) => {
+            let material =
+                SecretMaterial::new(credential.kind(), fields).map_err(material_error)?;
+            rotation::start(
+                &ctx,
+                &tenant,
+                credential.id(),
+                &material,
+                test_timeout(&ctx),
+            )
+            .await?
+        }
+        None if credential.kind() == CredentialKind::Oauth2RefreshToken => {
+            rotation::self_rotate(&ctx, &credential, test_timeout(&ctx)).await?
+        }
         None => {
             return Err(ApiError::bad_request(
                 "secret_required",
@@ -174,14 +188,6 @@ async fn rotate(
             ));
         }
     };
-    let rotation_id = rotation::start(
-        &ctx,
-        &tenant,
-        credential.id(),
-        &material,
-        test_timeout(&ctx),
-    )
-    .await?;
     let location = format!("/api/integrations/credentials/rotations/{rotation_id}");
     Ok((
         StatusCode::ACCEPTED,

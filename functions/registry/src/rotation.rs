@@ -204,6 +204,50 @@ pub(crate) async fn start(
     Ok(rotation_id)
 }
 
+/// The guard for calls to user-supplied URLs (token endpoints).
+fn guard(ctx: &AppContext) -> netguard::Guard {
+    netguard::Guard::from_setting(ctx.setting(netguard::ALLOWED_HOSTS_SETTING))
+}
+
+/// Rotates a refresh-token credential by itself: one refresh grant against its token
+/// endpoint; a vendor that rotates refresh tokens hands out the new secret, which then goes
+/// through the same saga (re-test, promote or keep).
+pub(crate) async fn self_rotate(
+    ctx: &AppContext,
+    credential: &IntegrationCredential,
+    timeout: Duration,
+) -> Result<RotationId, ApiError> {
+    let resolver = custody::Resolver::new(ctx.documents.clone(), ctx.secrets.clone());
+    let current = resolver.material(credential.kind(), credential.current()).await.map_err(|e| {
+        tracing::error!(credential = %credential.id(), error = %e, "the current secret cannot be read");
+        ApiError::Internal
+    })?;
+    let renewed = custody::oauth::refresh(&current, &guard(ctx))
+        .await
+        .map_err(|e| match e {
+            custody::oauth::RefreshError::Setup(e) => {
+                ApiError::bad_request("invalid_secret", e.to_string())
+            }
+            custody::oauth::RefreshError::OAuth(e) => {
+                ApiError::Upstream(format!("the token endpoint refused the refresh: {e}"))
+            }
+        })?;
+    let Some(renewed) = renewed else {
+        return Err(ApiError::bad_request(
+            "not_rotatable",
+            "the token endpoint kept the same refresh token: there is nothing to rotate",
+        ));
+    };
+    start(
+        ctx,
+        credential.tenant_id(),
+        credential.id(),
+        &renewed,
+        timeout,
+    )
+    .await
+}
+
 /// What decided a rotation.
 enum Decision {
     Promote(RotationOutcome),
@@ -401,6 +445,19 @@ pub(crate) async fn sweep(
             ) else {
                 continue;
             };
+            // Kinds that can rotate themselves do; the others (and a failed attempt) are
+            // announced for someone to act on.
+            if credential.kind() == domain::CredentialKind::Oauth2RefreshToken {
+                match self_rotate(&ctx, &credential, crate::credentials::test_timeout(&ctx)).await {
+                    Ok(rotation) => {
+                        tracing::info!(credential = %credential.id(), %rotation, "due credential rotating itself");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(credential = %credential.id(), error = ?e, "self-rotation failed; announcing it as due")
+                    }
+                }
+            }
             let marker = format!("due-{}-{}", credential.id(), deadline.timestamp());
             let body = serde_json::json!({ "docType": DUE, "credentialId": credential.id(), "deadline": deadline });
             // Markers outlive their purpose after the deadline's notice period; a month is plenty.

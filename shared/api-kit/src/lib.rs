@@ -29,6 +29,9 @@ pub enum ApiError {
     NotFound(String),
     Conflict(String),
     PayloadTooLarge,
+    /// A vendor we called on the caller's behalf failed (502); the detail says how, without
+    /// secrets.
+    Upstream(String),
     Unavailable,
     Internal,
 }
@@ -88,6 +91,7 @@ impl IntoResponse for ApiError {
                 "payload_too_large",
                 "the request body is too large",
             ),
+            ApiError::Upstream(d) => problem(StatusCode::BAD_GATEWAY, "upstream_failed", &d),
             ApiError::Unavailable => problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -236,6 +236,8 @@ impl DevTokens {
 #[cfg(test)]
 mod tests;
 
+pub mod entra;
+
 /// Why a caller was not authenticated. The message is safe to return to the caller.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AuthError {

@@ -10,6 +10,7 @@
 //!   and the secret store is not called per request.
 
 mod material;
+pub mod oauth;
 mod resolver;
 
 pub use material::{MaterialError, SecretMaterial};

@@ -261,13 +261,16 @@ async fn a_passing_retest_promotes_and_a_failing_one_keeps_the_old_secret() {
     );
     let failure: Value = events[2].data_json().unwrap();
     assert_eq!(failure["classification"], "auth");
-    scan_for(
-        &p,
-        &[
-            "sk-original-7f3a",
-            "good-sk-rotated-91bc",
-            "bad-sk-refused-44de",
-        ],
+    let secrets = [
+        "sk-original-7f3a",
+        "good-sk-rotated-91bc",
+        "bad-sk-refused-44de",
+    ];
+    scan_for(&p, &secrets);
+    logs.assert_absent(&secrets);
+    assert!(
+        logs.text().contains("rotation decided"),
+        "the saga's own logs were captured"
     );
     p.shutdown().await;
 }
@@ -407,5 +410,162 @@ async fn the_sweep_announces_due_rotations_once() {
     let data: Value = notices[0].data_json().unwrap();
     assert_eq!(data["credentialId"], due["id"]);
     assert_eq!(data["reason"], "maxAge");
+    p.shutdown().await;
+}
+
+async fn oauth_credential(
+    p: &TestPlatform,
+    token: &str,
+    token_url: &str,
+    refresh: &str,
+    policy: Option<Value>,
+) -> String {
+    let mut body = json!({"providerKey": "twilio", "kind": "oauth2RefreshToken",
+        "secret": {"clientId": "client-1", "refreshToken": refresh, "tokenUrl": token_url}});
+    if let Some(policy) = policy {
+        body["rotationPolicy"] = policy;
+    }
+    let r = p.post(CREDENTIALS, token, body).await;
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The refresh token stored as the credential's current version.
+async fn current_refresh_token(p: &TestPlatform, token: &str, id: &str) -> String {
+    let c = credential(p, token, id).await;
+    let (secret, _) = p
+        .runner
+        .context
+        .secrets
+        .get(
+            c["current"]["name"].as_str().unwrap(),
+            c["current"]["version"].as_str(),
+        )
+        .await
+        .unwrap();
+    let fields: Value =
+        serde_json::from_str(secrecy::ExposeSecret::expose_secret(&secret)).unwrap();
+    fields["refreshToken"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_token_credentials_rotate_themselves() {
+    let (token_url, hits) = crate::support::token_endpoint().await;
+    let p = platform(
+        &[fake_sms_app()],
+        json!({ "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1" }),
+    )
+    .await;
+    with_provider(&p).await;
+    let t = p.token("tenant-o", &[]);
+    let id = oauth_credential(&p, &t, &token_url, "rt-1", None).await;
+    // No secret given: the credential renews its refresh token at the token endpoint.
+    let r = p
+        .post(
+            &format!("{CREDENTIALS}/rotate"),
+            &t,
+            json!({"credentialId": id}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let rotation = r.json::<Value>().await.unwrap()["rotationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(decided(&p, &t, &rotation).await["status"], "promoted");
+    assert_eq!(
+        current_refresh_token(&p, &t, &id).await,
+        "rt-2",
+        "the rotated refresh token is kept"
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A revoked refresh token: the vendor's refusal is a 502 problem, nothing changes.
+    let dead = oauth_credential(&p, &t, &token_url, "revoked-1", None).await;
+    let r = p
+        .post(
+            &format!("{CREDENTIALS}/rotate"),
+            &t,
+            json!({"credentialId": dead}),
+        )
+        .await;
+    let problem = assert_problem(r, 502, "upstream_failed").await;
+    assert!(
+        !problem.to_string().contains("revoked-1"),
+        "no secret in the problem"
+    );
+    assert_eq!(credential(&p, &t, &dead).await["status"], "active");
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoints_on_internal_addresses_are_refused() {
+    let p = platform(&[fake_sms_app()], json!({})).await;
+    with_provider(&p).await;
+    let t = p.token("tenant-ssrf", &[]);
+    for url in [
+        "http://169.254.169.254/metadata/identity/oauth2/token",
+        "http://127.0.0.1:9/token",
+        "http://[::1]/token",
+    ] {
+        let id = oauth_credential(&p, &t, url, "rt-1", None).await;
+        let r = p
+            .post(
+                &format!("{CREDENTIALS}/rotate"),
+                &t,
+                json!({"credentialId": id}),
+            )
+            .await;
+        assert_problem(r, 400, "invalid_secret").await;
+    }
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_rotates_due_refresh_tokens_itself() {
+    let (token_url, _hits) = crate::support::token_endpoint().await;
+    let values =
+        json!({ "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1", "ROTATION_SCHEDULE": "*/1 * * * * *" });
+    let p = platform(&[fake_sms_app()], values).await;
+    with_provider(&p).await;
+    let t = p.token("tenant-sw", &[]);
+    let id = oauth_credential(
+        &p,
+        &t,
+        &token_url,
+        "rt-10",
+        Some(json!({"maxAgeSeconds": 1, "noticeSeconds": 0})),
+    )
+    .await;
+    let dead = oauth_credential(
+        &p,
+        &t,
+        &token_url,
+        "revoked-2",
+        Some(json!({"maxAgeSeconds": 1, "noticeSeconds": 0})),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while current_refresh_token(&p, &t, &id).await == "rt-10" {
+        assert!(
+            Instant::now() < deadline,
+            "the due refresh token was not rotated"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = published(&p, 3).await;
+    let due: Vec<Value> = events
+        .iter()
+        .filter(|e| e.event_type().contains("rotation-due"))
+        .map(|e| e.data_json::<Value>().unwrap())
+        .collect();
+    assert!(
+        due.iter().all(|d| d["credentialId"] == dead.as_str()),
+        "only the one that could not renew itself is announced: {due:?}"
+    );
+    assert!(!due.is_empty());
     p.shutdown().await;
 }

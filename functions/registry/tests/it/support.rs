@@ -98,11 +98,25 @@ async fn retest(ctx: AppContext, inv: Invocation) -> Result<InvocationResponse, 
         .data_json()
         .map_err(|e| InvocationError::permanent(e.to_string()))?;
     let resolver = custody::Resolver::new(ctx.documents.clone(), ctx.secrets.clone());
-    let material = resolver
+    // API keys, or refresh tokens (`rt-…` test good).
+    let key = match resolver
         .material(CredentialKind::ApiKey, &req.pending_secret)
         .await
-        .map_err(|e| InvocationError::transient(e.to_string()))?;
-    let key = material.get("apiKey").unwrap().expose_secret().to_owned();
+    {
+        Ok(m) => m.get("apiKey").unwrap().expose_secret().to_owned(),
+        Err(_) => {
+            let m = resolver
+                .material(CredentialKind::Oauth2RefreshToken, &req.pending_secret)
+                .await
+                .map_err(|e| InvocationError::transient(e.to_string()))?;
+            let token = m.get("refreshToken").unwrap().expose_secret().to_owned();
+            if token.starts_with("rt-") {
+                format!("good-{token}")
+            } else {
+                token
+            }
+        }
+    };
     let outcome = if key.starts_with("good") {
         RetestOutcome::Succeeded
     } else if key.starts_with("unsupported") {
@@ -127,4 +141,38 @@ async fn retest(ctx: AppContext, inv: Invocation) -> Result<InvocationResponse, 
         .await
         .map_err(|e| InvocationError::transient(e.to_string()))?;
     Ok(InvocationResponse::default())
+}
+
+/// A token endpoint (RFC 6749 refresh grant) that rotates refresh tokens: `rt-N` is
+/// exchanged for an access token and `rt-N+1`; `revoked…` gets `invalid_grant`. Returns its
+/// URL and a hit counter.
+pub(crate) async fn token_endpoint() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::extract::State;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    async fn token(
+        State(hits): State<Arc<AtomicUsize>>,
+        axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse as _;
+        hits.fetch_add(1, Ordering::SeqCst);
+        let rt = form.get("refresh_token").cloned().unwrap_or_default();
+        if form.get("grant_type").map(String::as_str) != Some("refresh_token")
+            || rt.starts_with("revoked")
+        {
+            let body = serde_json::json!({"error": "invalid_grant", "error_description": "the refresh token is not valid"});
+            return (axum::http::StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+        let n: u32 = rt.trim_start_matches("rt-").parse().unwrap_or(0);
+        let body = serde_json::json!({"access_token": format!("at-{n}"), "token_type": "Bearer", "expires_in": 3600, "refresh_token": format!("rt-{}", n + 1)});
+        axum::Json(body).into_response()
+    }
+    let app = axum::Router::new()
+        .route("/token", axum::routing::post(token))
+        .with_state(hits.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/token"), hits)
 }
