@@ -171,7 +171,7 @@ fn open_platform(data_dir: &Path, settings: &Settings) -> anyhow::Result<Opened>
         bus: broker.clone(),
         blobs,
         secrets,
-        authenticator: Arc::new(dev_tokens.clone()),
+        authenticator: authenticator(settings, &dev_tokens)?,
         settings: Arc::new(settings.values.clone()),
         outbox_waker: waker.clone(),
     };
@@ -181,6 +181,17 @@ fn open_platform(data_dir: &Path, settings: &Settings) -> anyhow::Result<Opened>
         waker,
         dev_tokens,
     })
+}
+
+/// Local tokens by default; Entra ID tokens when the settings name an issuer (`AUTH_ISSUER`,
+/// `AUTH_AUDIENCE`, `AUTH_JWKS_URI`), as in Azure.
+fn authenticator(settings: &Settings, dev_tokens: &auth::DevTokens) -> anyhow::Result<Arc<dyn auth::Authenticator>> {
+    if settings.values.contains_key(auth::entra::SETTING_ISSUER) {
+        let config = auth::entra::EntraConfig::from_settings(|k| settings.values.get(k).cloned())?;
+        tracing::info!(issuer = %config.issuer, "bearer tokens are Entra ID tokens");
+        return Ok(Arc::new(auth::entra::EntraAuthenticator::new(config)?));
+    }
+    Ok(Arc::new(dev_tokens.clone()))
 }
 
 impl Runner {

@@ -1,5 +1,6 @@
 //! End-to-end tests through the local runner with the test-only `probe` app.
 
 mod crash;
+mod entra;
 mod runner;
 mod support;
