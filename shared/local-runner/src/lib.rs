@@ -185,7 +185,10 @@ fn open_platform(data_dir: &Path, settings: &Settings) -> anyhow::Result<Opened>
 
 /// Local tokens by default; Entra ID tokens when the settings name an issuer (`AUTH_ISSUER`,
 /// `AUTH_AUDIENCE`, `AUTH_JWKS_URI`), as in Azure.
-fn authenticator(settings: &Settings, dev_tokens: &auth::DevTokens) -> anyhow::Result<Arc<dyn auth::Authenticator>> {
+fn authenticator(
+    settings: &Settings,
+    dev_tokens: &auth::DevTokens,
+) -> anyhow::Result<Arc<dyn auth::Authenticator>> {
     if settings.values.contains_key(auth::entra::SETTING_ISSUER) {
         let config = auth::entra::EntraConfig::from_settings(|k| settings.values.get(k).cloned())?;
         tracing::info!(issuer = %config.issuer, "bearer tokens are Entra ID tokens");
