@@ -72,12 +72,26 @@ async fn create_credential(
     JsonBody(body): JsonBody<CredentialIn>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&caller)?;
-    let provider = read_provider(&ctx, &body.provider_key).await.map_err(|_| {
-        ApiError::bad_request(
-            "unknown_provider",
-            "providerKey names no registered provider",
-        )
-    })?;
+    // Signing secrets of inbound webhook sources name their scheme (`github`, `stripe`,
+    // `standard-webhooks`, ...), which need not be a catalogue provider; every other kind
+    // is for a registered provider.
+    let provider_key = if body.kind == CredentialKind::HmacSecret
+        && body.provider_key.parse::<domain::WebhookScheme>().is_ok()
+    {
+        domain::ProviderKey::parse(&body.provider_key)
+            .map_err(|e| ApiError::bad_request("invalid_key", e.to_string()))?
+    } else {
+        read_provider(&ctx, &body.provider_key)
+            .await
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "unknown_provider",
+                    "providerKey names no registered provider",
+                )
+            })?
+            .key()
+            .clone()
+    };
     let connection_id = body
         .connection_id
         .as_deref()
@@ -95,7 +109,7 @@ async fn create_credential(
         NewCredential {
             tenant_id: tenant.clone(),
             id,
-            provider_key: provider.key().clone(),
+            provider_key,
             connection_id,
             kind: body.kind,
             secret: reference.clone(),

@@ -133,7 +133,14 @@ pub(crate) async fn start(
         read(ctx, tenant.as_str(), &credential_doc_id(&credential_id))
             .await?
             .ok_or_else(|| ApiError::not_found("the credential"))?;
-    let provider = crate::catalogue::read_provider(ctx, credential.provider_key().as_str()).await?;
+    let provider = crate::catalogue::read_provider(ctx, credential.provider_key().as_str())
+        .await
+        .map_err(|_| {
+            ApiError::bad_request(
+                "not_rotatable",
+                "no app owns this credential's provider; replace the secret where it is used",
+            )
+        })?;
     let app = owning_app(&provider);
     let custody = Custody::new(ctx.secrets.clone());
     let pending = custody

@@ -201,7 +201,33 @@ impl Runner {
     /// Opens the data folder, builds every app, creates the topology, binds the listener and
     /// starts the trigger loops and the outbox publisher.
     pub async fn start(apps: &[AppRegistration], args: RunArgs) -> anyhow::Result<Runner> {
-        let settings = Settings::load(&args.settings, |k| std::env::var(k).ok())?;
+        let mut settings = Settings::load(&args.settings, |k| std::env::var(k).ok())?;
+        let listen = match args.listen {
+            Some(a) => a,
+            None => {
+                let host = settings
+                    .local_http_address
+                    .clone()
+                    .unwrap_or_else(|| "127.0.0.1".into());
+                let port = settings.local_http_port.unwrap_or(7071);
+                format!("{host}:{port}")
+                    .parse()
+                    .with_context(|| format!("{host}:{port} is not a listen address"))?
+            }
+        };
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        // Apps reach each other through their public addresses, as in Azure (where each has
+        // its own host name): locally every app is under this listener.
+        for slug in apps.iter().map(|a| a.slug) {
+            let key = format!("{}_URL", slug.to_ascii_uppercase().replace('-', "_"));
+            settings
+                .values
+                .entry(key)
+                .or_insert_with(|| format!("http://{addr}/{slug}"));
+        }
         let Opened {
             context,
             broker,
@@ -339,23 +365,6 @@ impl Runner {
                 .await;
         }));
 
-        let listen = match args.listen {
-            Some(a) => a,
-            None => {
-                let host = settings
-                    .local_http_address
-                    .clone()
-                    .unwrap_or_else(|| "127.0.0.1".into());
-                let port = settings.local_http_port.unwrap_or(7071);
-                format!("{host}:{port}")
-                    .parse()
-                    .with_context(|| format!("{host}:{port} is not a listen address"))?
-            }
-        };
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let addr = listener.local_addr()?;
         let front = Arc::new(front::Front {
             apps: mounted,
             index: json!({"platform": "integration-platform", "hostVersion": HOST_VERSION, "apps": index}),

@@ -2,7 +2,7 @@
 
 /// The apps this build hosts; each new app adds its registration here.
 fn apps() -> Vec<app_context::AppRegistration> {
-    vec![registry::registration()]
+    vec![registry::registration(), webhook_gateway::registration()]
 }
 
 fn main() -> anyhow::Result<()> {

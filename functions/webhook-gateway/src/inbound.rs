@@ -1,0 +1,223 @@
+//! `POST /api/webhooks/inbound/{sourceId}`: the vendor's door. No bearer token: the vendor's
+//! signature is the authentication, checked over the raw bytes before anything is parsed.
+//!
+//! Order of durability: the raw body is written to blob storage first, then the receipt and
+//! the `WebhookReceived` event are committed in one batch; 202 is answered only after both.
+//! The receipt's id is derived from the vendor's delivery id, so a redelivery finds it and is
+//! acknowledged without a second event. Every refusal leaves nothing behind.
+
+use std::sync::Arc;
+
+use api_kit::ApiError;
+use app_context::AppContext;
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use domain::{CredentialKind, InboundWebhook, PayloadRef, WebhookScheme};
+use functions_runtime::problem::problem;
+use ports::{PortError, PutOptions, WriteOp};
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::sources::read_source;
+use crate::{CONTAINER, RAW_CONTAINER, SOURCE};
+
+/// Largest inbound body accepted (GitHub sends up to 25 MB; most vendors far less).
+pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Clone)]
+struct Inbound {
+    ctx: AppContext,
+    resolver: Arc<custody::Resolver>,
+}
+
+pub(crate) fn routes(ctx: AppContext) -> Router {
+    let resolver = Arc::new(custody::Resolver::new(
+        ctx.documents.clone(),
+        ctx.secrets.clone(),
+    ));
+    Router::new()
+        .route("/api/webhooks/inbound/{source_id}", post(receive))
+        .with_state(Inbound { ctx, resolver })
+}
+
+/// The `webhooks` scheme for a source: its kind and the options it was registered with.
+pub(crate) fn scheme_for(
+    scheme: WebhookScheme,
+    options: &Value,
+) -> Result<webhooks::Scheme, String> {
+    let kind = match scheme {
+        WebhookScheme::Github => "github",
+        WebhookScheme::Stripe => "stripe",
+        WebhookScheme::Twilio => "twilio",
+        WebhookScheme::StandardWebhooks => "standardWebhooks",
+        WebhookScheme::Slack => "slack",
+        WebhookScheme::Shopify => "shopify",
+        WebhookScheme::AzureDevops => "azureDevOps",
+        WebhookScheme::EventGrid => "eventGrid",
+        WebhookScheme::GenericHmac => "genericHmac",
+    };
+    let mut config = match options {
+        Value::Object(m) => m.clone(),
+        Value::Null => Default::default(),
+        _ => return Err("options must be a JSON object".into()),
+    };
+    config.insert("kind".into(), json!(kind));
+    serde_json::from_value(Value::Object(config))
+        .map_err(|e| format!("options do not suit {scheme}: {e}"))
+}
+
+/// Checks that a secret suits the scheme (Standard Webhooks secrets are `whsec_…` base64).
+pub(crate) fn secret_for(
+    scheme: &webhooks::Scheme,
+    secret: &str,
+) -> Result<webhooks::Secret, String> {
+    webhooks::Secret::for_scheme(scheme, secret).map_err(|e| e.to_string())
+}
+
+fn refused(e: &webhooks::VerifyError) -> Response {
+    problem(e.status(), e.code(), &e.to_string())
+}
+
+fn hash_hex(text: &[u8]) -> String {
+    Sha256::digest(text)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn receive(
+    State(state): State<Inbound>,
+    Path(source_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match accept(&state, &source_id, method, &uri, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn accept(
+    state: &Inbound,
+    source_id: &str,
+    method: Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    use http_body_util::BodyExt as _;
+    // Bounded read: a vendor (or anyone) cannot make us buffer more than the limit.
+    let body: Bytes = match http_body_util::Limited::new(body, BODY_LIMIT + 1)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(ApiError::PayloadTooLarge),
+    };
+    if body.len() > BODY_LIMIT {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let ctx = &state.ctx;
+    let Some(stored) = read_source(ctx, source_id).await? else {
+        return Err(ApiError::not_found("the source"));
+    };
+    let source = &stored.source;
+    let scheme = scheme_for(source.scheme(), &stored.options).map_err(|e| {
+        tracing::error!(source = %source.id(), error = %e, "a stored source has unusable options");
+        ApiError::Internal
+    })?;
+    let material = state.resolver.material(CredentialKind::HmacSecret, source.secret()).await.map_err(|e| {
+        tracing::error!(source = %source.id(), error = %e, "the source's secret cannot be read");
+        ApiError::Unavailable
+    })?;
+    let raw_secret = material
+        .get("secret")
+        .map(|s| s.expose_secret().to_owned())
+        .unwrap_or_default();
+    let secret = secret_for(&scheme, &raw_secret).map_err(|_| ApiError::Internal)?;
+    // The URL the vendor signed (Twilio): the public address, not the one we were called on.
+    let base = ctx
+        .setting("WEBHOOK_GATEWAY_URL")
+        .unwrap_or("")
+        .trim_end_matches('/');
+    let url = format!(
+        "{base}{}",
+        uri.path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(uri.path())
+    );
+    let unverified =
+        webhooks::Unverified::new(method, &url, headers, &body).with_body_limit(BODY_LIMIT);
+    let verified = match unverified.verify(&scheme, &secret, chrono::Utc::now()) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::info!(source = %source.id(), reason = %e, "inbound webhook refused");
+            return Ok(refused(&e));
+        }
+    };
+    if let Some(handshake) = verified.handshake() {
+        return Ok((StatusCode::OK, Json(handshake.response_body())).into_response());
+    }
+    let tenant = source.tenant_id().as_str();
+    let key = hash_hex(verified.delivery_id().as_bytes());
+    let blob_name = format!("{tenant}/{}/{key}", source.id());
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let put = PutOptions {
+        content_type: content_type.clone(),
+        if_none_match: false,
+    };
+    ctx.blobs
+        .put(RAW_CONTAINER, &blob_name, body.clone(), put)
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))?;
+    let payload_ref = PayloadRef::parse(&format!("{RAW_CONTAINER}/{blob_name}"))
+        .map_err(|_| ApiError::Internal)?;
+    let inbound = InboundWebhook {
+        vendor_delivery_id: Some(verified.delivery_id().to_owned()),
+        vendor_event_type: verified.event_type().map(str::to_owned),
+        content_type,
+    };
+    let now = chrono::Utc::now();
+    let event = source.received(inbound, payload_ref.clone(), now);
+    let receipt_id = format!("received-{}-{key}", source.id());
+    let receipt = json!({
+        "docType": "received",
+        "sourceId": source.id(),
+        "deliveryId": verified.delivery_id(),
+        "payloadRef": payload_ref,
+        "receivedAt": now,
+    });
+    let mut ops = vec![WriteOp::create(&receipt_id, receipt)];
+    ops.extend(outbox::event_writes(&[event], SOURCE, None).map_err(|_| ApiError::Internal)?);
+    match ctx.documents.batch(CONTAINER, tenant, ops).await {
+        Ok(_) => {
+            ctx.outbox_waker.notify_one();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"id": receipt_id, "deliveryId": verified.delivery_id()})),
+            )
+                .into_response())
+        }
+        // The vendor delivered this one before: acknowledge, publish nothing.
+        Err(PortError::AlreadyExists) => Ok((
+            StatusCode::ACCEPTED,
+            Json(
+                json!({"id": receipt_id, "deliveryId": verified.delivery_id(), "duplicate": true}),
+            ),
+        )
+            .into_response()),
+        Err(e) => Err(ApiError::from_port(e, "conflict")),
+    }
+}

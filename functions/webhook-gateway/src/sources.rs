@@ -1,0 +1,252 @@
+//! Inbound sources: a tenant's vendor, its signature scheme and the secret to check it with.
+
+use api_kit::{ApiError, Caller, JsonBody};
+use app_context::AppContext;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use domain::{
+    ConnectionId, CredentialId, NewSource, SecretRef, SourceId, TenantId, WebhookScheme,
+    WebhookSource,
+};
+use ports::WriteOp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{CONTAINER, SOURCES_PARTITION};
+
+pub(crate) fn routes(ctx: AppContext) -> Router {
+    Router::new()
+        .route("/api/webhooks/sources", post(create_source))
+        .route("/api/webhooks/sources/{source_id}", get(get_source))
+        .with_state(ctx)
+}
+
+pub(crate) fn source_doc_id(id: &SourceId) -> String {
+    format!("source-{id}")
+}
+
+/// The stored source: the aggregate plus what the gateway needs beside it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredSource {
+    #[serde(flatten)]
+    pub(crate) source: WebhookSource,
+    /// The custody credential holding the secret (for rotation).
+    pub(crate) credential_id: CredentialId,
+    /// Scheme options (tolerances, header names), as given.
+    #[serde(default)]
+    pub(crate) options: Value,
+    pub(crate) description: Option<String>,
+    #[serde(default = "source_doc_type")]
+    doc_type: String,
+}
+
+fn source_doc_type() -> String {
+    "source".into()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SourceIn {
+    provider: String,
+    secret: String,
+    #[serde(default)]
+    connection_id: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    /// Scheme options: `{"toleranceSecs": 300}`, `{"header": "X-Signature"}`, ...
+    #[serde(default)]
+    options: Option<Value>,
+}
+
+fn inbound_url(ctx: &AppContext, id: &SourceId) -> String {
+    let base = ctx.setting("WEBHOOK_GATEWAY_URL").unwrap_or("");
+    format!("{}/api/webhooks/inbound/{id}", base.trim_end_matches('/'))
+}
+
+/// Custody belongs to the registry: the secret is handed to it with the caller's own token
+/// (so it lands in the caller's tenant), and the gateway keeps only the reference.
+async fn store_secret(
+    ctx: &AppContext,
+    bearer: &str,
+    scheme: WebhookScheme,
+    secret: &str,
+) -> Result<(CredentialId, SecretRef), ApiError> {
+    let registry = ctx.setting("REGISTRY_URL").ok_or_else(|| {
+        tracing::error!("REGISTRY_URL is not set: sources cannot keep secrets");
+        ApiError::Unavailable
+    })?;
+    let body =
+        json!({"providerKey": scheme.as_str(), "kind": "hmacSecret", "secret": {"secret": secret}});
+    let response = http()
+        .post(format!(
+            "{}/api/integrations/credentials",
+            registry.trim_end_matches('/')
+        ))
+        .bearer_auth(bearer)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the registry is unreachable");
+            ApiError::Unavailable
+        })?;
+    let status = response.status();
+    let value: Value = response.json().await.map_err(|_| ApiError::Unavailable)?;
+    if status.as_u16() == 400 {
+        return Err(ApiError::bad_request(
+            "invalid_secret",
+            value["detail"].as_str().unwrap_or("the secret was refused"),
+        ));
+    }
+    if !status.is_success() {
+        tracing::error!(%status, code = %value["code"], "the registry refused the secret");
+        return Err(ApiError::Unavailable);
+    }
+    let id = value["id"]
+        .as_str()
+        .and_then(|s| CredentialId::parse(s).ok());
+    let reference = serde_json::from_value::<SecretRef>(value["current"].clone()).ok();
+    match (id, reference) {
+        (Some(id), Some(reference)) => Ok((id, reference)),
+        _ => Err(ApiError::Internal),
+    }
+}
+
+fn http() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
+fn source_out(ctx: &AppContext, s: &StoredSource) -> Value {
+    json!({
+        "id": s.source.id(),
+        "provider": s.source.scheme(),
+        "url": inbound_url(ctx, &s.source.id()),
+        "connectionId": s.source.connection_id(),
+        "description": s.description,
+        "createdAt": s.source.created_at(),
+    })
+}
+
+async fn create_source(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    JsonBody(body): JsonBody<SourceIn>,
+) -> Result<Response, ApiError> {
+    let tenant = TenantId::parse_tenant(caller.tenant_id())
+        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let scheme: WebhookScheme = body.provider.parse().map_err(|_| {
+        ApiError::bad_request(
+            "unknown_provider",
+            format!(
+                "provider is one of: {}",
+                WebhookScheme::ALL.map(|s| s.as_str()).join(", ")
+            ),
+        )
+    })?;
+    let options = body.options.unwrap_or(Value::Object(Default::default()));
+    // The options must make a valid scheme before any secret is stored.
+    let verifier = crate::inbound::scheme_for(scheme, &options)
+        .map_err(|e| ApiError::bad_request("invalid_options", e))?;
+    crate::inbound::secret_for(&verifier, &body.secret)
+        .map_err(|e| ApiError::bad_request("invalid_secret", e))?;
+    let connection_id = body
+        .connection_id
+        .as_deref()
+        .map(ConnectionId::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_connection_id", e.to_string()))?;
+    if body.description.as_ref().is_some_and(|d| d.len() > 500) {
+        return Err(ApiError::bad_request(
+            "invalid_description",
+            "a description is at most 500 characters",
+        ));
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()))
+        .unwrap_or_default();
+    let (credential_id, secret) = store_secret(&ctx, &bearer, scheme, &body.secret).await?;
+    let source = WebhookSource::new(
+        NewSource {
+            tenant_id: tenant,
+            id: SourceId::new(),
+            scheme,
+            secret,
+            connection_id,
+        },
+        chrono::Utc::now(),
+    );
+    let stored = StoredSource {
+        source,
+        credential_id,
+        options,
+        description: body.description,
+        doc_type: source_doc_type(),
+    };
+    let doc = serde_json::to_value(&stored).map_err(|_| ApiError::Internal)?;
+    let id = stored.source.id();
+    ctx.documents
+        .batch(
+            CONTAINER,
+            SOURCES_PARTITION,
+            vec![WriteOp::create(source_doc_id(&id), doc)],
+        )
+        .await
+        .map_err(|e| ApiError::from_port(e, "the source exists"))?;
+    let location = format!("/api/webhooks/sources/{id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(source_out(&ctx, &stored)),
+    )
+        .into_response())
+}
+
+pub(crate) async fn read_source(
+    ctx: &AppContext,
+    raw_id: &str,
+) -> Result<Option<StoredSource>, ApiError> {
+    let Ok(id) = SourceId::parse(raw_id) else {
+        return Ok(None);
+    };
+    let Some(doc) = ctx
+        .documents
+        .read(CONTAINER, SOURCES_PARTITION, &source_doc_id(&id))
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))?
+    else {
+        return Ok(None);
+    };
+    doc.parse()
+        .map(Some)
+        .map_err(|e| ApiError::from_port(e, "conflict"))
+}
+
+async fn get_source(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match read_source(&ctx, &id).await? {
+        // Another tenant's source does not exist for this caller.
+        Some(s) if s.source.tenant_id().as_str() == caller.tenant_id() => {
+            Ok(Json(source_out(&ctx, &s)).into_response())
+        }
+        _ => Err(ApiError::not_found("the source")),
+    }
+}

@@ -1,0 +1,298 @@
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use ports::{BrokerReceiver as _, Entity, EntitySpec, Filter, SubscriptionSpec, Topology};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use testkit::{TestPlatform, assert_problem};
+
+const SECRET: &str = "It's a Secret to Everybody";
+const SOURCES: &str = "/webhook-gateway/api/webhooks/sources";
+
+async fn platform() -> TestPlatform {
+    let p = TestPlatform::start(
+        &[registry::registration(), webhook_gateway::registration()],
+        json!({}),
+    )
+    .await;
+    let observer = SubscriptionSpec {
+        name: "observer".into(),
+        filter: Filter::All,
+        spec: EntitySpec::default(),
+    };
+    p.runner
+        .broker
+        .ensure_topology(&Topology::default().subscription(app_context::EVENTS_TOPIC, observer))
+        .await
+        .unwrap();
+    p
+}
+
+fn github_signature(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+async fn deliver(
+    p: &TestPlatform,
+    url: &str,
+    body: &[u8],
+    delivery: &str,
+    signature: Option<String>,
+) -> reqwest::Response {
+    let mut rb = p
+        .client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-github-event", "push")
+        .header("x-github-delivery", delivery)
+        .body(body.to_vec());
+    if let Some(sig) = signature {
+        rb = rb.header("x-hub-signature-256", sig);
+    }
+    rb.send().await.unwrap()
+}
+
+/// The webhook events published, after waiting for `expected` of them and a moment more.
+async fn received(p: &TestPlatform, expected: usize) -> Vec<envelope::Envelope> {
+    let sub = Entity::subscription(app_context::EVENTS_TOPIC, "observer");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for m in p.runner.broker.receive(&sub, 100).await.unwrap() {
+            let env = envelope::Envelope::parse(&m.message.body).unwrap();
+            if env.event_type().contains("webhook.received") {
+                out.push(env);
+            }
+            p.runner.broker.complete(&sub, &m.lock_token).await.unwrap();
+        }
+        if out.len() >= expected || Instant::now() > deadline {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            for m in p.runner.broker.receive(&sub, 100).await.unwrap() {
+                let env = envelope::Envelope::parse(&m.message.body).unwrap();
+                if env.event_type().contains("webhook.received") {
+                    out.push(env);
+                }
+            }
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_github_delivery_is_stored_and_published_once() {
+    let p = platform().await;
+    let t = p.token("tenant-w", &[]);
+    let r = p
+        .post(
+            SOURCES,
+            &t,
+            json!({"provider": "github", "secret": SECRET, "description": "repo hooks"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(SECRET), "the secret is never echoed");
+    let source: Value = serde_json::from_str(&text).unwrap();
+    let url = source["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&p.url("/webhook-gateway/api/webhooks/inbound/src_")),
+        "{url}"
+    );
+
+    // GitHub's published test vector, end to end.
+    let body = b"Hello, World!";
+    assert_eq!(
+        github_signature(body),
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    );
+    let r = deliver(
+        &p,
+        &url,
+        body,
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        Some(github_signature(body)),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    // The vendor redelivers: acknowledged, not published again.
+    let again = deliver(
+        &p,
+        &url,
+        body,
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        Some(github_signature(body)),
+    )
+    .await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.json::<Value>().await.unwrap()["duplicate"], true);
+
+    let events = received(&p, 1).await;
+    assert_eq!(events.len(), 1, "one WebhookReceived for one delivery");
+    let data: Value = events[0].data_json().unwrap();
+    assert_eq!(
+        data["vendorDeliveryId"],
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    );
+    assert_eq!(data["vendorEventType"], "push");
+    assert_eq!(data["scheme"], "github");
+    assert_eq!(events[0].tenant_id(), "tenant-w");
+    // The raw body is in blob storage, byte for byte.
+    let payload = data["payloadRef"].as_str().unwrap();
+    let (container, name) = payload.split_once('/').unwrap();
+    let (bytes, _) = p.runner.context.blobs.get(container, name).await.unwrap();
+    assert_eq!(bytes.as_ref(), body);
+
+    // The source is its tenant's.
+    let id = source["id"].as_str().unwrap();
+    assert_eq!(p.get(&format!("{SOURCES}/{id}"), &t).await.status(), 200);
+    let other = p.token("tenant-x", &[]);
+    assert_problem(
+        p.get(&format!("{SOURCES}/{id}"), &other).await,
+        404,
+        "not_found",
+    )
+    .await;
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_deliveries_leave_nothing_behind() {
+    let p = platform().await;
+    let t = p.token("tenant-r", &[]);
+    let source: Value = p
+        .post(SOURCES, &t, json!({"provider": "github", "secret": SECRET}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = source["url"].as_str().unwrap().to_owned();
+    let body = br#"{"action":"opened"}"#;
+    let tampered = br#"{"action":"closed"}"#;
+    assert_problem(
+        deliver(&p, &url, tampered, "d-1", Some(github_signature(body))).await,
+        401,
+        "webhook_bad_signature",
+    )
+    .await;
+    assert_problem(
+        deliver(&p, &url, body, "d-2", None).await,
+        401,
+        "webhook_missing_header",
+    )
+    .await;
+    let wrong = {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"another secret").unwrap();
+        mac.update(body);
+        format!(
+            "sha256={}",
+            mac.finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    };
+    assert_problem(
+        deliver(&p, &url, body, "d-3", Some(wrong)).await,
+        401,
+        "webhook_bad_signature",
+    )
+    .await;
+    let big = vec![b'x'; 1024 * 1024 + 1];
+    assert_problem(
+        deliver(&p, &url, &big, "d-4", Some(github_signature(&big))).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
+    let unknown =
+        url.rsplit_once('/').unwrap().0.to_owned() + "/src_00000000000000000000000000000000";
+    assert_problem(
+        deliver(&p, &unknown, body, "d-5", Some(github_signature(body))).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert!(received(&p, 0).await.is_empty(), "nothing was published");
+    let blobs = p
+        .runner
+        .context
+        .blobs
+        .list(webhook_gateway::RAW_CONTAINER, "")
+        .await
+        .unwrap();
+    assert!(blobs.is_empty(), "and nothing stored");
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_validate_their_provider_options_and_secret() {
+    let p = platform().await;
+    let t = p.token("tenant-v", &[]);
+    for (body, code) in [
+        (
+            json!({"provider": "myspace", "secret": "s"}),
+            "unknown_provider",
+        ),
+        (
+            json!({"provider": "standard-webhooks", "secret": "not-base64!"}),
+            "invalid_secret",
+        ),
+        (
+            json!({"provider": "stripe", "secret": "whsec_x", "options": {"toleranceSecs": "soon"}}),
+            "invalid_options",
+        ),
+        (
+            json!({"provider": "github", "secret": "s", "extra": 1}),
+            "invalid_body",
+        ),
+    ] {
+        assert_problem(p.post(SOURCES, &t, body).await, 400, code).await;
+    }
+    assert_problem(
+        p.send(
+            "POST",
+            SOURCES,
+            None,
+            Some(json!({"provider": "github", "secret": "s"})),
+        )
+        .await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    // A Standard Webhooks source verifies that scheme's published vector.
+    let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let source: Value = p
+        .post(SOURCES, &t, json!({"provider": "standard-webhooks", "secret": secret, "options": {"toleranceSecs": 999999999}}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = p
+        .client
+        .post(source["url"].as_str().unwrap())
+        .header("webhook-id", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk")
+        .header("webhook-timestamp", "1649367553")
+        .header(
+            "webhook-signature",
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+        )
+        .body(r#"{"email":"test@example.com","username":"test_user"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let data: Value = received(&p, 1).await[0].data_json().unwrap();
+    assert_eq!(data["vendorDeliveryId"], "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk");
+    p.shutdown().await;
+}

@@ -1,0 +1,3 @@
+//! The webhook gateway through the local runner, with the registry keeping secrets.
+
+mod inbound;

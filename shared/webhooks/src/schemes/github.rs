@@ -1,0 +1,28 @@
+//! GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`. No timestamp: replay
+//! protection is deduplication on `X-GitHub-Delivery`.
+
+use hmac::Mac;
+
+use super::Outcome;
+use crate::headers::{HmacSha256, meta, required, unhex};
+use crate::{Secret, Unverified, VerifyError};
+
+const SIGNATURE: &str = "X-Hub-Signature-256";
+
+pub(super) fn verify(req: &Unverified<'_>, secret: &Secret) -> Result<Outcome, VerifyError> {
+    let key = secret.symmetric()?;
+    let header = required(req.headers(), SIGNATURE)?;
+    let given = header
+        .strip_prefix("sha256=")
+        .and_then(unhex)
+        .ok_or(VerifyError::Malformed("X-Hub-Signature-256"))?;
+    let mut mac = HmacSha256::new_from_slice(key).map_err(|_| VerifyError::BadSecret)?;
+    mac.update(req.body());
+    mac.verify_slice(&given)
+        .map_err(|_| VerifyError::BadSignature)?;
+    Ok(Outcome {
+        delivery_id: meta(req.headers(), "X-GitHub-Delivery"),
+        event_type: meta(req.headers(), "X-GitHub-Event"),
+        ..Outcome::default()
+    })
+}
