@@ -40,6 +40,10 @@ const MAX_HEADER: u32 = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct FolderBlobStore {
     root: PathBuf,
+    /// Whether writes are fsynced (file and folder). Without it a write still survives the
+    /// process being killed (rename is atomic and the data is in the page cache), like SQLite's
+    /// `synchronous=NORMAL`; with it, it survives power loss too.
+    fsync: bool,
 }
 
 /// The metadata stored at the head of every blob file.
@@ -55,9 +59,17 @@ struct Header {
 impl FolderBlobStore {
     /// Opens (creating it if needed) the folder that holds one sub-folder per container.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        Self::open_with(root, crate::Durability::Full)
+    }
+
+    /// Like `open`, choosing how hard writes are pushed to disk (see [`crate::Durability`]).
+    pub fn open_with(root: impl Into<PathBuf>, durability: crate::Durability) -> Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(io_err)?;
-        Ok(FolderBlobStore { root })
+        Ok(FolderBlobStore {
+            root,
+            fsync: durability == crate::Durability::Full,
+        })
     }
 
     /// The folder of one container.
@@ -97,7 +109,7 @@ impl BlobStore for FolderBlobStore {
     ) -> Result<BlobInfo> {
         validate_names(container, name)?;
         let path = self.blob_path(container, name)?;
-        let root = self.root.clone();
+        let (root, fsync) = (self.root.clone(), self.fsync);
         let header = Header {
             size: data.len() as u64,
             content_type: options.content_type,
@@ -109,7 +121,7 @@ impl BlobStore for FolderBlobStore {
         blocking(move || {
             let mut header = header;
             header.sha256 = sha256_hex(&data);
-            write_blob(&root, &path, &header, &data, options.if_none_match)?;
+            write_blob(&root, &path, &header, &data, options.if_none_match, fsync)?;
             Ok(info(container, name, header))
         })
         .await
@@ -156,9 +168,10 @@ impl BlobStore for FolderBlobStore {
         let path = self.blob_path(container, name)?;
         // Empty folders are left behind on purpose: removing them would race with a `put`
         // that has just created the folder and is about to write into it.
+        let fsync = self.fsync;
         blocking(move || {
             fs::remove_file(&path).map_err(io_err)?;
-            sync_dir(parent(&path)?)
+            sync_dir(parent(&path)?, fsync)
         })
         .await
     }
@@ -213,11 +226,12 @@ fn write_blob(
     header: &Header,
     data: &[u8],
     if_none_match: bool,
+    fsync: bool,
 ) -> Result<()> {
     let dir = parent(path)?;
-    create_dirs(root, dir)?;
+    create_dirs(root, dir, fsync)?;
     let tmp = dir.join(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-    let result = write_tmp(&tmp, header, data).and_then(|()| {
+    let result = write_tmp(&tmp, header, data, fsync).and_then(|()| {
         if if_none_match {
             // link(2) fails with EEXIST if the name is taken, atomically: of two racing
             // writers exactly one wins, and the loser's file is never visible.
@@ -237,10 +251,10 @@ fn write_blob(
         tracing::warn!(path = %tmp.display(), error = %e, "could not remove a temporary blob file");
     }
     result?;
-    sync_dir(dir)
+    sync_dir(dir, fsync)
 }
 
-fn write_tmp(tmp: &Path, header: &Header, data: &[u8]) -> Result<()> {
+fn write_tmp(tmp: &Path, header: &Header, data: &[u8], fsync: bool) -> Result<()> {
     let json = serde_json::to_vec(header).map_err(|e| PortError::backend(BACKEND, e))?;
     let len = u32::try_from(json.len()).map_err(|e| PortError::backend(BACKEND, e))?;
     let mut file = OpenOptions::new()
@@ -257,12 +271,15 @@ fn write_tmp(tmp: &Path, header: &Header, data: &[u8]) -> Result<()> {
     drop(out);
     // The content must be on disk before the name points at it, or a power cut could leave
     // a renamed but empty file.
-    file.sync_all().map_err(io_err)
+    if fsync {
+        file.sync_all().map_err(io_err)?;
+    }
+    Ok(())
 }
 
 /// Creates the folders of `dir` below `root`, fsyncing each new folder's parent so the folder
 /// itself survives a power cut.
-fn create_dirs(root: &Path, dir: &Path) -> Result<()> {
+fn create_dirs(root: &Path, dir: &Path, fsync: bool) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -277,7 +294,7 @@ fn create_dirs(root: &Path, dir: &Path) -> Result<()> {
     }
     for d in missing.into_iter().rev() {
         match fs::create_dir(d) {
-            Ok(()) => sync_dir(parent(d)?)?,
+            Ok(()) => sync_dir(parent(d)?, fsync)?,
             // A concurrent put made it first.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
             Err(e) => return Err(io_err(e)),
@@ -286,7 +303,10 @@ fn create_dirs(root: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+fn sync_dir(dir: &Path, fsync: bool) -> Result<()> {
+    if !fsync {
+        return Ok(());
+    }
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)
 }
 

@@ -87,7 +87,7 @@ impl EncryptedSecretStore {
             cipher,
             path: db_path.to_path_buf(),
         };
-        store.check_key()?;
+        crate::sqlite::retry_busy(|| store.check_key())?;
         Ok(store)
     }
 

@@ -28,7 +28,14 @@ pub(crate) struct Db {
 }
 
 impl Db {
+    /// Opens the database, retrying for a while when another process is opening (or
+    /// migrating) the same file at this moment: switching to WAL and creating the schema can
+    /// report "busy" at once instead of waiting for the busy timeout.
     pub(crate) fn open(path: &Path, durability: Durability, schema: &str) -> Result<Db, PortError> {
+        retry_busy(|| Self::open_once(path, durability, schema))
+    }
+
+    fn open_once(path: &Path, durability: Durability, schema: &str) -> Result<Db, PortError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| PortError::backend("sqlite", e))?;
         }
@@ -80,4 +87,18 @@ pub(crate) fn backend(e: rusqlite::Error) -> PortError {
         return PortError::Throttled { retry_after: None };
     }
     PortError::backend("sqlite", e)
+}
+
+/// Runs `f` again (up to about two seconds) while it fails with a busy or locked database.
+pub(crate) fn retry_busy<T>(mut f: impl FnMut() -> Result<T, PortError>) -> Result<T, PortError> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(PortError::Throttled { .. }) if attempt < 100 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }

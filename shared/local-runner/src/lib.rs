@@ -162,7 +162,10 @@ fn open_platform(data_dir: &Path, settings: &Settings) -> anyhow::Result<Opened>
         &data_dir.join("broker.db"),
         Durability::Normal,
     )?);
-    let blobs = Arc::new(FolderBlobStore::open(data_dir.join("blobs"))?);
+    let blobs = Arc::new(FolderBlobStore::open_with(
+        data_dir.join("blobs"),
+        Durability::Normal,
+    )?);
     let secrets = Arc::new(EncryptedSecretStore::open_in(data_dir)?);
     let dev_tokens = auth::DevTokens::load_or_create(data_dir)?;
     let waker = Arc::new(tokio::sync::Notify::new());

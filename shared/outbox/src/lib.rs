@@ -179,29 +179,70 @@ impl OutboxPublisher {
                             .after(token),
                     )
                     .await?;
+                // One send per entity and one delete batch per partition for the whole page:
+                // a burst of events costs a few transactions, not two per event.
+                let mut by_entity: std::collections::BTreeMap<
+                    String,
+                    Vec<(OutgoingMessage, &ports::Document)>,
+                > = std::collections::BTreeMap::new();
                 for doc in &page.documents {
-                    let (entity, message) = match message_from(&doc.body) {
-                        Ok(x) => x,
+                    match message_from(&doc.body) {
+                        Ok((entity, message)) => {
+                            by_entity.entry(entity).or_default().push((message, doc))
+                        }
                         Err(e) => {
                             tracing::error!(container = %container, id = %doc.id, error = %e, "skipping a malformed outbox document");
-                            continue;
                         }
-                    };
-                    self.bus.send(&entity, vec![message]).await?;
-                    // Acknowledged: forget it. Someone else may have done so first.
-                    match self
-                        .store
-                        .batch(
-                            container,
-                            &doc.partition,
-                            vec![WriteOp::delete(&doc.id, Some(doc.etag.clone()))],
-                        )
-                        .await
-                    {
-                        Ok(_) | Err(PortError::NotFound | PortError::PreconditionFailed) => {}
-                        Err(e) => return Err(e),
                     }
-                    published += 1;
+                }
+                let mut sent: std::collections::BTreeMap<&str, Vec<&ports::Document>> =
+                    std::collections::BTreeMap::new();
+                for (entity, items) in by_entity {
+                    let (messages, docs): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+                    match self.bus.send(&entity, messages).await {
+                        Ok(()) => {
+                            for doc in docs {
+                                sent.entry(doc.partition.as_str()).or_default().push(doc);
+                            }
+                        }
+                        // Left in the outbox for the next pass; other entities go on.
+                        Err(e) => {
+                            tracing::warn!(entity = %entity, error = %e, "could not publish outbox events; will retry")
+                        }
+                    }
+                }
+                for (partition, docs) in sent {
+                    published += docs.len();
+                    for chunk in docs.chunks(100) {
+                        let ops = chunk
+                            .iter()
+                            .map(|d| WriteOp::delete(&d.id, Some(d.etag.clone())))
+                            .collect();
+                        match self.store.batch(container, partition, ops).await {
+                            Ok(_) => {}
+                            // Someone else forgot some of them first: forget the rest one by one.
+                            Err(PortError::NotFound | PortError::PreconditionFailed) => {
+                                for d in chunk {
+                                    match self
+                                        .store
+                                        .batch(
+                                            container,
+                                            partition,
+                                            vec![WriteOp::delete(&d.id, Some(d.etag.clone()))],
+                                        )
+                                        .await
+                                    {
+                                        Ok(_)
+                                        | Err(
+                                            PortError::NotFound | PortError::PreconditionFailed,
+                                        ) => {}
+                                        Err(e) => return Err(e),
+                                    }
+                                }
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
                 }
                 token = page.continuation;
                 if token.is_none() {

@@ -232,3 +232,10 @@ async fn a_reopened_store_reads_earlier_blobs() {
     assert_eq!(&got[..], b"durable");
     assert_eq!(info, put);
 }
+
+#[tokio::test]
+async fn folder_blob_store_without_fsync_passes_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FolderBlobStore::open_with(dir.path(), embedded::Durability::Normal).unwrap();
+    ports::conformance::blob::blob_store_contract(&store).await;
+}
