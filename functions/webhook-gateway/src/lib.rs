@@ -5,12 +5,17 @@
 //! (through the outbox) and answers 202. A vendor's redelivery of the same delivery id is
 //! acknowledged and not published again.
 //!
-//! Outbound delivery (subscriptions, signed deliveries, retries) is not built yet.
+//! Outbound (`outbound.rs`): a tenant's subscriptions, the fan-out of its events to them, and
+//! `DeliverWebhook` on `webhook-deliveries`: Standard Webhooks signatures, retries on a
+//! jittered schedule over about a day (`Retry-After` honoured), 410 disables the endpoint,
+//! endpoints failing for too long are disabled, exhausted deliveries are dead-lettered as
+//! `IntegrationFailure`s, every call goes through the SSRF guard.
 
 mod inbound;
+pub mod outbound;
 mod sources;
 
-use app_context::{AppContext, AppRegistration};
+use app_context::{AppContext, AppRegistration, WEBHOOK_DELIVERIES_QUEUE};
 use functions_runtime::{FunctionApp, FunctionDecl};
 
 pub const SLUG: &str = "webhook-gateway";
@@ -35,8 +40,13 @@ pub fn registration() -> AppRegistration {
 }
 
 pub fn build(ctx: &AppContext) -> FunctionApp {
+    let deliverer = outbound::Deliverer::new(ctx);
     FunctionApp::new(SLUG)
-        .http_routes(sources::routes(ctx.clone()).merge(inbound::routes(ctx.clone())))
+        .http_routes(
+            sources::routes(ctx.clone())
+                .merge(inbound::routes(ctx.clone()))
+                .merge(outbound::routes(ctx.clone())),
+        )
         .http_function(FunctionDecl::http(
             "CreateSource",
             "webhooks/sources",
@@ -52,4 +62,33 @@ pub fn build(ctx: &AppContext) -> FunctionApp {
             "webhooks/inbound/{sourceId}",
             &["post", "options"],
         ))
+        .http_function(FunctionDecl::http(
+            "CreateSubscription",
+            "webhooks/subscriptions",
+            &["post"],
+        ))
+        .http_function(FunctionDecl::http(
+            "Subscription",
+            "webhooks/subscriptions/{subscriptionId}",
+            &["get", "delete"],
+        ))
+        .http_function(FunctionDecl::http(
+            "SendEvent",
+            "webhooks/deliveries",
+            &["post"],
+        ))
+        .http_function(FunctionDecl::http(
+            "GetDelivery",
+            "webhooks/deliveries/{deliveryId}",
+            &["get"],
+        ))
+        .http_function(FunctionDecl::http(
+            "ReplayDelivery",
+            "webhooks/deliveries/{deliveryId}/replay",
+            &["post"],
+        ))
+        .function(
+            FunctionDecl::queue("DeliverWebhook", WEBHOOK_DELIVERIES_QUEUE),
+            move |inv| outbound::deliver_webhook(deliverer.clone(), inv),
+        )
 }

@@ -70,7 +70,7 @@ fn inbound_url(ctx: &AppContext, id: &SourceId) -> String {
 
 /// Custody belongs to the registry: the secret is handed to it with the caller's own token
 /// (so it lands in the caller's tenant), and the gateway keeps only the reference.
-async fn store_secret(
+pub(crate) async fn store_secret(
     ctx: &AppContext,
     bearer: &str,
     scheme: WebhookScheme,

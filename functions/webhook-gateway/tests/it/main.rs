@@ -1,3 +1,4 @@
 //! The webhook gateway through the local runner, with the registry keeping secrets.
 
 mod inbound;
+mod outbound;

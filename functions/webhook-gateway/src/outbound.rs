@@ -1,0 +1,210 @@
+//! Outbound webhooks: a tenant's subscriptions (its endpoints), the fan-out of an event to the
+//! subscriptions whose filters match, and the delivery of each one, signed with Standard
+//! Webhooks headers, retried on a schedule, recorded attempt by attempt.
+//!
+//! Storage (container `webhooks`, partition = the tenant):
+//! - `subscription-sub_…` ([`StoredSubscription`]): the `WebhookSubscription` aggregate and
+//!   the custody credential holding its `whsec_…` secret (the registry keeps the secret; the
+//!   document holds a reference only);
+//! - `delivery-dlv_…`: the `WebhookDelivery` aggregate with every attempt;
+//! - `failure-fail_…`: the `IntegrationFailure` of a dead-lettered delivery.
+//!
+//! Payloads go to blob storage (`webhooks-outbound/<tenant>/<event id>`), written once per
+//! event and shared by its deliveries: the bytes signed and sent are the same on every
+//! attempt and every replay, and documents stay small whatever the payload's size.
+//!
+//! Each change of an aggregate is one batch with the outbox records it causes: its events
+//! (to `integration-events`) and the message of the next attempt (to `webhook-deliveries`,
+//! scheduled for retries, `MessageId` = `<delivery id>.<cycle>.<attempt>`), so an attempt is
+//! queued exactly when it is recorded as due.
+
+mod deliver;
+mod deliveries;
+pub(crate) mod retry;
+mod subscriptions;
+
+use api_kit::ApiError;
+use app_context::AppContext;
+use axum::Router;
+use domain::{DeliveryId, SubscriptionId, TenantId, WebhookDelivery, WebhookSubscription};
+use ports::{ETag, WriteOp};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub(crate) use deliver::{Deliverer, deliver_webhook};
+
+use crate::{CONTAINER, SOURCE};
+
+/// Blob container of outbound payloads.
+pub const OUTBOUND_CONTAINER: &str = "webhooks-outbound";
+/// CloudEvents `type` of the command on `webhook-deliveries`: "make this attempt".
+pub const DELIVERY_ATTEMPT: &str = "connectsoft.integration.webhook.delivery-attempt.v1";
+/// Setting: the request timeout of one attempt, in seconds (default 15).
+pub const TIMEOUT_SETTING: &str = "WEBHOOK_TIMEOUT_SECONDS";
+/// Setting: the retry schedule (see [`retry::Schedule`]).
+pub const SCHEDULE_SETTING: &str = "WEBHOOK_RETRY_SCHEDULE_SECONDS";
+/// Setting: how long an endpoint may fail without a success before it is disabled
+/// (seconds; default five days).
+pub const DISABLE_AFTER_SETTING: &str = "WEBHOOK_DISABLE_AFTER_SECONDS";
+
+const SUBSCRIPTION: &str = "subscription";
+const DELIVERY: &str = "delivery";
+const FAILURE: &str = "failure";
+
+pub(crate) fn routes(ctx: AppContext) -> Router {
+    subscriptions::routes(ctx.clone()).merge(deliveries::routes(ctx))
+}
+
+pub(crate) fn subscription_doc_id(id: &SubscriptionId) -> String {
+    format!("subscription-{id}")
+}
+
+pub(crate) fn delivery_doc_id(id: &DeliveryId) -> String {
+    format!("delivery-{id}")
+}
+
+/// The stored subscription: the aggregate plus the custody credential of its secret.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredSubscription {
+    #[serde(flatten)]
+    pub(crate) subscription: WebhookSubscription,
+    pub(crate) credential_id: domain::CredentialId,
+}
+
+/// The data of a [`DELIVERY_ATTEMPT`] message: which attempt of which delivery is due.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AttemptDue {
+    pub(crate) delivery_id: DeliveryId,
+    /// The cycle (1, then +1 per replay).
+    pub(crate) cycle: u32,
+    /// The attempt within the cycle, 1-based.
+    pub(crate) attempt: u32,
+}
+
+/// The outbox write queueing `due` on `webhook-deliveries`, at `at` when given. The message
+/// id is deterministic per attempt: writing it twice fails, and the bus drops a copy.
+pub(crate) fn attempt_write(
+    tenant: &TenantId,
+    due: &AttemptDue,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<WriteOp, ApiError> {
+    let id = format!("{}.{}.{}", due.delivery_id, due.cycle, due.attempt);
+    let env = envelope::Envelope::builder(SOURCE, DELIVERY_ATTEMPT, tenant.as_str())
+        .id(id)
+        .subject(format!("deliveries/{}", due.delivery_id))
+        .json_data(due)
+        .map_err(|e| {
+            tracing::error!(error = %e, "an attempt did not make an envelope");
+            ApiError::Internal
+        })?;
+    Ok(outbox::outbox_write_at(
+        &env,
+        app_context::WEBHOOK_DELIVERIES_QUEUE,
+        at,
+    ))
+}
+
+/// An aggregate's document: its JSON plus `docType`.
+pub(crate) fn document<T: Serialize>(aggregate: &T, doc_type: &str) -> Result<Value, ApiError> {
+    let mut v = serde_json::to_value(aggregate).map_err(|e| {
+        tracing::error!(error = %e, "an aggregate did not serialise");
+        ApiError::Internal
+    })?;
+    if let Value::Object(m) = &mut v {
+        m.insert("docType".into(), json!(doc_type));
+    }
+    Ok(v)
+}
+
+pub(crate) fn subscription_write(
+    stored: &StoredSubscription,
+    etag: Option<ETag>,
+) -> Result<WriteOp, ApiError> {
+    let id = subscription_doc_id(&stored.subscription.id());
+    let doc = document(stored, SUBSCRIPTION)?;
+    Ok(match etag {
+        Some(e) => WriteOp::replace(id, doc, Some(e)),
+        None => WriteOp::create(id, doc),
+    })
+}
+
+pub(crate) fn delivery_write(
+    delivery: &WebhookDelivery,
+    etag: Option<ETag>,
+) -> Result<WriteOp, ApiError> {
+    let id = delivery_doc_id(&delivery.id());
+    let doc = document(delivery, DELIVERY)?;
+    Ok(match etag {
+        Some(e) => WriteOp::replace(id, doc, Some(e)),
+        None => WriteOp::create(id, doc),
+    })
+}
+
+/// Commits `ops` and the outbox records of `events` in one batch of the tenant's partition.
+pub(crate) async fn commit(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    mut ops: Vec<WriteOp>,
+    events: &[domain::DomainEvent],
+    conflict: &str,
+) -> Result<(), ApiError> {
+    ops.extend(outbox::event_writes(events, SOURCE, None).map_err(|e| {
+        tracing::error!(error = %e, "an event did not make an envelope");
+        ApiError::Internal
+    })?);
+    ctx.documents
+        .batch(CONTAINER, tenant.as_str(), ops)
+        .await
+        .map_err(|e| ApiError::from_port(e, conflict))?;
+    ctx.outbox_waker.notify_one();
+    Ok(())
+}
+
+/// Reads and parses a tenant's document with its etag; `None` when absent.
+pub(crate) async fn read<T: DeserializeOwned>(
+    ctx: &AppContext,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<(T, ETag)>, ApiError> {
+    let Some(doc) = ctx
+        .documents
+        .read(CONTAINER, tenant, id)
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))?
+    else {
+        return Ok(None);
+    };
+    let value = doc
+        .parse()
+        .map_err(|e| ApiError::from_port(e, "conflict"))?;
+    Ok(Some((value, doc.etag)))
+}
+
+pub(crate) async fn read_subscription(
+    ctx: &AppContext,
+    tenant: &str,
+    id: &SubscriptionId,
+) -> Result<Option<(StoredSubscription, ETag)>, ApiError> {
+    read(ctx, tenant, &subscription_doc_id(id)).await
+}
+
+pub(crate) async fn read_delivery(
+    ctx: &AppContext,
+    tenant: &str,
+    id: &DeliveryId,
+) -> Result<Option<(WebhookDelivery, ETag)>, ApiError> {
+    read(ctx, tenant, &delivery_doc_id(id)).await
+}
+
+/// The guard for calls to endpoints (SSRF), with the exceptions the settings name.
+pub(crate) fn guard(ctx: &AppContext) -> netguard::Guard {
+    netguard::Guard::from_setting(ctx.setting(netguard::ALLOWED_HOSTS_SETTING))
+}
+
+/// The tenant of an authenticated caller.
+pub(crate) fn tenant_of(caller: &api_kit::Caller) -> Result<TenantId, ApiError> {
+    TenantId::parse_tenant(caller.tenant_id()).map_err(|e| ApiError::Forbidden(e.to_string()))
+}

@@ -1,0 +1,548 @@
+//! `DeliverWebhook` (Service Bus, `webhook-deliveries`): one attempt of one delivery.
+//!
+//! 1. The message names `(delivery, cycle, attempt)`. Unless that attempt is the delivery's
+//!    next one (the delivery in flight, in that cycle, with `attempt - 1` attempts recorded),
+//!    the message is a redelivery or stale and does nothing.
+//! 2. The subscription's signing secrets (the current one, plus the previous during a
+//!    rotation overlap) are resolved through custody; the payload is read from blob storage.
+//! 3. The payload is POSTed through the SSRF-guarded client with `webhook-id` = the delivery
+//!    id (the same on every attempt and replay), `webhook-timestamp` and `webhook-signature`.
+//! 4. One batch, guarded by the etags of the delivery and the subscription, records the
+//!    attempt and its consequences: 2xx → `delivered` (`WebhookDelivered`); 410 → the
+//!    subscription is disabled (`WebhookSubscriptionDisabled`) and the delivery dead-lettered;
+//!    any other failure → the subscription's failure streak grows (and it is disabled if it
+//!    has failed for longer than `WEBHOOK_DISABLE_AFTER_SECONDS`), and either the next
+//!    attempt is queued, scheduled (`Retry-After` or the jittered schedule), or, the schedule
+//!    exhausted, the delivery is dead-lettered with an `IntegrationFailure`
+//!    (`IntegrationFailed`). A conflict re-reads and re-applies the same observation, so an
+//!    endpoint is not called again because of a concurrent change.
+//!
+//! The endpoint may see an attempt twice only if the process dies between its answer and
+//! the commit; it then gets the same `webhook-id`, which is what Standard Webhooks receivers
+//! de-duplicate on.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api_kit::ApiError;
+use app_context::AppContext;
+use bytes::Bytes;
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::{
+    CredentialKind, DeliveryAttemptReport, DeliveryStatus, DisableReason, FailureClassification,
+    FailureId, FailureSubject, IntegrationFailure, NewFailure, RedactedText, SubscriptionStatus,
+    TenantId, WebhookDelivery,
+};
+use envelope::Envelope;
+use functions_runtime::{Invocation, InvocationError, InvocationResponse};
+use ports::WriteOp;
+use secrecy::ExposeSecret as _;
+
+use super::retry::{Outcome, Schedule, retry_after};
+use super::{
+    AttemptDue, DELIVERY_ATTEMPT, DISABLE_AFTER_SETTING, FAILURE, SCHEDULE_SETTING,
+    StoredSubscription, TIMEOUT_SETTING, attempt_write, commit, delivery_write, document, guard,
+    read_delivery, read_subscription, subscription_write,
+};
+
+/// The default request timeout of one attempt.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The default period of continuous failure after which an endpoint is disabled.
+const DEFAULT_DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
+/// The bus's max delivery count (design §7): on the last delivery of a message that cannot
+/// be processed, the delivery is dead-lettered rather than left in flight forever.
+const MAX_DELIVERY_COUNT: u32 = 10;
+/// How much of an endpoint's error body is kept on the attempt.
+const ERROR_SNIPPET: usize = 200;
+
+/// What the function needs, built once per app.
+pub(crate) struct Deliverer {
+    ctx: AppContext,
+    resolver: custody::Resolver,
+    guard: netguard::Guard,
+    client: reqwest::Client,
+    timeout: Duration,
+    schedule: Schedule,
+    disable_after: TimeDelta,
+}
+
+impl Deliverer {
+    pub(crate) fn new(ctx: &AppContext) -> Arc<Self> {
+        let seconds = |name: &str| ctx.setting(name).and_then(|s| s.trim().parse::<u64>().ok());
+        let timeout = seconds(TIMEOUT_SETTING)
+            .filter(|s| *s > 0)
+            .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+        let disable_after =
+            seconds(DISABLE_AFTER_SETTING).map_or(DEFAULT_DISABLE_AFTER, Duration::from_secs);
+        let guard = guard(ctx);
+        Arc::new(Deliverer {
+            resolver: custody::Resolver::new(ctx.documents.clone(), ctx.secrets.clone()),
+            client: guard.client(timeout),
+            guard,
+            timeout,
+            schedule: Schedule::from_setting(ctx.setting(SCHEDULE_SETTING)),
+            disable_after: TimeDelta::from_std(disable_after).unwrap_or(TimeDelta::days(5)),
+            ctx: ctx.clone(),
+        })
+    }
+}
+
+/// What happened to this attempt, observed once and then recorded (possibly after re-reads).
+#[derive(Debug)]
+enum Attempted {
+    /// The endpoint was called (or the guard refused its address).
+    Made {
+        outcome: Outcome,
+        report: DeliveryAttemptReport,
+    },
+    /// No call was made, and none will be: the delivery is dead-lettered.
+    NotMade {
+        class: FailureClassification,
+        reason: &'static str,
+    },
+}
+
+/// The Service Bus function.
+pub(crate) async fn deliver_webhook(
+    d: Arc<Deliverer>,
+    inv: Invocation,
+) -> Result<InvocationResponse, InvocationError> {
+    let msg = inv.service_bus()?;
+    let event = Envelope::parse(&msg.body)
+        .map_err(|e| InvocationError::permanent(format!("not an envelope: {e}")))?;
+    if event.event_type() != DELIVERY_ATTEMPT {
+        return Err(InvocationError::permanent(format!(
+            "unexpected message type {}",
+            event.event_type()
+        )));
+    }
+    let tenant = TenantId::parse(event.tenant_id())
+        .map_err(|e| InvocationError::permanent(e.to_string()))?;
+    let due: AttemptDue = event
+        .data_json()
+        .map_err(|e| InvocationError::permanent(e.to_string()))?;
+    match attempt(&d, &tenant, &due).await {
+        Ok(()) => Ok(InvocationResponse::default()),
+        Err(e) if msg.delivery_count >= MAX_DELIVERY_COUNT => {
+            tracing::error!(delivery = %due.delivery_id, error = ?e, "a delivery could not be processed on the message's last delivery; dead-lettering it");
+            let gave_up = Attempted::NotMade {
+                class: FailureClassification::Transient,
+                reason: "the delivery could not be prepared (its secret or payload was unreadable)",
+            };
+            record(&d, &tenant, &due, &gave_up, Utc::now(), FailureId::new())
+                .await
+                .map_err(|e| InvocationError::transient(format!("{e:?}")))?;
+            Ok(InvocationResponse::default())
+        }
+        Err(e) => Err(InvocationError::transient(format!("{e:?}"))),
+    }
+}
+
+/// Whether `due` is the delivery's next attempt.
+fn is_due(delivery: &WebhookDelivery, due: &AttemptDue) -> bool {
+    matches!(
+        delivery.status(),
+        DeliveryStatus::Pending | DeliveryStatus::Failed
+    ) && delivery.cycle() == due.cycle
+        && delivery.attempts_in_cycle().saturating_add(1) == due.attempt
+}
+
+async fn attempt(d: &Deliverer, tenant: &TenantId, due: &AttemptDue) -> Result<(), ApiError> {
+    let ctx = &d.ctx;
+    let Some((delivery, _)) = read_delivery(ctx, tenant.as_str(), &due.delivery_id).await? else {
+        tracing::warn!(delivery = %due.delivery_id, "a message for an unknown delivery; ignored");
+        return Ok(());
+    };
+    if !is_due(&delivery, due) {
+        tracing::debug!(delivery = %due.delivery_id, cycle = due.cycle, attempt = due.attempt, "attempt recorded already or stale; ignored");
+        return Ok(());
+    }
+    let subscription = read_subscription(ctx, tenant.as_str(), &delivery.subscription_id())
+        .await?
+        .map(|(s, _)| s)
+        .filter(|s| s.subscription.status() == SubscriptionStatus::Active);
+    let attempted = match subscription {
+        None => Attempted::NotMade {
+            class: FailureClassification::Unprocessable,
+            reason: "the subscription is disabled; the delivery was not attempted",
+        },
+        Some(s) => call(d, &s, &delivery).await?,
+    };
+    record(d, tenant, due, &attempted, Utc::now(), FailureId::new()).await
+}
+
+/// Resolves the secrets, reads the payload and makes the call.
+async fn call(
+    d: &Deliverer,
+    stored: &StoredSubscription,
+    delivery: &WebhookDelivery,
+) -> Result<Attempted, ApiError> {
+    let now = Utc::now();
+    let mut secrets = Vec::new();
+    let mut known = Vec::new();
+    for reference in stored.subscription.signing_secrets(now) {
+        let material = d
+            .resolver
+            .material(CredentialKind::HmacSecret, reference)
+            .await
+            .map_err(|e| {
+                tracing::error!(subscription = %stored.subscription.id(), error = %e, "the signing secret cannot be read");
+                ApiError::Unavailable
+            })?;
+        let raw = material
+            .get("secret")
+            .map(|s| s.expose_secret().to_owned())
+            .ok_or(ApiError::Internal)?;
+        secrets.push(webhooks::Secret::standard_webhooks(&raw).map_err(|_| ApiError::Internal)?);
+        known.push(raw);
+    }
+    let (container, name) = delivery
+        .payload_ref()
+        .as_str()
+        .split_once('/')
+        .ok_or(ApiError::Internal)?;
+    let (body, _) = d
+        .ctx
+        .blobs
+        .get(container, name)
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))?;
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    Ok(send(
+        d,
+        stored.subscription.url().as_str(),
+        &secrets,
+        &known,
+        delivery,
+        body,
+    )
+    .await)
+}
+
+/// The error text of a failed call: the error and its causes, without the URL (which may
+/// carry a token), redacted, short.
+fn error_text(e: reqwest::Error, known: &[&str]) -> RedactedText {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    let short: String = text.chars().take(ERROR_SNIPPET).collect();
+    RedactedText::redact(&short, known)
+}
+
+/// Whether a failed call was the SSRF guard refusing the address at connect time.
+fn refused_by_guard(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<netguard::Refused>().is_some()
+            || s.to_string().contains("otherwise internal address")
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+async fn send(
+    d: &Deliverer,
+    url: &str,
+    secrets: &[webhooks::Secret],
+    known: &[&str],
+    delivery: &WebhookDelivery,
+    body: Bytes,
+) -> Attempted {
+    let refused = |text: String| Attempted::Made {
+        outcome: Outcome::Refused,
+        report: DeliveryAttemptReport {
+            status_code: None,
+            latency_ms: None,
+            error: Some(RedactedText::redact(&text, known)),
+        },
+    };
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => return refused(format!("the endpoint URL is unusable: {e}")),
+    };
+    if let Err(e) = d.guard.check_url(&parsed) {
+        return refused(format!("refused by the SSRF guard: {e}"));
+    }
+    let msg_id = delivery.id().to_string();
+    let headers = match webhooks::outbound::signed_headers(
+        secrets.iter(),
+        &msg_id,
+        Utc::now().timestamp(),
+        &body,
+    ) {
+        Ok(h) => h,
+        Err(e) => return refused(format!("the delivery cannot be signed: {e}")),
+    };
+    let started = Instant::now();
+    let result = d
+        .client
+        .post(parsed)
+        .headers(headers)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(
+            reqwest::header::USER_AGENT,
+            concat!("integration-platform-webhooks/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(body)
+        .send()
+        .await;
+    let latency = |started: Instant| u64::try_from(started.elapsed().as_millis()).ok();
+    match result {
+        Ok(response) => {
+            let code = response.status().as_u16();
+            let wait = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| retry_after(v, Utc::now()));
+            let outcome = Outcome::from_status(code, wait);
+            let error = match outcome {
+                Outcome::Delivered(_) => None,
+                _ => {
+                    // The start of the endpoint's answer, bounded: enough to say why.
+                    let mut response = response;
+                    let snippet = match response.chunk().await {
+                        Ok(Some(chunk)) => String::from_utf8_lossy(
+                            chunk.get(..ERROR_SNIPPET.min(chunk.len())).unwrap_or(&[]),
+                        )
+                        .into_owned(),
+                        _ => String::new(),
+                    };
+                    let text = if snippet.trim().is_empty() {
+                        format!("HTTP {code}")
+                    } else {
+                        format!("HTTP {code}: {}", snippet.trim())
+                    };
+                    Some(RedactedText::redact(
+                        &text.chars().take(ERROR_SNIPPET).collect::<String>(),
+                        known,
+                    ))
+                }
+            };
+            Attempted::Made {
+                outcome,
+                report: DeliveryAttemptReport {
+                    status_code: Some(code),
+                    latency_ms: latency(started),
+                    error,
+                },
+            }
+        }
+        Err(e) => {
+            let outcome = if e.is_timeout() {
+                Outcome::Timeout
+            } else if refused_by_guard(&e) {
+                Outcome::Refused
+            } else {
+                Outcome::Connection
+            };
+            let error = if outcome == Outcome::Timeout {
+                RedactedText::from_redacted(format!(
+                    "no answer within {} s",
+                    d.timeout.as_secs_f64()
+                ))
+            } else {
+                error_text(e, known)
+            };
+            Attempted::Made {
+                outcome,
+                report: DeliveryAttemptReport {
+                    status_code: None,
+                    latency_ms: latency(started),
+                    error: Some(error),
+                },
+            }
+        }
+    }
+}
+
+/// How a delivery ends when it is dead-lettered.
+fn failure_for(
+    tenant: &TenantId,
+    delivery: &WebhookDelivery,
+    id: FailureId,
+    class: FailureClassification,
+    vendor_status: Option<u16>,
+    message: String,
+    now: DateTime<Utc>,
+) -> (IntegrationFailure, domain::DomainEvent) {
+    IntegrationFailure::record(
+        NewFailure {
+            tenant_id: tenant.clone(),
+            id,
+            subject: FailureSubject::Delivery(delivery.id()),
+            provider_key: None,
+            classification: class,
+            vendor_status,
+            vendor_code: None,
+            message: RedactedText::from_redacted(message),
+            retryable: class.is_retryable_by_default(),
+            dead_lettered: true,
+            trace_id: None,
+        },
+        now,
+    )
+}
+
+fn transition(e: domain::TransitionError) -> ApiError {
+    ApiError::Conflict(e.to_string())
+}
+
+/// Records `attempted` on the delivery (and the subscription's health), in one batch guarded
+/// by etags; a conflict re-reads both and applies the same observation again.
+async fn record(
+    d: &Deliverer,
+    tenant: &TenantId,
+    due: &AttemptDue,
+    attempted: &Attempted,
+    now: DateTime<Utc>,
+    failure_id: FailureId,
+) -> Result<(), ApiError> {
+    let ctx = &d.ctx;
+    // The jitter is drawn once, so a re-applied observation schedules the same retry.
+    let unit: f64 = rand::random();
+    for _ in 0..10 {
+        let Some((mut delivery, delivery_etag)) =
+            read_delivery(ctx, tenant.as_str(), &due.delivery_id).await?
+        else {
+            return Ok(());
+        };
+        if !is_due(&delivery, due) {
+            return Ok(()); // recorded meanwhile by a concurrent copy of the message
+        }
+        let mut subscription =
+            read_subscription(ctx, tenant.as_str(), &delivery.subscription_id()).await?;
+        let mut ops: Vec<WriteOp> = Vec::new();
+        let mut events = Vec::new();
+        let mut sub_changed = false;
+        let mut dead_letter: Option<(FailureClassification, Option<u16>, String)> = None;
+        let mut final_report = None;
+        match attempted {
+            Attempted::NotMade { class, reason } => {
+                dead_letter = Some((*class, None, (*reason).to_owned()));
+            }
+            Attempted::Made { outcome, report } => match outcome {
+                Outcome::Delivered(_) => {
+                    events.extend(
+                        delivery
+                            .record_success(report.clone(), now)
+                            .map_err(transition)?,
+                    );
+                    if let Some((s, _)) = subscription.as_mut() {
+                        let before = s.subscription.version();
+                        s.subscription.record_success(now);
+                        sub_changed = s.subscription.version() != before;
+                    }
+                }
+                Outcome::Gone => {
+                    if let Some((s, _)) = subscription.as_mut() {
+                        s.subscription.record_failure(now);
+                        if s.subscription.status() == SubscriptionStatus::Active {
+                            events.extend(
+                                s.subscription
+                                    .disable(DisableReason::EndpointGone, now)
+                                    .map_err(transition)?,
+                            );
+                        }
+                        sub_changed = true;
+                    }
+                    final_report = Some(report.clone());
+                    dead_letter = Some((
+                        FailureClassification::VendorError,
+                        Some(410),
+                        "the endpoint answered 410 Gone; its subscription is disabled".into(),
+                    ));
+                }
+                failed => {
+                    let mut disabled = false;
+                    if let Some((s, _)) = subscription.as_mut() {
+                        s.subscription.record_failure(now);
+                        sub_changed = true;
+                        if s.subscription.should_disable(now, d.disable_after) {
+                            events.extend(
+                                s.subscription
+                                    .disable(DisableReason::FailingTooLong, now)
+                                    .map_err(transition)?,
+                            );
+                        }
+                        disabled = s.subscription.status() != SubscriptionStatus::Active;
+                    }
+                    let next = due.attempt.saturating_add(1);
+                    let scheduled = d.schedule.wait_before(next, unit);
+                    let class = failed.classification();
+                    let last = report
+                        .error
+                        .as_ref()
+                        .map_or_else(|| format!("{failed:?}"), |e| e.as_str().to_owned());
+                    match scheduled {
+                        Some(wait) if failed.retryable() && !disabled => {
+                            let wait = failed.retry_after().unwrap_or(wait);
+                            let at =
+                                now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(1));
+                            events.extend(
+                                delivery
+                                    .record_failure(report.clone(), at, now)
+                                    .map_err(transition)?,
+                            );
+                            let next_due = AttemptDue {
+                                attempt: next,
+                                ..due.clone()
+                            };
+                            ops.push(attempt_write(tenant, &next_due, Some(at))?);
+                        }
+                        _ => {
+                            final_report = Some(report.clone());
+                            let why = if !failed.retryable() {
+                                format!("the endpoint cannot be called: {last}")
+                            } else if disabled {
+                                format!(
+                                    "the endpoint has been failing for too long and was disabled; last attempt: {last}"
+                                )
+                            } else {
+                                format!("gave up after {} attempts; last: {last}", due.attempt)
+                            };
+                            dead_letter = Some((class, failed.status_code(), why));
+                        }
+                    }
+                }
+            },
+        }
+        if let Some((class, status, message)) = dead_letter {
+            let (failure, event) =
+                failure_for(tenant, &delivery, failure_id, class, status, message, now);
+            events.extend(
+                delivery
+                    .dead_letter(&failure, final_report, now)
+                    .map_err(transition)?,
+            );
+            events.push(event);
+            ops.push(WriteOp::create(
+                format!("failure-{}", failure.id()),
+                document(&failure, FAILURE)?,
+            ));
+        }
+        ops.push(delivery_write(&delivery, Some(delivery_etag))?);
+        if sub_changed && let Some((s, etag)) = subscription {
+            ops.push(subscription_write(&s, Some(etag))?);
+        }
+        match commit(ctx, tenant, ops, &events, "changed meanwhile").await {
+            Ok(()) => {
+                tracing::info!(tenant = %tenant, delivery = %delivery.id(), attempt = due.attempt, status = delivery.status().as_str(), "delivery attempt recorded");
+                return Ok(());
+            }
+            Err(ApiError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::Conflict(
+        "the delivery kept changing while being recorded".into(),
+    ))
+}

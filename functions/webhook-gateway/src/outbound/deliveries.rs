@@ -1,0 +1,232 @@
+//! `POST /api/webhooks/deliveries` (fan-out), `GET /api/webhooks/deliveries/{id}` (with every
+//! attempt) and `POST /api/webhooks/deliveries/{id}/replay`.
+
+use api_kit::{ApiError, Caller, JsonBody};
+use app_context::AppContext;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use domain::{
+    DeliveryId, EventName, NewDelivery, PayloadRef, SubscriptionStatus, TenantId, WebhookDelivery,
+};
+use ports::{PutOptions, Query};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    AttemptDue, OUTBOUND_CONTAINER, StoredSubscription, attempt_write, commit, delivery_write,
+    read_delivery, read_subscription, tenant_of,
+};
+use crate::CONTAINER;
+
+/// The largest payload accepted (the signed body, `{type, timestamp, data}`).
+pub(crate) const PAYLOAD_LIMIT: usize = 256 * 1024;
+/// Deliveries committed per batch (each is two writes; Cosmos batches hold 100).
+const DELIVERIES_PER_BATCH: usize = 40;
+
+pub(super) fn routes(ctx: AppContext) -> Router {
+    Router::new()
+        .route("/api/webhooks/deliveries", post(fan_out))
+        .route("/api/webhooks/deliveries/{delivery_id}", get(show))
+        .route(
+            "/api/webhooks/deliveries/{delivery_id}/replay",
+            post(replay),
+        )
+        .with_state(ctx)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EventIn {
+    event_type: String,
+    payload: Value,
+}
+
+pub(super) fn delivery_out(d: &WebhookDelivery) -> Value {
+    json!({
+        "id": d.id(),
+        "subscriptionId": d.subscription_id(),
+        "eventId": d.event_id(),
+        "eventType": d.event_name(),
+        "status": d.status(),
+        "cycle": d.cycle(),
+        "attempts": d.attempts(),
+        "nextAttemptAt": d.next_attempt_at(),
+        "deliveredAt": d.delivered_at(),
+        "failureId": d.failure_id(),
+        "createdAt": d.created_at(),
+        "updatedAt": d.updated_at(),
+    })
+}
+
+/// The tenant's active subscriptions that want `event`.
+async fn matching(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    event: &EventName,
+) -> Result<Vec<StoredSubscription>, ApiError> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let query = Query::partition(tenant.as_str())
+            .filter("docType", super::SUBSCRIPTION)
+            .filter("status", SubscriptionStatus::Active.as_str())
+            .limit(100)
+            .after(token);
+        let page = ctx
+            .documents
+            .query(CONTAINER, &query)
+            .await
+            .map_err(|e| ApiError::from_port(e, "conflict"))?;
+        for doc in &page.documents {
+            match doc.parse::<StoredSubscription>() {
+                Ok(s) if s.subscription.wants(event.as_str()) => out.push(s),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(id = %doc.id, error = %e, "an unreadable subscription; skipped")
+                }
+            }
+        }
+        token = page.continuation;
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Fans an event out: one `WebhookDelivery` per matching active subscription, each committed
+/// with its first attempt's message; the payload goes to blob storage first, once.
+async fn fan_out(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    JsonBody(body): JsonBody<EventIn>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&caller)?;
+    let event = EventName::parse(&body.event_type)
+        .map_err(|e| ApiError::bad_request("invalid_event_type", format!("eventType: {e}")))?;
+    let now = chrono::Utc::now();
+    let event_id = envelope::new_event_id();
+    // Standard Webhooks' payload structure; these exact bytes are signed on every attempt.
+    let bytes = serde_json::to_vec(&json!({
+        "type": event.as_str(),
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": body.payload,
+    }))
+    .map_err(|_| ApiError::Internal)?;
+    if bytes.len() > PAYLOAD_LIMIT {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let subscriptions = matching(&ctx, &tenant, &event).await?;
+    let mut ids = Vec::with_capacity(subscriptions.len());
+    if !subscriptions.is_empty() {
+        let blob = format!("{tenant}/{event_id}");
+        ctx.blobs
+            .put(
+                OUTBOUND_CONTAINER,
+                &blob,
+                bytes.into(),
+                PutOptions {
+                    content_type: Some("application/json".into()),
+                    if_none_match: true,
+                },
+            )
+            .await
+            .map_err(|e| ApiError::from_port(e, "conflict"))?;
+        let payload_ref = PayloadRef::parse(&format!("{OUTBOUND_CONTAINER}/{blob}"))
+            .map_err(|_| ApiError::Internal)?;
+        for chunk in subscriptions.chunks(DELIVERIES_PER_BATCH) {
+            let mut ops = Vec::with_capacity(chunk.len() * 2);
+            for s in chunk {
+                let delivery = WebhookDelivery::new(
+                    NewDelivery {
+                        tenant_id: tenant.clone(),
+                        id: DeliveryId::new(),
+                        subscription_id: s.subscription.id(),
+                        event_id: event_id.clone(),
+                        event_name: event.clone(),
+                        payload_ref: payload_ref.clone(),
+                    },
+                    now,
+                );
+                let due = AttemptDue {
+                    delivery_id: delivery.id(),
+                    cycle: delivery.cycle(),
+                    attempt: 1,
+                };
+                ops.push(delivery_write(&delivery, None)?);
+                ops.push(attempt_write(&tenant, &due, None)?);
+                ids.push(json!({"id": delivery.id(), "subscriptionId": s.subscription.id()}));
+            }
+            commit(&ctx, &tenant, ops, &[], "the delivery exists").await?;
+        }
+    }
+    tracing::info!(tenant = %tenant, event = %event, event_id, deliveries = ids.len(), "event fanned out");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"eventId": event_id, "eventType": event, "deliveries": ids})),
+    )
+        .into_response())
+}
+
+async fn own(
+    ctx: &AppContext,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<(WebhookDelivery, ports::ETag), ApiError> {
+    let id = DeliveryId::parse(raw_id).map_err(|_| ApiError::not_found("the delivery"))?;
+    read_delivery(ctx, caller.tenant_id(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("the delivery"))
+}
+
+async fn show(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (delivery, _) = own(&ctx, &caller, &id).await?;
+    Ok(Json(delivery_out(&delivery)).into_response())
+}
+
+/// Sends a delivered or dead-lettered delivery again: a new cycle of attempts, the same
+/// `webhook-id`. 409 while it is in flight or when its subscription is disabled.
+async fn replay(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&caller)?;
+    let (mut delivery, etag) = own(&ctx, &caller, &id).await?;
+    let active = read_subscription(&ctx, tenant.as_str(), &delivery.subscription_id())
+        .await?
+        .is_some_and(|(s, _)| s.subscription.status() == SubscriptionStatus::Active);
+    if !active {
+        return Err(ApiError::Conflict(
+            "the delivery's subscription is disabled".into(),
+        ));
+    }
+    delivery
+        .replay(chrono::Utc::now())
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    let due = AttemptDue {
+        delivery_id: delivery.id(),
+        cycle: delivery.cycle(),
+        attempt: 1,
+    };
+    let ops = vec![
+        delivery_write(&delivery, Some(etag))?,
+        attempt_write(&tenant, &due, None)?,
+    ];
+    commit(
+        &ctx,
+        &tenant,
+        ops,
+        &[],
+        "the delivery changed meanwhile; try again",
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(delivery_out(&delivery))).into_response())
+}

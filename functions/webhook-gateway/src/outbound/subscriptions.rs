@@ -1,0 +1,201 @@
+//! `POST/GET/DELETE /api/webhooks/subscriptions`: a tenant's outbound endpoints.
+
+use api_kit::{ApiError, Caller, JsonBody};
+use app_context::AppContext;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use domain::{
+    DisableReason, DisplayName, EventTypeFilters, HttpUrl, NewSubscription, SubscriptionId,
+    SubscriptionStatus, WebhookScheme, WebhookSubscription,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{StoredSubscription, commit, guard, read_subscription, subscription_write, tenant_of};
+
+pub(super) fn routes(ctx: AppContext) -> Router {
+    Router::new()
+        .route("/api/webhooks/subscriptions", post(create))
+        .route(
+            "/api/webhooks/subscriptions/{subscription_id}",
+            get(show).delete(remove),
+        )
+        .with_state(ctx)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SubscriptionIn {
+    url: String,
+    event_types: Vec<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// https only, unless the app runs in development (as the registry's catalogue).
+fn require_https(ctx: &AppContext) -> bool {
+    !ctx.setting("AZURE_FUNCTIONS_ENVIRONMENT")
+        .is_some_and(|e| e.eq_ignore_ascii_case("development"))
+}
+
+/// Shape, scheme, and the SSRF guard's check of literal hosts (names are checked again at
+/// connect time, on every delivery).
+fn endpoint(ctx: &AppContext, raw: &str) -> Result<HttpUrl, ApiError> {
+    let url = HttpUrl::parse(raw)
+        .map_err(|e| ApiError::bad_request("invalid_url", format!("url: {e}")))?;
+    if require_https(ctx) && !url.is_https() {
+        return Err(ApiError::bad_request(
+            "https_required",
+            "url must be an https URL",
+        ));
+    }
+    let parsed = reqwest::Url::parse(raw)
+        .map_err(|e| ApiError::bad_request("invalid_url", format!("url: {e}")))?;
+    guard(ctx)
+        .check_url(&parsed)
+        .map_err(|e| ApiError::bad_request("url_refused", format!("url: {e}")))?;
+    Ok(url)
+}
+
+pub(super) fn subscription_out(s: &WebhookSubscription) -> Value {
+    json!({
+        "id": s.id(),
+        "url": s.url(),
+        "eventTypes": s.event_types(),
+        "description": s.description(),
+        "status": s.status(),
+        "disabledReason": s.disabled_reason(),
+        "failureStreak": s.failure_streak(),
+        "firstFailureAt": s.first_failure_at(),
+        "createdAt": s.created_at(),
+        "updatedAt": s.updated_at(),
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()))
+        .unwrap_or_default()
+}
+
+async fn create(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<SubscriptionIn>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&caller)?;
+    let url = endpoint(&ctx, &body.url)?;
+    let event_types = EventTypeFilters::parse_all(&body.event_types)
+        .map_err(|e| ApiError::bad_request("invalid_event_types", format!("eventTypes: {e}")))?;
+    let description = body
+        .description
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_description", e.to_string()))?;
+    // The secret is shown once, here; custody (the registry) keeps it from now on.
+    let secret = webhooks::outbound::generate_secret();
+    let (credential_id, reference) = crate::sources::store_secret(
+        &ctx,
+        &bearer(&headers),
+        WebhookScheme::StandardWebhooks,
+        &secret,
+    )
+    .await?;
+    let now = chrono::Utc::now();
+    let (subscription, event) = WebhookSubscription::subscribe(
+        NewSubscription {
+            tenant_id: tenant.clone(),
+            id: SubscriptionId::new(),
+            url,
+            description,
+            event_types,
+            secret: reference,
+            rate_limit_per_second: None,
+            ordered: false,
+        },
+        now,
+    );
+    let stored = StoredSubscription {
+        subscription,
+        credential_id,
+    };
+    commit(
+        &ctx,
+        &tenant,
+        vec![subscription_write(&stored, None)?],
+        &[event],
+        "the subscription exists",
+    )
+    .await?;
+    let id = stored.subscription.id();
+    tracing::info!(tenant = %tenant, subscription = %id, "webhook subscription created");
+    let mut out = subscription_out(&stored.subscription);
+    out["secret"] = json!(secret);
+    Ok((
+        StatusCode::CREATED,
+        [
+            (
+                header::LOCATION,
+                format!("/api/webhooks/subscriptions/{id}"),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        Json(out),
+    )
+        .into_response())
+}
+
+/// The caller's subscription, or 404 (another tenant's does not exist for them).
+async fn own(
+    ctx: &AppContext,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<(StoredSubscription, ports::ETag), ApiError> {
+    let id = SubscriptionId::parse(raw_id).map_err(|_| ApiError::not_found("the subscription"))?;
+    read_subscription(ctx, caller.tenant_id(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("the subscription"))
+}
+
+async fn show(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (stored, _) = own(&ctx, &caller, &id).await?;
+    Ok(Json(subscription_out(&stored.subscription)).into_response())
+}
+
+/// Disables the subscription (`WebhookSubscriptionDisabled`, reason `requested`); the
+/// document stays so its deliveries keep their history. Deleting twice is a no-op (204).
+async fn remove(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&caller)?;
+    let (mut stored, etag) = own(&ctx, &caller, &id).await?;
+    if stored.subscription.status() == SubscriptionStatus::Active {
+        let events = stored
+            .subscription
+            .disable(DisableReason::Requested, chrono::Utc::now())
+            .map_err(|e| ApiError::Conflict(e.to_string()))?;
+        commit(
+            &ctx,
+            &tenant,
+            vec![subscription_write(&stored, Some(etag))?],
+            &events,
+            "the subscription changed meanwhile; try again",
+        )
+        .await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
