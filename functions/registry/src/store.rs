@@ -1,64 +1,35 @@
-//! How the registry keeps its aggregates: one container, documents tagged with `docType`,
-//! changes committed in one batch with the outbox records of their events.
+//! The registry's aggregate storage (container `registry`), through the shared
+//! `api_kit::Aggregates`.
 
-use api_kit::ApiError;
+use api_kit::{Aggregates, ApiError};
 use app_context::AppContext;
 use ports::{ETag, WriteOp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{CONTAINER, SOURCE};
 
-/// A document for the store: the aggregate's own JSON plus its `docType`.
+const STORE: Aggregates = Aggregates::new(CONTAINER, SOURCE);
+
 pub(crate) fn document<T: Serialize>(aggregate: &T, doc_type: &str) -> Result<Value, ApiError> {
-    let mut v = serde_json::to_value(aggregate).map_err(|e| {
-        tracing::error!(error = %e, "an aggregate did not serialise");
-        ApiError::Internal
-    })?;
-    if let Value::Object(m) = &mut v {
-        m.insert("docType".into(), json!(doc_type));
-    }
-    Ok(v)
+    Aggregates::document(aggregate, doc_type)
 }
 
-/// Commits `ops` and the outbox records of `events` in one batch of `partition`.
-/// `conflict` is the detail of the 409 when a create or an etag check fails.
 pub(crate) async fn commit(
     ctx: &AppContext,
     partition: &str,
-    mut ops: Vec<WriteOp>,
+    ops: Vec<WriteOp>,
     events: &[domain::DomainEvent],
     conflict: &str,
 ) -> Result<(), ApiError> {
-    ops.extend(outbox::event_writes(events, SOURCE, None).map_err(|e| {
-        tracing::error!(error = %e, "an event did not make an envelope");
-        ApiError::Internal
-    })?);
-    ctx.documents
-        .batch(CONTAINER, partition, ops)
-        .await
-        .map_err(|e| ApiError::from_port(e, conflict))?;
-    ctx.outbox_waker.notify_one();
-    Ok(())
+    STORE.commit(ctx, partition, ops, events, conflict).await
 }
 
-/// Reads and parses a document with its etag; `None` when absent.
 pub(crate) async fn read<T: DeserializeOwned>(
     ctx: &AppContext,
     partition: &str,
     id: &str,
 ) -> Result<Option<(T, ETag)>, ApiError> {
-    let Some(doc) = ctx
-        .documents
-        .read(CONTAINER, partition, id)
-        .await
-        .map_err(|e| ApiError::from_port(e, "conflict"))?
-    else {
-        return Ok(None);
-    };
-    let value = doc
-        .parse()
-        .map_err(|e| ApiError::from_port(e, "conflict"))?;
-    Ok(Some((value, doc.etag)))
+    STORE.read(ctx, partition, id).await
 }

@@ -30,7 +30,7 @@ use domain::{DeliveryId, SubscriptionId, TenantId, WebhookDelivery, WebhookSubsc
 use ports::{ETag, WriteOp};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub(crate) use deliver::{Deliverer, deliver_webhook};
 
@@ -109,14 +109,7 @@ pub(crate) fn attempt_write(
 
 /// An aggregate's document: its JSON plus `docType`.
 pub(crate) fn document<T: Serialize>(aggregate: &T, doc_type: &str) -> Result<Value, ApiError> {
-    let mut v = serde_json::to_value(aggregate).map_err(|e| {
-        tracing::error!(error = %e, "an aggregate did not serialise");
-        ApiError::Internal
-    })?;
-    if let Value::Object(m) = &mut v {
-        m.insert("docType".into(), json!(doc_type));
-    }
-    Ok(v)
+    api_kit::Aggregates::document(aggregate, doc_type)
 }
 
 pub(crate) fn subscription_write(
@@ -143,24 +136,19 @@ pub(crate) fn delivery_write(
     })
 }
 
+const STORE: api_kit::Aggregates = api_kit::Aggregates::new(CONTAINER, SOURCE);
+
 /// Commits `ops` and the outbox records of `events` in one batch of the tenant's partition.
 pub(crate) async fn commit(
     ctx: &AppContext,
     tenant: &TenantId,
-    mut ops: Vec<WriteOp>,
+    ops: Vec<WriteOp>,
     events: &[domain::DomainEvent],
     conflict: &str,
 ) -> Result<(), ApiError> {
-    ops.extend(outbox::event_writes(events, SOURCE, None).map_err(|e| {
-        tracing::error!(error = %e, "an event did not make an envelope");
-        ApiError::Internal
-    })?);
-    ctx.documents
-        .batch(CONTAINER, tenant.as_str(), ops)
+    STORE
+        .commit(ctx, tenant.as_str(), ops, events, conflict)
         .await
-        .map_err(|e| ApiError::from_port(e, conflict))?;
-    ctx.outbox_waker.notify_one();
-    Ok(())
 }
 
 /// Reads and parses a tenant's document with its etag; `None` when absent.
@@ -169,18 +157,7 @@ pub(crate) async fn read<T: DeserializeOwned>(
     tenant: &str,
     id: &str,
 ) -> Result<Option<(T, ETag)>, ApiError> {
-    let Some(doc) = ctx
-        .documents
-        .read(CONTAINER, tenant, id)
-        .await
-        .map_err(|e| ApiError::from_port(e, "conflict"))?
-    else {
-        return Ok(None);
-    };
-    let value = doc
-        .parse()
-        .map_err(|e| ApiError::from_port(e, "conflict"))?;
-    Ok(Some((value, doc.etag)))
+    STORE.read(ctx, tenant, id).await
 }
 
 pub(crate) async fn read_subscription(

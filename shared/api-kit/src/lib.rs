@@ -2,6 +2,10 @@
 //! `code`), the authenticated caller extractor, and a JSON body extractor whose rejections
 //! are problems too (axum's own are plain text).
 
+pub mod store;
+
+pub use store::Aggregates;
+
 use app_context::AppContext;
 use auth::{AuthError, Principal};
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
