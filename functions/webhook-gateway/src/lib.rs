@@ -15,7 +15,7 @@ mod inbound;
 pub mod outbound;
 mod sources;
 
-use app_context::{AppContext, AppRegistration, WEBHOOK_DELIVERIES_QUEUE};
+use app_context::{AppContext, AppRegistration, EVENTS_TOPIC, WEBHOOK_DELIVERIES_QUEUE};
 use functions_runtime::{FunctionApp, FunctionDecl};
 
 pub const SLUG: &str = "webhook-gateway";
@@ -34,13 +34,23 @@ pub fn registration() -> AppRegistration {
         slug: SLUG,
         build,
         containers: &[CONTAINER],
-        subscriptions: Vec::new,
+        subscriptions: || {
+            vec![(
+                EVENTS_TOPIC.to_owned(),
+                ports::SubscriptionSpec {
+                    name: SLUG.to_owned(),
+                    filter: ports::Filter::All,
+                    spec: ports::EntitySpec::default(),
+                },
+            )]
+        },
         has_runs_queue: false,
     }
 }
 
 pub fn build(ctx: &AppContext) -> FunctionApp {
     let deliverer = outbound::Deliverer::new(ctx);
+    let fan_out_ctx = ctx.clone();
     FunctionApp::new(SLUG)
         .http_routes(
             sources::routes(ctx.clone())
@@ -90,5 +100,9 @@ pub fn build(ctx: &AppContext) -> FunctionApp {
         .function(
             FunctionDecl::queue("DeliverWebhook", WEBHOOK_DELIVERIES_QUEUE),
             move |inv| outbound::deliver_webhook(deliverer.clone(), inv),
+        )
+        .function(
+            FunctionDecl::subscription("FanOutEvent", EVENTS_TOPIC, SLUG),
+            move |inv| outbound::fan_out_platform_event(fan_out_ctx.clone(), inv),
         )
 }

@@ -20,7 +20,10 @@
 
 mod deliver;
 mod deliveries;
+mod platform;
 pub(crate) mod retry;
+
+pub(crate) use platform::fan_out_platform_event;
 mod subscriptions;
 
 use api_kit::ApiError;

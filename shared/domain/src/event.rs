@@ -499,9 +499,11 @@ impl DomainEvent {
     /// `WebhookDelivered`, and failures of deliveries, are not: delivering them creates more deliveries
     /// and so more of them, a loop that a `*` subscription (or a failing endpoint) would never leave.
     /// Catalogue events belong to the platform partition, which has no subscribers.
+    /// `WebhookSubscribed` is not either: it would reach the new endpoint itself, racing the
+    /// caller who has just been shown the secret needed to verify it.
     pub fn fans_out_to_webhooks(&self) -> bool {
         match self {
-            Self::WebhookDelivered(_) => false,
+            Self::WebhookDelivered(_) | Self::WebhookSubscribed(_) => false,
             Self::IntegrationFailed(e) => !matches!(e.subject, FailureSubject::Delivery(_)),
             other => !other.tenant_id().is_platform(),
         }

@@ -24,8 +24,6 @@ use crate::CONTAINER;
 
 /// The largest payload accepted (the signed body, `{type, timestamp, data}`).
 pub(crate) const PAYLOAD_LIMIT: usize = 256 * 1024;
-/// Deliveries committed per batch (each is two writes; Cosmos batches hold 100).
-const DELIVERIES_PER_BATCH: usize = 40;
 
 pub(super) fn routes(ctx: AppContext) -> Router {
     Router::new()
@@ -107,68 +105,113 @@ async fn fan_out(
     let tenant = tenant_of(&caller)?;
     let event = EventName::parse(&body.event_type)
         .map_err(|e| ApiError::bad_request("invalid_event_type", format!("eventType: {e}")))?;
-    let now = chrono::Utc::now();
     let event_id = envelope::new_event_id();
-    // Standard Webhooks' payload structure; these exact bytes are signed on every attempt.
-    let bytes = serde_json::to_vec(&json!({
-        "type": event.as_str(),
-        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "data": body.payload,
-    }))
-    .map_err(|_| ApiError::Internal)?;
-    if bytes.len() > PAYLOAD_LIMIT {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    let subscriptions = matching(&ctx, &tenant, &event).await?;
-    let mut ids = Vec::with_capacity(subscriptions.len());
-    if !subscriptions.is_empty() {
-        let blob = format!("{tenant}/{event_id}");
-        ctx.blobs
-            .put(
-                OUTBOUND_CONTAINER,
-                &blob,
-                bytes.into(),
-                PutOptions {
-                    content_type: Some("application/json".into()),
-                    if_none_match: true,
-                },
-            )
-            .await
-            .map_err(|e| ApiError::from_port(e, "conflict"))?;
-        let payload_ref = PayloadRef::parse(&format!("{OUTBOUND_CONTAINER}/{blob}"))
-            .map_err(|_| ApiError::Internal)?;
-        for chunk in subscriptions.chunks(DELIVERIES_PER_BATCH) {
-            let mut ops = Vec::with_capacity(chunk.len() * 2);
-            for s in chunk {
-                let delivery = WebhookDelivery::new(
-                    NewDelivery {
-                        tenant_id: tenant.clone(),
-                        id: DeliveryId::new(),
-                        subscription_id: s.subscription.id(),
-                        event_id: event_id.clone(),
-                        event_name: event.clone(),
-                        payload_ref: payload_ref.clone(),
-                    },
-                    now,
-                );
-                let due = AttemptDue {
-                    delivery_id: delivery.id(),
-                    cycle: delivery.cycle(),
-                    attempt: 1,
-                };
-                ops.push(delivery_write(&delivery, None)?);
-                ops.push(attempt_write(&tenant, &due, None)?);
-                ids.push(json!({"id": delivery.id(), "subscriptionId": s.subscription.id()}));
-            }
-            commit(&ctx, &tenant, ops, &[], "the delivery exists").await?;
-        }
-    }
-    tracing::info!(tenant = %tenant, event = %event, event_id, deliveries = ids.len(), "event fanned out");
+    let ids = fan_out_event(
+        &ctx,
+        &tenant,
+        &event,
+        &event_id,
+        body.payload,
+        chrono::Utc::now(),
+    )
+    .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"eventId": event_id, "eventType": event, "deliveries": ids})),
     )
         .into_response())
+}
+
+/// The fan-out itself, for events posted by tenants and for platform events from the bus.
+///
+/// Idempotent per (event, subscription): each delivery is committed with a marker derived
+/// from both, so a redelivered bus message (or a retried call with the same event id) never
+/// creates a second delivery; the payload blob is written once (first writer wins), so every
+/// delivery of an event signs the same bytes.
+pub(crate) async fn fan_out_event(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    event: &EventName,
+    event_id: &str,
+    data: Value,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Value>, ApiError> {
+    // Standard Webhooks' payload structure; these exact bytes are signed on every attempt.
+    let bytes = serde_json::to_vec(&json!({
+        "type": event.as_str(),
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": data,
+    }))
+    .map_err(|_| ApiError::Internal)?;
+    if bytes.len() > PAYLOAD_LIMIT {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let subscriptions = matching(ctx, tenant, event).await?;
+    let mut ids = Vec::with_capacity(subscriptions.len());
+    if subscriptions.is_empty() {
+        return Ok(ids);
+    }
+    let blob = format!("{tenant}/{event_id}");
+    let put = PutOptions {
+        content_type: Some("application/json".into()),
+        if_none_match: true,
+    };
+    match ctx
+        .blobs
+        .put(OUTBOUND_CONTAINER, &blob, bytes.into(), put)
+        .await
+    {
+        Ok(_) | Err(ports::PortError::AlreadyExists) => {}
+        Err(e) => return Err(ApiError::from_port(e, "conflict")),
+    }
+    let payload_ref = PayloadRef::parse(&format!("{OUTBOUND_CONTAINER}/{blob}"))
+        .map_err(|_| ApiError::Internal)?;
+    let now = chrono::Utc::now();
+    for s in &subscriptions {
+        let delivery = WebhookDelivery::new(
+            NewDelivery {
+                tenant_id: tenant.clone(),
+                id: DeliveryId::new(),
+                subscription_id: s.subscription.id(),
+                event_id: event_id.to_owned(),
+                event_name: event.clone(),
+                payload_ref: payload_ref.clone(),
+            },
+            now,
+        );
+        let due = AttemptDue {
+            delivery_id: delivery.id(),
+            cycle: delivery.cycle(),
+            attempt: 1,
+        };
+        let marker = ports::WriteOp::create(
+            format!("fanout-{}-{}", short_hash(event_id), s.subscription.id()),
+            json!({"docType": "fanout", "deliveryId": delivery.id()}),
+        );
+        let ops = vec![
+            marker,
+            delivery_write(&delivery, None)?,
+            attempt_write(tenant, &due, None)?,
+        ];
+        match commit(ctx, tenant, ops, &[], "fanned out already").await {
+            Ok(()) => ids.push(json!({"id": delivery.id(), "subscriptionId": s.subscription.id()})),
+            // This event reached this subscription before.
+            Err(ApiError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    tracing::info!(tenant = %tenant, event = %event, event_id, deliveries = ids.len(), "event fanned out");
+    Ok(ids)
+}
+
+/// Event ids may be long and hold any character: document ids use their hash.
+fn short_hash(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 async fn own(

@@ -424,11 +424,28 @@ async fn event_type_filters_select_the_subscriptions() {
             until_status(&p, &t, &id, "delivered", 15).await;
         }
     }
+    // Platform events reach subscribers too: `*` also gets the `integration.webhook.disabled`
+    // of the deleted subscription, through the bus (so perhaps a moment later).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rx.seen().len() < 8 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut paths: Vec<String> = rx.seen().into_iter().map(|s| s.path).collect();
     paths.sort();
     assert_eq!(
         paths,
-        ["/all", "/all", "/all", "/all", "/exact", "/wild", "/wild"]
+        [
+            "/all", "/all", "/all", "/all", "/all", "/exact", "/wild", "/wild"
+        ]
+    );
+    let types: Vec<Value> = rx
+        .seen()
+        .iter()
+        .map(|s| serde_json::from_slice::<Value>(&s.body).unwrap()["type"].clone())
+        .collect();
+    assert!(
+        types.contains(&json!("integration.webhook.disabled")),
+        "{types:?}"
     );
     p.shutdown().await;
 }
@@ -757,5 +774,85 @@ async fn internal_addresses_are_refused() {
         "https_required",
     )
     .await;
+    p.shutdown().await;
+}
+
+/// The whole path: a signed GitHub delivery in → verified, stored, `WebhookReceived` on the
+/// bus → fanned out to a tenant's subscription → delivered to a real receiver, whose
+/// signature the independent `standardwebhooks` crate verifies. A vendor's redelivery makes
+/// no second outbound delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_inbound_delivery_reaches_subscribers_signed() {
+    use hmac::Mac as _;
+    let p = platform(json!({})).await;
+    let t = p.token("tenant-e2e", &[]);
+    let (rx, addr) = Receiver::start().await;
+    let sub = subscribe(
+        &p,
+        &t,
+        &format!("http://{addr}/hooks"),
+        &["integration.webhook.received"],
+    )
+    .await;
+    let secret = sub["secret"].as_str().unwrap().to_owned();
+    let source: Value = p
+        .post(
+            "/webhook-gateway/api/webhooks/sources",
+            &t,
+            json!({"provider": "github", "secret": "gh-e2e-secret"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let body = br#"{"action":"opened","number":7}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"gh-e2e-secret").unwrap();
+    mac.update(body);
+    let sig = format!(
+        "sha256={}",
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    for _ in 0..2 {
+        let r = p
+            .client
+            .post(source["url"].as_str().unwrap())
+            .header("content-type", "application/json")
+            .header("x-github-event", "pull_request")
+            .header("x-github-delivery", "gh-e2e-1")
+            .header("x-hub-signature-256", &sig)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while rx.seen().is_empty() {
+        assert!(Instant::now() < deadline, "the subscriber was not called");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = rx.seen();
+    let types: Vec<Value> = seen
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["type"].clone())
+        .collect();
+    assert_eq!(
+        seen.len(),
+        1,
+        "one delivery for one vendor delivery, redelivery included: {types:?}"
+    );
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&seen[0].body, &seen[0].headers)
+        .expect("the subscriber verifies the signature independently");
+    let sent: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(sent["type"], "integration.webhook.received");
+    assert_eq!(sent["data"]["vendorDeliveryId"], "gh-e2e-1");
+    assert_eq!(sent["data"]["vendorEventType"], "pull_request");
     p.shutdown().await;
 }

@@ -359,6 +359,7 @@ fn fan_out_excludes_loops_and_platform_events() {
         let expected = !matches!(
             event.kind(),
             EventKind::WebhookDelivered
+                | EventKind::WebhookSubscribed
                 | EventKind::IntegrationProviderRegistered
                 | EventKind::ExternalApiClientRegistered
         );
