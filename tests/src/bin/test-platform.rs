@@ -1,6 +1,10 @@
-//! The local runner hosting the test-only `probe` app, for end-to-end tests that need a
-//! real process (crash safety).
+//! The local runner hosting the test-only `probe` app with the registry and the webhook
+//! gateway, for end-to-end tests that need a real process (crash safety).
 
 fn main() -> anyhow::Result<()> {
-    integration_platform::main_with(&[e2e::registration()])
+    integration_platform::main_with(&[
+        e2e::registration(),
+        registry::registration(),
+        webhook_gateway::registration(),
+    ])
 }
