@@ -1,0 +1,165 @@
+//! Load harness for outbound webhooks: `cargo bench -p e2e --bench webhooks`.
+//!
+//! The registry and the gateway run in this process through the runner (release build), a
+//! local receiver answers 204 and notes when each delivery arrives. Two runs:
+//! 1. `POST /api/webhooks/deliveries` for N events to one subscription: deliveries per second
+//!    at the receiver, and the delay from the 202 of each event to its first attempt arriving;
+//! 2. signed GitHub deliveries into an inbound source whose `WebhookReceived` fans out to one
+//!    subscription: accepted-and-delivered per second end to end.
+//! Loopback only, bounded counts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use hmac::Mac as _;
+use serde_json::{Value, json};
+
+#[derive(Clone, Default)]
+struct Receiver {
+    arrivals: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let now = Instant::now();
+    let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+    // The event's marker: `n` for posted events, the vendor delivery id for inbound ones.
+    let key = v["data"]["n"]
+        .as_u64()
+        .map(|n| n.to_string())
+        .or_else(|| v["data"]["vendorDeliveryId"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| {
+            headers
+                .get("webhook-id")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        });
+    r.arrivals.lock().unwrap().entry(key).or_insert(now);
+    StatusCode::NO_CONTENT
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+async fn wait_for(r: &Receiver, n: usize, limit: Duration) -> Instant {
+    let deadline = Instant::now() + limit;
+    loop {
+        if r.arrivals.lock().unwrap().len() >= n || Instant::now() > deadline {
+            return r
+                .arrivals
+                .lock()
+                .unwrap()
+                .values()
+                .copied()
+                .max()
+                .unwrap_or_else(Instant::now);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let receiver = Receiver::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rx = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(receive).with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let values = json!({ "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1", "PROBE_SCHEDULE": "0 0 0 1 1 *" });
+        let p = testkit::TestPlatform::start(&[registry::registration(), webhook_gateway::registration()], values).await;
+        let t = p.token("bench", &[]);
+        let r = p
+            .post("/webhook-gateway/api/webhooks/subscriptions", &t, json!({"url": format!("http://{rx}/hook"), "eventTypes": ["order.*", "integration.webhook.received"]}))
+            .await;
+        assert_eq!(r.status(), 201);
+
+        // 1. Posted events → deliveries.
+        let n = 2000usize;
+        let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for worker in 0..16 {
+            let (client, url, t, sent_at) = (p.client.clone(), p.url("/webhook-gateway/api/webhooks/deliveries"), t.clone(), sent_at.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in (worker..n).step_by(16) {
+                    let r = client.post(&url).bearer_auth(&t).json(&json!({"eventType": "order.created", "payload": {"n": i}})).send().await.unwrap();
+                    assert_eq!(r.status(), 202);
+                    sent_at.lock().unwrap().insert(i.to_string(), Instant::now());
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let accepted = start.elapsed();
+        let last = wait_for(&receiver, n, Duration::from_secs(120)).await;
+        let arrivals = receiver.arrivals.lock().unwrap().clone();
+        let sent = sent_at.lock().unwrap().clone();
+        let mut delays: Vec<Duration> = sent.iter().filter_map(|(k, s)| arrivals.get(k).map(|a| a.saturating_duration_since(*s))).collect();
+        let delivered = delays.len();
+        let total = last.duration_since(start);
+        #[allow(clippy::print_stdout)]
+        {
+            println!("| posted events accepted (202) | {:.0}/s | {n} events, 16 concurrent clients |", n as f64 / accepted.as_secs_f64());
+            println!("| outbound deliveries to a local receiver | {:.0}/s | {delivered} of {n} delivered, first post to last arrival {total:?} |", delivered as f64 / total.as_secs_f64());
+            println!("| delay from 202 to first attempt, p50 / p99 | {:?} / {:?} | |", pct(&mut delays, 0.5), pct(&mut delays, 0.99));
+        }
+
+        // 2. Inbound GitHub deliveries → WebhookReceived → one subscriber.
+        receiver.arrivals.lock().unwrap().clear();
+        let source: Value = p
+            .post("/webhook-gateway/api/webhooks/sources", &t, json!({"provider": "github", "secret": "bench-secret"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let url = source["url"].as_str().unwrap().to_owned();
+        let body = br#"{"action":"opened","number":1}"#.to_vec();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"bench-secret").unwrap();
+        mac.update(&body);
+        let sig = format!("sha256={}", mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let m = 2000usize;
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for worker in 0..16 {
+            let (client, url, body, sig) = (p.client.clone(), url.clone(), body.clone(), sig.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in (worker..m).step_by(16) {
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-github-event", "pull_request")
+                        .header("x-github-delivery", format!("gh-{i}"))
+                        .header("x-hub-signature-256", &sig)
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 202);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let last = wait_for(&receiver, m, Duration::from_secs(120)).await;
+        let delivered = receiver.arrivals.lock().unwrap().len();
+        #[allow(clippy::print_stdout)]
+        {
+            println!("| inbound accepted and delivered end to end | {:.0}/s | {delivered} of {m} delivered, first post to last arrival {:?} |", delivered as f64 / last.duration_since(start).as_secs_f64(), last.duration_since(start));
+        }
+        p.shutdown().await;
+    });
+}
