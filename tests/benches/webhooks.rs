@@ -6,6 +6,7 @@
 //!    at the receiver, and the delay from the 202 of each event to its first attempt arriving;
 //! 2. signed GitHub deliveries into an inbound source whose `WebhookReceived` fans out to one
 //!    subscription: accepted-and-delivered per second end to end.
+//!
 //! Loopback only, bounded counts.
 
 use std::collections::HashMap;
