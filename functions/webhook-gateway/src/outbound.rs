@@ -20,6 +20,7 @@
 
 mod deliver;
 mod deliveries;
+mod pacing;
 mod platform;
 pub(crate) mod retry;
 
@@ -95,19 +96,28 @@ pub(crate) fn attempt_write(
     at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<WriteOp, ApiError> {
     let id = format!("{}.{}.{}", due.delivery_id, due.cycle, due.attempt);
-    let env = envelope::Envelope::builder(SOURCE, DELIVERY_ATTEMPT, tenant.as_str())
+    let env = attempt_envelope(tenant, due, id)?;
+    Ok(outbox::outbox_write_at(
+        &env,
+        app_context::WEBHOOK_DELIVERIES_QUEUE,
+        at,
+    ))
+}
+
+/// The envelope of a [`DELIVERY_ATTEMPT`] message with the given id.
+pub(crate) fn attempt_envelope(
+    tenant: &TenantId,
+    due: &AttemptDue,
+    id: String,
+) -> Result<envelope::Envelope, ApiError> {
+    envelope::Envelope::builder(SOURCE, DELIVERY_ATTEMPT, tenant.as_str())
         .id(id)
         .subject(format!("deliveries/{}", due.delivery_id))
         .json_data(due)
         .map_err(|e| {
             tracing::error!(error = %e, "an attempt did not make an envelope");
             ApiError::Internal
-        })?;
-    Ok(outbox::outbox_write_at(
-        &env,
-        app_context::WEBHOOK_DELIVERIES_QUEUE,
-        at,
-    ))
+        })
 }
 
 /// An aggregate's document: its JSON plus `docType`.

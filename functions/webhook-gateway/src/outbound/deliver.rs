@@ -64,6 +64,7 @@ pub(crate) struct Deliverer {
     timeout: Duration,
     schedule: Schedule,
     disable_after: TimeDelta,
+    pacing: super::pacing::Pacing,
 }
 
 impl Deliverer {
@@ -82,6 +83,12 @@ impl Deliverer {
             timeout,
             schedule: Schedule::from_setting(ctx.setting(SCHEDULE_SETTING)),
             disable_after: TimeDelta::from_std(disable_after).unwrap_or(TimeDelta::days(5)),
+            pacing: super::pacing::Pacing::new(
+                seconds("WEBHOOK_BREAKER_THRESHOLD")
+                    .map_or(super::pacing::DEFAULT_THRESHOLD, |n| n.min(1000) as u32),
+                seconds("WEBHOOK_BREAKER_OPEN_SECONDS")
+                    .map_or(super::pacing::DEFAULT_OPEN_FOR, Duration::from_secs),
+            ),
             ctx: ctx.clone(),
         })
     }
@@ -166,9 +173,50 @@ async fn attempt(d: &Deliverer, tenant: &TenantId, due: &AttemptDue) -> Result<(
             class: FailureClassification::Unprocessable,
             reason: "the subscription is disabled; the delivery was not attempted",
         },
-        Some(s) => call(d, &s, &delivery).await?,
+        Some(s) => {
+            let id = s.subscription.id();
+            let rate = s.subscription.rate_limit_per_second().map(|r| r.get());
+            if let Some(wait) = d.pacing.admit(id, rate, Instant::now()) {
+                return defer(d, tenant, due, wait).await;
+            }
+            let attempted = call(d, &s, &delivery).await?;
+            let success = matches!(&attempted, Attempted::Made { outcome, .. } if matches!(outcome, super::retry::Outcome::Delivered(_)));
+            d.pacing.observe(id, success, Instant::now());
+            attempted
+        }
     };
     record(d, tenant, due, &attempted, Utc::now(), FailureId::new()).await
+}
+
+/// Holds an attempt back (rate limit or open breaker): the same attempt comes back after
+/// `wait` as a new scheduled message; nothing is recorded, the endpoint is not called.
+async fn defer(
+    d: &Deliverer,
+    tenant: &TenantId,
+    due: &AttemptDue,
+    wait: Duration,
+) -> Result<(), ApiError> {
+    let at = Utc::now() + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(1));
+    let id = format!(
+        "{}.{}.{}.after.{}",
+        due.delivery_id,
+        due.cycle,
+        due.attempt,
+        at.timestamp_millis()
+    );
+    let env = super::attempt_envelope(tenant, due, id.clone())?;
+    let message = ports::OutgoingMessage::new(id, env.to_vec())
+        .content_type("application/cloudevents+json; charset=utf-8")
+        .subject(super::DELIVERY_ATTEMPT)
+        .property("tenantId", tenant.as_str())
+        .scheduled_at(at);
+    d.ctx
+        .bus
+        .send(app_context::WEBHOOK_DELIVERIES_QUEUE, vec![message])
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))?;
+    tracing::debug!(delivery = %due.delivery_id, wait_ms = wait.as_millis() as u64, "attempt held back");
+    Ok(())
 }
 
 /// Resolves the secrets, reads the payload and makes the call.

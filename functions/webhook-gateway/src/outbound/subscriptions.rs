@@ -34,6 +34,9 @@ struct SubscriptionIn {
     event_types: Vec<String>,
     #[serde(default)]
     description: Option<String>,
+    /// At most this many deliveries per second to the endpoint (held back, not dropped).
+    #[serde(default)]
+    rate_limit_per_second: Option<u32>,
 }
 
 /// https only, unless the app runs in development (as the registry's catalogue).
@@ -71,6 +74,7 @@ pub(super) fn subscription_out(s: &WebhookSubscription) -> Value {
         "disabledReason": s.disabled_reason(),
         "failureStreak": s.failure_streak(),
         "firstFailureAt": s.first_failure_at(),
+        "rateLimitPerSecond": s.rate_limit_per_second(),
         "createdAt": s.created_at(),
         "updatedAt": s.updated_at(),
     })
@@ -109,6 +113,16 @@ async fn create(
         &secret,
     )
     .await?;
+    let rate_limit_per_second = match body.rate_limit_per_second {
+        None => None,
+        Some(n) if (1..=10_000).contains(&n) => std::num::NonZeroU32::new(n),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_rate_limit",
+                "rateLimitPerSecond is 1-10000",
+            ));
+        }
+    };
     let now = chrono::Utc::now();
     let (subscription, event) = WebhookSubscription::subscribe(
         NewSubscription {
@@ -118,7 +132,7 @@ async fn create(
             description,
             event_types,
             secret: reference,
-            rate_limit_per_second: None,
+            rate_limit_per_second,
             ordered: false,
         },
         now,

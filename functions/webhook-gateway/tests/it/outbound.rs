@@ -856,3 +856,75 @@ async fn a_verified_inbound_delivery_reaches_subscribers_signed() {
     assert_eq!(sent["data"]["vendorEventType"], "pull_request");
     p.shutdown().await;
 }
+
+/// One dead endpoint never slows the others: after `WEBHOOK_BREAKER_THRESHOLD` failures in a
+/// row its breaker opens and its deliveries are held back (not attempted, not counted),
+/// while a healthy endpoint of the same tenant gets everything at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_holds_a_dead_endpoint_back_without_slowing_others() {
+    let (dead, dead_addr) = Receiver::start().await;
+    dead.then(Some(Answer::Status(500)));
+    let (healthy, healthy_addr) = Receiver::start().await;
+    let p = platform(json!({
+        "WEBHOOK_BREAKER_THRESHOLD": "2",
+        "WEBHOOK_BREAKER_OPEN_SECONDS": "60",
+        "WEBHOOK_RETRY_SCHEDULE_SECONDS": "0,0,0,0,0,0",
+    }))
+    .await;
+    let t = p.token("tenant-cb", &[]);
+    subscribe(&p, &t, &format!("http://{dead_addr}/dead"), &["order.*"]).await;
+    subscribe(&p, &t, &format!("http://{healthy_addr}/ok"), &["order.*"]).await;
+    let start = Instant::now();
+    for n in 0..5 {
+        send(&p, &t, "order.created", json!({"n": n})).await;
+    }
+    while healthy.seen().len() < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the healthy endpoint was slowed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let calls = dead.seen().len();
+    // Without a breaker: 5 events × 6 attempts. With it: the threshold, plus whatever was
+    // already in flight when it opened (at most the four concurrent invocations).
+    assert!(
+        (2..=6).contains(&calls),
+        "the dead endpoint was called {calls} times"
+    );
+    p.shutdown().await;
+}
+
+/// A subscription's rate limit spaces its deliveries instead of dropping them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_spaces_deliveries() {
+    let (rx, addr) = Receiver::start().await;
+    let p = platform(json!({})).await;
+    let t = p.token("tenant-rl", &[]);
+    let r = p
+        .post(SUBSCRIPTIONS, &t, json!({"url": format!("http://{addr}/slow"), "eventTypes": ["order.*"], "rateLimitPerSecond": 2}))
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["rateLimitPerSecond"], 2);
+    let bad = p.post(SUBSCRIPTIONS, &t, json!({"url": format!("http://{addr}/x"), "eventTypes": ["*"], "rateLimitPerSecond": 0})).await;
+    assert_problem(bad, 400, "invalid_rate_limit").await;
+    for n in 0..6 {
+        send(&p, &t, "order.created", json!({"n": n})).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rx.seen().len() < 6 {
+        assert!(Instant::now() < deadline, "not everything was delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = rx.seen();
+    let first = seen.iter().map(|s| s.at).min().unwrap();
+    let last = seen.iter().map(|s| s.at).max().unwrap();
+    // Six deliveries at two per second: at least 2.5 s from the first to the last.
+    assert!(
+        last - first >= Duration::from_millis(2300),
+        "spread over {:?}",
+        last - first
+    );
+    p.shutdown().await;
+}
