@@ -40,17 +40,10 @@ pub(crate) fn platform() -> String {
     TenantId::platform().as_str().to_owned()
 }
 
-/// Production settings require https for vendor URLs; a local Development environment
-/// (what Core Tools and the local runner set) allows http for fakes on loopback.
-fn require_https(ctx: &AppContext) -> bool {
-    !ctx.setting("AZURE_FUNCTIONS_ENVIRONMENT")
-        .is_some_and(|e| e.eq_ignore_ascii_case("development"))
-}
-
 pub(crate) fn parse_url(ctx: &AppContext, field: &str, raw: &str) -> Result<HttpUrl, ApiError> {
     let url = HttpUrl::parse(raw)
         .map_err(|e| ApiError::bad_request("invalid_url", format!("{field}: {e}")))?;
-    if require_https(ctx) && !url.is_https() {
+    if ctx.requires_https() && !url.is_https() {
         return Err(ApiError::bad_request(
             "https_required",
             format!("{field} must be an https URL"),

@@ -72,7 +72,7 @@ fn inbound_url(ctx: &AppContext, id: &SourceId) -> String {
 /// (so it lands in the caller's tenant), and the gateway keeps only the reference.
 pub(crate) async fn store_secret(
     ctx: &AppContext,
-    bearer: &str,
+    caller: &Caller,
     scheme: WebhookScheme,
     secret: &str,
 ) -> Result<(CredentialId, SecretRef), ApiError> {
@@ -87,7 +87,7 @@ pub(crate) async fn store_secret(
             "{}/api/integrations/credentials",
             registry.trim_end_matches('/')
         ))
-        .bearer_auth(bearer)
+        .bearer_auth(caller.token())
         .json(&body)
         .send()
         .await
@@ -143,7 +143,6 @@ fn source_out(ctx: &AppContext, s: &StoredSource) -> Value {
 async fn create_source(
     State(ctx): State<AppContext>,
     caller: Caller,
-    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<SourceIn>,
 ) -> Result<Response, ApiError> {
     let tenant = TenantId::parse_tenant(caller.tenant_id())
@@ -175,12 +174,7 @@ async fn create_source(
             "a description is at most 500 characters",
         ));
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()))
-        .unwrap_or_default();
-    let (credential_id, secret) = store_secret(&ctx, &bearer, scheme, &body.secret).await?;
+    let (credential_id, secret) = store_secret(&ctx, &caller, scheme, &body.secret).await?;
     let source = WebhookSource::new(
         NewSource {
             tenant_id: tenant,

@@ -111,17 +111,35 @@ impl IntoResponse for ApiError {
 }
 
 /// The authenticated caller. The tenant comes only from here.
-#[derive(Clone, Debug)]
-pub struct Caller(pub Principal);
+#[derive(Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The bearer token the caller was authenticated with, for calls made on its behalf
+    /// (custody through the registry). Never logged.
+    token: String,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Caller {
     pub fn tenant_id(&self) -> &str {
-        &self.0.tenant_id
+        &self.principal.tenant_id
+    }
+
+    /// The bearer token this caller presented.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// `403` unless the caller has `role`.
     pub fn require(&self, role: &str) -> Result<(), ApiError> {
-        if self.0.has_role(role) {
+        if self.principal.has_role(role) {
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!("this needs the {role:?} role")))
@@ -151,7 +169,10 @@ where
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized(AuthError::Missing.to_string()))?;
         match ctx.authenticator.authenticate(token).await {
-            Ok(p) => Ok(Caller(p)),
+            Ok(principal) => Ok(Caller {
+                principal,
+                token: token.to_owned(),
+            }),
             Err(AuthError::KeysUnavailable) => Err(ApiError::Unavailable),
             Err(e) => Err(ApiError::Unauthorized(e.to_string())),
         }

@@ -68,6 +68,14 @@ impl AppContext {
     pub fn setting(&self, name: &str) -> Option<&str> {
         self.settings.get(name).map(String::as_str)
     }
+
+    /// Whether user-supplied URLs must be https: always, except in a Development
+    /// environment (what Core Tools and the local runner set), for fakes on loopback.
+    pub fn requires_https(&self) -> bool {
+        !self
+            .setting("AZURE_FUNCTIONS_ENVIRONMENT")
+            .is_some_and(|e| e.eq_ignore_ascii_case("development"))
+    }
 }
 
 /// An app as a host registers it.

@@ -1,44 +1,14 @@
 //! Crash safety through a real process: a message accepted before `kill -9` is delivered
 //! after a restart on the same data folder.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ports::DocumentStore as _;
 use serde_json::json;
 
-use crate::support::{eventually, write_settings};
-
-const BIN: &str = env!("CARGO_BIN_EXE_test-platform");
-
-fn spawn(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--lock-seconds", "2"])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--settings")
-        .arg(dir.join("local.settings.json"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the runner");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the runner printed its address")
-            .unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.trim().to_owned();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
+use crate::support::{BIN, eventually, spawn, write_settings};
 
 fn dev_token(dir: &Path, tenant: &str) -> String {
     let out = Command::new(BIN)

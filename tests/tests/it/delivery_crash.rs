@@ -2,9 +2,7 @@
 //! after a restart, and no delivery is marked delivered that the receiver did not answer.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_test-platform");
+use crate::support::spawn;
 
 #[derive(Clone, Default)]
 struct Receiver {
@@ -53,31 +51,6 @@ fn settings(dir: &Path) {
         }
     });
     std::fs::write(dir.join("local.settings.json"), values.to_string()).unwrap();
-}
-
-fn spawn(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--lock-seconds", "2"])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--settings")
-        .arg(dir.join("local.settings.json"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the runner");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the runner printed its address")
-            .unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,6 @@
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -71,4 +73,35 @@ impl Probe {
     pub(crate) async fn shutdown(self) {
         self.platform.shutdown().await;
     }
+}
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_test-platform");
+
+/// Starts the `test-platform` runner process on `dir` (settings and data folder there),
+/// returning it and the address it printed.
+pub(crate) fn spawn(dir: &Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--lock-seconds", "2"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--settings")
+        .arg(dir.join("local.settings.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the runner");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the runner printed its address")
+            .unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
 }

@@ -5,7 +5,7 @@ use app_context::AppContext;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use domain::{
@@ -39,18 +39,12 @@ struct SubscriptionIn {
     rate_limit_per_second: Option<u32>,
 }
 
-/// https only, unless the app runs in development (as the registry's catalogue).
-fn require_https(ctx: &AppContext) -> bool {
-    !ctx.setting("AZURE_FUNCTIONS_ENVIRONMENT")
-        .is_some_and(|e| e.eq_ignore_ascii_case("development"))
-}
-
 /// Shape, scheme, and the SSRF guard's check of literal hosts (names are checked again at
 /// connect time, on every delivery).
 fn endpoint(ctx: &AppContext, raw: &str) -> Result<HttpUrl, ApiError> {
     let url = HttpUrl::parse(raw)
         .map_err(|e| ApiError::bad_request("invalid_url", format!("url: {e}")))?;
-    if require_https(ctx) && !url.is_https() {
+    if ctx.requires_https() && !url.is_https() {
         return Err(ApiError::bad_request(
             "https_required",
             "url must be an https URL",
@@ -80,18 +74,9 @@ pub(super) fn subscription_out(s: &WebhookSubscription) -> Value {
     })
 }
 
-fn bearer(headers: &HeaderMap) -> String {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()))
-        .unwrap_or_default()
-}
-
 async fn create(
     State(ctx): State<AppContext>,
     caller: Caller,
-    headers: HeaderMap,
     JsonBody(body): JsonBody<SubscriptionIn>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&caller)?;
@@ -106,13 +91,9 @@ async fn create(
         .map_err(|e| ApiError::bad_request("invalid_description", e.to_string()))?;
     // The secret is shown once, here; custody (the registry) keeps it from now on.
     let secret = webhooks::outbound::generate_secret();
-    let (credential_id, reference) = crate::sources::store_secret(
-        &ctx,
-        &bearer(&headers),
-        WebhookScheme::StandardWebhooks,
-        &secret,
-    )
-    .await?;
+    let (credential_id, reference) =
+        crate::sources::store_secret(&ctx, &caller, WebhookScheme::StandardWebhooks, &secret)
+            .await?;
     let rate_limit_per_second = match body.rate_limit_per_second {
         None => None,
         Some(n) if (1..=10_000).contains(&n) => std::num::NonZeroU32::new(n),
