@@ -1,0 +1,608 @@
+//! The one pipeline every vendor call goes through (design §8):
+//! timeout → retry → circuit breaker → rate limiter, keyed by (tenant, provider).
+//!
+//! ```text
+//! send(call, build) ──► breaker admits? ──no──► CircuitOpen (no call made)
+//!                          │ yes
+//!                          ▼
+//!                     vendor's Retry-After still running / rate limiter has no permit
+//!                     within the wait budget? ──► RateLimited (no call made)
+//!                          │
+//!                          ▼
+//!                     request (+ traceparent, child span) under the attempt timeout
+//!                          │
+//!                     classifier ──► success: breaker closes, budget refills
+//!                          │ failure
+//!                          ▼
+//!                     retry if the class is retryable, the request is safe to repeat
+//!                     (or was certainly not processed), attempts and the retry budget
+//!                     allow it, and the delay (full jitter, at least the vendor's hint)
+//!                     fits the deadline; otherwise one `CallError`
+//! ```
+//!
+//! Crates: `governor` for the rate limiter (GCRA, lock-free), tower's `TpsBudget` for the
+//! retry budget (retries are a fraction of recent calls, so a vendor outage cannot turn into
+//! a retry storm). The retry loop and breaker are written here: the loop needs the vendor's
+//! hints and the request's safety at every step, and the breaker must answer "open for how
+//! long" (see `breaker`).
+
+mod breaker;
+mod classify;
+
+pub use breaker::{Breaker, BreakerPolicy, Open};
+pub use classify::{Classifier, HttpStatus, VendorFailure, Verdict, classify_status, retry_hint};
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use domain::FailureClassification;
+use envelope::TraceParent;
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use http::{HeaderMap, StatusCode};
+use tower::retry::budget::{Budget as _, TpsBudget};
+
+/// Retries: how many, and how far apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = no retry).
+    pub max_attempts: u32,
+    /// The ceiling of the first retry's delay; it doubles per retry.
+    pub base_delay: Duration,
+    /// The largest ceiling.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay before retry `retry` (1 for the first): uniformly random up to
+    /// `min(max_delay, base_delay · 2^(retry-1))` ("full jitter"), so clients that failed
+    /// together do not come back together.
+    pub fn backoff(&self, retry: u32, rng: &mut impl rand::Rng) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(
+                1u32.checked_shl(retry.saturating_sub(1))
+                    .unwrap_or(u32::MAX),
+            )
+            .min(self.max_delay);
+        if ceiling.is_zero() {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(rng.gen_range(0..=ceiling.as_nanos().min(u64::MAX as u128) as u64))
+    }
+}
+
+/// Everything the pipeline does, as values with documented defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// One attempt, request and body (default 10 s).
+    pub attempt_timeout: Duration,
+    /// The whole call, retries and waits included (default 30 s).
+    pub deadline: Duration,
+    /// Default: 3 attempts, 200 ms base, 5 s ceiling.
+    pub retry: RetryPolicy,
+    /// Default: 5 consecutive failures open the circuit for 30 s.
+    pub breaker: BreakerPolicy,
+    /// How long a call may wait for a rate-limit permit (or the vendor's `Retry-After`)
+    /// before it fails as `rate_limited` without calling (default 2 s).
+    pub max_rate_wait: Duration,
+    /// Retries allowed on top of calls: this fraction of the calls of the last 10 s, plus
+    /// `retry_floor_per_sec` (defaults 0.2 and 10).
+    pub retry_ratio: f32,
+    pub retry_floor_per_sec: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            attempt_timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(30),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(200),
+                max_delay: Duration::from_secs(5),
+            },
+            breaker: BreakerPolicy::default(),
+            max_rate_wait: Duration::from_secs(2),
+            retry_ratio: 0.2,
+            retry_floor_per_sec: 10,
+        }
+    }
+}
+
+/// Setting names read by [`Policy::from_settings`].
+pub mod settings {
+    pub const TIMEOUT_MS: &str = "VENDOR_TIMEOUT_MS";
+    pub const DEADLINE_MS: &str = "VENDOR_DEADLINE_MS";
+    pub const MAX_ATTEMPTS: &str = "VENDOR_MAX_ATTEMPTS";
+    pub const RETRY_BASE_MS: &str = "VENDOR_RETRY_BASE_MS";
+    pub const BREAKER_THRESHOLD: &str = "VENDOR_BREAKER_THRESHOLD";
+    pub const BREAKER_OPEN_MS: &str = "VENDOR_BREAKER_OPEN_MS";
+    pub const MAX_RATE_WAIT_MS: &str = "VENDOR_MAX_RATE_WAIT_MS";
+}
+
+impl Policy {
+    /// The defaults, overridden by whichever settings are present and valid.
+    pub fn from_settings<'a>(setting: impl Fn(&str) -> Option<&'a str>) -> Policy {
+        let mut p = Policy::default();
+        let num = |name: &str| setting(name).and_then(|v| v.trim().parse::<u64>().ok());
+        let ms = |name: &str| num(name).map(Duration::from_millis);
+        if let Some(d) = ms(settings::TIMEOUT_MS).filter(|d| !d.is_zero()) {
+            p.attempt_timeout = d;
+        }
+        if let Some(d) = ms(settings::DEADLINE_MS).filter(|d| !d.is_zero()) {
+            p.deadline = d;
+        }
+        if let Some(n) = num(settings::MAX_ATTEMPTS).filter(|n| (1..=20).contains(n)) {
+            p.retry.max_attempts = n as u32;
+        }
+        if let Some(d) = ms(settings::RETRY_BASE_MS) {
+            p.retry.base_delay = d;
+        }
+        if let Some(n) = num(settings::BREAKER_THRESHOLD).filter(|n| *n >= 1) {
+            p.breaker.failure_threshold = n.min(10_000) as u32;
+        }
+        if let Some(d) = ms(settings::BREAKER_OPEN_MS) {
+            p.breaker.open_for = d;
+        }
+        if let Some(d) = ms(settings::MAX_RATE_WAIT_MS) {
+            p.max_rate_wait = d;
+        }
+        p
+    }
+}
+
+/// Whom a call is for: breakers, limiters and budgets are per (tenant, provider), so one
+/// tenant's dead connection or greedy workload never slows another's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CallKey {
+    pub tenant: Arc<str>,
+    pub provider: Arc<str>,
+}
+
+impl CallKey {
+    pub fn new(tenant: &str, provider: &str) -> Self {
+        CallKey {
+            tenant: tenant.into(),
+            provider: provider.into(),
+        }
+    }
+}
+
+/// A rate the vendor allows (the registry's hints): a steady rate and a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+/// Whether a request may be sent twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Safety {
+    /// Reads and PUTs: always.
+    Safe,
+    /// A POST carrying a vendor idempotency key: the vendor de-duplicates.
+    Idempotent,
+    /// A POST without one: only when the vendor certainly did not process the first (the
+    /// connection was never made, or it answered 429).
+    Unsafe,
+}
+
+/// One call's parameters.
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
+    pub key: &'a CallKey,
+    pub safety: Safety,
+    pub classifier: &'a dyn Classifier,
+    /// The caller's trace; each attempt goes out as a child span of it.
+    pub traceparent: Option<&'a TraceParent>,
+    pub rate_limit: Option<RateLimit>,
+    /// Attempts for this call when not the policy's (failover sets 1: the next provider is
+    /// a better retry than the same one).
+    pub max_attempts: Option<u32>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(key: &'a CallKey, safety: Safety, classifier: &'a dyn Classifier) -> Self {
+        Call {
+            key,
+            safety,
+            classifier,
+            traceparent: None,
+            rate_limit: None,
+            max_attempts: None,
+        }
+    }
+
+    pub fn traceparent(mut self, tp: Option<&'a TraceParent>) -> Self {
+        self.traceparent = tp;
+        self
+    }
+
+    pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.rate_limit = limit;
+        self
+    }
+
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n.max(1));
+        self
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub struct VendorResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Attempts it took.
+    pub attempts: u32,
+}
+
+/// An exhausted call: exactly one per call that did not succeed, so the caller records
+/// exactly one `IntegrationFailure`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} (after {attempts} attempt(s))", failure.message)]
+pub struct CallError {
+    pub failure: VendorFailure,
+    /// Attempts made (0 when the breaker or the limiter refused before any call).
+    pub attempts: u32,
+    /// Whether trying again later may help (and is safe).
+    pub retryable: bool,
+}
+
+impl CallError {
+    pub fn class(&self) -> FailureClassification {
+        self.failure.class
+    }
+}
+
+/// The most of a vendor's answer read into memory.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+struct KeyState {
+    breaker: Breaker,
+    limiter: Mutex<Option<(RateLimit, Arc<DefaultDirectRateLimiter>)>>,
+    /// The vendor said 429 with a hint: nobody calls it for this key before then.
+    blocked_until: Mutex<Option<Instant>>,
+    budget: TpsBudget,
+}
+
+/// The pipeline. One per app, shared by every call.
+pub struct Pipeline {
+    policy: Policy,
+    keys: RwLock<HashMap<CallKey, Arc<KeyState>>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Attempt {
+    Done(VendorResponse),
+    Failed {
+        failure: VendorFailure,
+        /// Whether the vendor may have processed the request.
+        maybe_processed: bool,
+        /// Whether the failure says the vendor is unhealthy.
+        counts_against_breaker: bool,
+    },
+}
+
+impl Pipeline {
+    pub fn new(policy: Policy) -> Self {
+        Pipeline {
+            policy,
+            keys: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn state(&self, key: &CallKey) -> Arc<KeyState> {
+        if let Some(s) = self.keys.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return s.clone();
+        }
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        keys.entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(KeyState {
+                    breaker: Breaker::new(self.policy.breaker),
+                    limiter: Mutex::new(None),
+                    blocked_until: Mutex::new(None),
+                    budget: TpsBudget::new(
+                        Duration::from_secs(10),
+                        self.policy.retry_floor_per_sec,
+                        self.policy.retry_ratio,
+                    ),
+                })
+            })
+            .clone()
+    }
+
+    /// Whether the key's circuit is open now (failover skips such providers first).
+    pub fn is_open(&self, key: &CallKey) -> bool {
+        self.state(key).breaker.is_open(Instant::now())
+    }
+
+    /// Sends the request `build` makes (called once per attempt) through the pipeline.
+    pub async fn send<F>(&self, call: Call<'_>, build: F) -> Result<VendorResponse, CallError>
+    where
+        F: Fn() -> reqwest::RequestBuilder,
+    {
+        let state = self.state(call.key);
+        let started = Instant::now();
+        let deadline = started + self.policy.deadline;
+        let max_attempts = call
+            .max_attempts
+            .unwrap_or(self.policy.retry.max_attempts)
+            .max(1);
+        state.budget.deposit();
+        let mut attempts = 0u32;
+        loop {
+            if let Err(open) = state.breaker.admit(Instant::now()) {
+                return Err(refused(
+                    VendorFailure::new(
+                        FailureClassification::CircuitOpen,
+                        "the provider's circuit is open after repeated failures",
+                    )
+                    .retry_after(Some(open.remaining)),
+                    attempts,
+                ));
+            }
+            if let Err(failure) = self.wait_for_permit(&state, &call, deadline).await {
+                // The probe (if this call was it) never went: let the next caller probe.
+                state.breaker.neutral();
+                return Err(refused(failure, attempts));
+            }
+            attempts += 1;
+            let attempt_deadline = deadline.min(Instant::now() + self.policy.attempt_timeout);
+            let (failure, maybe_processed) = match self
+                .attempt(&call, &build, attempt_deadline, attempts)
+                .await
+            {
+                Attempt::Done(response) => {
+                    state.breaker.success();
+                    return Ok(response);
+                }
+                Attempt::Failed {
+                    failure,
+                    maybe_processed,
+                    counts_against_breaker,
+                } => {
+                    if counts_against_breaker {
+                        state.breaker.failure(Instant::now());
+                    } else {
+                        state.breaker.neutral();
+                    }
+                    if failure.class == FailureClassification::RateLimited
+                        && let Some(after) = failure.retry_after
+                    {
+                        let until = Instant::now() + after;
+                        let mut blocked = state
+                            .blocked_until
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        if blocked.is_none_or(|b| b < until) {
+                            *blocked = Some(until);
+                        }
+                    }
+                    (failure, maybe_processed)
+                }
+            };
+            let safe_to_repeat = match call.safety {
+                Safety::Safe | Safety::Idempotent => true,
+                Safety::Unsafe => !maybe_processed,
+            };
+            let retryable = failure.class.is_retryable_by_default() && safe_to_repeat;
+            tracing::debug!(
+                tenant = %call.key.tenant, provider = %call.key.provider, attempt = attempts,
+                class = ?failure.class, status = ?failure.vendor_status, retryable,
+                "vendor call failed"
+            );
+            if !retryable || attempts >= max_attempts {
+                return Err(CallError {
+                    failure,
+                    attempts,
+                    retryable,
+                });
+            }
+            let delay = self
+                .policy
+                .retry
+                .backoff(attempts, &mut rand::thread_rng())
+                .max(failure.retry_after.unwrap_or_default());
+            if Instant::now() + delay >= deadline || !state.budget.withdraw() {
+                return Err(CallError {
+                    failure,
+                    attempts,
+                    retryable,
+                });
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Waits out the vendor's last `Retry-After` and takes a rate-limit permit, within
+    /// `max_rate_wait` and the deadline; otherwise the call fails as `rate_limited`
+    /// without reaching the vendor.
+    async fn wait_for_permit(
+        &self,
+        state: &KeyState,
+        call: &Call<'_>,
+        deadline: Instant,
+    ) -> Result<(), VendorFailure> {
+        let give_up = deadline.min(Instant::now() + self.policy.max_rate_wait);
+        let blocked = *state
+            .blocked_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = blocked {
+            let now = Instant::now();
+            if until > now {
+                if until > give_up {
+                    return Err(VendorFailure::new(
+                        FailureClassification::RateLimited,
+                        "the vendor asked us to slow down; waiting for its retry-after",
+                    )
+                    .retry_after(Some(until - now)));
+                }
+                tokio::time::sleep_until(until.into()).await;
+            }
+        }
+        let Some(limit) = call.rate_limit else {
+            return Ok(());
+        };
+        let limiter = {
+            let mut slot = state.limiter.lock().unwrap_or_else(|p| p.into_inner());
+            match &*slot {
+                Some((current, limiter)) if *current == limit => limiter.clone(),
+                // New hints (or none before): a fresh limiter with the new quota.
+                _ => {
+                    let limiter = Arc::new(RateLimiter::direct(
+                        Quota::per_second(limit.per_second).allow_burst(limit.burst),
+                    ));
+                    *slot = Some((limit, limiter.clone()));
+                    limiter
+                }
+            }
+        };
+        loop {
+            match limiter.check() {
+                Ok(()) => return Ok(()),
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(DefaultClock::default().now());
+                    let now = Instant::now();
+                    if now + wait > give_up {
+                        return Err(VendorFailure::new(
+                            FailureClassification::RateLimited,
+                            "the provider's rate limit for this tenant is used up",
+                        )
+                        .retry_after(Some(wait)));
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt<F>(
+        &self,
+        call: &Call<'_>,
+        build: &F,
+        deadline: Instant,
+        number: u32,
+    ) -> Attempt
+    where
+        F: Fn() -> reqwest::RequestBuilder,
+    {
+        let mut request = build();
+        if let Some(tp) = call.traceparent {
+            request = request.header("traceparent", tp.child().to_string());
+        }
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = read_body(response).await?;
+            Ok::<_, reqwest::Error>((status, headers, body))
+        };
+        match tokio::time::timeout_at(deadline.into(), exchange).await {
+            Err(_) => Attempt::Failed {
+                failure: VendorFailure::new(
+                    FailureClassification::Timeout,
+                    "the vendor did not answer in time",
+                ),
+                maybe_processed: true,
+                counts_against_breaker: true,
+            },
+            Ok(Err(e)) => {
+                let connect = e.is_connect();
+                let (class, message) = if e.is_timeout() {
+                    (
+                        FailureClassification::Timeout,
+                        "the vendor did not answer in time",
+                    )
+                } else if connect {
+                    (
+                        FailureClassification::Transient,
+                        "the vendor could not be reached",
+                    )
+                } else if e.is_decode() || e.is_body() {
+                    (
+                        FailureClassification::Transient,
+                        "the vendor's answer was cut short",
+                    )
+                } else {
+                    (
+                        FailureClassification::Transient,
+                        "the call to the vendor failed",
+                    )
+                };
+                Attempt::Failed {
+                    failure: VendorFailure::new(class, message),
+                    maybe_processed: !connect,
+                    counts_against_breaker: true,
+                }
+            }
+            Ok(Ok((status, headers, body))) => {
+                match call.classifier.classify(status, &headers, &body) {
+                    Verdict::Success => Attempt::Done(VendorResponse {
+                        status,
+                        headers,
+                        body,
+                        attempts: number,
+                    }),
+                    Verdict::Failure(failure) => {
+                        let counts = matches!(
+                            failure.class,
+                            FailureClassification::Transient
+                                | FailureClassification::Timeout
+                                | FailureClassification::VendorError
+                        );
+                        Attempt::Failed {
+                            // A 429 (however spelled) means the vendor did not do it.
+                            maybe_processed: failure.class != FailureClassification::RateLimited,
+                            counts_against_breaker: counts,
+                            failure,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn refused(failure: VendorFailure, attempts: u32) -> CallError {
+    CallError {
+        failure,
+        attempts,
+        // Nothing reached the vendor: trying later is always safe.
+        retryable: true,
+    }
+}
+
+async fn read_body(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            // Enough to classify; the rest of an oversized answer is not ours to hold.
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+#[cfg(test)]
+mod tests;
