@@ -5,6 +5,15 @@
 //!   it needs nothing but the Rust toolchain today; later it also installs and starts the
 //!   local stand-ins (Azurite, cosmosdb-server) the Azure adapters' tests need.
 //! - `bench`: runs the benchmarks recorded in docs/BENCHMARKS.md.
+//! - `package [<app>...]`: release handlers for Linux x64, laid out as deployable folders
+//!   and zips under `target/package/` (see `package.rs`).
+//!
+//! - `bicep`: what `test` ends with: a structural check of every Bicep file, then a parse by
+//!   `pycep-parser` (the Bicep CLI is not available everywhere), installed once into
+//!   `.tools/`; the parse is skipped, saying so, where python3 is missing.
+
+mod bicep;
+mod package;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -67,7 +76,7 @@ fn test() -> anyhow::Result<()> {
             cargo().args(["test", "--workspace", "--no-fail-fast"]),
         )?;
     }
-    Ok(())
+    bicep::check(&package::workspace_root())
 }
 
 fn bench() -> anyhow::Result<()> {
@@ -86,13 +95,16 @@ fn bench() -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let task = std::env::args().nth(1).unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().cloned().unwrap_or_default();
     let result = match task.as_str() {
         "test" => test(),
         "bench" => bench(),
+        "package" => package::package(&args[1..]),
+        "bicep" => bicep::check(&package::workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|bench>\n  test   format check, clippy -D warnings, every test\n  bench  the benchmarks of docs/BENCHMARKS.md"
+                "usage: cargo xtask <test|bench|package|bicep>\n  test                format check, clippy -D warnings, every test, Bicep parse\n  bench               the benchmarks of docs/BENCHMARKS.md\n  package [<app>...]  release handlers for Linux x64 as deployable folders and zips in target/package/\n  bicep               the Bicep checks that end `test` (structure, then pycep-parser)"
             );
             return ExitCode::from(2);
         }

@@ -179,10 +179,26 @@ pub(crate) async fn read_provider(
 ) -> Result<IntegrationProvider, ApiError> {
     // A key that cannot exist is simply not there.
     let key = ProviderKey::parse(raw_key).map_err(|_| ApiError::not_found("the provider"))?;
-    read(ctx, &platform(), &provider_id(&key))
-        .await?
-        .map(|(p, _)| p)
-        .ok_or_else(|| ApiError::not_found("the provider"))
+    if let Some((p, _)) = read(ctx, &platform(), &provider_id(&key)).await? {
+        return Ok(p);
+    }
+    let Some(new) = crate::builtin::builtin(&key) else {
+        return Err(ApiError::not_found("the provider"));
+    };
+    let (provider, event) = IntegrationProvider::register(new, chrono::Utc::now());
+    let ops = vec![WriteOp::create(
+        provider_id(provider.key()),
+        document(&provider, PROVIDER)?,
+    )];
+    match commit(ctx, &platform(), ops, &[event], "registered meanwhile").await {
+        Ok(()) => Ok(provider),
+        // Registered by a concurrent lookup (or an operator): theirs is the one.
+        Err(ApiError::Conflict(_)) => read(ctx, &platform(), &provider_id(&key))
+            .await?
+            .map(|(p, _)| p)
+            .ok_or(ApiError::Unavailable),
+        Err(e) => Err(e),
+    }
 }
 
 async fn get_provider(

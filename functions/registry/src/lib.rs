@@ -8,6 +8,7 @@
 //! registration commits the document and its event (outbox) in one batch, so the event is
 //! published exactly when the registration exists.
 
+mod builtin;
 mod catalogue;
 mod credentials;
 mod rotation;

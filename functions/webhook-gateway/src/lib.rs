@@ -9,14 +9,19 @@
 //! `DeliverWebhook` on `webhook-deliveries`: Standard Webhooks signatures, retries on a
 //! jittered schedule over about a day (`Retry-After` honoured), 410 disables the endpoint,
 //! endpoints failing for too long are disabled, exhausted deliveries are dead-lettered as
-//! `IntegrationFailure`s, every call goes through the SSRF guard.
+//! `IntegrationFailure`s, every call goes through the SSRF guard. Ordered subscriptions get
+//! their deliveries one at a time per ordering key (`outbound/ordering.rs`), attempted by
+//! `DeliverOrderedWebhook` on the session queue `webhook-deliveries-ordered`.
 
 mod inbound;
 pub mod outbound;
 mod sources;
 
-use app_context::{AppContext, AppRegistration, EVENTS_TOPIC, WEBHOOK_DELIVERIES_QUEUE};
-use functions_runtime::{FunctionApp, FunctionDecl};
+use app_context::{
+    AppContext, AppRegistration, EVENTS_TOPIC, WEBHOOK_DELIVERIES_ORDERED_QUEUE,
+    WEBHOOK_DELIVERIES_QUEUE,
+};
+use functions_runtime::{FunctionApp, FunctionDecl, ServiceBusSource};
 
 pub const SLUG: &str = "webhook-gateway";
 /// Where the gateway keeps its documents.
@@ -50,6 +55,7 @@ pub fn registration() -> AppRegistration {
 
 pub fn build(ctx: &AppContext) -> FunctionApp {
     let deliverer = outbound::Deliverer::new(ctx);
+    let ordered_deliverer = deliverer.clone();
     let fan_out_ctx = ctx.clone();
     FunctionApp::new(SLUG)
         .http_routes(
@@ -100,6 +106,15 @@ pub fn build(ctx: &AppContext) -> FunctionApp {
         .function(
             FunctionDecl::queue("DeliverWebhook", WEBHOOK_DELIVERIES_QUEUE),
             move |inv| outbound::deliver_webhook(deliverer.clone(), inv),
+        )
+        .function(
+            // `isSessionsEnabled: true`: the trigger accepts one session (lane) at a time.
+            FunctionDecl::service_bus(
+                "DeliverOrderedWebhook",
+                ServiceBusSource::Queue(WEBHOOK_DELIVERIES_ORDERED_QUEUE.to_owned()),
+                true,
+            ),
+            move |inv| outbound::deliver_ordered_webhook(ordered_deliverer.clone(), inv),
         )
         .function(
             FunctionDecl::subscription("FanOutEvent", EVENTS_TOPIC, SLUG),

@@ -6,7 +6,9 @@
 //! - `subscription-sub_…` ([`StoredSubscription`]): the `WebhookSubscription` aggregate and
 //!   the custody credential holding its `whsec_…` secret (the registry keeps the secret; the
 //!   document holds a reference only);
-//! - `delivery-dlv_…`: the `WebhookDelivery` aggregate with every attempt;
+//! - `delivery-dlv_…` ([`StoredDelivery`]): the `WebhookDelivery` aggregate with every
+//!   attempt, and for an ordered subscription its place in its lane;
+//! - `lane-…`: the last delivery of an ordered lane (see [`ordering`]);
 //! - `failure-fail_…`: the `IntegrationFailure` of a dead-lettered delivery.
 //!
 //! Payloads go to blob storage (`webhooks-outbound/<tenant>/<event id>`), written once per
@@ -16,10 +18,12 @@
 //! Each change of an aggregate is one batch with the outbox records it causes: its events
 //! (to `integration-events`) and the message of the next attempt (to `webhook-deliveries`,
 //! scheduled for retries, `MessageId` = `<delivery id>.<cycle>.<attempt>`), so an attempt is
-//! queued exactly when it is recorded as due.
+//! queued exactly when it is recorded as due. Attempts of ordered subscriptions name their
+//! lane's session and are handed on to `webhook-deliveries-ordered` (see [`ordering`]).
 
 mod deliver;
 mod deliveries;
+pub(crate) mod ordering;
 mod pacing;
 mod platform;
 pub(crate) mod retry;
@@ -36,7 +40,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub(crate) use deliver::{Deliverer, deliver_webhook};
+pub(crate) use deliver::{Deliverer, deliver_ordered_webhook, deliver_webhook};
 
 use crate::{CONTAINER, SOURCE};
 
@@ -77,6 +81,17 @@ pub(crate) struct StoredSubscription {
     pub(crate) credential_id: domain::CredentialId,
 }
 
+/// The stored delivery: the aggregate plus, for an ordered subscription, its place in its
+/// lane (the gateway's bookkeeping, like a subscription's credential).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredDelivery {
+    #[serde(flatten)]
+    pub(crate) delivery: WebhookDelivery,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) lane: Option<ordering::LanePlace>,
+}
+
 /// The data of a [`DELIVERY_ATTEMPT`] message: which attempt of which delivery is due.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,6 +101,10 @@ pub(crate) struct AttemptDue {
     pub(crate) cycle: u32,
     /// The attempt within the cycle, 1-based.
     pub(crate) attempt: u32,
+    /// For an ordered subscription, the `SessionId` of the delivery's lane: the attempt is
+    /// made from `webhook-deliveries-ordered`, in that session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) session: Option<String>,
 }
 
 /// The outbox write queueing `due` on `webhook-deliveries`, at `at` when given. The message
@@ -138,11 +157,11 @@ pub(crate) fn subscription_write(
 }
 
 pub(crate) fn delivery_write(
-    delivery: &WebhookDelivery,
+    stored: &StoredDelivery,
     etag: Option<ETag>,
 ) -> Result<WriteOp, ApiError> {
-    let id = delivery_doc_id(&delivery.id());
-    let doc = document(delivery, DELIVERY)?;
+    let id = delivery_doc_id(&stored.delivery.id());
+    let doc = document(stored, DELIVERY)?;
     Ok(match etag {
         Some(e) => WriteOp::replace(id, doc, Some(e)),
         None => WriteOp::create(id, doc),
@@ -185,7 +204,7 @@ pub(crate) async fn read_delivery(
     ctx: &AppContext,
     tenant: &str,
     id: &DeliveryId,
-) -> Result<Option<(WebhookDelivery, ETag)>, ApiError> {
+) -> Result<Option<(StoredDelivery, ETag)>, ApiError> {
     read(ctx, tenant, &delivery_doc_id(id)).await
 }
 

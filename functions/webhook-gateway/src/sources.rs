@@ -68,65 +68,24 @@ fn inbound_url(ctx: &AppContext, id: &SourceId) -> String {
     format!("{}/api/webhooks/inbound/{id}", base.trim_end_matches('/'))
 }
 
-/// Custody belongs to the registry: the secret is handed to it with the caller's own token
-/// (so it lands in the caller's tenant), and the gateway keeps only the reference.
+/// The source's signing secret goes to custody as an `hmacSecret` credential of its scheme.
 pub(crate) async fn store_secret(
     ctx: &AppContext,
     caller: &Caller,
     scheme: WebhookScheme,
     secret: &str,
 ) -> Result<(CredentialId, SecretRef), ApiError> {
-    let registry = ctx.setting("REGISTRY_URL").ok_or_else(|| {
-        tracing::error!("REGISTRY_URL is not set: sources cannot keep secrets");
-        ApiError::Unavailable
-    })?;
-    let body =
-        json!({"providerKey": scheme.as_str(), "kind": "hmacSecret", "secret": {"secret": secret}});
-    let response = http()
-        .post(format!(
-            "{}/api/integrations/credentials",
-            registry.trim_end_matches('/')
-        ))
-        .bearer_auth(caller.token())
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "the registry is unreachable");
-            ApiError::Unavailable
-        })?;
-    let status = response.status();
-    let value: Value = response.json().await.map_err(|_| ApiError::Unavailable)?;
-    if status.as_u16() == 400 {
-        return Err(ApiError::bad_request(
-            "invalid_secret",
-            value["detail"].as_str().unwrap_or("the secret was refused"),
-        ));
-    }
-    if !status.is_success() {
-        tracing::error!(%status, code = %value["code"], "the registry refused the secret");
-        return Err(ApiError::Unavailable);
-    }
-    let id = value["id"]
-        .as_str()
-        .and_then(|s| CredentialId::parse(s).ok());
-    let reference = serde_json::from_value::<SecretRef>(value["current"].clone()).ok();
-    match (id, reference) {
-        (Some(id), Some(reference)) => Ok((id, reference)),
-        _ => Err(ApiError::Internal),
-    }
-}
-
-fn http() -> reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .unwrap_or_default()
-        })
-        .clone()
+    let mut fields = serde_json::Map::new();
+    fields.insert("secret".into(), json!(secret));
+    api_kit::custody::store_credential(
+        ctx,
+        caller,
+        scheme.as_str(),
+        domain::CredentialKind::HmacSecret,
+        fields,
+        None,
+    )
+    .await
 }
 
 fn source_out(ctx: &AppContext, s: &StoredSource) -> Value {

@@ -2,7 +2,8 @@
 //! `code`), the authenticated caller extractor, and a JSON body extractor whose rejections
 //! are problems too (axum's own are plain text).
 
-pub mod store;
+pub mod custody;
+mod store;
 
 pub use store::Aggregates;
 
@@ -32,6 +33,12 @@ pub enum ApiError {
     /// Also the answer for another tenant's resource: never 403, never the resource.
     NotFound(String),
     Conflict(String),
+    /// Understood, and refused on its merits (a connection whose credential the vendor
+    /// rejected): 422 with a stable code.
+    Unprocessable {
+        code: &'static str,
+        detail: String,
+    },
     PayloadTooLarge,
     /// A vendor we called on the caller's behalf failed (502); the detail says how, without
     /// secrets.
@@ -43,6 +50,13 @@ pub enum ApiError {
 impl ApiError {
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         ApiError::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Unprocessable {
             code,
             detail: detail.into(),
         }
@@ -90,6 +104,9 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(d) => problem(StatusCode::FORBIDDEN, "forbidden", &d),
             ApiError::NotFound(d) => problem(StatusCode::NOT_FOUND, "not_found", &d),
             ApiError::Conflict(d) => problem(StatusCode::CONFLICT, "conflict", &d),
+            ApiError::Unprocessable { code, detail } => {
+                problem(StatusCode::UNPROCESSABLE_ENTITY, code, &detail)
+            }
             ApiError::PayloadTooLarge => problem(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",

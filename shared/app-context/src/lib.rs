@@ -16,6 +16,9 @@ use tokio::sync::Notify;
 pub const EVENTS_TOPIC: &str = "integration-events";
 /// The queue of outbound webhook deliveries.
 pub const WEBHOOK_DELIVERIES_QUEUE: &str = "webhook-deliveries";
+/// The session-enabled queue of deliveries to ordered subscriptions (`SessionId` =
+/// `<subscription id>/<ordering key>`): one lane's attempts are handled one at a time.
+pub const WEBHOOK_DELIVERIES_ORDERED_QUEUE: &str = "webhook-deliveries-ordered";
 /// The queue of credential rotation commands.
 pub const CREDENTIAL_ROTATIONS_QUEUE: &str = "credential-rotations";
 
@@ -100,12 +103,20 @@ impl std::fmt::Debug for AppRegistration {
 }
 
 /// The messaging topology of design §7 for a set of apps: the events topic with each app's
-/// subscriptions, one runs queue per vendor-facing app, and the two shared queues.
-/// `spec` overrides entity defaults (the runner's tests shorten lock durations).
+/// subscriptions, one runs queue per vendor-facing app, and the shared queues (the ordered
+/// deliveries' one with sessions). `spec` overrides entity defaults (the runner's tests
+/// shorten lock durations).
 pub fn platform_topology(apps: &[AppRegistration], spec: &EntitySpec) -> Topology {
     let mut t = Topology::default()
         .topic(EVENTS_TOPIC)
         .queue(WEBHOOK_DELIVERIES_QUEUE, spec.clone())
+        .queue(
+            WEBHOOK_DELIVERIES_ORDERED_QUEUE,
+            EntitySpec {
+                requires_session: true,
+                ..spec.clone()
+            },
+        )
         .queue(CREDENTIAL_ROTATIONS_QUEUE, spec.clone());
     for slug in VENDOR_APPS {
         t = t.queue(runs_queue(slug), spec.clone());

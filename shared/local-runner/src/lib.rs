@@ -8,16 +8,14 @@ mod triggers;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use app_context::{AppContext, AppRegistration, platform_topology};
 use clap::{Args, Parser, Subcommand};
-use embedded::{
-    Durability, EncryptedSecretStore, FolderBlobStore, SqliteBroker, SqliteDocumentStore,
-};
+use embedded::SqliteBroker;
 use functions_runtime::ncrontab::Schedule;
 use functions_runtime::{ServiceBusSource, Trigger};
 use ports::{BrokerReceiver, EntitySpec};
@@ -144,62 +142,6 @@ pub struct Runner {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-struct Opened {
-    context: AppContext,
-    broker: Arc<SqliteBroker>,
-    waker: Arc<tokio::sync::Notify>,
-    dev_tokens: auth::DevTokens,
-}
-
-fn open_platform(data_dir: &Path, settings: &Settings) -> anyhow::Result<Opened> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let documents = Arc::new(SqliteDocumentStore::open(
-        &data_dir.join("documents.db"),
-        Durability::Normal,
-    )?);
-    let broker = Arc::new(SqliteBroker::open(
-        &data_dir.join("broker.db"),
-        Durability::Normal,
-    )?);
-    let blobs = Arc::new(FolderBlobStore::open_with(
-        data_dir.join("blobs"),
-        Durability::Normal,
-    )?);
-    let secrets = Arc::new(EncryptedSecretStore::open_in(data_dir)?);
-    let dev_tokens = auth::DevTokens::load_or_create(data_dir)?;
-    let waker = Arc::new(tokio::sync::Notify::new());
-    let ctx = AppContext {
-        documents,
-        bus: broker.clone(),
-        blobs,
-        secrets,
-        authenticator: authenticator(settings, &dev_tokens)?,
-        settings: Arc::new(settings.values.clone()),
-        outbox_waker: waker.clone(),
-    };
-    Ok(Opened {
-        context: ctx,
-        broker,
-        waker,
-        dev_tokens,
-    })
-}
-
-/// Local tokens by default; Entra ID tokens when the settings name an issuer (`AUTH_ISSUER`,
-/// `AUTH_AUDIENCE`, `AUTH_JWKS_URI`), as in Azure.
-fn authenticator(
-    settings: &Settings,
-    dev_tokens: &auth::DevTokens,
-) -> anyhow::Result<Arc<dyn auth::Authenticator>> {
-    if settings.values.contains_key(auth::entra::SETTING_ISSUER) {
-        let config = auth::entra::EntraConfig::from_settings(|k| settings.values.get(k).cloned())?;
-        tracing::info!(issuer = %config.issuer, "bearer tokens are Entra ID tokens");
-        return Ok(Arc::new(auth::entra::EntraAuthenticator::new(config)?));
-    }
-    Ok(Arc::new(dev_tokens.clone()))
-}
-
 impl Runner {
     /// Opens the data folder, builds every app, creates the topology, binds the listener and
     /// starts the trigger loops and the outbox publisher.
@@ -225,18 +167,19 @@ impl Runner {
         // Apps reach each other through their public addresses, as in Azure (where each has
         // its own host name): locally every app is under this listener.
         for slug in apps.iter().map(|a| a.slug) {
-            let key = format!("{}_URL", slug.to_ascii_uppercase().replace('-', "_"));
             settings
                 .values
-                .entry(key)
+                .entry(app_host::url_setting(slug))
                 .or_insert_with(|| format!("http://{addr}/{slug}"));
         }
-        let Opened {
-            context,
-            broker,
-            waker,
-            dev_tokens,
-        } = open_platform(&args.data_dir, &settings)?;
+        // The same embedded adapters and authenticator an app's own handler opens; the
+        // runner keeps the broker to consume from it, as the host consumes Service Bus.
+        let embedded = app_host::adapters::open_embedded(&args.data_dir)?;
+        let dev_tokens = auth::DevTokens::load_or_create(&args.data_dir)?;
+        let authenticator =
+            app_host::adapters::authenticator(&settings.values, || Ok(dev_tokens.clone()))?;
+        let context = embedded.context(settings.values.clone(), authenticator);
+        let broker = embedded.broker.clone();
         let spec = EntitySpec {
             lock_duration: Duration::from_secs(args.lock_seconds.max(1)),
             ..EntitySpec::default()
@@ -353,16 +296,11 @@ impl Runner {
             .iter()
             .flat_map(|a| a.containers.iter().map(|c| (*c).to_owned()))
             .collect();
-        let publisher = outbox::OutboxPublisher::with_waker(
-            context.documents.clone(),
-            broker.clone(),
-            containers,
-            waker,
-        );
+        let publisher = app_host::outbox_publisher(&context, containers);
         let mut outbox_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             publisher
-                .run(Duration::from_millis(500), async move {
+                .run(app_host::OUTBOX_INTERVAL, async move {
                     let _ = outbox_stop.changed().await;
                 })
                 .await;

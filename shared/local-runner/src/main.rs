@@ -2,7 +2,12 @@
 
 /// The apps this build hosts; each new app adds its registration here.
 fn apps() -> Vec<app_context::AppRegistration> {
-    vec![registry::registration(), webhook_gateway::registration()]
+    vec![
+        registry::registration(),
+        webhook_gateway::registration(),
+        sms::registration(),
+        email::registration(),
+    ]
 }
 
 fn main() -> anyhow::Result<()> {

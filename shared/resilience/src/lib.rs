@@ -286,15 +286,26 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
-enum Attempt {
-    Done(VendorResponse),
+/// How one attempt of a custom (non-HTTP) call ended, for [`Pipeline::execute`].
+#[derive(Debug)]
+pub enum Outcome<T> {
+    Done(T),
     Failed {
         failure: VendorFailure,
-        /// Whether the vendor may have processed the request.
+        /// Whether the vendor may have processed the request (decides whether an unsafe
+        /// request may be repeated).
         maybe_processed: bool,
-        /// Whether the failure says the vendor is unhealthy.
-        counts_against_breaker: bool,
     },
+}
+
+/// Whether a failure says the vendor is unhealthy (and so counts against its breaker).
+fn counts_against_breaker(class: FailureClassification) -> bool {
+    matches!(
+        class,
+        FailureClassification::Transient
+            | FailureClassification::Timeout
+            | FailureClassification::VendorError
+    )
 }
 
 impl Pipeline {
@@ -340,6 +351,25 @@ impl Pipeline {
     where
         F: Fn() -> reqwest::RequestBuilder,
     {
+        let (response, attempts) = self.execute(call, |_| http_attempt(&call, &build)).await?;
+        Ok(VendorResponse {
+            attempts,
+            ..response
+        })
+    }
+
+    /// Runs a custom call (SMTP, an in-process vendor) through the same pipeline: `attempt`
+    /// is called once per attempt (with its number, from 1) under the attempt timeout, and
+    /// says how it went. Answers the value and the attempts it took.
+    pub async fn execute<T, F, Fut>(
+        &self,
+        call: Call<'_>,
+        attempt: F,
+    ) -> Result<(T, u32), CallError>
+    where
+        F: Fn(u32) -> Fut,
+        Fut: std::future::Future<Output = Outcome<T>>,
+    {
         let state = self.state(call.key);
         let started = Instant::now();
         let deadline = started + self.policy.deadline;
@@ -367,20 +397,27 @@ impl Pipeline {
             }
             attempts += 1;
             let attempt_deadline = deadline.min(Instant::now() + self.policy.attempt_timeout);
-            let (failure, maybe_processed) = match self
-                .attempt(&call, &build, attempt_deadline, attempts)
-                .await
-            {
-                Attempt::Done(response) => {
+            let outcome =
+                match tokio::time::timeout_at(attempt_deadline.into(), attempt(attempts)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Outcome::Failed {
+                        failure: VendorFailure::new(
+                            FailureClassification::Timeout,
+                            "the vendor did not answer in time",
+                        ),
+                        maybe_processed: true,
+                    },
+                };
+            let (failure, maybe_processed) = match outcome {
+                Outcome::Done(value) => {
                     state.breaker.success();
-                    return Ok(response);
+                    return Ok((value, attempts));
                 }
-                Attempt::Failed {
+                Outcome::Failed {
                     failure,
                     maybe_processed,
-                    counts_against_breaker,
                 } => {
-                    if counts_against_breaker {
+                    if counts_against_breaker(failure.class) {
                         state.breaker.failure(Instant::now());
                     } else {
                         state.breaker.neutral();
@@ -495,91 +532,67 @@ impl Pipeline {
             }
         }
     }
+}
 
-    async fn attempt<F>(
-        &self,
-        call: &Call<'_>,
-        build: &F,
-        deadline: Instant,
-        number: u32,
-    ) -> Attempt
-    where
-        F: Fn() -> reqwest::RequestBuilder,
-    {
-        let mut request = build();
-        if let Some(tp) = call.traceparent {
-            request = request.header("traceparent", tp.child().to_string());
-        }
-        let exchange = async {
-            let response = request.send().await?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = read_body(response).await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
-        };
-        match tokio::time::timeout_at(deadline.into(), exchange).await {
-            Err(_) => Attempt::Failed {
-                failure: VendorFailure::new(
+/// One HTTP attempt: the request (with a child span of the caller's trace), its answer read
+/// whole, and the classifier's verdict. The pipeline's timeout surrounds it.
+async fn http_attempt<F>(call: &Call<'_>, build: &F) -> Outcome<VendorResponse>
+where
+    F: Fn() -> reqwest::RequestBuilder,
+{
+    let mut request = build();
+    if let Some(tp) = call.traceparent {
+        request = request.header("traceparent", tp.child().to_string());
+    }
+    let exchange = async {
+        let response = request.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = read_body(response).await?;
+        Ok::<_, reqwest::Error>((status, headers, body))
+    };
+    match exchange.await {
+        Err(e) => {
+            let connect = e.is_connect();
+            let (class, message) = if e.is_timeout() {
+                (
                     FailureClassification::Timeout,
                     "the vendor did not answer in time",
-                ),
-                maybe_processed: true,
-                counts_against_breaker: true,
-            },
-            Ok(Err(e)) => {
-                let connect = e.is_connect();
-                let (class, message) = if e.is_timeout() {
-                    (
-                        FailureClassification::Timeout,
-                        "the vendor did not answer in time",
-                    )
-                } else if connect {
-                    (
-                        FailureClassification::Transient,
-                        "the vendor could not be reached",
-                    )
-                } else if e.is_decode() || e.is_body() {
-                    (
-                        FailureClassification::Transient,
-                        "the vendor's answer was cut short",
-                    )
-                } else {
-                    (
-                        FailureClassification::Transient,
-                        "the call to the vendor failed",
-                    )
-                };
-                Attempt::Failed {
-                    failure: VendorFailure::new(class, message),
-                    maybe_processed: !connect,
-                    counts_against_breaker: true,
-                }
-            }
-            Ok(Ok((status, headers, body))) => {
-                match call.classifier.classify(status, &headers, &body) {
-                    Verdict::Success => Attempt::Done(VendorResponse {
-                        status,
-                        headers,
-                        body,
-                        attempts: number,
-                    }),
-                    Verdict::Failure(failure) => {
-                        let counts = matches!(
-                            failure.class,
-                            FailureClassification::Transient
-                                | FailureClassification::Timeout
-                                | FailureClassification::VendorError
-                        );
-                        Attempt::Failed {
-                            // A 429 (however spelled) means the vendor did not do it.
-                            maybe_processed: failure.class != FailureClassification::RateLimited,
-                            counts_against_breaker: counts,
-                            failure,
-                        }
-                    }
-                }
+                )
+            } else if connect {
+                (
+                    FailureClassification::Transient,
+                    "the vendor could not be reached",
+                )
+            } else if e.is_decode() || e.is_body() {
+                (
+                    FailureClassification::Transient,
+                    "the vendor's answer was cut short",
+                )
+            } else {
+                (
+                    FailureClassification::Transient,
+                    "the call to the vendor failed",
+                )
+            };
+            Outcome::Failed {
+                failure: VendorFailure::new(class, message),
+                maybe_processed: !connect,
             }
         }
+        Ok((status, headers, body)) => match call.classifier.classify(status, &headers, &body) {
+            Verdict::Success => Outcome::Done(VendorResponse {
+                status,
+                headers,
+                body,
+                attempts: 1,
+            }),
+            Verdict::Failure(failure) => Outcome::Failed {
+                // A 429 (however spelled) means the vendor did not do it.
+                maybe_processed: failure.class != FailureClassification::RateLimited,
+                failure,
+            },
+        },
     }
 }
 

@@ -380,3 +380,42 @@ proptest::proptest! {
         proptest::prop_assert!(d <= ceiling);
     }
 }
+
+#[tokio::test]
+async fn custom_calls_share_the_loop_timeout_and_breaker() {
+    let p = Pipeline::new(Policy {
+        attempt_timeout: Duration::from_millis(50),
+        ..fast_policy()
+    });
+    let key = CallKey::new("t1", "smtp");
+    let tries = AtomicU32::new(0);
+    // Refused before processing, then accepted: an unsafe call may be repeated.
+    let (value, attempts) = p
+        .execute(Call::new(&key, Safety::Unsafe, &HttpStatus), |n| {
+            tries.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 1 {
+                    Outcome::Failed {
+                        failure: VendorFailure::new(FailureClassification::Transient, "421"),
+                        maybe_processed: false,
+                    }
+                } else {
+                    Outcome::Done("250 ok")
+                }
+            }
+        })
+        .await
+        .expect("second attempt");
+    assert_eq!((value, attempts), ("250 ok", 2));
+    // A hanging vendor times out, and three timeouts open the circuit.
+    let err = p
+        .execute(Call::new(&key, Safety::Safe, &HttpStatus), |_| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Outcome::Done(())
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), FailureClassification::Timeout);
+    assert_eq!(err.attempts, 3);
+    assert!(p.is_open(&key));
+}

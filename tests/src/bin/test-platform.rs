@@ -6,5 +6,7 @@ fn main() -> anyhow::Result<()> {
         e2e::registration(),
         registry::registration(),
         webhook_gateway::registration(),
+        sms::registration(),
+        email::registration(),
     ])
 }

@@ -2,6 +2,9 @@
 
 mod crash;
 mod delivery_crash;
+mod email;
 mod entra;
+mod ordered_webhooks;
 mod runner;
+mod sms;
 mod support;

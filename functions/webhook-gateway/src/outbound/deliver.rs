@@ -1,4 +1,6 @@
 //! `DeliverWebhook` (Service Bus, `webhook-deliveries`): one attempt of one delivery.
+//! `DeliverOrderedWebhook` (`webhook-deliveries-ordered`, sessions) does the same for ordered
+//! subscriptions; `DeliverWebhook` hands their attempts on to it (see `ordering.rs`).
 //!
 //! 1. The message names `(delivery, cycle, attempt)`. Unless that attempt is the delivery's
 //!    next one (the delivery in flight, in that cycle, with `attempt - 1` attempts recorded),
@@ -15,7 +17,9 @@
 //!    attempt is queued, scheduled (`Retry-After` or the jittered schedule), or, the schedule
 //!    exhausted, the delivery is dead-lettered with an `IntegrationFailure`
 //!    (`IntegrationFailed`). A conflict re-reads and re-applies the same observation, so an
-//!    endpoint is not called again because of a concurrent change.
+//!    endpoint is not called again because of a concurrent change. For an ordered delivery
+//!    that ends (delivered or dead-lettered), the same batch releases the next delivery of
+//!    its lane; a retry keeps the lane held, so nothing behind it is attempted meanwhile.
 //!
 //! The endpoint may see an attempt twice only if the process dies between its answer and
 //! the commit; it then gets the same `webhook-id`, which is what Standard Webhooks receivers
@@ -38,6 +42,7 @@ use functions_runtime::{Invocation, InvocationError, InvocationResponse};
 use ports::WriteOp;
 use secrecy::ExposeSecret as _;
 
+use super::ordering::{self, lane_of};
 use super::retry::{Outcome, Schedule, retry_after};
 use super::{
     AttemptDue, DELIVERY_ATTEMPT, DISABLE_AFTER_SETTING, FAILURE, SCHEDULE_SETTING,
@@ -109,10 +114,35 @@ enum Attempted {
     },
 }
 
-/// The Service Bus function.
+/// Which queue an invocation's message came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// `webhook-deliveries`: unordered attempts are made; ordered ones are handed on.
+    Queue,
+    /// `webhook-deliveries-ordered`, in the lane's session.
+    Session,
+}
+
+/// `DeliverWebhook`, on `webhook-deliveries`.
 pub(crate) async fn deliver_webhook(
     d: Arc<Deliverer>,
     inv: Invocation,
+) -> Result<InvocationResponse, InvocationError> {
+    run(d, inv, Via::Queue).await
+}
+
+/// `DeliverOrderedWebhook`, on the session queue `webhook-deliveries-ordered`.
+pub(crate) async fn deliver_ordered_webhook(
+    d: Arc<Deliverer>,
+    inv: Invocation,
+) -> Result<InvocationResponse, InvocationError> {
+    run(d, inv, Via::Session).await
+}
+
+async fn run(
+    d: Arc<Deliverer>,
+    inv: Invocation,
+    via: Via,
 ) -> Result<InvocationResponse, InvocationError> {
     let msg = inv.service_bus()?;
     let event = Envelope::parse(&msg.body)
@@ -128,7 +158,11 @@ pub(crate) async fn deliver_webhook(
     let due: AttemptDue = event
         .data_json()
         .map_err(|e| InvocationError::permanent(e.to_string()))?;
-    match attempt(&d, &tenant, &due).await {
+    let done = match (&due.session, via) {
+        (Some(session), Via::Queue) => hand_off(&d, msg, &tenant, session).await,
+        _ => attempt(&d, &tenant, &due).await,
+    };
+    match done {
         Ok(()) => Ok(InvocationResponse::default()),
         Err(e) if msg.delivery_count >= MAX_DELIVERY_COUNT => {
             tracing::error!(delivery = %due.delivery_id, error = ?e, "a delivery could not be processed on the message's last delivery; dead-lettering it");
@@ -145,6 +179,28 @@ pub(crate) async fn deliver_webhook(
     }
 }
 
+/// Moves an ordered attempt, committed through the outbox to `webhook-deliveries` (the
+/// outbox sets no `SessionId`), to its lane's session on `webhook-deliveries-ordered`: the
+/// same bytes and `MessageId`, so a repeated hand-off is dropped by duplicate detection. The
+/// message is settled only after the send, so a failed hand-off is redelivered, not lost.
+async fn hand_off(
+    d: &Deliverer,
+    msg: &functions_runtime::triggers::ServiceBusMessage,
+    tenant: &TenantId,
+    session: &str,
+) -> Result<(), ApiError> {
+    let message = ports::OutgoingMessage::new(msg.message_id.clone(), msg.body.clone())
+        .content_type("application/cloudevents+json; charset=utf-8")
+        .subject(DELIVERY_ATTEMPT)
+        .property("tenantId", tenant.as_str())
+        .session_id(session);
+    d.ctx
+        .bus
+        .send(app_context::WEBHOOK_DELIVERIES_ORDERED_QUEUE, vec![message])
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))
+}
+
 /// Whether `due` is the delivery's next attempt.
 fn is_due(delivery: &WebhookDelivery, due: &AttemptDue) -> bool {
     matches!(
@@ -156,14 +212,21 @@ fn is_due(delivery: &WebhookDelivery, due: &AttemptDue) -> bool {
 
 async fn attempt(d: &Deliverer, tenant: &TenantId, due: &AttemptDue) -> Result<(), ApiError> {
     let ctx = &d.ctx;
-    let Some((delivery, _)) = read_delivery(ctx, tenant.as_str(), &due.delivery_id).await? else {
+    let Some((stored, _)) = read_delivery(ctx, tenant.as_str(), &due.delivery_id).await? else {
         tracing::warn!(delivery = %due.delivery_id, "a message for an unknown delivery; ignored");
         return Ok(());
     };
-    if !is_due(&delivery, due) {
+    let delivery = &stored.delivery;
+    if !is_due(delivery, due) {
         tracing::debug!(delivery = %due.delivery_id, cycle = due.cycle, attempt = due.attempt, "attempt recorded already or stale; ignored");
         return Ok(());
     }
+    if ordering::waits(ctx, tenant, &stored).await? {
+        // Its lane releases it when the delivery before it ends.
+        tracing::debug!(delivery = %due.delivery_id, "not its turn in its lane; ignored");
+        return Ok(());
+    }
+    let session = lane_of(&stored).map(|l| l.session_id());
     let subscription = read_subscription(ctx, tenant.as_str(), &delivery.subscription_id())
         .await?
         .map(|(s, _)| s)
@@ -177,9 +240,9 @@ async fn attempt(d: &Deliverer, tenant: &TenantId, due: &AttemptDue) -> Result<(
             let id = s.subscription.id();
             let rate = s.subscription.rate_limit_per_second().map(|r| r.get());
             if let Some(wait) = d.pacing.admit(id, rate, Instant::now()) {
-                return defer(d, tenant, due, wait).await;
+                return defer(d, tenant, due, session.as_deref(), wait).await;
             }
-            let attempted = call(d, &s, &delivery).await?;
+            let attempted = call(d, &s, delivery).await?;
             let success = matches!(&attempted, Attempted::Made { outcome, .. } if matches!(outcome, super::retry::Outcome::Delivered(_)));
             d.pacing.observe(id, success, Instant::now());
             attempted
@@ -189,11 +252,13 @@ async fn attempt(d: &Deliverer, tenant: &TenantId, due: &AttemptDue) -> Result<(
 }
 
 /// Holds an attempt back (rate limit or open breaker): the same attempt comes back after
-/// `wait` as a new scheduled message; nothing is recorded, the endpoint is not called.
+/// `wait` as a new scheduled message (in its lane's session for an ordered delivery, which
+/// keeps holding the lane); nothing is recorded, the endpoint is not called.
 async fn defer(
     d: &Deliverer,
     tenant: &TenantId,
     due: &AttemptDue,
+    session: Option<&str>,
     wait: Duration,
 ) -> Result<(), ApiError> {
     let at = Utc::now() + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(1));
@@ -205,14 +270,21 @@ async fn defer(
         at.timestamp_millis()
     );
     let env = super::attempt_envelope(tenant, due, id.clone())?;
-    let message = ports::OutgoingMessage::new(id, env.to_vec())
+    let mut message = ports::OutgoingMessage::new(id, env.to_vec())
         .content_type("application/cloudevents+json; charset=utf-8")
         .subject(super::DELIVERY_ATTEMPT)
         .property("tenantId", tenant.as_str())
         .scheduled_at(at);
+    let queue = match session {
+        Some(s) => {
+            message = message.session_id(s);
+            app_context::WEBHOOK_DELIVERIES_ORDERED_QUEUE
+        }
+        None => app_context::WEBHOOK_DELIVERIES_QUEUE,
+    };
     d.ctx
         .bus
-        .send(app_context::WEBHOOK_DELIVERIES_QUEUE, vec![message])
+        .send(queue, vec![message])
         .await
         .map_err(|e| ApiError::from_port(e, "conflict"))?;
     tracing::debug!(delivery = %due.delivery_id, wait_ms = wait.as_millis() as u64, "attempt held back");
@@ -458,14 +530,17 @@ async fn record(
     // The jitter is drawn once, so a re-applied observation schedules the same retry.
     let unit: f64 = rand::random();
     for _ in 0..10 {
-        let Some((mut delivery, delivery_etag)) =
+        let Some((mut stored, delivery_etag)) =
             read_delivery(ctx, tenant.as_str(), &due.delivery_id).await?
         else {
             return Ok(());
         };
-        if !is_due(&delivery, due) {
+        if !is_due(&stored.delivery, due) {
             return Ok(()); // recorded meanwhile by a concurrent copy of the message
         }
+        // Retries of an ordered delivery stay in its lane's session.
+        let session = lane_of(&stored).map(|l| l.session_id());
+        let delivery = &mut stored.delivery;
         let mut subscription =
             read_subscription(ctx, tenant.as_str(), &delivery.subscription_id()).await?;
         let mut ops: Vec<WriteOp> = Vec::new();
@@ -541,8 +616,10 @@ async fn record(
                                     .map_err(transition)?,
                             );
                             let next_due = AttemptDue {
+                                delivery_id: due.delivery_id,
+                                cycle: due.cycle,
                                 attempt: next,
-                                ..due.clone()
+                                session: session.clone(),
                             };
                             ops.push(attempt_write(tenant, &next_due, Some(at))?);
                         }
@@ -565,7 +642,7 @@ async fn record(
         }
         if let Some((class, status, message)) = dead_letter {
             let (failure, event) =
-                failure_for(tenant, &delivery, failure_id, class, status, message, now);
+                failure_for(tenant, delivery, failure_id, class, status, message, now);
             events.extend(
                 delivery
                     .dead_letter(&failure, final_report, now)
@@ -577,12 +654,20 @@ async fn record(
                 document(&failure, FAILURE)?,
             ));
         }
-        ops.push(delivery_write(&delivery, Some(delivery_etag))?);
+        // The delivery has ended: the next one of its lane may go now, and only now.
+        if !ordering::in_flight(delivery)
+            && let Some(next) = stored.lane.as_ref().and_then(|p| p.next)
+            && let Some(op) = ordering::release(ctx, tenant, &next).await?
+        {
+            ops.push(op);
+        }
+        ops.push(delivery_write(&stored, Some(delivery_etag))?);
         if sub_changed && let Some((s, etag)) = subscription {
             ops.push(subscription_write(&s, Some(etag))?);
         }
         match commit(ctx, tenant, ops, &events, "changed meanwhile").await {
             Ok(()) => {
+                let delivery = &stored.delivery;
                 tracing::info!(tenant = %tenant, delivery = %delivery.id(), attempt = due.attempt, status = delivery.status().as_str(), "delivery attempt recorded");
                 return Ok(());
             }
@@ -593,4 +678,389 @@ async fn record(
     Err(ApiError::Conflict(
         "the delivery kept changing while being recorded".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The lane rules against the embedded store and broker (no runner, no consumers): what
+    //! each step commits is read back from the outbox.
+
+    use std::collections::BTreeMap;
+
+    use app_context::{WEBHOOK_DELIVERIES_ORDERED_QUEUE, WEBHOOK_DELIVERIES_QUEUE};
+    use domain::{DeliveryId, EventName, NewDelivery, PayloadRef, SubscriptionId};
+    use ports::{BrokerReceiver as _, Entity, EntitySpec, Query};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::outbound::StoredDelivery;
+    use crate::outbound::ordering::{Lane, NotEntered, OrderingKey, enter_lane, waits};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        ctx: AppContext,
+        broker: Arc<embedded::SqliteBroker>,
+        d: Arc<Deliverer>,
+        tenant: TenantId,
+        sub: SubscriptionId,
+    }
+
+    async fn fixture(schedule: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let durability = embedded::Durability::Normal;
+        let broker =
+            Arc::new(embedded::SqliteBroker::open(&dir.path().join("b.db"), durability).unwrap());
+        broker
+            .ensure_topology(&app_context::platform_topology(
+                &[crate::registration()],
+                &EntitySpec::default(),
+            ))
+            .await
+            .unwrap();
+        let settings = BTreeMap::from([(SCHEDULE_SETTING.to_owned(), schedule.to_owned())]);
+        let ctx = AppContext {
+            documents: Arc::new(
+                embedded::SqliteDocumentStore::open(&dir.path().join("d.db"), durability).unwrap(),
+            ),
+            bus: broker.clone(),
+            blobs: Arc::new(
+                embedded::FolderBlobStore::open_with(dir.path().join("blobs"), durability).unwrap(),
+            ),
+            secrets: Arc::new(embedded::EncryptedSecretStore::open_in(dir.path()).unwrap()),
+            authenticator: Arc::new(auth::DevTokens::load_or_create(dir.path()).unwrap()),
+            settings: Arc::new(settings),
+            outbox_waker: Arc::default(),
+        };
+        Fixture {
+            d: Deliverer::new(&ctx),
+            ctx,
+            broker,
+            _dir: dir,
+            tenant: TenantId::parse_tenant("tenant-o").unwrap(),
+            sub: SubscriptionId::new(),
+        }
+    }
+
+    impl Fixture {
+        fn lane(&self, key: Option<&str>) -> Lane {
+            Lane {
+                subscription: self.sub,
+                key: key.map(|k| OrderingKey::parse(k).unwrap()),
+            }
+        }
+
+        fn delivery(&self) -> StoredDelivery {
+            StoredDelivery {
+                delivery: WebhookDelivery::new(
+                    NewDelivery {
+                        tenant_id: self.tenant.clone(),
+                        id: DeliveryId::new(),
+                        subscription_id: self.sub,
+                        event_id: envelope::new_event_id(),
+                        event_name: EventName::parse("order.updated").unwrap(),
+                        payload_ref: PayloadRef::parse("webhooks-outbound/tenant-o/evt").unwrap(),
+                    },
+                    Utc::now(),
+                ),
+                lane: None,
+            }
+        }
+
+        /// A new delivery entered in the lane of `key`.
+        async fn enter(&self, key: Option<&str>) -> DeliveryId {
+            let stored = self.delivery();
+            enter_lane(
+                &self.ctx,
+                &self.tenant,
+                &self.lane(key),
+                &stored,
+                None,
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+            stored.delivery.id()
+        }
+
+        async fn stored(&self, id: &DeliveryId) -> StoredDelivery {
+            read_delivery(&self.ctx, self.tenant.as_str(), id)
+                .await
+                .unwrap()
+                .unwrap()
+                .0
+        }
+
+        /// Attempt messages committed so far (events aside): message id → (entity, attempt,
+        /// scheduled).
+        async fn queued(&self) -> BTreeMap<String, (String, AttemptDue, bool)> {
+            let page = self
+                .ctx
+                .documents
+                .query(
+                    crate::CONTAINER,
+                    &Query::partition(self.tenant.as_str()).filter("docType", "outbox"),
+                )
+                .await
+                .unwrap();
+            page.documents
+                .iter()
+                .filter(|doc| doc.body["subject"] == DELIVERY_ATTEMPT)
+                .map(|doc| {
+                    let field = |k: &str| doc.body[k].as_str().unwrap_or_default().to_owned();
+                    let env = Envelope::parse(field("envelope").as_bytes()).unwrap();
+                    let due: AttemptDue = env.data_json().unwrap();
+                    let scheduled = !doc.body["scheduledAt"].is_null();
+                    (field("messageId"), (field("entity"), due, scheduled))
+                })
+                .collect()
+        }
+
+        async fn record(&self, id: &DeliveryId, attempted: &Attempted) {
+            let stored = self.stored(id).await;
+            let due =
+                ordering::next_attempt(&stored.delivery, lane_of(&stored).map(|l| l.session_id()));
+            record(
+                &self.d,
+                &self.tenant,
+                &due,
+                attempted,
+                Utc::now(),
+                FailureId::new(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+
+    fn answered(code: u16) -> Attempted {
+        Attempted::Made {
+            outcome: Outcome::from_status(code, None),
+            report: DeliveryAttemptReport {
+                status_code: Some(code),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn first(id: &DeliveryId) -> String {
+        format!("{id}.1.1")
+    }
+
+    #[tokio::test]
+    async fn a_later_delivery_of_a_key_waits_until_the_one_before_it_is_delivered() {
+        let f = fixture("0,1,1").await;
+        let session = f.lane(Some("order-1")).session_id();
+        let a = f.enter(Some("order-1")).await;
+        let b = f.enter(Some("order-1")).await;
+        let c = f.enter(Some("order-2")).await;
+
+        let q = f.queued().await;
+        let (entity, due, scheduled) = &q[&first(&a)];
+        assert_eq!(
+            entity, WEBHOOK_DELIVERIES_QUEUE,
+            "through the outbox's queue"
+        );
+        assert_eq!(due.session.as_deref(), Some(session.as_str()));
+        assert!(!scheduled);
+        assert!(
+            !q.contains_key(&first(&b)),
+            "b is not queued while a is in flight"
+        );
+        assert!(q.contains_key(&first(&c)), "another key is not held back");
+        assert_eq!(f.stored(&a).await.lane.unwrap().next, Some(b));
+        assert_eq!(f.stored(&b).await.lane.unwrap().after, Some(a));
+        assert!(waits(&f.ctx, &f.tenant, &f.stored(&b).await).await.unwrap());
+        assert!(!waits(&f.ctx, &f.tenant, &f.stored(&c).await).await.unwrap());
+
+        // a fails: its retry is scheduled in the same session, and b still waits.
+        f.record(&a, &answered(500)).await;
+        let q = f.queued().await;
+        let (_, retry, scheduled) = &q[&format!("{a}.1.2")];
+        assert_eq!(retry.session.as_deref(), Some(session.as_str()));
+        assert!(scheduled);
+        assert!(!q.contains_key(&first(&b)), "a retry keeps the lane held");
+        assert!(waits(&f.ctx, &f.tenant, &f.stored(&b).await).await.unwrap());
+
+        // a is delivered on its second attempt: b is released in the same batch.
+        f.record(&a, &answered(204)).await;
+        let q = f.queued().await;
+        let (entity, due, scheduled) = &q[&first(&b)];
+        assert_eq!(entity, WEBHOOK_DELIVERIES_QUEUE);
+        assert_eq!(due.session.as_deref(), Some(session.as_str()));
+        assert_eq!((due.cycle, due.attempt), (1, 1));
+        assert!(!scheduled);
+        assert!(!waits(&f.ctx, &f.tenant, &f.stored(&b).await).await.unwrap());
+
+        // b is now the tail, delivered: the next one goes at once.
+        f.record(&b, &answered(200)).await;
+        let d = f.enter(Some("order-1")).await;
+        assert!(f.queued().await.contains_key(&first(&d)));
+        assert_eq!(f.stored(&d).await.lane.unwrap().after, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_entries_form_one_chain() {
+        let f = Arc::new(fixture("0").await);
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let f = f.clone();
+            tasks.push(tokio::spawn(async move { f.enter(Some("busy")).await }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        let q = f.queued().await;
+        let released: Vec<&DeliveryId> =
+            ids.iter().filter(|id| q.contains_key(&first(id))).collect();
+        assert_eq!(
+            released.len(),
+            1,
+            "exactly one delivery of the lane is queued"
+        );
+        // Following `next` from the released one visits every delivery once.
+        let mut seen = vec![*released[0]];
+        let mut at = *released[0];
+        while let Some(next) = f.stored(&at).await.lane.unwrap().next {
+            assert_eq!(f.stored(&next).await.lane.unwrap().after, Some(at));
+            seen.push(next);
+            at = next;
+        }
+        seen.sort_by_key(|id| id.to_string());
+        ids.sort_by_key(|id| id.to_string());
+        assert_eq!(seen, ids);
+    }
+
+    #[tokio::test]
+    async fn a_dead_lettered_delivery_ends_its_turn() {
+        let f = fixture("0").await;
+        let a = f.enter(None).await;
+        let b = f.enter(None).await;
+        let c = f.enter(None).await;
+        f.record(&a, &answered(503)).await;
+        assert_eq!(
+            f.stored(&a).await.delivery.status(),
+            DeliveryStatus::DeadLettered,
+            "one attempt only"
+        );
+        let q = f.queued().await;
+        assert!(q.contains_key(&first(&b)), "b released by a's end");
+        assert!(!q.contains_key(&first(&c)), "c still behind b");
+        // b was never made (its subscription is gone): that ends it as well.
+        let not_made = Attempted::NotMade {
+            class: FailureClassification::Unprocessable,
+            reason: "the subscription is disabled; the delivery was not attempted",
+        };
+        f.record(&b, &not_made).await;
+        assert!(f.queued().await.contains_key(&first(&c)));
+    }
+
+    #[tokio::test]
+    async fn a_replayed_delivery_goes_behind_the_one_in_flight() {
+        let f = fixture("0,1,1").await;
+        let a = f.enter(Some("k")).await;
+        f.record(&a, &answered(200)).await;
+        let b = f.enter(Some("k")).await;
+        assert!(f.queued().await.contains_key(&first(&b)), "a has ended");
+
+        let (mut replayed, etag) = read_delivery(&f.ctx, f.tenant.as_str(), &a)
+            .await
+            .unwrap()
+            .unwrap();
+        replayed.delivery.replay(Utc::now()).unwrap();
+        let lane = lane_of(&replayed).unwrap();
+        enter_lane(&f.ctx, &f.tenant, &lane, &replayed, Some(&etag), &[], None)
+            .await
+            .unwrap();
+        assert!(
+            !f.queued().await.contains_key(&format!("{a}.2.1")),
+            "the replay waits for b"
+        );
+        assert_eq!(f.stored(&a).await.lane.unwrap().after, Some(b));
+
+        f.record(&b, &answered(200)).await;
+        let q = f.queued().await;
+        let (_, due, _) = &q[&format!("{a}.2.1")];
+        assert_eq!(
+            (due.cycle, due.attempt),
+            (2, 1),
+            "released in its new cycle"
+        );
+
+        // The same replay again, from the delivery as read before the first: refused (the
+        // delivery changed), not applied twice.
+        let err = enter_lane(&f.ctx, &f.tenant, &lane, &replayed, Some(&etag), &[], None).await;
+        assert!(matches!(err, Err(NotEntered::Settled)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn the_same_fan_out_enters_a_lane_once() {
+        let f = fixture("0").await;
+        let lane = f.lane(Some("k"));
+        let marker = || WriteOp::create("fanout-x", serde_json::json!({"docType": "fanout"}));
+        let one = f.delivery();
+        enter_lane(
+            &f.ctx,
+            &f.tenant,
+            &lane,
+            &one,
+            None,
+            &[marker()],
+            Some("fanout-x"),
+        )
+        .await
+        .unwrap();
+        let two = f.delivery();
+        let again = enter_lane(
+            &f.ctx,
+            &f.tenant,
+            &lane,
+            &two,
+            None,
+            &[marker()],
+            Some("fanout-x"),
+        )
+        .await;
+        assert!(matches!(again, Err(NotEntered::Settled)), "{again:?}");
+        assert!(
+            read_delivery(&f.ctx, f.tenant.as_str(), &two.delivery.id())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(f.stored(&one.delivery.id()).await.lane.unwrap().next, None);
+    }
+
+    #[tokio::test]
+    async fn an_ordered_attempt_is_handed_on_to_its_session_once() {
+        let f = fixture("0").await;
+        let session = f.lane(Some("k")).session_id();
+        let msg = functions_runtime::triggers::ServiceBusMessage {
+            body: Bytes::from_static(b"{}"),
+            message_id: "dlv_x.1.1".into(),
+            delivery_count: 1,
+            sequence_number: None,
+            enqueued_time: None,
+            content_type: None,
+            correlation_id: None,
+            session_id: None,
+            subject: None,
+            dead_letter_source: None,
+            application_properties: serde_json::Map::<String, Value>::new(),
+        };
+        hand_off(&f.d, &msg, &f.tenant, &session).await.unwrap();
+        hand_off(&f.d, &msg, &f.tenant, &session).await.unwrap();
+        let ordered = Entity::queue(WEBHOOK_DELIVERIES_ORDERED_QUEUE);
+        assert_eq!(
+            f.broker.active_count(&ordered).await.unwrap(),
+            1,
+            "the repeated hand-off is dropped by duplicate detection"
+        );
+        let got = f.broker.receive(&ordered, 10).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].message.session_id.as_deref(), Some(session.as_str()));
+        assert_eq!(got[0].message.message_id, "dlv_x.1.1");
+        assert_eq!(got[0].message.body.as_ref(), b"{}");
+    }
 }

@@ -16,8 +16,9 @@ use ports::{PutOptions, Query};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::ordering::{Lane, NotEntered, OrderingKey, enter_lane, lane_of, next_attempt};
 use super::{
-    AttemptDue, OUTBOUND_CONTAINER, StoredSubscription, attempt_write, commit, delivery_write,
+    OUTBOUND_CONTAINER, StoredDelivery, StoredSubscription, attempt_write, commit, delivery_write,
     read_delivery, read_subscription, tenant_of,
 };
 use crate::CONTAINER;
@@ -41,9 +42,21 @@ pub(super) fn routes(ctx: AppContext) -> Router {
 struct EventIn {
     event_type: String,
     payload: Value,
+    /// Orders the event among the others with the same key, for ordered subscriptions
+    /// (unordered ones ignore it).
+    #[serde(default)]
+    ordering_key: Option<String>,
 }
 
-pub(super) fn delivery_out(d: &WebhookDelivery) -> Value {
+pub(super) fn delivery_out(stored: &StoredDelivery) -> Value {
+    let d = &stored.delivery;
+    let ordering = stored.lane.as_ref().map(|p| {
+        json!({
+            "key": p.ordering_key.as_ref().map(OrderingKey::as_str),
+            "after": p.after,
+            "next": p.next,
+        })
+    });
     json!({
         "id": d.id(),
         "subscriptionId": d.subscription_id(),
@@ -57,6 +70,7 @@ pub(super) fn delivery_out(d: &WebhookDelivery) -> Value {
         "failureId": d.failure_id(),
         "createdAt": d.created_at(),
         "updatedAt": d.updated_at(),
+        "ordering": ordering,
     })
 }
 
@@ -105,6 +119,12 @@ async fn fan_out(
     let tenant = tenant_of(&caller)?;
     let event = EventName::parse(&body.event_type)
         .map_err(|e| ApiError::bad_request("invalid_event_type", format!("eventType: {e}")))?;
+    let key = body
+        .ordering_key
+        .as_deref()
+        .map(OrderingKey::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_ordering_key", e))?;
     let event_id = envelope::new_event_id();
     let ids = fan_out_event(
         &ctx,
@@ -112,12 +132,18 @@ async fn fan_out(
         &event,
         &event_id,
         body.payload,
+        key.as_ref(),
         chrono::Utc::now(),
     )
     .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"eventId": event_id, "eventType": event, "deliveries": ids})),
+        Json(json!({
+            "eventId": event_id,
+            "eventType": event,
+            "orderingKey": key.as_ref().map(OrderingKey::as_str),
+            "deliveries": ids,
+        })),
     )
         .into_response())
 }
@@ -127,13 +153,15 @@ async fn fan_out(
 /// Idempotent per (event, subscription): each delivery is committed with a marker derived
 /// from both, so a redelivered bus message (or a retried call with the same event id) never
 /// creates a second delivery; the payload blob is written once (first writer wins), so every
-/// delivery of an event signs the same bytes.
+/// delivery of an event signs the same bytes. For an ordered subscription the delivery
+/// enters the lane of (subscription, `key`) and waits there for the ones before it.
 pub(crate) async fn fan_out_event(
     ctx: &AppContext,
     tenant: &TenantId,
     event: &EventName,
     event_id: &str,
     data: Value,
+    key: Option<&OrderingKey>,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Value>, ApiError> {
     // Standard Webhooks' payload structure; these exact bytes are signed on every attempt.
@@ -168,36 +196,62 @@ pub(crate) async fn fan_out_event(
         .map_err(|_| ApiError::Internal)?;
     let now = chrono::Utc::now();
     for s in &subscriptions {
-        let delivery = WebhookDelivery::new(
-            NewDelivery {
-                tenant_id: tenant.clone(),
-                id: DeliveryId::new(),
-                subscription_id: s.subscription.id(),
-                event_id: event_id.to_owned(),
-                event_name: event.clone(),
-                payload_ref: payload_ref.clone(),
-            },
-            now,
-        );
-        let due = AttemptDue {
-            delivery_id: delivery.id(),
-            cycle: delivery.cycle(),
-            attempt: 1,
+        let stored = StoredDelivery {
+            delivery: WebhookDelivery::new(
+                NewDelivery {
+                    tenant_id: tenant.clone(),
+                    id: DeliveryId::new(),
+                    subscription_id: s.subscription.id(),
+                    event_id: event_id.to_owned(),
+                    event_name: event.clone(),
+                    payload_ref: payload_ref.clone(),
+                },
+                now,
+            ),
+            lane: None,
         };
+        let id = stored.delivery.id();
+        let marker_id = format!("fanout-{}-{}", short_hash(event_id), s.subscription.id());
         let marker = ports::WriteOp::create(
-            format!("fanout-{}-{}", short_hash(event_id), s.subscription.id()),
-            json!({"docType": "fanout", "deliveryId": delivery.id()}),
+            marker_id.clone(),
+            json!({"docType": "fanout", "deliveryId": id}),
         );
-        let ops = vec![
-            marker,
-            delivery_write(&delivery, None)?,
-            attempt_write(tenant, &due, None)?,
-        ];
-        match commit(ctx, tenant, ops, &[], "fanned out already").await {
-            Ok(()) => ids.push(json!({"id": delivery.id(), "subscriptionId": s.subscription.id()})),
-            // This event reached this subscription before.
-            Err(ApiError::Conflict(_)) => {}
-            Err(e) => return Err(e),
+        let committed = if s.subscription.ordered() {
+            let lane = Lane {
+                subscription: s.subscription.id(),
+                key: key.cloned(),
+            };
+            match enter_lane(
+                ctx,
+                tenant,
+                &lane,
+                &stored,
+                None,
+                &[marker],
+                Some(&marker_id),
+            )
+            .await
+            {
+                Ok(()) => true,
+                // This event reached this subscription before.
+                Err(NotEntered::Settled) => false,
+                Err(NotEntered::Failed(e)) => return Err(e),
+            }
+        } else {
+            let ops = vec![
+                marker,
+                delivery_write(&stored, None)?,
+                attempt_write(tenant, &next_attempt(&stored.delivery, None), None)?,
+            ];
+            match commit(ctx, tenant, ops, &[], "fanned out already").await {
+                Ok(()) => true,
+                // This event reached this subscription before.
+                Err(ApiError::Conflict(_)) => false,
+                Err(e) => return Err(e),
+            }
+        };
+        if committed {
+            ids.push(json!({"id": id, "subscriptionId": s.subscription.id()}));
         }
     }
     tracing::info!(tenant = %tenant, event = %event, event_id, deliveries = ids.len(), "event fanned out");
@@ -218,7 +272,7 @@ async fn own(
     ctx: &AppContext,
     caller: &Caller,
     raw_id: &str,
-) -> Result<(WebhookDelivery, ports::ETag), ApiError> {
+) -> Result<(StoredDelivery, ports::ETag), ApiError> {
     let id = DeliveryId::parse(raw_id).map_err(|_| ApiError::not_found("the delivery"))?;
     read_delivery(ctx, caller.tenant_id(), &id)
         .await?
@@ -235,15 +289,17 @@ async fn show(
 }
 
 /// Sends a delivered or dead-lettered delivery again: a new cycle of attempts, the same
-/// `webhook-id`. 409 while it is in flight or when its subscription is disabled.
+/// `webhook-id`. 409 while it is in flight or when its subscription is disabled. An ordered
+/// delivery goes to the end of its lane: it is sent once the deliveries in flight there have
+/// ended, never overtaking them.
 async fn replay(
     State(ctx): State<AppContext>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&caller)?;
-    let (mut delivery, etag) = own(&ctx, &caller, &id).await?;
-    let active = read_subscription(&ctx, tenant.as_str(), &delivery.subscription_id())
+    let (mut stored, etag) = own(&ctx, &caller, &id).await?;
+    let active = read_subscription(&ctx, tenant.as_str(), &stored.delivery.subscription_id())
         .await?
         .is_some_and(|(s, _)| s.subscription.status() == SubscriptionStatus::Active);
     if !active {
@@ -251,25 +307,27 @@ async fn replay(
             "the delivery's subscription is disabled".into(),
         ));
     }
-    delivery
+    stored
+        .delivery
         .replay(chrono::Utc::now())
         .map_err(|e| ApiError::Conflict(e.to_string()))?;
-    let due = AttemptDue {
-        delivery_id: delivery.id(),
-        cycle: delivery.cycle(),
-        attempt: 1,
-    };
-    let ops = vec![
-        delivery_write(&delivery, Some(etag))?,
-        attempt_write(&tenant, &due, None)?,
-    ];
-    commit(
-        &ctx,
-        &tenant,
-        ops,
-        &[],
-        "the delivery changed meanwhile; try again",
-    )
-    .await?;
-    Ok((StatusCode::ACCEPTED, Json(delivery_out(&delivery))).into_response())
+    const CHANGED: &str = "the delivery changed meanwhile; try again";
+    if let Some(lane) = lane_of(&stored) {
+        match enter_lane(&ctx, &tenant, &lane, &stored, Some(&etag), &[], None).await {
+            Ok(()) => {}
+            Err(NotEntered::Settled) => return Err(ApiError::Conflict(CHANGED.into())),
+            Err(NotEntered::Failed(e)) => return Err(e),
+        }
+        // Show what was committed (its place in the lane).
+        if let Some((now, _)) = read_delivery(&ctx, tenant.as_str(), &stored.delivery.id()).await? {
+            stored = now;
+        }
+    } else {
+        let ops = vec![
+            delivery_write(&stored, Some(etag))?,
+            attempt_write(&tenant, &next_attempt(&stored.delivery, None), None)?,
+        ];
+        commit(&ctx, &tenant, ops, &[], CHANGED).await?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(delivery_out(&stored))).into_response())
 }

@@ -2,6 +2,12 @@
 //! to `integration-events`, fans every tenant event that is meant for webhooks out to the
 //! tenant's matching subscriptions (idempotent per event and subscription, so the bus's
 //! redeliveries never make a second delivery).
+//!
+//! The ordering key of a platform event is its envelope's `subject` (`runs/<id>`,
+//! `connections/<id>`, ...): an ordered subscription gets the events of one aggregate in the
+//! order the gateway fans them out, and events of different aggregates independently. A
+//! subject that is not a valid key (absent, or longer than 128 characters) puts the event in
+//! the subscription's keyless lane, which orders more strictly, never less.
 
 use app_context::AppContext;
 use domain::{DomainEvent, EventName, TenantId};
@@ -32,7 +38,10 @@ pub(crate) async fn fan_out_platform_event(
         .data_json()
         .map_err(|e| InvocationError::permanent(e.to_string()))?;
     let at = env.time().unwrap_or_else(chrono::Utc::now);
-    super::deliveries::fan_out_event(&ctx, &tenant, &name, env.id(), data, at)
+    let key = env
+        .subject()
+        .and_then(|s| super::ordering::OrderingKey::parse(s).ok());
+    super::deliveries::fan_out_event(&ctx, &tenant, &name, env.id(), data, key.as_ref(), at)
         .await
         .map_err(|e| InvocationError::transient(format!("{e:?}")))?;
     Ok(InvocationResponse::default())

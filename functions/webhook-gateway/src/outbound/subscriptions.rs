@@ -37,6 +37,9 @@ struct SubscriptionIn {
     /// At most this many deliveries per second to the endpoint (held back, not dropped).
     #[serde(default)]
     rate_limit_per_second: Option<u32>,
+    /// Deliver one at a time per ordering key, in the order accepted (see `ordering.rs`).
+    #[serde(default)]
+    ordered: bool,
 }
 
 /// Shape, scheme, and the SSRF guard's check of literal hosts (names are checked again at
@@ -69,6 +72,7 @@ pub(super) fn subscription_out(s: &WebhookSubscription) -> Value {
         "failureStreak": s.failure_streak(),
         "firstFailureAt": s.first_failure_at(),
         "rateLimitPerSecond": s.rate_limit_per_second(),
+        "ordered": s.ordered(),
         "createdAt": s.created_at(),
         "updatedAt": s.updated_at(),
     })
@@ -114,7 +118,7 @@ async fn create(
             event_types,
             secret: reference,
             rate_limit_per_second,
-            ordered: false,
+            ordered: body.ordered,
         },
         now,
     );

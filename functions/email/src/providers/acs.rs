@@ -1,0 +1,435 @@
+//! Azure Communication Services Email (`acs-email`).
+//!
+//! - Credential `{"kind":"apiKey","apiKey":"<the resource's access key, base64>"}`; config
+//!   `endpoint` (`https://<resource>.communication.azure.com`) and `senderAddress` (an
+//!   address of a verified domain; `send`'s `from` overrides it).
+//! - Send: `POST {endpoint}/emails:send?api-version=2025-09-01`, signed with HMAC-SHA256
+//!   ([`sign`]), with an `operation-id` derived from the run ([`operation_id`]): a retried or
+//!   redelivered send names the same operation, so it is `Safety::Idempotent`.
+//! - ACS answers 202 and works asynchronously. The operation is then polled (`GET
+//!   {endpoint}/emails/operations/{id}?api-version=…`, signed), waiting as long as the
+//!   vendor's `retry-after` says (at least 100 ms, 1 s when it says nothing), at most
+//!   [`MAX_POLLS`] times and only while the next poll fits in the pipeline's deadline
+//!   counted from the send. `Succeeded` ends the run with status `Succeeded`; `Failed` or
+//!   `Canceled` fail it as `unprocessable` with the vendor's `error.code` (`EmailDropped`…);
+//!   an operation still `NotStarted`/`Running` when the polls run out, or a poll that fails,
+//!   ends the run **successfully with the last status seen** (`Running`): the message was
+//!   accepted, and its delivery report arrives later by Event Grid under the same id.
+//! - The poll URL is built from the configured endpoint and the operation id: the
+//!   `Operation-Location` header is not followed (it could name any host).
+//! - Connection test: a signed `GET` of an operation that does not exist: 404 proves the
+//!   signature was accepted; 401/403 is an auth failure.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use bytes::Bytes;
+use domain::{ConnectionConfig, CredentialKind, FailureClassification};
+use hmac::{Hmac, Mac as _};
+use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed, malformed};
+use reqwest::StatusCode;
+use reqwest::Url;
+use reqwest::header::HeaderMap;
+use resilience::{
+    CallError, Classifier, Safety, VendorFailure, VendorResponse, Verdict, classify_status,
+    retry_hint,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use super::{Net, check_operation, host_header, read_email, vendor_text};
+use crate::is_email_address;
+
+pub const API_VERSION: &str = "2025-09-01";
+/// Polls of one send's operation, at most.
+pub const MAX_POLLS: u32 = 5;
+const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(1);
+const MIN_POLL_WAIT: Duration = Duration::from_millis(100);
+
+/// The headers of one signed request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// `x-ms-date`.
+    pub date: String,
+    /// `x-ms-content-sha256`: base64(SHA-256(body)).
+    pub content_sha256: String,
+    /// `Authorization`.
+    pub authorization: String,
+}
+
+/// ACS's HMAC request signature: `StringToSign = "{VERB}\n{path_and_query}\n{date};{host};
+/// {content_sha256}"`, signed with HMAC-SHA256 under the decoded access key, sent as
+/// `HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=<base64>`.
+pub fn sign(
+    access_key: &[u8],
+    method: &str,
+    path_and_query: &str,
+    host: &str,
+    date: &str,
+    body: &[u8],
+) -> Signed {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let content_sha256 = b64.encode(Sha256::digest(body));
+    let to_sign = format!("{method}\n{path_and_query}\n{date};{host};{content_sha256}");
+    // HMAC accepts keys of any length.
+    let mut mac = Hmac::<Sha256>::new_from_slice(access_key).expect("any key length");
+    mac.update(to_sign.as_bytes());
+    let signature = b64.encode(mac.finalize().into_bytes());
+    Signed {
+        date: date.to_owned(),
+        content_sha256,
+        authorization: format!(
+            "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature={signature}"
+        ),
+    }
+}
+
+/// The `operation-id` of a run's send: a UUID (version 8, "custom") made of the SHA-256 of
+/// the idempotency key, so every attempt and redelivery of one run names the same
+/// operation. Without a key, a random one: the attempts of this one call still share it.
+pub fn operation_id(idempotency_key: Option<&str>) -> String {
+    let Some(key) = idempotency_key else {
+        return uuid::Uuid::new_v4().to_string();
+    };
+    let digest = Sha256::digest(format!("acs-email/{key}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(bytes).to_string()
+}
+
+pub struct Acs {
+    net: Net,
+}
+
+impl Acs {
+    pub fn new(net: Net) -> Self {
+        Acs { net }
+    }
+
+    fn endpoint(&self, call: &ProviderCall<'_>) -> Result<Url, CallError> {
+        let raw = call.require_config("endpoint")?;
+        self.net
+            .origin(raw, "endpoint")
+            .map_err(|e| call_failed(FailureClassification::Validation, e))
+    }
+}
+
+fn access_key(call: &ProviderCall<'_>) -> Result<Vec<u8>, CallError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(call.secret("apiKey")?.trim())
+        .map_err(|_| {
+            call_failed(
+                FailureClassification::Auth,
+                "the access key is not base64: use a key from the resource's Keys page",
+            )
+        })
+}
+
+fn url(origin: &Url, segments: &[&str]) -> Url {
+    let mut url = origin.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.clear().extend(segments);
+    }
+    url.set_query(Some(&format!("api-version={API_VERSION}")));
+    url
+}
+
+fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+/// A signed request (signed per attempt: the date is part of the signature).
+fn signed(
+    call: &ProviderCall<'_>,
+    key: &[u8],
+    method: reqwest::Method,
+    url: &Url,
+    body: &Bytes,
+) -> reqwest::RequestBuilder {
+    let date = httpdate::fmt_http_date(SystemTime::now());
+    let s = sign(
+        key,
+        method.as_str(),
+        &path_and_query(url),
+        &host_header(url),
+        &date,
+        body,
+    );
+    let mut request = call
+        .http
+        .request(method, url.clone())
+        .header("x-ms-date", s.date)
+        .header("x-ms-content-sha256", s.content_sha256)
+        .header(reqwest::header::AUTHORIZATION, s.authorization);
+    if !body.is_empty() {
+        request = request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone());
+    }
+    request
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// The operation, as the send and the polls answer it.
+#[derive(Debug, Deserialize)]
+struct OperationStatus {
+    #[serde(default)]
+    id: Option<String>,
+    status: String,
+    #[serde(default)]
+    error: Option<ErrorDetail>,
+}
+
+/// ACS's answers: the status classes, with the vendor's `error.code` and message.
+struct Answers {
+    /// The connection test: an unknown operation (404) means the signature was accepted.
+    not_found_is_success: bool,
+}
+
+impl Classifier for Answers {
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        if self.not_found_is_success && status == StatusCode::NOT_FOUND {
+            return Verdict::Success;
+        }
+        match classify_status(status, headers) {
+            Verdict::Success => Verdict::Success,
+            Verdict::Failure(mut f) => {
+                if let Ok(ErrorBody {
+                    error: Some(detail),
+                }) = serde_json::from_slice::<ErrorBody>(body)
+                {
+                    if let Some(code) = detail.code.as_deref().filter(|c| !c.is_empty()) {
+                        f.message = format!("{}: {}", f.message, vendor_text(code));
+                        f = f.code(vendor_text(code));
+                    }
+                    if let Some(m) = detail.message.as_deref().filter(|m| !m.is_empty()) {
+                        f.message = format!("{}: {}", f.message, vendor_text(m));
+                    }
+                }
+                Verdict::Failure(f)
+            }
+        }
+    }
+}
+
+fn status_of(response: &VendorResponse, what: &str) -> Result<OperationStatus, CallError> {
+    serde_json::from_slice::<OperationStatus>(&response.body).map_err(|_| malformed(what))
+}
+
+/// When to poll next: the vendor's hint, or a second; never sooner than 100 ms.
+fn poll_wait(headers: &HeaderMap) -> Duration {
+    retry_hint(headers, SystemTime::now())
+        .unwrap_or(DEFAULT_POLL_WAIT)
+        .max(MIN_POLL_WAIT)
+}
+
+/// The operation ended badly: the vendor decided not to send.
+fn failed(op: &OperationStatus, attempts: u32) -> CallError {
+    let detail = op.error.as_ref();
+    let code = detail
+        .and_then(|d| d.code.as_deref())
+        .filter(|c| !c.is_empty())
+        .map(vendor_text);
+    let mut message = format!("the vendor did not send the message ({})", op.status);
+    if let Some(code) = &code {
+        message = format!("{message}: {code}");
+    }
+    if let Some(m) = detail
+        .and_then(|d| d.message.as_deref())
+        .filter(|m| !m.is_empty())
+    {
+        message = format!("{message}: {}", vendor_text(m));
+    }
+    let mut failure = VendorFailure::new(FailureClassification::Unprocessable, message);
+    failure.vendor_code = code;
+    CallError {
+        failure,
+        attempts,
+        retryable: false,
+    }
+}
+
+fn is_terminal(status: &str) -> bool {
+    matches!(status, "Succeeded" | "Failed" | "Canceled")
+}
+
+#[async_trait]
+impl Provider for Acs {
+    fn key(&self) -> &'static str {
+        "acs-email"
+    }
+
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[CredentialKind::ApiKey]
+    }
+
+    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
+        let endpoint = config
+            .get("endpoint")
+            .and_then(Value::as_str)
+            .ok_or("endpoint is required: https://<resource>.communication.azure.com")?;
+        self.net.origin(endpoint, "endpoint")?;
+        if !config
+            .get("senderAddress")
+            .and_then(Value::as_str)
+            .is_some_and(is_email_address)
+        {
+            return Err(
+                "senderAddress is required: an address of a domain verified in the resource".into(),
+            );
+        }
+        Ok(())
+    }
+
+    async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
+        let origin = self.endpoint(call)?;
+        let key = access_key(call)?;
+        let probe = uuid::Uuid::new_v4().to_string();
+        let url = url(&origin, &["emails", "operations", &probe]);
+        let classifier = Answers {
+            not_found_is_success: true,
+        };
+        let empty = Bytes::new();
+        call.pipeline
+            .send(call.call(Safety::Safe, &classifier), || {
+                signed(call, &key, reqwest::Method::GET, &url, &empty)
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        operation: &str,
+        input: &Value,
+    ) -> Result<OperationOutput, CallError> {
+        check_operation(self.key(), operation)?;
+        let email = read_email(input)?;
+        let origin = self.endpoint(call)?;
+        let sender = match &email.from {
+            Some(from) => from.as_str(),
+            None => call.require_config("senderAddress")?,
+        };
+        let key = access_key(call)?;
+        let addresses = |list: &[String]| -> Vec<Value> {
+            list.iter().map(|a| json!({"address": a})).collect()
+        };
+        let mut recipients = json!({"to": addresses(&email.to)});
+        if !email.cc.is_empty() {
+            recipients["cc"] = addresses(&email.cc).into();
+        }
+        if !email.bcc.is_empty() {
+            recipients["bcc"] = addresses(&email.bcc).into();
+        }
+        let mut content = json!({"subject": email.subject});
+        if let Some(text) = &email.text {
+            content["plainText"] = text.as_str().into();
+        }
+        if let Some(html) = &email.html {
+            content["html"] = html.as_str().into();
+        }
+        let mut body = json!({
+            "senderAddress": sender,
+            "recipients": recipients,
+            "content": content,
+            "userEngagementTrackingDisabled": true,
+        });
+        if !email.attachments.is_empty() {
+            body["attachments"] = email
+                .attachments
+                .iter()
+                .map(|a| {
+                    json!({"name": a.name, "contentType": a.content_type, "contentInBase64": a.content_base64})
+                })
+                .collect::<Vec<_>>()
+                .into();
+        }
+        let body = Bytes::from(body.to_string());
+        let op_id = operation_id(call.idempotency_key);
+        let send_url = url(&origin, &["emails:send"]);
+        let classifier = Answers {
+            not_found_is_success: false,
+        };
+        let started = Instant::now();
+        let answer = call
+            .pipeline
+            .send(call.call(Safety::Idempotent, &classifier), || {
+                signed(call, &key, reqwest::Method::POST, &send_url, &body)
+                    .header("operation-id", op_id.as_str())
+            })
+            .await?;
+        let attempts = answer.attempts;
+        let mut op = status_of(&answer, "the send answer has no operation status")?;
+        let id = op
+            .id
+            .clone()
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(|| op_id.clone());
+        let poll_url = url(&origin, &["emails", "operations", &id]);
+        let poll_until = started + call.pipeline.policy().deadline;
+        let mut wait = poll_wait(&answer.headers);
+        let mut polls = 0u32;
+        let empty = Bytes::new();
+        while !is_terminal(&op.status) && polls < MAX_POLLS {
+            if Instant::now() + wait >= poll_until {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            polls += 1;
+            let next = call
+                .pipeline
+                .send(call.call(Safety::Safe, &classifier), || {
+                    signed(call, &key, reqwest::Method::GET, &poll_url, &empty)
+                })
+                .await
+                .and_then(|r| {
+                    status_of(&r, "the operation's status").map(|s| (s, poll_wait(&r.headers)))
+                });
+            match next {
+                Ok((status, hint)) => {
+                    op = status;
+                    wait = hint;
+                }
+                Err(e) => {
+                    // Accepted is accepted: the delivery report comes later.
+                    tracing::info!(
+                        tenant = %call.key.tenant, operation = %id, class = ?e.class(),
+                        "polling an accepted email failed; leaving it running"
+                    );
+                    break;
+                }
+            }
+        }
+        match op.status.as_str() {
+            "Failed" | "Canceled" => Err(failed(&op, attempts)),
+            status => {
+                let mut out = super::sent(&email, Some(id), status, attempts);
+                out.summary["polls"] = polls.into();
+                Ok(out)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! The Fake provider (`fake-email`): an in-process email vendor for tests and demos. It runs
+//! through the same resilience pipeline as the real ones (so timeouts, breakers and failover
+//! behave the same) and is deterministic:
+//!
+//! - credential `{"kind":"apiKey","apiKey":"…"}`; the key `rejected` fails the connection
+//!   test (and sends) as an auth error;
+//! - connection config `mode` (sends only; the connection test checks the key): `ok` (default), `fail` (the vendor answers 503), `timeout`
+//!   (it never answers), `throttle` (429 with `retryAfterMs`, default 1000), `reject` (400);
+//!   `latencyMs` (0–10000) delays every answer;
+//! - a message to [`UNDELIVERABLE`] is refused as unprocessable (422), like a suppressed
+//!   address;
+//! - message ids are derived from the run (`FE` + 32 hex digits), so a repeated call for
+//!   one run gets the same id; [`sent`] lists what was accepted and [`calls`] counts the
+//!   calls per run, for tests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::{ConnectionConfig, CredentialKind, FailureClassification};
+use integration_kit::{OperationOutput, Provider, ProviderCall};
+use resilience::{CallError, HttpStatus, Outcome, Safety, VendorFailure};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use super::{check_operation, read_email};
+
+/// The address the Fake refuses.
+pub const UNDELIVERABLE: &str = "bounce@fake-email.invalid";
+
+/// A message the Fake accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeEmail {
+    pub tenant: String,
+    pub message_id: String,
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    /// File names, in order.
+    pub attachments: Vec<String>,
+}
+
+static SENT: Mutex<Vec<FakeEmail>> = Mutex::new(Vec::new());
+static CALLS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+
+/// Messages accepted so far in this process.
+pub fn sent() -> Vec<FakeEmail> {
+    SENT.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Calls that reached the Fake for one run (its idempotency key), accepted or not.
+pub fn calls(idempotency_key: &str) -> u32 {
+    CALLS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(idempotency_key).copied())
+        .unwrap_or(0)
+}
+
+fn count_call(idempotency_key: Option<&str>) {
+    if let Some(k) = idempotency_key {
+        *CALLS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .entry(k.to_owned())
+            .or_default() += 1;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Ok,
+    Fail,
+    Timeout,
+    Throttle,
+    Reject,
+}
+
+fn mode(config: &ConnectionConfig) -> Result<Mode, String> {
+    match config.get("mode").map(|m| m.as_str()) {
+        None | Some(Some("ok")) => Ok(Mode::Ok),
+        Some(Some("fail")) => Ok(Mode::Fail),
+        Some(Some("timeout")) => Ok(Mode::Timeout),
+        Some(Some("throttle")) => Ok(Mode::Throttle),
+        Some(Some("reject")) => Ok(Mode::Reject),
+        _ => Err("mode must be ok, fail, timeout, throttle or reject".into()),
+    }
+}
+
+fn millis(config: &ConnectionConfig, field: &str, default: u64) -> Duration {
+    Duration::from_millis(
+        config
+            .get(field)
+            .and_then(Value::as_u64)
+            .unwrap_or(default)
+            .min(10_000),
+    )
+}
+
+fn failure(status: u16, class: FailureClassification, message: &str) -> Outcome<()> {
+    Outcome::Failed {
+        failure: VendorFailure::new(class, message).status(status),
+        maybe_processed: false,
+    }
+}
+
+pub struct Fake;
+
+impl Fake {
+    /// One call to the "vendor", as the pipeline sees it. `recipients` is `None` for the
+    /// connection test.
+    async fn answer(call: &ProviderCall<'_>, recipients: Option<&[&str]>) -> Outcome<()> {
+        count_call(call.idempotency_key);
+        let config = call.config;
+        tokio::time::sleep(millis(config, "latencyMs", 0)).await;
+        if call.secret("apiKey").is_ok_and(|k| k == "rejected") {
+            return failure(401, FailureClassification::Auth, "the api key was rejected");
+        }
+        if recipients.is_none() {
+            // The connection test checks the key only: `mode` says how sends go, so a
+            // connection can be established and then see its vendor go down.
+            return Outcome::Done(());
+        }
+        match mode(config).unwrap_or(Mode::Ok) {
+            Mode::Ok => {}
+            Mode::Fail => {
+                return failure(503, FailureClassification::Transient, "the fake is down");
+            }
+            Mode::Timeout => {
+                // Never answers: the pipeline's timeout ends the attempt.
+                std::future::pending::<()>().await;
+            }
+            Mode::Throttle => {
+                return Outcome::Failed {
+                    failure: VendorFailure::new(
+                        FailureClassification::RateLimited,
+                        "the fake is throttling",
+                    )
+                    .status(429)
+                    .retry_after(Some(millis(config, "retryAfterMs", 1000))),
+                    maybe_processed: false,
+                };
+            }
+            Mode::Reject => {
+                return failure(
+                    400,
+                    FailureClassification::Validation,
+                    "the fake refused the message",
+                );
+            }
+        }
+        if recipients.is_some_and(|r| r.iter().any(|a| a.eq_ignore_ascii_case(UNDELIVERABLE))) {
+            return Outcome::Failed {
+                failure: VendorFailure::new(
+                    FailureClassification::Unprocessable,
+                    "a recipient is on the suppression list",
+                )
+                .status(422)
+                .code("suppressed"),
+                maybe_processed: false,
+            };
+        }
+        Outcome::Done(())
+    }
+}
+
+#[async_trait]
+impl Provider for Fake {
+    fn key(&self) -> &'static str {
+        "fake-email"
+    }
+
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[CredentialKind::ApiKey]
+    }
+
+    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
+        mode(config).map(|_| ())
+    }
+
+    async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
+        call.pipeline
+            .execute(call.call(Safety::Safe, &HttpStatus), |_| {
+                Self::answer(call, None)
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        operation: &str,
+        input: &Value,
+    ) -> Result<OperationOutput, CallError> {
+        check_operation(self.key(), operation)?;
+        let email = read_email(input)?;
+        let recipients: Vec<&str> = email
+            .to
+            .iter()
+            .chain(&email.cc)
+            .chain(&email.bcc)
+            .map(String::as_str)
+            .collect();
+        // The Fake de-duplicates on the run like a vendor with idempotency keys would.
+        let (_, attempts) = call
+            .pipeline
+            .execute(call.call(Safety::Idempotent, &HttpStatus), |_| {
+                Self::answer(call, Some(&recipients))
+            })
+            .await?;
+        let seed = call
+            .idempotency_key
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}/{}", recipients.join(","), email.subject));
+        let digest = Sha256::digest(format!("fake-email/{seed}").as_bytes());
+        let message_id = format!(
+            "FE{}",
+            digest[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        {
+            let mut sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
+            if !sent.iter().any(|m| m.message_id == message_id) {
+                sent.push(FakeEmail {
+                    tenant: call.key.tenant.to_string(),
+                    message_id: message_id.clone(),
+                    from: email.from.clone(),
+                    to: email.to.clone(),
+                    cc: email.cc.clone(),
+                    bcc: email.bcc.clone(),
+                    subject: email.subject.clone(),
+                    text: email.text.clone(),
+                    html: email.html.clone(),
+                    attachments: email.attachments.iter().map(|a| a.name.clone()).collect(),
+                });
+            }
+        }
+        Ok(super::sent(&email, Some(message_id), "accepted", attempts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::testing::{Harness, assert_no_secret, email};
+    use serde_json::json;
+
+    fn harness(key: &str, config: Value) -> Harness {
+        Harness::new(
+            "fake-email",
+            CredentialKind::ApiKey,
+            json!({"apiKey": key}),
+            config,
+        )
+    }
+
+    #[tokio::test]
+    async fn sends_with_a_message_id_derived_from_the_run() {
+        let mut h = harness("k-1", json!({}));
+        h.idempotency_key = Some("run_fake_ok".into());
+        let out = Fake
+            .execute(&h.call(), "send", &email())
+            .await
+            .expect("sent");
+        let id = out.vendor_message_id.clone().expect("an id");
+        assert!(id.starts_with("FE") && id.len() == 34, "{id}");
+        assert_eq!(out.summary["status"], "accepted");
+        assert_eq!(out.summary["recipients"], 3);
+        assert_eq!(out.summary["attachments"], 1);
+        assert_eq!(out.usage.units, 3);
+        // Same run, same id, recorded once.
+        let again = Fake.execute(&h.call(), "send", &email()).await.unwrap();
+        assert_eq!(again.vendor_message_id.as_deref(), Some(id.as_str()));
+        let mine: Vec<_> = sent().into_iter().filter(|m| m.message_id == id).collect();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].to, ["ada@example.com"]);
+        assert_eq!(mine[0].bcc, ["alan@example.com"]);
+        assert_eq!(mine[0].attachments, ["note.txt"]);
+        assert_eq!(mine[0].tenant, "tenant-a");
+        assert_eq!(calls("run_fake_ok"), 2);
+        // The summary holds no address or content.
+        let summary = out.summary.to_string();
+        assert!(!summary.contains("example.com") && !summary.contains("body"));
+    }
+
+    #[tokio::test]
+    async fn the_rejected_key_is_an_auth_failure() {
+        let h = harness("rejected", json!({}));
+        let e = Fake.test_connection(&h.call()).await.unwrap_err();
+        assert_eq!(e.class(), FailureClassification::Auth);
+        assert_eq!(e.failure.vendor_status, Some(401));
+        assert!(!e.retryable);
+        assert!(harness("fine", json!({})).call().secret("apiKey").is_ok());
+        assert!(
+            Fake.test_connection(&harness("fine", json!({})).call())
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn modes_map_to_classes() {
+        let e = Fake
+            .execute(
+                &harness("k", json!({"mode": "fail"})).call(),
+                "send",
+                &email(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClassification::Transient);
+        assert_eq!(e.attempts, 3, "idempotent, so retried");
+        assert!(e.retryable);
+        let e = Fake
+            .execute(
+                &harness("k", json!({"mode": "reject"})).call(),
+                "send",
+                &email(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClassification::Validation);
+        assert_eq!(e.attempts, 1);
+        let e = Fake
+            .execute(
+                &harness("k", json!({"mode": "timeout"})).call(),
+                "send",
+                &email(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClassification::Timeout);
+        let e = Fake
+            .execute(
+                &harness("k", json!({"mode": "throttle", "retryAfterMs": 5000})).call(),
+                "send",
+                &email(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClassification::RateLimited);
+        assert_eq!(e.failure.retry_after, Some(Duration::from_secs(5)));
+        let mut suppressed = email();
+        suppressed["to"] = json!([UNDELIVERABLE]);
+        let e = Fake
+            .execute(
+                &harness("s3cr3t-fake-key", json!({})).call(),
+                "send",
+                &suppressed,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClassification::Unprocessable);
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("suppressed"));
+        assert_no_secret(&e, &["s3cr3t-fake-key"]);
+    }
+
+    #[tokio::test]
+    async fn bad_input_config_and_operations_are_refused() {
+        let h = harness("k", json!({}));
+        let e = Fake
+            .execute(&h.call(), "send", &json!({"to": []}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClassification::Validation);
+        let e = Fake.execute(&h.call(), "fax", &email()).await.unwrap_err();
+        assert!(e.failure.message.contains("fax"));
+        let bad: ConnectionConfig = json!({"mode": "sometimes"}).as_object().unwrap().clone();
+        assert!(Fake.validate_config(&bad).is_err());
+    }
+}

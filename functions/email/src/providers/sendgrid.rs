@@ -1,0 +1,202 @@
+//! SendGrid v3 (`sendgrid`).
+//!
+//! - Credential `{"kind":"apiKey","apiKey":"SG.…"}`; config `from` (the verified sender;
+//!   `send`'s `from` overrides it) and optional `baseUrl` (default
+//!   `https://api.sendgrid.com`; the EU region is `https://api.eu.sendgrid.com`): an
+//!   origin, https outside development, never an internal IP literal.
+//! - Send: `POST {base}/v3/mail/send` with bearer auth; one personalization holding to, cc,
+//!   bcc and `custom_args.run_id` (the run, so event webhooks find it); `content` as
+//!   `text/plain` then `text/html` (the order SendGrid requires); attachments with
+//!   `disposition: attachment`. 202 with `X-Message-Id` → the vendor message id (a 2xx
+//!   without it still succeeds, without an id).
+//! - SendGrid has no idempotency key: the send is `Safety::Unsafe`, so it is repeated only
+//!   when SendGrid certainly did not take it (refused connection, 429), never after a timeout
+//!   or a 5xx.
+//! - Errors `{"errors":[{"message","field"}]}`: the first one's message and field join the
+//!   failure's message.
+//! - Connection test: `GET {base}/v3/scopes` (200 = fine, 401/403 = auth).
+
+use async_trait::async_trait;
+use domain::{ConnectionConfig, CredentialKind, FailureClassification};
+use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use resilience::{CallError, Classifier, Safety, Verdict, classify_status};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Net, check_operation, read_email, vendor_text};
+use crate::is_email_address;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.sendgrid.com";
+
+pub struct SendGrid {
+    net: Net,
+}
+
+impl SendGrid {
+    pub fn new(net: Net) -> Self {
+        SendGrid { net }
+    }
+
+    /// The API's origin: `baseUrl` checked as an origin (https, no internal IP literal: the
+    /// guarded client checks names, not literals), or SendGrid's.
+    fn base(&self, call: &ProviderCall<'_>) -> Result<String, CallError> {
+        if let Some(raw) = call.config_str("baseUrl") {
+            self.net
+                .origin(raw, "baseUrl")
+                .map_err(|e| call_failed(FailureClassification::Validation, e))?;
+        }
+        Ok(call.base_url(DEFAULT_BASE_URL))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Errors {
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorItem {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    field: Option<String>,
+}
+
+/// SendGrid's answers: the status classes, with the first error's message and field.
+struct Answers;
+
+impl Classifier for Answers {
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        match classify_status(status, headers) {
+            Verdict::Success => Verdict::Success,
+            Verdict::Failure(mut f) => {
+                if let Ok(Errors { errors }) = serde_json::from_slice::<Errors>(body)
+                    && let Some(first) = errors.first()
+                {
+                    if let Some(m) = first.message.as_deref().filter(|m| !m.is_empty()) {
+                        f.message = format!("{}: {}", f.message, vendor_text(m));
+                    }
+                    if let Some(field) = first.field.as_deref().filter(|m| !m.is_empty()) {
+                        f.message = format!("{} (field {})", f.message, vendor_text(field));
+                    }
+                }
+                Verdict::Failure(f)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for SendGrid {
+    fn key(&self) -> &'static str {
+        "sendgrid"
+    }
+
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[CredentialKind::ApiKey]
+    }
+
+    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
+        if !config
+            .get("from")
+            .and_then(Value::as_str)
+            .is_some_and(is_email_address)
+        {
+            return Err("from is required: the verified sender's address".into());
+        }
+        if let Some(base) = config.get("baseUrl") {
+            let base = base
+                .as_str()
+                .ok_or("baseUrl must be an https origin such as https://api.eu.sendgrid.com")?;
+            self.net.origin(base, "baseUrl")?;
+        }
+        Ok(())
+    }
+
+    async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
+        let key = call.secret("apiKey")?;
+        let url = format!("{}/v3/scopes", self.base(call)?);
+        call.pipeline
+            .send(call.call(Safety::Safe, &Answers), || {
+                call.http.get(&url).bearer_auth(key)
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        operation: &str,
+        input: &Value,
+    ) -> Result<OperationOutput, CallError> {
+        check_operation(self.key(), operation)?;
+        let email = read_email(input)?;
+        let from = match &email.from {
+            Some(from) => from.as_str(),
+            None => call.require_config("from")?,
+        };
+        let key = call.secret("apiKey")?;
+        let addresses =
+            |list: &[String]| -> Vec<Value> { list.iter().map(|a| json!({"email": a})).collect() };
+        let mut personalization = json!({"to": addresses(&email.to)});
+        if !email.cc.is_empty() {
+            personalization["cc"] = addresses(&email.cc).into();
+        }
+        if !email.bcc.is_empty() {
+            personalization["bcc"] = addresses(&email.bcc).into();
+        }
+        if let Some(run) = call.idempotency_key {
+            personalization["custom_args"] = json!({"run_id": run});
+        }
+        let mut content = Vec::new();
+        if let Some(text) = &email.text {
+            content.push(json!({"type": "text/plain", "value": text}));
+        }
+        if let Some(html) = &email.html {
+            content.push(json!({"type": "text/html", "value": html}));
+        }
+        let mut body = json!({
+            "personalizations": [personalization],
+            "from": {"email": from},
+            "subject": email.subject,
+            "content": content,
+        });
+        if !email.attachments.is_empty() {
+            body["attachments"] = email
+                .attachments
+                .iter()
+                .map(|a| {
+                    json!({"content": a.content_base64, "filename": a.name, "type": a.content_type, "disposition": "attachment"})
+                })
+                .collect::<Vec<_>>()
+                .into();
+        }
+        let body = bytes::Bytes::from(body.to_string());
+        let url = format!("{}/v3/mail/send", self.base(call)?);
+        let answer = call
+            .pipeline
+            .send(call.call(Safety::Unsafe, &Answers), || {
+                call.http
+                    .post(&url)
+                    .bearer_auth(key)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone())
+            })
+            .await?;
+        let message_id = answer
+            .headers
+            .get("x-message-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(vendor_text);
+        Ok(super::sent(&email, message_id, "accepted", answer.attempts))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,359 @@
+//! The Fake provider (`fake`): an in-process SMS vendor for tests and demos. It runs through
+//! the same resilience pipeline as the real ones (so timeouts, breakers and failover behave
+//! the same) and is deterministic:
+//!
+//! - credential `{"kind":"apiKey","apiKey":"…"}`; the key `rejected` fails the connection
+//!   test (and sends) as an auth error;
+//! - connection config `mode` says how sends go (the connection test only checks the key,
+//!   so a connection can be established and then see its vendor go down): `ok` (default),
+//!   `fail` (the vendor answers 503), `timeout` (it never answers), `throttle` (429 with
+//!   `retryAfterMs`, default 1000), `reject` (400); `latencyMs` (0–10000) delays every
+//!   answer;
+//! - the number `+15005550001` is refused as invalid (400), like Twilio's magic test number;
+//! - config `deliveryReport`: `delivered` or `undelivered` makes the Fake send a signed
+//!   receipt (`sent`, then that state) to the connection's receipt URL shortly after each
+//!   accepted message; the signature is `X-Fake-Signature: hex(HMAC-SHA256(apiKey, body))`
+//!   over the JSON body `{"messageId","status"}`;
+//! - message ids are derived from the run (`FK` + 32 hex digits), so a repeated call for
+//!   one run gets the same id; [`sent`] lists what was accepted and [`calls`] counts the
+//!   calls per run, for tests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunUsage};
+use hmac::Mac as _;
+use integration_kit::{
+    DeliveryState, OperationOutput, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest,
+};
+use resilience::{CallError, HttpStatus, Outcome, Safety, VendorFailure};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+/// The number the Fake refuses.
+pub const INVALID_NUMBER: &str = "+15005550001";
+
+/// A message the Fake accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeMessage {
+    pub tenant: String,
+    pub message_id: String,
+    pub to: String,
+    pub body: String,
+}
+
+static SENT: Mutex<Vec<FakeMessage>> = Mutex::new(Vec::new());
+static CALLS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+
+/// Messages accepted so far in this process.
+pub fn sent() -> Vec<FakeMessage> {
+    SENT.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Calls that reached the Fake for one run (its idempotency key), accepted or not.
+pub fn calls(idempotency_key: &str) -> u32 {
+    CALLS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(idempotency_key).copied())
+        .unwrap_or(0)
+}
+
+fn count_call(idempotency_key: Option<&str>) {
+    if let Some(k) = idempotency_key {
+        *CALLS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .entry(k.to_owned())
+            .or_default() += 1;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Ok,
+    Fail,
+    Timeout,
+    Throttle,
+    Reject,
+}
+
+fn mode(config: &ConnectionConfig) -> Result<Mode, String> {
+    match config.get("mode").map(|m| m.as_str()) {
+        None | Some(Some("ok")) => Ok(Mode::Ok),
+        Some(Some("fail")) => Ok(Mode::Fail),
+        Some(Some("timeout")) => Ok(Mode::Timeout),
+        Some(Some("throttle")) => Ok(Mode::Throttle),
+        Some(Some("reject")) => Ok(Mode::Reject),
+        _ => Err("mode must be ok, fail, timeout, throttle or reject".into()),
+    }
+}
+
+fn millis(config: &ConnectionConfig, field: &str, default: u64) -> Duration {
+    Duration::from_millis(
+        config
+            .get(field)
+            .and_then(Value::as_u64)
+            .unwrap_or(default)
+            .min(10_000),
+    )
+}
+
+fn failure(status: u16, class: FailureClassification, message: &str) -> Outcome<()> {
+    Outcome::Failed {
+        failure: VendorFailure::new(class, message).status(status),
+        maybe_processed: status != 429,
+    }
+}
+
+pub struct Fake;
+
+impl Fake {
+    /// One call to the "vendor", as the pipeline sees it.
+    async fn answer(call: &ProviderCall<'_>, to: Option<&str>) -> Outcome<()> {
+        count_call(call.idempotency_key);
+        let config = call.config;
+        tokio::time::sleep(millis(config, "latencyMs", 0)).await;
+        if call.secret("apiKey").is_ok_and(|k| k == "rejected") {
+            return failure(401, FailureClassification::Auth, "the api key was rejected");
+        }
+        let Some(to) = to else {
+            // The connection test: the key was accepted.
+            return Outcome::Done(());
+        };
+        match mode(config).unwrap_or(Mode::Ok) {
+            Mode::Ok => {}
+            Mode::Fail => {
+                return failure(503, FailureClassification::Transient, "the fake is down");
+            }
+            Mode::Timeout => {
+                // Never answers: the pipeline's timeout ends the attempt.
+                std::future::pending::<()>().await;
+            }
+            Mode::Throttle => {
+                return Outcome::Failed {
+                    failure: VendorFailure::new(
+                        FailureClassification::RateLimited,
+                        "the fake is throttling",
+                    )
+                    .status(429)
+                    .retry_after(Some(millis(config, "retryAfterMs", 1000))),
+                    maybe_processed: false,
+                };
+            }
+            Mode::Reject => {
+                return failure(
+                    400,
+                    FailureClassification::Validation,
+                    "the fake refused the message",
+                );
+            }
+        }
+        if to == INVALID_NUMBER {
+            return failure(
+                400,
+                FailureClassification::Validation,
+                "the 'To' number is not a valid phone number",
+            );
+        }
+        Outcome::Done(())
+    }
+}
+
+#[async_trait]
+impl Provider for Fake {
+    fn key(&self) -> &'static str {
+        "fake"
+    }
+
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[CredentialKind::ApiKey]
+    }
+
+    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
+        report(config)?;
+        mode(config).map(|_| ())
+    }
+
+    fn parse_receipts(
+        &self,
+        credential: &custody::SecretMaterial,
+        _config: &ConnectionConfig,
+        request: &ReceiptRequest<'_>,
+    ) -> Result<Vec<Receipt>, ReceiptError> {
+        let key = credential.get("apiKey").ok_or(ReceiptError::Unauthorized)?;
+        let signature = request
+            .headers
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| decode_hex(v.trim()))
+            .ok_or(ReceiptError::Unauthorized)?;
+        let mut mac =
+            HmacSha256::new_from_slice(secrecy::ExposeSecret::expose_secret(key).as_bytes())
+                .map_err(|_| ReceiptError::Unauthorized)?;
+        mac.update(request.body);
+        // Constant time, over the exact bytes received.
+        mac.verify_slice(&signature)
+            .map_err(|_| ReceiptError::Unauthorized)?;
+        let v: Value = serde_json::from_slice(request.body)
+            .map_err(|e| ReceiptError::Malformed(format!("not JSON: {e}")))?;
+        let message_id = v["messageId"]
+            .as_str()
+            .ok_or_else(|| ReceiptError::Malformed("messageId is missing".into()))?;
+        let state = match v["status"].as_str() {
+            Some("queued") => DeliveryState::Queued,
+            Some("sent") => DeliveryState::Sent,
+            Some("delivered") => DeliveryState::Delivered,
+            Some("undelivered") => DeliveryState::Undelivered,
+            Some("failed") => DeliveryState::Failed,
+            _ => return Err(ReceiptError::Malformed("unknown status".into())),
+        };
+        Ok(vec![Receipt {
+            message_id: message_id.to_owned(),
+            state,
+            detail: v["status"].as_str().map(str::to_owned),
+        }])
+    }
+
+    async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
+        call.pipeline
+            .execute(call.call(Safety::Safe, &HttpStatus), |_| {
+                Self::answer(call, None)
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        operation: &str,
+        input: &Value,
+    ) -> Result<OperationOutput, CallError> {
+        if operation != "send" {
+            return Err(integration_kit::call_failed(
+                FailureClassification::Validation,
+                format!("the fake does not know {operation:?}"),
+            ));
+        }
+        let to = input["to"].as_str().unwrap_or_default();
+        let body = input["body"].as_str().unwrap_or_default();
+        // The Fake de-duplicates on the run like a vendor with idempotency keys would.
+        let (_, attempts) = call
+            .pipeline
+            .execute(call.call(Safety::Idempotent, &HttpStatus), |_| {
+                Self::answer(call, Some(to))
+            })
+            .await?;
+        let seed = call.idempotency_key.unwrap_or(to);
+        let digest = Sha256::digest(format!("{seed}/{to}").as_bytes());
+        let message_id = format!(
+            "FK{}",
+            digest[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        {
+            let mut sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
+            if !sent.iter().any(|m| m.message_id == message_id) {
+                sent.push(FakeMessage {
+                    tenant: call.key.tenant.to_string(),
+                    message_id: message_id.clone(),
+                    to: to.to_owned(),
+                    body: body.to_owned(),
+                });
+            }
+        }
+        if let (Some(state), Some(url)) = (report(call.config).ok().flatten(), call.receipt_url) {
+            let key = call.secret("apiKey")?.to_owned();
+            tokio::spawn(send_receipts(
+                url.to_owned(),
+                key,
+                message_id.clone(),
+                state,
+            ));
+        }
+        Ok(OperationOutput {
+            summary: json!({"messageId": message_id, "status": "queued", "attempts": attempts, "segments": segments(body)}),
+            usage: RunUsage {
+                units: segments(body),
+                ..RunUsage::default()
+            },
+            vendor_message_id: Some(message_id),
+        })
+    }
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+/// The header carrying the Fake's receipt signature.
+pub const SIGNATURE_HEADER: &str = "x-fake-signature";
+
+/// The receipt state a connection asks the Fake to report.
+fn report(config: &ConnectionConfig) -> Result<Option<&'static str>, String> {
+    match config.get("deliveryReport").map(|v| v.as_str()) {
+        None | Some(Some("none")) => Ok(None),
+        Some(Some("delivered")) => Ok(Some("delivered")),
+        Some(Some("undelivered")) => Ok(Some("undelivered")),
+        _ => Err("deliveryReport must be none, delivered or undelivered".into()),
+    }
+}
+
+/// The body and signature of a Fake receipt.
+pub fn signed_receipt(api_key: &str, message_id: &str, status: &str) -> (Vec<u8>, String) {
+    let body = json!({"messageId": message_id, "status": status})
+        .to_string()
+        .into_bytes();
+    let mut mac = HmacSha256::new_from_slice(api_key.as_bytes()).expect("any key length");
+    mac.update(&body);
+    let signature = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (body, signature)
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Like a carrier: `sent` first, the final state a moment later. Best effort, as vendors'
+/// callbacks are; a lost receipt leaves the run's delivery state where it was.
+async fn send_receipts(url: String, api_key: String, message_id: String, last: &'static str) {
+    let client = reqwest::Client::new();
+    for status in ["sent", last] {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (body, signature) = signed_receipt(&api_key, &message_id, status);
+        if let Err(e) = client
+            .post(&url)
+            .header(SIGNATURE_HEADER, signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            tracing::warn!(error = %e, "the fake could not deliver a receipt");
+        }
+    }
+}
+
+/// SMS segments a body takes: 160 characters alone, 153 per part when concatenated (GSM-7;
+/// the Fake does not model UCS-2).
+pub fn segments(body: &str) -> u64 {
+    let n = body.chars().count() as u64;
+    if n <= 160 { 1 } else { n.div_ceil(153) }
+}

@@ -1,0 +1,686 @@
+//! 019 (019sms, Israel), catalogue key `019`. The public spec is thin; this follows the
+//! JSON form of the documented XML tree that public clients use.
+//!
+//! - Credential `bearerToken`: `token` = the API token, sent as `Authorization: Bearer`.
+//! - Config: `username` (the 019 account, also sent in the body), `source` (the sender id:
+//!   at most 11 ASCII letters or digits), optional `baseUrl` (default `https://019sms.co.il`).
+//! - `send`: `POST {base}/api` with
+//!   `{"sms":{"user":{"username"},"source","destinations":{"phone":[{"_":"05…","id"}]},"message"}}`.
+//!   019 takes local numbers, so `+9725XXXXXXXX` goes as `05XXXXXXXX`; any other number is
+//!   refused as `validation` before calling. `id` is ours (the run id): 019 reports delivery
+//!   by it. The input's `from` replaces `source` (same rules). Messages are at most 1005
+//!   characters.
+//! - The answer is `{"status","message","shipment_id"?}` (also accepted inside `"sms"`), and
+//!   usually HTTP 200 even for errors: `status` 0 is accepted, anything else is an error
+//!   classified by [`status_class`]. The vendor message id is `shipment_id` when 019 gives
+//!   one, else our `id`.
+//! - No idempotency key: a send is `Unsafe`.
+//! - Connection test: 019 documents no cheap authenticated read, so the test is a send to the
+//!   sandbox path `POST {base}/api/test` (it checks the token, user and source and sends
+//!   nothing) for the placeholder number `0500000000`. It passes when the sandbox accepts, or
+//!   refuses only the placeholder destination (statuses 8, 9, 715): those prove the token,
+//!   user and source were accepted. Any other status fails the test with its class.
+
+use async_trait::async_trait;
+use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunUsage};
+use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed, malformed};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict, classify_status};
+use serde_json::{Value, json};
+
+use super::{segments, vendor_text};
+
+/// 019's public origin.
+pub const DEFAULT_BASE_URL: &str = "https://019sms.co.il";
+
+/// The longest message 019 takes.
+pub const MAX_MESSAGE_CHARS: usize = 1005;
+
+/// The destination of the connection test (on the sandbox, which sends nothing).
+const PROBE_PHONE: &str = "0500000000";
+
+/// Statuses that refuse only the destination: on the sandbox probe they prove the rest.
+const DESTINATION_ONLY: [i64; 3] = [8, 9, 715];
+
+pub struct Nineteen;
+
+/// The class of a non-zero 019 `status`. From 019's published errors-and-status table as
+/// quoted by public clients (secondary, UNVERIFIED against a live account):
+///
+/// | status | meaning | class |
+/// |---|---|---|
+/// | 3, 10, 11, 503 (no such user), 504 (bad token), 511 (no permission) | authentication | `auth` |
+/// | 1 (unreadable request), 2 (missing field), 7 (bad format), 9 (bad number), 515 (unverified source), 714, 989 (message length), 992 (source length), 997 | our request | `validation` |
+/// | 4 (no credit), 5 (not allowed at this hour), 8 / 715 (numbers blocked) | business rule | `unprocessable` |
+/// | 6 (process failed), 502 (server error) | passing | `transient` |
+/// | anything else | | `vendor_error` |
+pub fn status_class(status: i64) -> FailureClassification {
+    match status {
+        3 | 10 | 11 | 503 | 504 | 511 => FailureClassification::Auth,
+        1 | 2 | 7 | 9 | 515 | 714 | 989 | 992 | 997 => FailureClassification::Validation,
+        4 | 5 | 8 | 715 => FailureClassification::Unprocessable,
+        6 | 502 => FailureClassification::Transient,
+        _ => FailureClassification::VendorError,
+    }
+}
+
+/// 019's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Answer {
+    status: i64,
+    message: Option<String>,
+    shipment_id: Option<String>,
+}
+
+/// A number or a numeric string.
+fn number(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+/// Reads an answer: `{"status",…}` or `{"sms":{"status",…}}`; `None` without a status.
+fn read(body: &[u8]) -> Option<Answer> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let fields = v.get("sms").filter(|s| s.is_object()).unwrap_or(&v);
+    Some(Answer {
+        status: number(&fields["status"])?,
+        message: fields["message"].as_str().map(str::to_owned),
+        shipment_id: match &fields["shipment_id"] {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        },
+    })
+}
+
+/// Reads 019's answers: the HTTP status first, then the `status` of the body, which fails
+/// even an HTTP 200.
+struct Answers<'s> {
+    secrets: Vec<&'s str>,
+    /// The sandbox probe: statuses in [`DESTINATION_ONLY`] pass.
+    probe: bool,
+}
+
+impl<'s> Answers<'s> {
+    fn new(call: &'s ProviderCall<'_>, probe: bool) -> Self {
+        Answers {
+            secrets: call.credential.values().collect(),
+            probe,
+        }
+    }
+
+    fn words(&self, answer: &Answer) -> String {
+        answer
+            .message
+            .as_deref()
+            .map(|m| format!(": {}", vendor_text(m, &self.secrets)))
+            .unwrap_or_default()
+    }
+}
+
+impl Classifier for Answers<'_> {
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        let answer = read(body);
+        match classify_status(status, headers) {
+            Verdict::Failure(mut failure) => {
+                if let Some(answer) = answer.filter(|a| a.status != 0) {
+                    if status_class(answer.status) == FailureClassification::Auth {
+                        failure.class = FailureClassification::Auth;
+                    }
+                    failure.message = format!(
+                        "019 answered {} (status {}){}",
+                        status.as_u16(),
+                        answer.status,
+                        self.words(&answer)
+                    );
+                    failure.vendor_code = Some(answer.status.to_string());
+                } else {
+                    failure.message = format!("019 answered {}", status.as_u16());
+                }
+                Verdict::Failure(failure)
+            }
+            // A 2xx without a status is the caller's to call malformed.
+            Verdict::Success => match answer {
+                None => Verdict::Success,
+                Some(a) if a.status == 0 => Verdict::Success,
+                Some(a) if self.probe && DESTINATION_ONLY.contains(&a.status) => Verdict::Success,
+                Some(a) => Verdict::Failure(
+                    VendorFailure::new(
+                        status_class(a.status),
+                        format!(
+                            "019 refused the message (status {}){}",
+                            a.status,
+                            self.words(&a)
+                        ),
+                    )
+                    .status(status.as_u16())
+                    .code(a.status.to_string()),
+                ),
+            },
+        }
+    }
+}
+
+/// `+9725XXXXXXXX` as 019 wants it (`05XXXXXXXX`); `None` for any other number.
+pub fn local_number(e164: &str) -> Option<String> {
+    let rest = e164.strip_prefix("+972")?;
+    (rest.len() == 9 && rest.starts_with('5') && rest.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("0{rest}"))
+}
+
+/// Whether `s` can be a 019 sender id: 1 to 11 ASCII letters or digits.
+pub fn is_source(s: &str) -> bool {
+    (1..=11).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The request body.
+fn envelope(username: &str, source: &str, phone: &str, id: &str, message: &str) -> Value {
+    json!({
+        "sms": {
+            "user": {"username": username},
+            "source": source,
+            "destinations": {"phone": [{"_": phone, "id": id}]},
+            "message": message,
+        }
+    })
+}
+
+/// Sends `body` to `path` of the connection's base through the pipeline.
+async fn post(
+    call: &ProviderCall<'_>,
+    path: &str,
+    body: &Value,
+    safety: Safety,
+    answers: &Answers<'_>,
+) -> Result<resilience::VendorResponse, CallError> {
+    let token = call.secret("token")?;
+    let url = format!("{}{path}", call.base_url(DEFAULT_BASE_URL));
+    let bytes = serde_json::to_vec(body).map_err(|_| {
+        call_failed(
+            FailureClassification::Validation,
+            "the message could not be encoded",
+        )
+    })?;
+    call.pipeline
+        .send(call.call(safety, answers), || {
+            call.http
+                .post(&url)
+                .bearer_auth(token)
+                .header(CONTENT_TYPE, "application/json")
+                .header(ACCEPT, "application/json")
+                .body(bytes.clone())
+        })
+        .await
+}
+
+#[async_trait]
+impl Provider for Nineteen {
+    fn key(&self) -> &'static str {
+        "019"
+    }
+
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[CredentialKind::BearerToken]
+    }
+
+    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
+        match config.get("username").and_then(Value::as_str) {
+            Some(u) if !u.trim().is_empty() && u.len() <= 64 => {}
+            _ => return Err("username (the 019 account) is required".into()),
+        }
+        match config.get("source").and_then(Value::as_str) {
+            Some(s) if is_source(s) => Ok(()),
+            _ => Err("source (the sender id: 1 to 11 letters or digits) is required".into()),
+        }
+    }
+
+    async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
+        let username = call.require_config("username")?;
+        let source = call.require_config("source")?;
+        let body = envelope(
+            username,
+            source,
+            PROBE_PHONE,
+            "connection-test",
+            "connection test",
+        );
+        // The sandbox sends nothing, so repeating the probe is harmless.
+        let answers = Answers::new(call, true);
+        let response = post(call, "/api/test", &body, Safety::Safe, &answers).await?;
+        read(&response.body)
+            .map(|_| ())
+            .ok_or_else(|| malformed("019's answer has no status"))
+    }
+
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        operation: &str,
+        input: &Value,
+    ) -> Result<OperationOutput, CallError> {
+        if operation != "send" {
+            return Err(call_failed(
+                FailureClassification::Validation,
+                format!("019 does not know {operation:?}"),
+            ));
+        }
+        let to = input["to"].as_str().unwrap_or_default();
+        let message = input["body"].as_str().unwrap_or_default();
+        let phone = local_number(to).ok_or_else(|| {
+            call_failed(
+                FailureClassification::Validation,
+                "019 sends only to Israeli mobile numbers (+9725 and 8 digits)",
+            )
+        })?;
+        if message.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(call_failed(
+                FailureClassification::Validation,
+                format!("019 takes messages of at most {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        let username = call.require_config("username")?;
+        let source = match input["from"].as_str() {
+            Some(from) => from,
+            None => call.require_config("source")?,
+        };
+        if !is_source(source) {
+            return Err(call_failed(
+                FailureClassification::Validation,
+                "019's sender id must be 1 to 11 letters or digits",
+            ));
+        }
+        // Ours, for delivery reports: the run, stable across retries of the run.
+        let id = match call.idempotency_key {
+            Some(key) => key.to_owned(),
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let body = envelope(username, source, &phone, &id, message);
+        let answers = Answers::new(call, false);
+        let response = post(call, "/api", &body, Safety::Unsafe, &answers).await?;
+        let answer = read(&response.body).ok_or_else(|| malformed("019's answer has no status"))?;
+        let message_id = answer.shipment_id.unwrap_or_else(|| id.clone());
+        let parts = segments(message);
+        Ok(OperationOutput {
+            summary: json!({
+                "messageId": message_id,
+                "id": id,
+                "status": "accepted",
+                "segments": parts,
+                "attempts": response.attempts,
+            }),
+            usage: RunUsage {
+                units: parts,
+                ..RunUsage::default()
+            },
+            vendor_message_id: Some(message_id),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::Method;
+
+    use super::*;
+    use crate::providers::test_support::{
+        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, assert_no_secret,
+    };
+
+    const TOKEN: &str = "019-api-t0ken-s3cret";
+
+    fn harness(base: &str) -> Harness {
+        Harness::new(
+            "019",
+            json!({"baseUrl": base, "username": "myuser", "source": "MyBrand"}),
+            CredentialKind::BearerToken,
+            json!({"token": TOKEN}),
+        )
+    }
+
+    fn input() -> Value {
+        json!({"to": "+972501234567", "body": "Hello"})
+    }
+
+    fn status(code: i64, message: &str) -> Reply {
+        Reply::json(200, json!({"status": code, "message": message}))
+    }
+
+    /// 019's checks: the bearer token (HTTP 200 with status 504 otherwise, as 019 answers
+    /// logical errors), the user (503), the body's shape (1, 2), the number (9).
+    fn nineteen(request: &Recorded, path: &str) -> Reply {
+        if request.method != Method::POST || request.path != path {
+            return Reply::text(404, "not found");
+        }
+        if request.header("authorization") != Some(format!("Bearer {TOKEN}").as_str()) {
+            return status(504, "token is not valid");
+        }
+        if request.header("content-type") != Some("application/json") {
+            return status(1, "request could not be parsed");
+        }
+        let body = request.json();
+        let sms = &body["sms"];
+        if sms["user"]["username"] != "myuser" {
+            return status(503, "username does not exist");
+        }
+        let (Some(source), Some(_message), Some(phone)) = (
+            sms["source"].as_str(),
+            sms["message"].as_str(),
+            sms["destinations"]["phone"][0]["_"].as_str(),
+        ) else {
+            return status(2, "a required field is missing");
+        };
+        if !is_source(source) {
+            return status(992, "source is too long or too short");
+        }
+        if phone.len() != 10 || !phone.starts_with("05") {
+            return status(9, "phone number is too short or too long");
+        }
+        Reply::json(
+            200,
+            json!({"status": 0, "message": "SMS will be sent", "shipment_id": 123456}),
+        )
+    }
+
+    #[tokio::test]
+    async fn sends_json_with_the_local_number_and_our_id() {
+        let fake = FakeVendor::start(|r, _| nineteen(r, "/api")).await;
+        let h = harness(&fake.base);
+        let out = Nineteen
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect("sent");
+        assert_eq!(out.vendor_message_id.as_deref(), Some("123456"));
+        assert_eq!(out.summary["status"], "accepted");
+        assert_eq!(out.summary["id"], h.idempotency_key);
+        assert_eq!(out.usage.units, 1);
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(
+            requests[0].json(),
+            json!({"sms": {
+                "user": {"username": "myuser"},
+                "source": "MyBrand",
+                "destinations": {"phone": [{"_": "0501234567", "id": h.idempotency_key}]},
+                "message": "Hello",
+            }})
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_shipment_id_the_message_id_is_ours_and_from_replaces_source() {
+        let fake = FakeVendor::start(|r, _| {
+            if r.json()["sms"]["source"] == "Other1" {
+                // Accepted, in the `sms` wrapper and with a string status, as some answers
+                // are, and without a shipment id.
+                Reply::json(200, json!({"sms": {"status": "0", "message": "ok"}}))
+            } else {
+                nineteen(r, "/api")
+            }
+        })
+        .await;
+        let h = harness(&fake.base);
+        let mut send = input();
+        send["from"] = json!("Other1");
+        let out = Nineteen
+            .execute(&h.call(), "send", &send)
+            .await
+            .expect("sent");
+        assert_eq!(
+            out.vendor_message_id.as_deref(),
+            Some(h.idempotency_key.as_str())
+        );
+        // A Hebrew body counts UCS-2 segments.
+        let mut long = input();
+        long["body"] = json!("ש".repeat(71));
+        let out = Nineteen
+            .execute(&h.call(), "send", &long)
+            .await
+            .expect("sent");
+        assert_eq!(out.usage.units, 2);
+    }
+
+    #[tokio::test]
+    async fn a_200_with_a_non_zero_status_is_a_failure() {
+        let fake =
+            FakeVendor::start(|_, _| status(9, "phone number is too short or too long")).await;
+        let h = harness(&fake.base).attempts(3);
+        let e = Nineteen
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("refused");
+        assert_eq!(e.class(), FailureClassification::Validation);
+        assert_eq!(e.failure.vendor_status, Some(200));
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("9"));
+        assert_eq!(e.failure.retry_after, None);
+        assert!(
+            e.failure.message.contains("too short"),
+            "{}",
+            e.failure.message
+        );
+        assert!(!e.retryable);
+        assert_eq!(fake.requests().len(), 1);
+        assert_no_secret(&e, &[TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_token_is_an_auth_failure_even_on_200() {
+        let fake = FakeVendor::start(|r, _| nineteen(r, "/api")).await;
+        let mut h = harness(&fake.base);
+        h.credential = custody::SecretMaterial::new(
+            CredentialKind::BearerToken,
+            json!({"token": "wrong-t0ken"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .expect("credential");
+        let e = Nineteen
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("refused");
+        assert_eq!(e.class(), FailureClassification::Auth);
+        assert_eq!(e.failure.vendor_status, Some(200));
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("504"));
+        assert!(!e.retryable);
+        assert_no_secret(&e, &["wrong-t0ken", TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn an_http_401_that_echoes_the_token_is_auth_and_masked() {
+        let fake = FakeVendor::start(|r, _| {
+            let sent = r.header("authorization").unwrap_or_default().to_owned();
+            Reply::json(
+                401,
+                json!({"status": 504, "message": format!("token {} is not valid", sent.trim_start_matches("Bearer "))}),
+            )
+        })
+        .await;
+        let h = harness(&fake.base);
+        let e = Nineteen
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("refused");
+        assert_eq!(e.class(), FailureClassification::Auth);
+        assert_eq!(e.failure.vendor_status, Some(401));
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("504"));
+        assert!(
+            e.failure.message.contains("is not valid"),
+            "{}",
+            e.failure.message
+        );
+        assert_no_secret(&e, &[TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn a_non_israeli_number_is_refused_before_calling() {
+        let fake = FakeVendor::start(|r, _| nineteen(r, "/api")).await;
+        let h = harness(&fake.base);
+        for to in ["+15005550006", "+97221234567", "+9725012345678"] {
+            let e = Nineteen
+                .execute(&h.call(), "send", &json!({"to": to, "body": "Hello"}))
+                .await
+                .expect_err("refused");
+            assert_eq!(e.class(), FailureClassification::Validation, "{to}");
+            assert_eq!(e.attempts, 0);
+        }
+        let e = Nineteen
+            .execute(
+                &h.call(),
+                "send",
+                &json!({"to": "+972501234567", "body": "x".repeat(1006)}),
+            )
+            .await
+            .expect_err("too long");
+        assert_eq!(e.class(), FailureClassification::Validation);
+        assert!(fake.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn throttling_is_rate_limited_with_the_retry_after_hint() {
+        let fake =
+            FakeVendor::start(|_, _| Reply::text(429, "slow down").header("retry-after", "3"))
+                .await;
+        let h = harness(&fake.base);
+        let e = Nineteen
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("throttled");
+        assert_eq!(e.class(), FailureClassification::RateLimited);
+        assert_eq!(e.failure.vendor_status, Some(429));
+        assert_eq!(e.failure.vendor_code, None);
+        assert_eq!(e.failure.retry_after, Some(Duration::from_secs(3)));
+        assert!(e.retryable);
+        assert_no_secret(&e, &[TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn a_server_error_is_transient_and_never_repeated() {
+        let fake = FakeVendor::start(|_, _| Reply::text(502, "bad gateway")).await;
+        let h = harness(&fake.base).attempts(3);
+        let e = Nineteen
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("down");
+        assert_eq!(e.class(), FailureClassification::Transient);
+        assert_eq!(e.failure.vendor_status, Some(502));
+        assert!(!e.retryable);
+        assert_eq!(fake.requests().len(), 1);
+        assert_no_secret(&e, &[TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_times_out() {
+        let fake = FakeVendor::start(|r, _| nineteen(r, "/api").after(ATTEMPT_TIMEOUT * 6)).await;
+        let h = harness(&fake.base);
+        let e = Nineteen
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("timed out");
+        assert_eq!(e.class(), FailureClassification::Timeout);
+        assert_eq!(e.failure.vendor_status, None);
+        assert!(!e.retryable);
+    }
+
+    #[tokio::test]
+    async fn a_garbled_success_is_malformed() {
+        let fake = FakeVendor::start(|_, _| Reply::text(200, "<html>maintenance</html>")).await;
+        let h = harness(&fake.base);
+        let e = Nineteen
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("malformed");
+        assert_eq!(e.class(), FailureClassification::VendorError);
+        assert!(
+            e.failure.message.contains("malformed"),
+            "{}",
+            e.failure.message
+        );
+        assert!(!e.retryable);
+    }
+
+    #[tokio::test]
+    async fn the_connection_test_sends_to_the_sandbox() {
+        let fake = FakeVendor::start(|r, _| nineteen(r, "/api/test")).await;
+        let mut h = harness(&fake.base);
+        Nineteen
+            .test_connection(&h.call())
+            .await
+            .expect("the sandbox accepts");
+        let probe = &fake.requests()[0];
+        assert_eq!(probe.path, "/api/test");
+        assert_eq!(
+            probe.json()["sms"]["destinations"]["phone"][0]["_"],
+            PROBE_PHONE
+        );
+
+        h.credential = custody::SecretMaterial::new(
+            CredentialKind::BearerToken,
+            json!({"token": "wrong-t0ken"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .expect("credential");
+        let e = Nineteen
+            .test_connection(&h.call())
+            .await
+            .expect_err("refused");
+        assert_eq!(e.class(), FailureClassification::Auth);
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("504"));
+        assert_no_secret(&e, &["wrong-t0ken"]);
+    }
+
+    #[tokio::test]
+    async fn the_sandbox_refusing_only_the_placeholder_passes_the_test() {
+        let fake = FakeVendor::start(|_, _| status(9, "phone number is not valid")).await;
+        let h = harness(&fake.base);
+        Nineteen
+            .test_connection(&h.call())
+            .await
+            .expect("the token was accepted");
+        let fake = FakeVendor::start(|_, _| status(515, "source is not verified")).await;
+        let h = harness(&fake.base);
+        let e = Nineteen
+            .test_connection(&h.call())
+            .await
+            .expect_err("the source is refused");
+        assert_eq!(e.class(), FailureClassification::Validation);
+    }
+
+    #[tokio::test]
+    async fn calls_go_through_the_guarded_client() {
+        let fake = FakeVendor::start(|r, _| nineteen(r, "/api")).await;
+        let h = harness(&fake.base).strict_guard();
+        let e = Nineteen
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("localhost is internal");
+        assert_eq!(e.class(), FailureClassification::Transient);
+        assert!(fake.requests().is_empty());
+    }
+
+    #[test]
+    fn numbers_sources_and_config() {
+        assert_eq!(local_number("+972501234567").as_deref(), Some("0501234567"));
+        assert_eq!(local_number("+972541234567").as_deref(), Some("0541234567"));
+        assert_eq!(local_number("+97221234567"), None);
+        assert_eq!(local_number("+14155550100"), None);
+        assert!(is_source("MyBrand"));
+        assert!(is_source("0501234567"));
+        assert!(!is_source("TwelveChars1"));
+        assert!(!is_source("My Brand"));
+        assert!(!is_source("+972501234"));
+        let check = |v: Value| Nineteen.validate_config(v.as_object().expect("object"));
+        assert!(check(json!({"username": "u", "source": "MyBrand"})).is_ok());
+        assert!(check(json!({"source": "MyBrand"})).is_err());
+        assert!(check(json!({"username": "u"})).is_err());
+        assert!(check(json!({"username": "u", "source": "My-Brand"})).is_err());
+        assert_eq!(status_class(504), FailureClassification::Auth);
+        assert_eq!(status_class(4), FailureClassification::Unprocessable);
+        assert_eq!(status_class(6), FailureClassification::Transient);
+        assert_eq!(status_class(12345), FailureClassification::VendorError);
+    }
+}

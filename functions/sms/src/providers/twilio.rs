@@ -1,0 +1,659 @@
+//! Twilio Programmable Messaging (`twilio`).
+//!
+//! - Credential `basic`: `username` = the Account SID (`AC…`), or an API key SID (`SK…`)
+//!   with the account in config `accountSid`; `password` = the auth token (or key secret).
+//! - Config: `from` (a number or sender id) and/or `messagingServiceSid` (`MG…`); optional
+//!   `statusCallback` (where Twilio posts delivery statuses), `accountSid`, `baseUrl`
+//!   (default `https://api.twilio.com`).
+//! - `send`: `POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded
+//!   `To`, `From` or `MessagingServiceSid`, `Body`, `StatusCallback`, HTTP Basic. The sender
+//!   is the input's `from` if given, else the messaging service, else config `from`. The
+//!   answer (201) carries `sid` (the vendor message id delivery receipts are matched on),
+//!   `status` and `num_segments`.
+//! - Errors are `{"code","message","more_info","status"}`: the class comes from the HTTP
+//!   status (`20429` is read as throttling too), `vendor_code` is `code`, and `Retry-After`
+//!   is honoured.
+//! - Twilio takes no idempotency key, so a send is `Unsafe`: it is repeated only when Twilio
+//!   certainly did not take it (no connection, or a 429).
+//! - Connection test: `GET {base}/2010-04-01/Accounts/{AccountSid}.json`; a suspended or
+//!   closed account fails it as `auth`.
+
+use async_trait::async_trait;
+use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunUsage};
+use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed, malformed};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict, classify_status};
+use serde_json::{Value, json};
+
+use super::{segments, vendor_text};
+
+/// Twilio's public origin.
+pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
+
+/// Twilio's error code for "too many requests".
+const TOO_MANY_REQUESTS: i64 = 20429;
+
+pub struct Twilio;
+
+/// Whether `s` is a Twilio SID with `prefix`: two letters and 32 hex digits.
+fn is_sid(s: &str, prefix: &str) -> bool {
+    s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The account the calls are for: config `accountSid`, else the credential's user name
+/// (which must then be the Account SID itself, not an API key SID).
+fn account_sid<'c>(call: &'c ProviderCall<'_>) -> Result<&'c str, CallError> {
+    if let Some(sid) = call.config_str("accountSid") {
+        return if is_sid(sid, "AC") {
+            Ok(sid)
+        } else {
+            Err(call_failed(
+                FailureClassification::Validation,
+                "accountSid must be AC followed by 32 hex digits",
+            ))
+        };
+    }
+    let user = call.secret("username")?;
+    if is_sid(user, "AC") {
+        Ok(user)
+    } else if user.starts_with("SK") {
+        Err(call_failed(
+            FailureClassification::Validation,
+            "an API key credential needs the account in the connection's config (accountSid)",
+        ))
+    } else {
+        // Not echoed: it is credential material.
+        Err(call_failed(
+            FailureClassification::Auth,
+            "the credential's username is neither an Account SID nor an API key SID",
+        ))
+    }
+}
+
+/// Reads Twilio's answers: the HTTP status decides the class; the error body adds Twilio's
+/// code and words (masked against the call's secrets).
+struct Answers<'s> {
+    secrets: Vec<&'s str>,
+}
+
+impl<'s> Answers<'s> {
+    fn new(call: &'s ProviderCall<'_>) -> Self {
+        Answers {
+            secrets: call.credential.values().collect(),
+        }
+    }
+}
+
+/// A number Twilio may spell as a JSON number or a string.
+fn number(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+impl Classifier for Answers<'_> {
+    fn classify(
+        &self,
+        status: reqwest::StatusCode,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Verdict {
+        let mut failure = match classify_status(status, headers) {
+            Verdict::Success => return Verdict::Success,
+            Verdict::Failure(f) => f,
+        };
+        let error: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let code = number(&error["code"]);
+        if code == Some(TOO_MANY_REQUESTS) {
+            failure.class = FailureClassification::RateLimited;
+        }
+        let words = error["message"]
+            .as_str()
+            .map(|m| format!(": {}", vendor_text(m, &self.secrets)))
+            .unwrap_or_default();
+        failure.message = match code {
+            Some(code) => {
+                failure.vendor_code = Some(code.to_string());
+                format!("twilio answered {} (error {code}){words}", status.as_u16())
+            }
+            None => format!("twilio answered {}{words}", status.as_u16()),
+        };
+        Verdict::Failure(failure)
+    }
+}
+
+fn config_string<'c>(config: &'c ConnectionConfig, field: &str) -> Result<Option<&'c str>, String> {
+    match config.get(field) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s)),
+        Some(_) => Err(format!("{field} must be a non-empty string")),
+    }
+}
+
+/// Twilio message statuses that mean it will not be sent.
+fn refused(status: &str) -> bool {
+    matches!(status, "failed" | "undelivered" | "canceled")
+}
+
+#[async_trait]
+impl Provider for Twilio {
+    fn key(&self) -> &'static str {
+        "twilio"
+    }
+
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[CredentialKind::Basic]
+    }
+
+    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
+        if let Some(sid) = config_string(config, "accountSid")?
+            && !is_sid(sid, "AC")
+        {
+            return Err("accountSid must be AC followed by 32 hex digits".into());
+        }
+        if let Some(sid) = config_string(config, "messagingServiceSid")?
+            && !is_sid(sid, "MG")
+        {
+            return Err("messagingServiceSid must be MG followed by 32 hex digits".into());
+        }
+        if let Some(from) = config_string(config, "from")?
+            && from.len() > 32
+        {
+            return Err("from must be a number or sender id of at most 32 characters".into());
+        }
+        if let Some(url) = config_string(config, "statusCallback")?
+            && domain::HttpUrl::parse(url).is_err()
+        {
+            return Err("statusCallback must be an http(s) URL".into());
+        }
+        Ok(())
+    }
+
+    async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
+        let account = account_sid(call)?;
+        let (user, password) = (call.secret("username")?, call.secret("password")?);
+        let url = format!(
+            "{}/2010-04-01/Accounts/{account}.json",
+            call.base_url(DEFAULT_BASE_URL)
+        );
+        let answers = Answers::new(call);
+        let response = call
+            .pipeline
+            .send(call.call(Safety::Safe, &answers), || {
+                call.http
+                    .get(&url)
+                    .basic_auth(user, Some(password))
+                    .header(ACCEPT, "application/json")
+            })
+            .await?;
+        let body: Value = serde_json::from_slice(&response.body)
+            .map_err(|_| malformed("the account is not JSON"))?;
+        match body["status"].as_str() {
+            Some("active") | None => Ok(()),
+            Some(other) => Err(CallError {
+                failure: VendorFailure::new(
+                    FailureClassification::Auth,
+                    format!("the twilio account is {}", vendor_text(other, &[])),
+                )
+                .status(response.status.as_u16()),
+                attempts: response.attempts,
+                retryable: false,
+            }),
+        }
+    }
+
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        operation: &str,
+        input: &Value,
+    ) -> Result<OperationOutput, CallError> {
+        if operation != "send" {
+            return Err(call_failed(
+                FailureClassification::Validation,
+                format!("twilio does not know {operation:?}"),
+            ));
+        }
+        let to = input["to"].as_str().unwrap_or_default();
+        let body = input["body"].as_str().unwrap_or_default();
+        let account = account_sid(call)?;
+        let (user, password) = (call.secret("username")?, call.secret("password")?);
+        let mut form = vec![("To", to)];
+        match (
+            input["from"].as_str(),
+            call.config_str("messagingServiceSid"),
+            call.config_str("from"),
+        ) {
+            (Some(from), _, _) | (None, None, Some(from)) => form.push(("From", from)),
+            (None, Some(service), _) => form.push(("MessagingServiceSid", service)),
+            (None, None, None) => {
+                return Err(call_failed(
+                    FailureClassification::Validation,
+                    "twilio needs a sender: from in the input, or messagingServiceSid or from \
+                     in the connection's config",
+                ));
+            }
+        }
+        form.push(("Body", body));
+        if let Some(callback) = call.config_str("statusCallback") {
+            form.push(("StatusCallback", callback));
+        }
+        let encoded = serde_urlencoded::to_string(&form).map_err(|_| {
+            call_failed(
+                FailureClassification::Validation,
+                "the message could not be form-encoded",
+            )
+        })?;
+        let url = format!(
+            "{}/2010-04-01/Accounts/{account}/Messages.json",
+            call.base_url(DEFAULT_BASE_URL)
+        );
+        let answers = Answers::new(call);
+        let response = call
+            .pipeline
+            .send(call.call(Safety::Unsafe, &answers), || {
+                call.http
+                    .post(&url)
+                    .basic_auth(user, Some(password))
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(ACCEPT, "application/json")
+                    .body(encoded.clone())
+            })
+            .await?;
+        let message: Value = serde_json::from_slice(&response.body)
+            .map_err(|_| malformed("twilio's message is not JSON"))?;
+        let sid = message["sid"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| malformed("twilio's message has no sid"))?
+            .to_owned();
+        let status = message["status"].as_str().unwrap_or("queued").to_owned();
+        if refused(&status) {
+            let mut failure = VendorFailure::new(
+                FailureClassification::Unprocessable,
+                format!("twilio created the message as {status}"),
+            )
+            .status(response.status.as_u16());
+            failure.vendor_code = number(&message["error_code"]).map(|c| c.to_string());
+            return Err(CallError {
+                failure,
+                attempts: response.attempts,
+                retryable: false,
+            });
+        }
+        let parts = number(&message["num_segments"])
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| segments(body));
+        Ok(OperationOutput {
+            summary: json!({
+                "messageId": sid,
+                "status": status,
+                "segments": parts,
+                "attempts": response.attempts,
+            }),
+            usage: RunUsage {
+                units: parts,
+                ..RunUsage::default()
+            },
+            vendor_message_id: Some(sid),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::Method;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::*;
+    use crate::providers::test_support::{
+        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, assert_no_secret,
+    };
+
+    const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+    const API_KEY: &str = "SK0123456789abcdef0123456789abcdef";
+    const SERVICE: &str = "MG0123456789abcdef0123456789abcdef";
+    const TOKEN: &str = "tw-auth-token-s3cret";
+
+    fn harness(base: &str, config: Value) -> Harness {
+        let mut config = config;
+        config["baseUrl"] = json!(base);
+        Harness::new(
+            "twilio",
+            config,
+            CredentialKind::Basic,
+            json!({"username": ACCOUNT, "password": TOKEN}),
+        )
+    }
+
+    fn input() -> Value {
+        json!({"to": "+972501234567", "body": "Hello"})
+    }
+
+    /// Twilio's error body.
+    fn error(status: u16, code: i64, message: &str) -> Reply {
+        Reply::json(
+            status,
+            json!({
+                "code": code,
+                "message": message,
+                "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+                "status": status,
+            }),
+        )
+    }
+
+    /// Twilio's checks of a send: the path, Basic auth for `user` and the token, and a
+    /// form body with `To` and `Body`; a 401 (20003) or 400 (21604) otherwise, and the
+    /// message (A.7) when all is well.
+    fn twilio(request: &Recorded, user: &str) -> Reply {
+        let expected = format!("Basic {}", STANDARD.encode(format!("{user}:{TOKEN}")));
+        if request.header("authorization") != Some(expected.as_str()) {
+            return error(401, 20003, "Authenticate");
+        }
+        if request.method != Method::POST
+            || request.path != format!("/2010-04-01/Accounts/{ACCOUNT}/Messages.json")
+        {
+            return error(404, 20404, "The requested resource was not found");
+        }
+        if request.header("content-type") != Some("application/x-www-form-urlencoded") {
+            return error(400, 21604, "A 'To' phone number is required.");
+        }
+        let (Some(to), Some(body)) = (request.form_field("To"), request.form_field("Body")) else {
+            return error(400, 21604, "A 'To' phone number is required.");
+        };
+        if to == "+15005550001" {
+            return error(
+                400,
+                21211,
+                &format!("The 'To' number {to} is not a valid phone number."),
+            );
+        }
+        Reply::json(
+            201,
+            json!({
+                "sid": "SM0123456789abcdef0123456789abcdef",
+                "account_sid": ACCOUNT,
+                "messaging_service_sid": request.form_field("MessagingServiceSid"),
+                "to": to,
+                "from": request.form_field("From"),
+                "body": body,
+                "status": if request.form_field("MessagingServiceSid").is_some() { "accepted" } else { "queued" },
+                "num_segments": "1",
+                "error_code": null,
+                "error_message": null,
+                "date_created": "Mon, 01 Sep 2026 10:00:00 +0000",
+                "uri": format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/SM0123456789abcdef0123456789abcdef.json"),
+            }),
+        )
+    }
+
+    #[tokio::test]
+    async fn sends_a_form_encoded_message_with_basic_auth() {
+        let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT)).await;
+        let h = harness(
+            &fake.base,
+            json!({
+                "messagingServiceSid": SERVICE,
+                "from": "+15550001111",
+                "statusCallback": "https://hooks.example.com/twilio/status?run=r-42",
+            }),
+        );
+        let out = Twilio
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect("sent");
+        assert_eq!(
+            out.vendor_message_id.as_deref(),
+            Some("SM0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(out.summary["status"], "accepted");
+        assert_eq!(out.summary["segments"], 1);
+        assert_eq!(out.usage.units, 1);
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 1);
+        let form = requests[0].form();
+        // The messaging service wins over config `from`; no From is sent with it.
+        assert_eq!(
+            form,
+            vec![
+                ("To".to_owned(), "+972501234567".to_owned()),
+                ("MessagingServiceSid".to_owned(), SERVICE.to_owned()),
+                ("Body".to_owned(), "Hello".to_owned()),
+                (
+                    "StatusCallback".to_owned(),
+                    "https://hooks.example.com/twilio/status?run=r-42".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_input_sender_wins_and_api_keys_name_the_account_in_config() {
+        let fake = FakeVendor::start(|r, _| twilio(r, API_KEY)).await;
+        let mut h = Harness::new(
+            "twilio",
+            json!({"baseUrl": fake.base, "accountSid": ACCOUNT, "messagingServiceSid": SERVICE}),
+            CredentialKind::Basic,
+            json!({"username": API_KEY, "password": TOKEN}),
+        );
+        let mut send = input();
+        send["from"] = json!("MyBrand");
+        let out = Twilio
+            .execute(&h.call(), "send", &send)
+            .await
+            .expect("sent");
+        assert_eq!(out.summary["status"], "queued");
+        let request = &fake.requests()[0];
+        assert_eq!(request.form_field("From").as_deref(), Some("MyBrand"));
+        assert_eq!(request.form_field("MessagingServiceSid"), None);
+
+        // Without accountSid an API key cannot name the account: refused before any call.
+        h.config.remove("accountSid");
+        let e = Twilio
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("no account");
+        assert_eq!(e.class(), FailureClassification::Validation);
+        assert_eq!(fake.requests().len(), 1);
+        assert_no_secret(&e, &[TOKEN, API_KEY]);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_number_is_a_validation_failure_with_twilio_s_code() {
+        let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT)).await;
+        let h = harness(&fake.base, json!({"from": "+15550001111"})).attempts(3);
+        let e = Twilio
+            .execute(
+                &h.call(),
+                "send",
+                &json!({"to": "+15005550001", "body": "Hello"}),
+            )
+            .await
+            .expect_err("refused");
+        assert_eq!(e.class(), FailureClassification::Validation);
+        assert_eq!(e.failure.vendor_status, Some(400));
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("21211"));
+        assert_eq!(e.failure.retry_after, None);
+        assert!(!e.retryable);
+        assert!(e.failure.message.contains("21211"), "{}", e.failure.message);
+        assert_eq!(fake.requests().len(), 1, "a refusal is not repeated");
+        assert_no_secret(&e, &[TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_token_is_an_auth_failure() {
+        let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT)).await;
+        let mut h = harness(&fake.base, json!({"from": "+15550001111"}));
+        h.credential = custody::SecretMaterial::new(
+            CredentialKind::Basic,
+            json!({"username": ACCOUNT, "password": "wrong-s3cret"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .expect("credential");
+        let e = Twilio
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("refused");
+        assert_eq!(e.class(), FailureClassification::Auth);
+        assert_eq!(e.failure.vendor_status, Some(401));
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("20003"));
+        assert!(!e.retryable);
+        assert_no_secret(&e, &["wrong-s3cret", TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn throttling_is_rate_limited_with_twilio_s_retry_after() {
+        let fake = FakeVendor::start(|_, _| {
+            error(429, 20429, "Too Many Requests").header("retry-after", "7")
+        })
+        .await;
+        let h = harness(&fake.base, json!({"from": "+15550001111"}));
+        let e = Twilio
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("throttled");
+        assert_eq!(e.class(), FailureClassification::RateLimited);
+        assert_eq!(e.failure.vendor_status, Some(429));
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("20429"));
+        assert_eq!(e.failure.retry_after, Some(Duration::from_secs(7)));
+        // Twilio did not take it: trying later is safe even without an idempotency key.
+        assert!(e.retryable);
+        assert_no_secret(&e, &[TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn a_server_error_is_transient_and_never_repeated() {
+        let fake = FakeVendor::start(|_, _| error(503, 20500, "Service Unavailable")).await;
+        let h = harness(&fake.base, json!({"from": "+15550001111"})).attempts(3);
+        let e = Twilio
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("down");
+        assert_eq!(e.class(), FailureClassification::Transient);
+        assert_eq!(e.failure.vendor_status, Some(503));
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("20500"));
+        // It may have been sent: without an idempotency key it is not sent again.
+        assert_eq!(fake.requests().len(), 1);
+        assert!(!e.retryable);
+        assert_no_secret(&e, &[TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_times_out() {
+        let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT).after(ATTEMPT_TIMEOUT * 6)).await;
+        let h = harness(&fake.base, json!({"from": "+15550001111"}));
+        let e = Twilio
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("timed out");
+        assert_eq!(e.class(), FailureClassification::Timeout);
+        assert_eq!(e.failure.vendor_status, None);
+        assert_eq!(e.failure.vendor_code, None);
+        assert!(!e.retryable, "a timed-out send may have gone out");
+        assert_no_secret(&e, &[TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn a_garbled_success_is_malformed() {
+        let fake = FakeVendor::start(|_, _| Reply::text(201, "<html>welcome</html>")).await;
+        let h = harness(&fake.base, json!({"from": "+15550001111"}));
+        let e = Twilio
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("malformed");
+        assert_eq!(e.class(), FailureClassification::VendorError);
+        assert!(
+            e.failure.message.contains("malformed"),
+            "{}",
+            e.failure.message
+        );
+        assert!(!e.retryable);
+        assert_no_secret(&e, &[TOKEN]);
+    }
+
+    #[tokio::test]
+    async fn a_message_created_as_failed_is_unprocessable() {
+        let fake = FakeVendor::start(|_, _| {
+            Reply::json(
+                201,
+                json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "failed", "error_code": 30007}),
+            )
+        })
+        .await;
+        let h = harness(&fake.base, json!({"from": "+15550001111"}));
+        let e = Twilio
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("failed");
+        assert_eq!(e.class(), FailureClassification::Unprocessable);
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("30007"));
+    }
+
+    #[tokio::test]
+    async fn the_connection_test_fetches_the_account() {
+        let fake = FakeVendor::start(|r, _| {
+            let expected = format!("Basic {}", STANDARD.encode(format!("{ACCOUNT}:{TOKEN}")));
+            if r.header("authorization") != Some(expected.as_str()) {
+                return error(401, 20003, "Authenticate");
+            }
+            if r.method != Method::GET || r.path != format!("/2010-04-01/Accounts/{ACCOUNT}.json") {
+                return error(404, 20404, "The requested resource was not found");
+            }
+            Reply::json(
+                200,
+                json!({"sid": ACCOUNT, "status": "active", "friendly_name": "test"}),
+            )
+        })
+        .await;
+        let mut h = harness(&fake.base, json!({}));
+        Twilio
+            .test_connection(&h.call())
+            .await
+            .expect("the account answers");
+
+        h.credential = custody::SecretMaterial::new(
+            CredentialKind::Basic,
+            json!({"username": ACCOUNT, "password": "wrong-s3cret"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .expect("credential");
+        let e = Twilio
+            .test_connection(&h.call())
+            .await
+            .expect_err("refused");
+        assert_eq!(e.class(), FailureClassification::Auth);
+        assert_eq!(e.failure.vendor_status, Some(401));
+        assert_no_secret(&e, &["wrong-s3cret"]);
+    }
+
+    #[tokio::test]
+    async fn calls_go_through_the_guarded_client() {
+        let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT)).await;
+        let h = harness(&fake.base, json!({"from": "+15550001111"})).strict_guard();
+        let e = Twilio
+            .execute(&h.call(), "send", &input())
+            .await
+            .expect_err("localhost is internal");
+        assert_eq!(e.class(), FailureClassification::Transient);
+        assert!(fake.requests().is_empty(), "the guard stopped the call");
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let check = |v: Value| Twilio.validate_config(v.as_object().expect("object"));
+        assert!(check(json!({"from": "+15550001111"})).is_ok());
+        assert!(check(json!({"messagingServiceSid": SERVICE, "accountSid": ACCOUNT})).is_ok());
+        assert!(check(json!({"messagingServiceSid": "MG123"})).is_err());
+        assert!(check(json!({"accountSid": API_KEY})).is_err());
+        assert!(check(json!({"from": 5})).is_err());
+        assert!(check(json!({"statusCallback": "not a url"})).is_err());
+    }
+}

@@ -1,0 +1,385 @@
+//! Which adapter backs each port, chosen by settings alone, and the one place that opens the
+//! embedded default (the local runner opens it through here too).
+//!
+//! A port is backed by an Azure service when its endpoint setting is present: the
+//! identity-based form (`<Connection>__accountEndpoint`, `__fullyQualifiedNamespace`,
+//! `__blobServiceUri`, `__vaultUri`: the Functions convention, so one name serves the host's
+//! bindings and our adapters) or, for local stand-ins, a connection string. Otherwise it is
+//! backed by the embedded default in a data folder. The Bicep writes exactly these names.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use app_context::AppContext;
+use embedded::{
+    Durability, EncryptedSecretStore, FolderBlobStore, SqliteBroker, SqliteDocumentStore,
+};
+
+/// The Service Bus connection of the triggers (`function.json` names it) and of the sender.
+pub const SERVICE_BUS_CONNECTION: &str = functions_runtime::declare::SERVICE_BUS_CONNECTION;
+/// Setting: the Service Bus namespace host name (`<ns>.servicebus.windows.net`), reached
+/// with the app's managed identity.
+pub const SERVICE_BUS_NAMESPACE: &str = "ServiceBusConnection__fullyQualifiedNamespace";
+/// Setting: a Cosmos DB connection string (local stand-ins only; Azure uses the endpoint).
+pub const COSMOS_CONNECTION: &str = "CosmosDbConnection";
+/// Setting: the Cosmos DB account endpoint (`https://<account>.documents.azure.com:443/`).
+pub const COSMOS_ENDPOINT: &str = "CosmosDbConnection__accountEndpoint";
+/// Setting: the Cosmos DB database that holds every app's containers.
+pub const COSMOS_DATABASE: &str = "COSMOS_DATABASE";
+/// The database when `COSMOS_DATABASE` is not set (the Bicep creates this one).
+pub const DEFAULT_COSMOS_DATABASE: &str = "integration";
+/// Setting: a Blob Storage connection string (local stand-ins only, such as Azurite).
+pub const BLOB_CONNECTION: &str = "BlobStorageConnection";
+/// Setting: the Blob service endpoint of the data storage account.
+pub const BLOB_SERVICE_URI: &str = "BlobStorageConnection__blobServiceUri";
+/// Setting: the Key Vault URI (`https://<vault>.vault.azure.net/`).
+pub const KEY_VAULT_URI: &str = "KeyVaultConnection__vaultUri";
+
+/// Every setting that can move a port off the embedded default.
+pub const AZURE_SETTINGS: [&str; 6] = [
+    SERVICE_BUS_NAMESPACE,
+    COSMOS_CONNECTION,
+    COSMOS_ENDPOINT,
+    BLOB_CONNECTION,
+    BLOB_SERVICE_URI,
+    KEY_VAULT_URI,
+];
+
+/// What backs one port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default, in the data folder.
+    Embedded,
+    /// An Azure service (or a local stand-in speaking its protocol).
+    Azure {
+        /// The setting that chose it.
+        setting: &'static str,
+        /// Where it is, for messages: an endpoint, never a connection string (those hold keys).
+        target: String,
+    },
+}
+
+impl Backend {
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Backend::Embedded)
+    }
+}
+
+/// The backend of each port, as the settings choose them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selection {
+    pub documents: Backend,
+    pub bus: Backend,
+    pub blobs: Backend,
+    pub secrets: Backend,
+}
+
+impl Selection {
+    pub fn from_settings(settings: &BTreeMap<String, String>) -> Selection {
+        let value = |name: &str| {
+            settings
+                .get(name)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let pick = |identity: &'static str, connection: Option<&'static str>| {
+            if let Some(endpoint) = value(identity) {
+                return Backend::Azure {
+                    setting: identity,
+                    target: endpoint.to_owned(),
+                };
+            }
+            match connection {
+                Some(name) if value(name).is_some() => Backend::Azure {
+                    setting: name,
+                    target: "a connection string".to_owned(),
+                },
+                _ => Backend::Embedded,
+            }
+        };
+        let documents = match pick(COSMOS_ENDPOINT, Some(COSMOS_CONNECTION)) {
+            Backend::Azure { setting, target } => Backend::Azure {
+                setting,
+                target: format!(
+                    "{target}, database {}",
+                    value(COSMOS_DATABASE).unwrap_or(DEFAULT_COSMOS_DATABASE)
+                ),
+            },
+            embedded => embedded,
+        };
+        Selection {
+            documents,
+            // Only the namespace setting chooses Service Bus for sending. A plain
+            // `ServiceBusConnection` is what Core Tools gives the host's triggers, often a
+            // connection string to the Docker-only emulator, which speaks AMQP only; the
+            // sender speaks the REST API, so that string does not choose it.
+            bus: pick(SERVICE_BUS_NAMESPACE, None),
+            blobs: pick(BLOB_SERVICE_URI, Some(BLOB_CONNECTION)),
+            secrets: pick(KEY_VAULT_URI, None),
+        }
+    }
+
+    fn ports(&self) -> [(&'static str, &'static str, &Backend); 4] {
+        [
+            ("documents", "Cosmos DB", &self.documents),
+            ("bus", "Service Bus", &self.bus),
+            ("blobs", "Blob Storage", &self.blobs),
+            ("secrets", "Key Vault", &self.secrets),
+        ]
+    }
+
+    /// Fails, naming every setting involved, unless every port is embedded: this build has
+    /// no Azure adapters yet. Refusing beats the alternative: in Azure, the embedded default
+    /// would keep state on one instance's disk and send events to no one.
+    pub fn require_embedded(&self) -> anyhow::Result<()> {
+        let azure: Vec<String> = self
+            .ports()
+            .iter()
+            .filter_map(|(port, service, backend)| match backend {
+                Backend::Embedded => None,
+                Backend::Azure { setting, target } => {
+                    Some(format!("{port} on {service} ({setting}: {target})"))
+                }
+            })
+            .collect();
+        if azure.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "the settings choose Azure adapters that this build does not include yet: {}; \
+             remove those settings to run on the embedded default",
+            azure.join("; ")
+        )
+    }
+}
+
+impl fmt::Display for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (port, service, backend) in self.ports() {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            match backend {
+                Backend::Embedded => write!(f, "{port}: embedded")?,
+                Backend::Azure { target, .. } => write!(f, "{port}: {service} at {target}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The embedded default, opened in one data folder.
+pub struct Embedded {
+    pub documents: Arc<SqliteDocumentStore>,
+    /// Both the bus sender of the apps and, in the local runner, the receiver its triggers
+    /// consume from.
+    pub broker: Arc<SqliteBroker>,
+    pub blobs: Arc<FolderBlobStore>,
+    pub secrets: Arc<EncryptedSecretStore>,
+}
+
+impl fmt::Debug for Embedded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Embedded").finish_non_exhaustive()
+    }
+}
+
+/// Opens (creating what is missing) `documents.db`, `broker.db`, `blobs/` and the secret
+/// store in `data_dir`.
+pub fn open_embedded(data_dir: &Path) -> anyhow::Result<Embedded> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let documents =
+        SqliteDocumentStore::open(&data_dir.join("documents.db"), Durability::Normal)
+            .with_context(|| format!("cannot open the documents in {}", data_dir.display()))?;
+    let broker = SqliteBroker::open(&data_dir.join("broker.db"), Durability::Normal)
+        .with_context(|| format!("cannot open the broker in {}", data_dir.display()))?;
+    let blobs = FolderBlobStore::open_with(data_dir.join("blobs"), Durability::Normal)
+        .with_context(|| format!("cannot open the blobs in {}", data_dir.display()))?;
+    let secrets = EncryptedSecretStore::open_in(data_dir)
+        .with_context(|| format!("cannot open the secrets in {}", data_dir.display()))?;
+    Ok(Embedded {
+        documents: Arc::new(documents),
+        broker: Arc::new(broker),
+        blobs: Arc::new(blobs),
+        secrets: Arc::new(secrets),
+    })
+}
+
+impl Embedded {
+    /// The context apps are built with: these ports, `settings`, `authenticator`, and a fresh
+    /// outbox waker (give the same context to the outbox publisher).
+    pub fn context(
+        &self,
+        settings: BTreeMap<String, String>,
+        authenticator: Arc<dyn auth::Authenticator>,
+    ) -> AppContext {
+        AppContext {
+            documents: self.documents.clone(),
+            bus: self.broker.clone(),
+            blobs: self.blobs.clone(),
+            secrets: self.secrets.clone(),
+            authenticator,
+            settings: Arc::new(settings),
+            outbox_waker: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+}
+
+/// Entra ID access tokens when the settings name an issuer (`AUTH_ISSUER`, `AUTH_AUDIENCE`,
+/// `AUTH_JWKS_URI`), as in Azure; otherwise local HS256 tokens, whose key `dev_tokens`
+/// loads only then (in Azure there is no data folder to keep it in).
+pub fn authenticator(
+    settings: &BTreeMap<String, String>,
+    dev_tokens: impl FnOnce() -> anyhow::Result<auth::DevTokens>,
+) -> anyhow::Result<Arc<dyn auth::Authenticator>> {
+    if settings.contains_key(auth::entra::SETTING_ISSUER) {
+        let config = auth::entra::EntraConfig::from_settings(|k| settings.get(k).cloned())
+            .context("the Entra ID settings are incomplete or invalid")?;
+        tracing::info!(issuer = %config.issuer, "bearer tokens are Entra ID tokens");
+        return Ok(Arc::new(auth::entra::EntraAuthenticator::new(config)?));
+    }
+    Ok(Arc::new(dev_tokens()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_set_is_all_embedded() {
+        let s = Selection::from_settings(&settings(&[("FUNCTIONS_WORKER_RUNTIME", "Custom")]));
+        assert!(s.documents.is_embedded() && s.bus.is_embedded());
+        assert!(s.blobs.is_embedded() && s.secrets.is_embedded());
+        s.require_embedded().unwrap();
+    }
+
+    #[test]
+    fn the_sample_settings_stay_embedded() {
+        // What local.settings.sample.json gives Core Tools: storage for the host and an
+        // emulator connection string for the triggers. Neither is one of our ports.
+        let s = Selection::from_settings(&settings(&[
+            ("AzureWebJobsStorage", "UseDevelopmentStorage=true"),
+            (
+                SERVICE_BUS_CONNECTION,
+                "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true;",
+            ),
+        ]));
+        s.require_embedded().unwrap();
+    }
+
+    #[test]
+    fn endpoint_settings_choose_azure_and_are_refused_by_name() {
+        let s = Selection::from_settings(&settings(&[
+            (COSMOS_ENDPOINT, "https://acct.documents.azure.com:443/"),
+            (SERVICE_BUS_NAMESPACE, "ns.servicebus.windows.net"),
+            (
+                BLOB_CONNECTION,
+                "DefaultEndpointsProtocol=http;AccountKey=secret-key",
+            ),
+            (KEY_VAULT_URI, "   "),
+        ]));
+        assert_eq!(
+            s.documents,
+            Backend::Azure {
+                setting: COSMOS_ENDPOINT,
+                target: "https://acct.documents.azure.com:443/, database integration".into()
+            }
+        );
+        assert!(matches!(
+            s.bus,
+            Backend::Azure {
+                setting: SERVICE_BUS_NAMESPACE,
+                ..
+            }
+        ));
+        assert!(matches!(
+            s.blobs,
+            Backend::Azure {
+                setting: BLOB_CONNECTION,
+                ..
+            }
+        ));
+        assert!(s.secrets.is_embedded(), "a blank value is no value");
+        let err = s.require_embedded().unwrap_err().to_string();
+        for name in [COSMOS_ENDPOINT, SERVICE_BUS_NAMESPACE, BLOB_CONNECTION] {
+            assert!(err.contains(name), "{err}");
+        }
+        assert!(
+            !err.contains("secret-key"),
+            "connection strings are never echoed: {err}"
+        );
+        assert!(!err.contains(KEY_VAULT_URI), "{err}");
+    }
+
+    #[test]
+    fn the_identity_form_wins_and_names_the_database() {
+        let s = Selection::from_settings(&settings(&[
+            (
+                COSMOS_CONNECTION,
+                "AccountEndpoint=https://localhost:8081/;AccountKey=k",
+            ),
+            (COSMOS_ENDPOINT, "https://acct.documents.azure.com:443/"),
+            (COSMOS_DATABASE, "platform-dev"),
+        ]));
+        assert_eq!(
+            s.documents,
+            Backend::Azure {
+                setting: COSMOS_ENDPOINT,
+                target: "https://acct.documents.azure.com:443/, database platform-dev".into()
+            }
+        );
+        assert!(
+            s.to_string()
+                .contains("documents: Cosmos DB at https://acct")
+        );
+    }
+
+    #[test]
+    fn identity_settings_follow_the_functions_convention() {
+        // `<connection>__<property>`: the host reads the Service Bus one for the triggers,
+        // so the sender must use the very same name.
+        assert_eq!(
+            SERVICE_BUS_NAMESPACE,
+            format!("{SERVICE_BUS_CONNECTION}__fullyQualifiedNamespace")
+        );
+        assert_eq!(
+            COSMOS_ENDPOINT,
+            format!("{COSMOS_CONNECTION}__accountEndpoint")
+        );
+        assert_eq!(
+            BLOB_SERVICE_URI,
+            format!("{BLOB_CONNECTION}__blobServiceUri")
+        );
+    }
+
+    #[test]
+    fn local_tokens_unless_an_issuer_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut loaded = false;
+        authenticator(&settings(&[]), || {
+            loaded = true;
+            Ok(auth::DevTokens::load_or_create(dir.path())?)
+        })
+        .unwrap();
+        assert!(loaded);
+        // An issuer without the rest is a configuration error, not a silent fallback.
+        let err = authenticator(
+            &settings(&[(auth::entra::SETTING_ISSUER, "https://i")]),
+            || unreachable!("local tokens are not loaded when an issuer is set"),
+        );
+        assert!(err.is_err());
+    }
+}

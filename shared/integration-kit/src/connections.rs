@@ -1,0 +1,366 @@
+//! Connections: a tenant's link to one provider of the app, its secret in custody, tested
+//! live before it is used.
+
+use std::time::Instant;
+
+use api_kit::{ApiError, Caller, JsonBody};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use custody::SecretMaterial;
+use domain::{
+    ConnectionConfig, ConnectionId, ConnectionTestResult, CredentialKind, DisplayName, FailureId,
+    FailureSubject, IntegrationConnection, IntegrationFailure, NewConnection, NewFailure,
+    ProviderKey, RedactedText, TenantId,
+};
+use ports::WriteOp;
+use resilience::CallError;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::provider::ProviderCall;
+use crate::store::{CONNECTION, FAILURE, connection_doc_id, failure_doc_id};
+use crate::{Kit, KitState};
+
+pub(crate) fn routes(state: KitState) -> Router {
+    Router::new()
+        .route("/api/integrations/connections", post(create))
+        .route("/api/integrations/connections/{connection_id}", get(show))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConnectionIn {
+    provider_key: String,
+    display_name: String,
+    #[serde(default)]
+    config: ConnectionConfig,
+    credential: CredentialIn,
+}
+
+#[derive(Deserialize)]
+struct CredentialIn {
+    kind: CredentialKind,
+    #[serde(flatten)]
+    fields: Map<String, Value>,
+}
+
+pub(crate) fn tenant_of(caller: &Caller) -> Result<TenantId, ApiError> {
+    TenantId::parse_tenant(caller.tenant_id()).map_err(|e| ApiError::Forbidden(e.to_string()))
+}
+
+/// The connection as the API shows it: the aggregate's JSON (references only, never
+/// secret fields).
+fn connection_out(c: &IntegrationConnection) -> Result<Value, ApiError> {
+    serde_json::to_value(c).map_err(|_| ApiError::Internal)
+}
+
+async fn create(
+    State(KitState(kit)): State<KitState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ConnectionIn>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&caller)?;
+    let provider = kit.provider(&body.provider_key).ok_or_else(|| {
+        let known: Vec<_> = kit.app.providers.iter().map(|p| p.key()).collect();
+        ApiError::bad_request(
+            "unknown_provider",
+            format!(
+                "the {} app serves the providers {}",
+                kit.app.slug,
+                known.join(", ")
+            ),
+        )
+    })?;
+    let provider_key = ProviderKey::parse(provider.key()).map_err(|_| ApiError::Internal)?;
+    let display_name = DisplayName::parse(&body.display_name)
+        .map_err(|e| ApiError::bad_request("invalid_display_name", e.to_string()))?;
+    if !provider.credential_kinds().contains(&body.credential.kind) {
+        return Err(ApiError::bad_request(
+            "invalid_credential",
+            format!(
+                "{} takes credentials of kind {}",
+                provider.key(),
+                provider
+                    .credential_kinds()
+                    .iter()
+                    .map(|k| serde_json::to_value(k)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    check_base_url(&kit, &body.config)?;
+    provider
+        .validate_config(&body.config)
+        .map_err(|e| ApiError::bad_request("invalid_config", e))?;
+    if let Some(p) = body.config.get("priority")
+        && !p.is_u64()
+    {
+        return Err(ApiError::bad_request(
+            "invalid_config",
+            "priority must be a non-negative integer (lower goes first)",
+        ));
+    }
+    // Validated here too, so a bad secret is refused before anything is stored.
+    let material = SecretMaterial::new(body.credential.kind, body.credential.fields.clone())
+        .map_err(|e| ApiError::bad_request("invalid_secret", e.to_string()))?;
+    let id = ConnectionId::new();
+    let (credential_id, _reference) = api_kit::custody::store_credential(
+        &kit.ctx,
+        &caller,
+        provider.key(),
+        body.credential.kind,
+        body.credential.fields,
+        Some(&id.to_string()),
+    )
+    .await?;
+    let now = Utc::now();
+    let mut connection = IntegrationConnection::new(
+        NewConnection {
+            tenant_id: tenant.clone(),
+            id,
+            provider_key: provider_key.clone(),
+            display_name,
+            config: body.config,
+            credential_id,
+        },
+        now,
+    );
+    let tested = test(
+        &kit,
+        &tenant,
+        &id,
+        provider.as_ref(),
+        connection.config(),
+        &material,
+    )
+    .await;
+    let mut ops = Vec::new();
+    let mut events = Vec::new();
+    let problem = match tested {
+        Ok(latency_ms) => {
+            events.extend(
+                connection
+                    .record_test(
+                        ConnectionTestResult::succeeded(Utc::now(), Some(latency_ms)),
+                        Utc::now(),
+                    )
+                    .map_err(|_| ApiError::Internal)?,
+            );
+            None
+        }
+        Err(e) => {
+            let failure_id = FailureId::new();
+            let message = redact(&e, &material);
+            let (failure, event) =
+                IntegrationFailure::record(
+                    NewFailure {
+                        tenant_id: tenant.clone(),
+                        id: failure_id,
+                        subject: FailureSubject::Connection(id),
+                        provider_key: Some(provider_key),
+                        classification: e.class(),
+                        vendor_status: e.failure.vendor_status,
+                        vendor_code: e.failure.vendor_code.as_deref().map(|c| {
+                            RedactedText::redact(c, &material.values().collect::<Vec<_>>())
+                        }),
+                        message: message.clone(),
+                        retryable: e.retryable,
+                        dead_lettered: false,
+                        trace_id: None,
+                    },
+                    Utc::now(),
+                );
+            connection
+                .record_test(
+                    ConnectionTestResult::failed(Utc::now(), failure_id, message.clone()),
+                    Utc::now(),
+                )
+                .map_err(|_| ApiError::Internal)?;
+            ops.push(WriteOp::create(
+                failure_doc_id(&failure_id),
+                api_kit::Aggregates::document(&failure, FAILURE)?,
+            ));
+            events.push(event);
+            Some((e.class(), message, failure_id))
+        }
+    };
+    ops.insert(
+        0,
+        WriteOp::create(
+            connection_doc_id(&id),
+            api_kit::Aggregates::document(&connection, CONNECTION)?,
+        ),
+    );
+    kit.store
+        .commit(
+            &kit.ctx,
+            tenant.as_str(),
+            ops,
+            &events,
+            "the connection exists",
+        )
+        .await?;
+    if let Some((class, message, failure_id)) = problem {
+        tracing::info!(tenant = %tenant, connection = %id, ?class, "a connection test failed");
+        let detail = format!(
+            "connection {id} was saved as failed: {} (failure {failure_id})",
+            message.as_str()
+        );
+        // The credential was refused or the input is wrong: the caller's to fix. Anything
+        // else is the vendor's trouble.
+        return Err(match class {
+            domain::FailureClassification::Auth
+            | domain::FailureClassification::Validation
+            | domain::FailureClassification::Unprocessable => {
+                ApiError::unprocessable("connection_test_failed", detail)
+            }
+            _ => ApiError::Upstream(detail),
+        });
+    }
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/api/integrations/connections/{id}"),
+        )],
+        Json(connection_out(&connection)?),
+    )
+        .into_response())
+}
+
+/// Config URLs the vendor is called at (`baseUrl`, `endpoint`) are user-supplied: each
+/// must be an http(s) URL, https outside development, and not an internal address written
+/// as an IP literal (names are checked by the guard's resolver at connect time).
+fn check_base_url(kit: &Kit, config: &ConnectionConfig) -> Result<(), ApiError> {
+    for field in ["baseUrl", "endpoint"] {
+        let Some(raw) = config.get(field) else {
+            continue;
+        };
+        let invalid =
+            || ApiError::bad_request("invalid_config", format!("{field} must be an http(s) URL"));
+        let text = raw.as_str().ok_or_else(invalid)?;
+        let url = domain::HttpUrl::parse(text).map_err(|_| invalid())?;
+        if kit.ctx.requires_https() && !url.is_https() {
+            return Err(ApiError::bad_request(
+                "https_required",
+                format!("{field} must be an https URL"),
+            ));
+        }
+        let parsed = reqwest::Url::parse(text).map_err(|_| invalid())?;
+        kit.guard
+            .check_url(&parsed)
+            .map_err(|e| ApiError::bad_request("forbidden_address", format!("{field}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Redacts a failure's message against the credential's own values (a vendor may echo a
+/// key back in an error).
+pub(crate) fn redact(e: &CallError, material: &SecretMaterial) -> RedactedText {
+    RedactedText::redact(&e.failure.message, &material.values().collect::<Vec<_>>())
+}
+
+/// Tests a connection's credential against the vendor through the pipeline; answers the
+/// latency in milliseconds.
+pub(crate) async fn test(
+    kit: &Kit,
+    tenant: &TenantId,
+    connection: &ConnectionId,
+    provider: &dyn crate::Provider,
+    config: &ConnectionConfig,
+    material: &SecretMaterial,
+) -> Result<u64, CallError> {
+    let key = crate::call_key(tenant.as_str(), provider.key(), connection);
+    let call = ProviderCall {
+        pipeline: &kit.pipeline,
+        http: &kit.http,
+        key: &key,
+        config,
+        credential: material,
+        traceparent: None,
+        idempotency_key: None,
+        max_attempts: None,
+        rate_limit: None,
+        receipt_url: None,
+    };
+    let started = Instant::now();
+    provider.test_connection(&call).await?;
+    Ok(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) async fn read_connection(
+    kit: &Kit,
+    tenant: &str,
+    raw_id: &str,
+) -> Result<(IntegrationConnection, ports::ETag), ApiError> {
+    let id = ConnectionId::parse(raw_id).map_err(|_| ApiError::not_found("the connection"))?;
+    kit.store
+        .read(&kit.ctx, tenant, &connection_doc_id(&id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("the connection"))
+}
+
+async fn show(
+    State(KitState(kit)): State<KitState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (connection, _) = read_connection(&kit, caller.tenant_id(), &id).await?;
+    Ok(Json(connection_out(&connection)?).into_response())
+}
+
+/// The tenant's usable connections of this app, failover order: the asked-for one first,
+/// then by `config.priority` (lowest first; absent = 100), then oldest first.
+pub(crate) async fn failover_candidates(
+    kit: &Kit,
+    tenant: &str,
+    primary: &IntegrationConnection,
+) -> Result<Vec<IntegrationConnection>, ports::PortError> {
+    let mut out = Vec::new();
+    let mut continuation = None;
+    loop {
+        let page = kit
+            .ctx
+            .documents
+            .query(
+                kit.app.slug,
+                &ports::Query::partition(tenant)
+                    .filter("docType", CONNECTION)
+                    .limit(200)
+                    .after(continuation),
+            )
+            .await?;
+        for doc in page.documents {
+            if let Ok(c) = doc.parse::<IntegrationConnection>()
+                && c.id() != primary.id()
+                && c.is_usable()
+                && kit.provider(c.provider_key().as_str()).is_some()
+            {
+                out.push(c);
+            }
+        }
+        continuation = page.continuation;
+        if continuation.is_none() {
+            break;
+        }
+    }
+    let priority = |c: &IntegrationConnection| {
+        c.config()
+            .get("priority")
+            .and_then(Value::as_u64)
+            .unwrap_or(100)
+    };
+    out.sort_by_key(|c| (priority(c), c.created_at()));
+    out.insert(0, primary.clone());
+    Ok(out)
+}

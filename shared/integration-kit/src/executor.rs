@@ -1,0 +1,589 @@
+//! `ExecuteRun` (Service Bus, `runs-<slug>`): executes runs, and answers the registry's
+//! connection re-tests.
+//!
+//! A run is executed at most once per attempt, whatever the bus does:
+//! 1. `queued → running` is committed (etag-guarded) before any vendor call; a concurrent
+//!    duplicate loses the race and stops.
+//! 2. A redelivered command that finds the run `running` leaves it alone while the attempt
+//!    may still be in flight (it schedules a check for when it cannot be any more), and only
+//!    then treats the attempt as interrupted (`retry`, then `start` again).
+//! 3. The vendor call goes through the resilience pipeline; with failover, the tenant's
+//!    other connections of the app are tried in priority order when a provider is down.
+//! 4. The outcome is one batch: `succeeded` + `IntegrationRunCompleted`; or a retry of the
+//!    run scheduled on the bus; or `failed` + exactly one `IntegrationFailure` +
+//!    `IntegrationFailed`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app_context::commands::{RETEST_REQUESTED, RetestCompleted, RetestOutcome, RetestRequested};
+use chrono::{DateTime, TimeDelta, Utc};
+use domain::{
+    FailureClassification, FailureId, FailureSubject, IntegrationConnection, IntegrationFailure,
+    NewFailure, RedactedText, RunStatus, TenantId,
+};
+use envelope::{Envelope, TraceParent};
+use functions_runtime::{Invocation, InvocationError, InvocationResponse};
+use ports::{ETag, PortError, WriteOp};
+use rand::Rng as _;
+use resilience::{CallError, VendorFailure};
+use serde_json::json;
+
+use crate::connections::{failover_candidates, redact};
+use crate::provider::{OperationOutput, ProviderCall};
+use crate::runs::{RunRequested, command, read_input};
+use crate::store::{
+    FAILURE, Failover, RUN, StoredRun, VENDOR_MESSAGE, connection_doc_id, failure_doc_id,
+    run_doc_id, vendor_message_doc_id,
+};
+use crate::{Kit, RUN_REQUESTED};
+
+/// The bus's max delivery count (design §7).
+const MAX_DELIVERY_COUNT: u32 = 10;
+
+fn permanent(e: impl std::fmt::Display) -> InvocationError {
+    InvocationError::permanent(e.to_string())
+}
+
+fn transient(e: impl std::fmt::Display) -> InvocationError {
+    InvocationError::transient(e.to_string())
+}
+
+pub(crate) async fn handle(
+    kit: Arc<Kit>,
+    inv: Invocation,
+) -> Result<InvocationResponse, InvocationError> {
+    let msg = inv.service_bus()?;
+    let event =
+        Envelope::parse(&msg.body).map_err(|e| permanent(format!("not an envelope: {e}")))?;
+    let tenant = TenantId::parse(event.tenant_id()).map_err(permanent)?;
+    match event.event_type() {
+        RUN_REQUESTED => {
+            let request: RunRequested = event.data_json().map_err(permanent)?;
+            execute(&kit, &tenant, &event, request, msg.delivery_count).await?;
+        }
+        RETEST_REQUESTED => {
+            let request: RetestRequested = event.data_json().map_err(permanent)?;
+            retest(&kit, &tenant, &event, request).await?;
+        }
+        other => return Err(permanent(format!("unexpected message type {other}"))),
+    }
+    Ok(InvocationResponse::default())
+}
+
+/// How long after an attempt started it cannot be in flight any more: the pipeline's
+/// deadline, per candidate connection, plus a margin.
+fn in_flight_for(kit: &Kit) -> TimeDelta {
+    let deadline = kit.pipeline.policy().deadline;
+    TimeDelta::from_std(deadline * 2 + Duration::from_secs(15)).unwrap_or(TimeDelta::minutes(2))
+}
+
+async fn read_run(
+    kit: &Kit,
+    tenant: &TenantId,
+    request: &RunRequested,
+) -> Result<Option<(StoredRun, ETag)>, InvocationError> {
+    let Some(doc) = kit
+        .ctx
+        .documents
+        .read(kit.app.slug, tenant.as_str(), &run_doc_id(&request.run_id))
+        .await
+        .map_err(transient)?
+    else {
+        return Ok(None);
+    };
+    let run = doc.parse().map_err(permanent)?;
+    Ok(Some((run, doc.etag)))
+}
+
+async fn commit(
+    kit: &Kit,
+    tenant: &TenantId,
+    ops: Vec<WriteOp>,
+    events: &[domain::DomainEvent],
+    traceparent: Option<&TraceParent>,
+) -> Result<(), PortError> {
+    let mut ops = ops;
+    ops.extend(
+        outbox::event_writes(events, kit.app.source, traceparent)
+            .map_err(|e| PortError::Invalid(e.to_string()))?,
+    );
+    kit.ctx
+        .documents
+        .batch(kit.app.slug, tenant.as_str(), ops)
+        .await?;
+    kit.ctx.outbox_waker.notify_one();
+    Ok(())
+}
+
+fn run_write(stored: &StoredRun, etag: ETag) -> Result<WriteOp, InvocationError> {
+    let doc = api_kit::Aggregates::document(stored, RUN).map_err(|_| permanent("run"))?;
+    Ok(WriteOp::replace(
+        run_doc_id(&stored.run.id()),
+        doc,
+        Some(etag),
+    ))
+}
+
+async fn execute(
+    kit: &Kit,
+    tenant: &TenantId,
+    event: &Envelope,
+    request: RunRequested,
+    delivery_count: u32,
+) -> Result<(), InvocationError> {
+    let Some((mut stored, etag)) = read_run(kit, tenant, &request).await? else {
+        return Err(permanent(format!("run {} does not exist", request.run_id)));
+    };
+    let now = Utc::now();
+    match stored.run.status() {
+        s if s.is_terminal() => return Ok(()),
+        RunStatus::Running => {
+            let started = stored.run.current_attempt().map_or(now, |a| a.started_at);
+            let stale_at = started + in_flight_for(kit);
+            if now < stale_at {
+                // Another delivery is (or may be) executing it: look again when it cannot
+                // be. The check's id is fixed per attempt, so duplicates are one message.
+                let number = stored.run.attempts().len();
+                let id = format!("check-{}-{number}", stored.run.id());
+                let check = command(kit, tenant.as_str(), stored.run.id(), Some(id), None)
+                    .map_err(permanent)?;
+                let write = outbox::outbox_write_at(
+                    &check,
+                    &app_context::runs_queue(kit.app.slug),
+                    Some(stale_at),
+                );
+                return match commit(kit, tenant, vec![write], &[], None).await {
+                    Ok(()) | Err(PortError::AlreadyExists) => Ok(()),
+                    Err(e) => Err(transient(e)),
+                };
+            }
+            stored
+                .run
+                .retry(
+                    RedactedText::from_redacted("the attempt was interrupted"),
+                    now,
+                )
+                .map_err(permanent)?;
+        }
+        _ => {}
+    }
+    let attempts_before = stored.run.attempts().len();
+    stored.run.start(now).map_err(permanent)?;
+    let etag = match kit
+        .ctx
+        .documents
+        .batch(
+            kit.app.slug,
+            tenant.as_str(),
+            vec![run_write(&stored, etag)?],
+        )
+        .await
+    {
+        Ok(mut etags) => etags.pop().flatten().ok_or_else(|| transient("no etag"))?,
+        // Someone else moved the run: they execute it.
+        Err(PortError::PreconditionFailed) => return Ok(()),
+        Err(e) => return Err(transient(e)),
+    };
+    let traceparent = event.traceparent().cloned();
+    let result = attempt(kit, tenant, &mut stored, traceparent.as_ref()).await;
+    let attempt_number = attempts_before + 1;
+    let last_delivery = delivery_count >= MAX_DELIVERY_COUNT;
+    finish(
+        kit,
+        tenant,
+        stored,
+        etag,
+        result,
+        attempt_number,
+        last_delivery,
+        traceparent.as_ref(),
+    )
+    .await
+}
+
+/// One attempt of a run: candidates in failover order, each through the pipeline.
+async fn attempt(
+    kit: &Kit,
+    tenant: &TenantId,
+    stored: &mut StoredRun,
+    traceparent: Option<&TraceParent>,
+) -> Result<(IntegrationConnection, OperationOutput), Attempted> {
+    let run = &stored.run;
+    let primary = match kit
+        .store
+        .read::<IntegrationConnection>(
+            &kit.ctx,
+            tenant.as_str(),
+            &connection_doc_id(&run.connection_id()),
+        )
+        .await
+    {
+        Ok(Some((c, _))) => c,
+        Ok(None) => {
+            return Err(Attempted::Failed(crate::provider::fail(
+                FailureClassification::Validation,
+                "the run's connection no longer exists",
+            )));
+        }
+        Err(_) => return Err(Attempted::Internal("the connection could not be read")),
+    };
+    let input = read_input(kit, tenant.as_str(), &run.id())
+        .await
+        .map_err(|_| Attempted::Internal("the run's input could not be read"))?;
+    let mut candidates = if kit.app.failover {
+        failover_candidates(kit, tenant.as_str(), &primary)
+            .await
+            .map_err(|_| Attempted::Internal("the connections could not be listed"))?
+    } else {
+        vec![primary]
+    };
+    // Providers whose circuit is open go last: a healthy one is a better first try.
+    candidates.sort_by_key(|c| {
+        kit.pipeline.is_open(&crate::call_key(
+            tenant.as_str(),
+            c.provider_key().as_str(),
+            &c.id(),
+        ))
+    });
+    let idempotency_key = format!("{}", run.id());
+    let operation = run.operation().as_str().to_owned();
+    let count = candidates.len();
+    let mut last = None;
+    for (i, connection) in candidates.into_iter().enumerate() {
+        let Some(provider) = kit.provider(connection.provider_key().as_str()) else {
+            continue;
+        };
+        let resolved = match kit
+            .resolver
+            .resolve(tenant.as_str(), &connection.credential_id())
+            .await
+        {
+            Ok(r) => r,
+            Err(custody::ResolveError::NotFound | custody::ResolveError::Revoked) => {
+                last = Some(crate::provider::fail(
+                    FailureClassification::Auth,
+                    "the connection's credential is gone or revoked",
+                ));
+                continue;
+            }
+            Err(_) => return Err(Attempted::Internal("the credential could not be resolved")),
+        };
+        let key = crate::call_key(tenant.as_str(), provider.key(), &connection.id());
+        let receipt_url = kit.receipt_url(tenant.as_str(), &connection.id());
+        let more = i + 1 < count;
+        let call = ProviderCall {
+            pipeline: &kit.pipeline,
+            http: &kit.http,
+            key: &key,
+            config: connection.config(),
+            credential: &resolved.material,
+            traceparent,
+            idempotency_key: Some(&idempotency_key),
+            // The next provider is a better retry than the same one.
+            max_attempts: more.then_some(1),
+            rate_limit: None,
+            receipt_url: receipt_url.as_deref(),
+        };
+        match provider.execute(&call, &operation, &input).await {
+            Ok(output) => return Ok((connection, output)),
+            Err(e) => {
+                let message = redact(&e, &resolved.material);
+                tracing::warn!(
+                    tenant = %tenant, run = %stored.run.id(), connection = %connection.id(),
+                    provider = provider.key(), class = ?e.class(), "a provider call failed"
+                );
+                let fails_over = matches!(
+                    e.class(),
+                    FailureClassification::Transient
+                        | FailureClassification::Timeout
+                        | FailureClassification::CircuitOpen
+                        | FailureClassification::RateLimited
+                        | FailureClassification::Auth
+                );
+                let e = CallError {
+                    failure: VendorFailure {
+                        message: message.as_str().to_owned(),
+                        ..e.failure
+                    },
+                    ..e
+                };
+                if !(kit.app.failover && fails_over && more) {
+                    return Err(Attempted::Failed(e));
+                }
+                stored.failovers.push(Failover {
+                    connection_id: connection.id(),
+                    provider: provider.key().to_owned(),
+                    class: e.class(),
+                    reason: message.as_str().to_owned(),
+                });
+                last = Some(e);
+            }
+        }
+    }
+    Err(Attempted::Failed(last.unwrap_or_else(|| {
+        crate::provider::fail(
+            FailureClassification::Validation,
+            "no connection of this app can serve the run",
+        )
+    })))
+}
+
+enum Attempted {
+    /// The vendor(s) refused or failed.
+    Failed(CallError),
+    /// We could not even try (storage trouble): the message is redelivered.
+    Internal(&'static str),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    kit: &Kit,
+    tenant: &TenantId,
+    mut stored: StoredRun,
+    etag: ETag,
+    result: Result<(IntegrationConnection, OperationOutput), Attempted>,
+    attempt_number: usize,
+    last_delivery: bool,
+    traceparent: Option<&TraceParent>,
+) -> Result<(), InvocationError> {
+    let now = Utc::now();
+    let run_id = stored.run.id();
+    let mut ops = Vec::new();
+    let mut events = Vec::new();
+    match result {
+        Ok((connection, output)) => {
+            stored.served_by = Some(connection.id());
+            stored.served_by_provider = Some(connection.provider_key().as_str().to_owned());
+            let mut summary = output.summary;
+            if let serde_json::Value::Object(m) = &mut summary {
+                m.insert("provider".into(), json!(connection.provider_key()));
+                m.insert("connectionId".into(), json!(connection.id()));
+            }
+            events.extend(
+                stored
+                    .run
+                    .succeed(Some(summary), output.usage, now)
+                    .map_err(permanent)?,
+            );
+            if let Some(message_id) = &output.vendor_message_id {
+                ops.push(WriteOp::upsert(
+                    vendor_message_doc_id(connection.provider_key().as_str(), message_id),
+                    json!({"docType": VENDOR_MESSAGE, "runId": run_id, "messageId": message_id}),
+                ));
+            }
+            tracing::info!(tenant = %tenant, run = %run_id, "run succeeded");
+        }
+        Err(Attempted::Internal(why)) if !last_delivery => {
+            // Put the run back so the redelivery starts a fresh attempt at once.
+            stored
+                .run
+                .retry(RedactedText::from_redacted(why), now)
+                .map_err(permanent)?;
+            let write = run_write(&stored, etag)?;
+            let _ = kit
+                .ctx
+                .documents
+                .batch(kit.app.slug, tenant.as_str(), vec![write])
+                .await;
+            return Err(transient(why));
+        }
+        Err(Attempted::Internal(why)) => {
+            let e = crate::provider::fail(FailureClassification::Transient, why);
+            record_failure(&mut stored, tenant, &e, true, now, &mut ops, &mut events)?;
+        }
+        Err(Attempted::Failed(e)) => {
+            let retry = e.retryable && (attempt_number as u32) < kit.max_run_attempts;
+            if retry {
+                let delay = run_retry_delay(attempt_number as u32, e.failure.retry_after);
+                let at = now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(30));
+                stored
+                    .run
+                    .retry(RedactedText::from_redacted(e.failure.message.clone()), now)
+                    .map_err(permanent)?;
+                let next = command(
+                    kit,
+                    tenant.as_str(),
+                    run_id,
+                    Some(format!("retry-{run_id}-{attempt_number}")),
+                    traceparent.cloned(),
+                )
+                .map_err(permanent)?;
+                ops.push(outbox::outbox_write_at(
+                    &next,
+                    &app_context::runs_queue(kit.app.slug),
+                    Some(at),
+                ));
+                tracing::info!(tenant = %tenant, run = %run_id, class = ?e.class(), retry_at = %at, "run will be retried");
+            } else {
+                record_failure(&mut stored, tenant, &e, false, now, &mut ops, &mut events)?;
+                tracing::info!(tenant = %tenant, run = %run_id, class = ?e.class(), "run failed");
+            }
+        }
+    }
+    ops.insert(0, run_write(&stored, etag)?);
+    commit(kit, tenant, ops, &events, traceparent)
+        .await
+        .map_err(transient)
+}
+
+/// The run's one `IntegrationFailure`: the run fails (or is dead-lettered) with it.
+fn record_failure(
+    stored: &mut StoredRun,
+    tenant: &TenantId,
+    e: &CallError,
+    dead_letter: bool,
+    now: DateTime<Utc>,
+    ops: &mut Vec<WriteOp>,
+    events: &mut Vec<domain::DomainEvent>,
+) -> Result<(), InvocationError> {
+    let failure_id = FailureId::new();
+    let (failure, event) = IntegrationFailure::record(
+        NewFailure {
+            tenant_id: tenant.clone(),
+            id: failure_id,
+            subject: FailureSubject::Run(stored.run.id()),
+            provider_key: Some(stored.run.provider_key().clone()),
+            classification: e.class(),
+            vendor_status: e.failure.vendor_status,
+            vendor_code: e
+                .failure
+                .vendor_code
+                .as_deref()
+                .map(RedactedText::from_redacted),
+            message: RedactedText::from_redacted(e.failure.message.clone()),
+            retryable: e.retryable,
+            dead_lettered: dead_letter,
+            trace_id: Some(stored.run.trace_id()),
+        },
+        now,
+    );
+    if dead_letter {
+        stored.run.dead_letter(&failure, now).map_err(permanent)?;
+    } else {
+        stored.run.fail(&failure, now).map_err(permanent)?;
+    }
+    ops.push(WriteOp::create(
+        failure_doc_id(&failure_id),
+        api_kit::Aggregates::document(&failure, FAILURE).map_err(|_| permanent("failure"))?,
+    ));
+    events.push(event);
+    Ok(())
+}
+
+/// The delay before a run's next try: full jitter under 2, 4, 8, ... seconds (capped at 5
+/// minutes), and never sooner than the vendor asked.
+fn run_retry_delay(attempt: u32, vendor_hint: Option<Duration>) -> Duration {
+    let ceiling = Duration::from_secs(1u64 << attempt.min(8)).min(Duration::from_secs(300));
+    let jittered = Duration::from_millis(
+        rand::thread_rng().gen_range(0..=u64::try_from(ceiling.as_millis()).unwrap_or(300_000)),
+    );
+    jittered.max(vendor_hint.unwrap_or_default())
+}
+
+/// The registry's rotation asks: does the connection work with the pending secret? The
+/// answer goes back through the outbox with a fixed id per rotation, so a redelivered
+/// request answers once.
+async fn retest(
+    kit: &Kit,
+    tenant: &TenantId,
+    event: &Envelope,
+    request: RetestRequested,
+) -> Result<(), InvocationError> {
+    let (outcome, detail) = match retest_outcome(kit, tenant, &request).await? {
+        Ok(()) => (RetestOutcome::Succeeded, None),
+        Err((outcome, detail)) => (outcome, Some(detail)),
+    };
+    let reply = RetestCompleted {
+        rotation_id: request.rotation_id,
+        outcome,
+        detail,
+    };
+    let envelope = Envelope::builder(
+        kit.app.source,
+        app_context::commands::RETEST_COMPLETED,
+        tenant.as_str(),
+    )
+    .id(format!("retest-{}", request.rotation_id))
+    .subject(format!("credentials/{}", request.credential_id))
+    .caused_by(event)
+    .json_data(&reply)
+    .map_err(permanent)?;
+    let write = outbox::outbox_write(&envelope, &request.reply_to);
+    match commit(kit, tenant, vec![write], &[], None).await {
+        Ok(()) | Err(PortError::AlreadyExists) => Ok(()),
+        Err(e) => Err(transient(e)),
+    }
+}
+
+async fn retest_outcome(
+    kit: &Kit,
+    tenant: &TenantId,
+    request: &RetestRequested,
+) -> Result<Result<(), (RetestOutcome, String)>, InvocationError> {
+    let not_supported = |why: &str| Ok(Err((RetestOutcome::NotSupported, why.to_owned())));
+    let Some(provider) = kit.provider(request.provider_key.as_str()) else {
+        return not_supported("this app does not serve the credential's provider");
+    };
+    let Some(connection_id) = request.connection_id else {
+        return not_supported("the credential belongs to no connection");
+    };
+    let connection = match kit
+        .store
+        .read::<IntegrationConnection>(
+            &kit.ctx,
+            tenant.as_str(),
+            &connection_doc_id(&connection_id),
+        )
+        .await
+    {
+        Ok(Some((c, _))) => c,
+        Ok(None) => return not_supported("the credential's connection does not exist"),
+        Err(_) => return Err(transient("the connection could not be read")),
+    };
+    let kind = match kit
+        .resolver
+        .resolve(tenant.as_str(), &request.credential_id)
+        .await
+    {
+        Ok(r) => r.kind,
+        Err(e) => return Ok(Err((RetestOutcome::Failed, e.to_string()))),
+    };
+    let material = match kit.resolver.material(kind, &request.pending_secret).await {
+        Ok(m) => m,
+        Err(custody::ResolveError::Port(e)) => return Err(transient(e)),
+        Err(e) => return Ok(Err((RetestOutcome::Failed, e.to_string()))),
+    };
+    match crate::connections::test(
+        kit,
+        tenant,
+        &connection_id,
+        provider.as_ref(),
+        connection.config(),
+        &material,
+    )
+    .await
+    {
+        Ok(_) => Ok(Ok(())),
+        Err(e) => Ok(Err((
+            RetestOutcome::Failed,
+            redact(&e, &material).as_str().to_owned(),
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_retry_delays_grow_and_respect_the_vendor() {
+        for attempt in 1..20 {
+            let d = run_retry_delay(attempt, None);
+            assert!(d <= Duration::from_secs(300));
+            assert!(d <= Duration::from_secs(1u64 << attempt.min(8)));
+        }
+        let d = run_retry_delay(1, Some(Duration::from_secs(42)));
+        assert_eq!(d, Duration::from_secs(42));
+    }
+}

@@ -1,0 +1,202 @@
+//! The integration kit: what the twelve vendor-facing apps share. A vendor app is its
+//! provider adapters and its operations ([`VendorApp`]); the kit gives it
+//!
+//! - `POST /api/integrations/connections` (secret to custody through the registry, a live
+//!   connection test, `IntegrationConnectionEstablished` or an `IntegrationFailure` +
+//!   `IntegrationFailed`) and `GET /api/integrations/connections/{id}`;
+//! - `POST /api/integrations/runs` (`Idempotency-Key`: the same key within 24 h is the same
+//!   run) and `GET /api/integrations/runs/{runId}`;
+//! - `ExecuteRun` on the app's `runs-<slug>` queue: the run state machine, the resilience
+//!   pipeline around every vendor call, failover across the tenant's connections in
+//!   priority order, retries of the run on a schedule, exactly one `IntegrationFailure` per
+//!   run that fails; and the connection re-test that credential rotation asks for.
+//!
+//! Storage: container `<slug>`, partition = the tenant: `connection-…`, `run-…`,
+//! `failure-…`, `idem-…` (24 h TTL), `vmsg-…` (vendor message id → run, for receipts).
+//! Run inputs go to blob storage (`runs-input/<tenant>/<run id>`): documents stay small
+//! whatever the input.
+
+mod connections;
+mod executor;
+pub mod provider;
+mod receipts;
+mod runs;
+mod store;
+
+pub use provider::{
+    DeliveryState, Operation, OperationOutput, Provider, ProviderCall, Receipt, ReceiptError,
+    ReceiptRequest, fail as call_failed, malformed,
+};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app_context::{AppContext, AppRegistration, runs_queue};
+use axum::extract::FromRef;
+use functions_runtime::{FunctionApp, FunctionDecl};
+use resilience::{Pipeline, Policy};
+
+/// CloudEvents `type` of the command on `runs-<slug>`: "execute this run".
+pub const RUN_REQUESTED: &str = "connectsoft.integration.run.requested.v1";
+/// Blob container of run inputs.
+pub const INPUT_CONTAINER: &str = "runs-input";
+/// Setting: how many times a run is tried (each try goes through the pipeline's own retries)
+/// before it fails (default 5).
+pub const MAX_RUN_ATTEMPTS_SETTING: &str = "RUN_MAX_ATTEMPTS";
+const DEFAULT_MAX_RUN_ATTEMPTS: u32 = 5;
+
+/// A vendor-facing app: its slug, the `source` of its events, its providers, its
+/// operations, and whether a run fails over to the tenant's other connections.
+pub struct VendorApp {
+    pub slug: &'static str,
+    /// `/integration/<slug>`.
+    pub source: &'static str,
+    pub providers: Vec<Arc<dyn Provider>>,
+    pub operations: Vec<Operation>,
+    /// Whether a run whose provider is down (5xx, timeout, open circuit, throttled) moves on
+    /// to the tenant's next connection of this app (by `config.priority`, lowest first).
+    pub failover: bool,
+}
+
+/// How a host registers a vendor app built on the kit.
+pub fn registration(slug: &'static str, build: fn(&AppContext) -> FunctionApp) -> AppRegistration {
+    AppRegistration {
+        slug,
+        build,
+        containers: containers(slug),
+        subscriptions: Vec::new,
+        has_runs_queue: true,
+    }
+}
+
+fn containers(slug: &'static str) -> &'static [&'static str] {
+    // The container is named after the app; `AppRegistration` wants a static slice.
+    Box::leak(Box::new([slug]))
+}
+
+/// What the kit's functions share, built once per app.
+pub(crate) struct Kit {
+    pub(crate) app: VendorApp,
+    pub(crate) ctx: AppContext,
+    pub(crate) store: api_kit::Aggregates,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) resolver: custody::Resolver,
+    pub(crate) http: reqwest::Client,
+    /// The SSRF guard behind `http`; also checks IP-literal URLs in config, which a
+    /// connection never resolves.
+    pub(crate) guard: netguard::Guard,
+    pub(crate) max_run_attempts: u32,
+}
+
+impl Kit {
+    /// The public URL where a connection's vendor sends delivery receipts, when the app
+    /// knows its own URL (`<SLUG>_URL`).
+    pub(crate) fn receipt_url(
+        &self,
+        tenant: &str,
+        connection: &domain::ConnectionId,
+    ) -> Option<String> {
+        let setting = format!(
+            "{}_URL",
+            self.app.slug.to_ascii_uppercase().replace('-', "_")
+        );
+        let base = self.ctx.setting(&setting)?;
+        Some(format!(
+            "{}/api/integrations/receipts/{tenant}/{connection}",
+            base.trim_end_matches('/')
+        ))
+    }
+
+    pub(crate) fn provider(&self, key: &str) -> Option<&Arc<dyn Provider>> {
+        self.app.providers.iter().find(|p| p.key() == key)
+    }
+
+    pub(crate) fn operation(&self, name: &str) -> Option<&Operation> {
+        self.app.operations.iter().find(|o| o.name == name)
+    }
+}
+
+/// The pipeline key of calls through a connection. Breakers, limiters and budgets are per
+/// tenant and provider, and within that per connection: a tenant's two accounts at one
+/// vendor (or two regions) fail and throttle independently, and failover between them must
+/// not be refused by the other's open circuit.
+pub(crate) fn call_key(
+    tenant: &str,
+    provider: &str,
+    connection: &domain::ConnectionId,
+) -> resilience::CallKey {
+    resilience::CallKey::new(tenant, &format!("{provider}/{connection}"))
+}
+
+/// The state of the kit's routes: the kit, and the context the `Caller` extractor reads.
+#[derive(Clone)]
+pub(crate) struct KitState(pub(crate) Arc<Kit>);
+
+impl FromRef<KitState> for AppContext {
+    fn from_ref(state: &KitState) -> AppContext {
+        state.0.ctx.clone()
+    }
+}
+
+impl VendorApp {
+    /// The app's functions and their code.
+    pub fn build(self, ctx: &AppContext) -> FunctionApp {
+        let policy = Policy::from_settings(|name| ctx.setting(name));
+        let guard = netguard::Guard::from_setting(ctx.setting(netguard::ALLOWED_HOSTS_SETTING));
+        // The pipeline's timeouts govern; the client's is a backstop.
+        let http = guard.client(policy.attempt_timeout + Duration::from_secs(5));
+        let max_run_attempts = ctx
+            .setting(MAX_RUN_ATTEMPTS_SETTING)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|n| (1..=50).contains(n))
+            .unwrap_or(DEFAULT_MAX_RUN_ATTEMPTS);
+        let slug = self.slug;
+        let source = self.source;
+        let kit = Arc::new(Kit {
+            store: api_kit::Aggregates::new(slug, source),
+            pipeline: Pipeline::new(policy),
+            resolver: custody::Resolver::new(ctx.documents.clone(), ctx.secrets.clone()),
+            http,
+            guard,
+            max_run_attempts,
+            ctx: ctx.clone(),
+            app: self,
+        });
+        let state = KitState(kit.clone());
+        FunctionApp::new(slug)
+            .http_routes(
+                connections::routes(state.clone())
+                    .merge(runs::routes(state.clone()))
+                    .merge(receipts::routes(state)),
+            )
+            .http_function(FunctionDecl::http(
+                "CreateConnection",
+                "integrations/connections",
+                &["post"],
+            ))
+            .http_function(FunctionDecl::http(
+                "GetConnection",
+                "integrations/connections/{connectionId}",
+                &["get"],
+            ))
+            .http_function(FunctionDecl::http(
+                "StartRun",
+                "integrations/runs",
+                &["post"],
+            ))
+            .http_function(FunctionDecl::http(
+                "ReceiveReceipts",
+                "integrations/receipts/{tenantId}/{connectionId}",
+                &["post"],
+            ))
+            .http_function(FunctionDecl::http(
+                "GetRun",
+                "integrations/runs/{runId}",
+                &["get"],
+            ))
+            .function(
+                FunctionDecl::queue("ExecuteRun", &runs_queue(slug)),
+                move |inv| executor::handle(kit.clone(), inv),
+            )
+    }
+}

@@ -1,0 +1,304 @@
+//! Runs: `POST /api/integrations/runs` queues one operation against a connection (the
+//! command goes out through the outbox with the run, so a run exists exactly when it is
+//! queued); `GET /api/integrations/runs/{runId}` shows it.
+//!
+//! Idempotency: with an `Idempotency-Key`, the run, an idempotency record (24 h TTL, id =
+//! hash of the key) and the command are one batch. A second request with the key finds the
+//! record and answers the same run; two concurrent ones race on creating the record, and the
+//! loser answers the winner's run. A key reused for a different request is refused (422).
+
+use std::time::Duration;
+
+use api_kit::{ApiError, Caller, JsonBody};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use chrono::Utc;
+use domain::{IdempotencyKey, IntegrationRun, NewRun, OperationName, PayloadRef, RunId};
+use envelope::{Envelope, TraceParent};
+use ports::{PortError, PutOptions, WriteOp};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::connections::{read_connection, tenant_of};
+use crate::store::{
+    IDEMPOTENCY, IdempotencyRecord, RUN, StoredRun, idempotency_doc_id, request_fingerprint,
+    run_doc_id,
+};
+use crate::{INPUT_CONTAINER, Kit, KitState, RUN_REQUESTED};
+
+/// How long an idempotency key names its run.
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The largest run input accepted.
+const MAX_INPUT: usize = 1024 * 1024;
+
+pub(crate) fn routes(state: KitState) -> Router {
+    Router::new()
+        .route("/api/integrations/runs", post(start))
+        .route("/api/integrations/runs/{run_id}", get(show))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RunIn {
+    connection_id: String,
+    operation: String,
+    #[serde(default)]
+    input: Value,
+}
+
+/// The command that asks the executor to run `run`.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RunRequested {
+    pub(crate) run_id: RunId,
+}
+
+pub(crate) fn command(
+    kit: &Kit,
+    tenant: &str,
+    run_id: RunId,
+    id: Option<String>,
+    traceparent: Option<TraceParent>,
+) -> Result<Envelope, envelope::EnvelopeError> {
+    let mut b =
+        Envelope::builder(kit.app.source, RUN_REQUESTED, tenant).subject(format!("runs/{run_id}"));
+    if let Some(id) = id {
+        b = b.id(id);
+    }
+    if let Some(tp) = traceparent {
+        b = b.traceparent(tp);
+    }
+    b.json_data(&RunRequested { run_id })
+}
+
+fn input_blob(tenant: &str, run: &RunId) -> String {
+    format!("{tenant}/{run}")
+}
+
+pub(crate) async fn read_input(kit: &Kit, tenant: &str, run: &RunId) -> Result<Value, PortError> {
+    let (bytes, _) = kit
+        .ctx
+        .blobs
+        .get(INPUT_CONTAINER, &input_blob(tenant, run))
+        .await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| PortError::Invalid(format!("a run's input is not JSON: {e}")))
+}
+
+fn accepted(run: &IntegrationRun) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [(
+            header::LOCATION,
+            format!("/api/integrations/runs/{}", run.id()),
+        )],
+        Json(json!({"runId": run.id(), "status": run.status().as_str()})),
+    )
+        .into_response()
+}
+
+async fn start(
+    State(KitState(kit)): State<KitState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<RunIn>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&caller)?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| IdempotencyKey::parse(s).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                    )
+                })?,
+        ),
+    };
+    let operation = kit.operation(&body.operation).ok_or_else(|| {
+        let known: Vec<_> = kit.app.operations.iter().map(|o| o.name).collect();
+        ApiError::bad_request(
+            "unknown_operation",
+            format!("the {} app offers {}", kit.app.slug, known.join(", ")),
+        )
+    })?;
+    (operation.validate)(&body.input).map_err(|e| ApiError::bad_request("invalid_input", e))?;
+    let input = Bytes::from(serde_json::to_vec(&body.input).map_err(|_| ApiError::Internal)?);
+    if input.len() > MAX_INPUT {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let fingerprint = request_fingerprint(&body.connection_id, &body.operation, &input);
+    if let Some(key) = &key
+        && let Some(run) = existing_run(&kit, tenant.as_str(), key, &fingerprint).await?
+    {
+        return Ok(accepted(&run));
+    }
+    let (connection, _) = read_connection(&kit, tenant.as_str(), &body.connection_id).await?;
+    if kit.provider(connection.provider_key().as_str()).is_none() {
+        return Err(ApiError::not_found("the connection"));
+    }
+    if !connection.is_usable() {
+        return Err(ApiError::Conflict(format!(
+            "the connection is {}; only established connections run operations",
+            connection.status().as_str()
+        )));
+    }
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| TraceParent::parse(v).ok())
+        .unwrap_or_else(TraceParent::new_root);
+    let trace_id = domain::TraceId::from_bytes(traceparent.trace_id().to_bytes())
+        .map_err(|_| ApiError::Internal)?;
+    let id = RunId::new();
+    kit.ctx
+        .blobs
+        .put(
+            INPUT_CONTAINER,
+            &input_blob(tenant.as_str(), &id),
+            input,
+            PutOptions {
+                content_type: Some("application/json".into()),
+                if_none_match: true,
+            },
+        )
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))?;
+    let run = IntegrationRun::queue(
+        NewRun {
+            tenant_id: tenant.clone(),
+            id,
+            connection_id: connection.id(),
+            provider_key: connection.provider_key().clone(),
+            operation: OperationName::parse(operation.name).map_err(|_| ApiError::Internal)?,
+            input_ref: PayloadRef::parse(&format!(
+                "{INPUT_CONTAINER}/{}",
+                input_blob(tenant.as_str(), &id)
+            ))
+            .map_err(|_| ApiError::Internal)?,
+            idempotency_key: key.clone(),
+            trace_id,
+        },
+        Utc::now(),
+    );
+    let stored = StoredRun {
+        run,
+        request: fingerprint.clone(),
+        served_by: None,
+        served_by_provider: None,
+        failovers: Vec::new(),
+        delivery: None,
+    };
+    let command = command(&kit, tenant.as_str(), id, None, Some(traceparent)).map_err(|e| {
+        tracing::error!(error = %e, "a run command did not make an envelope");
+        ApiError::Internal
+    })?;
+    let mut ops = vec![
+        WriteOp::create(
+            run_doc_id(&id),
+            api_kit::Aggregates::document(&stored, RUN)?,
+        ),
+        outbox::outbox_write(&command, &app_context::runs_queue(kit.app.slug)),
+    ];
+    if let Some(key) = &key {
+        let record = IdempotencyRecord {
+            run_id: id,
+            request: fingerprint.clone(),
+        };
+        ops.push(
+            WriteOp::create(
+                idempotency_doc_id(key.as_str()),
+                api_kit::Aggregates::document(&record, IDEMPOTENCY)?,
+            )
+            .with_ttl(IDEMPOTENCY_TTL),
+        );
+    }
+    match kit
+        .store
+        .commit(&kit.ctx, tenant.as_str(), ops, &[], "conflict")
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(tenant = %tenant, run = %id, operation = operation.name, "run queued");
+            Ok(accepted(&stored.run))
+        }
+        // A concurrent request with the same key won the race: its run is the answer.
+        Err(ApiError::Conflict(_)) if key.is_some() => {
+            let _ = kit
+                .ctx
+                .blobs
+                .delete(INPUT_CONTAINER, &input_blob(tenant.as_str(), &id))
+                .await;
+            let key = key.as_ref().ok_or(ApiError::Internal)?;
+            existing_run(&kit, tenant.as_str(), key, &fingerprint)
+                .await?
+                .map(|run| accepted(&run))
+                .ok_or(ApiError::Unavailable)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The run an idempotency key started, if the key is known; a different request under
+/// the same key is refused.
+async fn existing_run(
+    kit: &Kit,
+    tenant: &str,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+) -> Result<Option<IntegrationRun>, ApiError> {
+    let Some((record, _)) = kit
+        .store
+        .read::<IdempotencyRecord>(&kit.ctx, tenant, &idempotency_doc_id(key.as_str()))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if record.request != fingerprint {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request in the last 24 hours",
+        ));
+    }
+    let run = kit
+        .store
+        .read::<StoredRun>(&kit.ctx, tenant, &run_doc_id(&record.run_id))
+        .await?
+        .ok_or(ApiError::Internal)?;
+    Ok(Some(run.0.run))
+}
+
+pub(crate) fn run_out(stored: &StoredRun) -> Value {
+    let mut v = serde_json::to_value(&stored.run).unwrap_or_default();
+    if let Value::Object(m) = &mut v {
+        m.insert("runId".into(), json!(stored.run.id()));
+        m.insert("servedBy".into(), json!(stored.served_by));
+        m.insert("servedByProvider".into(), json!(stored.served_by_provider));
+        m.insert("failovers".into(), json!(stored.failovers));
+        m.insert("delivery".into(), json!(stored.delivery));
+    }
+    v
+}
+
+async fn show(
+    State(KitState(kit)): State<KitState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = RunId::parse(&id).map_err(|_| ApiError::not_found("the run"))?;
+    let (stored, _) = kit
+        .store
+        .read::<StoredRun>(&kit.ctx, caller.tenant_id(), &run_doc_id(&id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("the run"))?;
+    Ok(Json(run_out(&stored)).into_response())
+}

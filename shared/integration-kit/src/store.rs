@@ -1,0 +1,150 @@
+//! Document ids and the stored shapes of the kit's aggregates.
+
+use domain::{ConnectionId, FailureId, IntegrationRun, RunId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+pub(crate) const CONNECTION: &str = "connection";
+pub(crate) const RUN: &str = "run";
+pub(crate) const FAILURE: &str = "failure";
+pub(crate) const IDEMPOTENCY: &str = "idempotency";
+pub(crate) const VENDOR_MESSAGE: &str = "vendorMessage";
+
+pub(crate) fn connection_doc_id(id: &ConnectionId) -> String {
+    format!("connection-{id}")
+}
+
+pub(crate) fn run_doc_id(id: &RunId) -> String {
+    format!("run-{id}")
+}
+
+pub(crate) fn failure_doc_id(id: &FailureId) -> String {
+    format!("failure-{id}")
+}
+
+/// Keys are the caller's text (printable ASCII, up to 255): hashed, so any key makes a valid,
+/// fixed-length document id.
+pub(crate) fn idempotency_doc_id(key: &str) -> String {
+    format!("idem-{}", hex(&Sha256::digest(key.as_bytes())))
+}
+
+pub(crate) fn vendor_message_doc_id(provider: &str, message_id: &str) -> String {
+    format!(
+        "vmsg-{provider}-{}",
+        hex(&Sha256::digest(message_id.as_bytes()))
+    )
+}
+
+/// A fingerprint of a run request, so a key reused for a different request is refused.
+pub(crate) fn request_fingerprint(connection: &str, operation: &str, input: &[u8]) -> String {
+    let mut h = Sha256::new();
+    for part in [connection.as_bytes(), operation.as_bytes(), input] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    hex(&h.finalize())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stored run: the aggregate plus where it was executed (failover may pick another
+/// connection than the one asked for) and its delivery receipts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StoredRun {
+    #[serde(flatten)]
+    pub(crate) run: IntegrationRun,
+    /// Fingerprint of the request, for idempotency-key reuse checks.
+    pub(crate) request: String,
+    /// The connection that served the run (after failover).
+    #[serde(default)]
+    pub(crate) served_by: Option<ConnectionId>,
+    #[serde(default)]
+    pub(crate) served_by_provider: Option<String>,
+    /// Connections tried and why they were passed over.
+    #[serde(default)]
+    pub(crate) failovers: Vec<Failover>,
+    /// What the vendor's delivery receipts said, normalised.
+    #[serde(default)]
+    pub(crate) delivery: Option<Delivery>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Delivery {
+    pub(crate) state: crate::DeliveryState,
+    pub(crate) detail: Option<String>,
+    pub(crate) updated_at: chrono::DateTime<chrono::Utc>,
+    /// Every receipt received, in arrival order (duplicates dropped).
+    pub(crate) receipts: Vec<ReceiptSeen>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ReceiptSeen {
+    pub(crate) state: crate::DeliveryState,
+    pub(crate) detail: Option<String>,
+    pub(crate) at: chrono::DateTime<chrono::Utc>,
+}
+
+impl StoredRun {
+    /// Applies a receipt: recorded once (a repeat of the same state and detail is dropped);
+    /// the run's state moves only forward, and the first terminal state stays. Answers
+    /// whether anything changed.
+    pub(crate) fn apply_receipt(
+        &mut self,
+        receipt: &crate::Receipt,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let seen = ReceiptSeen {
+            state: receipt.state,
+            detail: receipt.detail.clone(),
+            at: now,
+        };
+        match &mut self.delivery {
+            None => {
+                self.delivery = Some(Delivery {
+                    state: receipt.state,
+                    detail: receipt.detail.clone(),
+                    updated_at: now,
+                    receipts: vec![seen],
+                });
+                true
+            }
+            Some(d) => {
+                if d.receipts
+                    .iter()
+                    .any(|r| r.state == seen.state && r.detail == seen.detail)
+                {
+                    return false;
+                }
+                d.receipts.push(seen);
+                if receipt.state.rank() > d.state.rank() {
+                    d.state = receipt.state;
+                    d.detail = receipt.detail.clone();
+                    d.updated_at = now;
+                }
+                true
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Failover {
+    pub(crate) connection_id: ConnectionId,
+    pub(crate) provider: String,
+    pub(crate) class: domain::FailureClassification,
+    pub(crate) reason: String,
+}
+
+/// An idempotency record: which run a key started.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IdempotencyRecord {
+    pub(crate) run_id: RunId,
+    pub(crate) request: String,
+}

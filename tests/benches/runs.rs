@@ -1,0 +1,140 @@
+//! Load harness for vendor-app runs: `cargo bench -p e2e --bench runs`.
+//!
+//! The registry and the sms app run in this process through the runner (release build), on
+//! the embedded default, with the Fake provider (in-process, through the resilience
+//! pipeline). N runs are requested over loopback (16 requests in flight); the harness
+//! measures the request latency (`POST /runs` → 202, durable) and the runs completed per
+//! second (first 202 → last run `succeeded`). Bounded counts, loopback only.
+
+use std::time::{Duration, Instant};
+
+use integration_platform::{RunArgs, Runner};
+use serde_json::{Value, json};
+
+const RUNS: usize = 2000;
+const IN_FLIGHT: usize = 16;
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("local.settings.json"),
+        json!({"Values": {}}).to_string(),
+    )
+    .expect("settings");
+    let args = RunArgs {
+        listen: Some("127.0.0.1:0".parse().expect("addr")),
+        data_dir: dir.path().join("data"),
+        settings: dir.path().join("local.settings.json"),
+        lock_seconds: 60,
+        function_timeout: 60,
+        max_concurrent_calls: 16,
+    };
+    let runner = Runner::start(&[registry::registration(), sms::registration()], args)
+        .await
+        .expect("runner");
+    let base = format!("http://{}", runner.addr);
+    let token = runner
+        .dev_tokens
+        .issue("bench", &[], chrono::Duration::hours(1), chrono::Utc::now())
+        .expect("token");
+    let client = reqwest::Client::new();
+    let conn: Value = client
+        .post(format!("{base}/sms/api/integrations/connections"))
+        .bearer_auth(&token)
+        .json(&json!({"providerKey": "fake", "displayName": "bench", "credential": {"kind": "apiKey", "apiKey": "sk-bench"}}))
+        .send()
+        .await
+        .expect("connection")
+        .json()
+        .await
+        .expect("json");
+    let connection = conn["id"].as_str().expect("id").to_owned();
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(RUNS);
+    let mut ids = Vec::with_capacity(RUNS);
+    let mut pending = futures::stream::FuturesUnordered::new();
+    use futures::StreamExt as _;
+    let request = |i: usize| {
+        let client = client.clone();
+        let url = format!("{base}/sms/api/integrations/runs");
+        let token = token.clone();
+        let connection = connection.clone();
+        async move {
+            let t = Instant::now();
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", format!("bench-{i}"))
+                .json(&json!({"connectionId": connection, "operation": "send", "input": {"to": "+972501234567", "body": "bench"}}))
+                .send()
+                .await
+                .expect("answered");
+            assert_eq!(r.status(), 202);
+            let v: Value = r.json().await.expect("json");
+            (t.elapsed(), v["runId"].as_str().expect("run id").to_owned())
+        }
+    };
+    let mut next = 0;
+    while next < RUNS.min(IN_FLIGHT) {
+        pending.push(request(next));
+        next += 1;
+    }
+    while let Some((latency, id)) = pending.next().await {
+        latencies.push(latency);
+        ids.push(id);
+        if next < RUNS {
+            pending.push(request(next));
+            next += 1;
+        }
+    }
+    let accepted = started.elapsed();
+    // Completion: poll the last runs until every one has succeeded.
+    for id in ids.iter().rev() {
+        loop {
+            let v: Value = client
+                .get(format!("{base}/sms/api/integrations/runs/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("answered")
+                .json()
+                .await
+                .expect("json");
+            match v["status"].as_str() {
+                Some("succeeded") => break,
+                Some("failed") | Some("dead_lettered") => panic!("run {id} ended {v}"),
+                _ => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+    let completed = started.elapsed();
+    println!("| measure | value |\n|---|---|");
+    println!("| runs | {RUNS} ({IN_FLIGHT} requests in flight) |");
+    println!(
+        "| `POST /runs` → 202 p50 / p99 | {:.2} ms / {:.2} ms |",
+        percentile(&mut latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&mut latencies, 0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "| accepted per second | {:.0} |",
+        RUNS as f64 / accepted.as_secs_f64()
+    );
+    println!(
+        "| completed runs per second (first request → last `succeeded`) | {:.0} |",
+        RUNS as f64 / completed.as_secs_f64()
+    );
+    runner.shutdown().await;
+}

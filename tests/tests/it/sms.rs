@@ -1,0 +1,553 @@
+//! The sms app end to end through the runner, on the integration kit with the Fake
+//! provider: connections (secret to custody, live test), runs (idempotency, execution from
+//! `runs-sms`, events on the bus), failover across a tenant's connections.
+
+use std::time::Duration;
+
+use app_context::EVENTS_TOPIC;
+use ports::{BrokerReceiver as _, Entity, EntitySpec, Filter, SubscriptionSpec, Topology};
+use serde_json::{Value, json};
+use testkit::TestPlatform;
+
+const WATCHER: &str = "test-watcher";
+
+async fn start() -> TestPlatform {
+    let platform = TestPlatform::start(
+        &[registry::registration(), sms::registration()],
+        json!({
+            // Short timeouts and a quick breaker, so the failover scenarios run in seconds.
+            "VENDOR_TIMEOUT_MS": "300",
+            "VENDOR_DEADLINE_MS": "2000",
+            "VENDOR_BREAKER_THRESHOLD": "2",
+            "VENDOR_BREAKER_OPEN_MS": "60000",
+            "RUN_MAX_ATTEMPTS": "2",
+        }),
+    )
+    .await;
+    // A subscription that sees every platform event from now on.
+    platform
+        .runner
+        .broker
+        .ensure_topology(&Topology::default().subscription(
+            EVENTS_TOPIC,
+            SubscriptionSpec {
+                name: WATCHER.into(),
+                filter: Filter::All,
+                spec: EntitySpec::default(),
+            },
+        ))
+        .await
+        .expect("watcher subscription");
+    platform
+}
+
+/// Events seen by the watcher so far: (type, subject).
+async fn events(platform: &TestPlatform, seen: &mut Vec<(String, String)>) {
+    let entity = Entity::subscription(EVENTS_TOPIC, WATCHER);
+    loop {
+        let batch = platform
+            .runner
+            .broker
+            .receive(&entity, 100)
+            .await
+            .expect("receive");
+        if batch.is_empty() {
+            return;
+        }
+        for m in batch {
+            let env = envelope::Envelope::parse(&m.message.body).expect("an envelope");
+            seen.push((
+                env.event_type().to_owned(),
+                env.subject().unwrap_or_default().to_owned(),
+            ));
+            platform
+                .runner
+                .broker
+                .complete(&entity, &m.lock_token)
+                .await
+                .expect("complete");
+        }
+    }
+}
+
+async fn wait_for_event(
+    platform: &TestPlatform,
+    seen: &mut Vec<(String, String)>,
+    ty: &str,
+    subject: &str,
+) {
+    for _ in 0..200 {
+        events(platform, seen).await;
+        // An empty subject matches any subject.
+        if seen
+            .iter()
+            .any(|(t, s)| t == ty && (subject.is_empty() || s == subject))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no {ty} for {subject}; saw {seen:?}");
+}
+
+async fn connect(
+    platform: &TestPlatform,
+    token: &str,
+    name: &str,
+    config: Value,
+    key: &str,
+) -> reqwest::Response {
+    platform
+        .post(
+            "/sms/api/integrations/connections",
+            token,
+            json!({
+                "providerKey": "fake",
+                "displayName": name,
+                "config": config,
+                "credential": {"kind": "apiKey", "apiKey": key},
+            }),
+        )
+        .await
+}
+
+async fn start_run(
+    platform: &TestPlatform,
+    token: &str,
+    connection: &str,
+    to: &str,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut rb = platform
+        .client
+        .post(platform.url("/sms/api/integrations/runs"))
+        .bearer_auth(token)
+        .json(&json!({"connectionId": connection, "operation": "send", "input": {"to": to, "body": "hello"}}));
+    if let Some(k) = key {
+        rb = rb.header("Idempotency-Key", k);
+    }
+    rb.send().await.expect("answered")
+}
+
+/// Polls a run until it is over.
+async fn finished(platform: &TestPlatform, token: &str, run: &str) -> Value {
+    for _ in 0..400 {
+        let v: Value = platform
+            .get(&format!("/sms/api/integrations/runs/{run}"), token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if ["succeeded", "failed", "dead_lettered"].contains(&v["status"].as_str().unwrap_or("")) {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("run {run} did not finish");
+}
+
+#[tokio::test]
+async fn connections_runs_idempotency_and_events() {
+    let platform = start().await;
+    let token = platform.token("tenant-a", &[]);
+    let mut seen = Vec::new();
+
+    // A connection: the secret goes to custody and is never echoed.
+    let r = connect(
+        &platform,
+        &token,
+        "primary",
+        json!({}),
+        "sk-fake-top-secret-1",
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains("sk-fake-top-secret-1"),
+        "secret echoed: {text}"
+    );
+    let conn: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(conn["status"], "established");
+    let id = conn["id"].as_str().unwrap().to_owned();
+    wait_for_event(
+        &platform,
+        &mut seen,
+        "connectsoft.integration.connection.established.v1",
+        &format!("connections/{id}"),
+    )
+    .await;
+    // Another tenant cannot see it, nor run on it.
+    let other = platform.token("tenant-b", &[]);
+    assert_eq!(
+        platform
+            .get(&format!("/sms/api/integrations/connections/{id}"), &other)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        start_run(&platform, &other, &id, "+972501234567", None)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        platform
+            .get(&format!("/sms/api/integrations/connections/{id}"), &token)
+            .await
+            .status(),
+        200
+    );
+
+    // A vendor URL at an internal address is refused before anything is stored.
+    let r = connect(
+        &platform,
+        &token,
+        "metadata",
+        json!({"baseUrl": "http://169.254.169.254"}),
+        "sk-x",
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "forbidden_address"
+    );
+
+    // A rejected key: the connection is saved as failed, a failure is recorded, 422.
+    let r = connect(&platform, &token, "bad", json!({}), "rejected").await;
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "connection_test_failed");
+    wait_for_event(
+        &platform,
+        &mut seen,
+        "connectsoft.integration.failure.recorded.v1",
+        "",
+    )
+    .await;
+
+    // A run with an idempotency key: the same key answers the same run, once executed.
+    let r = start_run(&platform, &token, &id, "+972501234567", Some("order-42")).await;
+    assert_eq!(r.status(), 202);
+    let run = r.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let again = start_run(&platform, &token, &id, "+972501234567", Some("order-42")).await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.json::<Value>().await.unwrap()["runId"], run.as_str());
+    // The same key for a different request is refused.
+    let reused = start_run(&platform, &token, &id, "+972509999999", Some("order-42")).await;
+    assert_eq!(reused.status(), 422);
+    let done = finished(&platform, &token, &run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let message_id = done["outputSummary"]["messageId"].as_str().unwrap();
+    assert!(message_id.starts_with("FK"));
+    assert_eq!(
+        sms::providers::fake::calls(&run),
+        1,
+        "one vendor call per key"
+    );
+    wait_for_event(
+        &platform,
+        &mut seen,
+        "connectsoft.integration.run.completed.v1",
+        &format!("runs/{run}"),
+    )
+    .await;
+
+    // Many concurrent duplicates: one run, one vendor call.
+    let requests =
+        (0..8).map(|_| start_run(&platform, &token, &id, "+972501111111", Some("burst-1")));
+    let answers = futures::future::join_all(requests).await;
+    let mut runs = Vec::new();
+    for a in answers {
+        assert_eq!(a.status(), 202);
+        runs.push(
+            a.json::<Value>().await.unwrap()["runId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    runs.dedup();
+    assert_eq!(runs.len(), 1, "one run for one key: {runs:?}");
+    finished(&platform, &token, &runs[0]).await;
+    assert_eq!(sms::providers::fake::calls(&runs[0]), 1);
+
+    // A number the vendor refuses: the run fails with one classified failure.
+    let r = start_run(
+        &platform,
+        &token,
+        &id,
+        sms::providers::fake::INVALID_NUMBER,
+        None,
+    )
+    .await;
+    let bad_run = r.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = finished(&platform, &token, &bad_run).await;
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["failureId"].is_string());
+    assert_eq!(
+        sms::providers::fake::calls(&bad_run),
+        1,
+        "validation failures are not retried"
+    );
+
+    // Bad input never becomes a run.
+    let r = platform
+        .post("/sms/api/integrations/runs", &token, json!({"connectionId": id, "operation": "send", "input": {"to": "0501234567", "body": "x"}}))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_input");
+    let r = platform
+        .post(
+            "/sms/api/integrations/runs",
+            &token,
+            json!({"connectionId": id, "operation": "fax", "input": {}}),
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn sends_fail_over_when_the_primary_is_down_or_hangs() {
+    let platform = start().await;
+    let token = platform.token("tenant-f", &[]);
+    let mut ids = Vec::new();
+    for (name, mode, priority) in [
+        ("down", "fail", 1),
+        ("hangs", "timeout", 2),
+        ("healthy", "ok", 3),
+    ] {
+        let r = connect(
+            &platform,
+            &token,
+            name,
+            json!({"mode": mode, "priority": priority}),
+            &format!("sk-{name}"),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+        ids.push(
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let healthy = ids[2].clone();
+    let mut runs = Vec::new();
+    for i in 0..100 {
+        // Half ask for the failing primary, half for the hanging one.
+        let primary = &ids[i % 2];
+        let r = start_run(&platform, &token, primary, "+972501234567", None).await;
+        assert_eq!(r.status(), 202);
+        runs.push(
+            r.json::<Value>().await.unwrap()["runId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let mut within_two_seconds = 0;
+    let mut failed_over = 0;
+    for run in &runs {
+        let v = finished(&platform, &token, run).await;
+        assert_eq!(v["status"], "succeeded", "{v}");
+        assert_eq!(v["servedBy"], healthy.as_str());
+        if !v["failovers"].as_array().unwrap().is_empty() {
+            failed_over += 1;
+        }
+        let created =
+            chrono::DateTime::parse_from_rfc3339(v["createdAt"].as_str().unwrap()).unwrap();
+        let completed =
+            chrono::DateTime::parse_from_rfc3339(v["completedAt"].as_str().unwrap()).unwrap();
+        if completed - created <= chrono::Duration::seconds(2) {
+            within_two_seconds += 1;
+        }
+    }
+    assert!(failed_over >= 2, "the first sends met the broken providers");
+    // The issue's goal: at least 99.9 % of sends accepted within 2 s while the primary is
+    // down or hanging (the breakers open after two failures, then failover is immediate).
+    assert!(
+        within_two_seconds * 1000 >= runs.len() * 999,
+        "{within_two_seconds} of {} within 2 s",
+        runs.len()
+    );
+    platform.shutdown().await;
+}
+
+/// Credential rotation asks the sms app to re-test the connection with the new secret: the
+/// Fake accepts any key but `rejected`, so one rotation is promoted and the next aborted.
+#[tokio::test]
+async fn rotation_retests_through_the_sms_app() {
+    let platform = start().await;
+    let token = platform.token("tenant-r", &[]);
+    let r = connect(&platform, &token, "rotating", json!({}), "sk-first").await;
+    assert_eq!(r.status(), 201);
+    let credential = r.json::<Value>().await.unwrap()["credentialId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotate = |secret: &'static str| {
+        let body = json!({"credentialId": credential, "secret": {"apiKey": secret}});
+        let token = token.clone();
+        let platform = &platform;
+        async move {
+            let r = platform
+                .post(
+                    "/registry/api/integrations/credentials/rotate",
+                    &token,
+                    body,
+                )
+                .await;
+            assert_eq!(r.status(), 202);
+            let id = r.json::<Value>().await.unwrap()["rotationId"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            for _ in 0..400 {
+                let v: Value = platform
+                    .get(
+                        &format!("/registry/api/integrations/credentials/rotations/{id}"),
+                        &token,
+                    )
+                    .await
+                    .json()
+                    .await
+                    .unwrap();
+                if v["status"] != "testing" {
+                    return v;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("rotation {id} was not decided");
+        }
+    };
+    let promoted = rotate("sk-second").await;
+    assert_eq!(
+        (promoted["status"].as_str(), promoted["outcome"].as_str()),
+        (Some("promoted"), Some("succeeded")),
+        "{promoted}"
+    );
+    let aborted = rotate("rejected").await;
+    assert_eq!(
+        (aborted["status"].as_str(), aborted["outcome"].as_str()),
+        (Some("aborted"), Some("failed")),
+        "{aborted}"
+    );
+    assert!(
+        !aborted.to_string().contains("rejected\""),
+        "no secret in the rotation"
+    );
+    platform.shutdown().await;
+}
+
+/// The Fake reports delivery like a carrier (`sent`, then `delivered`) to the app's
+/// receipt URL; the run shows the normalised state. Forged receipts are refused.
+#[tokio::test]
+async fn delivery_receipts_reach_the_run() {
+    let platform = start().await;
+    let token = platform.token("tenant-d", &[]);
+    let r = connect(
+        &platform,
+        &token,
+        "reporting",
+        json!({"deliveryReport": "delivered"}),
+        "sk-receipts",
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let connection = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = start_run(&platform, &token, &connection, "+972501234567", None).await;
+    let run = run.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = finished(&platform, &token, &run).await;
+    let message_id = done["outputSummary"]["messageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut delivered = Value::Null;
+    for _ in 0..200 {
+        delivered = platform
+            .get(&format!("/sms/api/integrations/runs/{run}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if delivered["delivery"]["state"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(delivered["delivery"]["state"], "delivered", "{delivered}");
+    assert_eq!(
+        delivered["delivery"]["receipts"].as_array().unwrap().len(),
+        2
+    );
+
+    let path = format!("/sms/api/integrations/receipts/tenant-d/{connection}");
+    // A late, repeated `sent` does not move the state back.
+    let (body, signature) =
+        sms::providers::fake::signed_receipt("sk-receipts", &message_id, "sent");
+    let post = |body: Vec<u8>, signature: String, path: String| {
+        platform
+            .client
+            .post(platform.url(&path))
+            .header(sms::providers::fake::SIGNATURE_HEADER, signature)
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        post(body, signature, path.clone()).await.unwrap().status(),
+        204
+    );
+    let after: Value = platform
+        .get(&format!("/sms/api/integrations/runs/{run}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["delivery"]["state"], "delivered");
+    // Signed with another key: refused, nothing changes.
+    let (body, signature) =
+        sms::providers::fake::signed_receipt("sk-forged", &message_id, "undelivered");
+    assert_eq!(
+        post(body, signature, path.clone()).await.unwrap().status(),
+        401
+    );
+    // Another tenant's path: the connection is not there.
+    let (body, signature) =
+        sms::providers::fake::signed_receipt("sk-receipts", &message_id, "undelivered");
+    assert_eq!(
+        post(
+            body,
+            signature,
+            format!("/sms/api/integrations/receipts/tenant-x/{connection}")
+        )
+        .await
+        .unwrap()
+        .status(),
+        404
+    );
+    let after: Value = platform
+        .get(&format!("/sms/api/integrations/runs/{run}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["delivery"]["state"], "delivered");
+    platform.shutdown().await;
+}
