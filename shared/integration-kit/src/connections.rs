@@ -316,7 +316,25 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (connection, _) = read_connection(&kit, caller.tenant_id(), &id).await?;
-    Ok(Json(connection_out(&connection)?).into_response())
+    let mut out = connection_out(&connection)?;
+    // Where to point the vendor's delivery receipts (for vendors configured by hand, such
+    // as an Event Grid subscription for Azure Communication Services).
+    if let Some(provider) = kit.provider(connection.provider_key().as_str())
+        && let Ok(resolved) = kit
+            .resolver
+            .resolve(caller.tenant_id(), &connection.credential_id())
+            .await
+        && let Some(url) = kit.receipt_url_for(
+            caller.tenant_id(),
+            &connection.id(),
+            provider.as_ref(),
+            &resolved.material,
+        )
+        && let Value::Object(m) = &mut out
+    {
+        m.insert("receiptUrl".into(), Value::String(url));
+    }
+    Ok(Json(out).into_response())
 }
 
 /// The tenant's usable connections of this app, failover order: the asked-for one first,

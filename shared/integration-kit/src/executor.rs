@@ -270,7 +270,12 @@ async fn attempt(
             Err(_) => return Err(Attempted::Internal("the credential could not be resolved")),
         };
         let key = crate::call_key(tenant.as_str(), provider.key(), &connection.id());
-        let receipt_url = kit.receipt_url(tenant.as_str(), &connection.id());
+        let receipt_url = kit.receipt_url_for(
+            tenant.as_str(),
+            &connection.id(),
+            provider.as_ref(),
+            &resolved.material,
+        );
         let more = i + 1 < count;
         let call = ProviderCall {
             pipeline: &kit.pipeline,
@@ -282,7 +287,7 @@ async fn attempt(
             idempotency_key: Some(&idempotency_key),
             // The next provider is a better retry than the same one.
             max_attempts: more.then_some(1),
-            rate_limit: None,
+            rate_limit: kit.rate_limit(provider.key()).await,
             receipt_url: receipt_url.as_deref(),
         };
         match provider.execute(&call, &operation, &input).await {

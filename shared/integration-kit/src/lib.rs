@@ -25,7 +25,7 @@ mod store;
 
 pub use provider::{
     DeliveryState, Operation, OperationOutput, Provider, ProviderCall, Receipt, ReceiptError,
-    ReceiptRequest, fail as call_failed, malformed,
+    ReceiptRequest, event_grid_receipts, fail as call_failed, malformed, receipt_code,
 };
 
 use std::sync::Arc;
@@ -86,9 +86,75 @@ pub(crate) struct Kit {
     /// connection never resolves.
     pub(crate) guard: netguard::Guard,
     pub(crate) max_run_attempts: u32,
+    /// Providers' rate limits from the registry's catalogue, cached briefly.
+    pub(crate) rate_limits: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, Option<resilience::RateLimit>)>,
+    >,
 }
 
+/// Where the registry keeps the provider catalogue (partition `platform`).
+const CATALOGUE_CONTAINER: &str = "registry";
+/// How long a provider's rate limit is trusted before the catalogue is read again.
+const RATE_LIMIT_TTL: Duration = Duration::from_secs(60);
+
 impl Kit {
+    /// The provider's sustained rate from the registry's hints (`requestsPerSecond`, with a
+    /// burst of the same size), so calls are spaced before the vendor answers 429. Read from
+    /// the catalogue at most once a minute per provider; an unreadable catalogue means no
+    /// limit (the vendor's own 429 and `Retry-After` still apply).
+    pub(crate) async fn rate_limit(&self, provider: &str) -> Option<resilience::RateLimit> {
+        if let Some((at, limit)) = self
+            .rate_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(provider)
+            && at.elapsed() < RATE_LIMIT_TTL
+        {
+            return *limit;
+        }
+        let limit = match self
+            .ctx
+            .documents
+            .read(
+                CATALOGUE_CONTAINER,
+                domain::TenantId::platform().as_str(),
+                &format!("provider-{provider}"),
+            )
+            .await
+        {
+            Ok(Some(doc)) => doc
+                .parse::<domain::IntegrationProvider>()
+                .ok()
+                .and_then(|p| p.rate_limit_hints()?.requests_per_second)
+                .and_then(std::num::NonZeroU32::new)
+                .map(|n| resilience::RateLimit {
+                    per_second: n,
+                    burst: n,
+                }),
+            _ => None,
+        };
+        self.rate_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(provider.to_owned(), (std::time::Instant::now(), limit));
+        limit
+    }
+
+    /// The receipt URL a provider is given: [`Self::receipt_url`] plus the provider's query.
+    pub(crate) fn receipt_url_for(
+        &self,
+        tenant: &str,
+        connection: &domain::ConnectionId,
+        provider: &dyn Provider,
+        credential: &custody::SecretMaterial,
+    ) -> Option<String> {
+        let url = self.receipt_url(tenant, connection)?;
+        Some(match provider.receipt_query(credential) {
+            Some(query) => format!("{url}?{query}"),
+            None => url,
+        })
+    }
+
     /// The public URL where a connection's vendor sends delivery receipts, when the app
     /// knows its own URL (`<SLUG>_URL`).
     pub(crate) fn receipt_url(
@@ -159,6 +225,7 @@ impl VendorApp {
             http,
             guard,
             max_run_attempts,
+            rate_limits: std::sync::Mutex::new(std::collections::HashMap::new()),
             ctx: ctx.clone(),
             app: self,
         });

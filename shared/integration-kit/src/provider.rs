@@ -134,6 +134,12 @@ pub trait Provider: Send + Sync {
     /// A cheap authenticated call proving the credential works.
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError>;
 
+    /// The query the connection's receipt URL carries (`code=…` for vendors whose receipts
+    /// are authenticated by a shared value in the URL).
+    fn receipt_query(&self, _credential: &SecretMaterial) -> Option<String> {
+        None
+    }
+
     /// Verifies and reads a delivery-receipt request sent to the connection's receipt URL.
     fn parse_receipts(
         &self,
@@ -191,7 +197,7 @@ pub struct Receipt {
 }
 
 /// A receipt request as it arrived: the URL the vendor signed (the public one, not what
-/// a proxy made of it), the headers and the exact body.
+/// a proxy made of it, with the query string as received), the headers and the exact body.
 pub struct ReceiptRequest<'a> {
     pub url: &'a str,
     pub headers: &'a http::HeaderMap,
@@ -207,6 +213,47 @@ pub enum ReceiptError {
     Unauthorized,
     /// Verified, but not a receipt we can read.
     Malformed(String),
+    /// Not a receipt but the vendor's subscription handshake (Event Grid validation):
+    /// answer 200 with this body.
+    Handshake(Value),
+}
+
+impl ReceiptRequest<'_> {
+    /// Verifies the request with an inbound-webhook scheme (the same verifiers as the
+    /// webhook gateway's, over the exact bytes, in constant time). A handshake comes back as
+    /// [`ReceiptError::Handshake`].
+    pub fn verify(
+        &self,
+        scheme: &webhooks::Scheme,
+        secret: &webhooks::Secret,
+    ) -> Result<(), ReceiptError> {
+        let unverified =
+            webhooks::Unverified::new(http::Method::POST, self.url, self.headers, self.body);
+        let verified = unverified
+            .verify(scheme, secret, chrono::Utc::now())
+            .map_err(|e| match e {
+                webhooks::VerifyError::TooLarge { .. } => {
+                    ReceiptError::Malformed("the receipt is too large".into())
+                }
+                _ => ReceiptError::Unauthorized,
+            })?;
+        if let Some(handshake) = verified.handshake() {
+            return Err(ReceiptError::Handshake(handshake.response_body()));
+        }
+        Ok(())
+    }
+}
+
+/// The shared value that authenticates receipts from vendors that do not sign them (Event
+/// Grid): derived from the connection's secret, so it is stable, unguessable, and changes
+/// when the credential rotates. It goes in the receipt URL's `code` parameter.
+pub fn receipt_code(secret: &str) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(b"integration-platform/receipts");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
 /// An operation an app offers, with the check its input must pass when the run is
@@ -222,5 +269,104 @@ impl std::fmt::Debug for Operation {
         f.debug_struct("Operation")
             .field("name", &self.name)
             .finish()
+    }
+}
+
+/// Receipts delivered by Azure Event Grid (Azure Communication Services' delivery reports):
+/// authenticated by the `code` parameter of the receipt URL (see [`receipt_code`], derived
+/// from `secret`), with the subscription handshake answered. Events of `event_type` are
+/// read: `data.messageId` and `data.<status_field>`, mapped by `state`; other events are
+/// ignored.
+pub fn event_grid_receipts(
+    request: &ReceiptRequest<'_>,
+    secret: &str,
+    event_type: &str,
+    status_field: &str,
+    state: fn(&str) -> DeliveryState,
+) -> Result<Vec<Receipt>, ReceiptError> {
+    let code = webhooks::Secret::from_bytes(receipt_code(secret).into_bytes())
+        .map_err(|_| ReceiptError::Unauthorized)?;
+    request.verify(&webhooks::Scheme::event_grid(), &code)?;
+    let events: Vec<Value> = serde_json::from_slice(request.body)
+        .map_err(|_| ReceiptError::Malformed("an Event Grid delivery is a JSON array".into()))?;
+    Ok(events
+        .iter()
+        .filter(|e| e["eventType"].as_str() == Some(event_type))
+        .filter_map(|e| {
+            let data = &e["data"];
+            let status = data[status_field].as_str()?;
+            Some(Receipt {
+                message_id: data["messageId"].as_str()?.to_owned(),
+                state: state(status),
+                detail: Some(status.to_owned()),
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sms_state(s: &str) -> DeliveryState {
+        if s == "Delivered" {
+            DeliveryState::Delivered
+        } else {
+            DeliveryState::Failed
+        }
+    }
+
+    #[test]
+    fn event_grid_receipts_need_the_code_and_answer_the_handshake() {
+        let code = receipt_code("access-key");
+        let body = br#"[{"id":"1","eventType":"Microsoft.Communication.SMSDeliveryReportReceived","data":{"messageId":"Outgoing_1","deliveryStatus":"Delivered"}},{"id":"2","eventType":"Other","data":{}}]"#;
+        let headers = http::HeaderMap::new();
+        let url = format!("https://app.example/api/integrations/receipts/t/c?code={code}");
+        let request = ReceiptRequest {
+            url: &url,
+            headers: &headers,
+            body,
+        };
+        let receipts = event_grid_receipts(
+            &request,
+            "access-key",
+            "Microsoft.Communication.SMSDeliveryReportReceived",
+            "deliveryStatus",
+            sms_state,
+        )
+        .expect("verified");
+        assert_eq!(receipts.len(), 1);
+        assert_eq!(receipts[0].message_id, "Outgoing_1");
+        assert_eq!(receipts[0].state, DeliveryState::Delivered);
+        // Another key's code is refused.
+        let err = event_grid_receipts(&request, "other-key", "x", "y", sms_state).unwrap_err();
+        assert_eq!(err, ReceiptError::Unauthorized);
+        // The handshake is answered, with the code too.
+        let mut headers = http::HeaderMap::new();
+        headers.insert("aeg-event-type", "SubscriptionValidation".parse().unwrap());
+        let body = br#"[{"id":"v","eventType":"Microsoft.EventGrid.SubscriptionValidationEvent","data":{"validationCode":"abc"}}]"#;
+        let request = ReceiptRequest {
+            url: &url,
+            headers: &headers,
+            body,
+        };
+        let err = event_grid_receipts(&request, "access-key", "x", "y", sms_state).unwrap_err();
+        assert_eq!(
+            err,
+            ReceiptError::Handshake(serde_json::json!({"validationResponse": "abc"}))
+        );
+    }
+
+    #[test]
+    fn receipt_codes_are_stable_and_key_specific() {
+        assert_eq!(receipt_code("k"), receipt_code("k"));
+        assert_ne!(receipt_code("k"), receipt_code("k2"));
+        // 32 bytes of HMAC, base64url without padding: safe in a query string as is.
+        assert_eq!(receipt_code("k").len(), 43);
+        assert!(
+            receipt_code("k")
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 }

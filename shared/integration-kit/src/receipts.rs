@@ -6,7 +6,7 @@
 use api_kit::ApiError;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -39,6 +39,7 @@ struct MessageIndex {
 async fn receive(
     State(KitState(kit)): State<KitState>,
     Path((tenant, connection)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -64,23 +65,34 @@ async fn receive(
         .map_err(|_| ApiError::not_found("the connection"))?
         .material
         .clone();
-    let url = kit
+    let mut url = kit
         .receipt_url(tenant.as_str(), &id)
         .ok_or(ApiError::Unavailable)?;
+    // The vendor signed the URL it was given, query included.
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        url = format!("{url}?{q}");
+    }
     let request = ReceiptRequest {
         url: &url,
         headers: &headers,
         body: &body,
     };
-    let receipts = provider
-        .parse_receipts(&material, connection.config(), &request)
-        .map_err(|e| match e {
-            ReceiptError::NotSupported => ApiError::not_found("receipts for this provider"),
-            ReceiptError::Unauthorized => {
-                ApiError::Unauthorized("the receipt's signature did not verify".into())
-            }
-            ReceiptError::Malformed(why) => ApiError::bad_request("invalid_receipt", why),
-        })?;
+    let receipts = match provider.parse_receipts(&material, connection.config(), &request) {
+        Ok(receipts) => receipts,
+        // The vendor's subscription handshake: answered as it expects, nothing recorded.
+        Err(ReceiptError::Handshake(body)) => return Ok(axum::Json(body).into_response()),
+        Err(ReceiptError::NotSupported) => {
+            return Err(ApiError::not_found("receipts for this provider"));
+        }
+        Err(ReceiptError::Unauthorized) => {
+            return Err(ApiError::Unauthorized(
+                "the receipt's signature did not verify".into(),
+            ));
+        }
+        Err(ReceiptError::Malformed(why)) => {
+            return Err(ApiError::bad_request("invalid_receipt", why));
+        }
+    };
     for receipt in &receipts {
         apply(&kit, &tenant, provider.key(), receipt).await?;
     }

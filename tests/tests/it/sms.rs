@@ -551,3 +551,66 @@ async fn delivery_receipts_reach_the_run() {
     assert_eq!(after["delivery"]["state"], "delivered");
     platform.shutdown().await;
 }
+
+/// The registry's rate-limit hints throttle calls before the vendor would: with one request
+/// per second allowed, a burst of sends is spread out by run retries, and no call that the
+/// limiter held back ever reached the vendor.
+#[tokio::test]
+async fn the_registry_rate_limit_hints_space_out_calls() {
+    let platform = TestPlatform::start(
+        &[registry::registration(), sms::registration()],
+        json!({"VENDOR_MAX_RATE_WAIT_MS": "50", "RUN_MAX_ATTEMPTS": "10"}),
+    )
+    .await;
+    // An operator registers the provider with its documented rate before anyone uses it.
+    let operator = platform.token("ops", &["operator"]);
+    let r = platform
+        .post(
+            "/registry/api/integrations/providers",
+            &operator,
+            json!({"key": "fake", "displayName": "Fake SMS", "category": "sms", "authScheme": "apiKey",
+                   "baseUrl": "https://fake-sms.invalid", "rateLimitHints": {"requestsPerSecond": 1}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let token = platform.token("tenant-l", &[]);
+    let r = connect(&platform, &token, "limited", json!({}), "sk-limited").await;
+    let connection = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        let r = start_run(&platform, &token, &connection, "+972501234567", None).await;
+        runs.push(
+            r.json::<Value>().await.unwrap()["runId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let mut held_back = 0;
+    for run in &runs {
+        let v = finished(&platform, &token, run).await;
+        assert_eq!(v["status"], "succeeded", "{v}");
+        let attempts = v["attempts"].as_array().unwrap();
+        held_back += attempts
+            .iter()
+            .filter(|a| {
+                a["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("rate limit"))
+            })
+            .count();
+        assert_eq!(
+            sms::providers::fake::calls(run),
+            1,
+            "held-back attempts never call the vendor"
+        );
+    }
+    assert!(
+        held_back >= 1,
+        "four sends in a burst at one per second: some waited"
+    );
+    platform.shutdown().await;
+}

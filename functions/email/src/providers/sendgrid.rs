@@ -113,7 +113,57 @@ impl Provider for SendGrid {
                 .ok_or("baseUrl must be an https origin such as https://api.eu.sendgrid.com")?;
             self.net.origin(base, "baseUrl")?;
         }
+        if let Some(key) = config.get("eventWebhookPublicKey") {
+            let key = key
+                .as_str()
+                .ok_or("eventWebhookPublicKey must be a string")?;
+            webhooks::Secret::sendgrid_public_key(key).map_err(|_| {
+                "eventWebhookPublicKey must be the Event Webhook verification key (base64 DER)"
+                    .to_owned()
+            })?;
+        }
         Ok(())
+    }
+
+    /// The signed Event Webhook, pointed at the connection's `receiptUrl`, verified with the
+    /// key in config `eventWebhookPublicKey` (ECDSA P-256 over timestamp + body, five
+    /// minutes' tolerance). Events normalise as `processed`/`deferred` → queued,
+    /// `delivered` → delivered, `bounce`/`blocked` → undelivered, `dropped` → failed;
+    /// engagement events (open, click, ...) are not delivery states and are skipped.
+    fn parse_receipts(
+        &self,
+        _credential: &custody::SecretMaterial,
+        config: &ConnectionConfig,
+        request: &integration_kit::ReceiptRequest<'_>,
+    ) -> Result<Vec<integration_kit::Receipt>, integration_kit::ReceiptError> {
+        use integration_kit::{DeliveryState as S, ReceiptError};
+        let Some(key) = config.get("eventWebhookPublicKey").and_then(Value::as_str) else {
+            return Err(ReceiptError::NotSupported);
+        };
+        let secret =
+            webhooks::Secret::sendgrid_public_key(key).map_err(|_| ReceiptError::Unauthorized)?;
+        request.verify(&webhooks::Scheme::sendgrid(), &secret)?;
+        let events: Vec<Value> = serde_json::from_slice(request.body)
+            .map_err(|_| ReceiptError::Malformed("the Event Webhook sends a JSON array".into()))?;
+        Ok(events
+            .iter()
+            .filter_map(|e| {
+                let state = match e["event"].as_str()? {
+                    "processed" | "deferred" => S::Queued,
+                    "delivered" => S::Delivered,
+                    "bounce" | "blocked" => S::Undelivered,
+                    "dropped" => S::Failed,
+                    _ => return None,
+                };
+                // `sg_message_id` is the send's `X-Message-Id` plus a per-recipient suffix.
+                let id = e["sg_message_id"].as_str()?.split('.').next()?.to_owned();
+                Some(integration_kit::Receipt {
+                    message_id: id,
+                    state,
+                    detail: e["event"].as_str().map(str::to_owned),
+                })
+            })
+            .collect())
     }
 
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {

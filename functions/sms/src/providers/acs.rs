@@ -294,6 +294,38 @@ impl Provider for AcsSms {
         "acs-sms"
     }
 
+    /// Delivery reports come through an Event Grid subscription the tenant points at the
+    /// connection's `receiptUrl` (which carries the `code` derived from the access key).
+    fn receipt_query(&self, credential: &custody::SecretMaterial) -> Option<String> {
+        let key = credential.get("apiKey")?;
+        Some(format!(
+            "code={}",
+            integration_kit::receipt_code(secrecy::ExposeSecret::expose_secret(key))
+        ))
+    }
+
+    fn parse_receipts(
+        &self,
+        credential: &custody::SecretMaterial,
+        _config: &ConnectionConfig,
+        request: &integration_kit::ReceiptRequest<'_>,
+    ) -> Result<Vec<integration_kit::Receipt>, integration_kit::ReceiptError> {
+        let key = credential
+            .get("apiKey")
+            .ok_or(integration_kit::ReceiptError::Unauthorized)?;
+        integration_kit::event_grid_receipts(
+            request,
+            secrecy::ExposeSecret::expose_secret(key),
+            "Microsoft.Communication.SMSDeliveryReportReceived",
+            "deliveryStatus",
+            |status| match status {
+                "Delivered" => integration_kit::DeliveryState::Delivered,
+                "Failed" => integration_kit::DeliveryState::Failed,
+                _ => integration_kit::DeliveryState::Sent,
+            },
+        )
+    }
+
     fn credential_kinds(&self) -> &'static [CredentialKind] {
         &[CredentialKind::ApiKey]
     }

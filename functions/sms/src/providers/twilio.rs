@@ -15,6 +15,13 @@
 //!   is honoured.
 //! - Twilio takes no idempotency key, so a send is `Unsafe`: it is repeated only when Twilio
 //!   certainly did not take it (no connection, or a 429).
+//! - Delivery statuses: unless config `statusCallback` names another place, each send asks
+//!   Twilio to post them to the connection's receipt URL, where they are verified
+//!   (`X-Twilio-Signature`, HMAC-SHA1 keyed with the auth token over the URL and the sorted
+//!   form parameters) and normalised (`queued`/`accepted`/`scheduled` → queued,
+//!   `sending`/`sent` → sent, `delivered`/`read` → delivered, `undelivered` → undelivered,
+//!   `failed`/`canceled` → failed; `ErrorCode` kept as detail). Twilio signs with the
+//!   account's auth token, so a connection made with an API key cannot verify them.
 //! - Connection test: `GET {base}/2010-04-01/Accounts/{AccountSid}.json`; a suspended or
 //!   closed account fails it as `auth`.
 
@@ -134,6 +141,19 @@ fn refused(status: &str) -> bool {
     matches!(status, "failed" | "undelivered" | "canceled")
 }
 
+/// A Twilio message status, normalised.
+fn delivery_state(status: &str) -> Option<integration_kit::DeliveryState> {
+    use integration_kit::DeliveryState as S;
+    Some(match status {
+        "queued" | "accepted" | "scheduled" => S::Queued,
+        "sending" | "sent" => S::Sent,
+        "delivered" | "read" => S::Delivered,
+        "undelivered" => S::Undelivered,
+        "failed" | "canceled" => S::Failed,
+        _ => return None,
+    })
+}
+
 #[async_trait]
 impl Provider for Twilio {
     fn key(&self) -> &'static str {
@@ -142,6 +162,60 @@ impl Provider for Twilio {
 
     fn credential_kinds(&self) -> &'static [CredentialKind] {
         &[CredentialKind::Basic]
+    }
+
+    fn parse_receipts(
+        &self,
+        credential: &custody::SecretMaterial,
+        _config: &ConnectionConfig,
+        request: &integration_kit::ReceiptRequest<'_>,
+    ) -> Result<Vec<integration_kit::Receipt>, integration_kit::ReceiptError> {
+        use integration_kit::ReceiptError;
+        use secrecy::ExposeSecret as _;
+        let user = credential
+            .get("username")
+            .ok_or(ReceiptError::Unauthorized)?;
+        if !is_sid(user.expose_secret(), "AC") {
+            // Signed with the account's auth token, which an API-key connection lacks.
+            return Err(ReceiptError::NotSupported);
+        }
+        let token = credential
+            .get("password")
+            .ok_or(ReceiptError::Unauthorized)?;
+        let secret = webhooks::Secret::from_bytes(token.expose_secret().as_bytes())
+            .map_err(|_| ReceiptError::Unauthorized)?;
+        request.verify(
+            &webhooks::Scheme::Twilio {
+                variant: webhooks::TwilioVariant::Sha1,
+            },
+            &secret,
+        )?;
+        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(request.body)
+            .map_err(|_| ReceiptError::Malformed("not a form".into()))?;
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let sid = field("MessageSid")
+            .or(field("SmsSid"))
+            .ok_or_else(|| ReceiptError::Malformed("MessageSid is missing".into()))?;
+        let status = field("MessageStatus")
+            .or(field("SmsStatus"))
+            .ok_or_else(|| ReceiptError::Malformed("MessageStatus is missing".into()))?;
+        let Some(state) = delivery_state(status) else {
+            // A status we do not model (receiving, received): nothing to record.
+            return Ok(Vec::new());
+        };
+        let detail = match field("ErrorCode") {
+            Some(code) if !code.is_empty() => format!("{status}/{code}"),
+            _ => status.to_owned(),
+        };
+        Ok(vec![integration_kit::Receipt {
+            message_id: sid.to_owned(),
+            state,
+            detail: Some(detail),
+        }])
     }
 
     fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
@@ -234,7 +308,9 @@ impl Provider for Twilio {
             }
         }
         form.push(("Body", body));
-        if let Some(callback) = call.config_str("statusCallback") {
+        // Delivery statuses go where the connection says, else to the app's own receipt
+        // URL for the connection (verified with the auth token when they arrive).
+        if let Some(callback) = call.config_str("statusCallback").or(call.receipt_url) {
             form.push(("StatusCallback", callback));
         }
         let encoded = serde_urlencoded::to_string(&form).map_err(|_| {
@@ -655,5 +731,100 @@ mod tests {
         assert!(check(json!({"accountSid": API_KEY})).is_err());
         assert!(check(json!({"from": 5})).is_err());
         assert!(check(json!({"statusCallback": "not a url"})).is_err());
+    }
+
+    fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+        use hmac::Mac as _;
+        let mut sorted = params.to_vec();
+        sorted.sort();
+        let mut data = url.to_owned();
+        for (k, v) in sorted {
+            data.push_str(k);
+            data.push_str(v);
+        }
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
+        mac.update(data.as_bytes());
+        STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    fn receipt(
+        credential: Value,
+        url: &str,
+        params: &[(&str, &str)],
+        signature: &str,
+    ) -> Result<Vec<integration_kit::Receipt>, integration_kit::ReceiptError> {
+        let material = custody::SecretMaterial::new(
+            CredentialKind::Basic,
+            credential.as_object().unwrap().clone(),
+        )
+        .unwrap();
+        let body = serde_urlencoded::to_string(params).unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-twilio-signature", signature.parse().unwrap());
+        headers.insert(
+            "content-type",
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        let request = integration_kit::ReceiptRequest {
+            url,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        Twilio.parse_receipts(&material, &Default::default(), &request)
+    }
+
+    #[test]
+    fn status_callbacks_are_verified_and_normalised() {
+        let url = "https://platform.example/sms/api/integrations/receipts/t1/conn_1";
+        let params = [
+            ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+            ("MessageStatus", "undelivered"),
+            ("ErrorCode", "30003"),
+            ("AccountSid", ACCOUNT),
+        ];
+        let signature = twilio_signature(TOKEN, url, &params);
+        let credential = json!({"username": ACCOUNT, "password": TOKEN});
+        let receipts = receipt(credential.clone(), url, &params, &signature).expect("verified");
+        assert_eq!(
+            receipts,
+            vec![integration_kit::Receipt {
+                message_id: "SM0123456789abcdef0123456789abcdef".into(),
+                state: integration_kit::DeliveryState::Undelivered,
+                detail: Some("undelivered/30003".into()),
+            }]
+        );
+        // Signed with another token, or for another URL: refused.
+        let forged = twilio_signature("another-token", url, &params);
+        assert_eq!(
+            receipt(credential.clone(), url, &params, &forged),
+            Err(integration_kit::ReceiptError::Unauthorized)
+        );
+        assert_eq!(
+            receipt(credential, &format!("{url}x"), &params, &signature),
+            Err(integration_kit::ReceiptError::Unauthorized)
+        );
+        // An API-key connection cannot verify Twilio's signature.
+        let api_key = json!({"username": API_KEY, "password": TOKEN});
+        assert_eq!(
+            receipt(api_key, url, &params, &signature),
+            Err(integration_kit::ReceiptError::NotSupported)
+        );
+    }
+
+    #[test]
+    fn statuses_map_onto_the_delivery_model() {
+        use integration_kit::DeliveryState as S;
+        for (status, state) in [
+            ("queued", Some(S::Queued)),
+            ("sent", Some(S::Sent)),
+            ("delivered", Some(S::Delivered)),
+            ("read", Some(S::Delivered)),
+            ("undelivered", Some(S::Undelivered)),
+            ("failed", Some(S::Failed)),
+            ("canceled", Some(S::Failed)),
+            ("received", None),
+        ] {
+            assert_eq!(delivery_state(status), state, "{status}");
+        }
     }
 }

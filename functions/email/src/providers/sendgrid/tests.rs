@@ -322,3 +322,120 @@ fn config_is_checked() {
             .is_err()
     );
 }
+
+/// A signed Event Webhook batch: ECDSA P-256 over timestamp + body, as SendGrid signs.
+fn signed_events(
+    key: &p256::ecdsa::SigningKey,
+    timestamp: &str,
+    body: &[u8],
+) -> reqwest::header::HeaderMap {
+    use base64::Engine as _;
+    use p256::ecdsa::signature::Signer as _;
+    let mut message = timestamp.as_bytes().to_vec();
+    message.extend_from_slice(body);
+    let signature: p256::ecdsa::Signature = key.sign(&message);
+    let der = signature.to_der();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-twilio-email-event-webhook-signature",
+        base64::engine::general_purpose::STANDARD
+            .encode(der.as_bytes())
+            .parse()
+            .unwrap(),
+    );
+    headers.insert(
+        "x-twilio-email-event-webhook-timestamp",
+        timestamp.parse().unwrap(),
+    );
+    headers
+}
+
+#[test]
+fn the_event_webhook_is_verified_and_normalised() {
+    use base64::Engine as _;
+    use integration_kit::{DeliveryState as S, Receipt, ReceiptError, ReceiptRequest};
+    let signing = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
+    // SubjectPublicKeyInfo for a P-256 key: the fixed algorithm header, then the point.
+    let mut der = vec![
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    der.extend_from_slice(signing.verifying_key().to_encoded_point(false).as_bytes());
+    let public = base64::engine::general_purpose::STANDARD.encode(der);
+    let config: ConnectionConfig =
+        json!({"from": "noreply@example.com", "eventWebhookPublicKey": public})
+            .as_object()
+            .unwrap()
+            .clone();
+    let credential = custody::SecretMaterial::new(
+        CredentialKind::ApiKey,
+        json!({"apiKey": KEY}).as_object().unwrap().clone(),
+    )
+    .unwrap();
+    let body = json!([
+        {"email": "a@example.com", "event": "processed", "sg_message_id": "abc123.filter0001.1.0", "timestamp": 1},
+        {"email": "a@example.com", "event": "delivered", "sg_message_id": "abc123.filter0001.1.0", "timestamp": 2},
+        {"email": "b@example.com", "event": "bounce", "sg_message_id": "def456.filter0002.1.0", "timestamp": 3},
+        {"email": "a@example.com", "event": "open", "sg_message_id": "abc123.filter0001.1.0", "timestamp": 4}
+    ])
+    .to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let headers = signed_events(&signing, &now, body.as_bytes());
+    let url = "https://platform.example/email/api/integrations/receipts/t/c";
+    let request = ReceiptRequest {
+        url,
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    let receipts = sendgrid()
+        .parse_receipts(&credential, &config, &request)
+        .expect("verified");
+    let states: Vec<_> = receipts
+        .iter()
+        .map(|r: &Receipt| (r.message_id.as_str(), r.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("abc123", S::Queued),
+            ("abc123", S::Delivered),
+            ("def456", S::Undelivered)
+        ]
+    );
+    // A tampered body, or another key: refused.
+    let tampered = body.replace("bounce", "delivered");
+    let request = ReceiptRequest {
+        url,
+        headers: &headers,
+        body: tampered.as_bytes(),
+    };
+    assert_eq!(
+        sendgrid().parse_receipts(&credential, &config, &request),
+        Err(ReceiptError::Unauthorized)
+    );
+    // No verification key configured: this connection takes no receipts.
+    let bare: ConnectionConfig = json!({"from": "noreply@example.com"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let request = ReceiptRequest {
+        url,
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    assert_eq!(
+        sendgrid().parse_receipts(&credential, &bare, &request),
+        Err(ReceiptError::NotSupported)
+    );
+    // A key that is not a P-256 verification key is refused at connection time.
+    let bad: ConnectionConfig =
+        json!({"from": "noreply@example.com", "eventWebhookPublicKey": "bm90LWEta2V5"})
+            .as_object()
+            .unwrap()
+            .clone();
+    assert!(sendgrid().validate_config(&bad).is_err());
+}
