@@ -1,6 +1,6 @@
 //! The catalogue routes: providers and their API clients.
 
-use api_kit::{ApiError, Caller, JsonBody, OPERATOR_ROLE, QueryParams};
+use api_kit::{ApiError, Caller, JsonBody, OPERATOR_ROLE, Paging, QueryParams};
 use app_context::AppContext;
 use axum::Json;
 use axum::Router;
@@ -16,7 +16,6 @@ use ports::{Query, WriteOp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::CONTAINER;
 use crate::store::{commit, document, read};
 
 const PROVIDER: &str = "provider";
@@ -132,43 +131,15 @@ async fn register_provider(
         .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Paging {
-    limit: Option<usize>,
-    continuation: Option<String>,
-}
-
-async fn list<T: serde::de::DeserializeOwned>(
-    ctx: &AppContext,
-    query: Query,
-    paging: Paging,
-) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let limit = paging.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", "limit is 1-100"));
-    }
-    let page = ctx
-        .documents
-        .query(CONTAINER, &query.limit(limit).after(paging.continuation))
-        .await
-        .map_err(|e| ApiError::from_port(e, "conflict"))?;
-    let items = page
-        .documents
-        .iter()
-        .map(|d| d.parse::<T>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::from_port(e, "conflict"))?;
-    Ok((items, page.continuation))
-}
-
 async fn list_providers(
     State(ctx): State<AppContext>,
     _caller: Caller,
     QueryParams(paging): QueryParams<Paging>,
 ) -> Result<Response, ApiError> {
     let query = Query::partition(platform()).filter("docType", PROVIDER);
-    let (items, continuation) = list::<IntegrationProvider>(&ctx, query, paging).await?;
+    let (items, continuation) = crate::store::STORE
+        .page::<IntegrationProvider>(&ctx, query, paging)
+        .await?;
     let out: Vec<_> = items.iter().map(provider_out).collect();
     Ok(Json(json!({ "items": out, "continuation": continuation })).into_response())
 }
@@ -307,7 +278,9 @@ async fn list_clients(
     let query = Query::partition(platform())
         .filter("docType", CLIENT)
         .filter("providerKey", provider.key().as_str());
-    let (items, continuation) = list::<ExternalApiClient>(&ctx, query, paging).await?;
+    let (items, continuation) = crate::store::STORE
+        .page::<ExternalApiClient>(&ctx, query, paging)
+        .await?;
     let out: Vec<_> = items.iter().map(client_out).collect();
     Ok(Json(json!({ "items": out, "continuation": continuation })).into_response())
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::{CONTAINER, SOURCE};
 
-const STORE: Aggregates = Aggregates::new(CONTAINER, SOURCE);
+pub(crate) const STORE: Aggregates = Aggregates::new(CONTAINER, SOURCE);
 
 pub(crate) fn document<T: Serialize>(aggregate: &T, doc_type: &str) -> Result<Value, ApiError> {
     Aggregates::document(aggregate, doc_type)

@@ -5,7 +5,7 @@
 pub mod custody;
 mod store;
 
-pub use store::Aggregates;
+pub use store::{Aggregates, Paging};
 
 use app_context::AppContext;
 use auth::{AuthError, Principal};

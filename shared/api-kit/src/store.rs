@@ -78,3 +78,42 @@ impl Aggregates {
         Ok(Some((value, doc.etag)))
     }
 }
+
+/// `?limit&continuation` of a listing route.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    pub limit: Option<usize>,
+    pub continuation: Option<String>,
+}
+
+impl Aggregates {
+    /// One page of `query` in the app's container: `limit` 1-100 (default 50), the
+    /// continuation of the previous page, documents parsed as `T`.
+    pub async fn page<T: DeserializeOwned>(
+        &self,
+        ctx: &AppContext,
+        query: ports::Query,
+        paging: Paging,
+    ) -> Result<(Vec<T>, Option<String>), ApiError> {
+        let limit = paging.limit.unwrap_or(50);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::bad_request("invalid_limit", "limit is 1-100"));
+        }
+        let page = ctx
+            .documents
+            .query(
+                self.container,
+                &query.limit(limit).after(paging.continuation),
+            )
+            .await
+            .map_err(|e| ApiError::from_port(e, "conflict"))?;
+        let items = page
+            .documents
+            .iter()
+            .map(|d| d.parse::<T>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::from_port(e, "conflict"))?;
+        Ok((items, page.continuation))
+    }
+}

@@ -71,11 +71,12 @@ pub(crate) async fn handle(
     Ok(InvocationResponse::default())
 }
 
-/// How long after an attempt started it cannot be in flight any more: the pipeline's
-/// deadline, per candidate connection, plus a margin.
+/// How long after an attempt started it cannot be in flight any more: twice the pipeline's
+/// deadline (the primary's single attempt and the failover candidates' calls share it in
+/// practice), plus a margin for the commits around the call.
 fn in_flight_for(kit: &Kit) -> TimeDelta {
     let deadline = kit.pipeline.policy().deadline;
-    TimeDelta::from_std(deadline * 2 + Duration::from_secs(15)).unwrap_or(TimeDelta::minutes(2))
+    TimeDelta::from_std(deadline * 2 + Duration::from_secs(5)).unwrap_or(TimeDelta::minutes(2))
 }
 
 async fn read_run(

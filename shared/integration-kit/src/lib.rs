@@ -11,6 +11,8 @@
 //!   priority order, retries of the run on a schedule, exactly one `IntegrationFailure` per
 //!   run that fails; and the connection re-test that credential rotation asks for.
 //!
+//! - `GET /api/integrations/failures[/{id}]`: the failure ledger.
+//!
 //! Storage: container `<slug>`, partition = the tenant: `connection-…`, `run-…`,
 //! `failure-…`, `idem-…` (24 h TTL), `vmsg-…` (vendor message id → run, for receipts).
 //! Run inputs go to blob storage (`runs-input/<tenant>/<run id>`): documents stay small
@@ -18,6 +20,7 @@
 
 mod connections;
 mod executor;
+mod failures;
 pub mod provider;
 mod receipts;
 mod runs;
@@ -234,6 +237,7 @@ impl VendorApp {
             .http_routes(
                 connections::routes(state.clone())
                     .merge(runs::routes(state.clone()))
+                    .merge(failures::routes(state.clone()))
                     .merge(receipts::routes(state)),
             )
             .http_function(FunctionDecl::http(
@@ -250,6 +254,16 @@ impl VendorApp {
                 "StartRun",
                 "integrations/runs",
                 &["post"],
+            ))
+            .http_function(FunctionDecl::http(
+                "ListFailures",
+                "integrations/failures",
+                &["get"],
+            ))
+            .http_function(FunctionDecl::http(
+                "GetFailure",
+                "integrations/failures/{failureId}",
+                &["get"],
             ))
             .http_function(FunctionDecl::http(
                 "ReceiveReceipts",

@@ -1,31 +1,12 @@
 //! Crash safety through a real process: a message accepted before `kill -9` is delivered
 //! after a restart on the same data folder.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ports::DocumentStore as _;
 use serde_json::json;
 
-use crate::support::{BIN, eventually, spawn, write_settings};
-
-fn dev_token(dir: &Path, tenant: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["dev-token", "--tenant", tenant])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .output()
-        .expect("dev-token runs");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .expect("a token line")
-        .trim()
-        .to_owned()
-}
+use crate::support::{dev_token, eventually, spawn, write_settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_accepted_before_kill_9_is_delivered_after_restart() {

@@ -5,6 +5,7 @@ mod delivery_crash;
 mod email;
 mod entra;
 mod ordered_webhooks;
+mod run_crash;
 mod runner;
 mod sms;
 mod support;

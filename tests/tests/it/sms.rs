@@ -292,7 +292,38 @@ async fn connections_runs_idempotency_and_events() {
         .to_owned();
     let failed = finished(&platform, &token, &bad_run).await;
     assert_eq!(failed["status"], "failed");
-    assert!(failed["failureId"].is_string());
+    let failure_id = failed["failureId"].as_str().unwrap();
+    let failure: Value = platform
+        .get(
+            &format!("/sms/api/integrations/failures/{failure_id}"),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failure["classification"], "validation");
+    assert_eq!(failure["subject"]["id"], bad_run.as_str());
+    assert_eq!(failure["vendorStatus"], 400);
+    assert_eq!(
+        platform
+            .get(
+                &format!("/sms/api/integrations/failures/{failure_id}"),
+                &other
+            )
+            .await
+            .status(),
+        404,
+        "another tenant's failure is not there"
+    );
+    let ledger: Value = platform
+        .get("/sms/api/integrations/failures", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The rejected connection's test and the refused send.
+    assert_eq!(ledger["items"].as_array().unwrap().len(), 2, "{ledger}");
     assert_eq!(
         sms::providers::fake::calls(&bad_run),
         1,

@@ -105,3 +105,21 @@ pub(crate) fn spawn(dir: &Path) -> (Child, String) {
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
 }
+
+/// A token for `tenant` from the data folder's local signer, as `dev-token` prints it.
+pub(crate) fn dev_token(dir: &Path, tenant: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["dev-token", "--tenant", tenant])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .output()
+        .expect("dev-token runs");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .expect("a token line")
+        .trim()
+        .to_owned()
+}
