@@ -6,7 +6,9 @@
 //! The receipt's id is derived from the vendor's delivery id, so a redelivery finds it and is
 //! acknowledged without a second event. Every refusal leaves nothing behind.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use api_kit::ApiError;
 use app_context::AppContext;
@@ -25,7 +27,7 @@ use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::sources::read_source;
+use crate::sources::{StoredSource, read_source};
 use crate::{CONTAINER, RAW_CONTAINER, SOURCE};
 
 /// Largest inbound body accepted (GitHub sends up to 25 MB; most vendors far less).
@@ -35,6 +37,24 @@ pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
 struct Inbound {
     ctx: AppContext,
     resolver: Arc<custody::Resolver>,
+    /// Sources ready to verify with (document, scheme, secret), kept for a few seconds: the
+    /// inbound door is the hottest path and a source changes rarely. A change (a new
+    /// secret, say) is seen within [`SOURCE_TTL`].
+    sources: Arc<std::sync::Mutex<ReadySources>>,
+}
+
+/// Prepared sources by id, with when they were read.
+type ReadySources = HashMap<String, (Instant, Arc<Ready>)>;
+
+/// How long a prepared source is reused.
+const SOURCE_TTL: Duration = Duration::from_secs(5);
+/// Prepared sources kept at most (a bound, not a tuning knob: the map is cleared when full).
+const MAX_CACHED_SOURCES: usize = 10_000;
+
+struct Ready {
+    stored: StoredSource,
+    scheme: webhooks::Scheme,
+    secret: webhooks::Secret,
 }
 
 pub(crate) fn routes(ctx: AppContext) -> Router {
@@ -44,7 +64,11 @@ pub(crate) fn routes(ctx: AppContext) -> Router {
     ));
     Router::new()
         .route("/api/webhooks/inbound/{source_id}", post(receive))
-        .with_state(Inbound { ctx, resolver })
+        .with_state(Inbound {
+            ctx,
+            resolver,
+            sources: Default::default(),
+        })
 }
 
 /// The `webhooks` scheme for a source: its kind and the options it was registered with.
@@ -92,6 +116,48 @@ fn hash_hex(text: &[u8]) -> String {
         .collect()
 }
 
+/// The source, its scheme and its secret, from the cache or freshly read.
+async fn ready_source(state: &Inbound, source_id: &str) -> Result<Option<Arc<Ready>>, ApiError> {
+    if let Some((at, ready)) = state
+        .sources
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(source_id)
+        && at.elapsed() < SOURCE_TTL
+    {
+        return Ok(Some(ready.clone()));
+    }
+    let ctx = &state.ctx;
+    let Some(stored) = read_source(ctx, source_id).await? else {
+        return Ok(None);
+    };
+    let source = &stored.source;
+    let scheme = scheme_for(source.scheme(), &stored.options).map_err(|e| {
+        tracing::error!(source = %source.id(), error = %e, "a stored source has unusable options");
+        ApiError::Internal
+    })?;
+    let material = state.resolver.material(CredentialKind::HmacSecret, source.secret()).await.map_err(|e| {
+        tracing::error!(source = %source.id(), error = %e, "the source's secret cannot be read");
+        ApiError::Unavailable
+    })?;
+    let raw_secret = material
+        .get("secret")
+        .map(|s| s.expose_secret().to_owned())
+        .unwrap_or_default();
+    let secret = secret_for(&scheme, &raw_secret).map_err(|_| ApiError::Internal)?;
+    let ready = Arc::new(Ready {
+        stored,
+        scheme,
+        secret,
+    });
+    let mut sources = state.sources.lock().unwrap_or_else(|p| p.into_inner());
+    if sources.len() >= MAX_CACHED_SOURCES {
+        sources.clear();
+    }
+    sources.insert(source_id.to_owned(), (Instant::now(), ready.clone()));
+    Ok(Some(ready))
+}
+
 async fn receive(
     State(state): State<Inbound>,
     Path(source_id): Path<String>,
@@ -127,23 +193,10 @@ async fn accept(
         return Err(ApiError::PayloadTooLarge);
     }
     let ctx = &state.ctx;
-    let Some(stored) = read_source(ctx, source_id).await? else {
+    let Some(ready) = ready_source(state, source_id).await? else {
         return Err(ApiError::not_found("the source"));
     };
-    let source = &stored.source;
-    let scheme = scheme_for(source.scheme(), &stored.options).map_err(|e| {
-        tracing::error!(source = %source.id(), error = %e, "a stored source has unusable options");
-        ApiError::Internal
-    })?;
-    let material = state.resolver.material(CredentialKind::HmacSecret, source.secret()).await.map_err(|e| {
-        tracing::error!(source = %source.id(), error = %e, "the source's secret cannot be read");
-        ApiError::Unavailable
-    })?;
-    let raw_secret = material
-        .get("secret")
-        .map(|s| s.expose_secret().to_owned())
-        .unwrap_or_default();
-    let secret = secret_for(&scheme, &raw_secret).map_err(|_| ApiError::Internal)?;
+    let (source, scheme, secret) = (&ready.stored.source, &ready.scheme, &ready.secret);
     // The URL the vendor signed (Twilio): the public address, not the one we were called on.
     let base = ctx
         .setting("WEBHOOK_GATEWAY_URL")
@@ -157,7 +210,7 @@ async fn accept(
     );
     let unverified =
         webhooks::Unverified::new(method, &url, headers, &body).with_body_limit(BODY_LIMIT);
-    let verified = match unverified.verify(&scheme, &secret, chrono::Utc::now()) {
+    let verified = match unverified.verify(scheme, secret, chrono::Utc::now()) {
         Ok(v) => v,
         Err(e) => {
             tracing::info!(source = %source.id(), reason = %e, "inbound webhook refused");

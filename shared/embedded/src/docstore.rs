@@ -91,13 +91,14 @@ fn live_etag(
     id: &str,
     now: i64,
 ) -> Result<Option<String>> {
-    tx.query_row(
+    tx.prepare_cached(
         "SELECT etag FROM documents WHERE container=?1 AND partition=?2 AND id=?3 \
          AND (expires_at IS NULL OR expires_at > ?4)",
-        params![container, partition, id, now],
-        |r| r.get(0),
     )
-    .optional()
+    .and_then(|mut stmt| {
+        stmt.query_row(params![container, partition, id, now], |r| r.get(0))
+            .optional()
+    })
     .map_err(backend)
 }
 
@@ -137,20 +138,24 @@ fn apply(
     let current = live_etag(tx, container, partition, &id, now)?;
     let write = |body: &Value, ttl: Option<Duration>| -> Result<Option<ETag>> {
         let etag = new_etag();
-        tx.execute(
+        let text = encode_body(body)?;
+        // Cached statements: the hot path parses each SQL text once per connection.
+        tx.prepare_cached(
             "INSERT INTO documents (container, partition, id, etag, body, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
              ON CONFLICT (container, partition, id) DO UPDATE SET \
              etag=excluded.etag, body=excluded.body, expires_at=excluded.expires_at",
-            params![
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
                 container,
                 partition,
                 id,
                 etag,
-                encode_body(body)?,
+                text,
                 expiry(ttl, now)
-            ],
-        )
+            ])
+        })
         .map_err(backend)?;
         Ok(Some(ETag(etag)))
     };
@@ -183,10 +188,10 @@ fn apply(
         }
         WriteOp::Delete { if_match, .. } => {
             check_match(&current, &if_match)?;
-            tx.execute(
+            tx.prepare_cached(
                 "DELETE FROM documents WHERE container=?1 AND partition=?2 AND id=?3",
-                params![container, partition, id],
             )
+            .and_then(|mut stmt| stmt.execute(params![container, partition, id]))
             .map_err(backend)?;
             Ok(None)
         }
@@ -232,15 +237,16 @@ impl DocumentStore for SqliteDocumentStore {
         validate_key("a document id", id)?;
         let (c, p, i) = (container.to_owned(), partition.to_owned(), id.to_owned());
         self.db
-            .call(move |conn| {
+            .read(move |conn| {
                 let row: Option<(String, String)> = conn
-                    .query_row(
+                    .prepare_cached(
                         "SELECT etag, body FROM documents WHERE container=?1 AND partition=?2 \
                          AND id=?3 AND (expires_at IS NULL OR expires_at > ?4)",
-                        params![c, p, i, now_ms()],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
-                    .optional()
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params![c, p, i, now_ms()], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
                     .map_err(backend)?;
                 row.map(|(etag, body)| {
                     Ok(Document {
@@ -279,12 +285,12 @@ impl DocumentStore for SqliteDocumentStore {
                     etags.push(apply(&tx, &c, &p, op, now)?);
                 }
                 // Reclaim a few expired rows; readers never see them anyway.
-                tx.execute(
+                tx.prepare_cached(
                     "DELETE FROM documents WHERE (container, partition, id) IN \
                      (SELECT container, partition, id FROM documents \
                       WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 32)",
-                    params![now],
                 )
+                .and_then(|mut stmt| stmt.execute(params![now]))
                 .map_err(backend)?;
                 tx.commit().map_err(backend)?;
                 Ok(etags)
@@ -349,7 +355,7 @@ impl DocumentStore for SqliteDocumentStore {
         };
         sql.push_str(&format!(" ORDER BY partition, id LIMIT {}", limit + 1));
         self.db
-            .call(move |conn| {
+            .read(move |conn| {
                 let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
                 let refs: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref() as &dyn ToSql).collect();
                 let rows = stmt

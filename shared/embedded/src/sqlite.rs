@@ -20,12 +20,19 @@ pub enum Durability {
     Full,
 }
 
-/// One connection behind a mutex. SQLite serialises writers anyway; one connection keeps
-/// transactions simple and avoids `SQLITE_BUSY` between our own threads.
+/// One writing connection behind a mutex (SQLite serialises writers anyway; one writer keeps
+/// transactions simple and avoids `SQLITE_BUSY` between our own threads), and a few
+/// read-only connections: in WAL mode readers see the last committed state without waiting
+/// for the writer, so a point read is never queued behind someone's batch.
 #[derive(Clone)]
 pub(crate) struct Db {
     conn: Arc<Mutex<Connection>>,
+    readers: Arc<[Mutex<Connection>]>,
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Read-only connections per database.
+const READERS: usize = 2;
 
 impl Db {
     /// Opens the database, retrying for a while when another process is opening (or
@@ -54,9 +61,47 @@ impl Db {
         ))
         .map_err(backend)?;
         conn.execute_batch(schema).map_err(backend)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let r = Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+                )
+                .map_err(backend)?;
+                r.busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(backend)?;
+                Ok(Mutex::new(r))
+            })
+            .collect::<Result<Vec<_>, PortError>>()?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
+            readers: readers.into(),
+            next_reader: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         })
+    }
+
+    /// Runs a read-only `f` on one of the read connections, on a blocking thread. A reader
+    /// that is busy is skipped for a free one; if all are busy, the turn's one is waited for.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, PortError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let start = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let n = readers.len();
+            let mut guard = (0..n)
+                .find_map(|k| readers[(start + k) % n].try_lock().ok())
+                .unwrap_or_else(|| readers[start % n].lock().unwrap_or_else(|p| p.into_inner()));
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| PortError::backend("sqlite", e))?
     }
 
     /// Runs `f` with the connection on a blocking thread.
