@@ -93,7 +93,7 @@ var sharedQueues = [
 var topicSubscriptions = [
   {
     name: 'webhook-gateway'
-    sqlFilter: '1=1'
+    sqlFilter: '[type] NOT IN (\'connectsoft.integration.webhook.delivered.v1\', \'connectsoft.integration.webhook.subscribed.v1\', \'connectsoft.integration.provider.registered.v1\', \'connectsoft.integration.client.registered.v1\')'
   }
 ]
 

@@ -44,7 +44,14 @@ pub fn registration() -> AppRegistration {
                 EVENTS_TOPIC.to_owned(),
                 ports::SubscriptionSpec {
                     name: SLUG.to_owned(),
-                    filter: ports::Filter::All,
+                    // Every event that may fan out; the bus keeps the rest away.
+                    filter: ports::Filter::PropertyNotIn {
+                        name: "type".to_owned(),
+                        values: domain::EventKind::NEVER_FANNED_OUT
+                            .iter()
+                            .map(|k| k.event_type().to_owned())
+                            .collect(),
+                    },
                     spec: ports::EntitySpec::default(),
                 },
             )]

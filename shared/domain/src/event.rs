@@ -293,6 +293,16 @@ impl EventKind {
         Self::WebhookReceived,
     ];
 
+    /// Kinds whose events never fan out to webhook subscriptions, whatever their content
+    /// (see [`DomainEvent::fans_out_to_webhooks`]): the gateway's topic subscription filters
+    /// them out, so the bus does not deliver what would be dropped.
+    pub const NEVER_FANNED_OUT: [Self; 4] = [
+        Self::WebhookDelivered,
+        Self::WebhookSubscribed,
+        Self::IntegrationProviderRegistered,
+        Self::ExternalApiClientRegistered,
+    ];
+
     /// The CloudEvents `type`.
     pub fn event_type(self) -> &'static str {
         match self {
