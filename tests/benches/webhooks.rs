@@ -79,7 +79,14 @@ fn main() {
         tokio::spawn(async move { axum::serve(listener, app).await });
 
         let values = json!({ "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1", "PROBE_SCHEDULE": "0 0 0 1 1 *" });
-        let p = testkit::TestPlatform::start(&[registry::registration(), webhook_gateway::registration()], values).await;
+        // The runner's own defaults (16 concurrent invocations per function, one-minute
+        // locks), not the test platform's four.
+        let p = testkit::TestPlatform::start_with(
+            &[registry::registration(), webhook_gateway::registration()],
+            values,
+            16,
+        )
+        .await;
         let t = p.token("bench", &[]);
         let r = p
             .post("/webhook-gateway/api/webhooks/subscriptions", &t, json!({"url": format!("http://{rx}/hook"), "eventTypes": ["order.*", "integration.webhook.received"]}))
@@ -118,7 +125,29 @@ fn main() {
             println!("| delay from 202 to first attempt, p50 / p99 | {:?} / {:?} | |", pct(&mut delays, 0.5), pct(&mut delays, 0.99));
         }
 
-        // 2. Inbound GitHub deliveries → WebhookReceived → one subscriber.
+        // 2. The same path at a steady, moderate rate (50 events/s): the delay from an event's
+        // 202 to its first attempt when nothing queues behind a burst.
+        receiver.arrivals.lock().unwrap().clear();
+        let paced = 300usize;
+        let mut paced_sent = HashMap::new();
+        let url = p.url("/webhook-gateway/api/webhooks/deliveries");
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for i in 0..paced {
+            tick.tick().await;
+            let key = format!("{}", n + i);
+            let r = p.client.post(&url).bearer_auth(&t).json(&json!({"eventType": "order.created", "payload": {"n": n + i}})).send().await.unwrap();
+            assert_eq!(r.status(), 202);
+            paced_sent.insert(key, Instant::now());
+        }
+        wait_for(&receiver, paced, Duration::from_secs(60)).await;
+        let arrivals = receiver.arrivals.lock().unwrap().clone();
+        let mut idle: Vec<Duration> = paced_sent.iter().filter_map(|(k, s)| arrivals.get(k).map(|a| a.saturating_duration_since(*s))).collect();
+        #[allow(clippy::print_stdout)]
+        {
+            println!("| delay from 202 to first attempt at 50 events/s, p50 / p99 | {:?} / {:?} | {} of {paced} delivered |", pct(&mut idle, 0.5), pct(&mut idle, 0.99), idle.len());
+        }
+
+        // 3. Inbound GitHub deliveries → WebhookReceived → one subscriber.
         receiver.arrivals.lock().unwrap().clear();
         let source: Value = p
             .post("/webhook-gateway/api/webhooks/sources", &t, json!({"provider": "github", "secret": "bench-secret"}))

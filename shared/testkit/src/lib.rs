@@ -32,11 +32,34 @@ impl TestPlatform {
     /// Starts `apps` with `values` as the `Values` of `local.settings.json`, two-second
     /// locks (so lock expiry is quick to observe) and four concurrent calls per function.
     pub async fn start(apps: &[AppRegistration], values: Value) -> TestPlatform {
+        Self::launch(apps, values, |_| {}).await
+    }
+
+    /// Like [`Self::start`] with `concurrency` calls at a time per function and the runner's
+    /// default one-minute locks (for load harnesses, which measure the runner as it ships).
+    pub async fn start_with(
+        apps: &[AppRegistration],
+        values: Value,
+        concurrency: usize,
+    ) -> TestPlatform {
+        Self::launch(apps, values, |args| {
+            args.max_concurrent_calls = concurrency;
+            args.lock_seconds = 60;
+        })
+        .await
+    }
+
+    async fn launch(
+        apps: &[AppRegistration],
+        values: Value,
+        adjust: impl FnOnce(&mut RunArgs),
+    ) -> TestPlatform {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let settings = dir.path().join("local.settings.json");
         let file = json!({ "IsEncrypted": false, "Values": values });
         std::fs::write(&settings, file.to_string()).expect("settings written");
-        let args = args(dir.path());
+        let mut args = args(dir.path());
+        adjust(&mut args);
         let runner = Runner::start(apps, args).await.expect("the runner starts");
         let base = format!("http://{}", runner.addr);
         TestPlatform {
