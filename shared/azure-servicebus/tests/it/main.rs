@@ -1,0 +1,6 @@
+//! `ServiceBusSender` against an HTTPS fake of the Service Bus REST API.
+
+mod fake;
+mod logs;
+mod send;
+mod tls;
