@@ -53,29 +53,11 @@ pub const EMULATOR_KEY: &str =
 /// The server advertises the address it listens on as the account's endpoint (the SDK
 /// follows that endpoint for every later request), so the launcher reports the host the
 /// client should use while still listening on 127.0.0.1 only.
-const LAUNCHER_JS: &str = r#"// Written by the standins test crate: serves @vercel/cosmosdb-server over HTTPS with the
-// given certificate (its CLI has no certificate option).
-"use strict";
-const fs = require("fs");
-const [packageDir, certPath, keyPath, port, advertisedHost] = process.argv.slice(2);
-const { createHttpsServer } = require(packageDir);
-const server = createHttpsServer({
-  cert: fs.readFileSync(certPath),
-  key: fs.readFileSync(keyPath),
-});
-const address = server.address.bind(server);
-server.address = () => {
-  const a = address();
-  return a && typeof a === "object" ? { ...a, address: advertisedHost } : a;
-};
-server.on("error", (err) => {
-  console.error(err);
-  process.exit(1);
-});
-server.listen(Number(port), "127.0.0.1", () => {
-  console.error(`cosmosdb-server listening on https://${advertisedHost}:${port}/`);
-});
-"#;
+/// The launcher: serves `@vercel/cosmosdb-server` over HTTPS with the given certificate (its
+/// CLI has no certificate option) and replaces two of its handlers so they answer as Cosmos
+/// DB does (see the script's comments): a point read of a missing item is 404, and a
+/// transactional batch is all or nothing.
+pub const LAUNCHER_JS: &str = include_str!("cosmosdb-server.js");
 
 /// A running `cosmosdb-server`, stopped on drop.
 #[derive(Debug)]

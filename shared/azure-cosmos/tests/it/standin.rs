@@ -1,5 +1,5 @@
 //! The Cosmos DB stand-in for these tests: `@vercel/cosmosdb-server` installed and run
-//! through the `standins` crate, started by our own launcher (`cosmosdb-server.js`) which
+//! through the `standins` crate, started by its launcher (`standins::cosmos::LAUNCHER_JS`) which
 //! makes point reads of missing items and failed transactional batches answer as Cosmos DB
 //! does (see the crate docs for every difference).
 
@@ -22,7 +22,7 @@ use base64::Engine as _;
 use standins::process::{ChildProcess, DEFAULT_STARTUP_TIMEOUT, Node};
 use standins::tls::TestTls;
 
-const LAUNCHER_JS: &str = include_str!("cosmosdb-server.js");
+use standins::cosmos::LAUNCHER_JS;
 
 /// The database the tests use (the platform's default name, as the Bicep creates it).
 pub(crate) const DATABASE: &str = "integration";

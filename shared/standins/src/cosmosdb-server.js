@@ -2,7 +2,7 @@
 // after replacing two of its handlers so they answer as Cosmos DB does. Nothing on disk is
 // changed; the replacements live in this process only.
 //
-//   node cosmosdb-server.js <package dir> <cert.pem> <key.pem> <port>
+//   node cosmosdb-server.js <package dir> <cert.pem> <key.pem> <port> [advertised host]
 //
 // Both must be installed before the package's router is loaded: the router reads
 // each handler's `default` export once, when it is first required.
@@ -10,7 +10,8 @@
 const fs = require("fs");
 const path = require("path");
 
-const [packageDir, certPath, keyPath, port] = process.argv.slice(2);
+const [packageDir, certPath, keyPath, port, advertised] = process.argv.slice(2);
+const advertisedHost = advertised || "127.0.0.1";
 const handler = (name) => require(path.join(packageDir, "lib", "handler", name));
 
 // 1. A point read of a missing item: the handler dereferences the missing item and the
@@ -99,10 +100,17 @@ batch.default = async (account, req, res, { dbId, collId }) => {
 
 const { createHttpsServer } = require(packageDir);
 const server = createHttpsServer({ cert: fs.readFileSync(certPath), key: fs.readFileSync(keyPath) });
+// The account document advertises the server's address: make it the host clients use (the
+// SDK's emulator switches recognise `localhost`), while listening on 127.0.0.1 only.
+const address = server.address.bind(server);
+server.address = () => {
+  const a = address();
+  return a && typeof a === "object" ? { ...a, address: advertisedHost } : a;
+};
 server.on("error", (err) => {
   console.error(err);
   process.exit(1);
 });
 server.listen(Number(port), "127.0.0.1", () => {
-  console.error(`cosmosdb-server listening on https://127.0.0.1:${port}/`);
+  console.error(`cosmosdb-server listening on https://${advertisedHost}:${port}/`);
 });
