@@ -38,9 +38,14 @@ pub const BLOB_SERVICE_URI: &str = "BlobStorageConnection__blobServiceUri";
 /// Setting: the Key Vault URI (`https://<vault>.vault.azure.net/`).
 pub const KEY_VAULT_URI: &str = "KeyVaultConnection__vaultUri";
 
+/// Setting: a Service Bus connection string (`Endpoint=sb://…;SharedAccessKeyName=…;
+/// SharedAccessKey=…`) for a stand-in speaking the REST API; Azure uses the namespace.
+pub const SERVICE_BUS_REST_CONNECTION: &str = azure_servicebus::REST_CONNECTION_SETTING;
+
 /// Every setting that can move a port off the embedded default.
-pub const AZURE_SETTINGS: [&str; 6] = [
+pub const AZURE_SETTINGS: [&str; 7] = [
     SERVICE_BUS_NAMESPACE,
+    SERVICE_BUS_REST_CONNECTION,
     COSMOS_CONNECTION,
     COSMOS_ENDPOINT,
     BLOB_CONNECTION,
@@ -116,7 +121,7 @@ impl Selection {
             // `ServiceBusConnection` is what Core Tools gives the host's triggers, often a
             // connection string to the Docker-only emulator, which speaks AMQP only; the
             // sender speaks the REST API, so that string does not choose it.
-            bus: pick(SERVICE_BUS_NAMESPACE, None),
+            bus: pick(SERVICE_BUS_NAMESPACE, Some(SERVICE_BUS_REST_CONNECTION)),
             blobs: pick(BLOB_SERVICE_URI, Some(BLOB_CONNECTION)),
             secrets: pick(KEY_VAULT_URI, None),
         }
@@ -131,28 +136,9 @@ impl Selection {
         ]
     }
 
-    /// Fails, naming every setting involved, unless every port is embedded: this build has
-    /// no Azure adapters yet. Refusing beats the alternative: in Azure, the embedded default
-    /// would keep state on one instance's disk and send events to no one.
-    pub fn require_embedded(&self) -> anyhow::Result<()> {
-        let azure: Vec<String> = self
-            .ports()
-            .iter()
-            .filter_map(|(port, service, backend)| match backend {
-                Backend::Embedded => None,
-                Backend::Azure { setting, target } => {
-                    Some(format!("{port} on {service} ({setting}: {target})"))
-                }
-            })
-            .collect();
-        if azure.is_empty() {
-            return Ok(());
-        }
-        anyhow::bail!(
-            "the settings choose Azure adapters that this build does not include yet: {}; \
-             remove those settings to run on the embedded default",
-            azure.join("; ")
-        )
+    /// Whether any port uses the embedded default (so the data folder is needed).
+    pub fn any_embedded(&self) -> bool {
+        self.ports().iter().any(|(_, _, b)| b.is_embedded())
     }
 }
 
@@ -231,6 +217,102 @@ impl Embedded {
     }
 }
 
+/// The four ports as the selection chose them, with typed handles on the Azure adapters
+/// (their request counters are read by the load harnesses).
+#[derive(Clone)]
+pub struct Ports {
+    pub documents: Arc<dyn ports::DocumentStore>,
+    pub bus: Arc<dyn ports::BusSender>,
+    pub blobs: Arc<dyn ports::BlobStore>,
+    pub secrets: Arc<dyn ports::SecretStore>,
+    pub cosmos: Option<Arc<azure_cosmos::CosmosDocumentStore>>,
+    pub azure_blobs: Option<Arc<azure_blob::AzureBlobStore>>,
+}
+
+impl fmt::Debug for Ports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
+impl Ports {
+    /// The context apps are built with: these ports, `settings`, `authenticator`, and a fresh
+    /// outbox waker (give the same context to the outbox publisher).
+    pub fn context(
+        &self,
+        settings: BTreeMap<String, String>,
+        authenticator: Arc<dyn auth::Authenticator>,
+    ) -> AppContext {
+        AppContext {
+            documents: self.documents.clone(),
+            bus: self.bus.clone(),
+            blobs: self.blobs.clone(),
+            secrets: self.secrets.clone(),
+            authenticator,
+            settings: Arc::new(settings),
+            outbox_waker: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+}
+
+/// Opens every port as `selection` says: the Azure adapter from its settings, or the
+/// `embedded` default (which must then be given).
+pub async fn open_ports(
+    selection: &Selection,
+    settings: &BTreeMap<String, String>,
+    embedded: Option<&Embedded>,
+) -> anyhow::Result<Ports> {
+    let need = |port: &str| {
+        embedded.ok_or_else(|| anyhow::anyhow!("the {port} port needs the embedded default"))
+    };
+    let (documents, cosmos): (Arc<dyn ports::DocumentStore>, _) =
+        if selection.documents.is_embedded() {
+            (need("documents")?.documents.clone(), None)
+        } else {
+            let store = azure_cosmos::CosmosDocumentStore::from_settings(settings)
+                .await
+                .context("cannot open the Cosmos DB document store")?
+                .context("the Cosmos DB settings are incomplete")?;
+            let store = Arc::new(store);
+            (store.clone(), Some(store))
+        };
+    let (blobs, azure_blobs): (Arc<dyn ports::BlobStore>, _) = if selection.blobs.is_embedded() {
+        (need("blobs")?.blobs.clone(), None)
+    } else {
+        let store = azure_blob::AzureBlobStore::from_settings(settings)
+            .context("cannot open the Blob Storage store")?
+            .context("the Blob Storage settings are incomplete")?;
+        let store = Arc::new(store);
+        (store.clone(), Some(store))
+    };
+    let bus: Arc<dyn ports::BusSender> = if selection.bus.is_embedded() {
+        need("bus")?.broker.clone()
+    } else {
+        Arc::new(
+            azure_servicebus::ServiceBusSender::from_settings(settings)
+                .context("cannot open the Service Bus sender")?
+                .context("the Service Bus settings are incomplete")?,
+        )
+    };
+    let secrets: Arc<dyn ports::SecretStore> = if selection.secrets.is_embedded() {
+        need("secrets")?.secrets.clone()
+    } else {
+        Arc::new(
+            azure_keyvault::KeyVaultSecretStore::from_settings(settings)
+                .context("cannot open the Key Vault secret store")?
+                .context("the Key Vault settings are incomplete")?,
+        )
+    };
+    Ok(Ports {
+        documents,
+        bus,
+        blobs,
+        secrets,
+        cosmos,
+        azure_blobs,
+    })
+}
+
 /// Entra ID access tokens when the settings name an issuer (`AUTH_ISSUER`, `AUTH_AUDIENCE`,
 /// `AUTH_JWKS_URI`), as in Azure; otherwise local HS256 tokens, whose key `dev_tokens`
 /// loads only then (in Azure there is no data folder to keep it in).
@@ -263,7 +345,7 @@ mod tests {
         let s = Selection::from_settings(&settings(&[("FUNCTIONS_WORKER_RUNTIME", "Custom")]));
         assert!(s.documents.is_embedded() && s.bus.is_embedded());
         assert!(s.blobs.is_embedded() && s.secrets.is_embedded());
-        s.require_embedded().unwrap();
+        assert!(s.any_embedded());
     }
 
     #[test]
@@ -277,11 +359,12 @@ mod tests {
                 "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true;",
             ),
         ]));
-        s.require_embedded().unwrap();
+        assert!(s.documents.is_embedded() && s.bus.is_embedded());
+        assert!(s.blobs.is_embedded() && s.secrets.is_embedded());
     }
 
     #[test]
-    fn endpoint_settings_choose_azure_and_are_refused_by_name() {
+    fn endpoint_settings_choose_azure_and_are_described_without_keys() {
         let s = Selection::from_settings(&settings(&[
             (COSMOS_ENDPOINT, "https://acct.documents.azure.com:443/"),
             (SERVICE_BUS_NAMESPACE, "ns.servicebus.windows.net"),
@@ -313,15 +396,22 @@ mod tests {
             }
         ));
         assert!(s.secrets.is_embedded(), "a blank value is no value");
-        let err = s.require_embedded().unwrap_err().to_string();
-        for name in [COSMOS_ENDPOINT, SERVICE_BUS_NAMESPACE, BLOB_CONNECTION] {
-            assert!(err.contains(name), "{err}");
-        }
+        let described = s.to_string();
         assert!(
-            !err.contains("secret-key"),
-            "connection strings are never echoed: {err}"
+            described.contains("ns.servicebus.windows.net"),
+            "{described}"
         );
-        assert!(!err.contains(KEY_VAULT_URI), "{err}");
+        assert!(described.contains("a connection string"), "{described}");
+        assert!(
+            !described.contains("secret-key"),
+            "connection strings are never echoed: {described}"
+        );
+        // The REST stand-in's connection string chooses the sender too.
+        let rest = Selection::from_settings(&settings(&[(
+            SERVICE_BUS_REST_CONNECTION,
+            "Endpoint=sb://localhost:5300/;SharedAccessKeyName=k;SharedAccessKey=v",
+        )]));
+        assert!(!rest.bus.is_embedded());
     }
 
     #[test]

@@ -59,8 +59,16 @@ pub fn settings_from_env() -> BTreeMap<String, String> {
 /// end the process with a failure code, which the host counts as a worker error and
 /// restarts.
 pub fn main(registration: AppRegistration) -> ExitCode {
-    init_tracing();
     let settings = settings_from_env();
+    // Logs as the host reads them, and Application Insights when its connection string is
+    // set; the guard flushes what is queued when `main` returns.
+    let _telemetry = match telemetry::init(registration.slug, &settings) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("{}: {e}", registration.slug);
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -105,21 +113,30 @@ pub async fn open(
     settings: BTreeMap<String, String>,
 ) -> anyhow::Result<AppContext> {
     let selection = adapters::Selection::from_settings(&settings);
-    selection.require_embedded()?;
     let data_dir = settings
         .get(DATA_DIR_SETTING)
         .map(|d| d.trim())
         .filter(|d| !d.is_empty())
         .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
-    let embedded = adapters::open_embedded(&data_dir)?;
-    embedded
-        .broker
-        .ensure_topology(&platform_topology(
-            std::slice::from_ref(registration),
-            &EntitySpec::default(),
-        ))
-        .await
-        .context("cannot create the app's entities in the embedded broker")?;
+    // The data folder only when some port lives there: in Azure every port is a service and
+    // an instance's disk holds nothing.
+    let embedded = if selection.any_embedded() {
+        let embedded = adapters::open_embedded(&data_dir)?;
+        if selection.bus.is_embedded() {
+            embedded
+                .broker
+                .ensure_topology(&platform_topology(
+                    std::slice::from_ref(registration),
+                    &EntitySpec::default(),
+                ))
+                .await
+                .context("cannot create the app's entities in the embedded broker")?;
+        }
+        Some(embedded)
+    } else {
+        None
+    };
+    let ports = adapters::open_ports(&selection, &settings, embedded.as_ref()).await?;
     let authenticator = adapters::authenticator(&settings, || {
         auth::DevTokens::load_or_create(&data_dir)
             .with_context(|| format!("cannot load the local token key in {}", data_dir.display()))
@@ -130,7 +147,7 @@ pub async fn open(
         adapters = %selection,
         "adapters opened"
     );
-    Ok(embedded.context(settings, authenticator))
+    Ok(ports.context(settings, authenticator))
 }
 
 /// The outbox publisher for `containers`, sending through the context's bus and woken by
@@ -180,24 +197,6 @@ pub async fn run(
         tracing::error!(error = %e, "the outbox publisher stopped abnormally");
     }
     served.with_context(|| format!("serving {}", registration.slug))
-}
-
-/// Logs as the host reads them: stdout lines become Information, stderr lines Errors (or
-/// Warnings when they say "warn"), so only warnings and errors go to stderr. No colours:
-/// the host stores the text.
-fn init_tracing() {
-    use tracing_subscriber::fmt::writer::MakeWriterExt as _;
-    let writer = std::io::stderr
-        .with_max_level(tracing::Level::WARN)
-        .or_else(std::io::stdout);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hyper=warn".into()),
-        )
-        .with_ansi(false)
-        .with_writer(writer)
-        .try_init();
 }
 
 #[cfg(test)]

@@ -107,13 +107,10 @@ pub fn main_with(apps: &[AppRegistration]) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info,hyper=warn".into()),
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            // Logs to stderr, and Application Insights when `local.settings.json` (or the
+            // environment) gives its connection string.
+            let values = Settings::load(&cli.run.settings, |k| std::env::var(k).ok())?.values;
+            let _telemetry = telemetry::init("integration-platform", &values)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -135,6 +132,8 @@ pub struct Runner {
     pub data_dir: PathBuf,
     pub context: AppContext,
     pub broker: Arc<SqliteBroker>,
+    /// The ports as opened (typed handles on Azure adapters, for their request counters).
+    pub ports: app_host::adapters::Ports,
     /// The signer of this data folder's local tokens (what `dev-token` uses).
     pub dev_tokens: auth::DevTokens,
     summary: Vec<String>,
@@ -174,11 +173,26 @@ impl Runner {
         }
         // The same embedded adapters and authenticator an app's own handler opens; the
         // runner keeps the broker to consume from it, as the host consumes Service Bus.
+        // Documents, blobs and secrets may live in Azure (or its stand-ins: Azurite, the
+        // Cosmos DB stand-in) when the settings say so; the bus is always the embedded
+        // broker, because the runner consumes it as the Functions host consumes Service Bus.
+        let selection = app_host::adapters::Selection::from_settings(&settings.values);
+        if !selection.bus.is_embedded() {
+            anyhow::bail!(
+                "the local runner delivers messages from its own broker; remove {} and {} from \
+                 its settings (deployed apps send to Service Bus, whose triggers the Functions host runs)",
+                app_host::adapters::SERVICE_BUS_NAMESPACE,
+                app_host::adapters::SERVICE_BUS_REST_CONNECTION
+            );
+        }
         let embedded = app_host::adapters::open_embedded(&args.data_dir)?;
+        let ports =
+            app_host::adapters::open_ports(&selection, &settings.values, Some(&embedded)).await?;
+        tracing::info!(adapters = %selection, "adapters opened");
         let dev_tokens = auth::DevTokens::load_or_create(&args.data_dir)?;
         let authenticator =
             app_host::adapters::authenticator(&settings.values, || Ok(dev_tokens.clone()))?;
-        let context = embedded.context(settings.values.clone(), authenticator);
+        let context = ports.context(settings.values.clone(), authenticator);
         let broker = embedded.broker.clone();
         let spec = EntitySpec {
             lock_duration: Duration::from_secs(args.lock_seconds.max(1)),
@@ -327,6 +341,7 @@ impl Runner {
             data_dir: args.data_dir,
             context,
             broker,
+            ports,
             dev_tokens,
             summary,
             stop,

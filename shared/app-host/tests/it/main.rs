@@ -173,23 +173,20 @@ async fn serves_the_app_publishes_its_outbox_and_leaves_queues_to_the_host() {
 }
 
 #[tokio::test]
-async fn azure_settings_stop_the_handler_before_it_serves() {
+async fn a_malformed_azure_setting_stops_the_handler_without_echoing_keys() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings(dir.path());
     settings.insert(
-        app_host::adapters::KEY_VAULT_URI.to_owned(),
-        "https://vault.vault.azure.net/".to_owned(),
+        app_host::adapters::BLOB_CONNECTION.to_owned(),
+        "AccountName=devstoreaccount1;AccountKey=secret-key-material;NoEndpoint=1".to_owned(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = app_host::run(&registration(), settings, listener, std::future::pending())
         .await
         .unwrap_err();
     let text = format!("{err:#}");
-    assert!(text.contains(app_host::adapters::KEY_VAULT_URI), "{text}");
-    assert!(
-        !dir.path().join("documents.db").exists(),
-        "nothing was opened on the embedded default"
-    );
+    assert!(text.contains("Blob Storage"), "{text}");
+    assert!(!text.contains("secret-key-material"), "{text}");
 }
 
 #[tokio::test]
