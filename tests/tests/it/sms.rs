@@ -148,6 +148,8 @@ async fn finished(platform: &TestPlatform, token: &str, run: &str) -> Value {
 
 #[tokio::test]
 async fn connections_runs_idempotency_and_events() {
+    // Every log line at every level, to check no secret is ever written.
+    let logs = testkit::capture_logs();
     let platform = start().await;
     let token = platform.token("tenant-a", &[]);
     let mut seen = Vec::new();
@@ -345,6 +347,7 @@ async fn connections_runs_idempotency_and_events() {
         .await;
     assert_eq!(r.status(), 400);
     platform.shutdown().await;
+    logs.assert_absent(&["sk-fake-top-secret-1"]);
 }
 
 #[tokio::test]

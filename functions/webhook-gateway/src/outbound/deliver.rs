@@ -170,9 +170,17 @@ async fn run(
                 class: FailureClassification::Transient,
                 reason: "the delivery could not be prepared (its secret or payload was unreadable)",
             };
-            record(&d, &tenant, &due, &gave_up, Utc::now(), FailureId::new())
-                .await
-                .map_err(|e| InvocationError::transient(format!("{e:?}")))?;
+            record(
+                &d,
+                &tenant,
+                &due,
+                &gave_up,
+                Utc::now(),
+                FailureId::new(),
+                None,
+            )
+            .await
+            .map_err(|e| InvocationError::transient(format!("{e:?}")))?;
             Ok(InvocationResponse::default())
         }
         Err(e) => Err(InvocationError::transient(format!("{e:?}"))),
@@ -212,7 +220,9 @@ fn is_due(delivery: &WebhookDelivery, due: &AttemptDue) -> bool {
 
 async fn attempt(d: &Deliverer, tenant: &TenantId, due: &AttemptDue) -> Result<(), ApiError> {
     let ctx = &d.ctx;
-    let Some((stored, _)) = read_delivery(ctx, tenant.as_str(), &due.delivery_id).await? else {
+    let Some((stored, delivery_etag)) =
+        read_delivery(ctx, tenant.as_str(), &due.delivery_id).await?
+    else {
         tracing::warn!(delivery = %due.delivery_id, "a message for an unknown delivery; ignored");
         return Ok(());
     };
@@ -227,8 +237,9 @@ async fn attempt(d: &Deliverer, tenant: &TenantId, due: &AttemptDue) -> Result<(
         return Ok(());
     }
     let session = lane_of(&stored).map(|l| l.session_id());
-    let subscription = read_subscription(ctx, tenant.as_str(), &delivery.subscription_id())
-        .await?
+    let read = read_subscription(ctx, tenant.as_str(), &delivery.subscription_id()).await?;
+    let subscription = read
+        .as_ref()
         .map(|(s, _)| s)
         .filter(|s| s.subscription.status() == SubscriptionStatus::Active);
     let attempted = match subscription {
@@ -242,13 +253,25 @@ async fn attempt(d: &Deliverer, tenant: &TenantId, due: &AttemptDue) -> Result<(
             if let Some(wait) = d.pacing.admit(id, rate, Instant::now()) {
                 return defer(d, tenant, due, session.as_deref(), wait).await;
             }
-            let attempted = call(d, &s, delivery).await?;
+            let attempted = call(d, s, delivery).await?;
             let success = matches!(&attempted, Attempted::Made { outcome, .. } if matches!(outcome, super::retry::Outcome::Delivered(_)));
             d.pacing.observe(id, success, Instant::now());
             attempted
         }
     };
-    record(d, tenant, due, &attempted, Utc::now(), FailureId::new()).await
+    // What was read before the call is what the record starts from: no second read unless
+    // something changed meanwhile (then the etags say so and the loop reads again).
+    let before = Some((stored, delivery_etag, read));
+    record(
+        d,
+        tenant,
+        due,
+        &attempted,
+        Utc::now(),
+        FailureId::new(),
+        before,
+    )
+    .await
 }
 
 /// Holds an attempt back (rate limit or open breaker): the same attempt comes back after
@@ -516,6 +539,13 @@ fn transition(e: domain::TransitionError) -> ApiError {
     ApiError::Conflict(e.to_string())
 }
 
+/// The delivery and its subscription as read (with their etags) before an attempt.
+type Prefetched = (
+    super::StoredDelivery,
+    ports::ETag,
+    Option<(StoredSubscription, ports::ETag)>,
+);
+
 /// Records `attempted` on the delivery (and the subscription's health), in one batch guarded
 /// by etags; a conflict re-reads both and applies the same observation again.
 async fn record(
@@ -525,15 +555,25 @@ async fn record(
     attempted: &Attempted,
     now: DateTime<Utc>,
     failure_id: FailureId,
+    mut before: Option<Prefetched>,
 ) -> Result<(), ApiError> {
     let ctx = &d.ctx;
     // The jitter is drawn once, so a re-applied observation schedules the same retry.
     let unit: f64 = rand::random();
     for _ in 0..10 {
-        let Some((mut stored, delivery_etag)) =
-            read_delivery(ctx, tenant.as_str(), &due.delivery_id).await?
-        else {
-            return Ok(());
+        let (mut stored, delivery_etag, mut subscription) = match before.take() {
+            Some(prefetched) => prefetched,
+            None => {
+                let Some((stored, etag)) =
+                    read_delivery(ctx, tenant.as_str(), &due.delivery_id).await?
+                else {
+                    return Ok(());
+                };
+                let subscription =
+                    read_subscription(ctx, tenant.as_str(), &stored.delivery.subscription_id())
+                        .await?;
+                (stored, etag, subscription)
+            }
         };
         if !is_due(&stored.delivery, due) {
             return Ok(()); // recorded meanwhile by a concurrent copy of the message
@@ -541,8 +581,6 @@ async fn record(
         // Retries of an ordered delivery stay in its lane's session.
         let session = lane_of(&stored).map(|l| l.session_id());
         let delivery = &mut stored.delivery;
-        let mut subscription =
-            read_subscription(ctx, tenant.as_str(), &delivery.subscription_id()).await?;
         let mut ops: Vec<WriteOp> = Vec::new();
         let mut events = Vec::new();
         let mut sub_changed = false;
@@ -827,6 +865,7 @@ mod tests {
                 attempted,
                 Utc::now(),
                 FailureId::new(),
+                None,
             )
             .await
             .unwrap();
