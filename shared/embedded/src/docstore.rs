@@ -15,7 +15,7 @@ use ports::{Document, DocumentStore, ETag, Page, PortError, Query, Result, Write
 use rusqlite::{OptionalExtension, ToSql, params};
 use serde_json::Value;
 
-use crate::sqlite::{Db, Durability, backend};
+use crate::sqlite::{Db, Durability, GroupWriter, backend};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS documents (
@@ -43,7 +43,10 @@ const MAX_PAGE: usize = 1000;
 
 #[derive(Clone)]
 pub struct SqliteDocumentStore {
+    /// Reads (through its read-only connections).
     db: Db,
+    /// Batches, committed in groups by one writer thread.
+    writer: GroupWriter,
 }
 
 impl std::fmt::Debug for SqliteDocumentStore {
@@ -55,9 +58,23 @@ impl std::fmt::Debug for SqliteDocumentStore {
 
 impl SqliteDocumentStore {
     pub fn open(path: &Path, durability: Durability) -> Result<Self> {
-        Ok(SqliteDocumentStore {
-            db: Db::open(path, durability, SCHEMA)?,
-        })
+        let db = Db::open(path, durability, SCHEMA)?;
+        let writer = GroupWriter::start(
+            path,
+            durability,
+            Box::new(|tx| {
+                // Reclaim a few expired rows per group; readers never see them anyway.
+                tx.prepare_cached(
+                    "DELETE FROM documents WHERE (container, partition, id) IN \
+                     (SELECT container, partition, id FROM documents \
+                      WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 32)",
+                )
+                .and_then(|mut stmt| stmt.execute(params![now_ms()]))
+                .map(|_| ())
+                .map_err(backend)
+            }),
+        )?;
+        Ok(SqliteDocumentStore { db, writer })
     }
 }
 
@@ -85,7 +102,7 @@ fn new_etag() -> String {
 
 /// The current etag of a live (not expired) row.
 fn live_etag(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     container: &str,
     partition: &str,
     id: &str,
@@ -127,7 +144,7 @@ fn encode_body(body: &Value) -> Result<String> {
 }
 
 fn apply(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     container: &str,
     partition: &str,
     op: WriteOp,
@@ -276,23 +293,13 @@ impl DocumentStore for SqliteDocumentStore {
             )));
         }
         let (c, p) = (container.to_owned(), partition.to_owned());
-        self.db
-            .call(move |conn| {
+        self.writer
+            .write(move |sp| {
                 let now = now_ms();
-                let tx = conn.transaction().map_err(backend)?;
                 let mut etags = Vec::with_capacity(ops.len());
                 for op in ops {
-                    etags.push(apply(&tx, &c, &p, op, now)?);
+                    etags.push(apply(sp, &c, &p, op, now)?);
                 }
-                // Reclaim a few expired rows; readers never see them anyway.
-                tx.prepare_cached(
-                    "DELETE FROM documents WHERE (container, partition, id) IN \
-                     (SELECT container, partition, id FROM documents \
-                      WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 32)",
-                )
-                .and_then(|mut stmt| stmt.execute(params![now]))
-                .map_err(backend)?;
-                tx.commit().map_err(backend)?;
                 Ok(etags)
             })
             .await

@@ -147,3 +147,132 @@ pub(crate) fn retry_busy<T>(mut f: impl FnMut() -> Result<T, PortError>) -> Resu
         }
     }
 }
+
+/// One unit of work for the [`GroupWriter`]: runs inside a savepoint of the group's
+/// transaction, says whether it succeeded (a failed one is rolled back to its savepoint), and
+/// hands back what to tell its caller once the group's fate is known.
+type Job = Box<dyn FnOnce(&rusqlite::Savepoint<'_>) -> (bool, Finish) + Send>;
+/// Tells a job's caller how it ended, given the group's commit outcome (`Err` carries the
+/// commit's error text).
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Work done once per group, after the jobs and before the commit (reclaiming expired rows).
+pub(crate) type Housekeeping =
+    Box<dyn Fn(&rusqlite::Transaction<'_>) -> Result<(), PortError> + Send>;
+
+/// Group commit: one thread owns a writing connection and commits the batches that arrive
+/// while it is busy in one transaction, each in its own savepoint. A batch that fails rolls
+/// back to its savepoint alone; the others commit together. Under load that turns N commits
+/// (and N thread hand-offs through the blocking pool) into one; alone, a batch commits at
+/// once as before.
+#[derive(Clone)]
+pub(crate) struct GroupWriter {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+/// The most batches committed together.
+const MAX_GROUP: usize = 64;
+
+impl GroupWriter {
+    /// Opens a writing connection to `path` (the schema must exist) and starts its thread,
+    /// which ends when the last sender (every clone of this writer) is dropped.
+    pub(crate) fn start(
+        path: &Path,
+        durability: Durability,
+        housekeeping: Housekeeping,
+    ) -> Result<GroupWriter, PortError> {
+        let conn = Connection::open(path).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        let sync = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        conn.execute_batch(&format!("PRAGMA synchronous={sync};"))
+            .map_err(backend)?;
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, housekeeping))
+            .map_err(|e| PortError::backend("sqlite", e))?;
+        Ok(GroupWriter { jobs: tx })
+    }
+
+    /// Runs `f` in the next group; answers its result once the group has committed (or its
+    /// own error at once: the group goes on without it).
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Savepoint<'_>) -> Result<T, PortError> + Send + 'static,
+    {
+        let (result_tx, result_rx) = tokio::sync::oneshot::channel::<Result<T, PortError>>();
+        let job: Job = Box::new(move |sp| match f(sp) {
+            Ok(value) => (
+                true,
+                Box::new(move |committed: Result<(), String>| {
+                    let _ = result_tx.send(
+                        committed
+                            .map(|()| value)
+                            .map_err(|e| PortError::backend("sqlite", e)),
+                    );
+                }),
+            ),
+            Err(e) => (
+                false,
+                Box::new(move |_| {
+                    let _ = result_tx.send(Err(e));
+                }),
+            ),
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| PortError::backend("sqlite", "the writer thread has stopped"))?;
+        result_rx
+            .await
+            .map_err(|_| PortError::backend("sqlite", "the writer thread dropped a batch"))?
+    }
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    rx: std::sync::mpsc::Receiver<Job>,
+    housekeeping: Housekeeping,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut finishers: Vec<Finish> = Vec::with_capacity(group.len());
+        let outcome = run_group(&mut conn, group, &mut finishers, &housekeeping);
+        for finish in finishers {
+            finish(outcome.clone());
+        }
+    }
+}
+
+/// One group: BEGIN IMMEDIATE, each job in a savepoint, housekeeping, COMMIT. Jobs that could
+/// not run (the transaction did not start) are dropped, and their callers see "dropped".
+fn run_group(
+    conn: &mut Connection,
+    group: Vec<Job>,
+    finishers: &mut Vec<Finish>,
+    housekeeping: &Housekeeping,
+) -> Result<(), String> {
+    let mut tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    for job in group {
+        let sp = tx.savepoint().map_err(|e| e.to_string())?;
+        let (ok, finish) = job(&sp);
+        if ok {
+            sp.commit().map_err(|e| e.to_string())?;
+        }
+        // Dropping an uncommitted savepoint rolls back to it.
+        finishers.push(finish);
+    }
+    housekeeping(&tx).map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())
+}

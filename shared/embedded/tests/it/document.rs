@@ -29,3 +29,53 @@ async fn documents_survive_reopening() {
         1
     );
 }
+
+/// Batches arriving together commit together, each in its own savepoint: one that fails
+/// (a create of a taken id, a stale etag) leaves no trace and takes no other with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_commit_or_fail_alone() {
+    use ports::{DocumentStore as _, PortError, WriteOp};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteDocumentStore::open(&dir.path().join("documents.db"), Durability::Normal).unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every batch writes its own document; every fourth also claims the shared one.
+            let mut ops = vec![WriteOp::create(
+                format!("own-{i}"),
+                serde_json::json!({"i": i}),
+            )];
+            if i % 4 == 0 {
+                ops.push(WriteOp::create("shared", serde_json::json!({"winner": i})));
+            }
+            store.batch("c", "p", ops).await
+        }));
+    }
+    let mut won = 0;
+    let mut refused = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(etags) => {
+                assert!(etags.iter().all(Option::is_some));
+                if i % 4 == 0 {
+                    won += 1;
+                }
+            }
+            Err(PortError::AlreadyExists) => refused.push(i),
+            Err(e) => panic!("batch {i}: {e}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one batch claims the shared document");
+    assert_eq!(refused.len(), 15);
+    for i in 0..64 {
+        let own = store.read("c", "p", &format!("own-{i}")).await.unwrap();
+        // A refused batch is all or nothing: its own document is not there either.
+        assert_eq!(own.is_some(), !refused.contains(&i), "batch {i}");
+    }
+    let shared = store.read("c", "p", "shared").await.unwrap().unwrap();
+    let winner = shared.body["winner"].as_u64().unwrap() as usize;
+    assert!(!refused.contains(&winner));
+}
