@@ -23,11 +23,11 @@ use ports::{
     BrokerReceiver, BusSender, Entity, EntitySpec, Filter, OutgoingMessage, PortError,
     PropertyValue, ReceivedMessage, Result, Topology,
 };
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::sqlite::{Db, Durability, backend};
+use crate::sqlite::{Db, Durability, GroupWriter, backend};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entities (
@@ -98,7 +98,9 @@ struct EntityInfo {
 
 #[derive(Clone)]
 pub struct SqliteBroker {
+    /// Reads, through its read-only connections.
     db: Db,
+    writer: GroupWriter,
     entities: Arc<Mutex<HashMap<String, EntityInfo>>>,
     notify: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
 }
@@ -128,8 +130,12 @@ fn json_err(e: serde_json::Error) -> PortError {
 impl SqliteBroker {
     pub fn open(path: &Path, durability: Durability) -> Result<Self> {
         let db = Db::open(path, durability, SCHEMA)?;
+        // Writes (sends, locks, completions) are committed in groups by one writer thread;
+        // see `GroupWriter`.
+        let writer = GroupWriter::start(path, durability, Box::new(|_| Ok(())))?;
         let broker = SqliteBroker {
             db,
+            writer,
             entities: Arc::default(),
             notify: Arc::default(),
         };
@@ -151,7 +157,7 @@ impl SqliteBroker {
     async fn load_entities(&self) -> Result<()> {
         let rows: Vec<(String, Option<String>, String, Option<String>)> = self
             .db
-            .call(|conn| {
+            .read(|conn| {
                 let mut stmt = conn
                     .prepare("SELECT path, topic, spec, filter FROM entities")
                     .map_err(backend)?;
@@ -208,7 +214,7 @@ impl SqliteBroker {
     pub async fn total_count(&self, entity: &Entity) -> Result<u64> {
         let path = entity.path();
         self.db
-            .call(move |conn| {
+            .read(move |conn| {
                 conn.query_row(
                     "SELECT COUNT(*) FROM messages WHERE entity=?1",
                     params![path],
@@ -283,7 +289,7 @@ impl RawRow {
     }
 }
 
-fn dead_letter_row(tx: &Transaction<'_>, seq: i64, reason: &str, source: &str) -> Result<()> {
+fn dead_letter_row(tx: &rusqlite::Connection, seq: i64, reason: &str, source: &str) -> Result<()> {
     tx.execute(
         "UPDATE messages SET dead_letter=1, dl_reason=?2, dl_source=?3, lock_token=NULL, \
          locked_until=NULL WHERE seq=?1",
@@ -339,10 +345,11 @@ impl BusSender for SqliteBroker {
         let window = ms(info.spec.duplicate_detection_window);
         let entity_name = entity.to_owned();
         let woken: Vec<String> = targets.iter().map(|t| t.0.clone()).collect();
-        self.db
-            .call(move |conn| {
+        self.writer
+            .write(move |conn| {
                 let now = now_ms();
-                let tx = conn.transaction().map_err(backend)?;
+                // The group writer gives a savepoint of its transaction: the batch is atomic.
+                let tx = conn;
                 // Forget a few expired ids (bounded work per send, through the expiry index).
                 tx.execute(
                     "DELETE FROM dedup WHERE (entity, message_id) IN \
@@ -401,7 +408,6 @@ impl BusSender for SqliteBroker {
                         .map_err(backend)?;
                     }
                 }
-                tx.commit().map_err(backend)?;
                 Ok(())
             })
             .await?;
@@ -446,9 +452,10 @@ impl BrokerReceiver for SqliteBroker {
                 )));
             }
         }
-        self.db
-            .call(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+        self.writer
+            .write(move |conn| {
+                // The group writer gives a savepoint of its transaction: the batch is atomic.
+                let tx = conn;
                 for (path, topic, spec, filter) in rows {
                     tx.execute(
                         "INSERT INTO entities (path, topic, spec, filter) VALUES (?1, ?2, ?3, ?4) \
@@ -457,7 +464,7 @@ impl BrokerReceiver for SqliteBroker {
                     )
                     .map_err(backend)?;
                 }
-                tx.commit().map_err(backend)
+                Ok(())
             })
             .await?;
         self.load_entities().await
@@ -473,10 +480,11 @@ impl BrokerReceiver for SqliteBroker {
         }
         let max = max.clamp(1, 1000);
         let spec = info.spec;
-        self.db
-            .call(move |conn| {
+        self.writer
+            .write(move |conn| {
                 let now = now_ms();
-                let tx = conn.transaction().map_err(backend)?;
+                // The group writer gives a savepoint of its transaction: the batch is atomic.
+                let tx = conn;
                 let sql = if spec.requires_session {
                     format!(
                         "SELECT {COLUMNS} FROM messages m WHERE entity=?1 AND dead_letter=0 AND visible_at<=?2 \
@@ -503,12 +511,12 @@ impl BrokerReceiver for SqliteBroker {
                         break;
                     }
                     if row.expires_at.is_some_and(|e| e <= now) {
-                        dead_letter_row(&tx, row.seq, "TTLExpiredException", &path)?;
+                        dead_letter_row(tx, row.seq, "TTLExpiredException", &path)?;
                         continue;
                     }
                     if row.delivery_count >= i64::from(spec.max_delivery_count) {
                         // The previous lock expired on the last allowed delivery.
-                        dead_letter_row(&tx, row.seq, "MaxDeliveryCountExceeded", &path)?;
+                        dead_letter_row(tx, row.seq, "MaxDeliveryCountExceeded", &path)?;
                         continue;
                     }
                     let token = uuid::Uuid::new_v4().to_string();
@@ -523,7 +531,6 @@ impl BrokerReceiver for SqliteBroker {
                     row.locked_until = Some(lock_until);
                     out.push(row.into_received()?);
                 }
-                tx.commit().map_err(backend)?;
                 Ok(out)
             })
             .await
@@ -538,7 +545,7 @@ impl BrokerReceiver for SqliteBroker {
         let p = path.clone();
         let next: Option<i64> = self
             .db
-            .call(move |conn| {
+            .read(move |conn| {
                 conn.query_row(
                     "SELECT MIN(visible_at) FROM messages WHERE entity=?1 AND dead_letter=0",
                     params![p],
@@ -567,8 +574,8 @@ impl BrokerReceiver for SqliteBroker {
     async fn complete(&self, entity: &Entity, lock_token: &str) -> Result<()> {
         let (path, token) = (entity.path(), lock_token.to_owned());
         let removed = self
-            .db
-            .call(move |conn| {
+            .writer
+            .write(move |conn| {
                 conn.execute(
                     "DELETE FROM messages WHERE lock_token=?1 AND entity=?2 AND locked_until>?3 AND dead_letter=0",
                     params![token, path, now_ms()],
@@ -589,10 +596,11 @@ impl BrokerReceiver for SqliteBroker {
         let spec = self.entity(&path)?.spec;
         let token = lock_token.to_owned();
         let p = path.clone();
-        self.db
-            .call(move |conn| {
+        self.writer
+            .write(move |conn| {
                 let now = now_ms();
-                let tx = conn.transaction().map_err(backend)?;
+                // The group writer gives a savepoint of its transaction: the batch is atomic.
+                let tx = conn;
                 let row: Option<(i64, i64)> = tx
                     .query_row(
                         "SELECT seq, delivery_count FROM messages WHERE lock_token=?1 AND entity=?2 \
@@ -606,7 +614,7 @@ impl BrokerReceiver for SqliteBroker {
                     return Err(PortError::NotFound);
                 };
                 if count >= i64::from(spec.max_delivery_count) {
-                    dead_letter_row(&tx, seq, "MaxDeliveryCountExceeded", &p)?;
+                    dead_letter_row(tx, seq, "MaxDeliveryCountExceeded", &p)?;
                 } else {
                     tx.execute(
                         "UPDATE messages SET lock_token=NULL, locked_until=NULL, visible_at=?2 WHERE seq=?1",
@@ -614,7 +622,7 @@ impl BrokerReceiver for SqliteBroker {
                     )
                     .map_err(backend)?;
                 }
-                tx.commit().map_err(backend)
+                Ok(())
             })
             .await?;
         self.wake(&[path]);
@@ -624,9 +632,10 @@ impl BrokerReceiver for SqliteBroker {
     async fn dead_letter(&self, entity: &Entity, lock_token: &str, reason: &str) -> Result<()> {
         let (path, token, reason) = (entity.path(), lock_token.to_owned(), reason.to_owned());
         let p = path.clone();
-        self.db
-            .call(move |conn| {
-                let tx = conn.transaction().map_err(backend)?;
+        self.writer
+            .write(move |conn| {
+                // The group writer gives a savepoint of its transaction: the batch is atomic.
+                let tx = conn;
                 let seq: Option<i64> = tx
                     .query_row(
                         "SELECT seq FROM messages WHERE lock_token=?1 AND entity=?2 AND locked_until>?3 AND dead_letter=0",
@@ -638,8 +647,8 @@ impl BrokerReceiver for SqliteBroker {
                 let Some(seq) = seq else {
                     return Err(PortError::NotFound);
                 };
-                dead_letter_row(&tx, seq, &reason, &p)?;
-                tx.commit().map_err(backend)
+                dead_letter_row(tx, seq, &reason, &p)?;
+                Ok(())
             })
             .await?;
         self.wake(&[path]);
@@ -650,8 +659,8 @@ impl BrokerReceiver for SqliteBroker {
         let path = entity.path();
         let spec = self.entity(&path)?.spec;
         let token = lock_token.to_owned();
-        self.db
-            .call(move |conn| {
+        self.writer
+            .write(move |conn| {
                 let now = now_ms();
                 let until = now.saturating_add(ms(spec.lock_duration));
                 let n = conn
@@ -672,7 +681,7 @@ impl BrokerReceiver for SqliteBroker {
     async fn peek_dead_letters(&self, entity: &Entity, max: usize) -> Result<Vec<ReceivedMessage>> {
         let path = entity.path();
         self.db
-            .call(move |conn| {
+            .read(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(&format!(
                         "SELECT {COLUMNS} FROM messages WHERE entity=?1 AND dead_letter=1 ORDER BY seq LIMIT ?2"
@@ -691,7 +700,7 @@ impl BrokerReceiver for SqliteBroker {
     async fn active_count(&self, entity: &Entity) -> Result<u64> {
         let path = entity.path();
         self.db
-            .call(move |conn| {
+            .read(move |conn| {
                 conn.query_row(
                     "SELECT COUNT(*) FROM messages WHERE entity=?1 AND dead_letter=0",
                     params![path],
