@@ -65,6 +65,10 @@ async fn wait_for(r: &Receiver, n: usize, limit: Duration) -> Instant {
     }
 }
 
+/// The runner binary's allocator, so the harness measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

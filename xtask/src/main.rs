@@ -2,17 +2,21 @@
 //!
 //! - `test`: everything CI checks: formatting, clippy with warnings denied, and the whole
 //!   test suite (nextest when installed, `cargo test` otherwise). Works on a fresh machine:
-//!   it needs nothing but the Rust toolchain today; later it also installs and starts the
-//!   local stand-ins (Azurite, cosmosdb-server) the Azure adapters' tests need.
+//!   it needs the Rust toolchain, Node 20 and npm; the tests that use the local stand-ins
+//!   (Azurite, cosmosdb-server) install them into `.tools/npm` and start them themselves.
 //! - `bench`: runs the benchmarks recorded in docs/BENCHMARKS.md.
 //! - `package [<app>...]`: release handlers for Linux x64, laid out as deployable folders
 //!   and zips under `target/package/` (see `package.rs`).
+//!
+//! - `local-azure [--standins-only]`: the platform on Azurite and the Cosmos DB stand-in
+//!   instead of the embedded default, until Ctrl-C (see `local_azure.rs`).
 //!
 //! - `bicep`: what `test` ends with: a structural check of every Bicep file, then a parse by
 //!   `pycep-parser` (the Bicep CLI is not available everywhere), installed once into
 //!   `.tools/`; the parse is skipped, saying so, where python3 is missing.
 
 mod bicep;
+mod local_azure;
 mod package;
 
 use std::process::{Command, ExitCode};
@@ -102,9 +106,10 @@ fn main() -> ExitCode {
         "bench" => bench(),
         "package" => package::package(&args[1..]),
         "bicep" => bicep::check(&package::workspace_root()),
+        "local-azure" => local_azure::local_azure(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|bench|package|bicep>\n  test                format check, clippy -D warnings, every test, Bicep parse\n  bench               the benchmarks of docs/BENCHMARKS.md\n  package [<app>...]  release handlers for Linux x64 as deployable folders and zips in target/package/\n  bicep               the Bicep checks that end `test` (structure, then pycep-parser)"
+                "usage: cargo xtask <test|bench|package|local-azure|bicep>\n  test                format check, clippy -D warnings, every test, Bicep parse\n  bench               the benchmarks of docs/BENCHMARKS.md\n  package [<app>...]  release handlers for Linux x64 as deployable folders and zips in target/package/\n  local-azure [--standins-only]\n                      the platform on Azurite and the Cosmos DB stand-in until Ctrl-C (--standins-only: only the stand-ins, to run the platform yourself)\n  bicep               the Bicep checks that end `test` (structure, then pycep-parser)"
             );
             return ExitCode::from(2);
         }

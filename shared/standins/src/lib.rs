@@ -9,6 +9,8 @@
 //!   files, plus a CA bundle (system CAs + the test CA) for `SSL_CERT_FILE`.
 //! - [`azurite`]: Azurite's Blob service, over plain HTTP or over HTTPS with OAuth.
 //! - [`cosmos`]: `@vercel/cosmosdb-server` (a Cosmos DB REST server, in memory) over HTTPS.
+//! - [`platform`]: both at once, provisioned for the platform's apps, with the settings and
+//!   environment a platform process needs (`cargo xtask local-azure`, the end-to-end tests).
 //!
 //! Every stand-in is started by the test that uses it and stopped when its handle drops, so
 //! `cargo nextest` (one process per test) and `cargo test` both work without a setup step.
@@ -26,5 +28,6 @@
 pub mod azurite;
 pub mod cosmos;
 pub mod npm;
+pub mod platform;
 pub mod process;
 pub mod tls;

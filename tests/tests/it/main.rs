@@ -8,4 +8,5 @@ mod ordered_webhooks;
 mod run_crash;
 mod runner;
 mod sms;
+mod standins;
 mod support;

@@ -80,26 +80,40 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_test-platform");
 /// Starts the `test-platform` runner process on `dir` (settings and data folder there),
 /// returning it and the address it printed.
 pub(crate) fn spawn(dir: &Path) -> (Child, String) {
+    spawn_with_env(dir, &[])
+}
+
+/// [`spawn`] with extra environment variables for the child (the test process's own
+/// environment cannot be changed safely). Panics with what the runner printed when it exits
+/// before listening.
+pub(crate) fn spawn_with_env(dir: &Path, env: &[(String, String)]) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--lock-seconds", "2"])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--settings")
         .arg(dir.join("local.settings.json"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the runner");
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let mut printed = Vec::new();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("the runner printed its address")
-            .unwrap();
+        let Some(line) = lines.next() else {
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+            panic!(
+                "the runner exited ({status}) before printing its address:\n{}",
+                printed.join("\n")
+            );
+        };
+        let line = line.unwrap();
         if let Some(rest) = line.split("listening on http://").nth(1) {
             break rest.trim().to_owned();
         }
+        printed.push(line);
     };
     // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
