@@ -31,11 +31,14 @@ pub async fn store_credential(
     if let Some(id) = connection_id {
         body["connectionId"] = json!(id);
     }
+    let mut trace = reqwest::header::HeaderMap::new();
+    telemetry::inject_trace_headers(&mut trace);
     let response = http()
         .post(format!(
             "{}/api/integrations/credentials",
             registry.trim_end_matches('/')
         ))
+        .headers(trace)
         .bearer_auth(caller.token())
         .json(&body)
         .send()

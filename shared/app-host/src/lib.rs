@@ -191,7 +191,14 @@ pub async fn run(
     });
     let addr = listener.local_addr()?;
     tracing::info!(app = registration.slug, %addr, "custom handler listening");
-    let served = functions_runtime::serve_on(listener, app, shutdown).await;
+    // Every invocation reaches the handler as an HTTP request from the host: one request
+    // span each, continuing the `traceparent` it carries (exported when Application
+    // Insights is configured).
+    let router = app.router().layer(telemetry::HttpServerLayer);
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(functions_runtime::serve::ServeError::from);
     let _ = stop.send(true);
     if let Err(e) = publishing.await {
         tracing::error!(error = %e, "the outbox publisher stopped abnormally");

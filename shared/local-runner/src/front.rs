@@ -70,7 +70,12 @@ pub(crate) struct Front {
 }
 
 pub(crate) fn router(front: Arc<Front>) -> Router {
-    Router::new().fallback(dispatch).with_state(front)
+    // One request span per call at the front door, as the host's front-end would record
+    // it, continuing the caller's `traceparent`.
+    Router::new()
+        .fallback(dispatch)
+        .with_state(front)
+        .layer(telemetry::HttpServerLayer)
 }
 
 /// The host rebuilds the query from its parsed form: repeated keys become one

@@ -425,6 +425,9 @@ async fn send(
         Err(e) => return refused(format!("the delivery cannot be signed: {e}")),
     };
     let started = Instant::now();
+    let mut headers = headers;
+    // The endpoint sees the trace this delivery runs in, when there is one.
+    telemetry::inject_trace_headers(&mut headers);
     let result = d
         .client
         .post(parsed)
