@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 const RUNS: usize = 2000;
 const IN_FLIGHT: usize = 16;
 
+/// The runner binary's allocator, so the harness measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort();
     samples[((samples.len() as f64 - 1.0) * p).round() as usize]
