@@ -172,7 +172,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let context = open(registration, settings).await?;
-    let app = (registration.build)(&context);
+    let app = (registration.build)(&context)
+        // Service Bus invocations join the trace of the message that triggered them.
+        .with_invocation_spans(telemetry::span_from_traceparent);
     app.validate()
         .with_context(|| format!("app {}", registration.slug))?;
     let containers = registration

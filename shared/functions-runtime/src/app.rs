@@ -114,7 +114,14 @@ pub struct FunctionApp {
     functions: Vec<FunctionDecl>,
     handlers: HashMap<String, Handler>,
     http: Router,
+    spans: Option<SpanMaker>,
 }
+
+/// Makes the span an invocation runs in, from the function's name and the W3C
+/// `traceparent` the message carries (application property `traceparent`, or
+/// `Diagnostic-Id` as Azure SDKs write it), if any. Hosts give one that links the span to
+/// that trace (`telemetry::span_from_traceparent`); this crate knows no tracing back-end.
+pub type SpanMaker = fn(function: &str, traceparent: Option<&str>) -> tracing::Span;
 
 impl std::fmt::Debug for FunctionApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,7 +142,14 @@ impl FunctionApp {
             functions: vec![],
             handlers: HashMap::new(),
             http: Router::new(),
+            spans: None,
         }
+    }
+
+    /// Runs every non-HTTP invocation in a span made by `maker` (see [`SpanMaker`]).
+    pub fn with_invocation_spans(mut self, maker: SpanMaker) -> Self {
+        self.spans = Some(maker);
+        self
     }
 
     pub fn slug(&self) -> &str {
@@ -203,6 +217,7 @@ impl FunctionApp {
     pub fn router(&self) -> Router {
         let invoke_state = Arc::new(Invoker {
             handlers: self.handlers.clone(),
+            spans: self.spans,
             bindings: self
                 .functions
                 .iter()
@@ -230,6 +245,7 @@ impl FunctionApp {
 
 struct Invoker {
     handlers: HashMap<String, Handler>,
+    spans: Option<SpanMaker>,
     /// Declared name, trigger binding name, and whether the trigger is Service Bus.
     bindings: HashMap<String, (String, String, bool)>,
 }
@@ -275,6 +291,15 @@ async fn invoke(
             return problem(status, "invalid_invocation", &e.to_string());
         }
     };
+    let span = inv.spans.map(|make| {
+        let traceparent = match &payload {
+            Payload::ServiceBus(m) => m
+                .property("traceparent")
+                .or_else(|| m.property("Diagnostic-Id")),
+            Payload::Generic(_) => None,
+        };
+        make(name, traceparent.as_deref())
+    });
     let call = Invocation {
         function: name.clone(),
         trigger_binding: binding.clone(),
@@ -284,7 +309,12 @@ async fn invoke(
     };
     // A panic in a handler must fail this invocation only, not the process that serves all
     // the others.
-    match tokio::spawn(handler(call)).await {
+    let work = handler(call);
+    let spawned = match span {
+        Some(span) => tokio::spawn(tracing::Instrument::instrument(work, span)),
+        None => tokio::spawn(work),
+    };
+    match spawned.await {
         Ok(Ok(reply)) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],

@@ -209,7 +209,9 @@ impl Runner {
         let mut index = Vec::new();
         let timeout = Duration::from_secs(args.function_timeout.max(1));
         for reg in apps {
-            let app = (reg.build)(&context);
+            let app = (reg.build)(&context)
+                // Service Bus invocations join the trace of the message that triggered them.
+                .with_invocation_spans(telemetry::span_from_traceparent);
             app.validate()
                 .with_context(|| format!("app {}", reg.slug))?;
             // Output bindings can set only a message body (no MessageId, session or

@@ -43,6 +43,9 @@ pub fn outbox_write_at(
         "subject": event.event_type(),
         "tenantId": event.tenant_id(),
         "correlationId": event.correlation_id(),
+        // Also an application property of the message, so the consumer's invocation can run
+        // in the event's trace without parsing the envelope first.
+        "traceparent": event.traceparent().map(ToString::to_string),
         // The envelope as text: its bytes are sent exactly as they were built.
         "envelope": String::from_utf8_lossy(&event.to_vec()),
         "createdAt": chrono::Utc::now().to_rfc3339(),
@@ -105,6 +108,9 @@ fn message_from(doc: &Value) -> Result<(String, OutgoingMessage), PortError> {
     .content_type("application/cloudevents+json; charset=utf-8");
     if let Some(subject) = field("subject") {
         m = m.subject(subject).property("type", subject);
+    }
+    if let Some(traceparent) = field("traceparent") {
+        m = m.property("traceparent", traceparent);
     }
     if let Some(tenant) = field("tenantId") {
         m = m.property("tenantId", tenant);

@@ -136,3 +136,39 @@ async fn events_committed_before_a_restart_are_published_after_it() {
         1
     );
 }
+
+/// An event's trace travels as an application property too, so the consumer's invocation
+/// joins that trace before it reads the envelope.
+#[tokio::test]
+async fn the_events_traceparent_is_a_message_property() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, broker) = setup(dir.path()).await;
+    let tp = envelope::TraceParent::new_root();
+    let traced = Envelope::builder("/integration/test", "connectsoft.integration.test.v1", "t1")
+        .traceparent(tp)
+        .json_data(&json!({}))
+        .unwrap();
+    let untraced = event("t1", 2);
+    let ops = vec![
+        outbox_write(&traced, EVENTS_TOPIC),
+        outbox_write(&untraced, EVENTS_TOPIC),
+    ];
+    store.batch("things", "t1", ops).await.unwrap();
+    OutboxPublisher::new(store.clone(), broker.clone(), vec!["things".into()])
+        .publish_pending()
+        .await
+        .unwrap();
+    let got = broker
+        .receive(&Entity::subscription(EVENTS_TOPIC, "all"), 10)
+        .await
+        .unwrap();
+    let property = |id: &str| {
+        got.iter()
+            .find(|m| m.message.message_id == id)
+            .and_then(|m| m.message.application_properties.get("traceparent"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(property(traced.id()), Some(tp.to_string()));
+    assert_eq!(property(untraced.id()), None);
+}

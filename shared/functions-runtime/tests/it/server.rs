@@ -817,3 +817,51 @@ fn port_refuses_non_numbers() {
         Err(ServeError::NoPort)
     ));
 }
+
+/// A host-given span maker runs each Service Bus invocation in a span made from the
+/// message's `traceparent` application property (and gets nothing when there is none).
+#[tokio::test]
+async fn service_bus_invocations_run_in_the_hosts_span_with_the_messages_traceparent() {
+    use std::sync::Mutex;
+    use tower::ServiceExt as _;
+    static SEEN: Mutex<Vec<(String, Option<String>)>> = Mutex::new(Vec::new());
+    fn maker(function: &str, traceparent: Option<&str>) -> tracing::Span {
+        SEEN.lock()
+            .unwrap()
+            .push((function.to_owned(), traceparent.map(str::to_owned)));
+        tracing::Span::none()
+    }
+    let app = functions_runtime::FunctionApp::new("t")
+        .function(
+            functions_runtime::FunctionDecl::queue("Work", "q"),
+            |_inv| async { Ok(functions_runtime::InvocationResponse::default()) },
+        )
+        .with_invocation_spans(maker);
+    let router = app.router();
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    for props in [json!({"traceparent": tp}), json!({})] {
+        let mut delivery = crate::example_delivery(br#"{"n":1}"#);
+        delivery.application_properties = props.as_object().unwrap().clone();
+        let body = functions_runtime::encode::service_bus_invocation(
+            "Work",
+            "msg",
+            true,
+            &delivery,
+            chrono::Utc::now(),
+        );
+        let request = axum::http::Request::post("/Work")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let seen = SEEN.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            ("Work".to_owned(), Some(tp.to_owned())),
+            ("Work".to_owned(), None)
+        ]
+    );
+}
