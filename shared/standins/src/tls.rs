@@ -122,6 +122,35 @@ impl TestTls {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The server's chain, PEM: the leaf followed by the CA, as a server sends it (for an
+    /// in-process HTTPS fake).
+    pub fn chain_pem(&self) -> Result<String> {
+        let leaf = fs::read_to_string(&self.leaf_cert)
+            .with_context(|| format!("cannot read {}", self.leaf_cert.display()))?;
+        Ok(format!("{leaf}{}", self.ca_pem))
+    }
+
+    /// The server's private key, PEM.
+    pub fn key_pem(&self) -> Result<String> {
+        fs::read_to_string(&self.leaf_key)
+            .with_context(|| format!("cannot read {}", self.leaf_key.display()))
+    }
+
+    /// A client builder that trusts this CA (besides the platform's roots) and follows no
+    /// redirects.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if let Ok(ca) = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()) {
+            builder = builder.add_root_certificate(ca);
+        }
+        builder
+    }
+
+    /// A client that trusts this CA.
+    pub fn client(&self) -> reqwest::Client {
+        self.client_builder().build().unwrap_or_default()
+    }
 }
 
 /// The system's CA certificates as PEM, as rustls-native-certs finds them (it honours

@@ -117,7 +117,7 @@ impl Drop for FakeKeyVault {
 impl FakeKeyVault {
     /// A vault that lists versions `page_size` at a time (the real one: up to 25).
     pub(crate) async fn start(page_size: usize) -> FakeKeyVault {
-        let pki = TestPki::new();
+        let pki = crate::tls::pki();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
@@ -130,8 +130,8 @@ impl FakeKeyVault {
         });
         let app = Router::new().fallback(handle).with_state(vault.clone());
         let config = axum_server::tls_rustls::RustlsConfig::from_pem(
-            pki.chain_pem.clone().into_bytes(),
-            pki.key_pem.clone().into_bytes(),
+            pki.chain_pem().expect("chain").into_bytes(),
+            pki.key_pem().expect("key").into_bytes(),
         )
         .await
         .expect("TLS config");

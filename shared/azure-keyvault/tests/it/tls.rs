@@ -1,67 +1,10 @@
-//! A throw-away certificate authority and a `localhost`/`127.0.0.1` leaf it signs, so the
-//! fake serves real HTTPS and the client trusts it through its CA (as it would trust Azure's),
-//! not through "accept anything".
+//! The test PKI: `standins::tls` makes a throw-away CA and a `localhost`/`127.0.0.1` leaf,
+//! so the fake serves real HTTPS and the client trusts it through its CA (as it would trust
+//! Azure's), not through "accept anything".
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+pub(crate) use standins::tls::TestTls as TestPki;
 
-pub(crate) struct TestPki {
-    pub(crate) ca_pem: String,
-    /// The leaf followed by the CA, as a server sends its chain.
-    pub(crate) chain_pem: String,
-    pub(crate) key_pem: String,
-}
-
-impl TestPki {
-    pub(crate) fn new() -> TestPki {
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "azure-keyvault test CA");
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_key = KeyPair::generate().expect("CA key");
-        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-        let issuer = Issuer::new(ca, ca_key);
-
-        // rustls refuses a CA certificate as a server's own, so the leaf is a plain end entity.
-        let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("leaf params");
-        leaf.is_ca = IsCa::ExplicitNoCa;
-        leaf.distinguished_name
-            .push(DnType::CommonName, "localhost");
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        leaf.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        let leaf_key = KeyPair::generate().expect("leaf key");
-        let leaf_cert = leaf
-            .signed_by(&leaf_key, &issuer)
-            .expect("leaf certificate");
-
-        TestPki {
-            ca_pem: ca_cert.pem(),
-            chain_pem: format!("{}{}", leaf_cert.pem(), ca_cert.pem()),
-            key_pem: leaf_key.serialize_pem(),
-        }
-    }
-
-    /// A client that trusts this CA (and, as any default client, the platform's roots).
-    pub(crate) fn client(&self) -> reqwest::Client {
-        self.client_builder().build().expect("client")
-    }
-
-    pub(crate) fn client_builder(&self) -> reqwest::ClientBuilder {
-        reqwest::Client::builder()
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).expect("CA pem"),
-            )
-            .redirect(reqwest::redirect::Policy::none())
-    }
+/// A fresh PKI; panics only if the temporary folder cannot be written.
+pub(crate) fn pki() -> TestPki {
+    TestPki::generate().expect("a test PKI")
 }

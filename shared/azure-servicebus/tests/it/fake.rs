@@ -119,7 +119,7 @@ impl FakeServiceBus {
     /// A fake that accepts SAS tokens signed with [`KEY`] and, when `bearer` is given, that
     /// bearer token.
     pub(crate) async fn start(bearer: Option<&str>) -> FakeServiceBus {
-        let pki = TestPki::new();
+        let pki = crate::tls::pki();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
@@ -133,8 +133,8 @@ impl FakeServiceBus {
             .route("/{*path}", post(messages))
             .with_state(shared.clone());
         let config = axum_server::tls_rustls::RustlsConfig::from_pem(
-            pki.chain_pem.clone().into_bytes(),
-            pki.key_pem.clone().into_bytes(),
+            pki.chain_pem().expect("chain").into_bytes(),
+            pki.key_pem().expect("key").into_bytes(),
         )
         .await
         .expect("TLS config");

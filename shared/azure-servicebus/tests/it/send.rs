@@ -491,7 +491,7 @@ async fn a_timed_out_send_is_retried_with_the_same_message_id() {
 
 #[tokio::test]
 async fn an_unreachable_namespace_is_retried_then_reported() {
-    let pki = crate::tls::TestPki::new();
+    let pki = crate::tls::pki();
     // A port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

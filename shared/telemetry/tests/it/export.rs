@@ -32,7 +32,7 @@ const INCOMING: &str = "TELEMETRY_IT_TRACEPARENT";
 async fn run_child(fake: &FakeIngestion, mode: &str, env: &[(&str, String)]) -> (String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let bundle = dir.path().join("ca-bundle.pem");
-    std::fs::write(&bundle, &fake.pki.ca_pem).expect("write CA bundle");
+    std::fs::write(&bundle, fake.pki.ca_pem()).expect("write CA bundle");
     let mut command = tokio::process::Command::new(std::env::current_exe().expect("test binary"));
     command
         .args([

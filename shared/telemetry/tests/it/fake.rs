@@ -32,7 +32,7 @@ pub(crate) struct FakeIngestion {
 
 impl FakeIngestion {
     pub(crate) async fn start() -> FakeIngestion {
-        let pki = TestPki::new();
+        let pki = crate::tls::pki();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
@@ -42,8 +42,8 @@ impl FakeIngestion {
             .fallback(unexpected)
             .with_state(shared.clone());
         let config = axum_server::tls_rustls::RustlsConfig::from_pem(
-            pki.chain_pem.clone().into_bytes(),
-            pki.key_pem.clone().into_bytes(),
+            pki.chain_pem().expect("chain").into_bytes(),
+            pki.key_pem().expect("key").into_bytes(),
         )
         .await
         .expect("TLS config");
