@@ -21,6 +21,7 @@
 mod connections;
 mod executor;
 mod failures;
+pub mod fake;
 pub mod provider;
 mod receipts;
 mod runs;

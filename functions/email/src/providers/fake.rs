@@ -13,12 +13,11 @@
 //!   one run gets the same id; [`sent`] lists what was accepted and [`calls`] counts the
 //!   calls per run, for tests.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
+use integration_kit::fake::{self, CallCounter};
 use integration_kit::{OperationOutput, Provider, ProviderCall};
 use resilience::{CallError, HttpStatus, Outcome, Safety, VendorFailure};
 use serde_json::Value;
@@ -46,7 +45,7 @@ pub struct FakeEmail {
 }
 
 static SENT: Mutex<Vec<FakeEmail>> = Mutex::new(Vec::new());
-static CALLS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+static CALLS: CallCounter = CallCounter::new();
 
 /// Messages accepted so far in this process.
 pub fn sent() -> Vec<FakeEmail> {
@@ -55,60 +54,7 @@ pub fn sent() -> Vec<FakeEmail> {
 
 /// Calls that reached the Fake for one run (its idempotency key), accepted or not.
 pub fn calls(idempotency_key: &str) -> u32 {
-    CALLS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .and_then(|m| m.get(idempotency_key).copied())
-        .unwrap_or(0)
-}
-
-fn count_call(idempotency_key: Option<&str>) {
-    if let Some(k) = idempotency_key {
-        *CALLS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(HashMap::new)
-            .entry(k.to_owned())
-            .or_default() += 1;
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Ok,
-    Fail,
-    Timeout,
-    Throttle,
-    Reject,
-}
-
-fn mode(config: &ConnectionConfig) -> Result<Mode, String> {
-    match config.get("mode").map(|m| m.as_str()) {
-        None | Some(Some("ok")) => Ok(Mode::Ok),
-        Some(Some("fail")) => Ok(Mode::Fail),
-        Some(Some("timeout")) => Ok(Mode::Timeout),
-        Some(Some("throttle")) => Ok(Mode::Throttle),
-        Some(Some("reject")) => Ok(Mode::Reject),
-        _ => Err("mode must be ok, fail, timeout, throttle or reject".into()),
-    }
-}
-
-fn millis(config: &ConnectionConfig, field: &str, default: u64) -> Duration {
-    Duration::from_millis(
-        config
-            .get(field)
-            .and_then(Value::as_u64)
-            .unwrap_or(default)
-            .min(10_000),
-    )
-}
-
-fn failure(status: u16, class: FailureClassification, message: &str) -> Outcome<()> {
-    Outcome::Failed {
-        failure: VendorFailure::new(class, message).status(status),
-        maybe_processed: false,
-    }
+    CALLS.calls(idempotency_key)
 }
 
 pub struct Fake;
@@ -117,44 +63,8 @@ impl Fake {
     /// One call to the "vendor", as the pipeline sees it. `recipients` is `None` for the
     /// connection test.
     async fn answer(call: &ProviderCall<'_>, recipients: Option<&[&str]>) -> Outcome<()> {
-        count_call(call.idempotency_key);
-        let config = call.config;
-        tokio::time::sleep(millis(config, "latencyMs", 0)).await;
-        if call.secret("apiKey").is_ok_and(|k| k == "rejected") {
-            return failure(401, FailureClassification::Auth, "the api key was rejected");
-        }
-        if recipients.is_none() {
-            // The connection test checks the key only: `mode` says how sends go, so a
-            // connection can be established and then see its vendor go down.
-            return Outcome::Done(());
-        }
-        match mode(config).unwrap_or(Mode::Ok) {
-            Mode::Ok => {}
-            Mode::Fail => {
-                return failure(503, FailureClassification::Transient, "the fake is down");
-            }
-            Mode::Timeout => {
-                // Never answers: the pipeline's timeout ends the attempt.
-                std::future::pending::<()>().await;
-            }
-            Mode::Throttle => {
-                return Outcome::Failed {
-                    failure: VendorFailure::new(
-                        FailureClassification::RateLimited,
-                        "the fake is throttling",
-                    )
-                    .status(429)
-                    .retry_after(Some(millis(config, "retryAfterMs", 1000))),
-                    maybe_processed: false,
-                };
-            }
-            Mode::Reject => {
-                return failure(
-                    400,
-                    FailureClassification::Validation,
-                    "the fake refused the message",
-                );
-            }
+        if let Some(out) = fake::answer(&CALLS, call, recipients.is_some()).await {
+            return out;
         }
         if recipients.is_some_and(|r| r.iter().any(|a| a.eq_ignore_ascii_case(UNDELIVERABLE))) {
             return Outcome::Failed {
@@ -182,7 +92,7 @@ impl Provider for Fake {
     }
 
     fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
-        mode(config).map(|_| ())
+        fake::mode(config).map(|_| ())
     }
 
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
@@ -349,7 +259,10 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.class(), FailureClassification::RateLimited);
-        assert_eq!(e.failure.retry_after, Some(Duration::from_secs(5)));
+        assert_eq!(
+            e.failure.retry_after,
+            Some(std::time::Duration::from_secs(5))
+        );
         let mut suppressed = email();
         suppressed["to"] = json!([UNDELIVERABLE]);
         let e = Fake

@@ -1,0 +1,148 @@
+//! What every app's Fake provider shares: in-process vendors for tests and demos that go
+//! through the resilience pipeline like real ones and are steered by their connection:
+//!
+//! - credential `{"kind":"apiKey","apiKey":"…"}`; the key `rejected` fails as `auth`;
+//! - config `mode` says how operations go (the connection test checks the key only, so a
+//!   connection can be established and then see its vendor go down): `ok` (default), `fail`
+//!   (the vendor answers 503), `timeout` (it never answers), `throttle` (429 with
+//!   `retryAfterMs`, default 1000), `reject` (400); `latencyMs` (0–10000) delays every
+//!   answer;
+//! - a [`CallCounter`] counts the calls per run (its idempotency key), for tests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use domain::{ConnectionConfig, FailureClassification};
+use resilience::{Outcome, VendorFailure};
+use serde_json::Value;
+
+use crate::ProviderCall;
+
+/// How a Fake's operations go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Ok,
+    Fail,
+    Timeout,
+    Throttle,
+    Reject,
+}
+
+/// The connection's `mode` (absent = `ok`).
+pub fn mode(config: &ConnectionConfig) -> Result<Mode, String> {
+    match config.get("mode").map(|m| m.as_str()) {
+        None | Some(Some("ok")) => Ok(Mode::Ok),
+        Some(Some("fail")) => Ok(Mode::Fail),
+        Some(Some("timeout")) => Ok(Mode::Timeout),
+        Some(Some("throttle")) => Ok(Mode::Throttle),
+        Some(Some("reject")) => Ok(Mode::Reject),
+        _ => Err("mode must be ok, fail, timeout, throttle or reject".into()),
+    }
+}
+
+/// A duration setting of the connection in milliseconds, capped at ten seconds.
+pub fn millis(config: &ConnectionConfig, field: &str, default: u64) -> Duration {
+    Duration::from_millis(
+        config
+            .get(field)
+            .and_then(Value::as_u64)
+            .unwrap_or(default)
+            .min(10_000),
+    )
+}
+
+/// A failed answer with the vendor's status.
+pub fn failure(status: u16, class: FailureClassification, message: &str) -> Outcome<()> {
+    Outcome::Failed {
+        failure: VendorFailure::new(class, message).status(status),
+        // A 429 means not done; anything else may have been.
+        maybe_processed: status != 429,
+    }
+}
+
+/// Calls per idempotency key, process-wide.
+pub struct CallCounter(Mutex<Option<HashMap<String, u32>>>);
+
+impl CallCounter {
+    pub const fn new() -> Self {
+        CallCounter(Mutex::new(None))
+    }
+
+    pub fn count(&self, key: Option<&str>) {
+        if let Some(k) = key {
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(HashMap::new)
+                .entry(k.to_owned())
+                .or_default() += 1;
+        }
+    }
+
+    pub fn calls(&self, key: &str) -> u32 {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|m| m.get(key).copied())
+            .unwrap_or(0)
+    }
+}
+
+impl Default for CallCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The shared part of one call to a Fake: counted, delayed, the key checked, then — for an
+/// operation (`operation` true), not for the connection test — the connection's mode.
+/// `None` means the call goes ahead (the app's Fake adds its own refusals, then succeeds).
+pub async fn answer(
+    counter: &CallCounter,
+    call: &ProviderCall<'_>,
+    operation: bool,
+) -> Option<Outcome<()>> {
+    counter.count(call.idempotency_key);
+    let config = call.config;
+    tokio::time::sleep(millis(config, "latencyMs", 0)).await;
+    if call.secret("apiKey").is_ok_and(|k| k == "rejected") {
+        return Some(failure(
+            401,
+            FailureClassification::Auth,
+            "the api key was rejected",
+        ));
+    }
+    if !operation {
+        return Some(Outcome::Done(()));
+    }
+    match mode(config).unwrap_or(Mode::Ok) {
+        Mode::Ok => None,
+        Mode::Fail => Some(failure(
+            503,
+            FailureClassification::Transient,
+            "the fake is down",
+        )),
+        Mode::Timeout => {
+            // Never answers: the pipeline's timeout ends the attempt.
+            std::future::pending::<()>().await;
+            None
+        }
+        Mode::Throttle => Some(Outcome::Failed {
+            failure: VendorFailure::new(
+                FailureClassification::RateLimited,
+                "the fake is throttling",
+            )
+            .status(429)
+            .retry_after(Some(millis(config, "retryAfterMs", 1000))),
+            maybe_processed: false,
+        }),
+        Mode::Reject => Some(failure(
+            400,
+            FailureClassification::Validation,
+            "the fake refused the request",
+        )),
+    }
+}
