@@ -86,12 +86,24 @@ fn test() -> anyhow::Result<()> {
 fn bench() -> anyhow::Result<()> {
     run(
         "benchmarks",
+        // Every crate with benches (docs/BENCHMARKS.md names the command of each table); the
+        // inbound wrk harness is a script: tests/load/inbound.sh.
         cargo().args([
             "bench",
             "-p",
             "functions-runtime",
             "-p",
             "envelope",
+            "-p",
+            "auth",
+            "-p",
+            "custody",
+            "-p",
+            "oauth2-client",
+            "-p",
+            "webhooks",
+            "-p",
+            "resilience",
             "-p",
             "e2e",
         ]),
