@@ -15,10 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_identity::{
-    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId,
-};
+use azure_credential::value;
 
 use crate::{AccountKey, AzureBlobStore, Credential, Error, Options, SasToken};
 
@@ -38,16 +35,6 @@ pub const DEV_ACCOUNT_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 /// Azurite's default Blob endpoint.
 const DEV_BLOB_ENDPOINT: &str = "http://127.0.0.1:10000/devstoreaccount1";
-
-/// Set by App Service and Functions when the app has a managed identity.
-const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
-
-fn value<'a>(settings: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
-    settings
-        .get(name)
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
-}
 
 impl AzureBlobStore {
     /// The store the settings choose, or `None` when they choose none (the embedded default).
@@ -107,29 +94,12 @@ fn in_setting(setting: &'static str, e: Error) -> Error {
 /// otherwise. No "try everything" chain on purpose: in Azure a missing identity must fail
 /// loudly rather than fall through to someone's developer credentials.
 fn identity(settings: &BTreeMap<String, String>) -> Result<Arc<dyn TokenCredential>, Error> {
-    let client_id = value(settings, CLIENT_ID_SETTING);
-    let managed = value(settings, CREDENTIAL_SETTING)
-        .is_some_and(|v| v.eq_ignore_ascii_case("managedidentity"))
-        || client_id.is_some()
-        || value(settings, IDENTITY_ENDPOINT).is_some();
-    if managed {
-        let options = ManagedIdentityCredentialOptions {
-            user_assigned_id: client_id.map(|id| UserAssignedId::ClientId(id.to_owned())),
-            ..Default::default()
-        };
-        let credential =
-            ManagedIdentityCredential::new(Some(options)).map_err(|e| Error::Credential {
-                kind: "managed identity",
-                reason: e.to_string(),
-            })?;
-        Ok(credential)
-    } else {
-        let credential = DeveloperToolsCredential::new(None).map_err(|e| Error::Credential {
-            kind: "developer tools",
-            reason: e.to_string(),
-        })?;
-        Ok(credential)
-    }
+    azure_credential::Choice::from_settings(settings, CREDENTIAL_SETTING, CLIENT_ID_SETTING)
+        .credential()
+        .map_err(|e| Error::Credential {
+            kind: e.kind,
+            reason: e.reason,
+        })
 }
 
 /// The Blob endpoint and credential of a storage connection string. Errors name the setting

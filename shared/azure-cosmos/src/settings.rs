@@ -22,10 +22,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_identity::{
-    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId,
-};
+use azure_credential::value;
 use base64::Engine as _;
 
 use crate::Error;
@@ -43,9 +40,6 @@ pub const CLIENT_ID_SETTING: &str = "CosmosDbConnection__clientId";
 pub const DATABASE_SETTING: &str = "COSMOS_DATABASE";
 /// The database when [`DATABASE_SETTING`] is not set (the Bicep creates this one).
 pub const DEFAULT_DATABASE: &str = "integration";
-
-/// Set by App Service and Functions when the app has a managed identity.
-const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
 
 /// Where the documents are and how to get in, as the settings say.
 #[derive(Clone)]
@@ -82,13 +76,6 @@ impl fmt::Debug for CosmosConfig {
     }
 }
 
-fn value<'a>(settings: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
-    settings
-        .get(name)
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
-}
-
 impl CosmosConfig {
     /// Reads the settings; `Ok(None)` when neither the endpoint nor a connection string is
     /// set. Errors name the setting and never repeat a key.
@@ -108,11 +95,14 @@ impl CosmosConfig {
                 setting: ENDPOINT_SETTING,
                 reason,
             })?;
-            let client_id = value(settings, CLIENT_ID_SETTING).map(str::to_owned);
-            let managed = value(settings, CREDENTIAL_SETTING)
-                .is_some_and(|v| v.eq_ignore_ascii_case("managedidentity"))
-                || client_id.is_some()
-                || value(settings, IDENTITY_ENDPOINT).is_some();
+            let (managed, client_id) = match azure_credential::Choice::from_settings(
+                settings,
+                CREDENTIAL_SETTING,
+                CLIENT_ID_SETTING,
+            ) {
+                azure_credential::Choice::Managed { client_id } => (true, client_id),
+                azure_credential::Choice::DeveloperTools => (false, None),
+            };
             return Ok(Some(CosmosConfig {
                 endpoint,
                 database,
@@ -160,24 +150,17 @@ pub(crate) fn token_credential(
     managed: bool,
     client_id: Option<&str>,
 ) -> Result<Arc<dyn TokenCredential>, Error> {
-    if managed {
-        let options = ManagedIdentityCredentialOptions {
-            user_assigned_id: client_id.map(|id| UserAssignedId::ClientId(id.to_owned())),
-            ..Default::default()
-        };
-        let credential =
-            ManagedIdentityCredential::new(Some(options)).map_err(|e| Error::Credential {
-                kind: "managed identity",
-                reason: e.to_string(),
-            })?;
-        Ok(credential)
+    let choice = if managed {
+        azure_credential::Choice::Managed {
+            client_id: client_id.map(str::to_owned),
+        }
     } else {
-        let credential = DeveloperToolsCredential::new(None).map_err(|e| Error::Credential {
-            kind: "developer tools",
-            reason: e.to_string(),
-        })?;
-        Ok(credential)
-    }
+        azure_credential::Choice::DeveloperTools
+    };
+    choice.credential().map_err(|e| Error::Credential {
+        kind: e.kind,
+        reason: e.reason,
+    })
 }
 
 /// An https URL with a host, normalised to end with `/` (the SDK resolves paths against it).

@@ -15,10 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_identity::{
-    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId,
-};
+use azure_credential::value;
 
 use crate::{Error, SenderOptions, ServiceBusSender};
 
@@ -32,16 +29,6 @@ pub const CLIENT_ID_SETTING: &str = "ServiceBusConnection__clientId";
 /// SharedAccessKey=…`) of a stand-in serving the Service Bus REST API over HTTPS. Local use
 /// only; Azure namespaces have local (key) auth disabled.
 pub const REST_CONNECTION_SETTING: &str = "ServiceBusRestConnection";
-
-/// Set by App Service and Functions when the app has a managed identity.
-const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
-
-fn value<'a>(settings: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
-    settings
-        .get(name)
-        .map(|v| v.trim())
-        .filter(|v| !v.is_empty())
-}
 
 pub(crate) fn from_settings(
     settings: &BTreeMap<String, String>,
@@ -90,29 +77,12 @@ pub(crate) fn from_settings(
 /// otherwise. There is no "try everything" chain on purpose: in Azure a missing identity
 /// must fail loudly rather than fall through to a developer's credentials.
 fn credential(settings: &BTreeMap<String, String>) -> Result<Arc<dyn TokenCredential>, Error> {
-    let client_id = value(settings, CLIENT_ID_SETTING);
-    let managed = value(settings, CREDENTIAL_SETTING)
-        .is_some_and(|v| v.eq_ignore_ascii_case("managedidentity"))
-        || client_id.is_some()
-        || value(settings, IDENTITY_ENDPOINT).is_some();
-    if managed {
-        let options = ManagedIdentityCredentialOptions {
-            user_assigned_id: client_id.map(|id| UserAssignedId::ClientId(id.to_owned())),
-            ..Default::default()
-        };
-        let credential =
-            ManagedIdentityCredential::new(Some(options)).map_err(|e| Error::Credential {
-                kind: "managed identity",
-                reason: e.to_string(),
-            })?;
-        Ok(credential)
-    } else {
-        let credential = DeveloperToolsCredential::new(None).map_err(|e| Error::Credential {
-            kind: "developer tools",
-            reason: e.to_string(),
-        })?;
-        Ok(credential)
-    }
+    azure_credential::Choice::from_settings(settings, CREDENTIAL_SETTING, CLIENT_ID_SETTING)
+        .credential()
+        .map_err(|e| Error::Credential {
+            kind: e.kind,
+            reason: e.reason,
+        })
 }
 
 #[cfg(test)]

@@ -77,7 +77,10 @@ fn managed_identity_when_azure_says_so() {
     let endpoint = (ENDPOINT_SETTING, "https://acct.documents.azure.com/");
     for extra in [
         (CREDENTIAL_SETTING, "ManagedIdentity"),
-        (IDENTITY_ENDPOINT, "http://localhost:42356/msi/token"),
+        (
+            azure_credential::IDENTITY_ENDPOINT,
+            "http://localhost:42356/msi/token",
+        ),
     ] {
         let config = CosmosConfig::from_settings(&settings(&[endpoint, extra]))
             .unwrap()
