@@ -29,7 +29,8 @@ mod store;
 
 pub use provider::{
     DeliveryState, Operation, OperationOutput, Provider, ProviderCall, Receipt, ReceiptError,
-    ReceiptRequest, event_grid_receipts, fail as call_failed, malformed, receipt_code,
+    ReceiptRequest, event_grid_query, event_grid_receipts, fail as call_failed, malformed,
+    receipt_code,
 };
 
 use std::sync::Arc;

@@ -272,19 +272,29 @@ impl std::fmt::Debug for Operation {
     }
 }
 
+/// The receipt URL query of a connection whose receipts come through Azure Event Grid: the
+/// `code` derived (see [`receipt_code`]) from its credential's `key_field`.
+pub fn event_grid_query(credential: &SecretMaterial, key_field: &str) -> Option<String> {
+    let key = credential.get(key_field)?;
+    Some(format!("code={}", receipt_code(key.expose_secret())))
+}
+
 /// Receipts delivered by Azure Event Grid (Azure Communication Services' delivery reports):
-/// authenticated by the `code` parameter of the receipt URL (see [`receipt_code`], derived
-/// from `secret`), with the subscription handshake answered. Events of `event_type` are
-/// read: `data.messageId` and `data.<status_field>`, mapped by `state`; other events are
-/// ignored.
+/// authenticated by the `code` parameter of the receipt URL (see [`event_grid_query`]),
+/// with the subscription handshake answered. Events of `event_type` are read:
+/// `data.messageId` and `data.<status_field>`, mapped by `state`; other events are ignored.
 pub fn event_grid_receipts(
     request: &ReceiptRequest<'_>,
-    secret: &str,
+    credential: &SecretMaterial,
+    key_field: &str,
     event_type: &str,
     status_field: &str,
     state: fn(&str) -> DeliveryState,
 ) -> Result<Vec<Receipt>, ReceiptError> {
-    let code = webhooks::Secret::from_bytes(receipt_code(secret).into_bytes())
+    let key = credential
+        .get(key_field)
+        .ok_or(ReceiptError::Unauthorized)?;
+    let code = webhooks::Secret::from_bytes(receipt_code(key.expose_secret()).into_bytes())
         .map_err(|_| ReceiptError::Unauthorized)?;
     request.verify(&webhooks::Scheme::event_grid(), &code)?;
     let events: Vec<Value> = serde_json::from_slice(request.body)
@@ -327,9 +337,24 @@ mod tests {
             headers: &headers,
             body,
         };
+        let key = |k: &str| {
+            SecretMaterial::new(
+                domain::CredentialKind::ApiKey,
+                serde_json::json!({"apiKey": k})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            event_grid_query(&key("access-key"), "apiKey"),
+            Some(format!("code={code}"))
+        );
         let receipts = event_grid_receipts(
             &request,
-            "access-key",
+            &key("access-key"),
+            "apiKey",
             "Microsoft.Communication.SMSDeliveryReportReceived",
             "deliveryStatus",
             sms_state,
@@ -339,7 +364,8 @@ mod tests {
         assert_eq!(receipts[0].message_id, "Outgoing_1");
         assert_eq!(receipts[0].state, DeliveryState::Delivered);
         // Another key's code is refused.
-        let err = event_grid_receipts(&request, "other-key", "x", "y", sms_state).unwrap_err();
+        let err = event_grid_receipts(&request, &key("other-key"), "apiKey", "x", "y", sms_state)
+            .unwrap_err();
         assert_eq!(err, ReceiptError::Unauthorized);
         // The handshake is answered, with the code too.
         let mut headers = http::HeaderMap::new();
@@ -350,7 +376,8 @@ mod tests {
             headers: &headers,
             body,
         };
-        let err = event_grid_receipts(&request, "access-key", "x", "y", sms_state).unwrap_err();
+        let err = event_grid_receipts(&request, &key("access-key"), "apiKey", "x", "y", sms_state)
+            .unwrap_err();
         assert_eq!(
             err,
             ReceiptError::Handshake(serde_json::json!({"validationResponse": "abc"}))

@@ -282,11 +282,7 @@ impl Provider for Acs {
     /// connection's `receiptUrl` (which carries the `code` derived from the access key);
     /// their `messageId` is the send's operation id.
     fn receipt_query(&self, credential: &custody::SecretMaterial) -> Option<String> {
-        let key = credential.get("apiKey")?;
-        Some(format!(
-            "code={}",
-            integration_kit::receipt_code(secrecy::ExposeSecret::expose_secret(key))
-        ))
+        integration_kit::event_grid_query(credential, "apiKey")
     }
 
     fn parse_receipts(
@@ -295,12 +291,10 @@ impl Provider for Acs {
         _config: &ConnectionConfig,
         request: &integration_kit::ReceiptRequest<'_>,
     ) -> Result<Vec<integration_kit::Receipt>, integration_kit::ReceiptError> {
-        let key = credential
-            .get("apiKey")
-            .ok_or(integration_kit::ReceiptError::Unauthorized)?;
         integration_kit::event_grid_receipts(
             request,
-            secrecy::ExposeSecret::expose_secret(key),
+            credential,
+            "apiKey",
             "Microsoft.Communication.EmailDeliveryReportReceived",
             "status",
             |status| match status {

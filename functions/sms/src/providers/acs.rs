@@ -297,11 +297,7 @@ impl Provider for AcsSms {
     /// Delivery reports come through an Event Grid subscription the tenant points at the
     /// connection's `receiptUrl` (which carries the `code` derived from the access key).
     fn receipt_query(&self, credential: &custody::SecretMaterial) -> Option<String> {
-        let key = credential.get("apiKey")?;
-        Some(format!(
-            "code={}",
-            integration_kit::receipt_code(secrecy::ExposeSecret::expose_secret(key))
-        ))
+        integration_kit::event_grid_query(credential, "apiKey")
     }
 
     fn parse_receipts(
@@ -310,12 +306,10 @@ impl Provider for AcsSms {
         _config: &ConnectionConfig,
         request: &integration_kit::ReceiptRequest<'_>,
     ) -> Result<Vec<integration_kit::Receipt>, integration_kit::ReceiptError> {
-        let key = credential
-            .get("apiKey")
-            .ok_or(integration_kit::ReceiptError::Unauthorized)?;
         integration_kit::event_grid_receipts(
             request,
-            secrecy::ExposeSecret::expose_secret(key),
+            credential,
+            "apiKey",
             "Microsoft.Communication.SMSDeliveryReportReceived",
             "deliveryStatus",
             |status| match status {
