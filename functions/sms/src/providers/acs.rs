@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunId, RunUsage};
+use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunId};
 use hmac::{Hmac, Mac as _};
 use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed, malformed};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap};
@@ -405,20 +405,16 @@ impl Provider for AcsSms {
             .ok_or_else(|| malformed("acs's answer has no accepted recipient"))?
             .to_owned();
         let parts = segments(message);
-        Ok(OperationOutput {
-            summary: json!({
-                "messageId": message_id,
-                "status": "accepted",
-                "repeatabilityResult": recipient["repeatabilityResult"],
-                "segments": parts,
-                "attempts": response.attempts,
-            }),
-            usage: RunUsage {
-                units: parts,
-                ..RunUsage::default()
-            },
-            vendor_message_id: Some(message_id),
-        })
+        Ok(super::sent(
+            message_id,
+            "accepted",
+            parts,
+            response.attempts,
+            &[(
+                "repeatabilityResult",
+                recipient["repeatabilityResult"].clone(),
+            )],
+        ))
     }
 }
 

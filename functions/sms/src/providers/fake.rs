@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunUsage};
+use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use hmac::Mac as _;
 use integration_kit::fake::{self, CallCounter};
 use integration_kit::{
@@ -190,14 +190,13 @@ impl Provider for Fake {
                 state,
             ));
         }
-        Ok(OperationOutput {
-            summary: json!({"messageId": message_id, "status": "queued", "attempts": attempts, "segments": segments(body)}),
-            usage: RunUsage {
-                units: segments(body),
-                ..RunUsage::default()
-            },
-            vendor_message_id: Some(message_id),
-        })
+        Ok(super::sent(
+            message_id,
+            "queued",
+            super::segments(body),
+            attempts,
+            &[],
+        ))
     }
 }
 
@@ -261,11 +260,4 @@ async fn send_receipts(url: String, api_key: String, message_id: String, last: &
             tracing::warn!(error = %e, "the fake could not deliver a receipt");
         }
     }
-}
-
-/// SMS segments a body takes: 160 characters alone, 153 per part when concatenated (GSM-7;
-/// the Fake does not model UCS-2).
-pub fn segments(body: &str) -> u64 {
-    let n = body.chars().count() as u64;
-    if n <= 160 { 1 } else { n.div_ceil(153) }
 }

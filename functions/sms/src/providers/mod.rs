@@ -1,12 +1,43 @@
 //! One module per SMS provider: `fake` (in-process), `twilio` (Twilio Programmable
 //! Messaging), `nineteen` (019, catalogue key `019`) and `acs` (Azure Communication
 //! Services SMS, `acs-sms`). What they share lives here: how many segments a message takes,
-//! and how a vendor's own text may enter an error message.
+//! what an accepted send produces, and how a vendor's own text may enter an error message.
 
 pub mod acs;
 pub mod fake;
 pub mod nineteen;
 pub mod twilio;
+
+/// What an accepted send produced: the vendor's message id (delivery receipts find the run by
+/// it), its status, the segments (also the run's usage) and the attempts; `extra` adds the
+/// vendor's own fields to the summary. Never the number or the text.
+pub(crate) fn sent(
+    message_id: String,
+    status: &str,
+    parts: u64,
+    attempts: u32,
+    extra: &[(&str, serde_json::Value)],
+) -> integration_kit::OperationOutput {
+    let mut summary = serde_json::json!({
+        "messageId": message_id,
+        "status": status,
+        "segments": parts,
+        "attempts": attempts,
+    });
+    if let serde_json::Value::Object(m) = &mut summary {
+        for (k, v) in extra {
+            m.insert((*k).to_owned(), v.clone());
+        }
+    }
+    integration_kit::OperationOutput {
+        summary,
+        usage: domain::RunUsage {
+            units: parts,
+            ..domain::RunUsage::default()
+        },
+        vendor_message_id: Some(message_id),
+    }
+}
 
 /// The GSM 03.38 default alphabet: one septet each.
 const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\

@@ -22,7 +22,7 @@
 //!   user and source were accepted. Any other status fails the test with its class.
 
 use async_trait::async_trait;
-use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunUsage};
+use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed, malformed};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
@@ -301,20 +301,13 @@ impl Provider for Nineteen {
         let answer = read(&response.body).ok_or_else(|| malformed("019's answer has no status"))?;
         let message_id = answer.shipment_id.unwrap_or_else(|| id.clone());
         let parts = segments(message);
-        Ok(OperationOutput {
-            summary: json!({
-                "messageId": message_id,
-                "id": id,
-                "status": "accepted",
-                "segments": parts,
-                "attempts": response.attempts,
-            }),
-            usage: RunUsage {
-                units: parts,
-                ..RunUsage::default()
-            },
-            vendor_message_id: Some(message_id),
-        })
+        Ok(super::sent(
+            message_id,
+            "accepted",
+            parts,
+            response.attempts,
+            &[("id", json!(id))],
+        ))
     }
 }
 

@@ -26,11 +26,11 @@
 //!   closed account fails it as `auth`.
 
 use async_trait::async_trait;
-use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunUsage};
+use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed, malformed};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict, classify_status};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{segments, vendor_text};
 
@@ -360,25 +360,15 @@ impl Provider for Twilio {
             .and_then(|n| u64::try_from(n).ok())
             .filter(|n| *n > 0)
             .unwrap_or_else(|| segments(body));
-        Ok(OperationOutput {
-            summary: json!({
-                "messageId": sid,
-                "status": status,
-                "segments": parts,
-                "attempts": response.attempts,
-            }),
-            usage: RunUsage {
-                units: parts,
-                ..RunUsage::default()
-            },
-            vendor_message_id: Some(sid),
-        })
+        Ok(super::sent(sid, &status, parts, response.attempts, &[]))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use serde_json::json;
 
     use axum::http::Method;
     use base64::Engine as _;
