@@ -177,15 +177,15 @@ pub(crate) fn declarations(
     settings: &BTreeMap<String, String>,
 ) -> anyhow::Result<Vec<FunctionDecl>> {
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let ports = app_host::adapters::open_embedded(scratch.path())?;
-    let tokens = auth::DevTokens::from_key(vec![0u8; 32])
-        .map_err(|e| anyhow::anyhow!("cannot make a throwaway token key: {e}"))?;
-    let ctx = ports.context(settings.clone(), Arc::new(tokens));
     // Some app builders may expect to run inside a runtime (to spawn background work).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start an async runtime")?;
+    let ports = runtime.block_on(app_host::adapters::open_embedded(scratch.path()))?;
+    let tokens = auth::DevTokens::from_key(vec![0u8; 32])
+        .map_err(|e| anyhow::anyhow!("cannot make a throwaway token key: {e}"))?;
+    let ctx = ports.context(settings.clone(), Arc::new(tokens));
     let _entered = runtime.enter();
     let app = (reg.build)(&ctx);
     app.validate()

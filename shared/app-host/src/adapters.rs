@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use app_context::AppContext;
 use embedded::{
-    Durability, EncryptedSecretStore, FolderBlobStore, SqliteBroker, SqliteDocumentStore,
+    Durability, EncryptedSecretStore, SqliteBlobStore, SqliteBroker, SqliteDocumentStore,
 };
 
 /// The Service Bus connection of the triggers (`function.json` names it) and of the sender.
@@ -165,7 +165,7 @@ pub struct Embedded {
     /// Both the bus sender of the apps and, in the local runner, the receiver its triggers
     /// consume from.
     pub broker: Arc<SqliteBroker>,
-    pub blobs: Arc<FolderBlobStore>,
+    pub blobs: Arc<SqliteBlobStore>,
     pub secrets: Arc<EncryptedSecretStore>,
 }
 
@@ -175,9 +175,10 @@ impl fmt::Debug for Embedded {
     }
 }
 
-/// Opens (creating what is missing) `documents.db`, `broker.db`, `blobs/` and the secret
-/// store in `data_dir`.
-pub fn open_embedded(data_dir: &Path) -> anyhow::Result<Embedded> {
+/// Opens (creating what is missing) `documents.db`, `broker.db`, `blobs.db` and the secret
+/// store in `data_dir`. A `blobs/` folder left by an earlier version (one file per blob) is
+/// imported into `blobs.db` once and renamed `blobs.imported/`.
+pub async fn open_embedded(data_dir: &Path) -> anyhow::Result<Embedded> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let documents =
@@ -185,8 +186,9 @@ pub fn open_embedded(data_dir: &Path) -> anyhow::Result<Embedded> {
             .with_context(|| format!("cannot open the documents in {}", data_dir.display()))?;
     let broker = SqliteBroker::open(&data_dir.join("broker.db"), Durability::Normal)
         .with_context(|| format!("cannot open the broker in {}", data_dir.display()))?;
-    let blobs = FolderBlobStore::open_with(data_dir.join("blobs"), Durability::Normal)
+    let blobs = SqliteBlobStore::open(&data_dir.join("blobs.db"), Durability::Normal)
         .with_context(|| format!("cannot open the blobs in {}", data_dir.display()))?;
+    import_blob_folder(&blobs, &data_dir.join("blobs")).await?;
     let secrets = EncryptedSecretStore::open_in(data_dir)
         .with_context(|| format!("cannot open the secrets in {}", data_dir.display()))?;
     Ok(Embedded {
@@ -195,6 +197,24 @@ pub fn open_embedded(data_dir: &Path) -> anyhow::Result<Embedded> {
         blobs: Arc::new(blobs),
         secrets: Arc::new(secrets),
     })
+}
+
+/// Moves the blobs of an earlier version's blob folder into the database, then renames the
+/// folder so it is imported once. An import cut short is simply done again next time: it
+/// never overwrites what is already in the database.
+async fn import_blob_folder(blobs: &SqliteBlobStore, folder: &Path) -> anyhow::Result<()> {
+    if !folder.is_dir() {
+        return Ok(());
+    }
+    let copied = blobs
+        .import_folder(folder)
+        .await
+        .with_context(|| format!("cannot import the blobs of {}", folder.display()))?;
+    let done = folder.with_file_name("blobs.imported");
+    std::fs::rename(folder, &done)
+        .with_context(|| format!("cannot rename {} after importing it", folder.display()))?;
+    tracing::info!(copied, folder = %done.display(), "imported the blobs of an earlier blob folder");
+    Ok(())
 }
 
 impl Embedded {

@@ -121,7 +121,7 @@ pub async fn open(
     // The data folder only when some port lives there: in Azure every port is a service and
     // an instance's disk holds nothing.
     let embedded = if selection.any_embedded() {
-        let embedded = adapters::open_embedded(&data_dir)?;
+        let embedded = adapters::open_embedded(&data_dir).await?;
         if selection.bus.is_embedded() {
             embedded
                 .broker

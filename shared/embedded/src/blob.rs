@@ -414,7 +414,7 @@ fn decode_segment(encoded: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     let mut hex = String::with_capacity(64);
     for b in Sha256::digest(data) {
         let _ = write!(hex, "{b:02x}");

@@ -1,12 +1,14 @@
 #![doc = include_str!("../README.md")]
 
 pub mod blob;
+pub mod blobdb;
 pub mod broker;
 pub mod docstore;
 pub mod secrets;
 pub mod sqlite;
 
 pub use blob::FolderBlobStore;
+pub use blobdb::SqliteBlobStore;
 pub use broker::SqliteBroker;
 pub use docstore::SqliteDocumentStore;
 pub use secrets::EncryptedSecretStore;

@@ -185,7 +185,7 @@ impl Runner {
                 app_host::adapters::SERVICE_BUS_REST_CONNECTION
             );
         }
-        let embedded = app_host::adapters::open_embedded(&args.data_dir)?;
+        let embedded = app_host::adapters::open_embedded(&args.data_dir).await?;
         let ports =
             app_host::adapters::open_ports(&selection, &settings.values, Some(&embedded)).await?;
         tracing::info!(adapters = %selection, "adapters opened");
@@ -354,7 +354,7 @@ impl Runner {
     /// What the runner prints at start-up: where everything is.
     pub fn banner(&self) -> String {
         let mut out = format!(
-            "integration-platform listening on http://{}\n  data folder: {} (documents.db, broker.db, blobs/, secrets.db)\n  index: GET http://{}/\n  tokens: integration-platform dev-token --tenant <id> --data-dir {}\n",
+            "integration-platform listening on http://{}\n  data folder: {} (documents.db, broker.db, blobs.db, secrets.db)\n  index: GET http://{}/\n  tokens: integration-platform dev-token --tenant <id> --data-dir {}\n",
             self.addr,
             self.data_dir.display(),
             self.addr,

@@ -346,8 +346,15 @@ async fn the_platform_runs_on_azurite_and_the_cosmos_standin() {
             .is_none(),
         "documents went to the stand-in, not to SQLite"
     );
+    let embedded_blobs =
+        embedded::SqliteBlobStore::open(&data.join("blobs.db"), embedded::Durability::Normal)
+            .unwrap();
     assert!(
-        !data.join("blobs").join(blob_container).exists(),
+        embedded_blobs
+            .list(blob_container, "")
+            .await
+            .unwrap()
+            .is_empty(),
         "blobs went to Azurite, not to the data folder"
     );
 }

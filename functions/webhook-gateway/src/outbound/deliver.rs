@@ -765,7 +765,7 @@ mod tests {
             ),
             bus: broker.clone(),
             blobs: Arc::new(
-                embedded::FolderBlobStore::open_with(dir.path().join("blobs"), durability).unwrap(),
+                embedded::SqliteBlobStore::open(&dir.path().join("blobs.db"), durability).unwrap(),
             ),
             secrets: Arc::new(embedded::EncryptedSecretStore::open_in(dir.path()).unwrap()),
             authenticator: Arc::new(auth::DevTokens::load_or_create(dir.path()).unwrap()),

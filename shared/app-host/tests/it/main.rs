@@ -206,3 +206,50 @@ async fn an_invalid_app_is_refused() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("Orphan"), "{err:#}");
 }
+
+#[tokio::test]
+async fn a_blob_folder_of_an_earlier_version_is_imported_once() {
+    use ports::BlobStore as _;
+    let dir = tempfile::tempdir().unwrap();
+    let old = embedded::FolderBlobStore::open(dir.path().join("blobs")).unwrap();
+    old.put(
+        "webhooks-raw",
+        "tenant-a/one",
+        bytes::Bytes::from_static(b"raw body"),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    drop(old);
+
+    let first = app_host::adapters::open_embedded(dir.path()).await.unwrap();
+    let (data, _) = first
+        .blobs
+        .get("webhooks-raw", "tenant-a/one")
+        .await
+        .unwrap();
+    assert_eq!(&data[..], b"raw body");
+    assert!(
+        !dir.path().join("blobs").exists(),
+        "the folder is renamed once imported"
+    );
+    assert!(
+        dir.path().join("blobs.imported").is_dir(),
+        "and kept, not deleted"
+    );
+    // A blob deleted after the import stays deleted when the data folder is opened again.
+    first
+        .blobs
+        .delete("webhooks-raw", "tenant-a/one")
+        .await
+        .unwrap();
+    drop(first);
+    let second = app_host::adapters::open_embedded(dir.path()).await.unwrap();
+    assert!(
+        second
+            .blobs
+            .head("webhooks-raw", "tenant-a/one")
+            .await
+            .is_err()
+    );
+}

@@ -1,6 +1,7 @@
 //! Conformance suites of every port, run against the embedded adapters.
 
 mod blob;
+mod blobdb;
 mod broker;
 mod document;
 mod secrets;
