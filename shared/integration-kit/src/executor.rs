@@ -377,6 +377,12 @@ async fn finish(
                     vendor_message_doc_id(connection.provider_key().as_str(), message_id),
                     json!({"docType": VENDOR_MESSAGE, "runId": run_id, "messageId": message_id}),
                 ));
+                if kit
+                    .provider(connection.provider_key().as_str())
+                    .is_some_and(|p| p.polls_receipts())
+                {
+                    ops.push(crate::poll::watch(&connection, run_id, message_id, now));
+                }
             }
             tracing::info!(tenant = %tenant, run = %run_id, "run succeeded");
         }

@@ -13,8 +13,13 @@
 //!
 //! - `GET /api/integrations/failures[/{id}]`: the failure ledger.
 //!
+//! - `PollReceipts`, a timer declared when a provider's receipts must be asked for (019):
+//!   it asks the vendor about every watched message and applies what it says as a pushed
+//!   receipt would be.
+//!
 //! Storage: container `<slug>`, partition = the tenant: `connection-…`, `run-…`,
-//! `failure-…`, `idem-…` (24 h TTL), `vmsg-…` (vendor message id → run, for receipts).
+//! `failure-…`, `idem-…` (24 h TTL), `vmsg-…` (vendor message id → run, for receipts),
+//! `rwatch-…` (a message whose receipt is still to be asked for; 7 days TTL).
 //! Run inputs go to blob storage (`runs-input/<tenant>/<run id>`): documents stay small
 //! whatever the input.
 
@@ -22,15 +27,17 @@ mod connections;
 mod executor;
 mod failures;
 pub mod fake;
+mod poll;
 pub mod provider;
 mod receipts;
 mod runs;
 mod store;
 
+pub use poll::{DEFAULT_RECEIPTS_POLL_SCHEDULE, RECEIPTS_POLL_SCHEDULE_SETTING};
 pub use provider::{
-    DeliveryState, Operation, OperationOutput, Provider, ProviderCall, Receipt, ReceiptError,
-    ReceiptRequest, event_grid_query, event_grid_receipts, fail as call_failed, malformed,
-    receipt_code,
+    DeliveryState, Operation, OperationOutput, PendingReceipt, Provider, ProviderCall, Receipt,
+    ReceiptError, ReceiptRequest, event_grid_receipts, fail as call_failed, malformed,
+    receipt_code, receipt_code_query, verify_receipt_code,
 };
 
 use std::sync::Arc;
@@ -235,7 +242,13 @@ impl VendorApp {
             app: self,
         });
         let state = KitState(kit.clone());
-        FunctionApp::new(slug)
+        let polls = kit.app.providers.iter().any(|p| p.polls_receipts());
+        let poll_schedule = ctx
+            .setting(RECEIPTS_POLL_SCHEDULE_SETTING)
+            .unwrap_or(DEFAULT_RECEIPTS_POLL_SCHEDULE)
+            .to_owned();
+        let poll_kit = kit.clone();
+        let app = FunctionApp::new(slug)
             .http_routes(
                 connections::routes(state.clone())
                     .merge(runs::routes(state.clone()))
@@ -280,6 +293,13 @@ impl VendorApp {
             .function(
                 FunctionDecl::queue("ExecuteRun", &runs_queue(slug)),
                 move |inv| executor::handle(kit.clone(), inv),
-            )
+            );
+        if !polls {
+            return app;
+        }
+        app.function(
+            FunctionDecl::timer("PollReceipts", &poll_schedule),
+            move |inv| poll::poll(poll_kit.clone(), inv),
+        )
     }
 }

@@ -150,6 +150,23 @@ pub trait Provider: Send + Sync {
         Err(ReceiptError::NotSupported)
     }
 
+    /// Whether delivery receipts must be asked for ([`Provider::poll_receipts`]): the kit
+    /// then watches every message this provider sends until its delivery state is final
+    /// (or a week has passed) and asks on the `PollReceipts` timer.
+    fn polls_receipts(&self) -> bool {
+        false
+    }
+
+    /// Asks the vendor where `pending` messages (all sent through this call's connection)
+    /// stand. Messages the vendor has nothing on yet are simply absent from the answer.
+    async fn poll_receipts(
+        &self,
+        _call: &ProviderCall<'_>,
+        _pending: &[PendingReceipt],
+    ) -> Result<Vec<Receipt>, CallError> {
+        Ok(Vec::new())
+    }
+
     /// Performs `operation` with `input` (already validated by the operation's check).
     async fn execute(
         &self,
@@ -194,6 +211,15 @@ pub struct Receipt {
     pub state: DeliveryState,
     /// The vendor's own status and error code, for people (`undelivered/30003`).
     pub detail: Option<String>,
+}
+
+/// A message whose delivery receipt is still awaited from a vendor that is asked for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingReceipt {
+    /// What `OperationOutput::vendor_message_id` was.
+    pub message_id: String,
+    /// When the vendor accepted it.
+    pub sent_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A receipt request as it arrived: the URL the vendor signed (the public one, not what
@@ -272,15 +298,40 @@ impl std::fmt::Debug for Operation {
     }
 }
 
-/// The receipt URL query of a connection whose receipts come through Azure Event Grid: the
-/// `code` derived (see [`receipt_code`]) from its credential's `key_field`.
-pub fn event_grid_query(credential: &SecretMaterial, key_field: &str) -> Option<String> {
+/// The receipt URL query of a connection whose receipts are authenticated by a shared value
+/// in the URL (Azure Event Grid, 019's pushes): the `code` derived (see [`receipt_code`])
+/// from its credential's `key_field`.
+pub fn receipt_code_query(credential: &SecretMaterial, key_field: &str) -> Option<String> {
     let key = credential.get(key_field)?;
     Some(format!("code={}", receipt_code(key.expose_secret())))
 }
 
+/// Checks the `code` parameter of a receipt request's URL against the one derived from the
+/// credential's `key_field` (see [`receipt_code_query`]), in constant time.
+pub fn verify_receipt_code(
+    request: &ReceiptRequest<'_>,
+    credential: &SecretMaterial,
+    key_field: &str,
+) -> Result<(), ReceiptError> {
+    use subtle::ConstantTimeEq as _;
+    let key = credential
+        .get(key_field)
+        .ok_or(ReceiptError::Unauthorized)?;
+    let expected = receipt_code(key.expose_secret());
+    let query = request.url.split_once('?').map_or("", |(_, q)| q);
+    let given = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .ok_or(ReceiptError::Unauthorized)?;
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ReceiptError::Unauthorized)
+    }
+}
+
 /// Receipts delivered by Azure Event Grid (Azure Communication Services' delivery reports):
-/// authenticated by the `code` parameter of the receipt URL (see [`event_grid_query`]),
+/// authenticated by the `code` parameter of the receipt URL (see [`receipt_code_query`]),
 /// with the subscription handshake answered. Events of `event_type` are read:
 /// `data.messageId` and `data.<status_field>`, mapped by `state`; other events are ignored.
 pub fn event_grid_receipts(
@@ -348,7 +399,7 @@ mod tests {
             .unwrap()
         };
         assert_eq!(
-            event_grid_query(&key("access-key"), "apiKey"),
+            receipt_code_query(&key("access-key"), "apiKey"),
             Some(format!("code={code}"))
         );
         let receipts = event_grid_receipts(

@@ -102,7 +102,7 @@ async fn receive(
 /// Applies one receipt to its run, retrying on a concurrent change. A receipt for a message
 /// we do not know (sent before the run was recorded, or not ours) is acknowledged and
 /// dropped: the vendor would only retry it.
-async fn apply(
+pub(crate) async fn apply(
     kit: &Kit,
     tenant: &TenantId,
     provider: &str,

@@ -9,6 +9,7 @@ pub(crate) const RUN: &str = "run";
 pub(crate) const FAILURE: &str = "failure";
 pub(crate) const IDEMPOTENCY: &str = "idempotency";
 pub(crate) const VENDOR_MESSAGE: &str = "vendorMessage";
+pub(crate) const RECEIPT_WATCH: &str = "receiptWatch";
 
 pub(crate) fn connection_doc_id(id: &ConnectionId) -> String {
     format!("connection-{id}")
@@ -33,6 +34,11 @@ pub(crate) fn vendor_message_doc_id(provider: &str, message_id: &str) -> String 
         "vmsg-{provider}-{}",
         hex(&Sha256::digest(message_id.as_bytes()))
     )
+}
+
+/// One per message whose receipt is to be asked for (at most one per run).
+pub(crate) fn receipt_watch_doc_id(run: &RunId) -> String {
+    format!("rwatch-{run}")
 }
 
 /// A fingerprint of a run request, so a key reused for a different request is refused.

@@ -648,3 +648,156 @@ async fn the_registry_rate_limit_hints_space_out_calls() {
     );
     platform.shutdown().await;
 }
+
+/// A faithful-enough 019 for the runner: `/api/test` (the connection test) and `/api` taking
+/// sends (status 0) and `dlr` requests. A message's report is absent on the first `dlr`
+/// request that asks about it, `-1` (sent, unconfirmed) on the second, `102` (delivered)
+/// from the third on. Counts the `dlr` requests.
+async fn fake_019() -> (String, std::sync::Arc<std::sync::Mutex<(Vec<String>, u32)>>) {
+    use axum::Json;
+    use axum::extract::State;
+    type Shared = std::sync::Arc<std::sync::Mutex<(Vec<String>, u32)>>;
+    async fn api(State(state): State<Shared>, Json(body): Json<Value>) -> Json<Value> {
+        let mut state = state.lock().unwrap();
+        if let Some(phone) = body["sms"]["destinations"]["phone"].get(0) {
+            state
+                .0
+                .push(phone["id"].as_str().unwrap_or_default().to_owned());
+            return Json(json!({"status": 0, "message": "SMS will be sent"}));
+        }
+        let Some(ids) = body["dlr"]["transactions"]["external_id"].as_array() else {
+            return Json(json!({"status": 997, "message": "not a valid command"}));
+        };
+        state.1 += 1;
+        let status = match state.1 {
+            1 => None,
+            2 => Some(-1),
+            _ => Some(102),
+        };
+        let transactions: Vec<Value> = ids
+            .iter()
+            .filter(|id| state.0.iter().any(|s| Some(s.as_str()) == id.as_str()))
+            .filter_map(|id| status.map(|s| json!({"external_id": id, "status": s})))
+            .collect();
+        Json(json!({"status": 0, "message": "", "transactions": transactions}))
+    }
+    async fn sandbox() -> Json<Value> {
+        Json(json!({"status": 0, "message": "test ok"}))
+    }
+    let state: Shared = Default::default();
+    let app = axum::Router::new()
+        .route("/api", axum::routing::post(api))
+        .route("/api/test", axum::routing::post(sandbox))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, state)
+}
+
+/// 019 pushes no signed receipts: the kit's `PollReceipts` timer asks 019 about every
+/// message it sent, moves the run's delivery state as the reports come, and stops asking
+/// once the state is final. A push to the receipt URL with the right code is taken too.
+#[tokio::test]
+async fn receipts_from_019_are_asked_for_until_final() {
+    let (base, state) = fake_019().await;
+    let platform = TestPlatform::start(
+        &[registry::registration(), sms::registration()],
+        json!({
+            "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
+            "RECEIPTS_POLL_SCHEDULE": "*/1 * * * * *",
+            "SMS_URL": "https://sms.example",
+        }),
+    )
+    .await;
+    let token = platform.token("tenant-n", &[]);
+    let r = platform
+        .post(
+            "/sms/api/integrations/connections",
+            &token,
+            json!({
+                "providerKey": "019",
+                "displayName": "019 main",
+                "config": {"baseUrl": base, "username": "myuser", "source": "MyBrand"},
+                "credential": {"kind": "bearerToken", "token": "019-t0ken-e2e"},
+            }),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let connection = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = start_run(&platform, &token, &connection, "+972501234567", None).await;
+    let run = run.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = finished(&platform, &token, &run).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let mut seen = Value::Null;
+    for _ in 0..200 {
+        seen = platform
+            .get(&format!("/sms/api/integrations/runs/{run}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if seen["delivery"]["state"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen["delivery"]["state"], "delivered", "{seen}");
+    let receipts: Vec<&str> = seen["delivery"]["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(receipts, ["sent", "delivered"], "{seen}");
+    assert_eq!(seen["delivery"]["detail"], "102");
+    // Final: 019 is not asked about it any more.
+    let asked = state.lock().unwrap().1;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        state.lock().unwrap().1,
+        asked,
+        "no more dlr requests once delivered"
+    );
+
+    // A second message, reported by push before any poll could settle it.
+    let run = start_run(&platform, &token, &connection, "+972501234568", None).await;
+    let run = run.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    finished(&platform, &token, &run).await;
+    let id = state.lock().unwrap().0.last().cloned().unwrap();
+    let code = integration_kit::receipt_code("019-t0ken-e2e");
+    let push = |code: String, tenant: &str| {
+        platform
+            .client
+            .post(platform.url(&format!(
+                "/sms/api/integrations/receipts/{tenant}/{connection}?code={code}"
+            )))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("external_id={id}&status=103&en_message=Expired"))
+            .send()
+    };
+    assert_eq!(
+        push("wrong".into(), "tenant-n").await.unwrap().status(),
+        401
+    );
+    assert_eq!(push(code.clone(), "tenant-x").await.unwrap().status(), 404);
+    assert_eq!(push(code, "tenant-n").await.unwrap().status(), 204);
+    let after: Value = platform
+        .get(&format!("/sms/api/integrations/runs/{run}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["delivery"]["state"], "undelivered", "{after}");
+    assert_eq!(after["delivery"]["detail"], "103: Expired");
+    platform.shutdown().await;
+}

@@ -282,7 +282,7 @@ impl Provider for Acs {
     /// connection's `receiptUrl` (which carries the `code` derived from the access key);
     /// their `messageId` is the send's operation id.
     fn receipt_query(&self, credential: &custody::SecretMaterial) -> Option<String> {
-        integration_kit::event_grid_query(credential, "apiKey")
+        integration_kit::receipt_code_query(credential, "apiKey")
     }
 
     fn parse_receipts(

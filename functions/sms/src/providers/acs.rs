@@ -297,7 +297,7 @@ impl Provider for AcsSms {
     /// Delivery reports come through an Event Grid subscription the tenant points at the
     /// connection's `receiptUrl` (which carries the `code` derived from the access key).
     fn receipt_query(&self, credential: &custody::SecretMaterial) -> Option<String> {
-        integration_kit::event_grid_query(credential, "apiKey")
+        integration_kit::receipt_code_query(credential, "apiKey")
     }
 
     fn parse_receipts(

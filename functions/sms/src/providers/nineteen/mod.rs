@@ -12,8 +12,11 @@
 //!   characters.
 //! - The answer is `{"status","message","shipment_id"?}` (also accepted inside `"sms"`), and
 //!   usually HTTP 200 even for errors: `status` 0 is accepted, anything else is an error
-//!   classified by [`status_class`]. The vendor message id is `shipment_id` when 019 gives
-//!   one, else our `id`.
+//!   classified by [`status_class`]. The vendor message id is our `id`, which 019's delivery
+//!   reports are keyed by; a `shipment_id` is kept in the run's summary.
+//! - Delivery receipts ([`dlr`]): asked for on the kit's `PollReceipts` timer with the `dlr`
+//!   operation, and taken when 019 pushes them to the connection's receipt URL (which then
+//!   carries a `code` derived from the token).
 //! - No idempotency key: a send is `Unsafe`.
 //! - Connection test: 019 documents no cheap authenticated read, so the test is a send to the
 //!   sandbox path `POST {base}/api/test` (it checks the token, user and source and sends
@@ -21,9 +24,15 @@
 //!   refuses only the placeholder destination (statuses 8, 9, 715): those prove the token,
 //!   user and source were accepted. Any other status fails the test with its class.
 
+pub mod dlr;
+
 use async_trait::async_trait;
+use custody::SecretMaterial;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
-use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed, malformed};
+use integration_kit::{
+    OperationOutput, PendingReceipt, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest,
+    call_failed, malformed,
+};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict, classify_status};
@@ -79,10 +88,13 @@ fn number(v: &Value) -> Option<i64> {
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
-/// Reads an answer: `{"status",…}` or `{"sms":{"status",…}}`; `None` without a status.
+/// Reads an answer: `{"status",…}`, or inside `"sms"` or `"dlr"`; `None` without a status.
 fn read(body: &[u8]) -> Option<Answer> {
     let v: Value = serde_json::from_slice(body).ok()?;
-    let fields = v.get("sms").filter(|s| s.is_object()).unwrap_or(&v);
+    let fields = ["sms", "dlr"]
+        .iter()
+        .find_map(|k| v.get(k).filter(|s| s.is_object()))
+        .unwrap_or(&v);
     Some(Answer {
         status: number(&fields["status"])?,
         message: fields["message"].as_str().map(str::to_owned),
@@ -299,15 +311,59 @@ impl Provider for Nineteen {
         let answers = Answers::new(call, false);
         let response = post(call, "/api", &body, Safety::Unsafe, &answers).await?;
         let answer = read(&response.body).ok_or_else(|| malformed("019's answer has no status"))?;
-        let message_id = answer.shipment_id.unwrap_or_else(|| id.clone());
         let parts = segments(message);
+        let mut extra = vec![("id", json!(id))];
+        if let Some(shipment) = answer.shipment_id {
+            extra.push(("shipmentId", json!(shipment)));
+        }
+        // 019 reports delivery by our id, so that is the message id receipts find the run by.
         Ok(super::sent(
-            message_id,
+            id.clone(),
             "accepted",
             parts,
             response.attempts,
-            &[("id", json!(id))],
+            &extra,
         ))
+    }
+
+    fn polls_receipts(&self) -> bool {
+        true
+    }
+
+    async fn poll_receipts(
+        &self,
+        call: &ProviderCall<'_>,
+        pending: &[PendingReceipt],
+    ) -> Result<Vec<Receipt>, CallError> {
+        let username = call.require_config("username")?;
+        let mut receipts = Vec::new();
+        for chunk in pending.chunks(dlr::MAX_IDS) {
+            let body = dlr::request(username, chunk, chrono::Utc::now());
+            let answers = Answers::new(call, false);
+            // A report is a read: asking again is harmless.
+            let response = post(call, "/api", &body, Safety::Safe, &answers).await?;
+            receipts.extend(
+                dlr::read(&response.body)
+                    .ok_or_else(|| malformed("019's delivery report could not be read"))?,
+            );
+        }
+        Ok(receipts)
+    }
+
+    fn receipt_query(&self, credential: &SecretMaterial) -> Option<String> {
+        integration_kit::receipt_code_query(credential, "token")
+    }
+
+    fn parse_receipts(
+        &self,
+        credential: &SecretMaterial,
+        _config: &ConnectionConfig,
+        request: &ReceiptRequest<'_>,
+    ) -> Result<Vec<Receipt>, ReceiptError> {
+        integration_kit::verify_receipt_code(request, credential, "token")?;
+        dlr::read_push(request.body).ok_or_else(|| {
+            ReceiptError::Malformed("a 019 delivery report has external_id and status".into())
+        })
     }
 }
 
@@ -377,6 +433,196 @@ mod tests {
         )
     }
 
+    /// 019's `dlr` operation over `reports` (our id → DLR status): the token (504), the user
+    /// (503), the fields (2), at most 1,000 ids and a week's window (2: which status 019
+    /// gives for these is not documented), then one transaction per id it has a report for.
+    fn nineteen_dlr(request: &Recorded, reports: &[(&str, i64)]) -> Reply {
+        if request.method != Method::POST || request.path != "/api" {
+            return Reply::text(404, "not found");
+        }
+        if request.header("authorization") != Some(format!("Bearer {TOKEN}").as_str()) {
+            return status(504, "token is not valid");
+        }
+        let body = request.json();
+        let dlr = &body["dlr"];
+        if dlr["user"]["username"] != "myuser" {
+            return status(503, "username does not exist");
+        }
+        let date = |v: &Value| {
+            v.as_str()
+                .and_then(|s| chrono::NaiveDateTime::parse_from_str(s, "%d/%m/%y %H:%M").ok())
+        };
+        let (Some(ids), Some(from), Some(to)) = (
+            dlr["transactions"]["external_id"].as_array(),
+            date(&dlr["from"]),
+            date(&dlr["to"]),
+        ) else {
+            return status(2, "a required field is missing");
+        };
+        if ids.len() > dlr::MAX_IDS || to - from > chrono::TimeDelta::days(7) || to < from {
+            return status(2, "at most 1000 ids and one week");
+        }
+        let transactions: Vec<Value> = ids
+            .iter()
+            .filter_map(|id| {
+                let id = id.as_str()?;
+                let (_, code) = reports.iter().find(|(r, _)| *r == id)?;
+                Some(json!({
+                    "external_id": id, "status": code, "phone": "0501234567",
+                    "date": "27/11/26 12:00", "he_message": "הגיע ליעד", "en_message": "Delivered",
+                }))
+            })
+            .collect();
+        Reply::json(
+            200,
+            json!({"status": 0, "message": "", "transactions": transactions}),
+        )
+    }
+
+    fn pending(ids: &[&str]) -> Vec<PendingReceipt> {
+        ids.iter()
+            .map(|id| PendingReceipt {
+                message_id: (*id).to_owned(),
+                sent_at: chrono::Utc::now() - chrono::TimeDelta::minutes(5),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn delivery_reports_are_asked_for_by_our_ids() {
+        let fake =
+            FakeVendor::start(|r, _| nineteen_dlr(r, &[("run-a", 102), ("run-b", 103)])).await;
+        let h = harness(&fake.base);
+        let got = Nineteen
+            .poll_receipts(&h.call(), &pending(&["run-a", "run-b", "run-c"]))
+            .await
+            .expect("asked");
+        assert_eq!(got.len(), 2, "run-c has no report yet: {got:?}");
+        assert_eq!(got[0].message_id, "run-a");
+        assert_eq!(got[0].state, integration_kit::DeliveryState::Delivered);
+        assert_eq!(got[1].message_id, "run-b");
+        assert_eq!(got[1].state, integration_kit::DeliveryState::Undelivered);
+        let requests = fake.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(
+            requests[0].json()["dlr"]["transactions"]["external_id"],
+            json!(["run-a", "run-b", "run-c"])
+        );
+        assert!(Nineteen.polls_receipts());
+    }
+
+    #[tokio::test]
+    async fn more_than_a_thousand_pending_messages_take_several_requests() {
+        let fake = FakeVendor::start(|r, _| nineteen_dlr(r, &[("m-1500", 0)])).await;
+        let h = harness(&fake.base);
+        let ids: Vec<String> = (0..1500).map(|i| format!("m-{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let got = Nineteen
+            .poll_receipts(&h.call(), &pending(&ids))
+            .await
+            .expect("asked");
+        // m-1500 was never pending; nothing else has a report.
+        assert!(got.is_empty(), "{got:?}");
+        let sizes: Vec<usize> = fake
+            .requests()
+            .iter()
+            .map(|r| {
+                r.json()["dlr"]["transactions"]["external_id"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        assert_eq!(sizes, [1000, 500]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_report_request_is_classified_and_a_garbled_one_is_malformed() {
+        let h = |base: &str| harness(base).attempts(2);
+        // A bad token: HTTP 200 with status 504.
+        let fake = FakeVendor::start(|_, _| status(504, "token is not valid")).await;
+        let e = Nineteen
+            .poll_receipts(&h(&fake.base).call(), &pending(&["a"]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClassification::Auth);
+        // Throttled: retried after the hint, then answered.
+        let fake = FakeVendor::start(|_, n| {
+            if n == 1 {
+                Reply::json(429, json!({"status": 429})).header("retry-after", "0")
+            } else {
+                Reply::json(
+                    200,
+                    json!({"status": 0, "transactions": [{"external_id": "a", "status": 0}]}),
+                )
+            }
+        })
+        .await;
+        let got = Nineteen
+            .poll_receipts(&h(&fake.base).call(), &pending(&["a"]))
+            .await
+            .expect("answered after the 429");
+        assert_eq!(got.len(), 1);
+        assert_eq!(fake.requests().len(), 2);
+        // A 200 that is not a report.
+        let fake = FakeVendor::start(|_, _| Reply::text(200, "<html>maintenance</html>")).await;
+        let e = Nineteen
+            .poll_receipts(&h(&fake.base).call(), &pending(&["a"]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClassification::VendorError);
+        assert!(
+            e.failure.message.contains("malformed"),
+            "{}",
+            e.failure.message
+        );
+    }
+
+    #[test]
+    fn pushed_reports_need_the_code_derived_from_the_token() {
+        let credential = harness("http://unused").credential;
+        let query = Nineteen.receipt_query(&credential).expect("a code");
+        let headers = HeaderMap::new();
+        let body = b"external_id=run-1&status=102&en_message=Delivered";
+        let url = format!("https://sms.example/api/integrations/receipts/t/c?{query}");
+        let request = ReceiptRequest {
+            url: &url,
+            headers: &headers,
+            body,
+        };
+        let config = ConnectionConfig::default();
+        let got = Nineteen
+            .parse_receipts(&credential, &config, &request)
+            .expect("a verified push");
+        assert_eq!(got[0].message_id, "run-1");
+        assert_eq!(got[0].state, integration_kit::DeliveryState::Delivered);
+        for url in [
+            "https://sms.example/api/integrations/receipts/t/c".to_owned(),
+            "https://sms.example/api/integrations/receipts/t/c?code=guess".to_owned(),
+            format!("https://sms.example/api/integrations/receipts/t/c?{query}x"),
+        ] {
+            let request = ReceiptRequest {
+                url: &url,
+                headers: &headers,
+                body,
+            };
+            assert_eq!(
+                Nineteen.parse_receipts(&credential, &config, &request),
+                Err(ReceiptError::Unauthorized),
+                "{url}"
+            );
+        }
+        let request = ReceiptRequest {
+            url: &url,
+            headers: &headers,
+            body: b"status=102",
+        };
+        assert!(matches!(
+            Nineteen.parse_receipts(&credential, &config, &request),
+            Err(ReceiptError::Malformed(_))
+        ));
+    }
+
     #[tokio::test]
     async fn sends_json_with_the_local_number_and_our_id() {
         let fake = FakeVendor::start(|r, _| nineteen(r, "/api")).await;
@@ -385,7 +631,12 @@ mod tests {
             .execute(&h.call(), "send", &input())
             .await
             .expect("sent");
-        assert_eq!(out.vendor_message_id.as_deref(), Some("123456"));
+        // 019's delivery reports are keyed by our id, not by its shipment id.
+        assert_eq!(
+            out.vendor_message_id.as_deref(),
+            Some(h.idempotency_key.as_str())
+        );
+        assert_eq!(out.summary["shipmentId"], "123456");
         assert_eq!(out.summary["status"], "accepted");
         assert_eq!(out.summary["id"], h.idempotency_key);
         assert_eq!(out.usage.units, 1);
