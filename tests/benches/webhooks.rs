@@ -5,9 +5,11 @@
 //! 1. `POST /api/webhooks/deliveries` for N events to one subscription: deliveries per second
 //!    at the receiver, and the delay from the 202 of each event to its first attempt arriving;
 //! 2. signed GitHub deliveries into an inbound source whose `WebhookReceived` fans out to one
-//!    subscription: accepted-and-delivered per second end to end.
+//!    subscription: accepted-and-delivered per second end to end;
+//! 3. the deliveries worker alone: N events accepted while the receiver holds its answers,
+//!    then the rate at which the backlog drains once it answers.
 //!
-//! Loopback only, bounded counts.
+//! Loopback only, bounded counts: `BENCH_EVENTS` events per run (default 5000).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,12 +21,24 @@ use bytes::Bytes;
 use hmac::Mac as _;
 use serde_json::{Value, json};
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Receiver {
     arrivals: Arc<Mutex<HashMap<String, Instant>>>,
+    /// While false, requests wait before being answered (a backlog builds up behind them).
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Receiver {
+    fn default() -> Self {
+        Receiver {
+            arrivals: Arc::default(),
+            open: Arc::new(tokio::sync::watch::channel(true).0),
+        }
+    }
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let _ = r.open.subscribe().wait_for(|open| *open).await;
     let now = Instant::now();
     let v: Value = serde_json::from_slice(&body).unwrap_or_default();
     // The event's marker: `n` for posted events, the vendor delivery id for inbound ones.
@@ -98,7 +112,7 @@ fn main() {
         assert_eq!(r.status(), 201);
 
         // 1. Posted events → deliveries.
-        let n = 2000usize;
+        let n: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
         let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let start = Instant::now();
         let mut tasks = Vec::new();
@@ -164,7 +178,7 @@ fn main() {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"bench-secret").unwrap();
         mac.update(&body);
         let sig = format!("sha256={}", mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>());
-        let m = 2000usize;
+        let m = n;
         let start = Instant::now();
         let mut tasks = Vec::new();
         for worker in 0..16 {
@@ -193,6 +207,33 @@ fn main() {
         #[allow(clippy::print_stdout)]
         {
             println!("| inbound accepted and delivered end to end | {:.0}/s | {delivered} of {m} delivered, first post to last arrival {:?} |", delivered as f64 / last.duration_since(start).as_secs_f64(), last.duration_since(start));
+        }
+
+        // 4. The worker alone: a backlog of `n` deliveries (the receiver holds its answers
+        // while they are accepted), then drained.
+        receiver.arrivals.lock().unwrap().clear();
+        receiver.open.send_replace(false);
+        let base = 10 * n;
+        let mut tasks = Vec::new();
+        for worker in 0..16 {
+            let (client, url, t) = (p.client.clone(), p.url("/webhook-gateway/api/webhooks/deliveries"), t.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in (worker..n).step_by(16) {
+                    let r = client.post(&url).bearer_auth(&t).json(&json!({"eventType": "order.created", "payload": {"n": base + i}})).send().await.unwrap();
+                    assert_eq!(r.status(), 202);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let opened = Instant::now();
+        receiver.open.send_replace(true);
+        let last = wait_for(&receiver, n, Duration::from_secs(120)).await;
+        let drained = receiver.arrivals.lock().unwrap().len();
+        #[allow(clippy::print_stdout)]
+        {
+            println!("| outbound deliveries drained from a backlog (worker alone) | {:.0}/s | {drained} of {n} delivered in {:?} |", drained as f64 / last.duration_since(opened).as_secs_f64(), last.duration_since(opened));
         }
         p.shutdown().await;
     });

@@ -27,7 +27,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::sqlite::{Db, Durability, GroupWriter, backend};
+use crate::sqlite::{Db, Durability, GroupWriter, backend, exec, query_row};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entities (
@@ -215,7 +215,8 @@ impl SqliteBroker {
         let path = entity.path();
         self.db
             .read(move |conn| {
-                conn.query_row(
+                query_row(
+                    conn,
                     "SELECT COUNT(*) FROM messages WHERE entity=?1",
                     params![path],
                     |r| r.get::<_, i64>(0),
@@ -290,7 +291,8 @@ impl RawRow {
 }
 
 fn dead_letter_row(tx: &rusqlite::Connection, seq: i64, reason: &str, source: &str) -> Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE messages SET dead_letter=1, dl_reason=?2, dl_source=?3, lock_token=NULL, \
          locked_until=NULL WHERE seq=?1",
         params![seq, reason, source],
@@ -351,7 +353,7 @@ impl BusSender for SqliteBroker {
                 // The group writer gives a savepoint of its transaction: the batch is atomic.
                 let tx = conn;
                 // Forget a few expired ids (bounded work per send, through the expiry index).
-                tx.execute(
+                exec(tx,
                     "DELETE FROM dedup WHERE (entity, message_id) IN \
                      (SELECT entity, message_id FROM dedup WHERE expires_at <= ?1 LIMIT 64)",
                     params![now],
@@ -359,8 +361,7 @@ impl BusSender for SqliteBroker {
                 .map_err(backend)?;
                 for m in messages {
                     if window > 0 {
-                        let seen: Option<i64> = tx
-                            .query_row(
+                        let seen: Option<i64> = query_row(tx,
                                 "SELECT expires_at FROM dedup WHERE entity=?1 AND message_id=?2 AND expires_at > ?3",
                                 params![entity_name, m.message_id, now],
                                 |r| r.get(0),
@@ -370,7 +371,7 @@ impl BusSender for SqliteBroker {
                         if seen.is_some() {
                             continue;
                         }
-                        tx.execute(
+                        exec(tx,
                             "INSERT OR REPLACE INTO dedup (entity, message_id, expires_at) VALUES (?1, ?2, ?3)",
                             params![entity_name, m.message_id, now.saturating_add(window)],
                         )
@@ -392,7 +393,7 @@ impl BusSender for SqliteBroker {
                         }
                         let ttl = m.time_to_live.or(spec.default_time_to_live);
                         let enqueued = scheduled.unwrap_or(now).max(now);
-                        tx.execute(
+                        exec(tx,
                             "INSERT INTO messages (entity, message_id, session_id, body, props, \
                              enqueued_at, visible_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
                             params![
@@ -457,7 +458,7 @@ impl BrokerReceiver for SqliteBroker {
                 // The group writer gives a savepoint of its transaction: the batch is atomic.
                 let tx = conn;
                 for (path, topic, spec, filter) in rows {
-                    tx.execute(
+                    exec(tx,
                         "INSERT INTO entities (path, topic, spec, filter) VALUES (?1, ?2, ?3, ?4) \
                          ON CONFLICT(path) DO UPDATE SET topic=excluded.topic, spec=excluded.spec, filter=excluded.filter",
                         params![path, topic, spec, filter],
@@ -520,7 +521,7 @@ impl BrokerReceiver for SqliteBroker {
                         continue;
                     }
                     let token = uuid::Uuid::new_v4().to_string();
-                    tx.execute(
+                    exec(tx,
                         "UPDATE messages SET delivery_count=delivery_count+1, lock_token=?2, \
                          locked_until=?3, visible_at=?3 WHERE seq=?1",
                         params![row.seq, token, lock_until],
@@ -546,7 +547,8 @@ impl BrokerReceiver for SqliteBroker {
         let next: Option<i64> = self
             .db
             .read(move |conn| {
-                conn.query_row(
+                query_row(
+                    conn,
                     "SELECT MIN(visible_at) FROM messages WHERE entity=?1 AND dead_letter=0",
                     params![p],
                     |r| r.get(0),
@@ -576,7 +578,7 @@ impl BrokerReceiver for SqliteBroker {
         let removed = self
             .writer
             .write(move |conn| {
-                conn.execute(
+                exec(conn,
                     "DELETE FROM messages WHERE lock_token=?1 AND entity=?2 AND locked_until>?3 AND dead_letter=0",
                     params![token, path, now_ms()],
                 )
@@ -601,8 +603,7 @@ impl BrokerReceiver for SqliteBroker {
                 let now = now_ms();
                 // The group writer gives a savepoint of its transaction: the batch is atomic.
                 let tx = conn;
-                let row: Option<(i64, i64)> = tx
-                    .query_row(
+                let row: Option<(i64, i64)> = query_row(tx,
                         "SELECT seq, delivery_count FROM messages WHERE lock_token=?1 AND entity=?2 \
                          AND locked_until>?3 AND dead_letter=0",
                         params![token, p, now],
@@ -616,7 +617,7 @@ impl BrokerReceiver for SqliteBroker {
                 if count >= i64::from(spec.max_delivery_count) {
                     dead_letter_row(tx, seq, "MaxDeliveryCountExceeded", &p)?;
                 } else {
-                    tx.execute(
+                    exec(tx,
                         "UPDATE messages SET lock_token=NULL, locked_until=NULL, visible_at=?2 WHERE seq=?1",
                         params![seq, now],
                     )
@@ -636,8 +637,7 @@ impl BrokerReceiver for SqliteBroker {
             .write(move |conn| {
                 // The group writer gives a savepoint of its transaction: the batch is atomic.
                 let tx = conn;
-                let seq: Option<i64> = tx
-                    .query_row(
+                let seq: Option<i64> = query_row(tx,
                         "SELECT seq FROM messages WHERE lock_token=?1 AND entity=?2 AND locked_until>?3 AND dead_letter=0",
                         params![token, p, now_ms()],
                         |r| r.get(0),
@@ -663,13 +663,13 @@ impl BrokerReceiver for SqliteBroker {
             .write(move |conn| {
                 let now = now_ms();
                 let until = now.saturating_add(ms(spec.lock_duration));
-                let n = conn
-                    .execute(
-                        "UPDATE messages SET locked_until=?3, visible_at=?3 WHERE lock_token=?1 \
+                let n = exec(
+                    conn,
+                    "UPDATE messages SET locked_until=?3, visible_at=?3 WHERE lock_token=?1 \
                          AND entity=?2 AND locked_until>?4 AND dead_letter=0",
-                        params![token, path, until, now],
-                    )
-                    .map_err(backend)?;
+                    params![token, path, until, now],
+                )
+                .map_err(backend)?;
                 if n == 0 {
                     return Err(PortError::NotFound);
                 }
@@ -701,7 +701,8 @@ impl BrokerReceiver for SqliteBroker {
         let path = entity.path();
         self.db
             .read(move |conn| {
-                conn.query_row(
+                query_row(
+                    conn,
                     "SELECT COUNT(*) FROM messages WHERE entity=?1 AND dead_letter=0",
                     params![path],
                     |r| r.get::<_, i64>(0),

@@ -254,7 +254,7 @@ impl DocumentStore for SqliteDocumentStore {
         validate_key("a document id", id)?;
         let (c, p, i) = (container.to_owned(), partition.to_owned(), id.to_owned());
         self.db
-            .read(move |conn| {
+            .read_point(move |conn| {
                 let row: Option<(String, String)> = conn
                     .prepare_cached(
                         "SELECT etag, body FROM documents WHERE container=?1 AND partition=?2 \
