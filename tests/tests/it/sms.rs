@@ -146,6 +146,24 @@ async fn finished(platform: &TestPlatform, token: &str, run: &str) -> Value {
     panic!("run {run} did not finish");
 }
 
+/// Polls a run until its delivery state is `state` (for up to ten seconds); the run as read.
+async fn delivery_reaches(platform: &TestPlatform, token: &str, run: &str, state: &str) -> Value {
+    let mut seen = Value::Null;
+    for _ in 0..200 {
+        seen = platform
+            .get(&format!("/sms/api/integrations/runs/{run}"), token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if seen["delivery"]["state"] == state {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the run's delivery never became {state}: {seen}");
+}
+
 #[tokio::test]
 async fn connections_runs_idempotency_and_events() {
     // Every log line at every level, to check no secret is ever written.
@@ -513,20 +531,7 @@ async fn delivery_receipts_reach_the_run() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut delivered = Value::Null;
-    for _ in 0..200 {
-        delivered = platform
-            .get(&format!("/sms/api/integrations/runs/{run}"), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if delivered["delivery"]["state"] == "delivered" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(delivered["delivery"]["state"], "delivered", "{delivered}");
+    let delivered = delivery_reaches(&platform, &token, &run, "delivered").await;
     assert_eq!(
         delivered["delivery"]["receipts"].as_array().unwrap().len(),
         2
@@ -735,20 +740,7 @@ async fn receipts_from_019_are_asked_for_until_final() {
         .to_owned();
     let done = finished(&platform, &token, &run).await;
     assert_eq!(done["status"], "succeeded", "{done}");
-    let mut seen = Value::Null;
-    for _ in 0..200 {
-        seen = platform
-            .get(&format!("/sms/api/integrations/runs/{run}"), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if seen["delivery"]["state"] == "delivered" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(seen["delivery"]["state"], "delivered", "{seen}");
+    let seen = delivery_reaches(&platform, &token, &run, "delivered").await;
     let receipts: Vec<&str> = seen["delivery"]["receipts"]
         .as_array()
         .unwrap()
