@@ -210,7 +210,14 @@ async fn import_blob_folder(blobs: &SqliteBlobStore, folder: &Path) -> anyhow::R
         .import_folder(folder)
         .await
         .with_context(|| format!("cannot import the blobs of {}", folder.display()))?;
-    let done = folder.with_file_name("blobs.imported");
+    // A folder imported before keeps its name: the next free `blobs.imported[.N]`.
+    let done = (0..)
+        .map(|n| match n {
+            0 => folder.with_file_name("blobs.imported"),
+            n => folder.with_file_name(format!("blobs.imported.{n}")),
+        })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| folder.with_file_name("blobs.imported"));
     std::fs::rename(folder, &done)
         .with_context(|| format!("cannot rename {} after importing it", folder.display()))?;
     tracing::info!(copied, folder = %done.display(), "imported the blobs of an earlier blob folder");

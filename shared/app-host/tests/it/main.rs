@@ -252,4 +252,29 @@ async fn a_blob_folder_of_an_earlier_version_is_imported_once() {
             .await
             .is_err()
     );
+    drop(second);
+
+    // An earlier version run again on the same folder writes a new `blobs/`: imported too,
+    // and the first import's folder is left as it was.
+    let again = embedded::FolderBlobStore::open(dir.path().join("blobs")).unwrap();
+    again
+        .put(
+            "webhooks-raw",
+            "tenant-a/two",
+            bytes::Bytes::from_static(b"later body"),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    drop(again);
+    let third = app_host::adapters::open_embedded(dir.path()).await.unwrap();
+    let (data, _) = third
+        .blobs
+        .get("webhooks-raw", "tenant-a/two")
+        .await
+        .unwrap();
+    assert_eq!(&data[..], b"later body");
+    assert!(dir.path().join("blobs.imported").is_dir());
+    assert!(dir.path().join("blobs.imported.1").is_dir());
+    assert!(!dir.path().join("blobs").exists());
 }
