@@ -16,8 +16,8 @@
 //! deleted (the publisher's last step) and, for a webhook, the gateway's fan-out has consumed
 //! the event (it finds no subscription: none is created, so no outbound delivery is counted).
 //! Operations run one after another, so the publisher is woken once per operation and its
-//! 500 ms timer never fires inside the loops (the harness checks the gaps); its idle cost is
-//! measured on its own.
+//! timer (500 ms after a pass that found events, doubling to 8 s while idle) never fires
+//! inside the loops (the harness checks the gaps); its idle cost is measured on its own.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -314,16 +314,30 @@ impl<'a> Bench<'a> {
                 .to_owned(),
         });
 
-        // The publisher's idle cost: timer passes with nothing to publish.
+        // The publisher's idle cost: timer passes with nothing to publish. Its wait doubles
+        // after each idle pass up to `OUTBOX_IDLE_INTERVAL`: first the ramp, then the steady
+        // state.
         self.after_timer_pass().await;
         let before = self.snapshot();
-        let idle = Duration::from_secs(5);
-        tokio::time::sleep(idle).await;
+        let ramp = Duration::from_secs(15);
+        tokio::time::sleep(ramp).await;
         rows.push(self.since(
-            "outbox publisher, idle (per second)",
-            idle.as_secs() as usize,
+            "outbox publisher, idle, first 15 s (per second)",
+            ramp.as_secs() as usize,
             &before,
-            "a pass every 500 ms: one query per container".to_owned(),
+            "passes 0.5, 1, 2, 4 and 8 s apart: one query per container each".to_owned(),
+        ));
+        let before = self.snapshot();
+        let steady = app_host::OUTBOX_IDLE_INTERVAL * 3;
+        tokio::time::sleep(steady).await;
+        rows.push(self.since(
+            "outbox publisher, idle, steady (per second)",
+            steady.as_secs() as usize,
+            &before,
+            format!(
+                "a pass every {} s: one query per container",
+                app_host::OUTBOX_IDLE_INTERVAL.as_secs()
+            ),
         ));
         Ok(rows)
     }

@@ -40,6 +40,9 @@ pub const DEFAULT_DATA_DIR: &str = ".platform";
 /// How often the outbox publisher looks for events that no writer announced (a crash
 /// between commit and publish leaves such events).
 pub const OUTBOX_INTERVAL: Duration = Duration::from_millis(500);
+/// The longest wait between the outbox publisher's unprompted passes when they keep finding
+/// nothing (see `outbox::next_wait`).
+pub const OUTBOX_IDLE_INTERVAL: Duration = Duration::from_secs(8);
 
 /// The setting that holds an app's public base URL (`REGISTRY_URL`, `WEBHOOK_GATEWAY_URL`):
 /// apps reach each other through these, in Azure as locally.
@@ -186,7 +189,7 @@ pub async fn run(
     let (stop, mut stop_rx) = watch::channel(false);
     let publishing = tokio::spawn(async move {
         publisher
-            .run(OUTBOX_INTERVAL, async move {
+            .run(OUTBOX_INTERVAL, OUTBOX_IDLE_INTERVAL, async move {
                 let _ = stop_rx.changed().await;
             })
             .await;

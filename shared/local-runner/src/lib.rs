@@ -316,9 +316,13 @@ impl Runner {
         let mut outbox_stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             publisher
-                .run(app_host::OUTBOX_INTERVAL, async move {
-                    let _ = outbox_stop.changed().await;
-                })
+                .run(
+                    app_host::OUTBOX_INTERVAL,
+                    app_host::OUTBOX_IDLE_INTERVAL,
+                    async move {
+                        let _ = outbox_stop.changed().await;
+                    },
+                )
                 .await;
         }));
 

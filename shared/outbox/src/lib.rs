@@ -126,6 +126,20 @@ fn message_from(doc: &Value) -> Result<(String, OutgoingMessage), PortError> {
     Ok((entity, m))
 }
 
+/// The wait before the publisher's next unprompted pass. Writers wake it after each commit,
+/// so the passes between wake-ups only find events whose writer crashed (or ran in another
+/// instance) before waking it: after a pass that published something, `min` (more may be
+/// there); after an idle one, twice the last wait, at most `max`. An idle instance then asks
+/// the store about once per `max` instead of once per `min` (in Azure, each ask is a
+/// cross-partition query billed in request units).
+pub fn next_wait(last: Duration, published: usize, min: Duration, max: Duration) -> Duration {
+    if published > 0 {
+        min
+    } else {
+        last.saturating_mul(2).clamp(min, max.max(min))
+    }
+}
+
 /// Moves committed outbox documents to the bus.
 pub struct OutboxPublisher {
     store: Arc<dyn DocumentStore>,
@@ -259,21 +273,58 @@ impl OutboxPublisher {
         Ok(published)
     }
 
-    /// Publishes until `shutdown` completes: on every wake-up and at least every `interval`.
-    /// Errors are logged and retried on the next pass (the documents stay until sent).
-    pub async fn run(self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
+    /// Publishes until `shutdown` completes: on every wake-up, and otherwise after a wait
+    /// that starts at `interval` and doubles after each pass that found nothing, up to
+    /// `idle_interval` (see [`next_wait`]). Errors are logged and retried on the next pass
+    /// (the documents stay until sent).
+    pub async fn run(
+        self,
+        interval: Duration,
+        idle_interval: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
+        let mut wait = interval;
         loop {
-            if let Err(e) = self.publish_pending().await {
-                tracing::warn!(error = %e, "outbox pass failed; retrying");
-            }
+            let published = match self.publish_pending().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox pass failed; retrying");
+                    0
+                }
+            };
+            wait = next_wait(wait, published, interval, idle_interval);
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = self.wake.notified() => {},
-                _ = tokio::time::sleep(interval) => {},
+                _ = self.wake.notified() => wait = interval,
+                _ = tokio::time::sleep(wait) => {},
             }
         }
         // One last pass so events committed just before shutdown go out now.
         let _ = self.publish_pending().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_passes_space_out_and_a_find_resets_the_wait() {
+        let (min, max) = (Duration::from_millis(500), Duration::from_secs(8));
+        let mut wait = min;
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            wait = next_wait(wait, 0, min, max);
+            waits.push(wait.as_millis());
+        }
+        assert_eq!(waits, [1000, 2000, 4000, 8000, 8000, 8000]);
+        assert_eq!(
+            next_wait(wait, 3, min, max),
+            min,
+            "events found: look again soon"
+        );
+        // A maximum below the minimum never makes the wait shorter than the minimum.
+        assert_eq!(next_wait(min, 0, min, Duration::from_millis(100)), min);
     }
 }
