@@ -129,6 +129,14 @@ async fn start_run(
     rb.send().await.expect("answered")
 }
 
+/// The `runId` of a `POST /runs` answer.
+async fn run_id(answer: reqwest::Response) -> String {
+    answer.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .expect("a runId")
+        .to_owned()
+}
+
 /// Polls a run until it is over.
 async fn finished(platform: &TestPlatform, token: &str, run: &str) -> Value {
     for _ in 0..400 {
@@ -521,11 +529,7 @@ async fn delivery_receipts_reach_the_run() {
         .as_str()
         .unwrap()
         .to_owned();
-    let run = start_run(&platform, &token, &connection, "+972501234567", None).await;
-    let run = run.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run = run_id(start_run(&platform, &token, &connection, "+972501234567", None).await).await;
     let done = finished(&platform, &token, &run).await;
     let message_id = done["outputSummary"]["messageId"]
         .as_str()
@@ -733,11 +737,7 @@ async fn receipts_from_019_are_asked_for_until_final() {
         .as_str()
         .unwrap()
         .to_owned();
-    let run = start_run(&platform, &token, &connection, "+972501234567", None).await;
-    let run = run.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run = run_id(start_run(&platform, &token, &connection, "+972501234567", None).await).await;
     let done = finished(&platform, &token, &run).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     let seen = delivery_reaches(&platform, &token, &run, "delivered").await;
@@ -759,11 +759,7 @@ async fn receipts_from_019_are_asked_for_until_final() {
     );
 
     // A second message, reported by push before any poll could settle it.
-    let run = start_run(&platform, &token, &connection, "+972501234568", None).await;
-    let run = run.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run = run_id(start_run(&platform, &token, &connection, "+972501234568", None).await).await;
     finished(&platform, &token, &run).await;
     let id = state.lock().unwrap().0.last().cloned().unwrap();
     let code = integration_kit::receipt_code("019-t0ken-e2e");
