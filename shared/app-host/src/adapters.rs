@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -175,17 +175,22 @@ impl fmt::Debug for Embedded {
     }
 }
 
-/// Opens (creating what is missing) `documents.db`, `broker.db`, `blobs.db` and the secret
-/// store in `data_dir`. A `blobs/` folder left by an earlier version (one file per blob) is
+/// Opens (creating what is missing) `documents.db` (the documents and the broker, whose
+/// outbox messages are committed with the documents: `embedded::open_combined`), `blobs.db`
+/// and the secret store in `data_dir`. A `broker.db` left by an earlier version has its
+/// messages imported once and is renamed `broker.db.imported`. A `blobs/` folder left by an earlier version (one file per blob) is
 /// imported into `blobs.db` once and renamed `blobs.imported/`.
 pub async fn open_embedded(data_dir: &Path) -> anyhow::Result<Embedded> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let documents =
-        SqliteDocumentStore::open(&data_dir.join("documents.db"), Durability::Normal)
-            .with_context(|| format!("cannot open the documents in {}", data_dir.display()))?;
-    let broker = SqliteBroker::open(&data_dir.join("broker.db"), Durability::Normal)
-        .with_context(|| format!("cannot open the broker in {}", data_dir.display()))?;
+    let combined = data_dir.join("documents.db");
+    let (documents, broker) = embedded::open_combined(
+        &combined,
+        Durability::Normal,
+        Arc::new(outbox::outbox_message),
+    )
+    .with_context(|| format!("cannot open the documents in {}", data_dir.display()))?;
+    import_broker_file(&combined, &data_dir.join("broker.db"))?;
     let blobs = SqliteBlobStore::open(&data_dir.join("blobs.db"), Durability::Normal)
         .with_context(|| format!("cannot open the blobs in {}", data_dir.display()))?;
     import_blob_folder(&blobs, &data_dir.join("blobs")).await?;
@@ -197,6 +202,40 @@ pub async fn open_embedded(data_dir: &Path) -> anyhow::Result<Embedded> {
         blobs: Arc::new(blobs),
         secrets: Arc::new(secrets),
     })
+}
+
+/// Moves the messages of an earlier version's `broker.db` into the combined database, then
+/// renames the file (and its WAL files, if any) so it is imported once. Cut short between
+/// the copy and the rename, the next start copies again: messages are delivered at least
+/// once, and consumers key on their ids.
+fn import_broker_file(combined: &Path, old: &Path) -> anyhow::Result<()> {
+    if !old.is_file() {
+        return Ok(());
+    }
+    let copied = embedded::import_broker(combined, old)
+        .with_context(|| format!("cannot import the messages of {}", old.display()))?;
+    let done = next_free(old, "broker.db.imported");
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", old.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}{suffix}", done.display()));
+            std::fs::rename(&from, &to)
+                .with_context(|| format!("cannot rename {} after importing it", from.display()))?;
+        }
+    }
+    tracing::info!(copied, file = %done.display(), "imported the messages of an earlier broker database");
+    Ok(())
+}
+
+/// `name` beside `path`, or the first free `name.N`.
+fn next_free(path: &Path, name: &str) -> PathBuf {
+    (0..)
+        .map(|n| match n {
+            0 => path.with_file_name(name),
+            n => path.with_file_name(format!("{name}.{n}")),
+        })
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| path.with_file_name(name))
 }
 
 /// Moves the blobs of an earlier version's blob folder into the database, then renames the
@@ -211,13 +250,7 @@ async fn import_blob_folder(blobs: &SqliteBlobStore, folder: &Path) -> anyhow::R
         .await
         .with_context(|| format!("cannot import the blobs of {}", folder.display()))?;
     // A folder imported before keeps its name: the next free `blobs.imported[.N]`.
-    let done = (0..)
-        .map(|n| match n {
-            0 => folder.with_file_name("blobs.imported"),
-            n => folder.with_file_name(format!("blobs.imported.{n}")),
-        })
-        .find(|p| !p.exists())
-        .unwrap_or_else(|| folder.with_file_name("blobs.imported"));
+    let done = next_free(folder, "blobs.imported");
     std::fs::rename(folder, &done)
         .with_context(|| format!("cannot rename {} after importing it", folder.display()))?;
     tracing::info!(copied, folder = %done.display(), "imported the blobs of an earlier blob folder");

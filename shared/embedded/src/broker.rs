@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 
 use crate::sqlite::{Db, Durability, GroupWriter, backend, exec, query_row};
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS entities (
     path   TEXT PRIMARY KEY,
     topic  TEXT,
@@ -133,13 +133,17 @@ impl SqliteBroker {
         // Writes (sends, locks, completions) are committed in groups by one writer thread;
         // see `GroupWriter`.
         let writer = GroupWriter::start(path, durability, Box::new(|_| Ok(())))?;
-        let broker = SqliteBroker {
+        Ok(Self::from_parts(db, writer))
+    }
+
+    /// A broker on a database and writer it may share (see [`crate::open_combined`]).
+    pub(crate) fn from_parts(db: Db, writer: GroupWriter) -> Self {
+        SqliteBroker {
             db,
             writer,
             entities: Arc::default(),
             notify: Arc::default(),
-        };
-        Ok(broker)
+        }
     }
 
     fn notifier(&self, path: &str) -> Arc<Notify> {
@@ -147,7 +151,8 @@ impl SqliteBroker {
         map.entry(path.to_owned()).or_default().clone()
     }
 
-    fn wake(&self, paths: &[String]) {
+    /// Wakes the receivers waiting on `paths` (after a commit that gave them messages).
+    pub(crate) fn wake(&self, paths: &[String]) {
         for p in paths {
             self.notifier(p).notify_waiters();
         }
@@ -301,9 +306,31 @@ fn dead_letter_row(tx: &rusqlite::Connection, seq: i64, reason: &str, source: &s
     Ok(())
 }
 
-#[async_trait]
-impl BusSender for SqliteBroker {
-    async fn send(&self, entity: &str, messages: Vec<OutgoingMessage>) -> Result<()> {
+/// A send checked against the topology, ready to be written in a transaction: by the
+/// broker's own writer, or (see [`crate::open_combined`]) in a document batch's.
+pub(crate) struct PreparedSend {
+    entity: String,
+    /// Duplicate detection window of the entity, in ms (0: none).
+    window: i64,
+    /// Fan-out targets with their specs, decided per message by the filters.
+    targets: Vec<(String, Option<Filter>, EntitySpec)>,
+    messages: Vec<OutgoingMessage>,
+}
+
+impl PreparedSend {
+    /// The entities whose receivers should be woken once the send is committed.
+    pub(crate) fn woken(&self) -> Vec<String> {
+        self.targets.iter().map(|t| t.0.clone()).collect()
+    }
+}
+
+impl SqliteBroker {
+    /// Checks a send against the topology (loading it on first use) and the message limits.
+    pub(crate) async fn prepare_send(
+        &self,
+        entity: &str,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<PreparedSend> {
         if self
             .entities
             .lock()
@@ -325,7 +352,6 @@ impl BusSender for SqliteBroker {
                 )));
             }
         }
-        // Fan-out targets with their specs, decided per message by the filters.
         let targets: Vec<(String, Option<Filter>, EntitySpec)> = if info.is_topic {
             info.subscriptions
                 .iter()
@@ -344,73 +370,90 @@ impl BusSender for SqliteBroker {
                 )));
             }
         }
-        let window = ms(info.spec.duplicate_detection_window);
-        let entity_name = entity.to_owned();
-        let woken: Vec<String> = targets.iter().map(|t| t.0.clone()).collect();
+        Ok(PreparedSend {
+            entity: entity.to_owned(),
+            window: ms(info.spec.duplicate_detection_window),
+            targets,
+            messages,
+        })
+    }
+}
+
+/// Writes a prepared send in the caller's transaction: duplicate detection, then one row per
+/// target whose filter takes the message.
+pub(crate) fn enqueue(tx: &rusqlite::Connection, send: &PreparedSend, now: i64) -> Result<()> {
+    let window = send.window;
+    // Forget a few expired ids (bounded work per send, through the expiry index).
+    exec(
+        tx,
+        "DELETE FROM dedup WHERE (entity, message_id) IN \
+         (SELECT entity, message_id FROM dedup WHERE expires_at <= ?1 LIMIT 64)",
+        params![now],
+    )
+    .map_err(backend)?;
+    for m in &send.messages {
+        if window > 0 {
+            let seen: Option<i64> = query_row(
+                tx,
+                "SELECT expires_at FROM dedup WHERE entity=?1 AND message_id=?2 AND expires_at > ?3",
+                params![send.entity, m.message_id, now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+            if seen.is_some() {
+                continue;
+            }
+            exec(
+                tx,
+                "INSERT OR REPLACE INTO dedup (entity, message_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![send.entity, m.message_id, now.saturating_add(window)],
+            )
+            .map_err(backend)?;
+        }
+        let scheduled = m.scheduled_enqueue_time.map(|t| t.timestamp_millis());
+        let props = Props {
+            content_type: m.content_type.clone(),
+            subject: m.subject.clone(),
+            correlation_id: m.correlation_id.clone(),
+            app: m.application_properties.clone(),
+            scheduled,
+            ttl_ms: m.time_to_live.map(|d| d.as_millis() as u64),
+        };
+        let props = serde_json::to_string(&props).map_err(json_err)?;
+        for (path, filter, spec) in &send.targets {
+            if filter.as_ref().is_some_and(|f| !f.matches(m)) {
+                continue;
+            }
+            let ttl = m.time_to_live.or(spec.default_time_to_live);
+            let enqueued = scheduled.unwrap_or(now).max(now);
+            exec(
+                tx,
+                "INSERT INTO messages (entity, message_id, session_id, body, props, \
+                 enqueued_at, visible_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+                params![
+                    path,
+                    m.message_id,
+                    m.session_id,
+                    m.body.as_ref(),
+                    props,
+                    enqueued,
+                    ttl.map(|t| enqueued.saturating_add(ms(t)))
+                ],
+            )
+            .map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl BusSender for SqliteBroker {
+    async fn send(&self, entity: &str, messages: Vec<OutgoingMessage>) -> Result<()> {
+        let send = self.prepare_send(entity, messages).await?;
+        let woken = send.woken();
         self.writer
-            .write(move |conn| {
-                let now = now_ms();
-                // The group writer gives a savepoint of its transaction: the batch is atomic.
-                let tx = conn;
-                // Forget a few expired ids (bounded work per send, through the expiry index).
-                exec(tx,
-                    "DELETE FROM dedup WHERE (entity, message_id) IN \
-                     (SELECT entity, message_id FROM dedup WHERE expires_at <= ?1 LIMIT 64)",
-                    params![now],
-                )
-                .map_err(backend)?;
-                for m in messages {
-                    if window > 0 {
-                        let seen: Option<i64> = query_row(tx,
-                                "SELECT expires_at FROM dedup WHERE entity=?1 AND message_id=?2 AND expires_at > ?3",
-                                params![entity_name, m.message_id, now],
-                                |r| r.get(0),
-                            )
-                            .optional()
-                            .map_err(backend)?;
-                        if seen.is_some() {
-                            continue;
-                        }
-                        exec(tx,
-                            "INSERT OR REPLACE INTO dedup (entity, message_id, expires_at) VALUES (?1, ?2, ?3)",
-                            params![entity_name, m.message_id, now.saturating_add(window)],
-                        )
-                        .map_err(backend)?;
-                    }
-                    let scheduled = m.scheduled_enqueue_time.map(|t| t.timestamp_millis());
-                    let props = Props {
-                        content_type: m.content_type.clone(),
-                        subject: m.subject.clone(),
-                        correlation_id: m.correlation_id.clone(),
-                        app: m.application_properties.clone(),
-                        scheduled,
-                        ttl_ms: m.time_to_live.map(|d| d.as_millis() as u64),
-                    };
-                    let props = serde_json::to_string(&props).map_err(json_err)?;
-                    for (path, filter, spec) in &targets {
-                        if filter.as_ref().is_some_and(|f| !f.matches(&m)) {
-                            continue;
-                        }
-                        let ttl = m.time_to_live.or(spec.default_time_to_live);
-                        let enqueued = scheduled.unwrap_or(now).max(now);
-                        exec(tx,
-                            "INSERT INTO messages (entity, message_id, session_id, body, props, \
-                             enqueued_at, visible_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
-                            params![
-                                path,
-                                m.message_id,
-                                m.session_id,
-                                m.body.as_ref(),
-                                props,
-                                enqueued,
-                                ttl.map(|t| enqueued.saturating_add(ms(t)))
-                            ],
-                        )
-                        .map_err(backend)?;
-                    }
-                }
-                Ok(())
-            })
+            .write(move |conn| enqueue(conn, &send, now_ms()))
             .await?;
         self.wake(&woken);
         Ok(())

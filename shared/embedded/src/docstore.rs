@@ -6,6 +6,7 @@
 //! later writes through an index (no scanning cleaner).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,7 +18,7 @@ use serde_json::Value;
 
 use crate::sqlite::{Db, Durability, GroupWriter, backend};
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS documents (
     container  TEXT NOT NULL,
     partition  TEXT NOT NULL,
@@ -47,6 +48,19 @@ pub struct SqliteDocumentStore {
     db: Db,
     /// Batches, committed in groups by one writer thread.
     writer: GroupWriter,
+    /// With the broker in the same database: outbox documents become its messages in the
+    /// batch's own transaction (see [`crate::open_combined`]).
+    route: Option<Arc<OutboxRoute>>,
+}
+
+/// Reads an outbox document: the entity and the message it stands for, or `None` when the
+/// body is not an outbox document.
+pub type OutboxMessage =
+    Arc<dyn Fn(&Value) -> Option<(String, ports::OutgoingMessage)> + Send + Sync>;
+
+pub(crate) struct OutboxRoute {
+    pub(crate) broker: crate::SqliteBroker,
+    pub(crate) message: OutboxMessage,
 }
 
 impl std::fmt::Debug for SqliteDocumentStore {
@@ -59,23 +73,35 @@ impl std::fmt::Debug for SqliteDocumentStore {
 impl SqliteDocumentStore {
     pub fn open(path: &Path, durability: Durability) -> Result<Self> {
         let db = Db::open(path, durability, SCHEMA)?;
-        let writer = GroupWriter::start(
-            path,
-            durability,
-            Box::new(|tx| {
-                // Reclaim a few expired rows per group; readers never see them anyway.
-                tx.prepare_cached(
-                    "DELETE FROM documents WHERE (container, partition, id) IN \
-                     (SELECT container, partition, id FROM documents \
-                      WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 32)",
-                )
-                .and_then(|mut stmt| stmt.execute(params![now_ms()]))
-                .map(|_| ())
-                .map_err(backend)
-            }),
-        )?;
-        Ok(SqliteDocumentStore { db, writer })
+        let writer = GroupWriter::start(path, durability, Box::new(housekeeping))?;
+        Ok(SqliteDocumentStore {
+            db,
+            writer,
+            route: None,
+        })
     }
+
+    /// A store on a database and writer it shares with the broker, routing outbox documents
+    /// to it (see [`crate::open_combined`]).
+    pub(crate) fn with_route(db: Db, writer: GroupWriter, route: OutboxRoute) -> Self {
+        SqliteDocumentStore {
+            db,
+            writer,
+            route: Some(Arc::new(route)),
+        }
+    }
+}
+
+/// Reclaims a few expired rows per group; readers never see them anyway.
+pub(crate) fn housekeeping(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM documents WHERE (container, partition, id) IN \
+         (SELECT container, partition, id FROM documents \
+          WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT 32)",
+    )
+    .and_then(|mut stmt| stmt.execute(params![now_ms()]))
+    .map(|_| ())
+    .map_err(backend)
 }
 
 fn now_ms() -> i64 {
@@ -293,16 +319,59 @@ impl DocumentStore for SqliteDocumentStore {
             )));
         }
         let (c, p) = (container.to_owned(), partition.to_owned());
-        self.writer
+        // With the broker beside the documents, an outbox document is its message, written
+        // in this batch's transaction: committed together or not at all, as the document
+        // would have been, without the publisher's write-query-send-delete round trip.
+        // Anything the broker cannot take now (an entity not created yet) stays a document
+        // for the publisher.
+        let mut writes = Vec::with_capacity(ops.len());
+        let mut sends = Vec::new();
+        if let Some(route) = &self.route {
+            for op in ops {
+                if let WriteOp::Create { body, .. } = &op
+                    && let Some((entity, message)) = (route.message)(body)
+                {
+                    match route.broker.prepare_send(&entity, vec![message]).await {
+                        Ok(send) => {
+                            writes.push(None);
+                            sends.push(send);
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::debug!(entity, error = %e, "an outbox message left for the publisher");
+                        }
+                    }
+                }
+                writes.push(Some(op));
+            }
+        } else {
+            writes.extend(ops.into_iter().map(Some));
+        }
+        let woken: Vec<String> = sends.iter().flat_map(|s| s.woken()).collect();
+        let etags = self
+            .writer
             .write(move |sp| {
                 let now = now_ms();
-                let mut etags = Vec::with_capacity(ops.len());
-                for op in ops {
-                    etags.push(apply(sp, &c, &p, op, now)?);
+                let mut etags = Vec::with_capacity(writes.len());
+                for op in writes {
+                    etags.push(match op {
+                        Some(op) => apply(sp, &c, &p, op, now)?,
+                        // Routed to the broker: no document, so no etag.
+                        None => None,
+                    });
+                }
+                for send in &sends {
+                    crate::broker::enqueue(sp, send, now)?;
                 }
                 Ok(etags)
             })
-            .await
+            .await?;
+        if let Some(route) = &self.route
+            && !woken.is_empty()
+        {
+            route.broker.wake(&woken);
+        }
+        Ok(etags)
     }
 
     async fn query(&self, container: &str, query: &Query) -> Result<Page> {

@@ -358,7 +358,7 @@ impl Runner {
     /// What the runner prints at start-up: where everything is.
     pub fn banner(&self) -> String {
         let mut out = format!(
-            "integration-platform listening on http://{}\n  data folder: {} (documents.db, broker.db, blobs.db, secrets.db)\n  index: GET http://{}/\n  tokens: integration-platform dev-token --tenant <id> --data-dir {}\n",
+            "integration-platform listening on http://{}\n  data folder: {} (documents.db: documents and the broker; blobs.db, secrets.db)\n  index: GET http://{}/\n  tokens: integration-platform dev-token --tenant <id> --data-dir {}\n",
             self.addr,
             self.data_dir.display(),
             self.addr,

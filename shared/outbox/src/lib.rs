@@ -95,6 +95,17 @@ pub fn outbox_id(event_id: &str) -> String {
     format!("outbox-{event_id}")
 }
 
+/// The bus message an outbox document stands for, with its entity; `None` for any other
+/// document (and for a malformed outbox document, which the publisher reports). The
+/// embedded document store uses it to hand outbox documents to the embedded broker in the
+/// batch's own transaction.
+pub fn outbox_message(doc: &Value) -> Option<(String, OutgoingMessage)> {
+    if doc.get("docType").and_then(Value::as_str) != Some(OUTBOX_DOC_TYPE) {
+        return None;
+    }
+    message_from(doc).ok()
+}
+
 /// The bus message for an outbox document: `MessageId` = envelope id (duplicate detection),
 /// `Subject` = event type, application properties `tenantId` and `type` (subscription filters).
 fn message_from(doc: &Value) -> Result<(String, OutgoingMessage), PortError> {

@@ -82,7 +82,8 @@ fn settings(dir: &std::path::Path) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn serves_the_app_publishes_its_outbox_and_leaves_queues_to_the_host() {
     let dir = tempfile::tempdir().unwrap();
-    // A message already waiting on the queue of the app's Service Bus function.
+    // A message already waiting on the queue of the app's Service Bus function, in the
+    // broker database of an earlier version.
     {
         let broker = SqliteBroker::open(&dir.path().join("broker.db"), Durability::Normal).unwrap();
         broker
@@ -146,7 +147,11 @@ async fn serves_the_app_publishes_its_outbox_and_leaves_queues_to_the_host() {
         .unwrap()
         .unwrap();
 
-    let broker = SqliteBroker::open(&dir.path().join("broker.db"), Durability::Normal).unwrap();
+    // The broker now lives in `documents.db`, beside the documents; the message waiting in
+    // the earlier version's `broker.db` was imported, and that file renamed.
+    assert!(!dir.path().join("broker.db").exists());
+    assert!(dir.path().join("broker.db.imported").is_file());
+    let broker = SqliteBroker::open(&dir.path().join("documents.db"), Durability::Normal).unwrap();
     // Loads the entities (additive: nothing is reset).
     broker
         .ensure_topology(&app_context::platform_topology(

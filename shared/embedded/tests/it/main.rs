@@ -3,5 +3,6 @@
 mod blob;
 mod blobdb;
 mod broker;
+mod combined;
 mod document;
 mod secrets;
