@@ -1,11 +1,9 @@
 //! What a failed storage call means for the port, without leaking credentials.
 
 use std::error::Error as _;
-use std::time::Duration;
 
 use azure_core::error::ErrorKind;
 use azure_core::http::StatusCode;
-use azure_core::http::headers::{HeaderName, Headers};
 use ports::PortError;
 
 use crate::counters::Operation;
@@ -88,7 +86,9 @@ pub(crate) fn to_port_error(op: Operation, first_writer: bool, e: azure_core::Er
         }
         412 => PortError::PreconditionFailed,
         429 | 503 => PortError::Throttled {
-            retry_after: raw_response.as_ref().and_then(|r| retry_after(r.headers())),
+            retry_after: raw_response
+                .as_ref()
+                .and_then(|r| azure_credential::retry::sdk_retry_after(r.headers())),
         },
         408 => PortError::Timeout,
         500 if code_is("OperationTimedOut") => PortError::Timeout,
@@ -140,27 +140,6 @@ fn chain(e: &azure_core::Error) -> String {
     text
 }
 
-/// How long the service asked us to wait: `x-ms-retry-after-ms`, `retry-after-ms`, or
-/// `Retry-After` in seconds or as an HTTP date.
-pub(crate) fn retry_after(headers: &Headers) -> Option<Duration> {
-    for name in ["x-ms-retry-after-ms", "retry-after-ms"] {
-        if let Some(ms) = headers
-            .get_optional_str(&HeaderName::from_static(name))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-        {
-            return Some(Duration::from_millis(ms));
-        }
-    }
-    let value = headers.get_optional_str(&HeaderName::from_static("retry-after"))?;
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
 /// Removes the value of every `sig=` (a shared access signature) from a message: SDK and
 /// transport errors quote request URLs, and ours carry a SAS for local stand-ins.
 pub(crate) fn redact(text: &str) -> String {
@@ -195,6 +174,10 @@ fn find_sig(text: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use azure_core::http::headers::Headers;
+
     use super::*;
     use azure_core::http::RawResponse;
 

@@ -5,6 +5,11 @@
 //!
 //! There is no "try everything" chain on purpose: in Azure a missing identity must fail
 //! loudly rather than fall through to someone's developer credentials.
+//!
+//! [`retry`] is the other thing the adapters share: when to try a call again, and the
+//! service's own wait hint.
+
+pub mod retry;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

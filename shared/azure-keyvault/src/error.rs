@@ -83,7 +83,7 @@ impl VaultFailure {
             message: scrub(&text(&error["message"]).unwrap_or_default(), secrets),
             retry_after: raw_response
                 .as_ref()
-                .and_then(|r| crate::retry::retry_after(r.headers())),
+                .and_then(|r| azure_credential::retry::sdk_retry_after(r.headers())),
         })
     }
 

@@ -52,7 +52,6 @@
 
 mod cache;
 mod error;
-mod retry;
 mod settings;
 
 use std::collections::{BTreeMap, HashMap};
@@ -83,8 +82,8 @@ pub use crate::cache::CacheOptions;
 use crate::cache::{Cache, Key, Read};
 pub use crate::error::Error;
 use crate::error::{BACKEND, VaultFailure, port_error, port_error_scrubbed};
-pub use crate::retry::RetryPolicy;
 pub use crate::settings::{CLIENT_ID_SETTING, CREDENTIAL_SETTING, VAULT_URI_SETTING};
+pub use azure_credential::retry::RetryPolicy;
 
 /// The tag each `set` puts on its version: when it was made, to the microsecond.
 pub const CREATED_TAG: &str = "createdAt";

@@ -59,7 +59,6 @@
 mod auth;
 mod connection;
 mod error;
-mod retry;
 mod settings;
 mod wire;
 
@@ -77,11 +76,11 @@ use crate::auth::Auth;
 pub use crate::connection::ConnectionString;
 pub use crate::error::Error;
 use crate::error::{BACKEND, HttpFailure, scrub};
-pub use crate::retry::RetryPolicy;
 pub use crate::settings::{
     CLIENT_ID_SETTING, CREDENTIAL_SETTING, NAMESPACE_SETTING, REST_CONNECTION_SETTING,
 };
 use crate::wire::Payload;
+pub use azure_credential::retry::RetryPolicy;
 
 /// The OAuth scope of Service Bus data-plane tokens.
 pub const SCOPE: &str = "https://servicebus.azure.net/.default";
@@ -266,7 +265,10 @@ impl ServiceBusSender {
         if status.is_success() {
             return Attempt::Done;
         }
-        let retry_after = retry::retry_after(response.headers());
+        let headers = response.headers();
+        let retry_after = azure_credential::retry::retry_after(|name| {
+            headers.get(name).and_then(|v| v.to_str().ok())
+        });
         // The body of an error is short XML (`<Error><Code>…</Code><Detail>…</Detail>`); it
         // is read only to give the error context, scrubbed of anything credential-like.
         let text = response.text().await.unwrap_or_default();

@@ -1,10 +1,10 @@
-//! When to try a vault call again, and how long to wait first. The SDK's own retry policy is
-//! switched off: it would sleep for whatever `Retry-After` the vault sends, unbounded, and
-//! retry writes on answers that may have committed.
+//! When to try an Azure call again, and how long to wait first: the bounded retry policy of
+//! the adapters that make their own calls (Key Vault, Service Bus), and the service's wait
+//! hint, which Blob Storage reads too. The SDKs' own retry policies are switched off where
+//! this is used: they would sleep for whatever `Retry-After` the service sends, unbounded,
+//! and retry writes on answers that may have committed.
 
 use std::time::{Duration, SystemTime};
-
-use azure_core::http::headers::{HeaderName, Headers};
 
 /// Retries of throttled (429), busy (503) and unreachable answers. Every value is bounded so
 /// a call never waits longer than `max_attempts × max_wait` in all.
@@ -42,7 +42,7 @@ impl RetryPolicy {
 
     /// How long to wait before attempt `attempt + 1`, or `None` when the send should give up:
     /// no attempt left, or the server's hint is longer than `max_wait`.
-    pub(crate) fn wait_before(&self, attempt: u32, hint: Option<Duration>) -> Option<Duration> {
+    pub fn wait_before(&self, attempt: u32, hint: Option<Duration>) -> Option<Duration> {
         if attempt >= self.max_attempts {
             return None;
         }
@@ -63,27 +63,36 @@ impl RetryPolicy {
 }
 
 /// The server's hint: `retry-after-ms` / `x-ms-retry-after-ms` (milliseconds) or
-/// `Retry-After` (seconds or an HTTP date).
-pub(crate) fn retry_after(headers: &Headers) -> Option<Duration> {
-    let get = |name: &'static str| {
-        headers
-            .get_optional_str(&HeaderName::from_static(name))
-            .map(str::trim)
-    };
+/// `Retry-After` (seconds or a date), read through `header` (a header's value by its
+/// lower-case name), so any header map will do.
+pub fn retry_after<'h>(header: impl Fn(&'static str) -> Option<&'h str>) -> Option<Duration> {
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(ms) = get(name).and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(ms) = header(name).and_then(|v| v.trim().parse::<u64>().ok()) {
             return Some(Duration::from_millis(ms));
         }
     }
-    let value = get("retry-after")?;
+    let value = header("retry-after")?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = httpdate::parse_http_date(value).ok()?;
+    // An HTTP date; or any RFC 2822 date (a numeric zone instead of GMT), which some
+    // stand-ins send.
+    let at = httpdate::parse_http_date(value).ok().or_else(|| {
+        chrono::DateTime::parse_from_rfc2822(value)
+            .ok()
+            .map(SystemTime::from)
+    })?;
     Some(
         at.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// [`retry_after`] over the headers of an Azure SDK response.
+pub fn sdk_retry_after(headers: &azure_core::http::headers::Headers) -> Option<Duration> {
+    retry_after(|name| {
+        headers.get_optional_str(&azure_core::http::headers::HeaderName::from_static(name))
+    })
 }
 
 #[cfg(test)]
@@ -118,20 +127,25 @@ mod tests {
         }
     }
 
+    /// `retry_after` over a plain map of header names to values.
+    fn hint(h: &std::collections::BTreeMap<&'static str, String>) -> Option<Duration> {
+        retry_after(|name| h.get(name).map(String::as_str))
+    }
+
     #[test]
     fn retry_after_forms() {
-        let mut h = Headers::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert("retry-after", "3");
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert("x-ms-retry-after-ms", "1500");
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
-        let mut h = Headers::new();
+        let mut h = std::collections::BTreeMap::new();
+        assert_eq!(hint(&h), None);
+        h.insert("retry-after", "3".to_owned());
+        assert_eq!(hint(&h), Some(Duration::from_secs(3)));
+        h.insert("x-ms-retry-after-ms", "1500".to_owned());
+        assert_eq!(hint(&h), Some(Duration::from_millis(1500)));
+        let mut h = std::collections::BTreeMap::new();
         let later = SystemTime::now() + Duration::from_secs(120);
         h.insert("retry-after", httpdate::fmt_http_date(later));
-        let got = retry_after(&h).unwrap();
+        let got = hint(&h).unwrap();
         assert!(got > Duration::from_secs(100) && got <= Duration::from_secs(120));
-        h.insert("retry-after", "soon");
-        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", "soon".to_owned());
+        assert_eq!(hint(&h), None);
     }
 }
