@@ -16,7 +16,6 @@ use ports::{PortError, SecretStore};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::fake::{FakeKeyVault, Reply, TOKEN};
-use crate::logs;
 
 /// The scope the SDK derives from the fake's challenge (`resource="https://vault.azure.net"`).
 const SCOPE: &str = "https://vault.azure.net/.default";
@@ -398,7 +397,7 @@ async fn bad_input_never_reaches_the_vault() {
 #[tokio::test]
 async fn secret_values_and_tokens_never_reach_errors_or_logs() {
     const VALUE: &str = "correct-horse-battery-staple-9f3a";
-    let (_guard, captured) = logs::capture();
+    let (_guard, captured) = standins::logs::capture();
     let fake = FakeKeyVault::start(25).await;
     let store = store_with(&fake, CacheOptions::default());
     let v = store.set("leaky", secret(VALUE)).await.unwrap();

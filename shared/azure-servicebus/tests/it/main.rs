@@ -1,6 +1,5 @@
 //! `ServiceBusSender` against an HTTPS fake of the Service Bus REST API.
 
 mod fake;
-mod logs;
 mod send;
 mod tls;

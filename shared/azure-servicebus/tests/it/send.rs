@@ -14,7 +14,6 @@ use chrono::{TimeZone, Utc};
 use ports::{BusSender, OutgoingMessage, PortError, PropertyValue};
 
 use crate::fake::{BATCH_CONTENT_TYPE, FakeServiceBus, KEY, KEY_NAME, Reply};
-use crate::logs;
 
 const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.eyJhdWQiOiJzYiJ9.test-bearer-token";
 
@@ -544,7 +543,7 @@ async fn bad_input_is_refused_without_a_request() {
 
 #[tokio::test]
 async fn keys_and_tokens_never_reach_errors_or_logs() {
-    let (_guard, captured) = logs::capture();
+    let (_guard, captured) = standins::logs::capture();
     let fake = FakeServiceBus::start(Some(TOKEN)).await;
     let sas = sas_sender(&fake);
     let credential = StaticCredential::new(3600);

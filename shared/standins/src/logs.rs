@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use tracing_subscriber::fmt::MakeWriter;
 
 #[derive(Clone, Default)]
-pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Captured {
-    pub(crate) fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
@@ -36,7 +36,7 @@ impl<'a> MakeWriter<'a> for Captured {
 
 /// Logs at TRACE into the returned buffer until the guard is dropped. The subscriber is the
 /// thread's default, so the test must run on a current-thread runtime (`#[tokio::test]`).
-pub(crate) fn capture() -> (tracing::subscriber::DefaultGuard, Captured) {
+pub fn capture() -> (tracing::subscriber::DefaultGuard, Captured) {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
