@@ -10,6 +10,8 @@
 //!    then the rate at which the backlog drains once it answers.
 //!
 //! Loopback only, bounded counts: `BENCH_EVENTS` events per run (default 5000).
+//! `BENCH_PHASES` picks phases by name (`posted,paced,inbound,drain`; default all), for
+//! example to profile one alone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -98,11 +100,15 @@ fn main() {
 
         let values = json!({ "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1", "PROBE_SCHEDULE": "0 0 0 1 1 *" });
         // The runner's own defaults (16 concurrent invocations per function, one-minute
-        // locks), not the test platform's four.
+        // locks), not the test platform's four; `BENCH_CONCURRENT_CALLS` overrides the 16.
+        let calls = std::env::var("BENCH_CONCURRENT_CALLS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(16);
         let p = testkit::TestPlatform::start_with(
             &[registry::registration(), webhook_gateway::registration()],
             values,
-            16,
+            calls,
         )
         .await;
         let t = p.token("bench", &[]);
@@ -111,18 +117,62 @@ fn main() {
             .await;
         assert_eq!(r.status(), 201);
 
-        // 1. Posted events → deliveries.
         let n: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+        let phases = std::env::var("BENCH_PHASES").unwrap_or_default();
+        let runs = |phase: &str| phases.is_empty() || phases.split(',').any(|p| p.trim() == phase);
+        let b = Bench { p: &p, receiver: &receiver, token: &t, n };
+        if runs("posted") {
+            b.posted().await;
+        }
+        if runs("paced") {
+            b.paced().await;
+        }
+        if runs("inbound") {
+            b.inbound().await;
+        }
+        if runs("drain") {
+            b.drain().await;
+        }
+        p.shutdown().await;
+    });
+}
+
+/// What every phase uses.
+struct Bench<'a> {
+    p: &'a testkit::TestPlatform,
+    receiver: &'a Receiver,
+    token: &'a str,
+    n: usize,
+}
+
+impl Bench<'_> {
+    /// 1. Posted events → deliveries.
+    async fn posted(&self) {
+        let (p, receiver, t, n) = (self.p, self.receiver, self.token, self.n);
         let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let start = Instant::now();
         let mut tasks = Vec::new();
         for worker in 0..16 {
-            let (client, url, t, sent_at) = (p.client.clone(), p.url("/webhook-gateway/api/webhooks/deliveries"), t.clone(), sent_at.clone());
+            let (client, url, t, sent_at) = (
+                p.client.clone(),
+                p.url("/webhook-gateway/api/webhooks/deliveries"),
+                t.to_owned(),
+                sent_at.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 for i in (worker..n).step_by(16) {
-                    let r = client.post(&url).bearer_auth(&t).json(&json!({"eventType": "order.created", "payload": {"n": i}})).send().await.unwrap();
+                    let r = client
+                        .post(&url)
+                        .bearer_auth(&t)
+                        .json(&json!({"eventType": "order.created", "payload": {"n": i}}))
+                        .send()
+                        .await
+                        .unwrap();
                     assert_eq!(r.status(), 202);
-                    sent_at.lock().unwrap().insert(i.to_string(), Instant::now());
+                    sent_at
+                        .lock()
+                        .unwrap()
+                        .insert(i.to_string(), Instant::now());
                 }
             }));
         }
@@ -130,21 +180,37 @@ fn main() {
             task.await.unwrap();
         }
         let accepted = start.elapsed();
-        let last = wait_for(&receiver, n, Duration::from_secs(120)).await;
+        let last = wait_for(receiver, n, Duration::from_secs(120)).await;
         let arrivals = receiver.arrivals.lock().unwrap().clone();
         let sent = sent_at.lock().unwrap().clone();
-        let mut delays: Vec<Duration> = sent.iter().filter_map(|(k, s)| arrivals.get(k).map(|a| a.saturating_duration_since(*s))).collect();
+        let mut delays: Vec<Duration> = sent
+            .iter()
+            .filter_map(|(k, s)| arrivals.get(k).map(|a| a.saturating_duration_since(*s)))
+            .collect();
         let delivered = delays.len();
         let total = last.duration_since(start);
         #[allow(clippy::print_stdout)]
         {
-            println!("| posted events accepted (202) | {:.0}/s | {n} events, 16 concurrent clients |", n as f64 / accepted.as_secs_f64());
-            println!("| outbound deliveries to a local receiver | {:.0}/s | {delivered} of {n} delivered, first post to last arrival {total:?} |", delivered as f64 / total.as_secs_f64());
-            println!("| delay from 202 to first attempt, p50 / p99 | {:?} / {:?} | |", pct(&mut delays, 0.5), pct(&mut delays, 0.99));
+            println!(
+                "| posted events accepted (202) | {:.0}/s | {n} events, 16 concurrent clients |",
+                n as f64 / accepted.as_secs_f64()
+            );
+            println!(
+                "| outbound deliveries to a local receiver | {:.0}/s | {delivered} of {n} delivered, first post to last arrival {total:?} |",
+                delivered as f64 / total.as_secs_f64()
+            );
+            println!(
+                "| delay from 202 to first attempt, p50 / p99 | {:?} / {:?} | |",
+                pct(&mut delays, 0.5),
+                pct(&mut delays, 0.99)
+            );
         }
+    }
 
-        // 2. The same path at a steady, moderate rate (50 events/s): the delay from an event's
-        // 202 to its first attempt when nothing queues behind a burst.
+    /// 2. The same path at a steady, moderate rate (50 events/s): the delay from an
+    ///    event's 202 to its first attempt when nothing queues behind a burst.
+    async fn paced(&self) {
+        let (p, receiver, t, n) = (self.p, self.receiver, self.token, self.n);
         receiver.arrivals.lock().unwrap().clear();
         let paced = 300usize;
         let mut paced_sent = HashMap::new();
@@ -153,22 +219,44 @@ fn main() {
         for i in 0..paced {
             tick.tick().await;
             let key = format!("{}", n + i);
-            let r = p.client.post(&url).bearer_auth(&t).json(&json!({"eventType": "order.created", "payload": {"n": n + i}})).send().await.unwrap();
+            let r = p
+                .client
+                .post(&url)
+                .bearer_auth(t)
+                .json(&json!({"eventType": "order.created", "payload": {"n": n + i}}))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 202);
             paced_sent.insert(key, Instant::now());
         }
-        wait_for(&receiver, paced, Duration::from_secs(60)).await;
+        wait_for(receiver, paced, Duration::from_secs(60)).await;
         let arrivals = receiver.arrivals.lock().unwrap().clone();
-        let mut idle: Vec<Duration> = paced_sent.iter().filter_map(|(k, s)| arrivals.get(k).map(|a| a.saturating_duration_since(*s))).collect();
+        let mut idle: Vec<Duration> = paced_sent
+            .iter()
+            .filter_map(|(k, s)| arrivals.get(k).map(|a| a.saturating_duration_since(*s)))
+            .collect();
         #[allow(clippy::print_stdout)]
         {
-            println!("| delay from 202 to first attempt at 50 events/s, p50 / p99 | {:?} / {:?} | {} of {paced} delivered |", pct(&mut idle, 0.5), pct(&mut idle, 0.99), idle.len());
+            println!(
+                "| delay from 202 to first attempt at 50 events/s, p50 / p99 | {:?} / {:?} | {} of {paced} delivered |",
+                pct(&mut idle, 0.5),
+                pct(&mut idle, 0.99),
+                idle.len()
+            );
         }
+    }
 
-        // 3. Inbound GitHub deliveries → WebhookReceived → one subscriber.
+    /// 3. Inbound GitHub deliveries → `WebhookReceived` → one subscriber.
+    async fn inbound(&self) {
+        let (p, receiver, t, n) = (self.p, self.receiver, self.token, self.n);
         receiver.arrivals.lock().unwrap().clear();
         let source: Value = p
-            .post("/webhook-gateway/api/webhooks/sources", &t, json!({"provider": "github", "secret": "bench-secret"}))
+            .post(
+                "/webhook-gateway/api/webhooks/sources",
+                t,
+                json!({"provider": "github", "secret": "bench-secret"}),
+            )
             .await
             .json()
             .await
@@ -177,12 +265,20 @@ fn main() {
         let body = br#"{"action":"opened","number":1}"#.to_vec();
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"bench-secret").unwrap();
         mac.update(&body);
-        let sig = format!("sha256={}", mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let sig = format!(
+            "sha256={}",
+            mac.finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
         let m = n;
         let start = Instant::now();
         let mut tasks = Vec::new();
         for worker in 0..16 {
-            let (client, url, body, sig) = (p.client.clone(), url.clone(), body.clone(), sig.clone());
+            let (client, url, body, sig) =
+                (p.client.clone(), url.clone(), body.clone(), sig.clone());
             tasks.push(tokio::spawn(async move {
                 for i in (worker..m).step_by(16) {
                     let r = client
@@ -202,24 +298,41 @@ fn main() {
         for task in tasks {
             task.await.unwrap();
         }
-        let last = wait_for(&receiver, m, Duration::from_secs(120)).await;
+        let last = wait_for(receiver, m, Duration::from_secs(120)).await;
         let delivered = receiver.arrivals.lock().unwrap().len();
         #[allow(clippy::print_stdout)]
         {
-            println!("| inbound accepted and delivered end to end | {:.0}/s | {delivered} of {m} delivered, first post to last arrival {:?} |", delivered as f64 / last.duration_since(start).as_secs_f64(), last.duration_since(start));
+            println!(
+                "| inbound accepted and delivered end to end | {:.0}/s | {delivered} of {m} delivered, first post to last arrival {:?} |",
+                delivered as f64 / last.duration_since(start).as_secs_f64(),
+                last.duration_since(start)
+            );
         }
+    }
 
-        // 4. The worker alone: a backlog of `n` deliveries (the receiver holds its answers
-        // while they are accepted), then drained.
+    /// 4. The worker alone: a backlog of `n` deliveries (the receiver holds its answers
+    ///    while they are accepted), then drained.
+    async fn drain(&self) {
+        let (p, receiver, t, n) = (self.p, self.receiver, self.token, self.n);
         receiver.arrivals.lock().unwrap().clear();
         receiver.open.send_replace(false);
         let base = 10 * n;
         let mut tasks = Vec::new();
         for worker in 0..16 {
-            let (client, url, t) = (p.client.clone(), p.url("/webhook-gateway/api/webhooks/deliveries"), t.clone());
+            let (client, url, t) = (
+                p.client.clone(),
+                p.url("/webhook-gateway/api/webhooks/deliveries"),
+                t.to_owned(),
+            );
             tasks.push(tokio::spawn(async move {
                 for i in (worker..n).step_by(16) {
-                    let r = client.post(&url).bearer_auth(&t).json(&json!({"eventType": "order.created", "payload": {"n": base + i}})).send().await.unwrap();
+                    let r = client
+                        .post(&url)
+                        .bearer_auth(&t)
+                        .json(&json!({"eventType": "order.created", "payload": {"n": base + i}}))
+                        .send()
+                        .await
+                        .unwrap();
                     assert_eq!(r.status(), 202);
                 }
             }));
@@ -229,12 +342,15 @@ fn main() {
         }
         let opened = Instant::now();
         receiver.open.send_replace(true);
-        let last = wait_for(&receiver, n, Duration::from_secs(120)).await;
+        let last = wait_for(receiver, n, Duration::from_secs(120)).await;
         let drained = receiver.arrivals.lock().unwrap().len();
         #[allow(clippy::print_stdout)]
         {
-            println!("| outbound deliveries drained from a backlog (worker alone) | {:.0}/s | {drained} of {n} delivered in {:?} |", drained as f64 / last.duration_since(opened).as_secs_f64(), last.duration_since(opened));
+            println!(
+                "| outbound deliveries drained from a backlog (worker alone) | {:.0}/s | {drained} of {n} delivered in {:?} |",
+                drained as f64 / last.duration_since(opened).as_secs_f64(),
+                last.duration_since(opened)
+            );
         }
-        p.shutdown().await;
-    });
+    }
 }

@@ -529,16 +529,21 @@ impl BrokerReceiver for SqliteBroker {
                 let now = now_ms();
                 // The group writer gives a savepoint of its transaction: the batch is atomic.
                 let tx = conn;
+                // Oldest-visible first, in the order of `messages_ready`: the scan stops after
+                // `LIMIT` rows. (Ordering by `seq` alone made SQLite read and sort every ready
+                // message of the entity on each receive, O(backlog).) Visibility follows
+                // enqueue order, and an abandoned message gets its enqueue time back as its
+                // visibility, so it keeps its place at the front.
                 let sql = if spec.requires_session {
                     format!(
                         "SELECT {COLUMNS} FROM messages m WHERE entity=?1 AND dead_letter=0 AND visible_at<=?2 \
                          AND NOT EXISTS (SELECT 1 FROM messages p WHERE p.entity=m.entity AND p.dead_letter=0 \
-                         AND p.session_id=m.session_id AND p.seq<m.seq) ORDER BY seq LIMIT ?3"
+                         AND p.session_id=m.session_id AND p.seq<m.seq) ORDER BY visible_at, seq LIMIT ?3"
                     )
                 } else {
                     format!(
                         "SELECT {COLUMNS} FROM messages WHERE entity=?1 AND dead_letter=0 AND visible_at<=?2 \
-                         ORDER BY seq LIMIT ?3"
+                         ORDER BY visible_at, seq LIMIT ?3"
                     )
                 };
                 let candidates: Vec<RawRow> = {
@@ -646,22 +651,25 @@ impl BrokerReceiver for SqliteBroker {
                 let now = now_ms();
                 // The group writer gives a savepoint of its transaction: the batch is atomic.
                 let tx = conn;
-                let row: Option<(i64, i64)> = query_row(tx,
-                        "SELECT seq, delivery_count FROM messages WHERE lock_token=?1 AND entity=?2 \
+                let row: Option<(i64, i64)> = query_row(
+                    tx,
+                    "SELECT seq, delivery_count FROM messages WHERE lock_token=?1 AND entity=?2 \
                          AND locked_until>?3 AND dead_letter=0",
-                        params![token, p, now],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(backend)?;
+                    params![token, p, now],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
                 let Some((seq, count)) = row else {
                     return Err(PortError::NotFound);
                 };
                 if count >= i64::from(spec.max_delivery_count) {
                     dead_letter_row(tx, seq, "MaxDeliveryCountExceeded", &p)?;
                 } else {
-                    exec(tx,
-                        "UPDATE messages SET lock_token=NULL, locked_until=NULL, visible_at=?2 WHERE seq=?1",
+                    exec(
+                        tx,
+                        "UPDATE messages SET lock_token=NULL, locked_until=NULL, \
+                         visible_at=MIN(enqueued_at, ?2) WHERE seq=?1",
                         params![seq, now],
                     )
                     .map_err(backend)?;
