@@ -120,7 +120,10 @@ pub(crate) async fn consume(
 ) {
     let cfg = Arc::new(cfg);
     let permits = Arc::new(Semaphore::new(cfg.max_concurrent));
+    // Every invocation's task, until its message is settled (after its slot is given back).
+    let mut running = tokio::task::JoinSet::new();
     loop {
+        while running.try_join_next().is_some() {}
         if *stop.borrow() {
             break;
         }
@@ -153,14 +156,13 @@ pub(crate) async fn consume(
                 break;
             };
             let (router, broker, cfg) = (router.clone(), broker.clone(), cfg.clone());
-            tokio::spawn(async move {
-                deliver(&router, broker.as_ref(), &cfg, message).await;
-                drop(permit);
+            running.spawn(async move {
+                deliver(&router, broker.as_ref(), &cfg, message, permit).await;
             });
         }
     }
-    // Let in-flight invocations finish (their messages are settled by them).
-    let _ = permits.acquire_many(cfg.max_concurrent as u32).await;
+    // Let in-flight invocations finish and settle their messages.
+    while running.join_next().await.is_some() {}
 }
 
 fn properties_object(m: &ReceivedMessage) -> Map<String, Value> {
@@ -171,11 +173,17 @@ fn properties_object(m: &ReceivedMessage) -> Map<String, Value> {
         .collect()
 }
 
+/// Invokes the function with `m` and settles it. `permit` (the invocation's slot) is given
+/// back as soon as the function has answered, before the settlement commits: the message
+/// stays locked until then, so nothing else can take it, and a settlement that is lost (the
+/// process dies first) only means a redelivery, which consumers are idempotent to. Holding
+/// the slot through one more commit made every invocation wait for two.
 async fn deliver(
     router: &Router,
     broker: &dyn BrokerReceiver,
     cfg: &ConsumerConfig,
     m: ReceivedMessage,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let delivery = ServiceBusDelivery {
         body: &m.message.body,
@@ -207,6 +215,7 @@ async fn deliver(
         o = invoke(router, &cfg.function, &body, cfg.timeout) => o,
         _ = renew => Outcome::Failed("the message lock was lost".into()),
     };
+    drop(permit);
     let settle = match &outcome {
         Outcome::Success => broker.complete(&cfg.entity, &m.lock_token).await,
         Outcome::Failed(why) => {
