@@ -256,7 +256,7 @@ async fn accept(
     ops.extend(outbox::event_writes(&[event], SOURCE, None).map_err(|_| ApiError::Internal)?);
     match ctx.documents.batch(CONTAINER, tenant, ops).await {
         Ok(_) => {
-            ctx.outbox_waker.notify_one();
+            ctx.outbox_committed();
             Ok((
                 StatusCode::ACCEPTED,
                 Json(json!({"id": receipt_id, "deliveryId": verified.delivery_id()})),

@@ -53,7 +53,7 @@ impl Aggregates {
             .batch(self.container, partition, ops)
             .await
             .map_err(|e| ApiError::from_port(e, conflict))?;
-        ctx.outbox_waker.notify_one();
+        ctx.outbox_committed();
         Ok(())
     }
 

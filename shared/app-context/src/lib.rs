@@ -72,6 +72,15 @@ impl AppContext {
         self.settings.get(name).map(String::as_str)
     }
 
+    /// Says that a batch with outbox documents was committed: the publisher is woken to
+    /// send them at once, unless the store has put them on the bus already (then a wake-up
+    /// would only cost the publisher an empty query per commit).
+    pub fn outbox_committed(&self) {
+        if !self.documents.routes_outbox() {
+            self.outbox_waker.notify_one();
+        }
+    }
+
     /// Whether user-supplied URLs must be https: always, except in a Development
     /// environment (what Core Tools and the local runner set), for fakes on loopback.
     pub fn requires_https(&self) -> bool {

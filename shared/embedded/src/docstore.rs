@@ -305,6 +305,10 @@ impl DocumentStore for SqliteDocumentStore {
             .await
     }
 
+    fn routes_outbox(&self) -> bool {
+        self.route.is_some()
+    }
+
     async fn batch(
         &self,
         container: &str,

@@ -113,7 +113,7 @@ async fn commit(
         .documents
         .batch(kit.app.slug, tenant.as_str(), ops)
         .await?;
-    kit.ctx.outbox_waker.notify_one();
+    kit.ctx.outbox_committed();
     Ok(())
 }
 

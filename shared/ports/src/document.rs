@@ -201,6 +201,14 @@ pub trait DocumentStore: Send + Sync {
     ) -> Result<Vec<Option<ETag>>>;
 
     async fn query(&self, container: &str, query: &Query) -> Result<Page>;
+
+    /// Whether a committed batch's outbox documents are already messages on the bus: the
+    /// store hands them to its broker in the batch's own transaction (the embedded store
+    /// sharing a database with the embedded broker). The outbox publisher then only sweeps
+    /// what the broker could not take, on its own schedule, and is not woken per commit.
+    fn routes_outbox(&self) -> bool {
+        false
+    }
 }
 
 /// Conveniences over the core trait, for every store.

@@ -34,7 +34,7 @@ fn build(ctx: &AppContext) -> FunctionApp {
             .await
         {
             Ok(_) => {
-                ctx.outbox_waker.notify_one();
+                ctx.outbox_committed();
                 StatusCode::ACCEPTED
             }
             Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -282,4 +282,35 @@ async fn a_blob_folder_of_an_earlier_version_is_imported_once() {
     assert!(dir.path().join("blobs.imported").is_dir());
     assert!(dir.path().join("blobs.imported.1").is_dir());
     assert!(!dir.path().join("blobs").exists());
+}
+
+/// With the embedded default, a batch's outbox documents are messages on the bus once it
+/// commits: saying so does not wake the publisher (that would cost it an empty query per
+/// commit). A store that leaves them as documents (the documents alone, as in Azure) wakes it.
+#[tokio::test]
+async fn the_publisher_is_woken_only_when_a_commit_leaves_outbox_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = app_host::adapters::open_embedded(dir.path()).await.unwrap();
+    let tokens: std::sync::Arc<dyn auth::Authenticator> =
+        std::sync::Arc::new(auth::DevTokens::load_or_create(dir.path()).unwrap());
+    let routed = embedded.context(BTreeMap::new(), tokens.clone());
+    assert!(routed.documents.routes_outbox());
+    let woken = |ctx: AppContext| async move {
+        let waiting = ctx.outbox_waker.notified();
+        tokio::pin!(waiting);
+        waiting.as_mut().enable();
+        ctx.outbox_committed();
+        tokio::time::timeout(Duration::from_millis(200), waiting)
+            .await
+            .is_ok()
+    };
+    assert!(!woken(routed).await);
+
+    let alone =
+        embedded::SqliteDocumentStore::open(&dir.path().join("alone.db"), Durability::Normal)
+            .unwrap();
+    assert!(!ports::DocumentStore::routes_outbox(&alone));
+    let mut unrouted = embedded.context(BTreeMap::new(), tokens);
+    unrouted.documents = std::sync::Arc::new(alone);
+    assert!(woken(unrouted).await);
 }
