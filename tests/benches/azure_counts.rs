@@ -118,7 +118,7 @@ fn measure(settings: PathBuf) -> anyhow::Result<ExitCode> {
             settings,
             lock_seconds: 60,
             function_timeout: 600,
-            max_concurrent_calls: 16,
+            max_concurrent_calls: None,
         };
         let runner = Runner::start(&apps(), args).await?;
         let bench = Bench::new(&runner)?;

@@ -50,7 +50,7 @@ async fn runner_latency(rows: &mut Vec<String>) {
         settings: dir.path().join("local.settings.json"),
         lock_seconds: 60,
         function_timeout: 60,
-        max_concurrent_calls: 16,
+        max_concurrent_calls: None,
     };
     let runner = Runner::start(&[e2e::registration()], args).await.unwrap();
     // The same app served directly as its own custom handler, for the baseline.

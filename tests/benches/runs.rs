@@ -44,7 +44,7 @@ async fn run() {
         settings: dir.path().join("local.settings.json"),
         lock_seconds: 60,
         function_timeout: 60,
-        max_concurrent_calls: 16,
+        max_concurrent_calls: None,
     };
     let runner = Runner::start(&[registry::registration(), sms::registration()], args)
         .await

@@ -99,12 +99,13 @@ fn main() {
         tokio::spawn(async move { axum::serve(listener, app).await });
 
         let values = json!({ "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1", "PROBE_SCHEDULE": "0 0 0 1 1 *" });
-        // The runner's own defaults (16 concurrent invocations per function, one-minute
-        // locks), not the test platform's four; `BENCH_CONCURRENT_CALLS` overrides the 16.
+        // The runner's own defaults (the host's 16 concurrent invocations per function and
+        // processor, one-minute locks), not the test platform's four;
+        // `BENCH_CONCURRENT_CALLS` overrides the concurrency.
         let calls = std::env::var("BENCH_CONCURRENT_CALLS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(16);
+            .unwrap_or_else(integration_platform::default_concurrent_calls);
         let p = testkit::TestPlatform::start_with(
             &[registry::registration(), webhook_gateway::registration()],
             values,

@@ -73,9 +73,15 @@ pub struct RunArgs {
     /// Function timeout, in seconds (the host's functionTimeout).
     #[arg(long, default_value_t = 600)]
     pub function_timeout: u64,
-    /// Concurrent invocations per Service Bus function (the host's maxConcurrentCalls).
-    #[arg(long, default_value_t = 16)]
-    pub max_concurrent_calls: usize,
+    /// Concurrent invocations per Service Bus function (the host's maxConcurrentCalls)
+    /// [default: 16 × the processor count, the host's own default].
+    #[arg(long)]
+    pub max_concurrent_calls: Option<usize>,
+}
+
+/// The Functions host's `maxConcurrentCalls` when host.json leaves it out: 16 per processor.
+pub fn default_concurrent_calls() -> usize {
+    16 * std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Entry point of a runner binary hosting `apps`.
@@ -208,6 +214,10 @@ impl Runner {
         let mut summary = Vec::new();
         let mut index = Vec::new();
         let timeout = Duration::from_secs(args.function_timeout.max(1));
+        let concurrent_calls = args
+            .max_concurrent_calls
+            .unwrap_or_else(default_concurrent_calls)
+            .max(1);
         for reg in apps {
             let app = (reg.build)(&context)
                 // Service Bus invocations join the trace of the message that triggered them.
@@ -253,7 +263,7 @@ impl Runner {
                             ),
                         };
                         summary.push(format!(
-                            "  {:<16} {:<28} service bus {}",
+                            "  {:<16} {:<28} service bus {} ({concurrent_calls} at a time)",
                             reg.slug,
                             f.name,
                             entity.path()
@@ -263,7 +273,7 @@ impl Runner {
                             function: f.name.clone(),
                             binding: f.trigger_binding.clone(),
                             entity,
-                            max_concurrent: args.max_concurrent_calls.max(1),
+                            max_concurrent: concurrent_calls,
                             timeout,
                             lock_renew_every: spec.lock_duration / 2,
                         };

@@ -17,7 +17,7 @@ fn args(dir: &Path) -> RunArgs {
         settings: dir.join("local.settings.json"),
         lock_seconds: 2,
         function_timeout: 30,
-        max_concurrent_calls: 4,
+        max_concurrent_calls: Some(4),
     }
 }
 
@@ -43,7 +43,7 @@ impl TestPlatform {
         concurrency: usize,
     ) -> TestPlatform {
         Self::launch(apps, values, |args| {
-            args.max_concurrent_calls = concurrency;
+            args.max_concurrent_calls = Some(concurrency);
             args.lock_seconds = 60;
         })
         .await
