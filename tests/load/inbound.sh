@@ -2,6 +2,7 @@
 # Load harness for inbound webhooks (docs/BENCHMARKS.md): the release runner on a fresh data
 # folder, one GitHub source, and wrk posting signed deliveries for DURATION seconds with
 # CONNECTIONS connections. Needs wrk and python3. Usage: tests/load/inbound.sh [DURATION] [CONNECTIONS]
+# RUNNER_ARGS adds flags to the runner (for example `--max-concurrent-calls 16`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION="${1:-15}"
@@ -12,7 +13,7 @@ DATA="$(mktemp -d)"
 trap 'kill "$RUNNER" 2>/dev/null || true; rm -rf "$DATA"' EXIT
 echo '{"Values": {}}' > "$DATA/local.settings.json"
 target/release/integration-platform --listen "127.0.0.1:$PORT" --data-dir "$DATA/data" \
-  --settings "$DATA/local.settings.json" >"$DATA/runner.log" 2>&1 &
+  --settings "$DATA/local.settings.json" ${RUNNER_ARGS:-} >"$DATA/runner.log" 2>&1 &
 RUNNER=$!
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break
