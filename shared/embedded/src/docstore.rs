@@ -434,44 +434,52 @@ impl DocumentStore for SqliteDocumentStore {
             n => n.min(MAX_PAGE),
         };
         sql.push_str(&format!(" ORDER BY partition, id LIMIT {}", limit + 1));
-        self.db
-            .read(move |conn| {
-                let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-                let refs: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref() as &dyn ToSql).collect();
-                let rows = stmt
-                    .query_map(refs.as_slice(), |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                        ))
-                    })
-                    .map_err(backend)?;
-                let mut documents = Vec::new();
-                for row in rows {
-                    let (partition, id, etag, body) = row.map_err(backend)?;
-                    documents.push(Document {
-                        id,
-                        partition,
-                        etag: ETag(etag),
-                        body: serde_json::from_str(&body)
-                            .map_err(|e| PortError::backend("sqlite", e))?,
-                    });
-                }
-                let continuation = if documents.len() > limit {
-                    documents.truncate(limit);
-                    documents
-                        .last()
-                        .map(|d| encode_continuation(&d.partition, &d.id))
-                } else {
-                    None
-                };
-                Ok(Page {
-                    documents,
-                    continuation,
+        // One type of document in one partition (a tenant's subscriptions, say) is a short
+        // walk of the type index: run it on the calling task, as a point read, rather than
+        // pay two thread hand-offs. Anything wider may scan at length and goes to a blocking
+        // thread.
+        let short = by_type && query.partition.is_some();
+        let run = move |conn: &mut rusqlite::Connection| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+            let refs: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref() as &dyn ToSql).collect();
+            let rows = stmt
+                .query_map(refs.as_slice(), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
                 })
+                .map_err(backend)?;
+            let mut documents = Vec::new();
+            for row in rows {
+                let (partition, id, etag, body) = row.map_err(backend)?;
+                documents.push(Document {
+                    id,
+                    partition,
+                    etag: ETag(etag),
+                    body: serde_json::from_str(&body)
+                        .map_err(|e| PortError::backend("sqlite", e))?,
+                });
+            }
+            let continuation = if documents.len() > limit {
+                documents.truncate(limit);
+                documents
+                    .last()
+                    .map(|d| encode_continuation(&d.partition, &d.id))
+            } else {
+                None
+            };
+            Ok(Page {
+                documents,
+                continuation,
             })
-            .await
+        };
+        if short {
+            self.db.read_point(run).await
+        } else {
+            self.db.read(run).await
+        }
     }
 }
