@@ -11,9 +11,13 @@
 //! - `lane-…`: the last delivery of an ordered lane (see [`ordering`]);
 //! - `failure-fail_…`: the `IntegrationFailure` of a dead-lettered delivery.
 //!
-//! Payloads go to blob storage (`webhooks-outbound/<tenant>/<event id>`), written once per
-//! event and shared by its deliveries: the bytes signed and sent are the same on every
-//! attempt and every replay, and documents stay small whatever the payload's size.
+//! A payload up to [`INLINE_PAYLOAD_LIMIT`] is kept on each delivery's document (its
+//! `payloadRef` is then `inline:<event id>`): no blob to write at the fan-out and none to read
+//! per attempt, which for the small events most webhooks carry costs less than the blob's
+//! round trips. A larger payload goes to blob storage (`webhooks-outbound/<tenant>/<event
+//! id>`), written once per event and shared by its deliveries, so documents stay small
+//! whatever the payload's size. Either way, the bytes signed and sent are the same on every
+//! attempt and every replay.
 //!
 //! Each change of an aggregate is one batch with the outbox records it causes: its events
 //! (to `integration-events`) and the message of the next attempt (to `webhook-deliveries`,
@@ -46,6 +50,8 @@ use crate::{CONTAINER, SOURCE};
 
 /// Blob container of outbound payloads.
 pub const OUTBOUND_CONTAINER: &str = "webhooks-outbound";
+/// The largest payload kept on the delivery document rather than in blob storage.
+pub const INLINE_PAYLOAD_LIMIT: usize = 8 * 1024;
 /// CloudEvents `type` of the command on `webhook-deliveries`: "make this attempt".
 pub const DELIVERY_ATTEMPT: &str = "connectsoft.integration.webhook.delivery-attempt.v1";
 /// Setting: the request timeout of one attempt, in seconds (default 15).
@@ -90,6 +96,10 @@ pub(crate) struct StoredDelivery {
     pub(crate) delivery: WebhookDelivery,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) lane: Option<ordering::LanePlace>,
+    /// The payload's exact bytes (UTF-8 JSON) when at most [`INLINE_PAYLOAD_LIMIT`];
+    /// otherwise it is in blob storage at the delivery's `payloadRef`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) payload: Option<String>,
 }
 
 /// The data of a [`DELIVERY_ATTEMPT`] message: which attempt of which delivery is due.

@@ -45,7 +45,7 @@ use secrecy::ExposeSecret as _;
 use super::ordering::{self, lane_of};
 use super::retry::{Outcome, Schedule, retry_after};
 use super::{
-    AttemptDue, DELIVERY_ATTEMPT, DISABLE_AFTER_SETTING, FAILURE, SCHEDULE_SETTING,
+    AttemptDue, DELIVERY_ATTEMPT, DISABLE_AFTER_SETTING, FAILURE, SCHEDULE_SETTING, StoredDelivery,
     StoredSubscription, TIMEOUT_SETTING, attempt_write, commit, delivery_write, document, guard,
     read_delivery, read_subscription, subscription_write,
 };
@@ -253,7 +253,7 @@ async fn attempt(d: &Deliverer, tenant: &TenantId, due: &AttemptDue) -> Result<(
             if let Some(wait) = d.pacing.admit(id, rate, Instant::now()) {
                 return defer(d, tenant, due, session.as_deref(), wait).await;
             }
-            let attempted = call(d, s, delivery).await?;
+            let attempted = call(d, s, &stored).await?;
             let success = matches!(&attempted, Attempted::Made { outcome, .. } if matches!(outcome, super::retry::Outcome::Delivered(_)));
             d.pacing.observe(id, success, Instant::now());
             attempted
@@ -318,8 +318,9 @@ async fn defer(
 async fn call(
     d: &Deliverer,
     stored: &StoredSubscription,
-    delivery: &WebhookDelivery,
+    target: &StoredDelivery,
 ) -> Result<Attempted, ApiError> {
+    let delivery = &target.delivery;
     let now = Utc::now();
     let mut secrets = Vec::new();
     let mut known = Vec::new();
@@ -339,17 +340,22 @@ async fn call(
         secrets.push(webhooks::Secret::standard_webhooks(&raw).map_err(|_| ApiError::Internal)?);
         known.push(raw);
     }
-    let (container, name) = delivery
-        .payload_ref()
-        .as_str()
-        .split_once('/')
-        .ok_or(ApiError::Internal)?;
-    let (body, _) = d
-        .ctx
-        .blobs
-        .get(container, name)
-        .await
-        .map_err(|e| ApiError::from_port(e, "conflict"))?;
+    let body = match &target.payload {
+        Some(inline) => Bytes::from(inline.clone()),
+        None => {
+            let (container, name) = delivery
+                .payload_ref()
+                .as_str()
+                .split_once('/')
+                .ok_or(ApiError::Internal)?;
+            d.ctx
+                .blobs
+                .get(container, name)
+                .await
+                .map_err(|e| ApiError::from_port(e, "conflict"))?
+                .0
+        }
+    };
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
     Ok(send(
         d,
@@ -804,6 +810,7 @@ mod tests {
                     Utc::now(),
                 ),
                 lane: None,
+                payload: None,
             }
         }
 

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 use super::ordering::{Lane, NotEntered, OrderingKey, enter_lane, lane_of, next_attempt};
 use super::{
-    OUTBOUND_CONTAINER, StoredDelivery, StoredSubscription, attempt_write, commit, delivery_write,
-    read_delivery, read_subscription, tenant_of,
+    INLINE_PAYLOAD_LIMIT, OUTBOUND_CONTAINER, StoredDelivery, StoredSubscription, attempt_write,
+    commit, delivery_write, read_delivery, read_subscription, tenant_of,
 };
 use crate::CONTAINER;
 
@@ -179,21 +179,27 @@ pub(crate) async fn fan_out_event(
     if subscriptions.is_empty() {
         return Ok(ids);
     }
-    let blob = format!("{tenant}/{event_id}");
-    let put = PutOptions {
-        content_type: Some("application/json".into()),
-        if_none_match: true,
+    let (payload_ref, inline) = if bytes.len() <= INLINE_PAYLOAD_LIMIT {
+        // Serialised JSON is UTF-8; the string keeps the exact bytes.
+        let text = String::from_utf8(bytes).map_err(|_| ApiError::Internal)?;
+        (format!("inline:{event_id}"), Some(text))
+    } else {
+        let blob = format!("{tenant}/{event_id}");
+        let put = PutOptions {
+            content_type: Some("application/json".into()),
+            if_none_match: true,
+        };
+        match ctx
+            .blobs
+            .put(OUTBOUND_CONTAINER, &blob, bytes.into(), put)
+            .await
+        {
+            Ok(_) | Err(ports::PortError::AlreadyExists) => {}
+            Err(e) => return Err(ApiError::from_port(e, "conflict")),
+        }
+        (format!("{OUTBOUND_CONTAINER}/{blob}"), None)
     };
-    match ctx
-        .blobs
-        .put(OUTBOUND_CONTAINER, &blob, bytes.into(), put)
-        .await
-    {
-        Ok(_) | Err(ports::PortError::AlreadyExists) => {}
-        Err(e) => return Err(ApiError::from_port(e, "conflict")),
-    }
-    let payload_ref = PayloadRef::parse(&format!("{OUTBOUND_CONTAINER}/{blob}"))
-        .map_err(|_| ApiError::Internal)?;
+    let payload_ref = PayloadRef::parse(&payload_ref).map_err(|_| ApiError::Internal)?;
     let now = chrono::Utc::now();
     for s in &subscriptions {
         let stored = StoredDelivery {
@@ -209,6 +215,7 @@ pub(crate) async fn fan_out_event(
                 now,
             ),
             lane: None,
+            payload: inline.clone(),
         };
         let id = stored.delivery.id();
         let marker_id = format!("fanout-{}-{}", short_hash(event_id), s.subscription.id());

@@ -530,6 +530,59 @@ async fn a_failing_endpoint_gets_the_same_webhook_id_until_it_recovers() {
     p.shutdown().await;
 }
 
+/// A small payload travels on the delivery's document, a large one through blob storage;
+/// either way every attempt sends (and signs) the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_payloads_stay_on_the_delivery_and_large_ones_go_to_blob_storage() {
+    let (rx, addr) = Receiver::start().await;
+    let p = platform(json!({})).await;
+    let t = p.token("tenant-pl", &[]);
+    let sub = subscribe(&p, &t, &format!("http://{addr}/p"), &["order.*"]).await;
+    let wh = standardwebhooks::Webhook::new(sub["secret"].as_str().unwrap()).unwrap();
+    let large_text = "x".repeat(webhook_gateway::outbound::INLINE_PAYLOAD_LIMIT + 1);
+    // One after the other, each failing once before it succeeds.
+    let mut ids = Vec::new();
+    for (event_type, payload) in [
+        ("order.small", json!({"n": 1})),
+        ("order.large", json!({"text": large_text})),
+    ] {
+        rx.script([Answer::Status(500)]);
+        let id = delivery_ids(&send(&p, &t, event_type, payload).await).remove(0);
+        let d = until_status(&p, &t, &id, "delivered", 15).await;
+        assert_eq!(d["attempts"].as_array().unwrap().len(), 2, "{d:#}");
+        ids.push(id);
+    }
+    let (small, large) = (ids[0].clone(), ids[1].clone());
+    let seen = rx.seen();
+    for id in [&small, &large] {
+        let tries: Vec<&Seen> = seen
+            .iter()
+            .filter(|s| s.headers["webhook-id"] == id.as_str())
+            .collect();
+        assert_eq!(tries.len(), 2);
+        assert_eq!(tries[0].body, tries[1].body, "the same bytes on every try");
+        for s in &tries {
+            wh.verify(&s.body, &s.headers).expect("signed");
+        }
+    }
+    let body = |id: &str| -> Value {
+        let s = seen.iter().find(|s| s.headers["webhook-id"] == id).unwrap();
+        serde_json::from_slice(&s.body).unwrap()
+    };
+    assert_eq!(body(&small)["data"], json!({"n": 1}));
+    assert_eq!(body(&large)["data"]["text"], large_text.as_str());
+    // Only the large payload has a blob.
+    let blobs = p
+        .runner
+        .context
+        .blobs
+        .list(webhook_gateway::outbound::OUTBOUND_CONTAINER, "tenant-pl/")
+        .await
+        .unwrap();
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    p.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_delays_the_retry() {
     let (rx, addr) = Receiver::start().await;
