@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages(entity, dead_letter, visible_at, seq);
 CREATE INDEX IF NOT EXISTS messages_session ON messages(entity, session_id, seq) WHERE session_id IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS messages_lock ON messages(lock_token) WHERE lock_token IS NOT NULL;
+-- A lock token names its message's `seq` (see `lock_token`): settling finds the row by its
+-- key, and no index on tokens has to be written at every receive and settlement.
+DROP INDEX IF EXISTS messages_lock;
 CREATE TABLE IF NOT EXISTS dedup (
     entity     TEXT NOT NULL,
     message_id TEXT NOT NULL,
@@ -379,6 +381,20 @@ impl SqliteBroker {
     }
 }
 
+/// A new lock token for the message `seq`: `<seq>.<random UUID>`. Opaque to receivers; the
+/// broker reads the `seq` back to find the message by its key when it is settled.
+fn lock_token(seq: i64) -> String {
+    format!("{seq}.{}", uuid::Uuid::new_v4())
+}
+
+/// The `seq` a lock token names; -1 (no message) for a token this broker did not make.
+fn locked_seq(token: &str) -> i64 {
+    token
+        .split_once('.')
+        .and_then(|(seq, _)| seq.parse().ok())
+        .unwrap_or(-1)
+}
+
 /// Writes a prepared send in the caller's transaction: duplicate detection, then one row per
 /// target whose filter takes the message.
 pub(crate) fn enqueue(tx: &rusqlite::Connection, send: &PreparedSend, now: i64) -> Result<()> {
@@ -568,7 +584,7 @@ impl BrokerReceiver for SqliteBroker {
                         dead_letter_row(tx, row.seq, "MaxDeliveryCountExceeded", &path)?;
                         continue;
                     }
-                    let token = uuid::Uuid::new_v4().to_string();
+                    let token = lock_token(row.seq);
                     exec(tx,
                         "UPDATE messages SET delivery_count=delivery_count+1, lock_token=?2, \
                          locked_until=?3, visible_at=?3 WHERE seq=?1",
@@ -627,8 +643,9 @@ impl BrokerReceiver for SqliteBroker {
             .writer
             .write(move |conn| {
                 exec(conn,
-                    "DELETE FROM messages WHERE lock_token=?1 AND entity=?2 AND locked_until>?3 AND dead_letter=0",
-                    params![token, path, now_ms()],
+                    "DELETE FROM messages WHERE seq=?4 AND lock_token=?1 AND entity=?2 AND locked_until>?3 \
+                     AND dead_letter=0",
+                    params![token, path, now_ms(), locked_seq(&token)],
                 )
                 .map_err(backend)
             })
@@ -653,9 +670,9 @@ impl BrokerReceiver for SqliteBroker {
                 let tx = conn;
                 let row: Option<(i64, i64)> = query_row(
                     tx,
-                    "SELECT seq, delivery_count FROM messages WHERE lock_token=?1 AND entity=?2 \
-                         AND locked_until>?3 AND dead_letter=0",
-                    params![token, p, now],
+                    "SELECT seq, delivery_count FROM messages WHERE seq=?4 AND lock_token=?1 \
+                         AND entity=?2 AND locked_until>?3 AND dead_letter=0",
+                    params![token, p, now, locked_seq(&token)],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
@@ -688,13 +705,15 @@ impl BrokerReceiver for SqliteBroker {
             .write(move |conn| {
                 // The group writer gives a savepoint of its transaction: the batch is atomic.
                 let tx = conn;
-                let seq: Option<i64> = query_row(tx,
-                        "SELECT seq FROM messages WHERE lock_token=?1 AND entity=?2 AND locked_until>?3 AND dead_letter=0",
-                        params![token, p, now_ms()],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(backend)?;
+                let seq: Option<i64> = query_row(
+                    tx,
+                    "SELECT seq FROM messages WHERE seq=?4 AND lock_token=?1 AND entity=?2 \
+                         AND locked_until>?3 AND dead_letter=0",
+                    params![token, p, now_ms(), locked_seq(&token)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
                 let Some(seq) = seq else {
                     return Err(PortError::NotFound);
                 };
@@ -716,9 +735,9 @@ impl BrokerReceiver for SqliteBroker {
                 let until = now.saturating_add(ms(spec.lock_duration));
                 let n = exec(
                     conn,
-                    "UPDATE messages SET locked_until=?3, visible_at=?3 WHERE lock_token=?1 \
-                         AND entity=?2 AND locked_until>?4 AND dead_letter=0",
-                    params![token, path, until, now],
+                    "UPDATE messages SET locked_until=?3, visible_at=?3 WHERE seq=?5 \
+                         AND lock_token=?1 AND entity=?2 AND locked_until>?4 AND dead_letter=0",
+                    params![token, path, until, now, locked_seq(&token)],
                 )
                 .map_err(backend)?;
                 if n == 0 {
