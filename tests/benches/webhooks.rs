@@ -10,7 +10,7 @@
 //!    then the rate at which the backlog drains once it answers.
 //!
 //! Loopback only, bounded counts: `BENCH_EVENTS` events per run (default 5000).
-//! `BENCH_PHASES` picks phases by name (`posted,paced,inbound,drain`; default all), for
+//! `BENCH_CLIENTS` sets the concurrent clients (default 16). `BENCH_PHASES` picks phases by name (`posted,paced,inbound,drain`; default all), for
 //! example to profile one alone.
 
 use std::collections::HashMap;
@@ -121,7 +121,8 @@ fn main() {
         let n: usize = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
         let phases = std::env::var("BENCH_PHASES").unwrap_or_default();
         let runs = |phase: &str| phases.is_empty() || phases.split(',').any(|p| p.trim() == phase);
-        let b = Bench { p: &p, receiver: &receiver, token: &t, n };
+        let clients = std::env::var("BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).filter(|c| *c > 0).unwrap_or(16);
+        let b = Bench { p: &p, receiver: &receiver, token: &t, n, clients };
         if runs("posted") {
             b.posted().await;
         }
@@ -144,16 +145,19 @@ struct Bench<'a> {
     receiver: &'a Receiver,
     token: &'a str,
     n: usize,
+    /// Concurrent clients posting (`BENCH_CLIENTS`, default 16).
+    clients: usize,
 }
 
 impl Bench<'_> {
     /// 1. Posted events → deliveries.
     async fn posted(&self) {
-        let (p, receiver, t, n) = (self.p, self.receiver, self.token, self.n);
+        let (p, receiver, t, n, clients) =
+            (self.p, self.receiver, self.token, self.n, self.clients);
         let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for worker in 0..16 {
+        for worker in 0..clients {
             let (client, url, t, sent_at) = (
                 p.client.clone(),
                 p.url("/webhook-gateway/api/webhooks/deliveries"),
@@ -161,7 +165,7 @@ impl Bench<'_> {
                 sent_at.clone(),
             );
             tasks.push(tokio::spawn(async move {
-                for i in (worker..n).step_by(16) {
+                for i in (worker..n).step_by(clients) {
                     let r = client
                         .post(&url)
                         .bearer_auth(&t)
@@ -193,7 +197,7 @@ impl Bench<'_> {
         #[allow(clippy::print_stdout)]
         {
             println!(
-                "| posted events accepted (202) | {:.0}/s | {n} events, 16 concurrent clients |",
+                "| posted events accepted (202) | {:.0}/s | {n} events, {clients} concurrent clients |",
                 n as f64 / accepted.as_secs_f64()
             );
             println!(
@@ -250,7 +254,8 @@ impl Bench<'_> {
 
     /// 3. Inbound GitHub deliveries → `WebhookReceived` → one subscriber.
     async fn inbound(&self) {
-        let (p, receiver, t, n) = (self.p, self.receiver, self.token, self.n);
+        let (p, receiver, t, n, clients) =
+            (self.p, self.receiver, self.token, self.n, self.clients);
         receiver.arrivals.lock().unwrap().clear();
         let source: Value = p
             .post(
@@ -277,11 +282,11 @@ impl Bench<'_> {
         let m = n;
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for worker in 0..16 {
+        for worker in 0..clients {
             let (client, url, body, sig) =
                 (p.client.clone(), url.clone(), body.clone(), sig.clone());
             tasks.push(tokio::spawn(async move {
-                for i in (worker..m).step_by(16) {
+                for i in (worker..m).step_by(clients) {
                     let r = client
                         .post(&url)
                         .header("content-type", "application/json")
@@ -314,19 +319,20 @@ impl Bench<'_> {
     /// 4. The worker alone: a backlog of `n` deliveries (the receiver holds its answers
     ///    while they are accepted), then drained.
     async fn drain(&self) {
-        let (p, receiver, t, n) = (self.p, self.receiver, self.token, self.n);
+        let (p, receiver, t, n, clients) =
+            (self.p, self.receiver, self.token, self.n, self.clients);
         receiver.arrivals.lock().unwrap().clear();
         receiver.open.send_replace(false);
         let base = 10 * n;
         let mut tasks = Vec::new();
-        for worker in 0..16 {
+        for worker in 0..clients {
             let (client, url, t) = (
                 p.client.clone(),
                 p.url("/webhook-gateway/api/webhooks/deliveries"),
                 t.to_owned(),
             );
             tasks.push(tokio::spawn(async move {
-                for i in (worker..n).step_by(16) {
+                for i in (worker..n).step_by(clients) {
                     let r = client
                         .post(&url)
                         .bearer_auth(&t)

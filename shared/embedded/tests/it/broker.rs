@@ -104,7 +104,10 @@ async fn only_the_exact_lock_token_settles_its_message() {
             ),
             "{forged}"
         );
-        assert!(broker.renew_lock(&queue, &forged).await.is_err(), "{forged}");
+        assert!(
+            broker.renew_lock(&queue, &forged).await.is_err(),
+            "{forged}"
+        );
         assert!(broker.abandon(&queue, &forged).await.is_err(), "{forged}");
     }
     broker.complete(&queue, a).await.unwrap();
