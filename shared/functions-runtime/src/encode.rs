@@ -36,15 +36,28 @@ impl HostValue {
             HostValue::String(s) => Value::String(Value::String(s.clone()).to_string()),
             HostValue::Int(i) => Value::String(i.to_string()),
             HostValue::Bool(b) => Value::String(b.to_string()),
-            HostValue::DateTime(t) => Value::String(t.format("%Y-%m-%dT%H:%M:%S").to_string()),
-            HostValue::DateTimeOffset(t) => {
-                Value::String(t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
-            }
+            HostValue::DateTime(t) => Value::String(seconds(t)),
+            HostValue::DateTimeOffset(t) => Value::String(format!("{}+00:00", seconds(t))),
             HostValue::Object(m) => Value::Object(m.clone()),
             HostValue::Bytes(b) => Value::String(STANDARD.encode(b)),
             HostValue::Array(a) => Value::String(Value::Array(a.clone()).to_string()),
         }
     }
+}
+
+/// `yyyy-MM-ddTHH:mm:ss`, written out directly: `format("%Y-...")` parses its pattern on
+/// every call, and the runner formats four of these per invocation.
+fn seconds(t: &DateTime<Utc>) -> String {
+    use chrono::{Datelike as _, Timelike as _};
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Binding data under construction: keys in insertion order, later keys overwrite.
@@ -139,8 +152,9 @@ pub struct ServiceBusDelivery<'a> {
 
 /// The largest `DateTime` .NET has, used for messages without a time-to-live.
 fn never() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
-        .map(|t| t.to_utc())
+    chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(23, 59, 59))
+        .map(|t| t.and_utc())
         .unwrap_or_default()
 }
 
@@ -156,11 +170,11 @@ pub fn service_bus_invocation(
     m: &ServiceBusDelivery<'_>,
     now: DateTime<Utc>,
 ) -> Value {
-    let text = String::from_utf8_lossy(m.body).into_owned();
-    let trigger = if binary {
-        HostValue::Bytes(m.body.to_vec())
-    } else {
-        HostValue::String(text.clone())
+    // The text form only when the body goes as a string (and is merged into the metadata).
+    let text = (!binary).then(|| String::from_utf8_lossy(m.body).into_owned());
+    let trigger = match &text {
+        None => HostValue::Bytes(m.body.to_vec()),
+        Some(text) => HostValue::String(text.clone()),
     };
     let mut bd = BindingData::default();
     for settlement in [
@@ -201,8 +215,8 @@ pub fn service_bus_invocation(
     .set("SessionId", s(m.session_id))
     .set("ApplicationProperties", Some(props.clone()))
     .set("UserProperties", Some(props));
-    if !binary {
-        bd.merge_json_body(&text);
+    if let Some(text) = &text {
+        bd.merge_json_body(text);
     }
     let mut data = Map::new();
     data.insert(binding.to_owned(), trigger.to_wire());
@@ -235,4 +249,35 @@ pub fn timer_invocation(
         json!({ "Schedule": { "AdjustForDST": true }, "ScheduleStatus": status, "IsPastDue": is_past_due }),
     );
     json!({ "Data": data, "Metadata": BindingData::default().into_metadata(&sys(function, now)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written `DateTime` forms are chrono's `%Y-%m-%dT%H:%M:%S` letter for letter,
+    /// padding included, and "never" is .NET's largest `DateTime`.
+    #[test]
+    fn date_forms_match_the_host_patterns() {
+        for text in [
+            "2026-01-02T03:04:05Z",
+            "2026-11-27T23:59:59.999Z",
+            "1999-12-31T00:00:00Z",
+            "0987-07-08T09:10:11Z",
+        ] {
+            let t = DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+            assert_eq!(
+                HostValue::DateTime(t).to_wire(),
+                Value::String(t.format("%Y-%m-%dT%H:%M:%S").to_string())
+            );
+            assert_eq!(
+                HostValue::DateTimeOffset(t).to_wire(),
+                Value::String(t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
+            );
+        }
+        assert_eq!(
+            HostValue::DateTime(never()).to_wire(),
+            Value::String("9999-12-31T23:59:59".into())
+        );
+    }
 }

@@ -47,7 +47,7 @@ pub(crate) async fn invoke(
             header::USER_AGENT,
             format!("Azure-Functions-Host/{HOST_VERSION}"),
         )
-        .body(Body::from(body.to_string()));
+        .body(Body::from(serde_json::to_vec(body).unwrap_or_default()));
     let Ok(request) = request else {
         return Outcome::Failed("the invocation request could not be built".into());
     };

@@ -37,7 +37,8 @@ pub struct Document {
 impl Document {
     /// Deserializes the body into a typed value.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_value(self.body.clone()).map_err(|e| {
+        // Straight from the borrowed tree: `from_value` would need a deep copy of it first.
+        T::deserialize(&self.body).map_err(|e| {
             crate::PortError::Invalid(format!("document {} has an unexpected shape: {e}", self.id))
         })
     }
