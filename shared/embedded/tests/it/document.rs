@@ -79,3 +79,42 @@ async fn concurrent_batches_commit_or_fail_alone() {
     let winner = shared.body["winner"].as_u64().unwrap() as usize;
     assert!(!refused.contains(&winner));
 }
+
+/// Committed pages reach the database file itself while the store is open (the checkpoint
+/// thread copies them out of the WAL), not only when the last connection closes: the WAL
+/// stays short under steady writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_checkpointed_into_the_database_while_open() {
+    use ports::DocumentStoreExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("documents.db");
+    let store = SqliteDocumentStore::open(&path, Durability::Normal).unwrap();
+    for i in 0..50 {
+        store
+            .create("c", "p", &format!("d{i}"), serde_json::json!({"n": i}))
+            .await
+            .unwrap();
+    }
+    // `immutable=1` reads the database file alone, ignoring the WAL: what it sees has been
+    // checkpointed.
+    let uri = format!("file:{}?immutable=1", path.display());
+    let in_file = || {
+        let conn = rusqlite::Connection::open_with_flags(
+            &uri,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )
+        .unwrap();
+        conn.query_row("SELECT COUNT(*) FROM documents", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while in_file() < 50 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of 50 documents reached the database file",
+            in_file()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(store);
+}
