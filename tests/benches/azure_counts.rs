@@ -29,7 +29,6 @@ use anyhow::{Context as _, bail};
 use app_context::EVENTS_TOPIC;
 use azure_blob::{AzureBlobStore, TransactionCounts};
 use azure_cosmos::{CosmosDocumentStore, Usage};
-use hmac::Mac as _;
 use integration_platform::{RunArgs, Runner};
 use ports::{BrokerReceiver as _, Entity};
 use serde_json::{Value, json};
@@ -391,21 +390,14 @@ impl<'a> Bench<'a> {
         let started = Instant::now();
         let deletes = self.deletes();
         let body = format!(r#"{{"action":"opened","delivery":"{delivery}"}}"#);
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(GITHUB_SECRET.as_bytes())?;
-        mac.update(body.as_bytes());
-        let signature: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let signature = testkit::github_signature(GITHUB_SECRET, body.as_bytes());
         let r = self
             .client
             .post(url)
             .header("content-type", "application/json")
             .header("x-github-event", "pull_request")
             .header("x-github-delivery", delivery)
-            .header("x-hub-signature-256", format!("sha256={signature}"))
+            .header("x-hub-signature-256", signature)
             .body(body)
             .send()
             .await?;

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
-use hmac::Mac as _;
 use serde_json::{Value, json};
 
 #[derive(Clone)]
@@ -269,16 +268,7 @@ impl Bench<'_> {
             .unwrap();
         let url = source["url"].as_str().unwrap().to_owned();
         let body = br#"{"action":"opened","number":1}"#.to_vec();
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"bench-secret").unwrap();
-        mac.update(&body);
-        let sig = format!(
-            "sha256={}",
-            mac.finalize()
-                .into_bytes()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        let sig = testkit::github_signature("bench-secret", &body);
         let m = n;
         let start = Instant::now();
         let mut tasks = Vec::new();

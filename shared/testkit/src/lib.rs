@@ -167,6 +167,22 @@ impl TestPlatform {
 }
 
 /// Asserts a problem+json answer with `status` and `code`; returns the problem.
+/// The `X-Hub-Signature-256` value GitHub sends with `body` for a webhook whose secret is
+/// `secret`: `sha256=` and the hex HMAC-SHA256 of the exact bytes.
+pub fn github_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
 pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status");
     let ct = response

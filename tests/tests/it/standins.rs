@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
-use hmac::Mac as _;
 use ports::{BlobStore as _, DocumentStore as _, Query};
 use serde_json::{Value, json};
 use standins::platform::PlatformStandIns;
@@ -66,18 +65,6 @@ fn write_settings(dir: &Path, standins: &PlatformStandIns) {
     values.insert("OUTBOUND_ALLOWED_HOSTS".into(), json!("127.0.0.1"));
     let file = json!({"IsEncrypted": false, "Values": values});
     std::fs::write(dir.join("local.settings.json"), file.to_string()).unwrap();
-}
-
-fn github_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
 }
 
 async fn until<T>(what: &str, within: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
@@ -185,11 +172,13 @@ async fn the_platform_runs_on_azurite_and_the_cosmos_standin() {
             .send()
     };
     // A wrong signature is refused (so the 202 below is the signature's doing).
-    let r = post(github_signature("another-secret", &body))
+    let r = post(testkit::github_signature("another-secret", &body))
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let r = post(github_signature(secret, &body)).await.unwrap();
+    let r = post(testkit::github_signature(secret, &body))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     let receipt_id = r.json::<Value>().await.unwrap()["id"]
         .as_str()

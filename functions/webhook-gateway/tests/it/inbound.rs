@@ -1,9 +1,7 @@
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use ports::{BrokerReceiver as _, Entity, EntitySpec, Filter, SubscriptionSpec, Topology};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use testkit::{TestPlatform, assert_problem};
 
 const SECRET: &str = "It's a Secret to Everybody";
@@ -29,15 +27,7 @@ async fn platform() -> TestPlatform {
 }
 
 fn github_signature(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
+    testkit::github_signature(SECRET, body)
 }
 
 async fn deliver(
@@ -189,18 +179,7 @@ async fn refused_deliveries_leave_nothing_behind() {
         "webhook_missing_header",
     )
     .await;
-    let wrong = {
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"another secret").unwrap();
-        mac.update(body);
-        format!(
-            "sha256={}",
-            mac.finalize()
-                .into_bytes()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )
-    };
+    let wrong = testkit::github_signature("another secret", body);
     assert_problem(
         deliver(&p, &url, body, "d-3", Some(wrong)).await,
         401,

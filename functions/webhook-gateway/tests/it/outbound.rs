@@ -836,7 +836,6 @@ async fn internal_addresses_are_refused() {
 /// no second outbound delivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verified_inbound_delivery_reaches_subscribers_signed() {
-    use hmac::Mac as _;
     let p = platform(json!({})).await;
     let t = p.token("tenant-e2e", &[]);
     let (rx, addr) = Receiver::start().await;
@@ -859,16 +858,7 @@ async fn a_verified_inbound_delivery_reaches_subscribers_signed() {
         .await
         .unwrap();
     let body = br#"{"action":"opened","number":7}"#;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"gh-e2e-secret").unwrap();
-    mac.update(body);
-    let sig = format!(
-        "sha256={}",
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let sig = testkit::github_signature("gh-e2e-secret", body);
     for _ in 0..2 {
         let r = p
             .client
