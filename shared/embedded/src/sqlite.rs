@@ -105,8 +105,9 @@ impl Db {
         .map_err(|e| PortError::backend("sqlite", e))?
     }
 
-    /// A point read (a key lookup: a few pages, microseconds): run on the calling task when a
-    /// read connection is free at once. Handing it to a blocking thread and back costs more
+    /// A point read (a key lookup: a few pages, microseconds), or a short walk of an index (at
+    /// most one page of documents): run on the calling task when a read connection is free at
+    /// once. Handing it to a blocking thread and back costs more
     /// than the read itself (two thread wake-ups and their context switches), and the
     /// delivery path makes several per message. When every reader is busy, as [`Db::read`].
     pub(crate) async fn read_point<T, F>(&self, f: F) -> Result<T, PortError>
