@@ -133,7 +133,7 @@ async fn fan_out(
         &event_id,
         body.payload,
         key.as_ref(),
-        chrono::Utc::now(),
+        Some(chrono::Utc::now()),
     )
     .await?;
     Ok((
@@ -150,11 +150,14 @@ async fn fan_out(
 
 /// The fan-out itself, for events posted by tenants and for platform events from the bus.
 ///
-/// Idempotent per (event, subscription): each delivery is committed with a marker derived
-/// from both, so a redelivered bus message (or a retried call with the same event id) never
-/// creates a second delivery; the payload blob is written once (first writer wins), so every
-/// delivery of an event signs the same bytes. For an ordered subscription the delivery
-/// enters the lane of (subscription, `key`) and waits there for the ones before it.
+/// Idempotent per (event, subscription): a delivery's id is derived from both (see
+/// [`delivery_id_for`]), so a redelivered bus message (or a retried call with the same event
+/// id) creates the same document again, which fails as a duplicate; an ordered one is
+/// committed with a marker derived from both instead (entering a lane takes more than one
+/// document). The payload blob is written once (first writer wins), so every delivery of an
+/// event signs the same bytes. For an ordered subscription the delivery enters the lane of
+/// (subscription, `key`) and waits there for the ones before it. `event_time` is the
+/// payload's timestamp (now when the event has none).
 pub(crate) async fn fan_out_event(
     ctx: &AppContext,
     tenant: &TenantId,
@@ -162,8 +165,9 @@ pub(crate) async fn fan_out_event(
     event_id: &str,
     data: Value,
     key: Option<&OrderingKey>,
-    at: chrono::DateTime<chrono::Utc>,
+    event_time: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Vec<Value>, ApiError> {
+    let at = event_time.unwrap_or_else(chrono::Utc::now);
     // Standard Webhooks' payload structure; these exact bytes are signed on every attempt.
     let bytes = serde_json::to_vec(&json!({
         "type": event.as_str(),
@@ -202,11 +206,16 @@ pub(crate) async fn fan_out_event(
     let payload_ref = PayloadRef::parse(&payload_ref).map_err(|_| ApiError::Internal)?;
     let now = chrono::Utc::now();
     for s in &subscriptions {
+        let ordered = s.subscription.ordered();
         let stored = StoredDelivery {
             delivery: WebhookDelivery::new(
                 NewDelivery {
                     tenant_id: tenant.clone(),
-                    id: DeliveryId::new(),
+                    id: if ordered {
+                        DeliveryId::new()
+                    } else {
+                        delivery_id_for(event_id, &s.subscription.id(), event_time)
+                    },
                     subscription_id: s.subscription.id(),
                     event_id: event_id.to_owned(),
                     event_name: event.clone(),
@@ -218,12 +227,12 @@ pub(crate) async fn fan_out_event(
             payload: inline.clone(),
         };
         let id = stored.delivery.id();
-        let marker_id = format!("fanout-{}-{}", short_hash(event_id), s.subscription.id());
-        let marker = ports::WriteOp::create(
-            marker_id.clone(),
-            json!({"docType": "fanout", "deliveryId": id}),
-        );
-        let committed = if s.subscription.ordered() {
+        let committed = if ordered {
+            let marker_id = format!("fanout-{}-{}", short_hash(event_id), s.subscription.id());
+            let marker = ports::WriteOp::create(
+                marker_id.clone(),
+                json!({"docType": "fanout", "deliveryId": id}),
+            );
             let lane = Lane {
                 subscription: s.subscription.id(),
                 key: key.cloned(),
@@ -246,7 +255,6 @@ pub(crate) async fn fan_out_event(
             }
         } else {
             let ops = vec![
-                marker,
                 delivery_write(&stored, None)?,
                 attempt_write(tenant, &next_attempt(&stored.delivery, None), None)?,
             ];
@@ -263,6 +271,31 @@ pub(crate) async fn fan_out_event(
     }
     tracing::info!(tenant = %tenant, event = %event, event_id, deliveries = ids.len(), "event fanned out");
     Ok(ids)
+}
+
+/// The id of the delivery of event `event_id` to an unordered `subscription`, derived from
+/// both: fanning the same event out again creates the same document, which the store refuses
+/// as a duplicate, so no marker document is needed. A version 8 UUID whose first 48 bits are
+/// the event's time in milliseconds when it has one (ids of one moment sort together, as
+/// UUID v7s do, so inserts land at the end of the index), and whose other bits (all of them
+/// without a time) come from SHA-256 of the event id and the subscription id.
+pub(crate) fn delivery_id_for(
+    event_id: &str,
+    subscription: &domain::SubscriptionId,
+    time: Option<chrono::DateTime<chrono::Utc>>,
+) -> DeliveryId {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(event_id.as_bytes())
+        .chain_update([0u8])
+        .chain_update(subscription.to_string().as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    if let Some(ms) = time.and_then(|t| u64::try_from(t.timestamp_millis()).ok()) {
+        bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    }
+    DeliveryId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
 }
 
 /// Event ids may be long and hold any character: document ids use their hash.
@@ -337,4 +370,36 @@ async fn replay(
         commit(&ctx, &tenant, ops, &[], CHANGED).await?;
     }
     Ok((StatusCode::ACCEPTED, Json(delivery_out(&stored))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::SubscriptionId;
+
+    use super::delivery_id_for;
+
+    #[test]
+    fn a_delivery_id_is_fixed_by_its_event_and_subscription_and_sorts_by_event_time() {
+        let (a, b) = (SubscriptionId::new(), SubscriptionId::new());
+        let t1 = chrono::DateTime::parse_from_rfc3339("2026-11-27T10:00:00.001Z")
+            .unwrap()
+            .to_utc();
+        let t2 = t1 + chrono::TimeDelta::milliseconds(1);
+        let id = delivery_id_for("evt_1", &a, Some(t1));
+        assert_eq!(id, delivery_id_for("evt_1", &a, Some(t1)), "the same again");
+        assert_ne!(id, delivery_id_for("evt_1", &b, Some(t1)));
+        assert_ne!(id, delivery_id_for("evt_2", &a, Some(t1)));
+        // Later events sort after earlier ones, whatever their hashes.
+        assert!(id < delivery_id_for("evt_0", &a, Some(t2)));
+        assert_eq!(id.as_uuid().get_version_num(), 8);
+        assert_eq!(
+            domain::DeliveryId::parse(&id.to_string()).unwrap(),
+            id,
+            "a well-formed delivery id"
+        );
+        // Without a time, still fixed by the two ids.
+        let untimed = delivery_id_for("evt_1", &a, None);
+        assert_eq!(untimed, delivery_id_for("evt_1", &a, None));
+        assert_ne!(untimed, delivery_id_for("evt_1", &b, None));
+    }
 }

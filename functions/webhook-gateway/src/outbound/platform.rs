@@ -37,11 +37,11 @@ pub(crate) async fn fan_out_platform_event(
     let data: Value = env
         .data_json()
         .map_err(|e| InvocationError::permanent(e.to_string()))?;
-    let at = env.time().unwrap_or_else(chrono::Utc::now);
     let key = env
         .subject()
         .and_then(|s| super::ordering::OrderingKey::parse(s).ok());
-    super::deliveries::fan_out_event(&ctx, &tenant, &name, env.id(), data, key.as_ref(), at)
+    let time = env.time();
+    super::deliveries::fan_out_event(&ctx, &tenant, &name, env.id(), data, key.as_ref(), time)
         .await
         .map_err(|e| InvocationError::transient(format!("{e:?}")))?;
     Ok(InvocationResponse::default())

@@ -897,6 +897,41 @@ async fn a_verified_inbound_delivery_reaches_subscribers_signed() {
     assert_eq!(sent["type"], "integration.webhook.received");
     assert_eq!(sent["data"]["vendorDeliveryId"], "gh-e2e-1");
     assert_eq!(sent["data"]["vendorEventType"], "pull_request");
+
+    // The bus delivers the same event again (as after a settlement lost in a crash): the
+    // fan-out finds its delivery made already, and the endpoint is not called a second time.
+    let observer = Entity::subscription(app_context::EVENTS_TOPIC, "observer");
+    let received = loop {
+        let got = p.runner.broker.receive(&observer, 100).await.unwrap();
+        let found = got.iter().find(|m| {
+            envelope::Envelope::parse(&m.message.body)
+                .unwrap()
+                .event_type()
+                .contains("webhook.received")
+        });
+        if let Some(m) = found {
+            break m.message.clone();
+        }
+        assert!(Instant::now() < deadline, "no WebhookReceived on the bus");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut again = received;
+    again.message_id = format!("{}-again", again.message_id);
+    p.runner
+        .context
+        .bus
+        .send(app_context::EVENTS_TOPIC, vec![again])
+        .await
+        .unwrap();
+    let fan_out = Entity::subscription(app_context::EVENTS_TOPIC, webhook_gateway::SLUG);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while p.runner.broker.active_count(&fan_out).await.unwrap() > 0 {
+        assert!(Instant::now() < deadline, "the fan-out never took the copy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(rx.seen().len(), 1, "the copy made no second delivery");
     p.shutdown().await;
 }
 
