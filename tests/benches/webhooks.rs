@@ -149,47 +149,66 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    /// 1. Posted events → deliveries.
-    async fn posted(&self) {
-        let (p, receiver, t, n, clients) =
-            (self.p, self.receiver, self.token, self.n, self.clients);
-        let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-        let start = Instant::now();
+    /// Sends requests `0..n` (request `i` built by `request`) from `clients` concurrent
+    /// clients, each expecting 202; answers when each request was answered.
+    async fn send_all(
+        &self,
+        request: impl Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+    ) -> HashMap<usize, Instant> {
+        let (n, clients) = (self.n, self.clients);
+        let request = Arc::new(request);
         let mut tasks = Vec::new();
         for worker in 0..clients {
-            let (client, url, t, sent_at) = (
-                p.client.clone(),
-                p.url("/webhook-gateway/api/webhooks/deliveries"),
-                t.to_owned(),
-                sent_at.clone(),
-            );
+            let (client, request) = (self.p.client.clone(), request.clone());
             tasks.push(tokio::spawn(async move {
+                let mut answered = Vec::new();
                 for i in (worker..n).step_by(clients) {
-                    let r = client
-                        .post(&url)
-                        .bearer_auth(&t)
-                        .json(&json!({"eventType": "order.created", "payload": {"n": i}}))
-                        .send()
-                        .await
-                        .unwrap();
+                    let r = request(&client, i).send().await.unwrap();
                     assert_eq!(r.status(), 202);
-                    sent_at
-                        .lock()
-                        .unwrap()
-                        .insert(i.to_string(), Instant::now());
+                    answered.push((i, Instant::now()));
                 }
+                answered
             }));
         }
+        let mut answered = HashMap::new();
         for task in tasks {
-            task.await.unwrap();
+            answered.extend(task.await.unwrap());
         }
+        answered
+    }
+
+    /// `POST /api/webhooks/deliveries` of an `order.created` event marked `base + i`.
+    fn event_poster(
+        &self,
+        base: usize,
+    ) -> impl Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync + 'static {
+        let (url, token) = (
+            self.p.url("/webhook-gateway/api/webhooks/deliveries"),
+            self.token.to_owned(),
+        );
+        move |client, i| {
+            client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"eventType": "order.created", "payload": {"n": base + i}}))
+        }
+    }
+
+    /// 1. Posted events → deliveries.
+    async fn posted(&self) {
+        let (receiver, n, clients) = (self.receiver, self.n, self.clients);
+        let start = Instant::now();
+        let sent = self.send_all(self.event_poster(0)).await;
         let accepted = start.elapsed();
         let last = wait_for(receiver, n, Duration::from_secs(120)).await;
         let arrivals = receiver.arrivals.lock().unwrap().clone();
-        let sent = sent_at.lock().unwrap().clone();
         let mut delays: Vec<Duration> = sent
             .iter()
-            .filter_map(|(k, s)| arrivals.get(k).map(|a| a.saturating_duration_since(*s)))
+            .filter_map(|(i, s)| {
+                arrivals
+                    .get(&i.to_string())
+                    .map(|a| a.saturating_duration_since(*s))
+            })
             .collect();
         let delivered = delays.len();
         let total = last.duration_since(start);
@@ -214,25 +233,17 @@ impl Bench<'_> {
     /// 2. The same path at a steady, moderate rate (50 events/s): the delay from an
     ///    event's 202 to its first attempt when nothing queues behind a burst.
     async fn paced(&self) {
-        let (p, receiver, t, n) = (self.p, self.receiver, self.token, self.n);
+        let (p, receiver, n) = (self.p, self.receiver, self.n);
         receiver.arrivals.lock().unwrap().clear();
         let paced = 300usize;
         let mut paced_sent = HashMap::new();
-        let url = p.url("/webhook-gateway/api/webhooks/deliveries");
+        let post = self.event_poster(n);
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         for i in 0..paced {
             tick.tick().await;
-            let key = format!("{}", n + i);
-            let r = p
-                .client
-                .post(&url)
-                .bearer_auth(t)
-                .json(&json!({"eventType": "order.created", "payload": {"n": n + i}}))
-                .send()
-                .await
-                .unwrap();
+            let r = post(&p.client, i).send().await.unwrap();
             assert_eq!(r.status(), 202);
-            paced_sent.insert(key, Instant::now());
+            paced_sent.insert((n + i).to_string(), Instant::now());
         }
         wait_for(receiver, paced, Duration::from_secs(60)).await;
         let arrivals = receiver.arrivals.lock().unwrap().clone();
@@ -253,8 +264,7 @@ impl Bench<'_> {
 
     /// 3. Inbound GitHub deliveries → `WebhookReceived` → one subscriber.
     async fn inbound(&self) {
-        let (p, receiver, t, n, clients) =
-            (self.p, self.receiver, self.token, self.n, self.clients);
+        let (p, receiver, t, n) = (self.p, self.receiver, self.token, self.n);
         receiver.arrivals.lock().unwrap().clear();
         let source: Value = p
             .post(
@@ -271,29 +281,16 @@ impl Bench<'_> {
         let sig = testkit::github_signature("bench-secret", &body);
         let m = n;
         let start = Instant::now();
-        let mut tasks = Vec::new();
-        for worker in 0..clients {
-            let (client, url, body, sig) =
-                (p.client.clone(), url.clone(), body.clone(), sig.clone());
-            tasks.push(tokio::spawn(async move {
-                for i in (worker..m).step_by(clients) {
-                    let r = client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("x-github-event", "pull_request")
-                        .header("x-github-delivery", format!("gh-{i}"))
-                        .header("x-hub-signature-256", &sig)
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status(), 202);
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
+        self.send_all(move |client, i| {
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-github-event", "pull_request")
+                .header("x-github-delivery", format!("gh-{i}"))
+                .header("x-hub-signature-256", &sig)
+                .body(body.clone())
+        })
+        .await;
         let last = wait_for(receiver, m, Duration::from_secs(120)).await;
         let delivered = receiver.arrivals.lock().unwrap().len();
         #[allow(clippy::print_stdout)]
@@ -309,34 +306,10 @@ impl Bench<'_> {
     /// 4. The worker alone: a backlog of `n` deliveries (the receiver holds its answers
     ///    while they are accepted), then drained.
     async fn drain(&self) {
-        let (p, receiver, t, n, clients) =
-            (self.p, self.receiver, self.token, self.n, self.clients);
+        let (receiver, n) = (self.receiver, self.n);
         receiver.arrivals.lock().unwrap().clear();
         receiver.open.send_replace(false);
-        let base = 10 * n;
-        let mut tasks = Vec::new();
-        for worker in 0..clients {
-            let (client, url, t) = (
-                p.client.clone(),
-                p.url("/webhook-gateway/api/webhooks/deliveries"),
-                t.to_owned(),
-            );
-            tasks.push(tokio::spawn(async move {
-                for i in (worker..n).step_by(clients) {
-                    let r = client
-                        .post(&url)
-                        .bearer_auth(&t)
-                        .json(&json!({"eventType": "order.created", "payload": {"n": base + i}}))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status(), 202);
-                }
-            }));
-        }
-        for task in tasks {
-            task.await.unwrap();
-        }
+        self.send_all(self.event_poster(10 * n)).await;
         let opened = Instant::now();
         receiver.open.send_replace(true);
         let last = wait_for(receiver, n, Duration::from_secs(120)).await;
