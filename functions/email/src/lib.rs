@@ -19,12 +19,12 @@
 pub mod providers;
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use app_context::{AppContext, AppRegistration};
 use base64::Engine as _;
 use functions_runtime::FunctionApp;
-use integration_kit::{Operation, VendorApp};
+use integration_kit::{InputError, Operation, VendorApp};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub const SLUG: &str = "email";
@@ -49,27 +49,68 @@ pub fn registration() -> AppRegistration {
 
 pub fn build(ctx: &AppContext) -> FunctionApp {
     let net = providers::Net::from_context(ctx);
-    VendorApp {
-        slug: SLUG,
-        source: SOURCE,
-        providers: vec![
-            Arc::new(providers::fake::Fake),
-            Arc::new(providers::acs::Acs::new(net.clone())),
-            Arc::new(providers::sendgrid::SendGrid::new(net.clone())),
-            Arc::new(providers::smtp::Smtp::new(net)),
-        ],
-        operations: vec![Operation {
-            name: "send",
-            validate: validate_send,
-        }],
-        failover: true,
-    }
-    .build(ctx)
+    VendorApp::new(SLUG, SOURCE)
+        .failover(true)
+        .provider(providers::fake::Fake)
+        .provider(providers::acs::Acs::new(net.clone()))
+        .provider(providers::sendgrid::SendGrid::new(net.clone()))
+        .provider(providers::smtp::Smtp::new(net))
+        .build(ctx)
 }
 
-/// `send`'s input check, for the kit: a bad input is a 400 `invalid_input` with this text.
-pub fn validate_send(input: &Value) -> Result<(), String> {
-    Email::parse(input).map(|_| ())
+/// `send`: one message to its recipients.
+pub struct Send;
+
+impl Operation for Send {
+    const NAME: &'static str = "send";
+    type Input = Email;
+    type Output = EmailSent;
+
+    /// [`Email::parse`], whose messages start with the field they refuse.
+    fn parse(input: &Value) -> Result<Email, InputError> {
+        Email::parse(input).map_err(|message| field_error(&message))
+    }
+}
+
+/// What a sent message's run keeps: ids and counts, never addresses, content or secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailSent {
+    /// The vendor's id of the message (SMTP servers may not give one).
+    pub message_id: Option<String>,
+    pub status: String,
+    pub attempts: u32,
+    pub recipients: usize,
+    pub attachments: usize,
+    /// How often the vendor was asked about an accepted message before the run ended (ACS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polls: Option<u32>,
+}
+
+/// The field an [`Email::parse`] message names (`to[1]`, `attachments[0].name`), as the
+/// error's path; a message about the input as a whole has none.
+fn field_error(message: &str) -> InputError {
+    let token = message.split([' ', ':']).next().unwrap_or_default();
+    let (base, rest) = token.split_at(token.find(['[', '.']).unwrap_or(token.len()));
+    let known_base = FIELDS.contains(&base);
+    let known_rest = rest.is_empty()
+        || rest
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .is_some_and(|(index, after)| {
+                index.bytes().all(|b| b.is_ascii_digit())
+                    && (after.is_empty()
+                        || after
+                            .strip_prefix('.')
+                            .is_some_and(|f| ATTACHMENT_FIELDS.contains(&f)))
+            });
+    // "text or html ... is required" is about two fields: it names neither alone.
+    let about_one = !message[token.len()..].starts_with(" or ");
+    if known_base && known_rest && about_one && !token.is_empty() {
+        InputError::at(token, message[token.len()..].trim_start_matches(':').trim())
+    } else {
+        InputError::at("", message)
+    }
 }
 
 /// One message to send: `send`'s input, checked.
@@ -118,6 +159,15 @@ const FIELDS: &[&str] = &[
     "attachments",
 ];
 const ATTACHMENT_FIELDS: &[&str] = &["name", "contentType", "contentBase64"];
+
+/// Read as [`Email::parse`] reads it (the kit reads inputs through [`Send`], which keeps the
+/// field a refusal names).
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        Email::parse(&value).map_err(serde::de::Error::custom)
+    }
+}
 
 impl Email {
     /// Checks `send`'s input and reads it. The rules:

@@ -48,7 +48,47 @@ fn a_full_message_is_read() {
     .unwrap();
     assert!(minimal.cc.is_empty() && minimal.bcc.is_empty() && minimal.attachments.is_empty());
     assert_eq!(minimal.text, None);
-    assert!(validate_send(&ok()).is_ok());
+    assert!(integration_kit::parse_input::<Send>(&ok()).is_ok());
+}
+
+fn path_of(input: Value) -> (String, String) {
+    let e = integration_kit::parse_input::<Send>(&input).expect_err("refused");
+    (e.path, e.message)
+}
+
+#[test]
+fn refusals_name_the_field() {
+    assert_eq!(path_of(json!("hi")).0, "");
+    assert_eq!(path_of(with("replyTo", json!("x"))).0, "");
+    assert_eq!(
+        path_of(with("to", json!(["a@example.com", 5]))),
+        (
+            "to[1]".to_owned(),
+            "is not an email address (local@domain, ASCII, no display name)".to_owned()
+        )
+    );
+    assert_eq!(path_of(with("subject", json!(""))).0, "subject");
+    assert_eq!(path_of(with("from", json!("nobody"))).0, "from");
+    let (path, message) = path_of(with(
+        "attachments",
+        json!([{"name": "a/b", "contentType": "text/plain", "contentBase64": "aGk="}]),
+    ));
+    assert_eq!(path, "attachments[0].name");
+    assert!(message.starts_with("must be a file name"), "{message}");
+    let (path, _) = path_of(with(
+        "attachments",
+        json!([{"name": "a", "contentType": "text/plain", "contentBase64": "aGk=", "x": 1}]),
+    ));
+    assert_eq!(path, "attachments[0]");
+    // Rules across fields name no single field.
+    assert_eq!(
+        path_of(json!({"to": ["a@example.com"], "subject": "s"})).0,
+        ""
+    );
+    assert_eq!(
+        integration_kit::InputError::at("attachments[0].name", "x").pointer(),
+        "/input/attachments/0/name"
+    );
 }
 
 #[test]

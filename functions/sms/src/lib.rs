@@ -6,12 +6,11 @@
 
 pub mod providers;
 
-use std::sync::Arc;
-
 use app_context::{AppContext, AppRegistration};
 use functions_runtime::FunctionApp;
 use integration_kit::{Operation, VendorApp};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 pub const SLUG: &str = "sms";
 pub const SOURCE: &str = "/integration/sms";
@@ -24,23 +23,118 @@ pub fn registration() -> AppRegistration {
 }
 
 pub fn build(ctx: &AppContext) -> FunctionApp {
-    VendorApp {
-        slug: SLUG,
-        source: SOURCE,
-        providers: vec![
-            Arc::new(providers::fake::Fake),
-            Arc::new(providers::twilio::Twilio),
-            Arc::new(providers::nineteen::Nineteen),
-            Arc::new(providers::acs::AcsSms),
-        ],
-        operations: vec![Operation {
-            name: "send",
-            validate: validate_send,
-        }],
-        failover: true,
-    }
-    .build(ctx)
+    VendorApp::new(SLUG, SOURCE)
+        .failover(true)
+        .provider(providers::fake::Fake)
+        .provider(providers::twilio::Twilio)
+        .provider(providers::nineteen::Nineteen)
+        .provider(providers::acs::AcsSms)
+        .build(ctx)
 }
+
+/// `send`: one text message to one number.
+pub struct Send;
+
+impl Operation for Send {
+    const NAME: &'static str = "send";
+    type Input = SendSms;
+    type Output = SmsSent;
+}
+
+/// `send`'s input: `to` (E.164), `body` (1 to 1600 characters), optional `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendSms {
+    pub to: E164,
+    pub body: SmsBody,
+    /// The sender, when not the connection's: a sender id or number of at most 32
+    /// characters.
+    #[serde(default)]
+    pub from: Option<SenderId>,
+}
+
+/// What a sent message's run keeps: the vendor's message id (delivery receipts find the run
+/// by it), its status, the segments and the attempts, and the vendor's own ids. Never the
+/// number or the text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsSent {
+    pub message_id: String,
+    pub status: String,
+    pub segments: u64,
+    pub attempts: u32,
+    /// The vendor's own fields (019's `shipmentId`, ACS's `repeatabilityResult`).
+    #[serde(flatten)]
+    pub vendor: Map<String, Value>,
+}
+
+/// A string checked when it is read, so a bad value is refused at its field.
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(String);
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                let check: fn(&str) -> Result<(), String> = $check;
+                check(&s).map(|()| $name(s))
+            }
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+checked_string!(
+    /// An E.164 number.
+    E164,
+    |s| {
+        if is_e164(s) {
+            Ok(())
+        } else {
+            Err("must be an E.164 number such as +972501234567".into())
+        }
+    }
+);
+
+checked_string!(
+    /// A message body of 1 to [`MAX_BODY_CHARS`] characters.
+    SmsBody,
+    |s| {
+        let chars = s.chars().count();
+        if chars == 0 || chars > MAX_BODY_CHARS {
+            Err(format!("must be 1 to {MAX_BODY_CHARS} characters, not {chars}"))
+        } else {
+            Ok(())
+        }
+    }
+);
+
+checked_string!(
+    /// A sender id or number of 1 to 32 characters.
+    SenderId,
+    |s| {
+        if !s.is_empty() && s.chars().count() <= 32 {
+            Ok(())
+        } else {
+            Err("must be a sender id or number of 1 to 32 characters".into())
+        }
+    }
+);
 
 /// Whether `s` is an E.164 number: `+`, then 8 to 15 digits, the first not 0.
 pub fn is_e164(s: &str) -> bool {
@@ -52,56 +146,40 @@ pub fn is_e164(s: &str) -> bool {
         && !digits.starts_with('0')
 }
 
-/// `send`'s input: `to` (E.164), `body` (1 to 1600 characters), optional `from`.
-pub fn validate_send(input: &Value) -> Result<(), String> {
-    let obj = input
-        .as_object()
-        .ok_or("input must be an object {to, body, from?}")?;
-    if let Some(unknown) = obj
-        .keys()
-        .find(|k| !["to", "body", "from"].contains(&k.as_str()))
-    {
-        return Err(format!("{unknown:?} is not a field of send"));
-    }
-    let to = obj
-        .get("to")
-        .and_then(Value::as_str)
-        .ok_or("to is required")?;
-    if !is_e164(to) {
-        return Err("to must be an E.164 number such as +972501234567".into());
-    }
-    let body = obj
-        .get("body")
-        .and_then(Value::as_str)
-        .ok_or("body is required")?;
-    let chars = body.chars().count();
-    if chars == 0 || chars > MAX_BODY_CHARS {
-        return Err(format!("body must be 1 to {MAX_BODY_CHARS} characters"));
-    }
-    if let Some(from) = obj.get("from")
-        && !from
-            .as_str()
-            .is_some_and(|f| !f.is_empty() && f.len() <= 32)
-    {
-        return Err("from must be a sender id or number of at most 32 characters".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
+    fn path_of(input: Value) -> String {
+        integration_kit::parse_input::<Send>(&input)
+            .expect_err("refused")
+            .path
+    }
+
     #[test]
     fn send_input_is_checked() {
-        assert!(validate_send(&json!({"to": "+972501234567", "body": "hi"})).is_ok());
-        assert!(validate_send(&json!({"to": "0501234567", "body": "hi"})).is_err());
-        assert!(validate_send(&json!({"to": "+972501234567", "body": ""})).is_err());
-        assert!(validate_send(&json!({"to": "+972501234567", "body": "x".repeat(1601)})).is_err());
-        assert!(validate_send(&json!({"to": "+972501234567", "body": "hi", "cc": 1})).is_err());
-        assert!(validate_send(&json!({"to": "+972501234567", "body": "hi", "from": 5})).is_err());
-        assert!(validate_send(&json!("hi")).is_err());
+        let ok =
+            integration_kit::parse_input::<Send>(&json!({"to": "+972501234567", "body": "hi"}))
+                .expect("valid");
+        assert_eq!(ok.to.as_str(), "+972501234567");
+        assert_eq!(ok.from, None);
+        assert_eq!(path_of(json!({"to": "0501234567", "body": "hi"})), "to");
+        assert_eq!(path_of(json!({"to": "+972501234567", "body": ""})), "body");
+        assert_eq!(
+            path_of(json!({"to": "+972501234567", "body": "x".repeat(1601)})),
+            "body"
+        );
+        let e = integration_kit::parse_input::<Send>(
+            &json!({"to": "+972501234567", "body": "hi", "cc": 1}),
+        )
+        .expect_err("unknown field");
+        assert!(e.message.contains("unknown field `cc`"), "{e}");
+        assert_eq!(
+            path_of(json!({"to": "+972501234567", "body": "hi", "from": 5})),
+            "from"
+        );
+        assert_eq!(path_of(json!("hi")), "");
         assert!(is_e164("+15005550006"));
         assert!(!is_e164("+0123456789"));
         assert!(!is_e164("+1234"));

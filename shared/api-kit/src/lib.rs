@@ -13,7 +13,7 @@ use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use functions_runtime::problem::problem;
+use functions_runtime::problem::{problem, problem_with};
 use ports::PortError;
 use serde::de::DeserializeOwned;
 
@@ -27,6 +27,13 @@ pub enum ApiError {
     BadRequest {
         code: &'static str,
         detail: String,
+    },
+    /// A field of the request is wrong: 400 with the field's JSON pointer (`/input/to`)
+    /// beside the detail.
+    InvalidField {
+        code: &'static str,
+        detail: String,
+        pointer: String,
     },
     Unauthorized(String),
     Forbidden(String),
@@ -92,6 +99,15 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::BadRequest { code, detail } => {
                 problem(StatusCode::BAD_REQUEST, code, &detail)
+            }
+            ApiError::InvalidField {
+                code,
+                detail,
+                pointer,
+            } => {
+                let mut extensions = serde_json::Map::new();
+                extensions.insert("pointer".into(), serde_json::Value::String(pointer));
+                problem_with(StatusCode::BAD_REQUEST, code, &detail, extensions)
             }
             ApiError::Unauthorized(d) => {
                 let mut r = problem(StatusCode::UNAUTHORIZED, "unauthenticated", &d);

@@ -13,13 +13,17 @@ use crate::values::{IdempotencyKey, OperationName, PayloadRef, ProviderKey, Tena
 
 /// Where a run stands.
 ///
-/// | from \ call     | `start`   | `succeed`             | `retry`  | `fail`   | `dead_letter`   |
-/// |-----------------|-----------|-----------------------|----------|----------|-----------------|
-/// | `queued`        | `running` | refused               | refused  | refused  | `dead_lettered` |
-/// | `running`       | refused   | `succeeded` + event   | `queued` | `failed` | `dead_lettered` |
-/// | `succeeded`     | refused   | refused               | refused  | refused  | refused         |
-/// | `failed`        | refused   | refused               | refused  | refused  | refused         |
-/// | `dead_lettered` | refused   | refused               | refused  | refused  | refused         |
+/// | from \ call     | `start`   | `wait`    | `succeed`           | `retry`  | `fail`   | `dead_letter`   |
+/// |-----------------|-----------|-----------|---------------------|----------|----------|-----------------|
+/// | `queued`        | `running` | refused   | refused             | refused  | refused  | `dead_lettered` |
+/// | `running`       | refused   | `waiting` | `succeeded` + event | `queued` | `failed` | `dead_lettered` |
+/// | `waiting`       | refused   | refused   | `succeeded` + event | refused  | `failed` | `dead_lettered` |
+/// | `succeeded`     | refused   | refused   | refused             | refused  | refused  | refused         |
+/// | `failed`        | refused   | refused   | refused             | refused  | refused  | refused         |
+/// | `dead_lettered` | refused   | refused   | refused             | refused  | refused  | refused         |
+///
+/// `waiting`: the vendor accepted the work and finishes it later (a deployment, a workflow
+/// run); the run ends when the vendor says so (a webhook, or being asked again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -27,6 +31,8 @@ pub enum RunStatus {
     Queued,
     /// An attempt is in progress.
     Running,
+    /// The vendor accepted the work and has not finished it yet.
+    Waiting,
     /// Done.
     Succeeded,
     /// Ended with a failure.
@@ -41,6 +47,7 @@ impl RunStatus {
         match self {
             Self::Queued => "queued",
             Self::Running => "running",
+            Self::Waiting => "waiting",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::DeadLettered => "dead_lettered",
@@ -61,6 +68,8 @@ pub enum AttemptOutcome {
     Succeeded,
     /// The attempt failed (retried, failed the run, or dead-lettered it).
     Failed,
+    /// The vendor accepted the work; the run waits for it to finish.
+    Waiting,
 }
 
 /// One try at executing a run.
@@ -247,7 +256,18 @@ impl IntegrationRun {
         Ok(Vec::new())
     }
 
-    /// `running → succeeded`: closes the attempt, adds `usage`, keeps a short output summary and emits
+    /// `running → waiting`: the vendor accepted the work and finishes it later; the attempt
+    /// closes as `waiting`, adding `usage`.
+    pub fn wait(&mut self, usage: RunUsage, now: DateTime<Utc>) -> Result<(), TransitionError> {
+        self.require(&[RunStatus::Running], RunStatus::Waiting)?;
+        self.finish_attempt(AttemptOutcome::Waiting, None, now)?;
+        self.usage = self.usage.saturating_add(usage);
+        self.status = RunStatus::Waiting;
+        touch(&mut self.version, &mut self.updated_at, now);
+        Ok(())
+    }
+
+    /// `running | waiting → succeeded`: closes the attempt (a waiting run has none open), adds `usage`, keeps a short output summary and emits
     /// `IntegrationRunCompleted`.
     pub fn succeed(
         &mut self,
@@ -255,8 +275,13 @@ impl IntegrationRun {
         usage: RunUsage,
         now: DateTime<Utc>,
     ) -> Result<Vec<DomainEvent>, TransitionError> {
-        self.require(&[RunStatus::Running], RunStatus::Succeeded)?;
-        self.finish_attempt(AttemptOutcome::Succeeded, None, now)?;
+        self.require(
+            &[RunStatus::Running, RunStatus::Waiting],
+            RunStatus::Succeeded,
+        )?;
+        if self.status == RunStatus::Running {
+            self.finish_attempt(AttemptOutcome::Succeeded, None, now)?;
+        }
         self.usage = self.usage.saturating_add(usage);
         self.output_summary = output_summary;
         self.status = RunStatus::Succeeded;
@@ -292,16 +317,18 @@ impl IntegrationRun {
         Ok(Vec::new())
     }
 
-    /// `running → failed` with the failure recorded for it. `IntegrationFailed` is emitted by
+    /// `running | waiting → failed` with the failure recorded for it. `IntegrationFailed` is emitted by
     /// [`IntegrationFailure::record`]; commit both documents and that event together.
     pub fn fail(
         &mut self,
         failure: &IntegrationFailure,
         now: DateTime<Utc>,
     ) -> Result<Vec<DomainEvent>, TransitionError> {
-        self.require(&[RunStatus::Running], RunStatus::Failed)?;
+        self.require(&[RunStatus::Running, RunStatus::Waiting], RunStatus::Failed)?;
         self.check_failure(failure)?;
-        self.finish_attempt(AttemptOutcome::Failed, Some(failure.message().clone()), now)?;
+        if self.status == RunStatus::Running {
+            self.finish_attempt(AttemptOutcome::Failed, Some(failure.message().clone()), now)?;
+        }
         self.failure_id = Some(failure.id());
         self.status = RunStatus::Failed;
         self.completed_at = Some(now);
@@ -309,15 +336,15 @@ impl IntegrationRun {
         Ok(Vec::new())
     }
 
-    /// `queued | running → dead_lettered` (poison message, retries exhausted). An open attempt is
-    /// closed as failed.
+    /// `queued | running | waiting → dead_lettered` (poison message, retries exhausted). An
+    /// open attempt is closed as failed.
     pub fn dead_letter(
         &mut self,
         failure: &IntegrationFailure,
         now: DateTime<Utc>,
     ) -> Result<Vec<DomainEvent>, TransitionError> {
         self.require(
-            &[RunStatus::Queued, RunStatus::Running],
+            &[RunStatus::Queued, RunStatus::Running, RunStatus::Waiting],
             RunStatus::DeadLettered,
         )?;
         self.check_failure(failure)?;

@@ -9,9 +9,13 @@
 //!    then treats the attempt as interrupted (`retry`, then `start` again).
 //! 3. The vendor call goes through the resilience pipeline; with failover, the tenant's
 //!    other connections of the app are tried in priority order when a provider is down.
-//! 4. The outcome is one batch: `succeeded` + `IntegrationRunCompleted`; or a retry of the
-//!    run scheduled on the bus; or `failed` + exactly one `IntegrationFailure` +
-//!    `IntegrationFailed`.
+//! 4. The outcome is one batch: `succeeded` + `IntegrationRunCompleted`; or `waiting` + a
+//!    resume scheduled on the bus; or a retry of the run scheduled on the bus; or `failed` +
+//!    exactly one `IntegrationFailure` + `IntegrationFailed`.
+//! 5. A waiting run's command (the scheduled resume) asks the provider again
+//!    ([`Serves::resume`](crate::Serves::resume), a read: asking twice is harmless) and
+//!    commits what it says guarded by the run's etag, so a duplicate resume applies nothing
+//!    twice. Past the operation's maximum wait the run fails with `timeout`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,11 +34,12 @@ use resilience::{CallError, VendorFailure};
 use serde_json::json;
 
 use crate::connections::{failover_candidates, redact};
-use crate::provider::{OperationOutput, ProviderCall};
+use crate::operation::{Done, ErasedStep, Step};
+use crate::provider::ProviderCall;
 use crate::runs::{RunRequested, command, read_input};
 use crate::store::{
-    FAILURE, Failover, RUN, StoredRun, VENDOR_MESSAGE, connection_doc_id, failure_doc_id,
-    run_doc_id, vendor_message_doc_id,
+    FAILURE, Failover, INLINE_OUTPUT, RUN, StoredRun, VENDOR_MESSAGE, Waiting, connection_doc_id,
+    failure_doc_id, run_doc_id, vendor_message_doc_id,
 };
 use crate::{Kit, RUN_REQUESTED};
 
@@ -139,6 +144,7 @@ async fn execute(
     let now = Utc::now();
     match stored.run.status() {
         s if s.is_terminal() => return Ok(()),
+        RunStatus::Waiting => return resume(kit, tenant, event, stored, etag).await,
         RunStatus::Running => {
             let started = stored.run.current_attempt().map_or(now, |a| a.started_at);
             let stale_at = started + in_flight_for(kit);
@@ -209,7 +215,7 @@ async fn attempt(
     tenant: &TenantId,
     stored: &mut StoredRun,
     traceparent: Option<&TraceParent>,
-) -> Result<(IntegrationConnection, OperationOutput), Attempted> {
+) -> Result<(IntegrationConnection, ErasedStep), Attempted> {
     let run = &stored.run;
     let primary = match kit
         .store
@@ -249,10 +255,15 @@ async fn attempt(
     });
     let idempotency_key = format!("{}", run.id());
     let operation = run.operation().as_str().to_owned();
+    // Only connections whose provider performs the operation can serve the run.
+    candidates.retain(|c| kit.handler(c.provider_key().as_str(), &operation).is_some());
     let count = candidates.len();
     let mut last = None;
     for (i, connection) in candidates.into_iter().enumerate() {
-        let Some(provider) = kit.provider(connection.provider_key().as_str()) else {
+        let (Some(provider), Some(handler)) = (
+            kit.provider(connection.provider_key().as_str()),
+            kit.handler(connection.provider_key().as_str(), &operation),
+        ) else {
             continue;
         };
         let resolved = match kit
@@ -291,7 +302,7 @@ async fn attempt(
             rate_limit: kit.rate_limit(provider.key()).await,
             receipt_url: receipt_url.as_deref(),
         };
-        match provider.execute(&call, &operation, &input).await {
+        match handler.execute(&call, &input).await {
             Ok(output) => return Ok((connection, output)),
             Err(e) => {
                 let message = redact(&e, &resolved.material);
@@ -348,7 +359,7 @@ async fn finish(
     tenant: &TenantId,
     mut stored: StoredRun,
     etag: ETag,
-    result: Result<(IntegrationConnection, OperationOutput), Attempted>,
+    result: Result<(IntegrationConnection, ErasedStep), Attempted>,
     attempt_number: usize,
     last_delivery: bool,
     traceparent: Option<&TraceParent>,
@@ -358,33 +369,47 @@ async fn finish(
     let mut ops = Vec::new();
     let mut events = Vec::new();
     match result {
-        Ok((connection, output)) => {
+        Ok((connection, Step::Done(done))) => {
+            succeed(
+                kit,
+                tenant,
+                &mut stored,
+                &connection,
+                done,
+                now,
+                &mut ops,
+                &mut events,
+            )
+            .await?;
+        }
+        Ok((connection, Step::Wait(wait))) => {
+            let max_wait = kit
+                .operation(stored.run.operation().as_str())
+                .map_or(crate::DEFAULT_MAX_WAIT, |o| o.max_wait);
+            let deadline = now + TimeDelta::from_std(max_wait).unwrap_or(TimeDelta::hours(6));
             stored.served_by = Some(connection.id());
             stored.served_by_provider = Some(connection.provider_key().as_str().to_owned());
-            let mut summary = output.summary;
-            if let serde_json::Value::Object(m) = &mut summary {
-                m.insert("provider".into(), json!(connection.provider_key()));
-                m.insert("connectionId".into(), json!(connection.id()));
-            }
-            events.extend(
-                stored
-                    .run
-                    .succeed(Some(summary), output.usage, now)
-                    .map_err(permanent)?,
-            );
-            if let Some(message_id) = &output.vendor_message_id {
-                ops.push(WriteOp::upsert(
-                    vendor_message_doc_id(connection.provider_key().as_str(), message_id),
-                    json!({"docType": VENDOR_MESSAGE, "runId": run_id, "messageId": message_id}),
-                ));
-                if kit
-                    .provider(connection.provider_key().as_str())
-                    .is_some_and(|p| p.polls_receipts())
-                {
-                    ops.push(crate::poll::watch(&connection, run_id, message_id, now));
-                }
-            }
-            tracing::info!(tenant = %tenant, run = %run_id, "run succeeded");
+            stored.run.wait(wait.usage, now).map_err(permanent)?;
+            let waiting = Waiting {
+                state: wait.state,
+                since: now,
+                deadline,
+                next_check: now,
+                checks: 0,
+                failed_checks: 0,
+                scheduled: 0,
+            };
+            stored.output = wait.progress;
+            stored.waiting = Some(waiting);
+            ops.push(schedule_check(
+                kit,
+                tenant,
+                &mut stored,
+                wait.after,
+                now,
+                traceparent,
+            )?);
+            tracing::info!(tenant = %tenant, run = %run_id, "run waits for its vendor");
         }
         Err(Attempted::Internal(why)) if !last_delivery => {
             // Put the run back so the redelivery starts a fresh attempt at once.
@@ -436,7 +461,320 @@ async fn finish(
     ops.insert(0, run_write(&stored, etag)?);
     commit(kit, tenant, ops, &events, traceparent)
         .await
-        .map_err(transient)
+        .map_err(transient)?;
+    if stored.run.status().is_terminal() {
+        kit.signals.finished(&run_id);
+    }
+    Ok(())
+}
+
+/// The success of a run: the output kept (inline, or in blob storage when large), the
+/// summary, `succeeded` + `IntegrationRunCompleted`, and the vendor message id's index.
+#[allow(clippy::too_many_arguments)]
+async fn succeed(
+    kit: &Kit,
+    tenant: &TenantId,
+    stored: &mut StoredRun,
+    connection: &IntegrationConnection,
+    done: Done<serde_json::Value>,
+    now: DateTime<Utc>,
+    ops: &mut Vec<WriteOp>,
+    events: &mut Vec<domain::DomainEvent>,
+) -> Result<(), InvocationError> {
+    let run_id = stored.run.id();
+    stored.served_by = Some(connection.id());
+    stored.served_by_provider = Some(connection.provider_key().as_str().to_owned());
+    let encoded = serde_json::to_vec(&done.output).map_err(permanent)?;
+    let mut summary = done
+        .summary
+        .unwrap_or_else(|| crate::runs::summary_of(&done.output, encoded.len()));
+    if let serde_json::Value::Object(m) = &mut summary {
+        m.insert("provider".into(), json!(connection.provider_key()));
+        m.insert("connectionId".into(), json!(connection.id()));
+    }
+    stored.waiting = None;
+    if encoded.len() <= INLINE_OUTPUT {
+        stored.output = Some(done.output);
+        stored.output_ref = None;
+    } else {
+        // Written before the run's commit: a crash in between leaves a blob that the next
+        // success overwrites, never a run pointing at nothing.
+        let path = crate::runs::output_blob(tenant.as_str(), &run_id);
+        kit.ctx
+            .blobs
+            .put(
+                crate::OUTPUT_CONTAINER,
+                &path,
+                bytes::Bytes::from(encoded),
+                ports::PutOptions {
+                    content_type: Some("application/json".into()),
+                    if_none_match: false,
+                },
+            )
+            .await
+            .map_err(transient)?;
+        stored.output = None;
+        stored.output_ref = Some(format!("{}/{path}", crate::OUTPUT_CONTAINER));
+    }
+    events.extend(
+        stored
+            .run
+            .succeed(Some(summary), done.usage, now)
+            .map_err(permanent)?,
+    );
+    if let Some(message_id) = &done.vendor_message_id {
+        ops.push(WriteOp::upsert(
+            vendor_message_doc_id(connection.provider_key().as_str(), message_id),
+            json!({"docType": VENDOR_MESSAGE, "runId": run_id, "messageId": message_id}),
+        ));
+        if kit
+            .provider(connection.provider_key().as_str())
+            .is_some_and(|p| p.polls_receipts())
+        {
+            ops.push(crate::poll::watch(connection, run_id, message_id, now));
+        }
+    }
+    tracing::info!(tenant = %tenant, run = %run_id, "run succeeded");
+    Ok(())
+}
+
+/// Schedules the next look at a waiting run: a command on `runs-<slug>` due after `after`
+/// (never past the deadline), its id fixed per check so a repeated schedule is one message.
+fn schedule_check(
+    kit: &Kit,
+    tenant: &TenantId,
+    stored: &mut StoredRun,
+    after: Duration,
+    now: DateTime<Utc>,
+    traceparent: Option<&TraceParent>,
+) -> Result<WriteOp, InvocationError> {
+    let run_id = stored.run.id();
+    let waiting = stored
+        .waiting
+        .as_mut()
+        .ok_or_else(|| permanent("a waiting run without its state"))?;
+    let after = after.clamp(MIN_CHECK_INTERVAL, MAX_CHECK_INTERVAL);
+    let at =
+        (now + TimeDelta::from_std(after).unwrap_or(TimeDelta::seconds(30))).min(waiting.deadline);
+    waiting.next_check = at;
+    waiting.scheduled += 1;
+    let number = waiting.scheduled;
+    let next = command(
+        kit,
+        tenant.as_str(),
+        run_id,
+        Some(format!("resume-{run_id}-{number}")),
+        traceparent.cloned(),
+    )
+    .map_err(permanent)?;
+    Ok(outbox::outbox_write_at(
+        &next,
+        &app_context::runs_queue(kit.app.slug),
+        Some(at),
+    ))
+}
+
+/// The shortest and longest waits between two looks at a waiting run, whatever the
+/// provider asks.
+const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// A waiting run's scheduled look: ask the provider where the vendor's work stands and
+/// apply the answer (done, still waiting, failed, or past the operation's maximum wait).
+async fn resume(
+    kit: &Kit,
+    tenant: &TenantId,
+    event: &Envelope,
+    mut stored: StoredRun,
+    etag: ETag,
+) -> Result<(), InvocationError> {
+    let now = Utc::now();
+    let Some(waiting) = stored.waiting.clone() else {
+        return Err(permanent("a waiting run without its state"));
+    };
+    // An early duplicate of an older check: the current one is scheduled.
+    if now + TimeDelta::milliseconds(50) < waiting.next_check {
+        return Ok(());
+    }
+    let traceparent = event.traceparent().cloned();
+    let result = check(kit, tenant, &stored, &waiting.state, traceparent.as_ref()).await;
+    let run_id = stored.run.id();
+    let mut ops = Vec::new();
+    let mut events = Vec::new();
+    match result {
+        Ok((connection, Step::Done(done))) => {
+            succeed(
+                kit,
+                tenant,
+                &mut stored,
+                &connection,
+                done,
+                now,
+                &mut ops,
+                &mut events,
+            )
+            .await?;
+        }
+        Ok((_, Step::Wait(wait))) if now < waiting.deadline => {
+            stored.run.add_usage(wait.usage, now);
+            if let Some(w) = stored.waiting.as_mut() {
+                w.state = wait.state;
+                w.checks += 1;
+                w.failed_checks = 0;
+            }
+            if wait.progress.is_some() {
+                stored.output = wait.progress;
+            }
+            ops.push(schedule_check(
+                kit,
+                tenant,
+                &mut stored,
+                wait.after,
+                now,
+                traceparent.as_ref(),
+            )?);
+        }
+        Ok((_, Step::Wait(_))) => {
+            let e = timed_out(&waiting);
+            record_failure(&mut stored, tenant, &e, false, now, &mut ops, &mut events)?;
+            tracing::info!(tenant = %tenant, run = %run_id, "a waiting run timed out");
+        }
+        Err(Attempted::Internal(why)) => return Err(transient(why)),
+        Err(Attempted::Failed(e)) if e.retryable && now < waiting.deadline => {
+            let failed = waiting.failed_checks + 1;
+            if let Some(w) = stored.waiting.as_mut() {
+                w.failed_checks = failed;
+            }
+            let delay = run_retry_delay(failed, e.failure.retry_after);
+            tracing::info!(tenant = %tenant, run = %run_id, class = ?e.class(), "a waiting run's check failed; it will look again");
+            ops.push(schedule_check(
+                kit,
+                tenant,
+                &mut stored,
+                delay,
+                now,
+                traceparent.as_ref(),
+            )?);
+        }
+        Err(Attempted::Failed(e)) => {
+            let e = if now < waiting.deadline {
+                e
+            } else {
+                timed_out(&waiting)
+            };
+            record_failure(&mut stored, tenant, &e, false, now, &mut ops, &mut events)?;
+            tracing::info!(tenant = %tenant, run = %run_id, class = ?e.class(), "a waiting run failed");
+        }
+    }
+    if stored.run.status().is_terminal() {
+        stored.waiting = None;
+    }
+    ops.insert(0, run_write(&stored, etag)?);
+    match commit(kit, tenant, ops, &events, traceparent.as_ref()).await {
+        Ok(()) => {
+            if stored.run.status().is_terminal() {
+                kit.signals.finished(&run_id);
+            }
+            Ok(())
+        }
+        // A webhook or another check moved the run first: what it applied stands.
+        Err(PortError::PreconditionFailed) => Ok(()),
+        Err(e) => Err(transient(e)),
+    }
+}
+
+fn timed_out(waiting: &Waiting) -> CallError {
+    crate::provider::fail(
+        FailureClassification::Timeout,
+        format!(
+            "the vendor had not finished after {} s, the operation's maximum wait",
+            (waiting.deadline - waiting.since).num_seconds()
+        ),
+    )
+}
+
+/// One look at a waiting run through the connection that accepted its work.
+async fn check(
+    kit: &Kit,
+    tenant: &TenantId,
+    stored: &StoredRun,
+    state: &serde_json::Value,
+    traceparent: Option<&TraceParent>,
+) -> Result<(IntegrationConnection, ErasedStep), Attempted> {
+    let run = &stored.run;
+    let connection_id = stored.served_by.unwrap_or(run.connection_id());
+    let connection = match kit
+        .store
+        .read::<IntegrationConnection>(
+            &kit.ctx,
+            tenant.as_str(),
+            &connection_doc_id(&connection_id),
+        )
+        .await
+    {
+        Ok(Some((c, _))) => c,
+        Ok(None) => {
+            return Err(Attempted::Failed(crate::provider::fail(
+                FailureClassification::Validation,
+                "the connection that accepted the run no longer exists",
+            )));
+        }
+        Err(_) => return Err(Attempted::Internal("the connection could not be read")),
+    };
+    let provider_key = connection.provider_key().as_str();
+    let (Some(provider), Some(handler)) = (
+        kit.provider(provider_key),
+        kit.handler(provider_key, run.operation().as_str()),
+    ) else {
+        return Err(Attempted::Failed(crate::provider::fail(
+            FailureClassification::Validation,
+            "the connection's provider no longer performs the operation",
+        )));
+    };
+    let input = read_input(kit, tenant.as_str(), &run.id())
+        .await
+        .map_err(|_| Attempted::Internal("the run's input could not be read"))?;
+    let resolved = match kit
+        .resolver
+        .resolve(tenant.as_str(), &connection.credential_id())
+        .await
+    {
+        Ok(r) => r,
+        Err(custody::ResolveError::NotFound | custody::ResolveError::Revoked) => {
+            return Err(Attempted::Failed(crate::provider::fail(
+                FailureClassification::Auth,
+                "the connection's credential is gone or revoked",
+            )));
+        }
+        Err(_) => return Err(Attempted::Internal("the credential could not be resolved")),
+    };
+    let key = crate::call_key(tenant.as_str(), provider.key(), &connection.id());
+    let idempotency_key = run.id().to_string();
+    let call = ProviderCall {
+        pipeline: &kit.pipeline,
+        http: &kit.http,
+        key: &key,
+        config: connection.config(),
+        credential: &resolved.material,
+        traceparent,
+        idempotency_key: Some(&idempotency_key),
+        max_attempts: None,
+        rate_limit: kit.rate_limit(provider.key()).await,
+        receipt_url: None,
+    };
+    match handler.resume(&call, &input, state).await {
+        Ok(step) => Ok((connection, step)),
+        Err(e) => {
+            let message = redact(&e, &resolved.material);
+            Err(Attempted::Failed(CallError {
+                failure: VendorFailure {
+                    message: message.as_str().to_owned(),
+                    ..e.failure
+                },
+                ..e
+            }))
+        }
+    }
 }
 
 /// The run's one `IntegrationFailure`: the run fails (or is dead-lettered) with it.

@@ -27,17 +27,24 @@ mod connections;
 mod executor;
 mod failures;
 pub mod fake;
+mod operation;
 mod poll;
 pub mod provider;
 mod receipts;
 mod runs;
+mod signals;
 mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
+pub use operation::{
+    DEFAULT_MAX_WAIT, Done, InputError, Operation, Served, Serves, Step, Wait, parse_input,
+};
 pub use poll::{DEFAULT_RECEIPTS_POLL_SCHEDULE, RECEIPTS_POLL_SCHEDULE_SETTING};
 pub use provider::{
-    DeliveryState, Operation, OperationOutput, PendingReceipt, Provider, ProviderCall, Receipt,
-    ReceiptError, ReceiptRequest, event_grid_receipts, fail as call_failed, malformed,
-    receipt_code, receipt_code_query, verify_receipt_code,
+    DeliveryState, PendingReceipt, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest,
+    event_grid_receipts, fail as call_failed, malformed, receipt_code, receipt_code_query,
+    verify_receipt_code,
 };
 
 use std::sync::Arc;
@@ -52,22 +59,74 @@ use resilience::{Pipeline, Policy};
 pub const RUN_REQUESTED: &str = "connectsoft.integration.run.requested.v1";
 /// Blob container of run inputs.
 pub const INPUT_CONTAINER: &str = "runs-input";
+/// Blob container of run outputs too large for the run's document.
+pub const OUTPUT_CONTAINER: &str = "runs-output";
 /// Setting: how many times a run is tried (each try goes through the pipeline's own retries)
 /// before it fails (default 5).
 pub const MAX_RUN_ATTEMPTS_SETTING: &str = "RUN_MAX_ATTEMPTS";
 const DEFAULT_MAX_RUN_ATTEMPTS: u32 = 5;
 
-/// A vendor-facing app: its slug, the `source` of its events, its providers, its
-/// operations, and whether a run fails over to the tenant's other connections.
+/// A vendor-facing app: its slug, the `source` of its events, its providers with the
+/// operations each serves, and whether a run fails over to the tenant's other connections.
+///
+/// ```ignore
+/// VendorApp::new("sms", "/integration/sms")
+///     .failover(true)
+///     .provider(providers::fake::Fake)
+///     .provider(providers::twilio::Twilio)
+///     .build(ctx)
+/// ```
 pub struct VendorApp {
     pub slug: &'static str,
     /// `/integration/<slug>`.
     pub source: &'static str,
-    pub providers: Vec<Arc<dyn Provider>>,
-    pub operations: Vec<Operation>,
+    providers: Vec<Arc<dyn Provider>>,
+    /// Every operation some provider serves, in the order first declared.
+    operations: Vec<operation::OperationEntry>,
+    /// (provider key, operation) → the provider's code for it.
+    handlers: Vec<(&'static str, &'static str, Arc<dyn operation::Handler>)>,
     /// Whether a run whose provider is down (5xx, timeout, open circuit, throttled) moves on
     /// to the tenant's next connection of this app (by `config.priority`, lowest first).
-    pub failover: bool,
+    failover: bool,
+}
+
+impl VendorApp {
+    pub fn new(slug: &'static str, source: &'static str) -> Self {
+        VendorApp {
+            slug,
+            source,
+            providers: Vec::new(),
+            operations: Vec::new(),
+            handlers: Vec::new(),
+            failover: false,
+        }
+    }
+
+    /// Whether runs fail over to the tenant's other connections of the app.
+    pub fn failover(mut self, on: bool) -> Self {
+        self.failover = on;
+        self
+    }
+
+    /// Adds a provider with the operations it declares ([`Provider::serves`]).
+    pub fn provider<P: Provider + 'static>(mut self, provider: P) -> Self {
+        let provider = Arc::new(provider);
+        let mut served = Served::new(provider.clone());
+        P::serves(&mut served);
+        for (entry, handler) in served.operations {
+            if !self.operations.iter().any(|o| o.name == entry.name) {
+                self.operations.push(entry.clone());
+            }
+            self.handlers.push((provider.key(), entry.name, handler));
+        }
+        self.providers.push(provider);
+        self
+    }
+
+    /// The names of the operations the app offers.
+    pub fn operation_names(&self) -> Vec<&'static str> {
+        self.operations.iter().map(|o| o.name).collect()
+    }
 }
 
 /// How a host registers a vendor app built on the kit.
@@ -98,6 +157,8 @@ pub(crate) struct Kit {
     /// connection never resolves.
     pub(crate) guard: netguard::Guard,
     pub(crate) max_run_attempts: u32,
+    /// Wakes requests waiting on a run (`Prefer: wait`) when its outcome commits.
+    pub(crate) signals: signals::RunSignals,
     /// Providers' rate limits from the registry's catalogue, cached briefly.
     pub(crate) rate_limits: std::sync::Mutex<
         std::collections::HashMap<String, (std::time::Instant, Option<resilience::RateLimit>)>,
@@ -189,8 +250,21 @@ impl Kit {
         self.app.providers.iter().find(|p| p.key() == key)
     }
 
-    pub(crate) fn operation(&self, name: &str) -> Option<&Operation> {
+    pub(crate) fn operation(&self, name: &str) -> Option<&operation::OperationEntry> {
         self.app.operations.iter().find(|o| o.name == name)
+    }
+
+    /// The provider's code for an operation, if it serves it.
+    pub(crate) fn handler(
+        &self,
+        provider: &str,
+        operation: &str,
+    ) -> Option<&Arc<dyn operation::Handler>> {
+        self.app
+            .handlers
+            .iter()
+            .find(|(p, o, _)| *p == provider && *o == operation)
+            .map(|(_, _, h)| h)
     }
 }
 
@@ -237,6 +311,7 @@ impl VendorApp {
             http,
             guard,
             max_run_attempts,
+            signals: signals::RunSignals::default(),
             rate_limits: std::sync::Mutex::new(std::collections::HashMap::new()),
             ctx: ctx.clone(),
             app: self,
@@ -288,6 +363,11 @@ impl VendorApp {
             .http_function(FunctionDecl::http(
                 "GetRun",
                 "integrations/runs/{runId}",
+                &["get"],
+            ))
+            .http_function(FunctionDecl::http(
+                "GetRunOutput",
+                "integrations/runs/{runId}/output",
                 &["get"],
             ))
             .function(

@@ -1,9 +1,9 @@
-//! What a vendor app writes: its provider adapters and its operations. Everything else
+//! What a vendor app writes: its provider adapters (and, in `operation`, its operations). Everything else
 //! (connections, runs, idempotency, the executor, failover, failures, re-tests) is the kit's.
 
 use async_trait::async_trait;
 use custody::SecretMaterial;
-use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunUsage};
+use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use envelope::TraceParent;
 use resilience::{
     Call, CallError, CallKey, Classifier, Pipeline, RateLimit, Safety, VendorFailure,
@@ -106,17 +106,6 @@ pub fn malformed(what: &str) -> CallError {
     }
 }
 
-/// What an operation produced.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct OperationOutput {
-    /// A short summary kept on the run (ids, statuses; never payloads or secrets).
-    pub summary: Value,
-    pub usage: RunUsage,
-    /// The vendor's id of what was created (a message sid): delivery receipts find the run by
-    /// it.
-    pub vendor_message_id: Option<String>,
-}
-
 /// One vendor, as an app serves it.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -167,13 +156,11 @@ pub trait Provider: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// Performs `operation` with `input` (already validated by the operation's check).
-    async fn execute(
-        &self,
-        call: &ProviderCall<'_>,
-        operation: &str,
-        input: &Value,
-    ) -> Result<OperationOutput, CallError>;
+    /// The operations it performs: `served.operation::<Send>()` for each (the provider
+    /// implements [`Serves`](crate::Serves) for them).
+    fn serves(served: &mut crate::Served<Self>)
+    where
+        Self: Sized;
 }
 
 /// Where a delivery stands, vendor-neutral. Receipts arrive in any order and repeat; a run
@@ -280,22 +267,6 @@ pub fn receipt_code(secret: &str) -> String {
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(b"integration-platform/receipts");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-}
-
-/// An operation an app offers, with the check its input must pass when the run is
-/// requested (so a bad input is a 400, not a failed run).
-#[derive(Clone, Copy)]
-pub struct Operation {
-    pub name: &'static str,
-    pub validate: fn(&Value) -> Result<(), String>,
-}
-
-impl std::fmt::Debug for Operation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Operation")
-            .field("name", &self.name)
-            .finish()
-    }
 }
 
 /// The receipt URL query of a connection whose receipts are authenticated by a shared value

@@ -1,6 +1,16 @@
 //! Runs: `POST /api/integrations/runs` queues one operation against a connection (the
 //! command goes out through the outbox with the run, so a run exists exactly when it is
-//! queued); `GET /api/integrations/runs/{runId}` shows it.
+//! queued); `GET /api/integrations/runs/{runId}` shows it with its `output`, and
+//! `GET /api/integrations/runs/{runId}/output` serves the output alone (also one too large for
+//! the run's document, kept in blob storage).
+//!
+//! The input is parsed as the operation's typed input here, once: a bad one is a 400
+//! `invalid_input` with the field's JSON pointer.
+//!
+//! `Prefer: wait=N` (RFC 7240, N up to 60 seconds): the answer waits until the run is
+//! finished, then is `200` with the run (and `Preference-Applied: wait`); a run not finished
+//! by then is answered `202` as without the preference. Waiting changes nothing of the run:
+//! it is queued and executed exactly as any other.
 //!
 //! Idempotency: with an `Idempotency-Key`, the run, an idempotency record (24 h TTL, id =
 //! hash of the key) and the command are one batch. A second request with the key finds the
@@ -40,6 +50,7 @@ pub(crate) fn routes(state: KitState) -> Router {
     Router::new()
         .route("/api/integrations/runs", post(start))
         .route("/api/integrations/runs/{run_id}", get(show))
+        .route("/api/integrations/runs/{run_id}/output", get(output))
         .with_state(state)
 }
 
@@ -131,7 +142,12 @@ async fn start(
             format!("the {} app offers {}", kit.app.slug, known.join(", ")),
         )
     })?;
-    (operation.validate)(&body.input).map_err(|e| ApiError::bad_request("invalid_input", e))?;
+    (operation.check)(&body.input).map_err(|e| ApiError::InvalidField {
+        code: "invalid_input",
+        detail: e.to_string(),
+        pointer: e.pointer(),
+    })?;
+    let wait = preferred_wait(&headers);
     let input = Bytes::from(serde_json::to_vec(&body.input).map_err(|_| ApiError::Internal)?);
     if input.len() > MAX_INPUT {
         return Err(ApiError::PayloadTooLarge);
@@ -140,11 +156,24 @@ async fn start(
     if let Some(key) = &key
         && let Some(run) = existing_run(&kit, tenant.as_str(), key, &fingerprint).await?
     {
-        return Ok(accepted(&run));
+        return answer(&kit, tenant.as_str(), &run, wait).await;
     }
     let (connection, _) = read_connection(&kit, tenant.as_str(), &body.connection_id).await?;
     if kit.provider(connection.provider_key().as_str()).is_none() {
         return Err(ApiError::not_found("the connection"));
+    }
+    if kit
+        .handler(connection.provider_key().as_str(), operation.name)
+        .is_none()
+    {
+        return Err(ApiError::bad_request(
+            "unsupported_operation",
+            format!(
+                "the connection's provider {} does not perform {}",
+                connection.provider_key(),
+                operation.name
+            ),
+        ));
     }
     if !connection.is_usable() {
         return Err(ApiError::Conflict(format!(
@@ -197,6 +226,9 @@ async fn start(
         served_by_provider: None,
         failovers: Vec::new(),
         delivery: None,
+        output: None,
+        output_ref: None,
+        waiting: None,
     };
     let command = command(&kit, tenant.as_str(), id, None, Some(traceparent)).map_err(|e| {
         tracing::error!(error = %e, "a run command did not make an envelope");
@@ -229,7 +261,7 @@ async fn start(
     {
         Ok(()) => {
             tracing::info!(tenant = %tenant, run = %id, operation = operation.name, "run queued");
-            Ok(accepted(&stored.run))
+            answer(&kit, tenant.as_str(), &stored.run, wait).await
         }
         // A concurrent request with the same key won the race: its run is the answer.
         Err(ApiError::Conflict(_)) if key.is_some() => {
@@ -239,12 +271,109 @@ async fn start(
                 .delete(INPUT_CONTAINER, &input_blob(tenant.as_str(), &id))
                 .await;
             let key = key.as_ref().ok_or(ApiError::Internal)?;
-            existing_run(&kit, tenant.as_str(), key, &fingerprint)
-                .await?
-                .map(|run| accepted(&run))
-                .ok_or(ApiError::Unavailable)
+            match existing_run(&kit, tenant.as_str(), key, &fingerprint).await? {
+                Some(run) => answer(&kit, tenant.as_str(), &run, wait).await,
+                None => Err(ApiError::Unavailable),
+            }
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The longest `Prefer: wait` honoured.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The `wait` preference (RFC 7240 §4.3) in seconds, at most [`MAX_WAIT`]; `None` without one
+/// (or with `wait=0`, or a value that is not a number, which is ignored as RFC 7240 asks of
+/// preferences a server does not understand).
+fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|pref| {
+            // A preference's parameters follow `;`; `wait` has none of its own.
+            let pref = pref.split(';').next()?.trim();
+            let (name, value) = pref.split_once('=')?;
+            if !name.trim().eq_ignore_ascii_case("wait") {
+                return None;
+            }
+            value.trim().trim_matches('"').parse::<u64>().ok()
+        })
+        .next()
+        .filter(|n| *n > 0)
+        .map(|n| Duration::from_secs(n).min(MAX_WAIT))
+}
+
+/// The answer to a run request: `202` at once, or with `Prefer: wait`, `200` with the run
+/// once it is finished within the wait.
+async fn answer(
+    kit: &Kit,
+    tenant: &str,
+    run: &IntegrationRun,
+    wait: Option<Duration>,
+) -> Result<Response, ApiError> {
+    let Some(wait) = wait else {
+        return Ok(accepted(run));
+    };
+    if let Some(done) = finished(kit, tenant, &run.id(), wait).await? {
+        return Ok((
+            StatusCode::OK,
+            [
+                (
+                    header::CONTENT_LOCATION,
+                    format!("/api/integrations/runs/{}", run.id()),
+                ),
+                (
+                    header::HeaderName::from_static("preference-applied"),
+                    "wait".to_owned(),
+                ),
+            ],
+            Json(run_out(&done)),
+        )
+            .into_response());
+    }
+    Ok(accepted(run))
+}
+
+/// How often a waiting request reads the run when no signal comes (a run executed by
+/// another instance): from 50 ms, doubling to 1 s.
+const FIRST_LOOK: Duration = Duration::from_millis(50);
+const SLOWEST_LOOK: Duration = Duration::from_secs(1);
+
+/// The run once it is finished, if that happens within `wait`.
+async fn finished(
+    kit: &Kit,
+    tenant: &str,
+    run: &RunId,
+    wait: Duration,
+) -> Result<Option<StoredRun>, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let subscription = kit.signals.subscribe(*run);
+    let mut look = FIRST_LOOK;
+    loop {
+        // Made before the read, so a finish between the read and the sleep still wakes us.
+        let signal = subscription.notify.notified();
+        let stored = kit
+            .store
+            .read::<StoredRun>(&kit.ctx, tenant, &run_doc_id(run))
+            .await?
+            .ok_or(ApiError::Internal)?
+            .0;
+        if stored.run.status().is_terminal() {
+            return Ok(Some(stored));
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        let sleep = look.min(deadline - now);
+        look = (look * 2).min(SLOWEST_LOOK);
+        tokio::select! {
+            () = signal => {}
+            () = tokio::time::sleep(sleep) => {}
+        }
     }
 }
 
@@ -280,13 +409,93 @@ async fn existing_run(
 pub(crate) fn run_out(stored: &StoredRun) -> Value {
     let mut v = serde_json::to_value(&stored.run).unwrap_or_default();
     if let Value::Object(m) = &mut v {
-        m.insert("runId".into(), json!(stored.run.id()));
+        let id = stored.run.id();
+        m.insert("runId".into(), json!(id));
         m.insert("servedBy".into(), json!(stored.served_by));
         m.insert("servedByProvider".into(), json!(stored.served_by_provider));
         m.insert("failovers".into(), json!(stored.failovers));
         m.insert("delivery".into(), json!(stored.delivery));
+        m.insert(
+            "output".into(),
+            stored.output.clone().unwrap_or(Value::Null),
+        );
+        if stored.output_ref.is_some() {
+            // Too large to show here: served by its own route.
+            m.insert(
+                "outputUrl".into(),
+                json!(format!("/api/integrations/runs/{id}/output")),
+            );
+        }
+        if let Some(w) = &stored.waiting {
+            m.insert(
+                "waiting".into(),
+                json!({
+                    "since": w.since,
+                    "deadline": w.deadline,
+                    "nextCheck": w.next_check,
+                    "checks": w.checks,
+                }),
+            );
+        }
     }
     v
+}
+
+/// Where a large output is kept, within [`crate::OUTPUT_CONTAINER`].
+pub(crate) fn output_blob(tenant: &str, run: &RunId) -> String {
+    format!("{tenant}/{run}")
+}
+
+/// The largest output that is its own summary (the summary rides on
+/// `IntegrationRunCompleted`, so it stays small).
+const SUMMARY_OUTPUT: usize = 2 * 1024;
+
+/// A run's summary when the provider gave none: the output itself when it is a small
+/// object, else an empty object (the output is on the run).
+pub(crate) fn summary_of(output: &Value, encoded_len: usize) -> Value {
+    match output {
+        Value::Object(_) if encoded_len <= SUMMARY_OUTPUT => output.clone(),
+        _ => json!({}),
+    }
+}
+
+/// `GET /api/integrations/runs/{runId}/output`: the finished run's output, from the run's
+/// document or from blob storage; 404 while the run has none.
+async fn output(
+    State(KitState(kit)): State<KitState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = RunId::parse(&id).map_err(|_| ApiError::not_found("the run"))?;
+    let (stored, _) = kit
+        .store
+        .read::<StoredRun>(&kit.ctx, caller.tenant_id(), &run_doc_id(&id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("the run"))?;
+    if stored.output_ref.is_some() {
+        let (bytes, _) = kit
+            .ctx
+            .blobs
+            .get(
+                crate::OUTPUT_CONTAINER,
+                &output_blob(caller.tenant_id(), &id),
+            )
+            .await
+            .map_err(|e| ApiError::from_port(e, "conflict"))?;
+        return Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response());
+    }
+    match &stored.output {
+        Some(output) => Ok(Json(output).into_response()),
+        None => Err(ApiError::NotFound(format!(
+            "the run has no output (it is {})",
+            stored.run.status().as_str()
+        ))),
+    }
 }
 
 async fn show(

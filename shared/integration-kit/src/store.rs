@@ -75,6 +75,42 @@ pub(crate) struct StoredRun {
     /// What the vendor's delivery receipts said, normalised.
     #[serde(default)]
     pub(crate) delivery: Option<Delivery>,
+    /// The operation's output when it fits the document ([`INLINE_OUTPUT`]); while the run
+    /// waits, what the provider already knows (the vendor's job id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) output: Option<serde_json::Value>,
+    /// Where a larger output is kept (`runs-output/<tenant>/<run id>` in blob storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) output_ref: Option<String>,
+    /// A waiting run: what its provider needs to look again, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) waiting: Option<Waiting>,
+}
+
+/// The largest output kept on the run's document (serialised bytes); larger ones go to blob
+/// storage.
+pub(crate) const INLINE_OUTPUT: usize = 16 * 1024;
+
+/// How a waiting run stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Waiting {
+    /// The provider's own state (the vendor's id of the job), handed back on resume.
+    pub(crate) state: serde_json::Value,
+    pub(crate) since: chrono::DateTime<chrono::Utc>,
+    /// Past this the run fails with `timeout` (the operation's maximum wait).
+    pub(crate) deadline: chrono::DateTime<chrono::Utc>,
+    /// When the vendor is asked next (a scheduled message on `runs-<slug>` is due then).
+    pub(crate) next_check: chrono::DateTime<chrono::Utc>,
+    /// Times the vendor has been asked.
+    pub(crate) checks: u32,
+    /// Checks in a row that failed and may be tried again.
+    #[serde(default)]
+    pub(crate) failed_checks: u32,
+    /// Checks scheduled so far: numbers each scheduled message, so no two share an id (the
+    /// bus drops a repeated message id).
+    #[serde(default)]
+    pub(crate) scheduled: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -27,7 +27,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use hmac::{Hmac, Mac as _};
-use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed, malformed};
+use integration_kit::{Provider, ProviderCall, call_failed, malformed};
 use reqwest::StatusCode;
 use reqwest::Url;
 use reqwest::header::HeaderMap;
@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{Net, check_operation, host_header, read_email, vendor_text};
+use super::{Net, host_header, vendor_text};
 use crate::is_email_address;
 
 pub const API_VERSION: &str = "2025-09-01";
@@ -345,14 +345,18 @@ impl Provider for Acs {
             .map(|_| ())
     }
 
+    fn serves(served: &mut integration_kit::Served<Self>) {
+        served.operation::<crate::Send>();
+    }
+}
+
+#[async_trait]
+impl integration_kit::Serves<crate::Send> for Acs {
     async fn execute(
         &self,
         call: &ProviderCall<'_>,
-        operation: &str,
-        input: &Value,
-    ) -> Result<OperationOutput, CallError> {
-        check_operation(self.key(), operation)?;
-        let email = read_email(input)?;
+        email: &crate::Email,
+    ) -> Result<integration_kit::Step<crate::EmailSent>, CallError> {
         let origin = self.endpoint(call)?;
         let sender = match &email.from {
             Some(from) => from.as_str(),
@@ -451,9 +455,9 @@ impl Provider for Acs {
         match op.status.as_str() {
             "Failed" | "Canceled" => Err(failed(&op, attempts)),
             status => {
-                let mut out = super::sent(&email, Some(id), status, attempts);
-                out.summary["polls"] = polls.into();
-                Ok(out)
+                let mut out = super::sent(email, Some(id), status, attempts);
+                out.output.polls = Some(polls);
+                Ok(out.into())
             }
         }
     }

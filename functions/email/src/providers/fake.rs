@@ -18,12 +18,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use integration_kit::fake::{self, CallCounter};
-use integration_kit::{OperationOutput, Provider, ProviderCall};
+use integration_kit::{Provider, ProviderCall};
 use resilience::{CallError, HttpStatus, Outcome, Safety, VendorFailure};
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-
-use super::{check_operation, read_email};
 
 /// The address the Fake refuses.
 pub const UNDELIVERABLE: &str = "bounce@fake-email.invalid";
@@ -104,14 +101,18 @@ impl Provider for Fake {
             .map(|_| ())
     }
 
+    fn serves(served: &mut integration_kit::Served<Self>) {
+        served.operation::<crate::Send>();
+    }
+}
+
+#[async_trait]
+impl integration_kit::Serves<crate::Send> for Fake {
     async fn execute(
         &self,
         call: &ProviderCall<'_>,
-        operation: &str,
-        input: &Value,
-    ) -> Result<OperationOutput, CallError> {
-        check_operation(self.key(), operation)?;
-        let email = read_email(input)?;
+        email: &crate::Email,
+    ) -> Result<integration_kit::Step<crate::EmailSent>, CallError> {
         let recipients: Vec<&str> = email
             .to
             .iter()
@@ -155,14 +156,15 @@ impl Provider for Fake {
                 });
             }
         }
-        Ok(super::sent(&email, Some(message_id), "accepted", attempts))
+        Ok(super::sent(email, Some(message_id), "accepted", attempts).into())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::testing::{Harness, assert_no_secret, email};
+    use crate::providers::testing::{Harness, SendThrough as _, assert_no_secret, email};
+    use serde_json::Value;
     use serde_json::json;
 
     fn harness(key: &str, config: Value) -> Harness {
@@ -178,10 +180,7 @@ mod tests {
     async fn sends_with_a_message_id_derived_from_the_run() {
         let mut h = harness("k-1", json!({}));
         h.idempotency_key = Some("run_fake_ok".into());
-        let out = Fake
-            .execute(&h.call(), "send", &email())
-            .await
-            .expect("sent");
+        let out = Fake.send(&h.call(), &email()).await.expect("sent");
         let id = out.vendor_message_id.clone().expect("an id");
         assert!(id.starts_with("FE") && id.len() == 34, "{id}");
         assert_eq!(out.summary["status"], "accepted");
@@ -189,7 +188,7 @@ mod tests {
         assert_eq!(out.summary["attachments"], 1);
         assert_eq!(out.usage.units, 3);
         // Same run, same id, recorded once.
-        let again = Fake.execute(&h.call(), "send", &email()).await.unwrap();
+        let again = Fake.send(&h.call(), &email()).await.unwrap();
         assert_eq!(again.vendor_message_id.as_deref(), Some(id.as_str()));
         let mine: Vec<_> = sent().into_iter().filter(|m| m.message_id == id).collect();
         assert_eq!(mine.len(), 1);
@@ -221,39 +220,26 @@ mod tests {
     #[tokio::test]
     async fn modes_map_to_classes() {
         let e = Fake
-            .execute(
-                &harness("k", json!({"mode": "fail"})).call(),
-                "send",
-                &email(),
-            )
+            .send(&harness("k", json!({"mode": "fail"})).call(), &email())
             .await
             .unwrap_err();
         assert_eq!(e.class(), FailureClassification::Transient);
         assert_eq!(e.attempts, 3, "idempotent, so retried");
         assert!(e.retryable);
         let e = Fake
-            .execute(
-                &harness("k", json!({"mode": "reject"})).call(),
-                "send",
-                &email(),
-            )
+            .send(&harness("k", json!({"mode": "reject"})).call(), &email())
             .await
             .unwrap_err();
         assert_eq!(e.class(), FailureClassification::Validation);
         assert_eq!(e.attempts, 1);
         let e = Fake
-            .execute(
-                &harness("k", json!({"mode": "timeout"})).call(),
-                "send",
-                &email(),
-            )
+            .send(&harness("k", json!({"mode": "timeout"})).call(), &email())
             .await
             .unwrap_err();
         assert_eq!(e.class(), FailureClassification::Timeout);
         let e = Fake
-            .execute(
+            .send(
                 &harness("k", json!({"mode": "throttle", "retryAfterMs": 5000})).call(),
-                "send",
                 &email(),
             )
             .await
@@ -266,11 +252,7 @@ mod tests {
         let mut suppressed = email();
         suppressed["to"] = json!([UNDELIVERABLE]);
         let e = Fake
-            .execute(
-                &harness("s3cr3t-fake-key", json!({})).call(),
-                "send",
-                &suppressed,
-            )
+            .send(&harness("s3cr3t-fake-key", json!({})).call(), &suppressed)
             .await
             .unwrap_err();
         assert_eq!(e.class(), FailureClassification::Unprocessable);
@@ -279,15 +261,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bad_input_config_and_operations_are_refused() {
+    async fn bad_input_and_config_are_refused() {
         let h = harness("k", json!({}));
-        let e = Fake
-            .execute(&h.call(), "send", &json!({"to": []}))
-            .await
-            .unwrap_err();
+        let e = Fake.send(&h.call(), &json!({"to": []})).await.unwrap_err();
         assert_eq!(e.class(), FailureClassification::Validation);
-        let e = Fake.execute(&h.call(), "fax", &email()).await.unwrap_err();
-        assert!(e.failure.message.contains("fax"));
         let bad: ConnectionConfig = json!({"mode": "sometimes"}).as_object().unwrap().clone();
         assert!(Fake.validate_config(&bad).is_err());
     }

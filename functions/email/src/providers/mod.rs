@@ -12,11 +12,9 @@ pub(crate) mod testing;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use domain::{FailureClassification, RunUsage};
-use integration_kit::{OperationOutput, call_failed};
+use domain::RunUsage;
+use integration_kit::Done;
 use reqwest::Url;
-use resilience::CallError;
-use serde_json::{Value, json};
 
 use crate::Email;
 
@@ -146,44 +144,28 @@ fn normalise_host(h: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Every operation is `send`: anything else is the caller's mistake.
-pub(crate) fn check_operation(provider: &str, operation: &str) -> Result<(), CallError> {
-    if operation == "send" {
-        Ok(())
-    } else {
-        Err(call_failed(
-            FailureClassification::Validation,
-            format!("{provider} does not know the operation {operation:?}"),
-        ))
-    }
-}
-
-/// `send`'s input (already checked when the run was requested; checked again here, cheaply,
-/// since a provider must not trust it).
-pub(crate) fn read_email(input: &Value) -> Result<Email, CallError> {
-    Email::parse(input).map_err(|e| call_failed(FailureClassification::Validation, e))
-}
-
 /// What a send produced: ids and counts, never addresses, content or secrets.
 pub(crate) fn sent(
     email: &Email,
     message_id: Option<String>,
     status: &str,
     attempts: u32,
-) -> OperationOutput {
-    OperationOutput {
-        summary: json!({
-            "messageId": message_id,
-            "status": status,
-            "attempts": attempts,
-            "recipients": email.recipients(),
-            "attachments": email.attachments.len(),
-        }),
-        usage: RunUsage {
-            units: email.recipients() as u64,
-            ..RunUsage::default()
-        },
-        vendor_message_id: message_id,
+) -> Done<crate::EmailSent> {
+    let done = Done::new(crate::EmailSent {
+        message_id: message_id.clone(),
+        status: status.to_owned(),
+        attempts,
+        recipients: email.recipients(),
+        attachments: email.attachments.len(),
+        polls: None,
+    })
+    .usage(RunUsage {
+        units: email.recipients() as u64,
+        ..RunUsage::default()
+    });
+    match message_id {
+        Some(id) => done.vendor_message_id(id),
+        None => done,
     }
 }
 

@@ -18,14 +18,14 @@
 
 use async_trait::async_trait;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
-use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed};
+use integration_kit::{Provider, ProviderCall, call_failed};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use resilience::{CallError, Classifier, Safety, Verdict, classify_status};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Net, check_operation, read_email, vendor_text};
+use super::{Net, vendor_text};
 use crate::is_email_address;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.sendgrid.com";
@@ -177,14 +177,18 @@ impl Provider for SendGrid {
             .map(|_| ())
     }
 
+    fn serves(served: &mut integration_kit::Served<Self>) {
+        served.operation::<crate::Send>();
+    }
+}
+
+#[async_trait]
+impl integration_kit::Serves<crate::Send> for SendGrid {
     async fn execute(
         &self,
         call: &ProviderCall<'_>,
-        operation: &str,
-        input: &Value,
-    ) -> Result<OperationOutput, CallError> {
-        check_operation(self.key(), operation)?;
-        let email = read_email(input)?;
+        email: &crate::Email,
+    ) -> Result<integration_kit::Step<crate::EmailSent>, CallError> {
         let from = match &email.from {
             Some(from) => from.as_str(),
             None => call.require_config("from")?,
@@ -244,7 +248,7 @@ impl Provider for SendGrid {
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map(vendor_text);
-        Ok(super::sent(&email, message_id, "accepted", answer.attempts))
+        Ok(super::sent(email, message_id, "accepted", answer.attempts).into())
     }
 }
 

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
-use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed};
+use integration_kit::{Provider, ProviderCall, call_failed};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment as MimeAttachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -50,7 +50,7 @@ use resilience::{CallError, HttpStatus, Outcome, Safety, VendorFailure};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::{Net, Resolve, check_operation, read_email};
+use super::{Net, Resolve};
 use crate::{Email, is_email_address};
 
 /// How the session is protected.
@@ -578,20 +578,24 @@ impl Provider for Smtp {
             .map(|_| ())
     }
 
+    fn serves(served: &mut integration_kit::Served<Self>) {
+        served.operation::<crate::Send>();
+    }
+}
+
+#[async_trait]
+impl integration_kit::Serves<crate::Send> for Smtp {
     async fn execute(
         &self,
         call: &ProviderCall<'_>,
-        operation: &str,
-        input: &Value,
-    ) -> Result<OperationOutput, CallError> {
-        check_operation(self.key(), operation)?;
-        let email = read_email(input)?;
+        email: &crate::Email,
+    ) -> Result<integration_kit::Step<crate::EmailSent>, CallError> {
         let s =
             settings(call.config).map_err(|e| call_failed(FailureClassification::Validation, e))?;
         let credentials = Self::credentials(call)?;
         let from = email.from.as_deref().unwrap_or(&s.from);
         let id = message_id(call.idempotency_key, from);
-        let message = build_message(&email, from, &id)
+        let message = build_message(email, from, &id)
             .map_err(|e| call_failed(FailureClassification::Validation, e))?;
         let formatted = message.formatted();
         let envelope = Envelope {
@@ -610,7 +614,7 @@ impl Provider for Smtp {
                 self.attempt(&s, &credentials, &envelope, pre_data)
             })
             .await?;
-        Ok(super::sent(&email, Some(id), "accepted", attempts))
+        Ok(super::sent(email, Some(id), "accepted", attempts).into())
     }
 }
 

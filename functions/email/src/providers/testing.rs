@@ -93,6 +93,25 @@ impl Harness {
     }
 }
 
+/// `send` through a provider as a run performs it, from the JSON a caller sends.
+pub(crate) trait SendThrough {
+    async fn send(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &Value,
+    ) -> Result<integration_kit::testing::Ran, CallError>;
+}
+
+impl<P: integration_kit::Serves<crate::Send>> SendThrough for P {
+    async fn send(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &Value,
+    ) -> Result<integration_kit::testing::Ran, CallError> {
+        integration_kit::testing::execute::<crate::Send, P>(self, call, input).await
+    }
+}
+
 /// A small valid `send` input.
 pub(crate) fn email() -> Value {
     json!({

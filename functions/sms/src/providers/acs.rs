@@ -28,7 +28,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunId};
 use hmac::{Hmac, Mac as _};
-use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed, malformed};
+use integration_kit::{Provider, ProviderCall, call_failed, malformed};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
 use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict, classify_status};
@@ -346,21 +346,21 @@ impl Provider for AcsSms {
             .map(|_| ())
     }
 
+    fn serves(served: &mut integration_kit::Served<Self>) {
+        served.operation::<crate::Send>();
+    }
+}
+
+#[async_trait]
+impl integration_kit::Serves<crate::Send> for AcsSms {
     async fn execute(
         &self,
         call: &ProviderCall<'_>,
-        operation: &str,
-        input: &Value,
-    ) -> Result<OperationOutput, CallError> {
-        if operation != "send" {
-            return Err(call_failed(
-                FailureClassification::Validation,
-                format!("acs does not know {operation:?}"),
-            ));
-        }
-        let to = input["to"].as_str().unwrap_or_default();
-        let message = input["body"].as_str().unwrap_or_default();
-        let from = match input["from"].as_str() {
+        input: &crate::SendSms,
+    ) -> Result<integration_kit::Step<crate::SmsSent>, CallError> {
+        let to = input.to.as_str();
+        let message = input.body.as_str();
+        let from = match input.from.as_deref() {
             Some(from) => from,
             None => call.require_config("from")?,
         };
@@ -414,7 +414,8 @@ impl Provider for AcsSms {
                 "repeatabilityResult",
                 recipient["repeatabilityResult"].clone(),
             )],
-        ))
+        )
+        .into())
     }
 }
 
@@ -424,7 +425,7 @@ mod tests {
 
     use super::*;
     use crate::providers::test_support::{
-        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, assert_no_secret,
+        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, SendThrough as _, assert_no_secret,
     };
 
     /// The resource's access key: base64 of 32 bytes.
@@ -587,10 +588,7 @@ mod tests {
     async fn sends_a_signed_message_with_repeatability_and_a_delivery_report() {
         let fake = FakeVendor::start(|r, _| acs(r)).await;
         let h = harness(&fake.base);
-        let out = AcsSms
-            .execute(&h.call(), "send", &input())
-            .await
-            .expect("sent");
+        let out = AcsSms.send(&h.call(), &input()).await.expect("sent");
         assert_eq!(
             out.vendor_message_id.as_deref(),
             Some("Outgoing_20260901100000abcd")
@@ -623,11 +621,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| acs(r)).await;
         let h = harness(&fake.base).attempts(3);
         let e = AcsSms
-            .execute(
-                &h.call(),
-                "send",
-                &json!({"to": "+972500000000", "body": "Hello"}),
-            )
+            .send(&h.call(), &json!({"to": "+972500000000", "body": "Hello"}))
             .await
             .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Validation);
@@ -656,10 +650,7 @@ mod tests {
                 .unwrap_or_default(),
         )
         .expect("credential");
-        let e = AcsSms
-            .execute(&h.call(), "send", &input())
-            .await
-            .expect_err("refused");
+        let e = AcsSms.send(&h.call(), &input()).await.expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Auth);
         assert_eq!(e.failure.vendor_status, Some(401));
         assert_eq!(e.failure.vendor_code.as_deref(), Some("Denied"));
@@ -675,10 +666,7 @@ mod tests {
                 .unwrap_or_default(),
         )
         .expect("credential");
-        let e = AcsSms
-            .execute(&h.call(), "send", &input())
-            .await
-            .expect_err("refused");
+        let e = AcsSms.send(&h.call(), &input()).await.expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Auth);
         assert_eq!(e.attempts, 0);
         assert_no_secret(&e, &["not base64!"]);
@@ -693,7 +681,7 @@ mod tests {
         .await;
         let h = harness(&fake.base);
         let e = AcsSms
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("throttled");
         assert_eq!(e.class(), FailureClassification::RateLimited);
@@ -711,10 +699,7 @@ mod tests {
         })
         .await;
         let h = harness(&fake.base);
-        let e = AcsSms
-            .execute(&h.call(), "send", &input())
-            .await
-            .expect_err("down");
+        let e = AcsSms.send(&h.call(), &input()).await.expect_err("down");
         assert_eq!(e.class(), FailureClassification::Transient);
         assert_eq!(e.failure.vendor_status, Some(503));
         assert_eq!(e.failure.vendor_code.as_deref(), Some("ServiceUnavailable"));
@@ -735,7 +720,7 @@ mod tests {
         .await;
         let h = harness(&fake.base).attempts(3);
         let out = AcsSms
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect("sent on the second attempt");
         assert_eq!(out.summary["attempts"], 2);
@@ -751,7 +736,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| acs(r).after(ATTEMPT_TIMEOUT * 6)).await;
         let h = harness(&fake.base);
         let e = AcsSms
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("timed out");
         assert_eq!(e.class(), FailureClassification::Timeout);
@@ -765,7 +750,7 @@ mod tests {
         let fake = FakeVendor::start(|_, _| Reply::text(202, "accepted, probably")).await;
         let h = harness(&fake.base);
         let e = AcsSms
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("malformed");
         assert_eq!(e.class(), FailureClassification::VendorError);
@@ -830,7 +815,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| acs(r)).await;
         let h = harness(&fake.base).strict_guard();
         let e = AcsSms
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("localhost is internal");
         assert_eq!(e.class(), FailureClassification::Transient);

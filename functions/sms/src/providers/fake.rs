@@ -26,7 +26,7 @@ use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use hmac::Mac as _;
 use integration_kit::fake::{self, CallCounter};
 use integration_kit::{
-    DeliveryState, OperationOutput, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest,
+    DeliveryState, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest,
 };
 use resilience::{CallError, HttpStatus, Outcome, Safety};
 use serde_json::{Value, json};
@@ -140,20 +140,20 @@ impl Provider for Fake {
             .map(|_| ())
     }
 
+    fn serves(served: &mut integration_kit::Served<Self>) {
+        served.operation::<crate::Send>();
+    }
+}
+
+#[async_trait]
+impl integration_kit::Serves<crate::Send> for Fake {
     async fn execute(
         &self,
         call: &ProviderCall<'_>,
-        operation: &str,
-        input: &Value,
-    ) -> Result<OperationOutput, CallError> {
-        if operation != "send" {
-            return Err(integration_kit::call_failed(
-                FailureClassification::Validation,
-                format!("the fake does not know {operation:?}"),
-            ));
-        }
-        let to = input["to"].as_str().unwrap_or_default();
-        let body = input["body"].as_str().unwrap_or_default();
+        input: &crate::SendSms,
+    ) -> Result<integration_kit::Step<crate::SmsSent>, CallError> {
+        let to = input.to.as_str();
+        let body = input.body.as_str();
         // The Fake de-duplicates on the run like a vendor with idempotency keys would.
         let (_, attempts) = call
             .pipeline
@@ -190,13 +190,7 @@ impl Provider for Fake {
                 state,
             ));
         }
-        Ok(super::sent(
-            message_id,
-            "queued",
-            super::segments(body),
-            attempts,
-            &[],
-        ))
+        Ok(super::sent(message_id, "queued", super::segments(body), attempts, &[]).into())
     }
 }
 

@@ -10,33 +10,30 @@ pub mod twilio;
 
 /// What an accepted send produced: the vendor's message id (delivery receipts find the run by
 /// it), its status, the segments (also the run's usage) and the attempts; `extra` adds the
-/// vendor's own fields to the summary. Never the number or the text.
+/// vendor's own fields. Never the number or the text.
 pub(crate) fn sent(
     message_id: String,
     status: &str,
     parts: u64,
     attempts: u32,
     extra: &[(&str, serde_json::Value)],
-) -> integration_kit::OperationOutput {
-    let mut summary = serde_json::json!({
-        "messageId": message_id,
-        "status": status,
-        "segments": parts,
-        "attempts": attempts,
-    });
-    if let serde_json::Value::Object(m) = &mut summary {
-        for (k, v) in extra {
-            m.insert((*k).to_owned(), v.clone());
-        }
-    }
-    integration_kit::OperationOutput {
-        summary,
-        usage: domain::RunUsage {
-            units: parts,
-            ..domain::RunUsage::default()
-        },
-        vendor_message_id: Some(message_id),
-    }
+) -> integration_kit::Done<crate::SmsSent> {
+    let vendor = extra
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    integration_kit::Done::new(crate::SmsSent {
+        message_id: message_id.clone(),
+        status: status.to_owned(),
+        segments: parts,
+        attempts,
+        vendor,
+    })
+    .usage(domain::RunUsage {
+        units: parts,
+        ..domain::RunUsage::default()
+    })
+    .vendor_message_id(message_id)
 }
 
 /// The GSM 03.38 default alphabet: one septet each.
@@ -376,6 +373,25 @@ pub(crate) mod test_support {
                 rate_limit: None,
                 receipt_url: None,
             }
+        }
+    }
+
+    /// `send` through a provider as a run performs it, from the JSON a caller sends.
+    pub(crate) trait SendThrough {
+        async fn send(
+            &self,
+            call: &ProviderCall<'_>,
+            input: &Value,
+        ) -> Result<integration_kit::testing::Ran, CallError>;
+    }
+
+    impl<P: integration_kit::Serves<crate::Send>> SendThrough for P {
+        async fn send(
+            &self,
+            call: &ProviderCall<'_>,
+            input: &Value,
+        ) -> Result<integration_kit::testing::Ran, CallError> {
+            integration_kit::testing::execute::<crate::Send, P>(self, call, input).await
         }
     }
 

@@ -27,7 +27,7 @@
 
 use async_trait::async_trait;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
-use integration_kit::{OperationOutput, Provider, ProviderCall, call_failed, malformed};
+use integration_kit::{Provider, ProviderCall, call_failed, malformed};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict, classify_status};
 use serde_json::Value;
@@ -275,25 +275,25 @@ impl Provider for Twilio {
         }
     }
 
+    fn serves(served: &mut integration_kit::Served<Self>) {
+        served.operation::<crate::Send>();
+    }
+}
+
+#[async_trait]
+impl integration_kit::Serves<crate::Send> for Twilio {
     async fn execute(
         &self,
         call: &ProviderCall<'_>,
-        operation: &str,
-        input: &Value,
-    ) -> Result<OperationOutput, CallError> {
-        if operation != "send" {
-            return Err(call_failed(
-                FailureClassification::Validation,
-                format!("twilio does not know {operation:?}"),
-            ));
-        }
-        let to = input["to"].as_str().unwrap_or_default();
-        let body = input["body"].as_str().unwrap_or_default();
+        input: &crate::SendSms,
+    ) -> Result<integration_kit::Step<crate::SmsSent>, CallError> {
+        let to = input.to.as_str();
+        let body = input.body.as_str();
         let account = account_sid(call)?;
         let (user, password) = (call.secret("username")?, call.secret("password")?);
         let mut form = vec![("To", to)];
         match (
-            input["from"].as_str(),
+            input.from.as_deref(),
             call.config_str("messagingServiceSid"),
             call.config_str("from"),
         ) {
@@ -360,7 +360,7 @@ impl Provider for Twilio {
             .and_then(|n| u64::try_from(n).ok())
             .filter(|n| *n > 0)
             .unwrap_or_else(|| segments(body));
-        Ok(super::sent(sid, &status, parts, response.attempts, &[]))
+        Ok(super::sent(sid, &status, parts, response.attempts, &[]).into())
     }
 }
 
@@ -376,7 +376,7 @@ mod tests {
 
     use super::*;
     use crate::providers::test_support::{
-        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, assert_no_secret,
+        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, SendThrough as _, assert_no_secret,
     };
 
     const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
@@ -468,10 +468,7 @@ mod tests {
                 "statusCallback": "https://hooks.example.com/twilio/status?run=r-42",
             }),
         );
-        let out = Twilio
-            .execute(&h.call(), "send", &input())
-            .await
-            .expect("sent");
+        let out = Twilio.send(&h.call(), &input()).await.expect("sent");
         assert_eq!(
             out.vendor_message_id.as_deref(),
             Some("SM0123456789abcdef0123456789abcdef")
@@ -508,10 +505,7 @@ mod tests {
         );
         let mut send = input();
         send["from"] = json!("MyBrand");
-        let out = Twilio
-            .execute(&h.call(), "send", &send)
-            .await
-            .expect("sent");
+        let out = Twilio.send(&h.call(), &send).await.expect("sent");
         assert_eq!(out.summary["status"], "queued");
         let request = &fake.requests()[0];
         assert_eq!(request.form_field("From").as_deref(), Some("MyBrand"));
@@ -520,7 +514,7 @@ mod tests {
         // Without accountSid an API key cannot name the account: refused before any call.
         h.config.remove("accountSid");
         let e = Twilio
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("no account");
         assert_eq!(e.class(), FailureClassification::Validation);
@@ -533,11 +527,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT)).await;
         let h = harness(&fake.base, json!({"from": "+15550001111"})).attempts(3);
         let e = Twilio
-            .execute(
-                &h.call(),
-                "send",
-                &json!({"to": "+15005550001", "body": "Hello"}),
-            )
+            .send(&h.call(), &json!({"to": "+15005550001", "body": "Hello"}))
             .await
             .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Validation);
@@ -562,10 +552,7 @@ mod tests {
                 .unwrap_or_default(),
         )
         .expect("credential");
-        let e = Twilio
-            .execute(&h.call(), "send", &input())
-            .await
-            .expect_err("refused");
+        let e = Twilio.send(&h.call(), &input()).await.expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Auth);
         assert_eq!(e.failure.vendor_status, Some(401));
         assert_eq!(e.failure.vendor_code.as_deref(), Some("20003"));
@@ -581,7 +568,7 @@ mod tests {
         .await;
         let h = harness(&fake.base, json!({"from": "+15550001111"}));
         let e = Twilio
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("throttled");
         assert_eq!(e.class(), FailureClassification::RateLimited);
@@ -597,10 +584,7 @@ mod tests {
     async fn a_server_error_is_transient_and_never_repeated() {
         let fake = FakeVendor::start(|_, _| error(503, 20500, "Service Unavailable")).await;
         let h = harness(&fake.base, json!({"from": "+15550001111"})).attempts(3);
-        let e = Twilio
-            .execute(&h.call(), "send", &input())
-            .await
-            .expect_err("down");
+        let e = Twilio.send(&h.call(), &input()).await.expect_err("down");
         assert_eq!(e.class(), FailureClassification::Transient);
         assert_eq!(e.failure.vendor_status, Some(503));
         assert_eq!(e.failure.vendor_code.as_deref(), Some("20500"));
@@ -615,7 +599,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT).after(ATTEMPT_TIMEOUT * 6)).await;
         let h = harness(&fake.base, json!({"from": "+15550001111"}));
         let e = Twilio
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("timed out");
         assert_eq!(e.class(), FailureClassification::Timeout);
@@ -630,7 +614,7 @@ mod tests {
         let fake = FakeVendor::start(|_, _| Reply::text(201, "<html>welcome</html>")).await;
         let h = harness(&fake.base, json!({"from": "+15550001111"}));
         let e = Twilio
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("malformed");
         assert_eq!(e.class(), FailureClassification::VendorError);
@@ -653,10 +637,7 @@ mod tests {
         })
         .await;
         let h = harness(&fake.base, json!({"from": "+15550001111"}));
-        let e = Twilio
-            .execute(&h.call(), "send", &input())
-            .await
-            .expect_err("failed");
+        let e = Twilio.send(&h.call(), &input()).await.expect_err("failed");
         assert_eq!(e.class(), FailureClassification::Unprocessable);
         assert_eq!(e.failure.vendor_code.as_deref(), Some("30007"));
     }
@@ -705,7 +686,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT)).await;
         let h = harness(&fake.base, json!({"from": "+15550001111"})).strict_guard();
         let e = Twilio
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("localhost is internal");
         assert_eq!(e.class(), FailureClassification::Transient);

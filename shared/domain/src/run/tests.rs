@@ -54,6 +54,10 @@ fn in_status(status: RunStatus) -> IntegrationRun {
         RunStatus::Running => {
             run.start(at(1)).expect("start");
         }
+        RunStatus::Waiting => {
+            run.start(at(1)).expect("start");
+            run.wait(usage(1), at(2)).expect("wait");
+        }
         RunStatus::Succeeded => {
             run.start(at(1)).expect("start");
             run.succeed(None, usage(1), at(2)).expect("succeed");
@@ -72,9 +76,10 @@ fn in_status(status: RunStatus) -> IntegrationRun {
     run
 }
 
-const ALL: [RunStatus; 5] = [
+const ALL: [RunStatus; 6] = [
     RunStatus::Queued,
     RunStatus::Running,
+    RunStatus::Waiting,
     RunStatus::Succeeded,
     RunStatus::Failed,
     RunStatus::DeadLettered,
@@ -157,8 +162,11 @@ fn succeed_closes_the_attempt_and_emits_completed() {
 }
 
 #[test]
-fn succeed_is_refused_unless_running() {
-    for from in ALL.into_iter().filter(|s| *s != RunStatus::Running) {
+fn succeed_is_refused_unless_running_or_waiting() {
+    for from in ALL
+        .into_iter()
+        .filter(|s| ![RunStatus::Running, RunStatus::Waiting].contains(s))
+    {
         let mut run = in_status(from);
         assert_eq!(
             run.succeed(None, usage(1), at(9)),
@@ -194,6 +202,52 @@ fn retry_requeues_and_the_next_start_is_attempt_two() {
 }
 
 #[test]
+fn a_waiting_run_ends_with_the_vendor() {
+    let mut run = in_status(RunStatus::Waiting);
+    assert!(!RunStatus::Waiting.is_terminal());
+    assert_eq!(run.attempts().len(), 1);
+    assert_eq!(run.attempts()[0].outcome, Some(AttemptOutcome::Waiting));
+    assert_eq!(run.attempts()[0].finished_at, Some(at(2)));
+    assert_eq!(run.usage(), usage(1));
+    assert!(
+        run.current_attempt().is_none(),
+        "no attempt is open while waiting"
+    );
+    // Waiting is not running: no second wait, no retry.
+    assert_eq!(
+        run.wait(usage(1), at(3)),
+        Err(forbidden(RunStatus::Waiting, "waiting"))
+    );
+    let events = run.succeed(None, usage(2), at(5)).expect("succeed");
+    assert_eq!(run.status(), RunStatus::Succeeded);
+    assert_eq!(run.usage(), usage(3));
+    assert_eq!(run.completed_at(), Some(at(5)));
+    // The attempt that started the vendor's work stays as it was.
+    assert_eq!(run.attempts()[0].outcome, Some(AttemptOutcome::Waiting));
+    match &events[0] {
+        DomainEvent::IntegrationRunCompleted(e) => assert_eq!(e.attempts, 1),
+        other => panic!("unexpected {other:?}"),
+    }
+    let mut run = in_status(RunStatus::Waiting);
+    let f = failure_for(&run);
+    assert_eq!(run.fail(&f, at(6)), Ok(Vec::new()));
+    assert_eq!(run.status(), RunStatus::Failed);
+    assert_eq!(run.attempts()[0].outcome, Some(AttemptOutcome::Waiting));
+}
+
+#[test]
+fn wait_is_refused_unless_running() {
+    for from in ALL.into_iter().filter(|s| *s != RunStatus::Running) {
+        let mut run = in_status(from);
+        assert_eq!(
+            run.wait(usage(1), at(9)),
+            Err(forbidden(from, "waiting")),
+            "from {from:?}"
+        );
+    }
+}
+
+#[test]
 fn retry_is_refused_unless_running() {
     for from in ALL.into_iter().filter(|s| *s != RunStatus::Running) {
         let mut run = in_status(from);
@@ -218,8 +272,11 @@ fn fail_records_the_failure() {
 }
 
 #[test]
-fn fail_is_refused_unless_running() {
-    for from in ALL.into_iter().filter(|s| *s != RunStatus::Running) {
+fn fail_is_refused_unless_running_or_waiting() {
+    for from in ALL
+        .into_iter()
+        .filter(|s| ![RunStatus::Running, RunStatus::Waiting].contains(s))
+    {
         let mut run = in_status(from);
         let f = failure_for(&run);
         assert_eq!(

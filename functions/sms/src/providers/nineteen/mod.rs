@@ -30,8 +30,8 @@ use async_trait::async_trait;
 use custody::SecretMaterial;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use integration_kit::{
-    OperationOutput, PendingReceipt, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest,
-    call_failed, malformed,
+    PendingReceipt, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest, call_failed,
+    malformed,
 };
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
@@ -265,65 +265,8 @@ impl Provider for Nineteen {
             .ok_or_else(|| malformed("019's answer has no status"))
     }
 
-    async fn execute(
-        &self,
-        call: &ProviderCall<'_>,
-        operation: &str,
-        input: &Value,
-    ) -> Result<OperationOutput, CallError> {
-        if operation != "send" {
-            return Err(call_failed(
-                FailureClassification::Validation,
-                format!("019 does not know {operation:?}"),
-            ));
-        }
-        let to = input["to"].as_str().unwrap_or_default();
-        let message = input["body"].as_str().unwrap_or_default();
-        let phone = local_number(to).ok_or_else(|| {
-            call_failed(
-                FailureClassification::Validation,
-                "019 sends only to Israeli mobile numbers (+9725 and 8 digits)",
-            )
-        })?;
-        if message.chars().count() > MAX_MESSAGE_CHARS {
-            return Err(call_failed(
-                FailureClassification::Validation,
-                format!("019 takes messages of at most {MAX_MESSAGE_CHARS} characters"),
-            ));
-        }
-        let username = call.require_config("username")?;
-        let source = match input["from"].as_str() {
-            Some(from) => from,
-            None => call.require_config("source")?,
-        };
-        if !is_source(source) {
-            return Err(call_failed(
-                FailureClassification::Validation,
-                "019's sender id must be 1 to 11 letters or digits",
-            ));
-        }
-        // Ours, for delivery reports: the run, stable across retries of the run.
-        let id = match call.idempotency_key {
-            Some(key) => key.to_owned(),
-            None => uuid::Uuid::new_v4().simple().to_string(),
-        };
-        let body = envelope(username, source, &phone, &id, message);
-        let answers = Answers::new(call, false);
-        let response = post(call, "/api", &body, Safety::Unsafe, &answers).await?;
-        let answer = read(&response.body).ok_or_else(|| malformed("019's answer has no status"))?;
-        let parts = segments(message);
-        let mut extra = vec![("id", json!(id))];
-        if let Some(shipment) = answer.shipment_id {
-            extra.push(("shipmentId", json!(shipment)));
-        }
-        // 019 reports delivery by our id, so that is the message id receipts find the run by.
-        Ok(super::sent(
-            id.clone(),
-            "accepted",
-            parts,
-            response.attempts,
-            &extra,
-        ))
+    fn serves(served: &mut integration_kit::Served<Self>) {
+        served.operation::<crate::Send>();
     }
 
     fn polls_receipts(&self) -> bool {
@@ -367,6 +310,57 @@ impl Provider for Nineteen {
     }
 }
 
+#[async_trait]
+impl integration_kit::Serves<crate::Send> for Nineteen {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &crate::SendSms,
+    ) -> Result<integration_kit::Step<crate::SmsSent>, CallError> {
+        let to = input.to.as_str();
+        let message = input.body.as_str();
+        let phone = local_number(to).ok_or_else(|| {
+            call_failed(
+                FailureClassification::Validation,
+                "019 sends only to Israeli mobile numbers (+9725 and 8 digits)",
+            )
+        })?;
+        if message.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(call_failed(
+                FailureClassification::Validation,
+                format!("019 takes messages of at most {MAX_MESSAGE_CHARS} characters"),
+            ));
+        }
+        let username = call.require_config("username")?;
+        let source = match input.from.as_deref() {
+            Some(from) => from,
+            None => call.require_config("source")?,
+        };
+        if !is_source(source) {
+            return Err(call_failed(
+                FailureClassification::Validation,
+                "019's sender id must be 1 to 11 letters or digits",
+            ));
+        }
+        // Ours, for delivery reports: the run, stable across retries of the run.
+        let id = match call.idempotency_key {
+            Some(key) => key.to_owned(),
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let body = envelope(username, source, &phone, &id, message);
+        let answers = Answers::new(call, false);
+        let response = post(call, "/api", &body, Safety::Unsafe, &answers).await?;
+        let answer = read(&response.body).ok_or_else(|| malformed("019's answer has no status"))?;
+        let parts = segments(message);
+        let mut extra = vec![("id", json!(id))];
+        if let Some(shipment) = answer.shipment_id {
+            extra.push(("shipmentId", json!(shipment)));
+        }
+        // 019 reports delivery by our id, so that is the message id receipts find the run by.
+        Ok(super::sent(id.clone(), "accepted", parts, response.attempts, &extra).into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -375,7 +369,7 @@ mod tests {
 
     use super::*;
     use crate::providers::test_support::{
-        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, assert_no_secret,
+        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, SendThrough as _, assert_no_secret,
     };
 
     const TOKEN: &str = "019-api-t0ken-s3cret";
@@ -627,10 +621,7 @@ mod tests {
     async fn sends_json_with_the_local_number_and_our_id() {
         let fake = FakeVendor::start(|r, _| nineteen(r, "/api")).await;
         let h = harness(&fake.base);
-        let out = Nineteen
-            .execute(&h.call(), "send", &input())
-            .await
-            .expect("sent");
+        let out = Nineteen.send(&h.call(), &input()).await.expect("sent");
         // 019's delivery reports are keyed by our id, not by its shipment id.
         assert_eq!(
             out.vendor_message_id.as_deref(),
@@ -668,10 +659,7 @@ mod tests {
         let h = harness(&fake.base);
         let mut send = input();
         send["from"] = json!("Other1");
-        let out = Nineteen
-            .execute(&h.call(), "send", &send)
-            .await
-            .expect("sent");
+        let out = Nineteen.send(&h.call(), &send).await.expect("sent");
         assert_eq!(
             out.vendor_message_id.as_deref(),
             Some(h.idempotency_key.as_str())
@@ -679,10 +667,7 @@ mod tests {
         // A Hebrew body counts UCS-2 segments.
         let mut long = input();
         long["body"] = json!("ש".repeat(71));
-        let out = Nineteen
-            .execute(&h.call(), "send", &long)
-            .await
-            .expect("sent");
+        let out = Nineteen.send(&h.call(), &long).await.expect("sent");
         assert_eq!(out.usage.units, 2);
     }
 
@@ -692,7 +677,7 @@ mod tests {
             FakeVendor::start(|_, _| status(9, "phone number is too short or too long")).await;
         let h = harness(&fake.base).attempts(3);
         let e = Nineteen
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Validation);
@@ -722,7 +707,7 @@ mod tests {
         )
         .expect("credential");
         let e = Nineteen
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Auth);
@@ -744,7 +729,7 @@ mod tests {
         .await;
         let h = harness(&fake.base);
         let e = Nineteen
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Auth);
@@ -764,16 +749,15 @@ mod tests {
         let h = harness(&fake.base);
         for to in ["+15005550006", "+97221234567", "+9725012345678"] {
             let e = Nineteen
-                .execute(&h.call(), "send", &json!({"to": to, "body": "Hello"}))
+                .send(&h.call(), &json!({"to": to, "body": "Hello"}))
                 .await
                 .expect_err("refused");
             assert_eq!(e.class(), FailureClassification::Validation, "{to}");
             assert_eq!(e.attempts, 0);
         }
         let e = Nineteen
-            .execute(
+            .send(
                 &h.call(),
-                "send",
                 &json!({"to": "+972501234567", "body": "x".repeat(1006)}),
             )
             .await
@@ -789,7 +773,7 @@ mod tests {
                 .await;
         let h = harness(&fake.base);
         let e = Nineteen
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("throttled");
         assert_eq!(e.class(), FailureClassification::RateLimited);
@@ -804,10 +788,7 @@ mod tests {
     async fn a_server_error_is_transient_and_never_repeated() {
         let fake = FakeVendor::start(|_, _| Reply::text(502, "bad gateway")).await;
         let h = harness(&fake.base).attempts(3);
-        let e = Nineteen
-            .execute(&h.call(), "send", &input())
-            .await
-            .expect_err("down");
+        let e = Nineteen.send(&h.call(), &input()).await.expect_err("down");
         assert_eq!(e.class(), FailureClassification::Transient);
         assert_eq!(e.failure.vendor_status, Some(502));
         assert!(!e.retryable);
@@ -820,7 +801,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| nineteen(r, "/api").after(ATTEMPT_TIMEOUT * 6)).await;
         let h = harness(&fake.base);
         let e = Nineteen
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("timed out");
         assert_eq!(e.class(), FailureClassification::Timeout);
@@ -833,7 +814,7 @@ mod tests {
         let fake = FakeVendor::start(|_, _| Reply::text(200, "<html>maintenance</html>")).await;
         let h = harness(&fake.base);
         let e = Nineteen
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("malformed");
         assert_eq!(e.class(), FailureClassification::VendorError);
@@ -899,7 +880,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| nineteen(r, "/api")).await;
         let h = harness(&fake.base).strict_guard();
         let e = Nineteen
-            .execute(&h.call(), "send", &input())
+            .send(&h.call(), &input())
             .await
             .expect_err("localhost is internal");
         assert_eq!(e.class(), FailureClassification::Transient);

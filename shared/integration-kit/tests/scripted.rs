@@ -1,0 +1,656 @@
+//! The kit on its own, with a scripted provider through the local runner: typed inputs
+//! refused at their field, outputs kept (inline and in blob storage), `Prefer: wait`, runs
+//! that wait for their vendor and are resumed, time out, or fail over, and one vendor call
+//! per run and per idempotency key.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use app_context::{AppContext, AppRegistration};
+use async_trait::async_trait;
+use domain::{CredentialKind, FailureClassification};
+use functions_runtime::FunctionApp;
+use integration_kit::{
+    Done, InputError, Operation, Provider, ProviderCall, Served, Serves, Step, VendorApp, Wait,
+    call_failed,
+};
+use resilience::CallError;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use testkit::TestPlatform;
+
+const SLUG: &str = "script";
+
+/// Vendor calls per run (the idempotency key the kit gives the provider).
+static CALLS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+
+fn count_call(call: &ProviderCall<'_>) -> u32 {
+    let key = call.idempotency_key.unwrap_or_default().to_owned();
+    let mut calls = CALLS.lock().unwrap();
+    let n = calls
+        .get_or_insert_with(HashMap::new)
+        .entry(key)
+        .or_insert(0);
+    *n += 1;
+    *n
+}
+
+fn calls(run: &str) -> u32 {
+    CALLS
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|c| c.get(run).copied())
+        .unwrap_or(0)
+}
+
+/// A vendor steered by the connection's config `mode`: `ok`, or `down` (every call fails as
+/// a transient outage).
+struct Script;
+
+#[async_trait]
+impl Provider for Script {
+    fn key(&self) -> &'static str {
+        "script"
+    }
+
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[CredentialKind::ApiKey]
+    }
+
+    fn validate_config(&self, config: &domain::ConnectionConfig) -> Result<(), String> {
+        match config.get("mode").and_then(Value::as_str) {
+            None | Some("ok" | "down") => Ok(()),
+            _ => Err("mode must be ok or down".into()),
+        }
+    }
+
+    async fn test_connection(&self, _call: &ProviderCall<'_>) -> Result<(), CallError> {
+        Ok(())
+    }
+
+    fn serves(served: &mut Served<Self>) {
+        served
+            .operation::<Echo>()
+            .operation::<Job>()
+            .operation::<Stuck>();
+    }
+}
+
+fn down(call: &ProviderCall<'_>) -> Result<(), CallError> {
+    if call.config_str("mode") == Some("down") {
+        return Err(call_failed(
+            FailureClassification::Transient,
+            "the scripted vendor is down",
+        ));
+    }
+    Ok(())
+}
+
+/// `echo`: `{text, repeat?}` → `{text}` repeated (a large output when asked).
+struct Echo;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EchoIn {
+    text: String,
+    #[serde(default)]
+    repeat: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct EchoOut {
+    text: String,
+    calls: u32,
+}
+
+impl Operation for Echo {
+    const NAME: &'static str = "echo";
+    type Input = EchoIn;
+    type Output = EchoOut;
+
+    fn check(input: &EchoIn) -> Result<(), InputError> {
+        if input.text.is_empty() {
+            return Err(InputError::at("text", "must not be empty"));
+        }
+        if input.repeat.is_some_and(|r| r > 100_000) {
+            return Err(InputError::at("repeat", "at most 100000"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Serves<Echo> for Script {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &EchoIn,
+    ) -> Result<Step<EchoOut>, CallError> {
+        down(call)?;
+        let calls = count_call(call);
+        Ok(Done::new(EchoOut {
+            text: input.text.repeat(input.repeat.unwrap_or(1)),
+            calls,
+        })
+        .into())
+    }
+}
+
+/// `job`: `{checks, flaky?}`: the vendor finishes after being asked `checks` times; a flaky
+/// vendor fails the first look with a transient error.
+struct Job;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobIn {
+    checks: u32,
+    #[serde(default)]
+    flaky: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobOut {
+    job_id: String,
+    checks: u32,
+}
+
+impl Operation for Job {
+    const NAME: &'static str = "job";
+    type Input = JobIn;
+    type Output = JobOut;
+}
+
+#[async_trait]
+impl Serves<Job> for Script {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        _input: &JobIn,
+    ) -> Result<Step<JobOut>, CallError> {
+        down(call)?;
+        count_call(call);
+        let job = format!("job-{}", call.idempotency_key.unwrap_or_default());
+        Ok(
+            Wait::after(Duration::from_millis(100), json!({"job": job, "seen": 0}))
+                .progress(json!({"jobId": job}))
+                .into(),
+        )
+    }
+
+    async fn resume(
+        &self,
+        _call: &ProviderCall<'_>,
+        input: &JobIn,
+        state: &Value,
+    ) -> Result<Step<JobOut>, CallError> {
+        let job = state["job"].as_str().unwrap_or_default().to_owned();
+        if input.flaky {
+            // A failed look leaves the kit's state as it was, so the job remembers here
+            // that it has failed once.
+            let mut flaked = FLAKED.lock().unwrap();
+            if !flaked.contains(&job) {
+                flaked.push(job);
+                return Err(call_failed(
+                    FailureClassification::Transient,
+                    "the vendor's status page is down",
+                ));
+            }
+        }
+        let seen = state["seen"].as_u64().unwrap_or(0) as u32 + 1;
+        if seen >= input.checks {
+            return Ok(Done::new(JobOut {
+                job_id: job,
+                checks: seen,
+            })
+            .into());
+        }
+        Ok(Wait::after(
+            Duration::from_millis(100),
+            json!({"job": job, "seen": seen}),
+        )
+        .into())
+    }
+}
+
+static FLAKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// `stuck`: the vendor never finishes; the operation waits at most one second.
+struct Stuck;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StuckIn {}
+
+impl Operation for Stuck {
+    const NAME: &'static str = "stuck";
+    const MAX_WAIT: Duration = Duration::from_secs(1);
+    type Input = StuckIn;
+    type Output = ();
+}
+
+#[async_trait]
+impl Serves<Stuck> for Script {
+    async fn execute(
+        &self,
+        _call: &ProviderCall<'_>,
+        _input: &StuckIn,
+    ) -> Result<Step<()>, CallError> {
+        Ok(Wait::after(Duration::from_millis(200), json!({})).into())
+    }
+
+    async fn resume(
+        &self,
+        _call: &ProviderCall<'_>,
+        _input: &StuckIn,
+        _state: &Value,
+    ) -> Result<Step<()>, CallError> {
+        Ok(Wait::after(Duration::from_millis(200), json!({})).into())
+    }
+}
+
+fn build(ctx: &AppContext) -> FunctionApp {
+    VendorApp::new(SLUG, "/integration/script")
+        .failover(true)
+        .provider(Script)
+        .build(ctx)
+}
+
+fn registration() -> AppRegistration {
+    integration_kit::registration(SLUG, build)
+}
+
+/// The platform with the registry and the scripted app, the scripted vendor in the
+/// catalogue.
+async fn start() -> TestPlatform {
+    let platform = TestPlatform::start(
+        &[registry::registration(), registration()],
+        json!({"RUN_MAX_ATTEMPTS": "2"}),
+    )
+    .await;
+    let operator = platform.token("platform", &[api_kit::OPERATOR_ROLE]);
+    let r = platform
+        .post(
+            "/registry/api/integrations/providers",
+            &operator,
+            json!({"key": "script", "displayName": "Scripted vendor", "category": "other",
+                   "authScheme": "apiKey", "baseUrl": "https://script.invalid"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    platform
+}
+
+async fn connect(platform: &TestPlatform, token: &str, config: Value) -> String {
+    let r = platform
+        .post(
+            "/script/api/integrations/connections",
+            token,
+            json!({
+                "providerKey": "script",
+                "displayName": "scripted",
+                "config": config,
+                "credential": {"kind": "apiKey", "apiKey": "sk-script-secret"},
+            }),
+        )
+        .await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn run(
+    platform: &TestPlatform,
+    token: &str,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut rb = platform
+        .client
+        .post(platform.url("/script/api/integrations/runs"))
+        .bearer_auth(token)
+        .json(&body);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    rb.send().await.unwrap()
+}
+
+async fn finished(platform: &TestPlatform, token: &str, run: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let v: Value = platform
+            .get(&format!("/script/api/integrations/runs/{run}"), token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if ["succeeded", "failed", "dead_lettered"].contains(&v["status"].as_str().unwrap_or("")) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "run {run} did not finish: {v}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn inputs_are_typed_and_refused_at_their_field() {
+    let platform = start().await;
+    let token = platform.token("tenant-a", &[]);
+    let conn = connect(&platform, &token, json!({})).await;
+    for (input, pointer, words) in [
+        (json!({"text": 5}), "/input/text", "expected a string"),
+        (json!({"text": ""}), "/input/text", "must not be empty"),
+        (
+            json!({"text": "a", "repeat": -1}),
+            "/input/repeat",
+            "invalid value",
+        ),
+        (
+            json!({"text": "a", "colour": "red"}),
+            "/input/colour",
+            "unknown field `colour`",
+        ),
+        (json!(null), "/input", "expected struct EchoIn"),
+    ] {
+        let r = run(
+            &platform,
+            &token,
+            json!({"connectionId": conn, "operation": "echo", "input": input}),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{input}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{input}"
+        );
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["code"], "invalid_input", "{problem}");
+        assert_eq!(problem["pointer"], pointer, "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(words),
+            "{problem}"
+        );
+    }
+    let r = run(
+        &platform,
+        &token,
+        json!({"connectionId": conn, "operation": "fax", "input": {}}),
+        &[],
+    )
+    .await;
+    let problem = testkit::assert_problem(r, 400, "unknown_operation").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("echo, job, stuck")
+    );
+    // A bad config is refused when the connection is made.
+    let r = platform
+        .post(
+            "/script/api/integrations/connections",
+            &token,
+            json!({"providerKey": "script", "displayName": "x", "config": {"mode": "sideways"},
+                   "credential": {"kind": "apiKey", "apiKey": "k"}}),
+        )
+        .await;
+    testkit::assert_problem(r, 400, "invalid_config").await;
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn prefer_wait_answers_the_finished_run_once_per_key() {
+    let platform = start().await;
+    let token = platform.token("tenant-a", &[]);
+    let conn = connect(&platform, &token, json!({})).await;
+    let body = json!({"connectionId": conn, "operation": "echo", "input": {"text": "hi"}});
+
+    // Without the preference: 202 at once.
+    let r = run(&platform, &token, body.clone(), &[]).await;
+    assert_eq!(r.status(), 202);
+    assert!(r.headers().get("preference-applied").is_none());
+
+    // With it: 200 and the finished run with its output.
+    let r = run(
+        &platform,
+        &token,
+        body.clone(),
+        &[
+            ("Prefer", "respond-async, wait=10"),
+            ("Idempotency-Key", "k-1"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["preference-applied"], "wait");
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["output"]["text"], "hi");
+    assert_eq!(done["output"]["calls"], 1);
+    assert_eq!(done["outputSummary"]["text"], "hi");
+    let id = done["runId"].as_str().unwrap().to_owned();
+
+    // The same key again: the same run, answered at once, and still one vendor call.
+    let again: Value = run(
+        &platform,
+        &token,
+        body.clone(),
+        &[("Prefer", "wait=10"), ("Idempotency-Key", "k-1")],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(again["runId"], id.as_str());
+    assert_eq!(again["status"], "succeeded");
+    assert_eq!(calls(&id), 1);
+
+    // The output alone, and nothing for another tenant.
+    let out: Value = platform
+        .get(
+            &format!("/script/api/integrations/runs/{id}/output"),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out, json!({"text": "hi", "calls": 1}));
+    let other = platform.token("tenant-b", &[]);
+    let r = platform
+        .get(
+            &format!("/script/api/integrations/runs/{id}/output"),
+            &other,
+        )
+        .await;
+    testkit::assert_problem(r, 404, "not_found").await;
+
+    // A preference that is not a number is ignored, as RFC 7240 asks.
+    let r = run(&platform, &token, body.clone(), &[("Prefer", "wait=soon")]).await;
+    assert_eq!(r.status(), 202);
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn large_outputs_are_kept_in_blob_storage() {
+    let platform = start().await;
+    let token = platform.token("tenant-a", &[]);
+    let conn = connect(&platform, &token, json!({})).await;
+    let r = run(
+        &platform,
+        &token,
+        json!({"connectionId": conn, "operation": "echo",
+               "input": {"text": "0123456789abcdef", "repeat": 4096}}),
+        &[("Prefer", "wait=10")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let done: Value = r.json().await.unwrap();
+    let id = done["runId"].as_str().unwrap();
+    assert_eq!(done["output"], Value::Null, "too large to show inline");
+    assert_eq!(
+        done["outputUrl"],
+        format!("/api/integrations/runs/{id}/output")
+    );
+    // The summary stays small: no 64 KiB text on the run's event.
+    assert!(done["outputSummary"].to_string().len() < 1024);
+    let out: Value = platform
+        .get(
+            &format!("/script/api/integrations/runs/{id}/output"),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["text"].as_str().unwrap().len(), 16 * 4096);
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn waiting_runs_are_resumed_until_the_vendor_is_done() {
+    let platform = start().await;
+    let token = platform.token("tenant-a", &[]);
+    let conn = connect(&platform, &token, json!({})).await;
+
+    // Three looks, about 100 ms apart: a waited request sees the end.
+    let r = run(
+        &platform,
+        &token,
+        json!({"connectionId": conn, "operation": "job", "input": {"checks": 3}}),
+        &[("Prefer", "wait=20")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let id = done["runId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        done["output"],
+        json!({"jobId": format!("job-{id}"), "checks": 3})
+    );
+    assert_eq!(done["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(done["attempts"][0]["outcome"], "waiting");
+    assert!(done.get("waiting").is_none(), "{done}");
+    assert_eq!(calls(&id), 1, "the vendor's job was started once");
+
+    // While it waits, the run says so and shows what is known already.
+    let r = run(
+        &platform,
+        &token,
+        json!({"connectionId": conn, "operation": "job", "input": {"checks": 30}}),
+        &[],
+    )
+    .await;
+    let id = r.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let waiting = loop {
+        let v: Value = platform
+            .get(&format!("/script/api/integrations/runs/{id}"), &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if v["status"] == "waiting" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "never waiting: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(waiting["output"]["jobId"], format!("job-{id}"));
+    assert!(waiting["waiting"]["deadline"].is_string(), "{waiting}");
+    let r = platform
+        .get(
+            &format!("/script/api/integrations/runs/{id}/output"),
+            &token,
+        )
+        .await;
+    assert_eq!(r.status(), 200, "the progress is the output so far");
+
+    // A look that fails for a moment is tried again; the run still ends well.
+    let r = run(
+        &platform,
+        &token,
+        json!({"connectionId": conn, "operation": "job", "input": {"checks": 2, "flaky": true}}),
+        &[],
+    )
+    .await;
+    let id = r.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = finished(&platform, &token, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["output"]["checks"], 2);
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_run_waiting_past_its_maximum_fails_once_with_timeout() {
+    let platform = start().await;
+    let token = platform.token("tenant-a", &[]);
+    let conn = connect(&platform, &token, json!({})).await;
+    let started = Instant::now();
+    let r = run(
+        &platform,
+        &token,
+        json!({"connectionId": conn, "operation": "stuck", "input": {}}),
+        &[("Prefer", "wait=1")],
+    )
+    .await;
+    // Not finished within the wait: the usual 202.
+    assert_eq!(r.status(), 202);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let id = r.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = finished(&platform, &token, &id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let failures: Value = platform
+        .get("/script/api/integrations/failures", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mine: Vec<&Value> = failures["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["subject"]["id"] == id.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{failures}");
+    assert_eq!(mine[0]["classification"], "timeout");
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_run_fails_over_to_the_next_connection() {
+    let platform = start().await;
+    let token = platform.token("tenant-a", &[]);
+    let down = connect(&platform, &token, json!({"mode": "down", "priority": 0})).await;
+    let up = connect(&platform, &token, json!({"priority": 1})).await;
+    let r = run(
+        &platform,
+        &token,
+        json!({"connectionId": down, "operation": "echo", "input": {"text": "x"}}),
+        &[("Prefer", "wait=10")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["servedBy"], up.as_str());
+    assert_eq!(done["failovers"][0]["connectionId"], down.as_str());
+    assert_eq!(done["output"]["text"], "x");
+    platform.shutdown().await;
+}
