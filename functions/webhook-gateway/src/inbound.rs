@@ -172,6 +172,36 @@ async fn receive(
     }
 }
 
+/// For a source of a vendor app's connection: the command that hands the delivery to the
+/// app (`runs-<app>`), in the batch that records it, so the app hears of exactly the
+/// deliveries the gateway accepted. Its id is fixed per delivery.
+fn routed_command(
+    stored: &StoredSource,
+    event: &domain::DomainEvent,
+    key: &str,
+) -> Result<Option<WriteOp>, ApiError> {
+    let (Some(app), domain::DomainEvent::WebhookReceived(data)) = (&stored.app, event) else {
+        return Ok(None);
+    };
+    let source = &stored.source;
+    let command = envelope::Envelope::builder(
+        SOURCE,
+        app_context::commands::WEBHOOK_ROUTED,
+        source.tenant_id().as_str(),
+    )
+    .id(format!("routed-{}-{key}", source.id()))
+    .subject(format!("sources/{}", source.id()))
+    .json_data(data)
+    .map_err(|e| {
+        tracing::error!(error = %e, "a routed webhook did not make an envelope");
+        ApiError::Internal
+    })?;
+    Ok(Some(outbox::outbox_write(
+        &command,
+        &app_context::runs_queue(app),
+    )))
+}
+
 async fn accept(
     state: &Inbound,
     source_id: &str,
@@ -245,6 +275,7 @@ async fn accept(
     let now = chrono::Utc::now();
     let event = source.received(inbound, payload_ref.clone(), now);
     let receipt_id = format!("received-{}-{key}", source.id());
+    let routed = routed_command(&ready.stored, &event, &key)?;
     let receipt = json!({
         "docType": "received",
         "sourceId": source.id(),
@@ -254,6 +285,7 @@ async fn accept(
     });
     let mut ops = vec![WriteOp::create(&receipt_id, receipt)];
     ops.extend(outbox::event_writes(&[event], SOURCE, None).map_err(|_| ApiError::Internal)?);
+    ops.extend(routed);
     match ctx.documents.batch(CONTAINER, tenant, ops).await {
         Ok(_) => {
             ctx.outbox_committed();

@@ -41,6 +41,10 @@ pub(crate) struct StoredSource {
     #[serde(default)]
     pub(crate) options: Value,
     pub(crate) description: Option<String>,
+    /// The vendor app of the source's connection: verified deliveries are routed to it
+    /// (`runs-<app>`).
+    #[serde(default)]
+    pub(crate) app: Option<String>,
     #[serde(default = "source_doc_type")]
     doc_type: String,
 }
@@ -56,6 +60,10 @@ struct SourceIn {
     secret: String,
     #[serde(default)]
     connection_id: Option<String>,
+    /// The vendor app the connection belongs to, when the scheme does not say
+    /// ([`app_context::commands::app_of_scheme`]).
+    #[serde(default)]
+    app: Option<String>,
     #[serde(default)]
     description: Option<String>,
     /// Scheme options: `{"toleranceSecs": 300}`, `{"header": "X-Signature"}`, ...
@@ -94,6 +102,7 @@ fn source_out(ctx: &AppContext, s: &StoredSource) -> Value {
         "provider": s.source.scheme(),
         "url": inbound_url(ctx, &s.source.id()),
         "connectionId": s.source.connection_id(),
+        "app": s.app,
         "description": s.description,
         "createdAt": s.source.created_at(),
     })
@@ -127,6 +136,7 @@ async fn create_source(
         .map(ConnectionId::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_connection_id", e.to_string()))?;
+    let app = connection_app(&ctx, &tenant, scheme, connection_id, body.app.as_deref()).await?;
     if body.description.as_ref().is_some_and(|d| d.len() > 500) {
         return Err(ApiError::bad_request(
             "invalid_description",
@@ -149,6 +159,7 @@ async fn create_source(
         credential_id,
         options,
         description: body.description,
+        app,
         doc_type: source_doc_type(),
     };
     let doc = serde_json::to_value(&stored).map_err(|_| ApiError::Internal)?;
@@ -168,6 +179,60 @@ async fn create_source(
         Json(source_out(&ctx, &stored)),
     )
         .into_response())
+}
+
+/// The vendor app a source's deliveries are routed to: the app named (or the one the scheme
+/// belongs to), whose connection `connection_id` must be, in the caller's tenant (else 404,
+/// as for any other tenant's id). A source without a connection is routed nowhere.
+async fn connection_app(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    scheme: WebhookScheme,
+    connection_id: Option<ConnectionId>,
+    app: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let Some(connection_id) = connection_id else {
+        if app.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_app",
+                "app names where the deliveries of a connection go: give connectionId too",
+            ));
+        }
+        return Ok(None);
+    };
+    let app = app
+        .or_else(|| app_context::commands::app_of_scheme(scheme.as_str()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "app_required",
+                format!(
+                    "{} deliveries can belong to several apps: name the connection's app",
+                    scheme.as_str()
+                ),
+            )
+        })?;
+    let app = app_context::VENDOR_APPS
+        .into_iter()
+        .find(|a| *a == app)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_app",
+                format!("app is one of: {}", app_context::VENDOR_APPS.join(", ")),
+            )
+        })?;
+    let found = ctx
+        .documents
+        .read(
+            app,
+            tenant.as_str(),
+            &app_context::commands::connection_doc_id(&connection_id),
+        )
+        .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))?;
+    if found.is_none() {
+        return Err(ApiError::not_found("the connection"));
+    }
+    Ok(Some(app.to_owned()))
 }
 
 pub(crate) async fn read_source(

@@ -193,4 +193,29 @@ pub mod commands {
     pub struct RotationTimeout {
         pub rotation_id: RotationId,
     }
+
+    /// Webhook gateway → the app of the source's connection (`runs-<slug>`): a verified
+    /// inbound delivery for that connection, written in the batch that records it. The data
+    /// is the `WebhookReceived` event's ([`domain::WebhookReceived`]).
+    pub const WEBHOOK_ROUTED: &str = "connectsoft.integration.webhook.routed.v1";
+
+    /// The id of a vendor app's connection document in the app's container (partition = the
+    /// tenant): how the gateway checks a source's connection before routing to it.
+    pub fn connection_doc_id(id: &ConnectionId) -> String {
+        format!("connection-{id}")
+    }
+
+    /// The app a webhook scheme's deliveries belong to when the scheme names one vendor app
+    /// (GitHub's go to `github`, Stripe's to `payment`); schemes several apps use (Event
+    /// Grid, Standard Webhooks, generic HMAC) name none, and the source names its app.
+    pub fn app_of_scheme(scheme: &str) -> Option<&'static str> {
+        Some(match scheme {
+            "github" => "github",
+            "azure-devops" => "azure-devops",
+            "stripe" => "payment",
+            "twilio" => "sms",
+            "sendgrid" => "email",
+            _ => return None,
+        })
+    }
 }

@@ -46,11 +46,11 @@ use crate::{Kit, RUN_REQUESTED};
 /// The bus's max delivery count (design §7).
 const MAX_DELIVERY_COUNT: u32 = 10;
 
-fn permanent(e: impl std::fmt::Display) -> InvocationError {
+pub(crate) fn permanent(e: impl std::fmt::Display) -> InvocationError {
     InvocationError::permanent(e.to_string())
 }
 
-fn transient(e: impl std::fmt::Display) -> InvocationError {
+pub(crate) fn transient(e: impl std::fmt::Display) -> InvocationError {
     InvocationError::transient(e.to_string())
 }
 
@@ -70,6 +70,9 @@ pub(crate) async fn handle(
         RETEST_REQUESTED => {
             let request: RetestRequested = event.data_json().map_err(permanent)?;
             retest(&kit, &tenant, &event, request).await?;
+        }
+        app_context::commands::WEBHOOK_ROUTED => {
+            crate::vendor_webhooks::handle(&kit, &tenant, &event).await?;
         }
         other => return Err(permanent(format!("unexpected message type {other}"))),
     }
@@ -102,7 +105,7 @@ async fn read_run(
     Ok(Some((run, doc.etag)))
 }
 
-async fn commit(
+pub(crate) async fn commit(
     kit: &Kit,
     tenant: &TenantId,
     ops: Vec<WriteOp>,
@@ -122,7 +125,7 @@ async fn commit(
     Ok(())
 }
 
-fn run_write(stored: &StoredRun, etag: ETag) -> Result<WriteOp, InvocationError> {
+pub(crate) fn run_write(stored: &StoredRun, etag: ETag) -> Result<WriteOp, InvocationError> {
     let doc = api_kit::Aggregates::document(stored, RUN).map_err(|_| permanent("run"))?;
     Ok(WriteOp::replace(
         run_doc_id(&stored.run.id()),
@@ -401,6 +404,14 @@ async fn finish(
             };
             stored.output = wait.progress;
             stored.waiting = Some(waiting);
+            if let Some(correlation) = &wait.correlation {
+                ops.push(crate::vendor_webhooks::correlation_write(
+                    connection.provider_key().as_str(),
+                    correlation,
+                    run_id,
+                    max_wait + CORRELATION_MARGIN,
+                ));
+            }
             ops.push(schedule_check(
                 kit,
                 tenant,
@@ -471,7 +482,7 @@ async fn finish(
 /// The success of a run: the output kept (inline, or in blob storage when large), the
 /// summary, `succeeded` + `IntegrationRunCompleted`, and the vendor message id's index.
 #[allow(clippy::too_many_arguments)]
-async fn succeed(
+pub(crate) async fn succeed(
     kit: &Kit,
     tenant: &TenantId,
     stored: &mut StoredRun,
@@ -574,6 +585,9 @@ fn schedule_check(
     ))
 }
 
+/// How much longer than a run may wait its correlation index is kept.
+const CORRELATION_MARGIN: Duration = Duration::from_secs(24 * 3600);
+
 /// The shortest and longest waits between two looks at a waiting run, whatever the
 /// provider asks.
 const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
@@ -615,8 +629,17 @@ async fn resume(
             )
             .await?;
         }
-        Ok((_, Step::Wait(wait))) if now < waiting.deadline => {
+        Ok((connection, Step::Wait(wait))) if now < waiting.deadline => {
             stored.run.add_usage(wait.usage, now);
+            if let Some(correlation) = &wait.correlation {
+                let left = (waiting.deadline - now).to_std().unwrap_or_default();
+                ops.push(crate::vendor_webhooks::correlation_write(
+                    connection.provider_key().as_str(),
+                    correlation,
+                    run_id,
+                    left + CORRELATION_MARGIN,
+                ));
+            }
             if let Some(w) = stored.waiting.as_mut() {
                 w.state = wait.state;
                 w.checks += 1;
@@ -778,7 +801,7 @@ async fn check(
 }
 
 /// The run's one `IntegrationFailure`: the run fails (or is dead-lettered) with it.
-fn record_failure(
+pub(crate) fn record_failure(
     stored: &mut StoredRun,
     tenant: &TenantId,
     e: &CallError,

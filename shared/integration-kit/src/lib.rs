@@ -36,6 +36,7 @@ mod signals;
 mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod vendor_webhooks;
 
 pub use operation::{
     DEFAULT_MAX_WAIT, Done, InputError, Operation, Served, Serves, Step, Wait, parse_input,
@@ -46,6 +47,7 @@ pub use provider::{
     event_grid_receipts, fail as call_failed, malformed, receipt_code, receipt_code_query,
     verify_receipt_code,
 };
+pub use vendor_webhooks::{VendorWebhook, WebhookEffect};
 
 use std::sync::Arc;
 use std::time::Duration;

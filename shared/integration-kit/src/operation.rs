@@ -171,6 +171,9 @@ pub struct Wait {
     /// run's `output` until the final one replaces it.
     pub progress: Option<Value>,
     pub usage: RunUsage,
+    /// The vendor's name for the work (`workflow_run:123`): a vendor webhook that reports it
+    /// finished ([`WebhookEffect`](crate::WebhookEffect)) ends the wait at once by it.
+    pub correlation: Option<String>,
 }
 
 impl Wait {
@@ -180,11 +183,18 @@ impl Wait {
             state,
             progress: None,
             usage: RunUsage::default(),
+            correlation: None,
         }
     }
 
     pub fn progress(mut self, progress: Value) -> Self {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Names the vendor's work, so its completion webhook finds the run.
+    pub fn correlate(mut self, correlation: impl Into<String>) -> Self {
+        self.correlation = Some(correlation.into());
         self
     }
 }
@@ -269,18 +279,25 @@ fn unreadable(e: InputError) -> CallError {
 fn erase<T: Serialize>(step: Step<T>) -> Result<ErasedStep, CallError> {
     Ok(match step {
         Step::Wait(w) => Step::Wait(w),
-        Step::Done(d) => Step::Done(Done {
-            output: serde_json::to_value(&d.output).map_err(|e| {
+        Step::Done(d) => Step::Done(d.erase()?),
+    })
+}
+
+impl<T: Serialize> Done<T> {
+    /// The output as the kit keeps it (JSON).
+    pub(crate) fn erase(self) -> Result<Done<Value>, CallError> {
+        Ok(Done {
+            output: serde_json::to_value(&self.output).map_err(|e| {
                 fail(
                     FailureClassification::VendorError,
                     format!("the operation's output did not serialise: {e}"),
                 )
             })?,
-            usage: d.usage,
-            vendor_message_id: d.vendor_message_id,
-            summary: d.summary,
-        }),
-    })
+            usage: self.usage,
+            vendor_message_id: self.vendor_message_id,
+            summary: self.summary,
+        })
+    }
 }
 
 impl<P, O> Handler for Bound<P, O>
@@ -413,8 +430,9 @@ mod tests {
         assert!(!e.message.contains("line"), "{e}");
         let e = parse_input::<Op>(&json!({"to": "x", "items": [{"name": "a"}, {"nam": 1}]}))
             .unwrap_err();
-        assert_eq!(e.path, "items[1]");
-        assert_eq!(e.pointer(), "/input/items/1");
+        // An unknown field is named itself.
+        assert_eq!(e.path, "items[1].nam");
+        assert_eq!(e.pointer(), "/input/items/1/nam");
         assert!(e.message.contains("unknown field `nam`"), "{e}");
         let e = parse_input::<Op>(
             &json!({"to": "x", "items": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}),

@@ -156,6 +156,17 @@ pub trait Provider: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Reads a vendor webhook for one of its connections, routed here by the webhook gateway
+    /// (already verified there with the source's secret), and says what it means: a waiting
+    /// run's work finished or failed, a delivery receipt. An error is logged and the delivery
+    /// dropped (the vendor's retry would read the same bytes).
+    fn webhook(
+        &self,
+        _webhook: &crate::VendorWebhook<'_>,
+    ) -> Result<Vec<crate::WebhookEffect>, String> {
+        Ok(Vec::new())
+    }
+
     /// The operations it performs: `served.operation::<Send>()` for each (the provider
     /// implements [`Serves`](crate::Serves) for them).
     fn serves(served: &mut crate::Served<Self>)

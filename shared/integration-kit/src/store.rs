@@ -11,9 +11,9 @@ pub(crate) const IDEMPOTENCY: &str = "idempotency";
 pub(crate) const VENDOR_MESSAGE: &str = "vendorMessage";
 pub(crate) const RECEIPT_WATCH: &str = "receiptWatch";
 
-pub(crate) fn connection_doc_id(id: &ConnectionId) -> String {
-    format!("connection-{id}")
-}
+/// The connection's document id: part of the contract with the webhook gateway, which
+/// checks a source's connection by it.
+pub(crate) use app_context::commands::connection_doc_id;
 
 pub(crate) fn run_doc_id(id: &RunId) -> String {
     format!("run-{id}")

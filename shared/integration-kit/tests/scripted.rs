@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use testkit::TestPlatform;
 
-const SLUG: &str = "script";
+/// Named after a vendor app not built yet, so the webhook gateway (which routes only to the
+/// platform's vendor apps) routes to it; its routes are under `/support`.
+const SLUG: &str = "support";
 
 /// Vendor calls per run (the idempotency key the kit gives the provider).
 static CALLS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
@@ -68,6 +70,31 @@ impl Provider for Script {
 
     async fn test_connection(&self, _call: &ProviderCall<'_>) -> Result<(), CallError> {
         Ok(())
+    }
+
+    /// `{"job", "status": "completed" | "failed", "checks"}` ends the job's wait.
+    fn webhook(
+        &self,
+        webhook: &integration_kit::VendorWebhook<'_>,
+    ) -> Result<Vec<integration_kit::WebhookEffect>, String> {
+        if webhook.event_type != Some("job") {
+            return Ok(Vec::new());
+        }
+        let body: Value = serde_json::from_slice(webhook.body).map_err(|e| e.to_string())?;
+        let job = body["job"].as_str().ok_or("no job")?.to_owned();
+        Ok(vec![match body["status"].as_str() {
+            Some("completed") => integration_kit::WebhookEffect::completed::<Job>(
+                job.clone(),
+                Done::new(JobOut {
+                    job_id: job,
+                    checks: body["checks"].as_u64().unwrap_or(0) as u32,
+                }),
+            ),
+            _ => integration_kit::WebhookEffect::failed(
+                job,
+                call_failed(FailureClassification::Unprocessable, "the job failed"),
+            ),
+        }])
     }
 
     fn serves(served: &mut Served<Self>) {
@@ -176,6 +203,7 @@ impl Serves<Job> for Script {
         Ok(
             Wait::after(Duration::from_millis(100), json!({"job": job, "seen": 0}))
                 .progress(json!({"jobId": job}))
+                .correlate(job)
                 .into(),
         )
     }
@@ -266,7 +294,11 @@ fn registration() -> AppRegistration {
 /// catalogue.
 async fn start() -> TestPlatform {
     let platform = TestPlatform::start(
-        &[registry::registration(), registration()],
+        &[
+            registry::registration(),
+            webhook_gateway::registration(),
+            registration(),
+        ],
         json!({"RUN_MAX_ATTEMPTS": "2"}),
     )
     .await;
@@ -286,7 +318,7 @@ async fn start() -> TestPlatform {
 async fn connect(platform: &TestPlatform, token: &str, config: Value) -> String {
     let r = platform
         .post(
-            "/script/api/integrations/connections",
+            "/support/api/integrations/connections",
             token,
             json!({
                 "providerKey": "script",
@@ -310,7 +342,7 @@ async fn run(
 ) -> reqwest::Response {
     let mut rb = platform
         .client
-        .post(platform.url("/script/api/integrations/runs"))
+        .post(platform.url("/support/api/integrations/runs"))
         .bearer_auth(token)
         .json(&body);
     for (k, v) in headers {
@@ -323,7 +355,7 @@ async fn finished(platform: &TestPlatform, token: &str, run: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let v: Value = platform
-            .get(&format!("/script/api/integrations/runs/{run}"), token)
+            .get(&format!("/support/api/integrations/runs/{run}"), token)
             .await
             .json()
             .await
@@ -394,7 +426,7 @@ async fn inputs_are_typed_and_refused_at_their_field() {
     // A bad config is refused when the connection is made.
     let r = platform
         .post(
-            "/script/api/integrations/connections",
+            "/support/api/integrations/connections",
             &token,
             json!({"providerKey": "script", "displayName": "x", "config": {"mode": "sideways"},
                    "credential": {"kind": "apiKey", "apiKey": "k"}}),
@@ -454,7 +486,7 @@ async fn prefer_wait_answers_the_finished_run_once_per_key() {
     // The output alone, and nothing for another tenant.
     let out: Value = platform
         .get(
-            &format!("/script/api/integrations/runs/{id}/output"),
+            &format!("/support/api/integrations/runs/{id}/output"),
             &token,
         )
         .await
@@ -465,7 +497,7 @@ async fn prefer_wait_answers_the_finished_run_once_per_key() {
     let other = platform.token("tenant-b", &[]);
     let r = platform
         .get(
-            &format!("/script/api/integrations/runs/{id}/output"),
+            &format!("/support/api/integrations/runs/{id}/output"),
             &other,
         )
         .await;
@@ -502,7 +534,7 @@ async fn large_outputs_are_kept_in_blob_storage() {
     assert!(done["outputSummary"].to_string().len() < 1024);
     let out: Value = platform
         .get(
-            &format!("/script/api/integrations/runs/{id}/output"),
+            &format!("/support/api/integrations/runs/{id}/output"),
             &token,
         )
         .await
@@ -555,7 +587,7 @@ async fn waiting_runs_are_resumed_until_the_vendor_is_done() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let waiting = loop {
         let v: Value = platform
-            .get(&format!("/script/api/integrations/runs/{id}"), &token)
+            .get(&format!("/support/api/integrations/runs/{id}"), &token)
             .await
             .json()
             .await
@@ -570,7 +602,7 @@ async fn waiting_runs_are_resumed_until_the_vendor_is_done() {
     assert!(waiting["waiting"]["deadline"].is_string(), "{waiting}");
     let r = platform
         .get(
-            &format!("/script/api/integrations/runs/{id}/output"),
+            &format!("/support/api/integrations/runs/{id}/output"),
             &token,
         )
         .await;
@@ -617,7 +649,7 @@ async fn a_run_waiting_past_its_maximum_fails_once_with_timeout() {
     let done = finished(&platform, &token, &id).await;
     assert_eq!(done["status"], "failed", "{done}");
     let failures: Value = platform
-        .get("/script/api/integrations/failures", &token)
+        .get("/support/api/integrations/failures", &token)
         .await
         .json()
         .await
@@ -652,5 +684,171 @@ async fn a_run_fails_over_to_the_next_connection() {
     assert_eq!(done["servedBy"], up.as_str());
     assert_eq!(done["failovers"][0]["connectionId"], down.as_str());
     assert_eq!(done["output"]["text"], "x");
+    platform.shutdown().await;
+}
+
+/// A signed GitHub-style delivery to a gateway source.
+async fn deliver(
+    platform: &TestPlatform,
+    url: &str,
+    secret: &str,
+    delivery: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let bytes = serde_json::to_vec(body).unwrap();
+    platform
+        .client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-github-event", "job")
+        .header("x-github-delivery", delivery)
+        .header(
+            "x-hub-signature-256",
+            testkit::github_signature(secret, &bytes),
+        )
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_vendor_webhook_ends_a_waiting_run_once() {
+    let platform = start().await;
+    let token = platform.token("tenant-a", &[]);
+    let conn = connect(&platform, &token, json!({})).await;
+    let secret = "whsec-scripted-0123456789abcdef";
+
+    // A source of the connection: the connection must be the caller's, in the app named.
+    let other = platform.token("tenant-b", &[]);
+    let source = |token: &str, body: Value| {
+        let token = token.to_owned();
+        let platform = &platform;
+        async move {
+            platform
+                .post("/webhook-gateway/api/webhooks/sources", &token, body)
+                .await
+        }
+    };
+    let r = source(
+        &other,
+        json!({"provider": "github", "secret": secret, "connectionId": conn, "app": SLUG}),
+    )
+    .await;
+    testkit::assert_problem(r, 404, "not_found").await;
+    let r = source(
+        &token,
+        json!({"provider": "generic-hmac", "secret": secret, "connectionId": conn}),
+    )
+    .await;
+    testkit::assert_problem(r, 400, "app_required").await;
+    let r = source(
+        &token,
+        json!({"provider": "github", "secret": secret, "connectionId": conn, "app": "fax"}),
+    )
+    .await;
+    testkit::assert_problem(r, 400, "unknown_app").await;
+    let r = source(
+        &token,
+        json!({"provider": "github", "secret": secret, "connectionId": conn, "app": SLUG}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["app"], SLUG);
+    let url = created["url"].as_str().unwrap().to_owned();
+
+    // A job that would take 100 checks: the vendor's webhook ends it at once.
+    let r = run(
+        &platform,
+        &token,
+        json!({"connectionId": conn, "operation": "job", "input": {"checks": 100}}),
+        &[],
+    )
+    .await;
+    let id = r.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while platform
+        .get(&format!("/support/api/integrations/runs/{id}"), &token)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["status"]
+        != "waiting"
+    {
+        assert!(Instant::now() < deadline, "the run never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let job = format!("job-{id}");
+    let body = json!({"job": job, "status": "completed", "checks": 7});
+    let r = deliver(&platform, &url, secret, "delivery-1", &body).await;
+    assert_eq!(r.status(), 202);
+    let done = finished(&platform, &token, &id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["output"], json!({"jobId": job, "checks": 7}));
+    assert!(
+        done["waiting"].is_null(),
+        "a finished run waits no more: {done}"
+    );
+    let completed_at = done["completedAt"].clone();
+
+    // The same delivery again, and a later failure report: the run stays as it ended.
+    let r = deliver(&platform, &url, secret, "delivery-1", &body).await;
+    assert_eq!(r.status(), 202);
+    let failed = json!({"job": job, "status": "failed"});
+    assert_eq!(
+        deliver(&platform, &url, secret, "delivery-2", &failed)
+            .await
+            .status(),
+        202
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after: Value = platform
+        .get(&format!("/support/api/integrations/runs/{id}"), &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["status"], "succeeded");
+    assert_eq!(after["completedAt"], completed_at);
+
+    // A failure report ends another waiting run with one failure.
+    let r = run(
+        &platform,
+        &token,
+        json!({"connectionId": conn, "operation": "job", "input": {"checks": 100}}),
+        &[("Prefer", "wait=1")],
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = json!({"job": format!("job-{id}"), "status": "failed"});
+    assert_eq!(
+        deliver(&platform, &url, secret, "delivery-3", &failed)
+            .await
+            .status(),
+        202
+    );
+    let done = finished(&platform, &token, &id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let failure: Value = platform
+        .get(
+            &format!(
+                "/support/api/integrations/failures/{}",
+                done["failureId"].as_str().unwrap()
+            ),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failure["classification"], "unprocessable", "{failure}");
     platform.shutdown().await;
 }
