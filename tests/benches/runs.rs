@@ -4,7 +4,10 @@
 //! the embedded default, with the Fake provider (in-process, through the resilience
 //! pipeline). N runs are requested over loopback (16 requests in flight); the harness
 //! measures the request latency (`POST /runs` → 202, durable) and the runs completed per
-//! second (first 202 → last run `succeeded`). Bounded counts, loopback only.
+//! second (first 202 → last run `succeeded`). Then, one request at a time, the latency of a
+//! waited run (`Prefer: wait`, answered 200 once the run has succeeded) beside a plain
+//! `POST /runs` → 202, and with a Fake that takes 20 ms, against the vendor call itself.
+//! Bounded counts, loopback only.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +16,8 @@ use serde_json::{Value, json};
 
 const RUNS: usize = 2000;
 const IN_FLIGHT: usize = 16;
+/// Sequential requests per latency measure.
+const SEQUENTIAL: usize = 300;
 
 /// The runner binary's allocator, so the harness measures what ships.
 #[global_allocator]
@@ -125,6 +130,29 @@ async fn run() {
         }
     }
     let completed = started.elapsed();
+    let waited = sequential(&client, &base, &token, &connection, true).await;
+    let plain = sequential(&client, &base, &token, &connection, false).await;
+    let slow: Value = client
+        .post(format!("{base}/sms/api/integrations/connections"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"providerKey": "fake", "displayName": "bench-20ms", "config": {"latencyMs": 20},
+                      "credential": {"kind": "apiKey", "apiKey": "sk-bench"}}),
+        )
+        .send()
+        .await
+        .expect("connection")
+        .json()
+        .await
+        .expect("json");
+    let slow_waited = sequential(
+        &client,
+        &base,
+        &token,
+        slow["id"].as_str().expect("id"),
+        true,
+    )
+    .await;
     println!("| measure | value |\n|---|---|");
     println!("| runs | {RUNS} ({IN_FLIGHT} requests in flight) |");
     println!(
@@ -140,5 +168,59 @@ async fn run() {
         "| completed runs per second (first request → last `succeeded`) | {:.0} |",
         RUNS as f64 / completed.as_secs_f64()
     );
+    let (w50, w99) = waited;
+    let (p50, p99) = plain;
+    let (s50, s99) = slow_waited;
+    println!(
+        "| waited run (`Prefer: wait`, 200 when succeeded), one at a time, p50 / p99 | {:.2} ms / {:.2} ms |",
+        w50 * 1e3,
+        w99 * 1e3
+    );
+    println!(
+        "| plain `POST /runs` → 202, one at a time, p50 / p99 | {:.2} ms / {:.2} ms |",
+        p50 * 1e3,
+        p99 * 1e3
+    );
+    println!(
+        "| waited run with a 20 ms vendor call, p50 / p99 (added: p50 − 20 ms) | {:.2} ms / {:.2} ms ({:.2} ms) |",
+        s50 * 1e3,
+        s99 * 1e3,
+        (s50 - 0.020) * 1e3
+    );
     runner.shutdown().await;
+}
+
+/// `SEQUENTIAL` runs one after another; the p50 and p99 of their request latency in seconds.
+async fn sequential(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    connection: &str,
+    wait: bool,
+) -> (f64, f64) {
+    let mut samples = Vec::with_capacity(SEQUENTIAL);
+    for _ in 0..SEQUENTIAL {
+        let mut rb = client
+            .post(format!("{base}/sms/api/integrations/runs"))
+            .bearer_auth(token)
+            .json(&json!({"connectionId": connection, "operation": "send", "input": {"to": "+972501234567", "body": "bench"}}));
+        if wait {
+            rb = rb.header("Prefer", "wait=10");
+        }
+        let t = Instant::now();
+        let r = rb.send().await.expect("answered");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.expect("json");
+        samples.push(t.elapsed());
+        if wait {
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["status"], "succeeded");
+        } else {
+            assert_eq!(status, 202);
+        }
+    }
+    (
+        percentile(&mut samples, 0.5).as_secs_f64(),
+        percentile(&mut samples, 0.99).as_secs_f64(),
+    )
 }

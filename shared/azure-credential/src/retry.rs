@@ -66,26 +66,7 @@ impl RetryPolicy {
 /// `Retry-After` (seconds or a date), read through `header` (a header's value by its
 /// lower-case name), so any header map will do.
 pub fn retry_after<'h>(header: impl Fn(&'static str) -> Option<&'h str>) -> Option<Duration> {
-    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
-        if let Some(ms) = header(name).and_then(|v| v.trim().parse::<u64>().ok()) {
-            return Some(Duration::from_millis(ms));
-        }
-    }
-    let value = header("retry-after")?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    // An HTTP date; or any RFC 2822 date (a numeric zone instead of GMT), which some
-    // stand-ins send.
-    let at = httpdate::parse_http_date(value).ok().or_else(|| {
-        chrono::DateTime::parse_from_rfc2822(value)
-            .ok()
-            .map(SystemTime::from)
-    })?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    resilience::hints::retry_after(header, SystemTime::now())
 }
 
 /// [`retry_after`] over the headers of an Azure SDK response.

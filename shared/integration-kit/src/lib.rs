@@ -23,6 +23,7 @@
 //! Run inputs go to blob storage (`runs-input/<tenant>/<run id>`): documents stay small
 //! whatever the input.
 
+pub mod acs;
 mod connections;
 mod executor;
 mod failures;
@@ -45,7 +46,7 @@ pub use poll::{DEFAULT_RECEIPTS_POLL_SCHEDULE, RECEIPTS_POLL_SCHEDULE_SETTING};
 pub use provider::{
     DeliveryState, PendingReceipt, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest,
     event_grid_receipts, fail as call_failed, malformed, receipt_code, receipt_code_query,
-    verify_receipt_code,
+    vendor_text, verify_receipt_code,
 };
 pub use vendor_webhooks::{VendorWebhook, WebhookEffect};
 

@@ -93,6 +93,24 @@ pub fn fail(class: FailureClassification, message: impl Into<String>) -> CallErr
     }
 }
 
+/// A vendor's own words, fit for a failure message: the call's secret values (a vendor may
+/// echo one back) and anything credential-shaped masked, control characters made spaces,
+/// one trimmed line of at most 200 characters.
+pub fn vendor_text(raw: &str, secrets: &[&str]) -> String {
+    // Redact before cutting, so a cut can never leave half a secret behind.
+    let redacted = domain::RedactedText::redact(raw, secrets);
+    let clean: String = redacted
+        .as_str()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.trim();
+    match clean.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &clean[..cut]),
+        None => clean.to_owned(),
+    }
+}
+
 /// The vendor answered 2xx with a body we cannot read: it may have done the work, so this is
 /// never retried blindly.
 pub fn malformed(what: &str) -> CallError {
@@ -403,6 +421,17 @@ mod tests {
             err,
             ReceiptError::Handshake(serde_json::json!({"validationResponse": "abc"}))
         );
+    }
+
+    #[test]
+    fn vendor_text_masks_secrets_and_is_one_short_line() {
+        let text = vendor_text("token s3cr3t-value is wrong", &["s3cr3t-value"]);
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert!(text.contains("is wrong"));
+        assert_eq!(vendor_text(" a\r\nb ", &[]), "a  b");
+        let long = vendor_text(&"é".repeat(300), &[]);
+        assert_eq!(long.chars().count(), 201);
+        assert!(long.ends_with('…'));
     }
 
     #[test]

@@ -131,12 +131,8 @@ pub(crate) fn classify_error(
 /// `Retry-After` as delta-seconds or an HTTP-date (RFC 9110 §10.2.3); a date in the past
 /// means "now".
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return value.parse().ok().map(Duration::from_secs);
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    resilience::hints::retry_after_value(value, now)
 }
 
 /// Removes the client's secrets from text that came from the server or the transport

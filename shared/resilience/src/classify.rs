@@ -93,48 +93,7 @@ pub fn classify_status(status: StatusCode, headers: &HeaderMap) -> Verdict {
     )
 }
 
-/// The vendor's hint of when to come back, in order of precedence: `retry-after-ms`,
-/// `Retry-After` (seconds or HTTP-date), then a reset header (`x-ratelimit-reset`:
-/// seconds from now, or a Unix time when it is that large). Absurd hints are capped at an
-/// hour so a confused vendor cannot park a tenant for days.
-pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    const CAP: Duration = Duration::from_secs(3600);
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    let hint = if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        positive_secs(ms / 1000.0)
-    } else if let Some(v) = text("retry-after") {
-        match v.parse::<f64>() {
-            Ok(secs) => positive_secs(secs),
-            Err(_) => httpdate::parse_http_date(v)
-                .ok()
-                .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO)),
-        }
-    } else if let Some(reset) = text("x-ratelimit-reset").and_then(|v| v.parse::<f64>().ok()) {
-        // Seconds until reset, or the reset's Unix time (GitHub, Braze): anything after
-        // 2001 is a timestamp.
-        if reset > 1e9 {
-            let now_secs = now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
-            positive_secs(reset - now_secs)
-        } else {
-            positive_secs(reset)
-        }
-    } else {
-        None
-    };
-    hint.map(|d| d.min(CAP))
-}
-
-fn positive_secs(secs: f64) -> Option<Duration> {
-    (secs.is_finite()).then(|| Duration::from_secs_f64(secs.clamp(0.0, 1e6)))
-}
+pub use crate::hints::retry_hint;
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,7 @@
 
 mod breaker;
 mod classify;
+pub mod hints;
 
 pub use breaker::{Breaker, BreakerPolicy, Open};
 pub use classify::{Classifier, HttpStatus, VendorFailure, Verdict, classify_status, retry_hint};

@@ -23,11 +23,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use bytes::Bytes;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
-use hmac::{Hmac, Mac as _};
-use integration_kit::{Provider, ProviderCall, call_failed, malformed};
+use integration_kit::{Provider, ProviderCall, acs, call_failed, malformed};
 use reqwest::StatusCode;
 use reqwest::Url;
 use reqwest::header::HeaderMap;
@@ -39,7 +37,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{Net, host_header, vendor_text};
+use super::{Net, vendor_text};
 use crate::is_email_address;
 
 pub const API_VERSION: &str = "2025-09-01";
@@ -47,44 +45,6 @@ pub const API_VERSION: &str = "2025-09-01";
 pub const MAX_POLLS: u32 = 5;
 const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(1);
 const MIN_POLL_WAIT: Duration = Duration::from_millis(100);
-
-/// The headers of one signed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signed {
-    /// `x-ms-date`.
-    pub date: String,
-    /// `x-ms-content-sha256`: base64(SHA-256(body)).
-    pub content_sha256: String,
-    /// `Authorization`.
-    pub authorization: String,
-}
-
-/// ACS's HMAC request signature: `StringToSign = "{VERB}\n{path_and_query}\n{date};{host};
-/// {content_sha256}"`, signed with HMAC-SHA256 under the decoded access key, sent as
-/// `HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=<base64>`.
-pub fn sign(
-    access_key: &[u8],
-    method: &str,
-    path_and_query: &str,
-    host: &str,
-    date: &str,
-    body: &[u8],
-) -> Signed {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let content_sha256 = b64.encode(Sha256::digest(body));
-    let to_sign = format!("{method}\n{path_and_query}\n{date};{host};{content_sha256}");
-    // HMAC accepts keys of any length.
-    let mut mac = Hmac::<Sha256>::new_from_slice(access_key).expect("any key length");
-    mac.update(to_sign.as_bytes());
-    let signature = b64.encode(mac.finalize().into_bytes());
-    Signed {
-        date: date.to_owned(),
-        content_sha256,
-        authorization: format!(
-            "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature={signature}"
-        ),
-    }
-}
 
 /// The `operation-id` of a run's send: a UUID (version 8, "custom") made of the SHA-256 of
 /// the idempotency key, so every attempt and redelivery of one run names the same
@@ -118,17 +78,6 @@ impl Acs {
     }
 }
 
-fn access_key(call: &ProviderCall<'_>) -> Result<Vec<u8>, CallError> {
-    base64::engine::general_purpose::STANDARD
-        .decode(call.secret("apiKey")?.trim())
-        .map_err(|_| {
-            call_failed(
-                FailureClassification::Auth,
-                "the access key is not base64: use a key from the resource's Keys page",
-            )
-        })
-}
-
 fn url(origin: &Url, segments: &[&str]) -> Url {
     let mut url = origin.clone();
     if let Ok(mut path) = url.path_segments_mut() {
@@ -136,44 +85,6 @@ fn url(origin: &Url, segments: &[&str]) -> Url {
     }
     url.set_query(Some(&format!("api-version={API_VERSION}")));
     url
-}
-
-fn path_and_query(url: &Url) -> String {
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    }
-}
-
-/// A signed request (signed per attempt: the date is part of the signature).
-fn signed(
-    call: &ProviderCall<'_>,
-    key: &[u8],
-    method: reqwest::Method,
-    url: &Url,
-    body: &Bytes,
-) -> reqwest::RequestBuilder {
-    let date = httpdate::fmt_http_date(SystemTime::now());
-    let s = sign(
-        key,
-        method.as_str(),
-        &path_and_query(url),
-        &host_header(url),
-        &date,
-        body,
-    );
-    let mut request = call
-        .http
-        .request(method, url.clone())
-        .header("x-ms-date", s.date)
-        .header("x-ms-content-sha256", s.content_sha256)
-        .header(reqwest::header::AUTHORIZATION, s.authorization);
-    if !body.is_empty() {
-        request = request
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone());
-    }
-    request
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,11 +129,11 @@ impl Classifier for Answers {
                 }) = serde_json::from_slice::<ErrorBody>(body)
                 {
                     if let Some(code) = detail.code.as_deref().filter(|c| !c.is_empty()) {
-                        f.message = format!("{}: {}", f.message, vendor_text(code));
-                        f = f.code(vendor_text(code));
+                        f.message = format!("{}: {}", f.message, vendor_text(code, &[]));
+                        f = f.code(vendor_text(code, &[]));
                     }
                     if let Some(m) = detail.message.as_deref().filter(|m| !m.is_empty()) {
-                        f.message = format!("{}: {}", f.message, vendor_text(m));
+                        f.message = format!("{}: {}", f.message, vendor_text(m, &[]));
                     }
                 }
                 Verdict::Failure(f)
@@ -248,7 +159,7 @@ fn failed(op: &OperationStatus, attempts: u32) -> CallError {
     let code = detail
         .and_then(|d| d.code.as_deref())
         .filter(|c| !c.is_empty())
-        .map(vendor_text);
+        .map(|t| vendor_text(t, &[]));
     let mut message = format!("the vendor did not send the message ({})", op.status);
     if let Some(code) = &code {
         message = format!("{message}: {code}");
@@ -257,7 +168,7 @@ fn failed(op: &OperationStatus, attempts: u32) -> CallError {
         .and_then(|d| d.message.as_deref())
         .filter(|m| !m.is_empty())
     {
-        message = format!("{message}: {}", vendor_text(m));
+        message = format!("{message}: {}", vendor_text(m, &[]));
     }
     let mut failure = VendorFailure::new(FailureClassification::Unprocessable, message);
     failure.vendor_code = code;
@@ -330,7 +241,7 @@ impl Provider for Acs {
 
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
         let origin = self.endpoint(call)?;
-        let key = access_key(call)?;
+        let key = acs::access_key(call)?;
         let probe = uuid::Uuid::new_v4().to_string();
         let url = url(&origin, &["emails", "operations", &probe]);
         let classifier = Answers {
@@ -339,7 +250,7 @@ impl Provider for Acs {
         let empty = Bytes::new();
         call.pipeline
             .send(call.call(Safety::Safe, &classifier), || {
-                signed(call, &key, reqwest::Method::GET, &url, &empty)
+                acs::signed(call, &key, reqwest::Method::GET, &url, &empty)
             })
             .await
             .map(|_| ())
@@ -362,7 +273,7 @@ impl integration_kit::Serves<crate::Send> for Acs {
             Some(from) => from.as_str(),
             None => call.require_config("senderAddress")?,
         };
-        let key = access_key(call)?;
+        let key = acs::access_key(call)?;
         let addresses = |list: &[String]| -> Vec<Value> {
             list.iter().map(|a| json!({"address": a})).collect()
         };
@@ -406,7 +317,7 @@ impl integration_kit::Serves<crate::Send> for Acs {
         let answer = call
             .pipeline
             .send(call.call(Safety::Idempotent, &classifier), || {
-                signed(call, &key, reqwest::Method::POST, &send_url, &body)
+                acs::signed(call, &key, reqwest::Method::POST, &send_url, &body)
                     .header("operation-id", op_id.as_str())
             })
             .await?;
@@ -431,7 +342,7 @@ impl integration_kit::Serves<crate::Send> for Acs {
             let next = call
                 .pipeline
                 .send(call.call(Safety::Safe, &classifier), || {
-                    signed(call, &key, reqwest::Method::GET, &poll_url, &empty)
+                    acs::signed(call, &key, reqwest::Method::GET, &poll_url, &empty)
                 })
                 .await
                 .and_then(|r| {

@@ -169,29 +169,9 @@ pub(crate) fn sent(
     }
 }
 
-/// A vendor's own error text, fit for a failure message: one line, printable, at most 200
-/// characters. (Vendors do not echo credentials; the kit also redacts failure messages
-/// against the credential's values before storing them.)
-pub(crate) fn vendor_text(s: &str) -> String {
-    let clean: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let clean = clean.trim();
-    match clean.char_indices().nth(200) {
-        Some((at, _)) => format!("{}…", &clean[..at]),
-        None => clean.to_owned(),
-    }
-}
-
-/// An origin's `host[:port]`, as the `Host` header carries it.
-pub(crate) fn host_header(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    }
-}
+/// A vendor's own error text, fit for a failure message (the kit's: one short line, the
+/// call's secrets masked).
+pub(crate) use integration_kit::vendor_text;
 
 #[cfg(test)]
 mod tests {
@@ -263,13 +243,5 @@ mod tests {
         );
         assert!(dev.resolve("LOCALHOST", 2525).await.is_ok());
         assert_eq!(dev.resolve("10.0.0.1", 25).await, Err(Resolve::Internal));
-    }
-
-    #[test]
-    fn vendor_text_is_one_short_line() {
-        assert_eq!(vendor_text(" a\r\nb "), "a  b");
-        let long = vendor_text(&"é".repeat(300));
-        assert_eq!(long.chars().count(), 201);
-        assert!(long.ends_with('…'));
     }
 }

@@ -77,10 +77,10 @@ impl Classifier for Answers {
                     && let Some(first) = errors.first()
                 {
                     if let Some(m) = first.message.as_deref().filter(|m| !m.is_empty()) {
-                        f.message = format!("{}: {}", f.message, vendor_text(m));
+                        f.message = format!("{}: {}", f.message, vendor_text(m, &[]));
                     }
                     if let Some(field) = first.field.as_deref().filter(|m| !m.is_empty()) {
-                        f.message = format!("{} (field {})", f.message, vendor_text(field));
+                        f.message = format!("{} (field {})", f.message, vendor_text(field, &[]));
                     }
                 }
                 Verdict::Failure(f)
@@ -247,7 +247,7 @@ impl integration_kit::Serves<crate::Send> for SendGrid {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
-            .map(vendor_text);
+            .map(|t| vendor_text(t, &[]));
         Ok(super::sent(email, message_id, "accepted", answer.attempts).into())
     }
 }

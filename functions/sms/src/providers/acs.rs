@@ -2,8 +2,8 @@
 //!
 //! - Credential `apiKey`: `apiKey` = the resource's access key (base64, the `accesskey=` of
 //!   its connection string). It never travels: each request is signed with it
-//!   ([`signature`]: HMAC-SHA256 over the verb, path and query, `x-ms-date`, host and
-//!   `x-ms-content-sha256`).
+//!   ([`integration_kit::acs`]: HMAC-SHA256 over the verb, path and query, `x-ms-date`,
+//!   host and `x-ms-content-sha256`).
 //! - Config: `endpoint` (the resource's origin, `https://<resource>.communication.azure.com`;
 //!   see [`parse_endpoint`]) and `from` (the sending number or sender id; the input's `from`
 //!   replaces it).
@@ -24,12 +24,9 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunId};
-use hmac::{Hmac, Mac as _};
-use integration_kit::{Provider, ProviderCall, call_failed, malformed};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap};
+use integration_kit::{Provider, ProviderCall, acs, call_failed, malformed};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode, Url};
 use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict, classify_status};
 use serde_json::{Value, json};
@@ -44,79 +41,6 @@ pub const API_VERSION: &str = "2026-01-23";
 const PROBE_MESSAGE_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 pub struct AcsSms;
-
-/// `x-ms-content-sha256`: base64 of the body's SHA-256 (of nothing, for a body-less GET).
-pub fn content_sha256(body: &[u8]) -> String {
-    STANDARD.encode(Sha256::digest(body))
-}
-
-/// The string ACS signs.
-pub fn string_to_sign(
-    verb: &str,
-    path_and_query: &str,
-    date: &str,
-    host: &str,
-    content_sha256: &str,
-) -> String {
-    format!("{verb}\n{path_and_query}\n{date};{host};{content_sha256}")
-}
-
-/// The request signature: base64(HMAC-SHA256(the decoded access key, string to sign)).
-pub fn signature(key: &[u8], string_to_sign: &str) -> String {
-    let mut mac = <Hmac<Sha256>>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(string_to_sign.as_bytes());
-    STANDARD.encode(mac.finalize().into_bytes())
-}
-
-/// The `Authorization` header for a signature.
-pub fn authorization(signature: &str) -> String {
-    format!("HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature={signature}")
-}
-
-/// The `host` that is signed: the one HTTP sends (the port only when not the scheme's
-/// default).
-fn host_of(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    }
-}
-
-/// The path and query that are signed.
-fn path_and_query(url: &Url) -> String {
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    }
-}
-
-/// A signed request: `x-ms-date` is now (per attempt: ACS refuses stale dates), the rest
-/// is fixed by the request.
-fn signed(
-    call: &ProviderCall<'_>,
-    method: Method,
-    url: &Url,
-    body: &[u8],
-    key: &[u8],
-) -> reqwest::RequestBuilder {
-    let date = httpdate::fmt_http_date(SystemTime::now());
-    let hash = content_sha256(body);
-    let to_sign = string_to_sign(
-        method.as_str(),
-        &path_and_query(url),
-        &date,
-        &host_of(url),
-        &hash,
-    );
-    call.http
-        .request(method, url.clone())
-        .header("x-ms-date", date)
-        .header("x-ms-content-sha256", hash)
-        .header(AUTHORIZATION, authorization(&signature(key, &to_sign)))
-        .header(ACCEPT, "application/json")
-        .body(body.to_vec())
-}
 
 /// The resource's origin from config `endpoint`: `https`, a host name (not an IP address:
 /// names are resolved through the SSRF guard, which refuses internal addresses; IP literals
@@ -165,20 +89,6 @@ fn api_url(endpoint: &Url, path: &str) -> Result<Url, CallError> {
     })?;
     url.set_query(Some(&format!("api-version={API_VERSION}")));
     Ok(url)
-}
-
-/// The decoded access key. A key that is not base64 does not fit the provider (`auth`).
-fn access_key(call: &ProviderCall<'_>) -> Result<Vec<u8>, CallError> {
-    STANDARD
-        .decode(call.secret("apiKey")?.trim())
-        .ok()
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| {
-            call_failed(
-                FailureClassification::Auth,
-                "the credential's apiKey is not a base64 access key",
-            )
-        })
 }
 
 /// The repeatability of one send: a request id and the time it was first sent, the same on
@@ -335,12 +245,12 @@ impl Provider for AcsSms {
 
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
         let endpoint = endpoint(call)?;
-        let key = access_key(call)?;
+        let key = acs::access_key(call)?;
         let url = api_url(&endpoint, &format!("deliveryReports/{PROBE_MESSAGE_ID}"))?;
         let answers = Answers::new(call, true);
         call.pipeline
             .send(call.call(Safety::Safe, &answers), || {
-                signed(call, Method::GET, &url, b"", &key)
+                acs::signed(call, &key, Method::GET, &url, &[])
             })
             .await
             .map(|_| ())
@@ -365,7 +275,7 @@ impl integration_kit::Serves<crate::Send> for AcsSms {
             None => call.require_config("from")?,
         };
         let endpoint = endpoint(call)?;
-        let key = access_key(call)?;
+        let key = acs::access_key(call)?;
         let url = api_url(&endpoint, "sms")?;
         let (request_id, first_sent) = repeatability(call.idempotency_key, to);
         let mut options = json!({"enableDeliveryReport": true});
@@ -392,8 +302,7 @@ impl integration_kit::Serves<crate::Send> for AcsSms {
         let response = call
             .pipeline
             .send(call.call(Safety::Idempotent, &answers), || {
-                signed(call, Method::POST, &url, &body, &key)
-                    .header(CONTENT_TYPE, "application/json")
+                acs::signed(call, &key, Method::POST, &url, &body)
             })
             .await?;
         let answer: Value = serde_json::from_slice(&response.body)
@@ -422,6 +331,8 @@ impl integration_kit::Serves<crate::Send> for AcsSms {
 #[cfg(test)]
 mod tests {
     use axum::http::Method as HttpMethod;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
 
     use super::*;
     use crate::providers::test_support::{
@@ -534,35 +445,6 @@ mod tests {
                 "successful": true,
             }]}),
         )
-    }
-
-    #[test]
-    fn signing_matches_the_computed_vector() {
-        let key = STANDARD
-            .decode("MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=")
-            .expect("base64");
-        let hash = content_sha256(br#"{"senderAddress":"a@b.c"}"#);
-        assert_eq!(hash, "JppGVhXOsxjTDFEjYrQyeJE/eLwcSbSYvYuKFodVIO0=");
-        let to_sign = string_to_sign(
-            "POST",
-            "/emails:send?api-version=2025-09-01",
-            "Mon, 01 Jan 2024 00:00:00 GMT",
-            "contoso.communication.azure.com",
-            &hash,
-        );
-        let sig = signature(&key, &to_sign);
-        assert_eq!(sig, "HsbczwV/4CJpFKLz3CjWtDrf7e7q6szk+U/o9g42uWw=");
-        assert_eq!(
-            authorization(&sig),
-            "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=HsbczwV/4CJpFKLz3CjWtDrf7e7q6szk+U/o9g42uWw="
-        );
-        // Signed hosts and paths are what HTTP sends.
-        let url = Url::parse("https://contoso.communication.azure.com:443/sms?api-version=x")
-            .expect("url");
-        assert_eq!(host_of(&url), "contoso.communication.azure.com");
-        assert_eq!(path_and_query(&url), "/sms?api-version=x");
-        let url = Url::parse("http://localhost:8080/sms").expect("url");
-        assert_eq!(host_of(&url), "localhost:8080");
     }
 
     #[test]
@@ -790,7 +672,7 @@ mod tests {
         assert_eq!(verify(probe), Ok(()));
         assert_eq!(
             probe.header("x-ms-content-sha256"),
-            Some(content_sha256(b"").as_str())
+            Some(STANDARD.encode(Sha256::digest(b"")).as_str())
         );
 
         h.credential = custody::SecretMaterial::new(

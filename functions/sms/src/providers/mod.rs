@@ -70,17 +70,7 @@ pub fn segments(body: &str) -> u64 {
     }
 }
 
-/// A vendor's own words for an error message: with the call's secret values (a vendor may
-/// echo one back) and anything credential-shaped masked, and at most 200 characters.
-pub(crate) fn vendor_text(raw: &str, secrets: &[&str]) -> String {
-    // Redact before cutting, so a cut can never leave half a secret behind.
-    let redacted = domain::RedactedText::redact(raw.trim(), secrets);
-    let text = redacted.as_str();
-    match text.char_indices().nth(200) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
+pub(crate) use integration_kit::vendor_text;
 
 #[cfg(test)]
 mod tests {
@@ -100,14 +90,6 @@ mod tests {
         assert_eq!(segments(&"ש".repeat(70)), 1);
         assert_eq!(segments(&"ש".repeat(71)), 2);
         assert_eq!(segments(&"ש".repeat(135)), 3);
-    }
-
-    #[test]
-    fn vendor_text_masks_secrets_and_is_short() {
-        let text = vendor_text("token s3cr3t-value is wrong", &["s3cr3t-value"]);
-        assert!(!text.contains("s3cr3t-value"), "{text}");
-        assert!(text.contains("is wrong"));
-        assert!(vendor_text(&"x".repeat(500), &[]).chars().count() <= 201);
     }
 }
 

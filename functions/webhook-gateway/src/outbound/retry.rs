@@ -81,14 +81,7 @@ impl Schedule {
 /// A `Retry-After` value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3), as a wait from
 /// `now` (a date in the past is no wait), capped at a day. `None` when malformed.
 pub(crate) fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    let wait = if let Ok(secs) = value.parse::<u64>() {
-        Duration::from_secs(secs)
-    } else {
-        let at = DateTime::parse_from_rfc2822(value).ok()?.to_utc();
-        (at - now).to_std().unwrap_or(Duration::ZERO)
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
+    resilience::hints::retry_after_value(value, now.into()).map(|wait| wait.min(MAX_RETRY_AFTER))
 }
 
 /// What one attempt came to.
