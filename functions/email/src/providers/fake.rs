@@ -163,12 +163,12 @@ impl integration_kit::Serves<crate::Send> for Fake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::testing::{Harness, SendThrough as _, assert_no_secret, email};
+    use crate::providers::testing::{self, Harness, SendThrough as _, assert_no_secret, email};
     use serde_json::Value;
     use serde_json::json;
 
     fn harness(key: &str, config: Value) -> Harness {
-        Harness::new(
+        testing::harness(
             "fake-email",
             CredentialKind::ApiKey,
             json!({"apiKey": key}),

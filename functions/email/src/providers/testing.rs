@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use custody::SecretMaterial;
-use domain::{ConnectionConfig, CredentialKind};
+use domain::CredentialKind;
 use integration_kit::ProviderCall;
-use resilience::{BreakerPolicy, CallError, CallKey, Pipeline, Policy, RetryPolicy};
+pub(crate) use integration_kit::testing::Harness;
+use resilience::{BreakerPolicy, CallError, Policy, RetryPolicy};
 use serde_json::{Value, json};
 
 use super::Net;
@@ -39,58 +39,18 @@ pub(crate) fn net() -> Net {
     Net::new(Some("127.0.0.1,localhost"), false)
 }
 
-pub(crate) struct Harness {
-    pub(crate) pipeline: Pipeline,
-    pub(crate) http: reqwest::Client,
-    pub(crate) key: CallKey,
-    pub(crate) config: ConnectionConfig,
-    pub(crate) credential: SecretMaterial,
-    pub(crate) idempotency_key: Option<String>,
-}
-
-impl Harness {
-    pub(crate) fn new(provider: &str, kind: CredentialKind, secret: Value, config: Value) -> Self {
-        Harness::with_policy(provider, kind, secret, config, policy())
-    }
-
-    pub(crate) fn with_policy(
-        provider: &str,
-        kind: CredentialKind,
-        secret: Value,
-        config: Value,
-        policy: Policy,
-    ) -> Self {
-        let Value::Object(fields) = secret else {
-            panic!("secret fields are an object");
-        };
-        let Value::Object(config) = config else {
-            panic!("config is an object");
-        };
-        Harness {
-            pipeline: Pipeline::new(policy),
-            http: netguard::Guard::from_setting(Some("127.0.0.1,localhost"))
-                .client(Duration::from_secs(5)),
-            key: CallKey::new("tenant-a", provider),
-            config,
-            credential: SecretMaterial::new(kind, fields).expect("valid secret material"),
-            idempotency_key: Some(RUN.to_owned()),
-        }
-    }
-
-    pub(crate) fn call(&self) -> ProviderCall<'_> {
-        ProviderCall {
-            pipeline: &self.pipeline,
-            http: &self.http,
-            key: &self.key,
-            config: &self.config,
-            credential: &self.credential,
-            traceparent: None,
-            idempotency_key: self.idempotency_key.as_deref(),
-            max_attempts: None,
-            rate_limit: None,
-            receipt_url: None,
-        }
-    }
+/// The kit's harness with this app's policy ([`policy`]: three attempts, a breaker that does
+/// not open).
+/// The run id is [`RUN`].
+pub(crate) fn harness(
+    provider: &str,
+    kind: CredentialKind,
+    secret: Value,
+    config: Value,
+) -> Harness {
+    let mut h = Harness::with_policy(provider, kind, secret, config, policy());
+    h.idempotency_key = Some(RUN.to_owned());
+    h
 }
 
 /// `send` through a provider as a run performs it, from the JSON a caller sends.
@@ -125,13 +85,4 @@ pub(crate) fn email() -> Value {
     })
 }
 
-/// Asserts that no secret text appears in what a failure says.
-pub(crate) fn assert_no_secret(e: &CallError, secrets: &[&str]) {
-    let text = format!(
-        "{} {:?} {:?} {e}",
-        e.failure.message, e.failure.vendor_code, e.failure
-    );
-    for s in secrets {
-        assert!(!text.contains(s), "a secret leaked into {text:?}");
-    }
-}
+pub(crate) use integration_kit::testing::assert_no_secret;

@@ -345,9 +345,9 @@ mod tests {
     fn harness(base: &str) -> Harness {
         Harness::new(
             "acs-sms",
-            json!({"endpoint": base, "from": "+18001110000"}),
             CredentialKind::ApiKey,
             json!({"apiKey": KEY}),
+            json!({"endpoint": base, "from": "+18001110000"}),
         )
     }
 
@@ -482,7 +482,7 @@ mod tests {
         let request = &requests[0];
         assert_eq!(verify(request), Ok(()));
         assert_eq!(request.header("content-type"), Some("application/json"));
-        let (id, _) = repeatability(Some(&h.idempotency_key), "+972501234567");
+        let (id, _) = repeatability(h.idempotency_key.as_deref(), "+972501234567");
         assert_eq!(
             request.json(),
             json!({
@@ -493,7 +493,7 @@ mod tests {
                     "repeatabilityFirstSent": "Tue, 01 Sep 2026 10:00:00 GMT",
                 }],
                 "message": "Hello",
-                "smsSendOptions": {"enableDeliveryReport": true, "tag": h.idempotency_key},
+                "smsSendOptions": {"enableDeliveryReport": true, "tag": h.idempotency_key.as_deref().unwrap()},
             })
         );
     }
@@ -722,5 +722,41 @@ mod tests {
         );
         assert!(check(json!({"endpoint": "https://a.communication.azure.com"})).is_err());
         assert!(check(json!({"from": "+18001110000"})).is_err());
+    }
+
+    /// ACS SMS in its documented shapes, for the kit's conformance suite.
+    struct AcsScript;
+
+    impl integration_kit::testing::VendorScript for AcsScript {
+        fn reply(
+            &self,
+            case: integration_kit::testing::Case,
+            request: &Recorded,
+        ) -> Result<Reply, &'static str> {
+            use integration_kit::testing::{Case, THROTTLE_SECS};
+            Ok(match case {
+                Case::Success => acs(request),
+                Case::Invalid => error(400, "BadRequest", "Invalid To phone number format."),
+                Case::Unauthorized => error(401, "Denied", "Denied by the resource provider."),
+                Case::Throttled => error(429, "TooManyRequests", "Rate limit exceeded.")
+                    .header("retry-after", &THROTTLE_SECS.to_string()),
+                Case::ServerError => error(503, "ServiceUnavailable", "Try again later."),
+                Case::Malformed => Reply::text(202, "{\"value\": [unterminated"),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn conforms_to_the_provider_suite() {
+        let skipped = integration_kit::testing::conformance::<crate::Send, _, _>(
+            &AcsSms,
+            AcsScript,
+            harness,
+            input(),
+            &[KEY],
+            true,
+        )
+        .await;
+        assert!(skipped.is_empty(), "{skipped:?}");
     }
 }

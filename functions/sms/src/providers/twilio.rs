@@ -389,9 +389,9 @@ mod tests {
         config["baseUrl"] = json!(base);
         Harness::new(
             "twilio",
-            config,
             CredentialKind::Basic,
             json!({"username": ACCOUNT, "password": TOKEN}),
+            config,
         )
     }
 
@@ -499,9 +499,9 @@ mod tests {
         let fake = FakeVendor::start(|r, _| twilio(r, API_KEY)).await;
         let mut h = Harness::new(
             "twilio",
-            json!({"baseUrl": fake.base, "accountSid": ACCOUNT, "messagingServiceSid": SERVICE}),
             CredentialKind::Basic,
             json!({"username": API_KEY, "password": TOKEN}),
+            json!({"baseUrl": fake.base, "accountSid": ACCOUNT, "messagingServiceSid": SERVICE}),
         );
         let mut send = input();
         send["from"] = json!("MyBrand");
@@ -797,5 +797,41 @@ mod tests {
         ] {
             assert_eq!(delivery_state(status), state, "{status}");
         }
+    }
+
+    /// Twilio in its documented shapes, for the kit's conformance suite.
+    struct TwilioScript;
+
+    impl integration_kit::testing::VendorScript for TwilioScript {
+        fn reply(
+            &self,
+            case: integration_kit::testing::Case,
+            request: &Recorded,
+        ) -> Result<Reply, &'static str> {
+            use integration_kit::testing::{Case, THROTTLE_SECS};
+            Ok(match case {
+                Case::Success => twilio(request, ACCOUNT),
+                Case::Invalid => error(400, 21211, "The 'To' number is not a valid phone number."),
+                Case::Unauthorized => error(401, 20003, "Authenticate"),
+                Case::Throttled => error(429, 20429, "Too Many Requests")
+                    .header("retry-after", &THROTTLE_SECS.to_string()),
+                Case::ServerError => error(503, 20500, "Service Unavailable"),
+                Case::Malformed => Reply::text(201, "<html>not the message</html>"),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn conforms_to_the_provider_suite() {
+        let skipped = integration_kit::testing::conformance::<crate::Send, _, _>(
+            &Twilio,
+            TwilioScript,
+            |base| harness(base, json!({"from": "+15550001111"})),
+            input(),
+            &[TOKEN],
+            false,
+        )
+        .await;
+        assert!(skipped.is_empty(), "{skipped:?}");
     }
 }

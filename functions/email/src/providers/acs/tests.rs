@@ -16,7 +16,7 @@ const KEY: &str = "MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=";
 const EMPTY_SHA256: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
 
 fn harness(server: &MockServer) -> Harness {
-    Harness::new(
+    testing::harness(
         "acs-email",
         CredentialKind::ApiKey,
         json!({"apiKey": KEY}),
@@ -497,4 +497,55 @@ fn config_is_checked() {
             .unwrap_err()
             .contains("senderAddress")
     );
+}
+
+/// ACS Email in its documented shapes (a send, then its operation's status), for the kit's
+/// conformance suite.
+struct AcsEmailScript;
+
+impl integration_kit::testing::VendorScript for AcsEmailScript {
+    fn reply(
+        &self,
+        case: integration_kit::testing::Case,
+        request: &integration_kit::testing::Recorded,
+    ) -> Result<integration_kit::testing::Reply, &'static str> {
+        use integration_kit::testing::{Case, Reply, THROTTLE_SECS};
+        let error = |status: u16, code: &str, message: &str| {
+            Reply::json(status, json!({"error": {"code": code, "message": message}}))
+        };
+        if request.method == "GET" {
+            return Ok(Reply::json(200, json!({"id": op(), "status": "Succeeded"})));
+        }
+        Ok(match case {
+            Case::Success => Reply::json(202, json!({"id": op(), "status": "Running"}))
+                .header("retry-after", "0"),
+            Case::Invalid => error(400, "BadRequest", "The recipient address is not valid."),
+            Case::Unauthorized => error(401, "Denied", "Denied by the resource provider."),
+            Case::Throttled => error(429, "TooManyRequests", "Too many requests.")
+                .header("retry-after", &THROTTLE_SECS.to_string()),
+            Case::ServerError => error(503, "ServiceUnavailable", "Try again later."),
+            Case::Malformed => Reply::text(202, "{\"id\": "),
+        })
+    }
+}
+
+#[tokio::test]
+async fn conforms_to_the_provider_suite() {
+    let skipped = integration_kit::testing::conformance::<crate::Send, _, _>(
+        &acs(),
+        AcsEmailScript,
+        |base| {
+            testing::harness(
+                "acs-email",
+                CredentialKind::ApiKey,
+                json!({"apiKey": KEY}),
+                json!({"endpoint": base, "senderAddress": "DoNotReply@contoso.example"}),
+            )
+        },
+        email(),
+        &[KEY],
+        true,
+    )
+    .await;
+    assert!(skipped.is_empty(), "{skipped:?}");
 }

@@ -82,7 +82,7 @@ impl Server {
     }
 
     fn harness(&self, tls: &str) -> Harness {
-        Harness::new(
+        testing::harness(
             "smtp",
             CredentialKind::Basic,
             json!({"username": USER, "password": PASSWORD}),
@@ -456,7 +456,7 @@ async fn an_unreachable_server_is_transient_and_repeated() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let h = Harness::new(
+    let h = testing::harness(
         "smtp",
         CredentialKind::Basic,
         json!({"username": USER, "password": PASSWORD}),

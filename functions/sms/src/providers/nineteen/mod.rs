@@ -377,9 +377,9 @@ mod tests {
     fn harness(base: &str) -> Harness {
         Harness::new(
             "019",
-            json!({"baseUrl": base, "username": "myuser", "source": "MyBrand"}),
             CredentialKind::BearerToken,
             json!({"token": TOKEN}),
+            json!({"baseUrl": base, "username": "myuser", "source": "MyBrand"}),
         )
     }
 
@@ -625,11 +625,11 @@ mod tests {
         // 019's delivery reports are keyed by our id, not by its shipment id.
         assert_eq!(
             out.vendor_message_id.as_deref(),
-            Some(h.idempotency_key.as_str())
+            Some(h.idempotency_key.as_deref().unwrap())
         );
         assert_eq!(out.summary["shipmentId"], "123456");
         assert_eq!(out.summary["status"], "accepted");
-        assert_eq!(out.summary["id"], h.idempotency_key);
+        assert_eq!(out.summary["id"], h.idempotency_key.as_deref().unwrap());
         assert_eq!(out.usage.units, 1);
         let requests = fake.requests();
         assert_eq!(requests.len(), 1);
@@ -638,7 +638,7 @@ mod tests {
             json!({"sms": {
                 "user": {"username": "myuser"},
                 "source": "MyBrand",
-                "destinations": {"phone": [{"_": "0501234567", "id": h.idempotency_key}]},
+                "destinations": {"phone": [{"_": "0501234567", "id": h.idempotency_key.as_deref().unwrap()}]},
                 "message": "Hello",
             }})
         );
@@ -662,7 +662,7 @@ mod tests {
         let out = Nineteen.send(&h.call(), &send).await.expect("sent");
         assert_eq!(
             out.vendor_message_id.as_deref(),
-            Some(h.idempotency_key.as_str())
+            Some(h.idempotency_key.as_deref().unwrap())
         );
         // A Hebrew body counts UCS-2 segments.
         let mut long = input();
@@ -907,5 +907,43 @@ mod tests {
         assert_eq!(status_class(4), FailureClassification::Unprocessable);
         assert_eq!(status_class(6), FailureClassification::Transient);
         assert_eq!(status_class(12345), FailureClassification::VendorError);
+    }
+
+    /// 019 in its documented shapes (logical errors as HTTP 200 with a status), for the
+    /// kit's conformance suite.
+    struct NineteenScript;
+
+    impl integration_kit::testing::VendorScript for NineteenScript {
+        fn reply(
+            &self,
+            case: integration_kit::testing::Case,
+            request: &Recorded,
+        ) -> Result<Reply, &'static str> {
+            use integration_kit::testing::{Case, THROTTLE_SECS};
+            Ok(match case {
+                Case::Success => nineteen(request, "/api"),
+                Case::Invalid => status(9, "phone number is too short or too long"),
+                Case::Unauthorized => status(504, "token is not valid"),
+                Case::Throttled => {
+                    Reply::text(429, "slow down").header("retry-after", &THROTTLE_SECS.to_string())
+                }
+                Case::ServerError => Reply::text(502, "bad gateway"),
+                Case::Malformed => Reply::text(200, "<html>maintenance</html>"),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn conforms_to_the_provider_suite() {
+        let skipped = integration_kit::testing::conformance::<crate::Send, _, _>(
+            &Nineteen,
+            NineteenScript,
+            harness,
+            input(),
+            &[TOKEN],
+            false,
+        )
+        .await;
+        assert!(skipped.is_empty(), "{skipped:?}");
     }
 }
