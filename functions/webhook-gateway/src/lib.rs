@@ -22,6 +22,7 @@ use app_context::{
     WEBHOOK_DELIVERIES_QUEUE,
 };
 use functions_runtime::{FunctionApp, FunctionDecl, ServiceBusSource};
+use serde_json::json;
 
 pub const SLUG: &str = "webhook-gateway";
 /// Where the gateway keeps its documents.
@@ -80,11 +81,16 @@ pub fn build(ctx: &AppContext) -> FunctionApp {
             "webhooks/sources/{sourceId}",
             &["get"],
         ))
-        .http_function(FunctionDecl::http(
-            "ReceiveWebhook",
-            "webhooks/inbound/{sourceId}",
-            &["post", "options"],
-        ))
+        .http_function(
+            FunctionDecl::http(
+                "ReceiveWebhook",
+                "webhooks/inbound/{sourceId}",
+                &["post", "options"],
+            )
+            // The vendor's signature over the exact bytes is the authentication.
+            .public()
+            .api(json!({"summary": "A vendor's webhook delivery to a source"})),
+        )
         .http_function(FunctionDecl::http(
             "CreateSubscription",
             "webhooks/subscriptions",

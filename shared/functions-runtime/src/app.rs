@@ -136,10 +136,16 @@ impl std::fmt::Debug for FunctionApp {
 }
 
 impl FunctionApp {
+    /// A new app; it declares `GET /api/openapi.json` (its OpenAPI document, see
+    /// [`crate::openapi`]) from the start.
     pub fn new(slug: impl Into<String>) -> Self {
         FunctionApp {
             slug: slug.into(),
-            functions: vec![],
+            functions: vec![
+                FunctionDecl::http(crate::openapi::FUNCTION, crate::openapi::ROUTE, &["get"])
+                    .public()
+                    .api(serde_json::json!({"summary": "This OpenAPI document"})),
+            ],
             handlers: HashMap::new(),
             http: Router::new(),
             spans: None,
@@ -184,6 +190,11 @@ impl FunctionApp {
 
     pub fn declarations(&self) -> &[FunctionDecl] {
         &self.functions
+    }
+
+    /// The app's OpenAPI 3.1 document (served at `GET /api/openapi.json`).
+    pub fn openapi(&self) -> serde_json::Value {
+        crate::openapi::document(&self.slug, env!("CARGO_PKG_VERSION"), &self.functions)
     }
 
     /// Checks the declarations (host rules) and that every non-HTTP function has code.
@@ -235,8 +246,21 @@ impl FunctionApp {
             .route("/{function}", post(invoke))
             .layer(DefaultBodyLimit::max(INVOCATION_BODY_LIMIT))
             .with_state(invoke_state);
+        let document = Arc::new(self.openapi().to_string());
         Router::new()
             .route("/", get(|| async { StatusCode::OK }))
+            .route(
+                &format!("/api/{}", crate::openapi::ROUTE),
+                get(move || {
+                    let document = document.clone();
+                    async move {
+                        (
+                            [(axum::http::header::CONTENT_TYPE, "application/json")],
+                            document.as_str().to_owned(),
+                        )
+                    }
+                }),
+            )
             .merge(invocations)
             .merge(self.http.clone())
             .fallback(|| async { problem(StatusCode::NOT_FOUND, "not_found", "no such route") })

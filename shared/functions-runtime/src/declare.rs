@@ -70,6 +70,10 @@ pub struct FunctionDecl {
     /// Binding name of the trigger (`req`, `msg`, `timer`).
     pub trigger_binding: String,
     pub outputs: Vec<OutputBinding>,
+    /// For HTTP functions: what the app's OpenAPI document says of the operation beyond
+    /// what the declaration gives (a summary, the request body's schema, `security: []` for
+    /// a route authenticated otherwise). Merged into the generated operation object.
+    pub api: Value,
 }
 
 /// The connection setting name Service Bus triggers use.
@@ -86,7 +90,21 @@ impl FunctionDecl {
             },
             trigger_binding: "req".into(),
             outputs: vec![],
+            api: Value::Null,
         }
+    }
+
+    /// Says more of this HTTP function in the app's OpenAPI document: `fragment` (an
+    /// operation object's members) is merged into the generated operation.
+    pub fn api(mut self, fragment: Value) -> Self {
+        crate::openapi::merge(&mut self.api, fragment);
+        self
+    }
+
+    /// A route that takes no bearer token (a vendor's webhook, authenticated by its
+    /// signature; the API's own description).
+    pub fn public(self) -> Self {
+        self.api(json!({"security": []}))
     }
 
     pub fn queue(name: &str, queue: &str) -> Self {
@@ -113,6 +131,7 @@ impl FunctionDecl {
                 sessions,
             },
             trigger_binding: "msg".into(),
+            api: Value::Null,
             outputs: vec![],
         }
     }
@@ -126,6 +145,7 @@ impl FunctionDecl {
                 use_monitor: true,
             },
             trigger_binding: "timer".into(),
+            api: Value::Null,
             outputs: vec![],
         }
     }

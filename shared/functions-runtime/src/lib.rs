@@ -4,6 +4,7 @@ pub mod app;
 pub mod declare;
 pub mod encode;
 pub mod ncrontab;
+pub mod openapi;
 pub mod problem;
 pub mod route;
 pub mod serve;

@@ -271,6 +271,35 @@ impl Kit {
     }
 }
 
+/// What the OpenAPI document says of `POST /api/integrations/runs`: the app's operations
+/// and the `Prefer: wait` header.
+fn start_run_api(app: &VendorApp) -> serde_json::Value {
+    serde_json::json!({
+        "summary": "Start a run of one of the app's operations",
+        "parameters": [
+            {"name": "Idempotency-Key", "in": "header", "required": false,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
+            {"name": "Prefer", "in": "header", "required": false,
+             "description": "wait=N (N ≤ 60): answer 200 with the finished run if it ends within N seconds",
+             "schema": {"type": "string"}},
+        ],
+        "requestBody": {"content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["connectionId", "operation"],
+            "additionalProperties": false,
+            "properties": {
+                "connectionId": {"type": "string"},
+                "operation": {"type": "string", "enum": app.operation_names()},
+                "input": {"description": "the operation's input"},
+            },
+        }}}},
+        "responses": {
+            "200": {"description": "The finished run (with Prefer: wait)"},
+            "202": {"description": "The run, queued"},
+        },
+    })
+}
+
 /// The pipeline key of calls through a connection. Breakers, limiters and budgets are per
 /// tenant and provider, and within that per connection: a tenant's two accounts at one
 /// vendor (or two regions) fail and throttle independently, and failover between them must
@@ -343,11 +372,10 @@ impl VendorApp {
                 "integrations/connections/{connectionId}",
                 &["get"],
             ))
-            .http_function(FunctionDecl::http(
-                "StartRun",
-                "integrations/runs",
-                &["post"],
-            ))
+            .http_function(
+                FunctionDecl::http("StartRun", "integrations/runs", &["post"])
+                    .api(start_run_api(&kit.app)),
+            )
             .http_function(FunctionDecl::http(
                 "ListFailures",
                 "integrations/failures",
@@ -358,11 +386,15 @@ impl VendorApp {
                 "integrations/failures/{failureId}",
                 &["get"],
             ))
-            .http_function(FunctionDecl::http(
-                "ReceiveReceipts",
-                "integrations/receipts/{tenantId}/{connectionId}",
-                &["post"],
-            ))
+            .http_function(
+                FunctionDecl::http(
+                    "ReceiveReceipts",
+                    "integrations/receipts/{tenantId}/{connectionId}",
+                    &["post"],
+                )
+                // The vendor's signature, checked with the connection's credential.
+                .public(),
+            )
             .http_function(FunctionDecl::http(
                 "GetRun",
                 "integrations/runs/{runId}",

@@ -313,7 +313,11 @@ impl Runner {
                     }
                 }
             }
-            index.push(json!({"slug": reg.slug, "functions": functions}));
+            index.push(json!({
+                "slug": reg.slug,
+                "openapi": format!("/{}/api/{}", reg.slug, functions_runtime::openapi::ROUTE),
+                "functions": functions,
+            }));
             mounted.insert(reg.slug.to_owned(), mounted_app);
         }
 
