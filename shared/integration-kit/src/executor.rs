@@ -134,7 +134,7 @@ pub(crate) fn run_write(stored: &StoredRun, etag: ETag) -> Result<WriteOp, Invoc
     ))
 }
 
-async fn execute(
+pub(crate) async fn execute(
     kit: &Kit,
     tenant: &TenantId,
     event: &Envelope,

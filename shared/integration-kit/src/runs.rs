@@ -261,6 +261,9 @@ async fn start(
     {
         Ok(()) => {
             tracing::info!(tenant = %tenant, run = %id, operation = operation.name, "run queued");
+            if wait.is_some() {
+                execute_now(&kit, &tenant, &command).await;
+            }
             answer(&kit, tenant.as_str(), &stored.run, wait).await
         }
         // A concurrent request with the same key won the race: its run is the answer.
@@ -277,6 +280,23 @@ async fn start(
             }
         }
         Err(e) => Err(e),
+    }
+}
+
+/// A caller waiting for its new run: it is executed here at once, in this request, instead
+/// of after the bus hands its command to `ExecuteRun`. The guarantees are the executor's
+/// own: `queued → running` is committed (etag-guarded) before the vendor is called, so the
+/// command still on the bus finds the run started or finished and calls no one; if this
+/// process dies mid-call, that command recovers the run as after any crash. Saves the
+/// broker's hand-off and the invocation round trip from the waited answer.
+async fn execute_now(kit: &Kit, tenant: &domain::TenantId, command: &Envelope) {
+    let Ok(request) = command.data_json::<RunRequested>() else {
+        return;
+    };
+    let run = request.run_id;
+    if let Err(e) = crate::executor::execute(kit, tenant, command, request, 1).await {
+        // The command on the bus is the run's way forward.
+        tracing::info!(tenant = %tenant, run = %run, error = ?e, "a waited run is left to its queued command");
     }
 }
 
