@@ -98,7 +98,22 @@ async fn create(
             ),
         ));
     }
+    // An internal vendor address is refused as such, whatever else is wrong.
     check_base_url(&kit, &body.config)?;
+    kit.check_config(provider.key(), &body.config)
+        .map_err(|e| ApiError::InvalidField {
+            code: "invalid_config",
+            detail: format!(
+                "config{}: {}",
+                if e.path.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{}", e.path)
+                },
+                e.message
+            ),
+            pointer: e.pointer_below("config"),
+        })?;
     provider
         .validate_config(&body.config)
         .map_err(|e| ApiError::bad_request("invalid_config", e))?;

@@ -1,27 +1,63 @@
 //! The integration kit: what the twelve vendor-facing apps share. A vendor app is its
-//! provider adapters and its operations ([`VendorApp`]); the kit gives it
+//! provider adapters and their typed operations ([`VendorApp`]); the kit gives it
 //!
 //! - `POST /api/integrations/connections` (secret to custody through the registry, a live
 //!   connection test, `IntegrationConnectionEstablished` or an `IntegrationFailure` +
 //!   `IntegrationFailed`) and `GET /api/integrations/connections/{id}`;
-//! - `POST /api/integrations/runs` (`Idempotency-Key`: the same key within 24 h is the same
-//!   run) and `GET /api/integrations/runs/{runId}`;
+//! - `POST /api/integrations/runs`: the input parsed once as the operation's typed input
+//!   (400 `invalid_input` with the field's JSON pointer), `Idempotency-Key` (the same key
+//!   within 24 h is the same run), `Prefer: wait=N` (200 with the finished run; the run is
+//!   then executed in the request itself); `GET /api/integrations/runs/{runId}` with the
+//!   run's typed `output`, and `GET /api/integrations/runs/{runId}/output`;
 //! - `ExecuteRun` on the app's `runs-<slug>` queue: the run state machine, the resilience
 //!   pipeline around every vendor call, failover across the tenant's connections in
-//!   priority order, retries of the run on a schedule, exactly one `IntegrationFailure` per
-//!   run that fails; and the connection re-test that credential rotation asks for.
-//!
-//! - `GET /api/integrations/failures[/{id}]`: the failure ledger.
-//!
+//!   priority order, retries of the run on a schedule, runs that wait for their vendor
+//!   (`waiting`, resumed by scheduled messages, ended by a vendor webhook or past the
+//!   operation's maximum wait), exactly one `IntegrationFailure` per run that fails; the
+//!   connection re-test that credential rotation asks for; and vendor webhooks the gateway
+//!   routes to the app ([`Provider::webhook`]);
+//! - `GET /api/integrations/failures[/{id}]`: the failure ledger;
 //! - `PollReceipts`, a timer declared when a provider's receipts must be asked for (019):
 //!   it asks the vendor about every watched message and applies what it says as a pushed
-//!   receipt would be.
+//!   receipt would be;
+//! - `GET /api/openapi.json` (every app has it: [`functions_runtime::openapi`]).
 //!
 //! Storage: container `<slug>`, partition = the tenant: `connection-…`, `run-…`,
 //! `failure-…`, `idem-…` (24 h TTL), `vmsg-…` (vendor message id → run, for receipts),
-//! `rwatch-…` (a message whose receipt is still to be asked for; 7 days TTL).
-//! Run inputs go to blob storage (`runs-input/<tenant>/<run id>`): documents stay small
-//! whatever the input.
+//! `rwatch-…` (a message whose receipt is still to be asked for; 7 days TTL), `corr-…` (a
+//! vendor's name for the work a run waits on → the run), `vhook-…` (a vendor webhook
+//! applied; 7 days TTL). Run inputs go to blob storage (`runs-input/<tenant>/<run id>`), and
+//! outputs over 16 KiB (`runs-output/…`): documents stay small whatever the payloads.
+//!
+//! # A new app, step by step
+//!
+//! 1. `cargo new --lib functions/<slug>` (folder = package name), add it to the workspace
+//!    members, and depend on `integration-kit`, `async-trait`, `serde`, `serde_json`,
+//!    `domain` and `resilience`.
+//! 2. An operation: a unit type implementing [`Operation`] with its `NAME`, its `Input`
+//!    (serde, `#[serde(deny_unknown_fields)]`; fields that check themselves on reading, as
+//!    `sms::E164` does, are refused at their path) and its `Output` (what the run keeps:
+//!    put the vendor's ids there). Rules across fields go in [`Operation::check`];
+//!    operations the vendor finishes later set `MAX_WAIT`.
+//! 3. A provider: a type implementing [`Provider`] (its catalogue key, the credential kinds
+//!    it takes, `validate_config`, a cheap `test_connection`, and `serves`, which lists its
+//!    operations: `served.operation::<Send>()`), and [`Serves`] for each operation:
+//!    `execute` builds the vendor request from the typed input and the connection
+//!    ([`ProviderCall`]: config, credential resolved per call, the run's idempotency key,
+//!    the SSRF-guarded client) and sends it through `call.pipeline` with a classifier of the
+//!    vendor's answers (`resilience::classify_status` plus the vendor's error body, its
+//!    words through [`vendor_text`]); it answers [`Done`] (the output), or [`Wait`]
+//!    (`correlate` it with the vendor's id of the work, so its webhook ends the wait; then
+//!    `resume` looks again, and [`Provider::webhook`] reads the vendor's webhooks).
+//! 4. The app: `pub fn registration() -> AppRegistration { integration_kit::registration(SLUG,
+//!    build) }` with `build` = `VendorApp::new(SLUG, "/integration/<slug>").failover(…)
+//!    .provider(Fake).provider(Vendor).build(ctx)`; a `<slug>-handler` binary calling
+//!    `app_host::main(registration())`; the registration in the runner's and packaging's
+//!    app lists.
+//! 5. Tests: the provider against a faithful fake over real HTTP ([`testing::FakeVendor`],
+//!    [`testing::Harness`]) and the conformance suite ([`testing::conformance`]: success,
+//!    the vendor's validation and auth errors, 429 + `Retry-After`, 5xx, timeout, malformed
+//!    body); the app end to end through the runner (`testkit::TestPlatform`).
 
 pub mod acs;
 mod connections;
@@ -86,6 +122,8 @@ pub struct VendorApp {
     providers: Vec<Arc<dyn Provider>>,
     /// Every operation some provider serves, in the order first declared.
     operations: Vec<operation::OperationEntry>,
+    /// (provider key, the check of its typed config).
+    configs: Vec<(&'static str, operation::ConfigCheck)>,
     /// (provider key, operation) → the provider's code for it.
     handlers: Vec<(&'static str, &'static str, Arc<dyn operation::Handler>)>,
     /// Whether a run whose provider is down (5xx, timeout, open circuit, throttled) moves on
@@ -100,6 +138,7 @@ impl VendorApp {
             source,
             providers: Vec::new(),
             operations: Vec::new(),
+            configs: Vec::new(),
             handlers: Vec::new(),
             failover: false,
         }
@@ -116,6 +155,9 @@ impl VendorApp {
         let provider = Arc::new(provider);
         let mut served = Served::new(provider.clone());
         P::serves(&mut served);
+        if let Some(check) = served.config {
+            self.configs.push((provider.key(), check));
+        }
         for (entry, handler) in served.operations {
             if !self.operations.iter().any(|o| o.name == entry.name) {
                 self.operations.push(entry.clone());
@@ -255,6 +297,18 @@ impl Kit {
 
     pub(crate) fn operation(&self, name: &str) -> Option<&operation::OperationEntry> {
         self.app.operations.iter().find(|o| o.name == name)
+    }
+
+    /// Checks a connection's config against its provider's type, if it declared one.
+    pub(crate) fn check_config(
+        &self,
+        provider: &str,
+        config: &domain::ConnectionConfig,
+    ) -> Result<(), InputError> {
+        match self.app.configs.iter().find(|(p, _)| *p == provider) {
+            Some((_, check)) => check(&operation::provider_config(config)),
+            None => Ok(()),
+        }
     }
 
     /// The provider's code for an operation, if it serves it.

@@ -59,11 +59,7 @@ pub trait Operation: Send + Sync + 'static {
     /// [`Operation::check`]. An app with a reader of its own (one that already names the
     /// fields it refuses) says so here.
     fn parse(input: &Value) -> Result<Self::Input, InputError> {
-        let parsed: Self::Input = serde_path_to_error::deserialize(input).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            InputError::at(path, strip_serde_position(&e.into_inner().to_string()))
-        })?;
+        let parsed: Self::Input = parse_typed(input)?;
         Self::check(&parsed)?;
         Ok(parsed)
     }
@@ -87,7 +83,12 @@ impl InputError {
 
     /// The path as an RFC 6901 JSON pointer below `input` (`/input/to`).
     pub fn pointer(&self) -> String {
-        let mut pointer = String::from("/input");
+        self.pointer_below("input")
+    }
+
+    /// The path as an RFC 6901 JSON pointer below the request's member `root`.
+    pub fn pointer_below(&self, root: &str) -> String {
+        let mut pointer = format!("/{root}");
         for part in self.path.split(['.', '[']).filter(|p| !p.is_empty()) {
             pointer.push('/');
             let part = part.trim_end_matches(']');
@@ -105,6 +106,15 @@ impl std::fmt::Display for InputError {
             write!(f, "input.{}: {}", self.path, self.message)
         }
     }
+}
+
+/// Reads `value` as a `T`, keeping the path of a refused field.
+pub(crate) fn parse_typed<T: DeserializeOwned>(value: &Value) -> Result<T, InputError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        InputError::at(path, strip_serde_position(&e.into_inner().to_string()))
+    })
 }
 
 /// Parses `input` as `O`'s input and checks it ([`Operation::parse`]): how the kit reads an
@@ -349,10 +359,33 @@ fn check_input<O: Operation>(input: &Value) -> Result<(), InputError> {
     parse_input::<O>(input).map(|_| ())
 }
 
-/// What a provider declares it serves ([`Provider::serves`]).
+/// What a provider declares it serves ([`Provider::serves`]): its operations and its
+/// connections' typed config.
 pub struct Served<P> {
     provider: Arc<P>,
     pub(crate) operations: Vec<(OperationEntry, Arc<dyn Handler>)>,
+    pub(crate) config: Option<ConfigCheck>,
+}
+
+/// Reads a connection's config (without the kit's own members) as the provider's type.
+pub(crate) type ConfigCheck = fn(&Value) -> Result<(), InputError>;
+
+fn check_config<C: DeserializeOwned>(config: &Value) -> Result<(), InputError> {
+    parse_typed::<C>(config).map(|_| ())
+}
+
+/// The connection config members the kit reads itself, not the provider.
+pub(crate) const KIT_CONFIG: &[&str] = &["priority"];
+
+/// A connection's config as its provider reads it: without [`KIT_CONFIG`].
+pub(crate) fn provider_config(config: &domain::ConnectionConfig) -> Value {
+    Value::Object(
+        config
+            .iter()
+            .filter(|(k, _)| !KIT_CONFIG.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
 }
 
 impl<P: Provider + 'static> Served<P> {
@@ -360,7 +393,16 @@ impl<P: Provider + 'static> Served<P> {
         Served {
             provider,
             operations: Vec::new(),
+            config: None,
         }
+    }
+
+    /// The provider's connections have config `C` (serde; `#[serde(deny_unknown_fields)]`
+    /// makes a misspelt setting a 400 naming it): checked when a connection is created, and
+    /// read by [`ProviderCall::config_as`].
+    pub fn config<C: DeserializeOwned>(&mut self) -> &mut Self {
+        self.config = Some(check_config::<C>);
+        self
     }
 
     /// The provider performs `O`.

@@ -58,6 +58,20 @@ impl<'a> ProviderCall<'a> {
             })
     }
 
+    /// The connection's config as the provider's type (see
+    /// [`Served::config`](crate::Served::config)); checked when the connection was made, so
+    /// an error here means the type changed since (a `validation` failure).
+    pub fn config_as<C: serde::de::DeserializeOwned>(&self) -> Result<C, CallError> {
+        crate::operation::parse_typed(&crate::operation::provider_config(self.config)).map_err(
+            |e| {
+                fail(
+                    FailureClassification::Validation,
+                    format!("the connection's config: {}", e.message),
+                )
+            },
+        )
+    }
+
     /// A string setting of the connection's config.
     pub fn config_str(&self, field: &str) -> Option<&str> {
         self.config.get(field).and_then(Value::as_str)

@@ -101,12 +101,22 @@ impl Provider for Script {
         served
             .operation::<Echo>()
             .operation::<Job>()
-            .operation::<Stuck>();
+            .operation::<Stuck>()
+            .config::<ScriptConfig>();
     }
 }
 
+/// The scripted vendor's connection config.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptConfig {
+    #[serde(default)]
+    mode: Option<String>,
+}
+
 fn down(call: &ProviderCall<'_>) -> Result<(), CallError> {
-    if call.config_str("mode") == Some("down") {
+    let config: ScriptConfig = call.config_as()?;
+    if config.mode.as_deref() == Some("down") {
         return Err(call_failed(
             FailureClassification::Transient,
             "the scripted vendor is down",
@@ -433,6 +443,24 @@ async fn inputs_are_typed_and_refused_at_their_field() {
         )
         .await;
     testkit::assert_problem(r, 400, "invalid_config").await;
+    // The provider's typed config: a misspelt or mistyped setting is named.
+    for (config, pointer) in [
+        (json!({"mod": "ok"}), "/config/mod"),
+        (json!({"mode": 5}), "/config/mode"),
+    ] {
+        let r = platform
+            .post(
+                "/support/api/integrations/connections",
+                &token,
+                json!({"providerKey": "script", "displayName": "x", "config": config,
+                       "credential": {"kind": "apiKey", "apiKey": "k"}}),
+            )
+            .await;
+        let problem = testkit::assert_problem(r, 400, "invalid_config").await;
+        assert_eq!(problem["pointer"], pointer, "{problem}");
+    }
+    // The kit's own settings are not the provider's business.
+    connect(&platform, &token, json!({"mode": "ok", "priority": 3})).await;
     platform.shutdown().await;
 }
 

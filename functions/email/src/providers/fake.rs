@@ -78,6 +78,20 @@ impl Fake {
     }
 }
 
+/// The connection's config, checked when a connection is made (a misspelt or mistyped
+/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "read by the kit's check; the adapter reads its fields by name"
+)]
+struct FakeConfig {
+    mode: Option<String>,
+    latency_ms: Option<u64>,
+    retry_after_ms: Option<u64>,
+}
+
 #[async_trait]
 impl Provider for Fake {
     fn key(&self) -> &'static str {
@@ -102,7 +116,7 @@ impl Provider for Fake {
     }
 
     fn serves(served: &mut integration_kit::Served<Self>) {
-        served.operation::<crate::Send>();
+        served.operation::<crate::Send>().config::<FakeConfig>();
     }
 }
 

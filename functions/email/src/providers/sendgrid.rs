@@ -89,6 +89,20 @@ impl Classifier for Answers {
     }
 }
 
+/// The connection's config, checked when a connection is made (a misspelt or mistyped
+/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "read by the kit's check; the adapter reads its fields by name"
+)]
+struct SendGridConfig {
+    from: String,
+    base_url: Option<String>,
+    event_webhook_public_key: Option<String>,
+}
+
 #[async_trait]
 impl Provider for SendGrid {
     fn key(&self) -> &'static str {
@@ -178,7 +192,7 @@ impl Provider for SendGrid {
     }
 
     fn serves(served: &mut integration_kit::Served<Self>) {
-        served.operation::<crate::Send>();
+        served.operation::<crate::Send>().config::<SendGridConfig>();
     }
 }
 

@@ -541,6 +541,21 @@ enum Part {
     Multi(MultiPart),
 }
 
+/// The connection's config, checked when a connection is made (a misspelt or mistyped
+/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "read by the kit's check; the adapter reads its fields by name"
+)]
+struct SmtpConfig {
+    host: String,
+    port: Option<u16>,
+    tls: Option<String>,
+    from: String,
+}
+
 #[async_trait]
 impl Provider for Smtp {
     fn key(&self) -> &'static str {
@@ -579,7 +594,7 @@ impl Provider for Smtp {
     }
 
     fn serves(served: &mut integration_kit::Served<Self>) {
-        served.operation::<crate::Send>();
+        served.operation::<crate::Send>().config::<SmtpConfig>();
     }
 }
 

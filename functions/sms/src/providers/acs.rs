@@ -198,6 +198,19 @@ fn from_config(config: &ConnectionConfig) -> Result<(), String> {
     }
 }
 
+/// The connection's config, checked when a connection is made (a misspelt or mistyped
+/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "read by the kit's check; the adapter reads its fields by name"
+)]
+struct AcsSmsConfig {
+    endpoint: String,
+    from: String,
+}
+
 #[async_trait]
 impl Provider for AcsSms {
     fn key(&self) -> &'static str {
@@ -257,7 +270,7 @@ impl Provider for AcsSms {
     }
 
     fn serves(served: &mut integration_kit::Served<Self>) {
-        served.operation::<crate::Send>();
+        served.operation::<crate::Send>().config::<AcsSmsConfig>();
     }
 }
 

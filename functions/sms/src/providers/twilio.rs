@@ -154,6 +154,22 @@ fn delivery_state(status: &str) -> Option<integration_kit::DeliveryState> {
     })
 }
 
+/// The connection's config, checked when a connection is made (a misspelt or mistyped
+/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "read by the kit's check; the adapter reads its fields by name"
+)]
+struct TwilioConfig {
+    from: Option<String>,
+    messaging_service_sid: Option<String>,
+    status_callback: Option<String>,
+    account_sid: Option<String>,
+    base_url: Option<String>,
+}
+
 #[async_trait]
 impl Provider for Twilio {
     fn key(&self) -> &'static str {
@@ -276,7 +292,7 @@ impl Provider for Twilio {
     }
 
     fn serves(served: &mut integration_kit::Served<Self>) {
-        served.operation::<crate::Send>();
+        served.operation::<crate::Send>().config::<TwilioConfig>();
     }
 }
 

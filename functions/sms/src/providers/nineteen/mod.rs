@@ -226,6 +226,20 @@ async fn post(
         .await
 }
 
+/// The connection's config, checked when a connection is made (a misspelt or mistyped
+/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(
+    dead_code,
+    reason = "read by the kit's check; the adapter reads its fields by name"
+)]
+struct NineteenConfig {
+    username: String,
+    source: String,
+    base_url: Option<String>,
+}
+
 #[async_trait]
 impl Provider for Nineteen {
     fn key(&self) -> &'static str {
@@ -266,7 +280,7 @@ impl Provider for Nineteen {
     }
 
     fn serves(served: &mut integration_kit::Served<Self>) {
-        served.operation::<crate::Send>();
+        served.operation::<crate::Send>().config::<NineteenConfig>();
     }
 
     fn polls_receipts(&self) -> bool {
