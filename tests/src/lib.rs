@@ -53,6 +53,7 @@ pub fn registration() -> AppRegistration {
             )]
         },
         has_runs_queue: true,
+        catalogue: &[],
     }
 }
 

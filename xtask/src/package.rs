@@ -30,16 +30,14 @@ pub(crate) const EXECUTABLE_MODE: u32 = 0o755;
 /// The mode of every other file in the zip.
 pub(crate) const FILE_MODE: u32 = 0o644;
 
-/// Every app this repository packages. A new app adds its registration here (a test checks
-/// that every crate under `functions/` is listed).
+/// Every app this repository packages: the one app list (a test checks that every crate
+/// under `functions/` is in it).
 pub(crate) fn apps() -> Vec<AppRegistration> {
-    vec![
-        registry::registration(),
-        webhook_gateway::registration(),
-        sms::registration(),
-        email::registration(),
-    ]
+    platform_apps::all()
 }
+
+/// The package holding every app's handler binary.
+pub(crate) const HANDLERS_PACKAGE: &str = "platform-apps";
 
 /// The name of an app's handler binary target (`[[bin]]` in its Cargo.toml).
 pub(crate) fn handler_bin(slug: &str) -> String {
@@ -136,7 +134,7 @@ fn build(apps: &[&AppRegistration], target: Option<&str>) -> anyhow::Result<()> 
     let mut cmd = crate::cargo();
     cmd.args(["build", "--release"]);
     for reg in apps {
-        cmd.args(["-p", reg.slug, "--bin", &handler_bin(reg.slug)]);
+        cmd.args(["-p", HANDLERS_PACKAGE, "--bin", &handler_bin(reg.slug)]);
     }
     if let Some(t) = target {
         cmd.args(["--target", t]);

@@ -20,8 +20,9 @@ pub mod providers;
 
 use std::collections::HashSet;
 
-use app_context::{AppContext, AppRegistration};
+use app_context::{AppContext, AppRegistration, CatalogueEntry};
 use base64::Engine as _;
+use domain::AuthScheme;
 use functions_runtime::FunctionApp;
 use integration_kit::{InputError, Operation, VendorApp};
 use serde::{Deserialize, Serialize};
@@ -43,8 +44,48 @@ pub const MAX_SUBJECT_CHARS: usize = 998;
 /// The longest attachment file name.
 pub const MAX_ATTACHMENT_NAME_CHARS: usize = 255;
 
+/// The providers this app has adapters for, as the registry's catalogue lists them.
+pub const CATALOGUE: &[CatalogueEntry] = &[
+    entry(
+        "fake-email",
+        "Fake email (tests and demos)",
+        AuthScheme::ApiKey,
+        "https://fake-email.invalid",
+    ),
+    entry(
+        "acs-email",
+        "Azure Communication Services Email",
+        AuthScheme::Hmac,
+        "https://communication.azure.com",
+    ),
+    entry(
+        "sendgrid",
+        "SendGrid v3",
+        AuthScheme::Bearer,
+        "https://api.sendgrid.com",
+    ),
+    // SMTP is not HTTP; the catalogue's URL is informative, the connection names the server.
+    entry("smtp", "SMTP", AuthScheme::Basic, "https://smtp.invalid"),
+];
+
+const fn entry(
+    key: &'static str,
+    name: &'static str,
+    auth: AuthScheme,
+    base_url: &'static str,
+) -> CatalogueEntry {
+    CatalogueEntry {
+        key,
+        name,
+        category: domain::ProviderCategory::Email,
+        auth,
+        base_url,
+        retests: true,
+    }
+}
+
 pub fn registration() -> AppRegistration {
-    integration_kit::registration(SLUG, build)
+    integration_kit::registration(SLUG, build, CATALOGUE)
 }
 
 pub fn build(ctx: &AppContext) -> FunctionApp {

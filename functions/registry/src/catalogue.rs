@@ -153,7 +153,7 @@ pub(crate) async fn read_provider(
     if let Some((p, _)) = read(ctx, &platform(), &provider_id(&key)).await? {
         return Ok(p);
     }
-    let Some(new) = crate::builtin::builtin(&key) else {
+    let Some(new) = crate::builtin::builtin(ctx, &key) else {
         return Err(ApiError::not_found("the provider"));
     };
     let (provider, event) = IntegrationProvider::register(new, chrono::Utc::now());

@@ -24,6 +24,9 @@ pub const CONTAINER: &str = "registry";
 pub const SOURCE: &str = "/integration/registry";
 
 /// How hosts register the app.
+/// Platform apps have no vendor adapters of their own.
+pub const CATALOGUE: &[app_context::CatalogueEntry] = &[];
+
 pub fn registration() -> AppRegistration {
     AppRegistration {
         slug: SLUG,
@@ -31,6 +34,7 @@ pub fn registration() -> AppRegistration {
         containers: &[CONTAINER],
         subscriptions: Vec::new,
         has_runs_queue: false,
+        catalogue: CATALOGUE,
     }
 }
 

@@ -80,9 +80,13 @@ pub(crate) fn rotation_doc_id(id: &RotationId) -> String {
     format!("rotation-{id}")
 }
 
-/// The app that serves a provider: the apps named after their vendor, else by category.
-pub(crate) fn owning_app(provider: &IntegrationProvider) -> &'static str {
+/// The app that serves a provider: the app whose catalogue lists it; for a provider an
+/// operator registered, the app of its category.
+pub(crate) fn owning_app(ctx: &AppContext, provider: &IntegrationProvider) -> &'static str {
     let key = provider.key().as_str();
+    if let Some((app, _)) = ctx.catalogue_entry(key) {
+        return app;
+    }
     if let Some(slug) = ["github", "azure-devops", "openai", "azure-openai", "ollama"]
         .into_iter()
         .find(|s| *s == key)
@@ -141,7 +145,7 @@ pub(crate) async fn start(
                 "no app owns this credential's provider; replace the secret where it is used",
             )
         })?;
-    let app = owning_app(&provider);
+    let app = owning_app(ctx, &provider);
     let custody = Custody::new(ctx.secrets.clone());
     let pending = custody
         .store(&credential_id, material)

@@ -6,7 +6,8 @@
 
 pub mod providers;
 
-use app_context::{AppContext, AppRegistration};
+use app_context::{AppContext, AppRegistration, CatalogueEntry};
+use domain::AuthScheme;
 use functions_runtime::FunctionApp;
 use integration_kit::{Operation, VendorApp};
 use serde::{Deserialize, Serialize};
@@ -18,8 +19,47 @@ pub const SOURCE: &str = "/integration/sms";
 /// The longest message accepted (ten concatenated segments of 160 GSM characters).
 pub const MAX_BODY_CHARS: usize = 1600;
 
+/// The providers this app has adapters for, as the registry's catalogue lists them.
+pub const CATALOGUE: &[CatalogueEntry] = &[
+    entry(
+        "fake",
+        "Fake SMS (tests and demos)",
+        AuthScheme::ApiKey,
+        "https://fake-sms.invalid",
+    ),
+    entry(
+        "twilio",
+        "Twilio Programmable Messaging",
+        AuthScheme::Basic,
+        "https://api.twilio.com",
+    ),
+    entry("019", "019 SMS", AuthScheme::Bearer, "https://019sms.co.il"),
+    entry(
+        "acs-sms",
+        "Azure Communication Services SMS",
+        AuthScheme::Hmac,
+        "https://communication.azure.com",
+    ),
+];
+
+const fn entry(
+    key: &'static str,
+    name: &'static str,
+    auth: AuthScheme,
+    base_url: &'static str,
+) -> CatalogueEntry {
+    CatalogueEntry {
+        key,
+        name,
+        category: domain::ProviderCategory::Sms,
+        auth,
+        base_url,
+        retests: true,
+    }
+}
+
 pub fn registration() -> AppRegistration {
-    integration_kit::registration(SLUG, build)
+    integration_kit::registration(SLUG, build, CATALOGUE)
 }
 
 pub fn build(ctx: &AppContext) -> FunctionApp {

@@ -35,6 +35,9 @@ pub const RAW_CONTAINER: &str = "webhooks-raw";
 /// `source` of the gateway's events.
 pub const SOURCE: &str = "/integration/webhook-gateway";
 
+/// Platform apps have no vendor adapters of their own.
+pub const CATALOGUE: &[app_context::CatalogueEntry] = &[];
+
 pub fn registration() -> AppRegistration {
     AppRegistration {
         slug: SLUG,
@@ -58,6 +61,7 @@ pub fn registration() -> AppRegistration {
             )]
         },
         has_runs_queue: false,
+        catalogue: CATALOGUE,
     }
 }
 

@@ -56,6 +56,9 @@ pub struct AppContext {
     pub settings: Arc<BTreeMap<String, String>>,
     /// Poke after committing outbox documents, so events leave at once.
     pub outbox_waker: Arc<Notify>,
+    /// The providers every app of the platform has adapters for, by app (the host fills it
+    /// from its app list; the registry reads it).
+    pub catalogue: Arc<Vec<AppCatalogue>>,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -68,6 +71,28 @@ impl std::fmt::Debug for AppContext {
 }
 
 impl AppContext {
+    /// The app that has an adapter for provider `key`, and its catalogue entry.
+    pub fn catalogue_entry(&self, key: &str) -> Option<(&'static str, &'static CatalogueEntry)> {
+        self.catalogue.iter().find_map(|a| {
+            a.providers
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| (a.app, e))
+        })
+    }
+
+    /// The catalogue of `apps`, as a host gives it to them.
+    pub fn catalogue_of(apps: &[AppRegistration]) -> Arc<Vec<AppCatalogue>> {
+        Arc::new(
+            apps.iter()
+                .map(|a| AppCatalogue {
+                    app: a.slug,
+                    providers: a.catalogue,
+                })
+                .collect(),
+        )
+    }
+
     pub fn setting(&self, name: &str) -> Option<&str> {
         self.settings.get(name).map(String::as_str)
     }
@@ -101,6 +126,30 @@ pub struct AppRegistration {
     pub subscriptions: fn() -> Vec<(String, SubscriptionSpec)>,
     /// Whether the app has a `runs-<slug>` queue (the vendor-facing apps do).
     pub has_runs_queue: bool,
+    /// The providers the app has adapters for: they join the registry's catalogue on first
+    /// use, and credential rotations of their connections are re-tested by this app.
+    pub catalogue: &'static [CatalogueEntry],
+}
+
+/// A provider an app has an adapter for, as the registry's catalogue registers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CatalogueEntry {
+    pub key: &'static str,
+    pub name: &'static str,
+    pub category: domain::ProviderCategory,
+    pub auth: domain::AuthScheme,
+    /// The vendor's public origin (informative where the connection names its own).
+    pub base_url: &'static str,
+    /// Whether the app re-tests a connection's credential when it rotates.
+    pub retests: bool,
+}
+
+/// One app's catalogue entries: what the registry reads (hosts give it the catalogue of
+/// every app of the platform, [`AppContext::catalogue`]).
+#[derive(Clone, Copy, Debug)]
+pub struct AppCatalogue {
+    pub app: &'static str,
+    pub providers: &'static [CatalogueEntry],
 }
 
 impl std::fmt::Debug for AppRegistration {

@@ -273,6 +273,7 @@ impl Embedded {
             authenticator,
             settings: Arc::new(settings),
             outbox_waker: Arc::new(tokio::sync::Notify::new()),
+            catalogue: Arc::default(),
         }
     }
 }
@@ -311,6 +312,7 @@ impl Ports {
             authenticator,
             settings: Arc::new(settings),
             outbox_waker: Arc::new(tokio::sync::Notify::new()),
+            catalogue: Arc::default(),
         }
     }
 }

@@ -11,8 +11,9 @@
 //!
 //! ```no_run
 //! # fn registration() -> app_context::AppRegistration { unimplemented!() }
+//! # fn catalogue() -> Vec<app_context::AppCatalogue> { unimplemented!() }
 //! fn main() -> std::process::ExitCode {
-//!     app_host::main(registration())
+//!     app_host::main(registration(), catalogue())
 //! }
 //! ```
 
@@ -61,7 +62,9 @@ pub fn settings_from_env() -> BTreeMap<String, String> {
 /// Entry point of an app's `handler` binary. Errors go to stderr (the host logs them) and
 /// end the process with a failure code, which the host counts as a worker error and
 /// restarts.
-pub fn main(registration: AppRegistration) -> ExitCode {
+/// `catalogue`: the providers every app of the platform has adapters for (the registry
+/// registers them on first use); the one app list gives it.
+pub fn main(registration: AppRegistration, catalogue: Vec<app_context::AppCatalogue>) -> ExitCode {
     let settings = settings_from_env();
     // Logs as the host reads them, and Application Insights when its connection string is
     // set; the guard flushes what is queued when `main` returns.
@@ -94,6 +97,7 @@ pub fn main(registration: AppRegistration) -> ExitCode {
         run(
             &registration,
             settings,
+            std::sync::Arc::new(catalogue),
             listener,
             functions_runtime::serve::shutdown_signal(),
         )
@@ -171,10 +175,12 @@ pub fn outbox_publisher(ctx: &AppContext, containers: Vec<String>) -> outbox::Ou
 pub async fn run(
     registration: &AppRegistration,
     settings: BTreeMap<String, String>,
+    catalogue: std::sync::Arc<Vec<app_context::AppCatalogue>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let context = open(registration, settings).await?;
+    let mut context = open(registration, settings).await?;
+    context.catalogue = catalogue;
     let app = (registration.build)(&context)
         // Service Bus invocations join the trace of the message that triggered them.
         .with_invocation_spans(telemetry::span_from_traceparent);

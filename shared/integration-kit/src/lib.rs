@@ -49,11 +49,13 @@
 //!    words through [`vendor_text`]); it answers [`Done`] (the output), or [`Wait`]
 //!    (`correlate` it with the vendor's id of the work, so its webhook ends the wait; then
 //!    `resume` looks again, and [`Provider::webhook`] reads the vendor's webhooks).
-//! 4. The app: `pub fn registration() -> AppRegistration { integration_kit::registration(SLUG,
-//!    build) }` with `build` = `VendorApp::new(SLUG, "/integration/<slug>").failover(…)
-//!    .provider(Fake).provider(Vendor).build(ctx)`; a `<slug>-handler` binary calling
-//!    `app_host::main(registration())`; the registration in the runner's and packaging's
-//!    app lists.
+//! 4. The app: `pub const CATALOGUE: &[CatalogueEntry]` (its providers as the registry lists
+//!    them), `pub fn registration() -> AppRegistration { integration_kit::registration(SLUG,
+//!    build, CATALOGUE) }` with `build` = `VendorApp::new(SLUG, "/integration/<slug>")
+//!    .failover(…).provider(Fake).provider(Vendor).build(ctx)`; then the app joins the one
+//!    app list, `platform_apps!(…)` in `shared/platform-apps` (the runner, packaging, the
+//!    Bicep checks and the registry's catalogue read it), with its handler binary there
+//!    (`src/bin/<slug>-handler.rs`, three lines).
 //! 5. Tests: the provider against a faithful fake over real HTTP ([`testing::FakeVendor`],
 //!    [`testing::Harness`]) and the conformance suite ([`testing::conformance`]: success,
 //!    the vendor's validation and auth errors, 429 + `Retry-After`, 5xx, timeout, malformed
@@ -174,14 +176,21 @@ impl VendorApp {
     }
 }
 
-/// How a host registers a vendor app built on the kit.
-pub fn registration(slug: &'static str, build: fn(&AppContext) -> FunctionApp) -> AppRegistration {
+/// How a host registers a vendor app built on the kit: its slug, how it is built, and the
+/// providers it has adapters for (the registry's catalogue entries; the kit re-tests their
+/// connections during credential rotation).
+pub fn registration(
+    slug: &'static str,
+    build: fn(&AppContext) -> FunctionApp,
+    catalogue: &'static [app_context::CatalogueEntry],
+) -> AppRegistration {
     AppRegistration {
         slug,
         build,
         containers: containers(slug),
         subscriptions: Vec::new,
         has_runs_queue: true,
+        catalogue,
     }
 }
 

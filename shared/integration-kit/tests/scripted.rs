@@ -296,14 +296,24 @@ fn build(ctx: &AppContext) -> FunctionApp {
         .build(ctx)
 }
 
+/// The scripted vendor joins the registry's catalogue on first use, as every app's
+/// providers do.
+const CATALOGUE: &[app_context::CatalogueEntry] = &[app_context::CatalogueEntry {
+    key: "script",
+    name: "Scripted vendor",
+    category: domain::ProviderCategory::Other,
+    auth: domain::AuthScheme::ApiKey,
+    base_url: "https://script.invalid",
+    retests: true,
+}];
+
 fn registration() -> AppRegistration {
-    integration_kit::registration(SLUG, build)
+    integration_kit::registration(SLUG, build, CATALOGUE)
 }
 
-/// The platform with the registry and the scripted app, the scripted vendor in the
-/// catalogue.
+/// The platform with the registry, the webhook gateway and the scripted app.
 async fn start() -> TestPlatform {
-    let platform = TestPlatform::start(
+    TestPlatform::start(
         &[
             registry::registration(),
             webhook_gateway::registration(),
@@ -311,18 +321,7 @@ async fn start() -> TestPlatform {
         ],
         json!({"RUN_MAX_ATTEMPTS": "2"}),
     )
-    .await;
-    let operator = platform.token("platform", &[api_kit::OPERATOR_ROLE]);
-    let r = platform
-        .post(
-            "/registry/api/integrations/providers",
-            &operator,
-            json!({"key": "script", "displayName": "Scripted vendor", "category": "other",
-                   "authScheme": "apiKey", "baseUrl": "https://script.invalid"}),
-        )
-        .await;
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    platform
+    .await
 }
 
 async fn connect(platform: &TestPlatform, token: &str, config: Value) -> String {

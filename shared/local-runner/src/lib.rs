@@ -198,7 +198,8 @@ impl Runner {
         let dev_tokens = auth::DevTokens::load_or_create(&args.data_dir)?;
         let authenticator =
             app_host::adapters::authenticator(&settings.values, || Ok(dev_tokens.clone()))?;
-        let context = ports.context(settings.values.clone(), authenticator);
+        let mut context = ports.context(settings.values.clone(), authenticator);
+        context.catalogue = app_context::AppContext::catalogue_of(apps);
         let broker = embedded.broker.clone();
         let spec = EntitySpec {
             lock_duration: Duration::from_secs(args.lock_seconds.max(1)),

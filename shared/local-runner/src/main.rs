@@ -5,16 +5,6 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The apps this build hosts; each new app adds its registration here.
-fn apps() -> Vec<app_context::AppRegistration> {
-    vec![
-        registry::registration(),
-        webhook_gateway::registration(),
-        sms::registration(),
-        email::registration(),
-    ]
-}
-
 fn main() -> anyhow::Result<()> {
-    integration_platform::main_with(&apps())
+    integration_platform::main_with(&platform_apps::all())
 }

@@ -399,8 +399,8 @@ fn apps_are_chosen_by_slug() {
     assert!(err.contains("nope") && err.contains("registry"), "{err}");
 }
 
-/// Every workspace member under `functions/` is a Function App: it must be packaged
-/// (listed in `apps()`) and have its handler binary.
+/// Every workspace member under `functions/` is a Function App: it must be in the one app
+/// list (`platform_apps::all()`) and have its handler binary in `platform-apps`.
 #[test]
 fn every_app_crate_is_packaged_with_a_handler() {
     let root = workspace_root();
@@ -411,10 +411,11 @@ fn every_app_crate_is_packaged_with_a_handler() {
         .filter_map(|l| l.split('"').next())
         .collect();
     assert!(members.contains(&"registry"), "{members:?}");
+    let handlers_dir = root.join("shared").join(HANDLERS_PACKAGE);
+    let handlers = std::fs::read_to_string(handlers_dir.join("Cargo.toml")).unwrap();
     let mut crates = BTreeSet::new();
     for member in members {
-        let dir = root.join("functions").join(member);
-        let manifest = dir.join("Cargo.toml");
+        let manifest = root.join("functions").join(member).join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest).unwrap();
         let name = text
             .lines()
@@ -422,23 +423,28 @@ fn every_app_crate_is_packaged_with_a_handler() {
             .and_then(|rest| rest.strip_suffix('"'))
             .unwrap_or_else(|| panic!("{} names no package", manifest.display()))
             .to_owned();
-        let bin = format!("name = \"{}\"", handler_bin(&name));
+        assert_eq!(name, member, "folder name = package name");
         assert!(
-            text.contains("[[bin]]") && text.contains(&bin),
-            "{}: needs [[bin]] {bin} (src/main.rs calling app_host::main)",
+            !text.contains("[[bin]]") && !text.contains("app-host"),
+            "{}: an app's crate links no host; its handler lives in {HANDLERS_PACKAGE}",
             manifest.display()
         );
-        let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap_or_default();
+        let bin = handler_bin(&name);
         assert!(
-            main.contains("app_host::main("),
-            "{}/src/main.rs must call app_host::main",
-            dir.display()
+            handlers.contains(&format!("name = \"{bin}\"")),
+            "{HANDLERS_PACKAGE}/Cargo.toml needs [[bin]] {bin}"
+        );
+        let main = std::fs::read_to_string(handlers_dir.join("src/bin").join(format!("{bin}.rs")))
+            .unwrap_or_default();
+        assert!(
+            main.contains("app_host::main(") && main.contains("platform_apps::catalogue()"),
+            "{bin}.rs must call app_host::main with the platform's catalogue"
         );
         crates.insert(name);
     }
     let packaged: BTreeSet<String> = apps().iter().map(|r| r.slug.to_owned()).collect();
     assert_eq!(
         crates, packaged,
-        "xtask/src/package.rs apps() must list every app under functions/ (and xtask depend on it)"
+        "platform_apps! must list every app under functions/"
     );
 }

@@ -79,6 +79,7 @@ pub(crate) fn fake_sms_app() -> AppRegistration {
         containers: &[],
         subscriptions: Vec::new,
         has_runs_queue: true,
+        catalogue: &[],
     }
 }
 

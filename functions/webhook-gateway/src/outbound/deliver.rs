@@ -777,6 +777,7 @@ mod tests {
             authenticator: Arc::new(auth::DevTokens::load_or_create(dir.path()).unwrap()),
             settings: Arc::new(settings),
             outbox_waker: Arc::default(),
+            catalogue: Default::default(),
         };
         Fixture {
             d: Deliverer::new(&ctx),

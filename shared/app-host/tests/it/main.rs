@@ -69,6 +69,7 @@ fn registration() -> AppRegistration {
             )]
         },
         has_runs_queue: false,
+        catalogue: &[],
     }
 }
 
@@ -108,7 +109,7 @@ async fn serves_the_app_publishes_its_outbox_and_leaves_queues_to_the_host() {
     let reg = registration();
     let settings = settings(dir.path());
     let host = tokio::spawn(async move {
-        app_host::run(&reg, settings, listener, async move {
+        app_host::run(&reg, settings, Default::default(), listener, async move {
             let _ = stopped.await;
         })
         .await
@@ -186,9 +187,15 @@ async fn a_malformed_azure_setting_stops_the_handler_without_echoing_keys() {
         "AccountName=devstoreaccount1;AccountKey=secret-key-material;NoEndpoint=1".to_owned(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = app_host::run(&registration(), settings, listener, std::future::pending())
-        .await
-        .unwrap_err();
+    let err = app_host::run(
+        &registration(),
+        settings,
+        Default::default(),
+        listener,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("Blob Storage"), "{text}");
     assert!(!text.contains("secret-key-material"), "{text}");
@@ -206,9 +213,15 @@ async fn an_invalid_app_is_refused() {
         ..registration()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = app_host::run(&reg, settings(dir.path()), listener, std::future::pending())
-        .await
-        .unwrap_err();
+    let err = app_host::run(
+        &reg,
+        settings(dir.path()),
+        Default::default(),
+        listener,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
     assert!(format!("{err:#}").contains("Orphan"), "{err:#}");
 }
 

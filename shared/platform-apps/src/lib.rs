@@ -1,0 +1,60 @@
+//! The one list of the platform's apps. The runner, packaging, the Bicep checks and (through
+//! each handler's catalogue) the registry read it. Adding an app: its crate under
+//! `functions/`, its name in [`platform_apps!`] below, its handler binary in `src/bin/`, and
+//! the workspace member.
+
+use app_context::{AppCatalogue, AppRegistration};
+
+macro_rules! platform_apps {
+    ($($app:ident),+ $(,)?) => {
+        /// Every app of the platform, in start-up order.
+        pub fn all() -> Vec<AppRegistration> {
+            vec![$($app::registration()),+]
+        }
+
+        /// The providers each app has adapters for. Data only: a handler that asks for it
+        /// links no other app's code.
+        pub fn catalogue() -> Vec<AppCatalogue> {
+            vec![$(AppCatalogue { app: $app::SLUG, providers: $app::CATALOGUE }),+]
+        }
+    };
+}
+
+platform_apps!(registry, webhook_gateway, sms, email);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_and_the_catalogue_agree() {
+        let apps = all();
+        let catalogue = catalogue();
+        assert_eq!(apps.len(), catalogue.len());
+        for (app, entry) in apps.iter().zip(&catalogue) {
+            assert_eq!(app.slug, entry.app);
+            assert_eq!(app.catalogue, entry.providers);
+        }
+        // A provider belongs to one app.
+        let mut keys: Vec<&str> = catalogue
+            .iter()
+            .flat_map(|a| a.providers.iter().map(|p| p.key))
+            .collect();
+        let n = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "a provider key is listed twice");
+        assert!(keys.contains(&"twilio") && keys.contains(&"sendgrid"));
+    }
+
+    #[test]
+    fn every_entry_makes_a_valid_registration() {
+        for app in catalogue() {
+            for p in app.providers {
+                assert!(domain::ProviderKey::parse(p.key).is_ok(), "{}", p.key);
+                assert!(domain::DisplayName::parse(p.name).is_ok(), "{}", p.key);
+                assert!(domain::HttpUrl::parse(p.base_url).is_ok(), "{}", p.key);
+            }
+        }
+    }
+}
