@@ -82,7 +82,7 @@ pub(crate) async fn handle(
 /// How long after an attempt started it cannot be in flight any more: twice the pipeline's
 /// deadline (the primary's single attempt and the failover candidates' calls share it in
 /// practice), plus a margin for the commits around the call.
-fn in_flight_for(kit: &Kit) -> TimeDelta {
+pub(crate) fn in_flight_for(kit: &Kit) -> TimeDelta {
     let deadline = kit.pipeline.policy().deadline;
     TimeDelta::from_std(deadline * 2 + Duration::from_secs(5)).unwrap_or(TimeDelta::minutes(2))
 }

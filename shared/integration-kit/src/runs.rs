@@ -239,7 +239,14 @@ async fn start(
             run_doc_id(&id),
             api_kit::Aggregates::document(&stored, RUN)?,
         ),
-        outbox::outbox_write(&command, &app_context::runs_queue(kit.app.slug)),
+        // A waited run is executed by this request; its command is the backup, due once
+        // this request's attempt cannot be in flight any more (so the consumer does not
+        // race the attempt it would only find running).
+        outbox::outbox_write_at(
+            &command,
+            &app_context::runs_queue(kit.app.slug),
+            wait.map(|_| Utc::now() + crate::executor::in_flight_for(&kit)),
+        ),
     ];
     if let Some(key) = &key {
         let record = IdempotencyRecord {
@@ -295,8 +302,22 @@ async fn execute_now(kit: &Kit, tenant: &domain::TenantId, command: &Envelope) {
     };
     let run = request.run_id;
     if let Err(e) = crate::executor::execute(kit, tenant, command, request, 1).await {
-        // The command on the bus is the run's way forward.
-        tracing::info!(tenant = %tenant, run = %run, error = ?e, "a waited run is left to its queued command");
+        // The run is left to the bus: now, not when the backup command is due.
+        tracing::info!(tenant = %tenant, run = %run, error = ?e, "a waited run is left to the bus");
+        let Ok(now) = self::command(kit, tenant.as_str(), run, Some(format!("now-{run}")), None)
+        else {
+            return;
+        };
+        let write = outbox::outbox_write(&now, &app_context::runs_queue(kit.app.slug));
+        if kit
+            .ctx
+            .documents
+            .batch(kit.app.slug, tenant.as_str(), vec![write])
+            .await
+            .is_ok()
+        {
+            kit.ctx.outbox_committed();
+        }
     }
 }
 

@@ -55,6 +55,17 @@ fn settings(dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_interrupted_by_kill_9_completes_after_restart() {
+    interrupted_by_kill_9(false).await;
+}
+
+/// The same with `Prefer: wait`: the run is executed in its request, and the request's
+/// process dies mid-call; the run's backup command on the bus recovers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waited_run_interrupted_by_kill_9_completes_after_restart() {
+    interrupted_by_kill_9(true).await;
+}
+
+async fn interrupted_by_kill_9(wait: bool) {
     let dir = tempfile::tempdir().unwrap();
     settings(dir.path());
     let twilio = Twilio::default();
@@ -91,17 +102,19 @@ async fn a_run_interrupted_by_kill_9_completes_after_restart() {
         .as_str()
         .unwrap()
         .to_owned();
-    let run: Value = client
-        .post(format!("{base}/sms/api/integrations/runs"))
-        .bearer_auth(&token)
-        .json(&json!({"connectionId": connection, "operation": "send", "input": {"to": "+972501234567", "body": "hi"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let run = run["runId"].as_str().unwrap().to_owned();
+    let start = |base: String| {
+        let mut rb = client
+            .post(format!("{base}/sms/api/integrations/runs"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "crash-1")
+            .json(&json!({"connectionId": connection, "operation": "send", "input": {"to": "+972501234567", "body": "hi"}}));
+        if wait {
+            rb = rb.header("Prefer", "wait=60");
+        }
+        rb.send()
+    };
+    // A waited request is answered only when the run is over: it never is here.
+    let request = tokio::spawn(start(base.clone()));
     // The send is in flight at the vendor: kill the runner there.
     let deadline = Instant::now() + Duration::from_secs(20);
     while twilio.sends.load(Ordering::SeqCst) == 0 {
@@ -114,9 +127,18 @@ async fn a_run_interrupted_by_kill_9_completes_after_restart() {
     child.kill().unwrap();
     child.wait().unwrap();
     twilio.hold.store(false, Ordering::SeqCst);
+    let answered = request.await.unwrap();
+    assert_eq!(
+        answered.is_err(),
+        wait,
+        "a waited request dies with its process; a plain one was answered at once"
+    );
 
     let (mut child, addr) = spawn(dir.path());
     let base = format!("http://{addr}");
+    // The key names the run the first request started.
+    let run: Value = start(base.clone()).await.unwrap().json().await.unwrap();
+    let run = run["runId"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(60);
     let done = loop {
         let v: Value = client
