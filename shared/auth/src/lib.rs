@@ -8,11 +8,9 @@ use std::io::Write as _;
 use std::path::Path;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
+use base64::engine::general_purpose::STANDARD;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 /// The issuer and audience of local tokens.
 pub const DEV_ISSUER: &str = "integration-platform-local";
@@ -137,12 +135,6 @@ impl DevTokens {
         DevTokens::from_key(key).map_err(|_| KeyError::Invalid(path.display().to_string()))
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length.
-        Hmac::<Sha256>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("hmac takes any key length"))
-    }
-
     /// Issues a token for `tenant` with `roles`, valid for `ttl`.
     pub fn issue(
         &self,
@@ -164,54 +156,57 @@ impl DevTokens {
             nbf: now.timestamp(),
             exp: (now + ttl).timestamp(),
         };
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let payload =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|_| TokenError::Malformed)?);
-        let signing_input = format!("{header}.{payload}");
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        Ok(format!("{signing_input}.{sig}"))
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&self.key),
+        )
+        .map_err(|_| TokenError::Malformed)
     }
 
-    /// Verifies a token (signature in constant time, then issuer, audience, times, tenant).
+    /// Verifies a token: the signature (HS256 only, in constant time, by `jsonwebtoken`),
+    /// then issuer and audience, then the times against `now` and the tenant.
     pub fn verify(
         &self,
         token: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Principal, TokenError> {
-        let mut parts = token.trim().split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header: serde_json::Value = URL_SAFE_NO_PAD
-            .decode(h)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(TokenError::Malformed)?;
-        // Only HS256: never let the token choose `none` or another algorithm.
-        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+        use jsonwebtoken::errors::ErrorKind;
+        // A token naming another algorithm (`none`, RS256 with our key as its public key) is
+        // a signature that is not ours, whatever `jsonwebtoken` calls it.
+        let alg = token
+            .trim()
+            .split('.')
+            .next()
+            .and_then(|h| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(h)
+                    .ok()
+            })
+            .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+            .and_then(|h| h.get("alg").and_then(|a| a.as_str()).map(str::to_owned));
+        if alg.as_deref().is_some_and(|a| a != "HS256") {
             return Err(TokenError::BadSignature);
         }
-        let sig = URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(h.as_bytes());
-        mac.update(b".");
-        mac.update(p.as_bytes());
-        mac.verify_slice(&sig)
-            .map_err(|_| TokenError::BadSignature)?;
-        let claims: Claims = URL_SAFE_NO_PAD
-            .decode(p)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(TokenError::Malformed)?;
-        if claims.iss != DEV_ISSUER || claims.aud != DEV_AUDIENCE {
-            return Err(TokenError::WrongAudience);
-        }
+        // Only HS256: the token cannot choose `none` or another algorithm. The times are
+        // checked below against the given `now`, not the system clock.
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.set_issuer(&[DEV_ISSUER]);
+        validation.set_audience(&[DEV_AUDIENCE]);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_required_spec_claims(&["iss", "aud", "exp", "nbf"]);
+        let claims = jsonwebtoken::decode::<Claims>(
+            token.trim(),
+            &jsonwebtoken::DecodingKey::from_secret(&self.key),
+            &validation,
+        )
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => TokenError::BadSignature,
+            ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => TokenError::WrongAudience,
+            _ => TokenError::Malformed,
+        })?
+        .claims;
         let t = now.timestamp();
         if claims.exp + SKEW_SECS < t {
             return Err(TokenError::Expired);

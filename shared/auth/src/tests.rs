@@ -1,4 +1,5 @@
 use super::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
 
 fn tokens() -> DevTokens {
