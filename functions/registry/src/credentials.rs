@@ -59,7 +59,7 @@ struct CredentialIn {
 
 /// The credential as the API shows it: the aggregate's JSON, which holds references only.
 fn credential_out(c: &IntegrationCredential) -> Result<Value, ApiError> {
-    serde_json::to_value(c).map_err(|_| ApiError::Internal)
+    serde_json::to_value(c).map_err(ApiError::internal)
 }
 
 fn tenant_of(caller: &Caller) -> Result<TenantId, ApiError> {

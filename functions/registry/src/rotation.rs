@@ -115,10 +115,7 @@ fn envelope_for<T: Serialize>(
     Envelope::builder(SOURCE, event_type, tenant.as_str())
         .subject(subject)
         .json_data(data)
-        .map_err(|e| {
-            tracing::error!(error = %e, "a command did not make an envelope");
-            ApiError::Internal
-        })
+        .map_err(|e| ApiError::internal(format!("a command did not make an envelope: {e}")))
 }
 
 fn transition(e: TransitionError) -> ApiError {
@@ -229,10 +226,15 @@ pub(crate) async fn self_rotate(
     timeout: Duration,
 ) -> Result<RotationId, ApiError> {
     let resolver = custody::Resolver::new(ctx.documents.clone(), ctx.secrets.clone());
-    let current = resolver.material(credential.kind(), credential.current()).await.map_err(|e| {
-        tracing::error!(credential = %credential.id(), error = %e, "the current secret cannot be read");
-        ApiError::Internal
-    })?;
+    let current = resolver
+        .material(credential.kind(), credential.current())
+        .await
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "the current secret cannot be read (credential {}): {e}",
+                credential.id()
+            ))
+        })?;
     let renewed = custody::oauth::refresh(&current, &guard(ctx))
         .await
         .map_err(|e| match e {

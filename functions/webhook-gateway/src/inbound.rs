@@ -133,8 +133,10 @@ async fn ready_source(state: &Inbound, source_id: &str) -> Result<Option<Arc<Rea
     };
     let source = &stored.source;
     let scheme = scheme_for(source.scheme(), &stored.options).map_err(|e| {
-        tracing::error!(source = %source.id(), error = %e, "a stored source has unusable options");
-        ApiError::Internal
+        ApiError::internal(format!(
+            "a stored source has unusable options (source {}): {e}",
+            source.id()
+        ))
     })?;
     let material = state.resolver.material(CredentialKind::HmacSecret, source.secret()).await.map_err(|e| {
         tracing::error!(source = %source.id(), error = %e, "the source's secret cannot be read");
@@ -144,7 +146,7 @@ async fn ready_source(state: &Inbound, source_id: &str) -> Result<Option<Arc<Rea
         .get("secret")
         .map(|s| s.expose_secret().to_owned())
         .unwrap_or_default();
-    let secret = secret_for(&scheme, &raw_secret).map_err(|_| ApiError::Internal)?;
+    let secret = secret_for(&scheme, &raw_secret).map_err(ApiError::internal)?;
     let ready = Arc::new(Ready {
         stored,
         scheme,
@@ -192,10 +194,7 @@ fn routed_command(
     .id(format!("routed-{}-{key}", source.id()))
     .subject(format!("sources/{}", source.id()))
     .json_data(data)
-    .map_err(|e| {
-        tracing::error!(error = %e, "a routed webhook did not make an envelope");
-        ApiError::Internal
-    })?;
+    .map_err(|e| ApiError::internal(format!("a routed webhook did not make an envelope: {e}")))?;
     Ok(Some(outbox::outbox_write(
         &command,
         &app_context::runs_queue(app),
@@ -265,8 +264,8 @@ async fn accept(
         .put(RAW_CONTAINER, &blob_name, body.clone(), put)
         .await
         .map_err(|e| ApiError::from_port(e, "conflict"))?;
-    let payload_ref = PayloadRef::parse(&format!("{RAW_CONTAINER}/{blob_name}"))
-        .map_err(|_| ApiError::Internal)?;
+    let payload_ref =
+        PayloadRef::parse(&format!("{RAW_CONTAINER}/{blob_name}")).map_err(ApiError::internal)?;
     let inbound = InboundWebhook {
         vendor_delivery_id: Some(verified.delivery_id().to_owned()),
         vendor_event_type: verified.event_type().map(str::to_owned),
@@ -284,7 +283,7 @@ async fn accept(
         "receivedAt": now,
     });
     let mut ops = vec![WriteOp::create(&receipt_id, receipt)];
-    ops.extend(outbox::event_writes(&[event], SOURCE, None).map_err(|_| ApiError::Internal)?);
+    ops.extend(outbox::event_writes(&[event], SOURCE, None).map_err(ApiError::internal)?);
     ops.extend(routed);
     match ctx.documents.batch(CONTAINER, tenant, ops).await {
         Ok(_) => {

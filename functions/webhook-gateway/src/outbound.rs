@@ -143,10 +143,7 @@ pub(crate) fn attempt_envelope(
         .id(id)
         .subject(format!("deliveries/{}", due.delivery_id))
         .json_data(due)
-        .map_err(|e| {
-            tracing::error!(error = %e, "an attempt did not make an envelope");
-            ApiError::Internal
-        })
+        .map_err(|e| ApiError::internal(format!("an attempt did not make an envelope: {e}")))
 }
 
 /// An aggregate's document: its JSON plus `docType`.

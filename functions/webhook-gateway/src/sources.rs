@@ -162,7 +162,7 @@ async fn create_source(
         app,
         doc_type: source_doc_type(),
     };
-    let doc = serde_json::to_value(&stored).map_err(|_| ApiError::Internal)?;
+    let doc = serde_json::to_value(&stored).map_err(ApiError::internal)?;
     let id = stored.source.id();
     ctx.documents
         .batch(

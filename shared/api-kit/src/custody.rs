@@ -69,7 +69,9 @@ pub async fn store_credential(
     let reference = serde_json::from_value::<SecretRef>(value["current"].clone()).ok();
     match (id, reference) {
         (Some(id), Some(reference)) => Ok((id, reference)),
-        _ => Err(ApiError::Internal),
+        _ => Err(ApiError::internal(
+            "the registry's answer to a stored secret has no id or reference",
+        )),
     }
 }
 

@@ -51,7 +51,9 @@ pub enum ApiError {
     /// secrets.
     Upstream(String),
     Unavailable,
-    Internal,
+    /// Our fault: 500 with no internals. The cause is kept for the log line written once,
+    /// when the answer is made (in the request's span, so with its trace id).
+    Internal(String),
 }
 
 impl ApiError {
@@ -67,6 +69,11 @@ impl ApiError {
             code,
             detail: detail.into(),
         }
+    }
+
+    /// An internal error with its cause (logged once, never shown to the caller).
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -86,10 +93,10 @@ impl ApiError {
                 tracing::warn!(error = %e, "backend busy");
                 ApiError::Unavailable
             }
-            other => {
-                tracing::error!(error = %other, source = ?std::error::Error::source(&other), "backend failure");
-                ApiError::Internal
-            }
+            other => ApiError::internal(format!(
+                "backend failure: {other} ({:?})",
+                std::error::Error::source(&other)
+            )),
         }
     }
 }
@@ -134,11 +141,14 @@ impl IntoResponse for ApiError {
                 "unavailable",
                 "the service is busy; try again shortly",
             ),
-            ApiError::Internal => problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "something went wrong on our side",
-            ),
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong on our side",
+                )
+            }
         }
     }
 }

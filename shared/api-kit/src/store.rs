@@ -23,10 +23,8 @@ impl Aggregates {
 
     /// A document for the store: the aggregate's own JSON plus its `docType`.
     pub fn document<T: Serialize>(aggregate: &T, doc_type: &str) -> Result<Value, ApiError> {
-        let mut v = serde_json::to_value(aggregate).map_err(|e| {
-            tracing::error!(error = %e, "an aggregate did not serialise");
-            ApiError::Internal
-        })?;
+        let mut v = serde_json::to_value(aggregate)
+            .map_err(|e| ApiError::internal(format!("an aggregate did not serialise: {e}")))?;
         if let Value::Object(m) = &mut v {
             m.insert("docType".into(), json!(doc_type));
         }
@@ -45,8 +43,7 @@ impl Aggregates {
     ) -> Result<(), ApiError> {
         ops.extend(
             outbox::event_writes(events, self.source, None).map_err(|e| {
-                tracing::error!(error = %e, "an event did not make an envelope");
-                ApiError::Internal
+                ApiError::internal(format!("an event did not make an envelope: {e}"))
             })?,
         );
         ctx.documents

@@ -57,7 +57,7 @@ pub(crate) fn tenant_of(caller: &Caller) -> Result<TenantId, ApiError> {
 /// The connection as the API shows it: the aggregate's JSON (references only, never
 /// secret fields).
 fn connection_out(c: &IntegrationConnection) -> Result<Value, ApiError> {
-    serde_json::to_value(c).map_err(|_| ApiError::Internal)
+    serde_json::to_value(c).map_err(ApiError::internal)
 }
 
 async fn create(
@@ -77,7 +77,7 @@ async fn create(
             ),
         )
     })?;
-    let provider_key = ProviderKey::parse(provider.key()).map_err(|_| ApiError::Internal)?;
+    let provider_key = ProviderKey::parse(provider.key()).map_err(ApiError::internal)?;
     let display_name = DisplayName::parse(&body.display_name)
         .map_err(|e| ApiError::bad_request("invalid_display_name", e.to_string()))?;
     if !provider.credential_kinds().contains(&body.credential.kind) {
@@ -169,7 +169,7 @@ async fn create(
                         ConnectionTestResult::succeeded(Utc::now(), Some(latency_ms)),
                         Utc::now(),
                     )
-                    .map_err(|_| ApiError::Internal)?,
+                    .map_err(ApiError::internal)?,
             );
             None
         }
@@ -200,7 +200,7 @@ async fn create(
                     ConnectionTestResult::failed(Utc::now(), failure_id, message.clone()),
                     Utc::now(),
                 )
-                .map_err(|_| ApiError::Internal)?;
+                .map_err(ApiError::internal)?;
             ops.push(WriteOp::create(
                 failure_doc_id(&failure_id),
                 api_kit::Aggregates::document(&failure, FAILURE)?,

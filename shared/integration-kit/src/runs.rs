@@ -148,7 +148,7 @@ async fn start(
         pointer: e.pointer(),
     })?;
     let wait = preferred_wait(&headers);
-    let input = Bytes::from(serde_json::to_vec(&body.input).map_err(|_| ApiError::Internal)?);
+    let input = Bytes::from(serde_json::to_vec(&body.input).map_err(ApiError::internal)?);
     if input.len() > MAX_INPUT {
         return Err(ApiError::PayloadTooLarge);
     }
@@ -187,7 +187,7 @@ async fn start(
         .and_then(|v| TraceParent::parse(v).ok())
         .unwrap_or_else(TraceParent::new_root);
     let trace_id = domain::TraceId::from_bytes(traceparent.trace_id().to_bytes())
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(ApiError::internal)?;
     let id = RunId::new();
     kit.ctx
         .blobs
@@ -208,12 +208,12 @@ async fn start(
             id,
             connection_id: connection.id(),
             provider_key: connection.provider_key().clone(),
-            operation: OperationName::parse(operation.name).map_err(|_| ApiError::Internal)?,
+            operation: OperationName::parse(operation.name).map_err(ApiError::internal)?,
             input_ref: PayloadRef::parse(&format!(
                 "{INPUT_CONTAINER}/{}",
                 input_blob(tenant.as_str(), &id)
             ))
-            .map_err(|_| ApiError::Internal)?,
+            .map_err(ApiError::internal)?,
             idempotency_key: key.clone(),
             trace_id,
         },
@@ -230,10 +230,8 @@ async fn start(
         output_ref: None,
         waiting: None,
     };
-    let command = command(&kit, tenant.as_str(), id, None, Some(traceparent)).map_err(|e| {
-        tracing::error!(error = %e, "a run command did not make an envelope");
-        ApiError::Internal
-    })?;
+    let command = command(&kit, tenant.as_str(), id, None, Some(traceparent))
+        .map_err(|e| ApiError::internal(format!("a run command did not make an envelope: {e}")))?;
     let mut ops = vec![
         WriteOp::create(
             run_doc_id(&id),
@@ -280,7 +278,9 @@ async fn start(
                 .blobs
                 .delete(INPUT_CONTAINER, &input_blob(tenant.as_str(), &id))
                 .await;
-            let key = key.as_ref().ok_or(ApiError::Internal)?;
+            let key = key
+                .as_ref()
+                .ok_or_else(|| ApiError::internal("a key conflict without a key"))?;
             match existing_run(&kit, tenant.as_str(), key, &fingerprint).await? {
                 Some(run) => answer(&kit, tenant.as_str(), &run, wait).await,
                 None => Err(ApiError::Unavailable),
@@ -400,7 +400,7 @@ async fn finished(
             .store
             .read::<StoredRun>(&kit.ctx, tenant, &run_doc_id(run))
             .await?
-            .ok_or(ApiError::Internal)?
+            .ok_or_else(|| ApiError::internal("a waited run vanished"))?
             .0;
         if stored.run.status().is_terminal() {
             return Ok(Some(stored));
@@ -443,7 +443,7 @@ async fn existing_run(
         .store
         .read::<StoredRun>(&kit.ctx, tenant, &run_doc_id(&record.run_id))
         .await?
-        .ok_or(ApiError::Internal)?;
+        .ok_or_else(|| ApiError::internal("an idempotency record names no run"))?;
     Ok(Some(run.0.run))
 }
 

@@ -336,8 +336,8 @@ async fn call(
         let raw = material
             .get("secret")
             .map(|s| s.expose_secret().to_owned())
-            .ok_or(ApiError::Internal)?;
-        secrets.push(webhooks::Secret::standard_webhooks(&raw).map_err(|_| ApiError::Internal)?);
+            .ok_or_else(|| ApiError::internal("a signing secret without its field"))?;
+        secrets.push(webhooks::Secret::standard_webhooks(&raw).map_err(ApiError::internal)?);
         known.push(raw);
     }
     let body = match &target.payload {
@@ -347,7 +347,7 @@ async fn call(
                 .payload_ref()
                 .as_str()
                 .split_once('/')
-                .ok_or(ApiError::Internal)?;
+                .ok_or_else(|| ApiError::internal("a payload reference without a container"))?;
             d.ctx
                 .blobs
                 .get(container, name)

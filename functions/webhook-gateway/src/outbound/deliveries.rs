@@ -174,7 +174,7 @@ pub(crate) async fn fan_out_event(
         "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     }))
-    .map_err(|_| ApiError::Internal)?;
+    .map_err(ApiError::internal)?;
     if bytes.len() > PAYLOAD_LIMIT {
         return Err(ApiError::PayloadTooLarge);
     }
@@ -185,7 +185,7 @@ pub(crate) async fn fan_out_event(
     }
     let (payload_ref, inline) = if bytes.len() <= INLINE_PAYLOAD_LIMIT {
         // Serialised JSON is UTF-8; the string keeps the exact bytes.
-        let text = String::from_utf8(bytes).map_err(|_| ApiError::Internal)?;
+        let text = String::from_utf8(bytes).map_err(ApiError::internal)?;
         (format!("inline:{event_id}"), Some(text))
     } else {
         let blob = format!("{tenant}/{event_id}");
@@ -203,7 +203,7 @@ pub(crate) async fn fan_out_event(
         }
         (format!("{OUTBOUND_CONTAINER}/{blob}"), None)
     };
-    let payload_ref = PayloadRef::parse(&payload_ref).map_err(|_| ApiError::Internal)?;
+    let payload_ref = PayloadRef::parse(&payload_ref).map_err(ApiError::internal)?;
     let now = chrono::Utc::now();
     for s in &subscriptions {
         let ordered = s.subscription.ordered();

@@ -384,7 +384,11 @@ fn app_keeps_declarations_in_order() {
     let app = ok_app();
     assert_eq!(app.slug(), "test");
     let names: Vec<&str> = app.declarations().iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(names, ["StartRun", "ProcessRun", "OnEvent", "Nightly"]);
+    // Every app declares its OpenAPI document first.
+    assert_eq!(
+        names,
+        ["OpenApi", "StartRun", "ProcessRun", "OnEvent", "Nightly"]
+    );
 }
 
 // --- write_function_json ---------------------------------------------------------------------
@@ -424,7 +428,10 @@ fn write_function_json_writes_one_folder_per_function() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     folders.sort();
-    assert_eq!(folders, ["Nightly", "OnEvent", "ProcessRun", "StartRun"]);
+    assert_eq!(
+        folders,
+        ["Nightly", "OnEvent", "OpenApi", "ProcessRun", "StartRun"]
+    );
     for decl in app.declarations() {
         let folder = dir.0.join(&decl.name);
         let files: Vec<_> = std::fs::read_dir(&folder).unwrap().collect();
