@@ -6,7 +6,7 @@ use domain::CredentialKind;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum MaterialError {
     #[error("a {kind} credential needs {field:?}")]
     Missing {

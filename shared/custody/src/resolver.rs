@@ -1,9 +1,10 @@
 //! The readers' side of custody: credential id → current secret reference → material.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use moka::future::Cache;
 
 use domain::{CredentialId, CredentialKind, CredentialStatus, IntegrationCredential, SecretRef};
 use ports::{DocumentStore, PortError, SecretStore};
@@ -47,19 +48,20 @@ pub struct ResolverStats {
 
 type Key = (String, CredentialId);
 
-/// Resolves credentials through two caches: the credential's current reference (short
-/// lifetime: a rotation is seen within it) and the material of each reference (versions are
-/// immutable, so it may live longer; still bounded, so a disabled version stops working).
+/// Entries each cache holds at most (least recently used go first).
+const CAPACITY: u64 = 10_000;
+
+/// Resolves credentials through two caches (`moka`): the credential's current reference
+/// (short lifetime: a rotation is seen within it) and the material of each reference
+/// (versions are immutable, so it may live longer; still bounded, so a disabled version
+/// stops working). A miss is filled once per key however many callers ask at once (one
+/// document read and one secret-store read for a burst on a cold credential), and a miss of
+/// one credential never waits for another's.
 pub struct Resolver {
     documents: Arc<dyn DocumentStore>,
     secrets: Arc<dyn SecretStore>,
-    reference_ttl: Duration,
-    material_ttl: Duration,
-    hot: RwLock<HashMap<Key, (Instant, Arc<Resolved>)>>,
-    materials: RwLock<HashMap<SecretRef, (Instant, Arc<SecretMaterial>)>>,
-    /// Misses are filled one at a time: a burst of callers for a cold credential makes one
-    /// secret-store read, not one each.
-    fill: tokio::sync::Mutex<()>,
+    hot: Cache<Key, Arc<Resolved>>,
+    materials: Cache<SecretRef, Arc<SecretMaterial>>,
     hits: AtomicU64,
     misses: AtomicU64,
     reads: AtomicU64,
@@ -93,11 +95,14 @@ impl Resolver {
         Resolver {
             documents,
             secrets,
-            reference_ttl,
-            material_ttl,
-            hot: RwLock::default(),
-            materials: RwLock::default(),
-            fill: tokio::sync::Mutex::new(()),
+            hot: Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(reference_ttl)
+                .build(),
+            materials: Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(material_ttl)
+                .build(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             reads: AtomicU64::new(0),
@@ -112,12 +117,10 @@ impl Resolver {
         }
     }
 
-    /// The cached resolution, if fresh: the synchronous hot path of `resolve`.
-    pub fn cached(&self, tenant: &str, id: &CredentialId) -> Option<Arc<Resolved>> {
-        let hot = self.hot.read().unwrap_or_else(|p| p.into_inner());
+    /// The cached resolution, if fresh: the hot path of `resolve`.
+    pub async fn cached(&self, tenant: &str, id: &CredentialId) -> Option<Arc<Resolved>> {
         // Borrowed lookup would need a custom key type; ids are small, so build the key.
-        let (at, resolved) = hot.get(&(tenant.to_owned(), *id))?;
-        (at.elapsed() < self.reference_ttl).then(|| resolved.clone())
+        self.hot.get(&(tenant.to_owned(), *id)).await
     }
 
     /// The current material of a tenant's credential.
@@ -126,17 +129,29 @@ impl Resolver {
         tenant: &str,
         id: &CredentialId,
     ) -> Result<Arc<Resolved>, ResolveError> {
-        if let Some(hit) = self.cached(tenant, id) {
+        if let Some(hit) = self.cached(tenant, id).await {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(hit);
         }
-        let _filling = self.fill.lock().await;
-        if let Some(hit) = self.cached(tenant, id) {
+        let key = (tenant.to_owned(), *id);
+        let mut filled = false;
+        let resolved = self
+            .hot
+            .try_get_with(key, async {
+                filled = true;
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.load(tenant, id).await
+            })
+            .await
+            .map_err(unshare)?;
+        if !filled {
             // Filled by the caller we waited for.
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(hit);
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        Ok(resolved)
+    }
+
+    async fn load(&self, tenant: &str, id: &CredentialId) -> Result<Arc<Resolved>, ResolveError> {
         let doc = self
             .documents
             .read(CREDENTIALS_CONTAINER, tenant, &credential_doc_id(id))
@@ -148,16 +163,11 @@ impl Resolver {
         }
         let reference = credential.current().clone();
         let material = self.material(credential.kind(), &reference).await?;
-        let resolved = Arc::new(Resolved {
+        Ok(Arc::new(Resolved {
             kind: credential.kind(),
             reference,
             material,
-        });
-        self.hot
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((tenant.to_owned(), *id), (Instant::now(), resolved.clone()));
-        Ok(resolved)
+        }))
     }
 
     /// The material of one exact version (a rotation's pending secret, say), cached too.
@@ -166,38 +176,52 @@ impl Resolver {
         kind: CredentialKind,
         reference: &SecretRef,
     ) -> Result<Arc<SecretMaterial>, ResolveError> {
-        {
-            let materials = self.materials.read().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, m)) = materials.get(reference)
-                && at.elapsed() < self.material_ttl
-            {
-                return Ok(m.clone());
-            }
-        }
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        let (secret, _) = match self
-            .secrets
-            .get(reference.name(), Some(reference.version()))
-            .await
-        {
-            Ok(s) => s,
-            Err(PortError::NotFound) => return Err(ResolveError::NotFound),
-            Err(e) => return Err(e.into()),
-        };
-        let material = Arc::new(SecretMaterial::from_secret_json(kind, &secret)?);
         self.materials
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(reference.clone(), (Instant::now(), material.clone()));
-        Ok(material)
+            .try_get_with_by_ref(reference, async {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                let (secret, _) = match self
+                    .secrets
+                    .get(reference.name(), Some(reference.version()))
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(PortError::NotFound) => return Err(ResolveError::NotFound),
+                    Err(e) => return Err(e.into()),
+                };
+                Ok(Arc::new(SecretMaterial::from_secret_json(kind, &secret)?))
+            })
+            .await
+            .map_err(unshare)
     }
 
     /// Forgets what is cached for a credential (the writer calls it after a rotation in the
     /// same process; other processes see the change within the reference lifetime).
-    pub fn invalidate(&self, tenant: &str, id: &CredentialId) {
-        self.hot
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(tenant.to_owned(), *id));
+    pub async fn invalidate(&self, tenant: &str, id: &CredentialId) {
+        self.hot.invalidate(&(tenant.to_owned(), *id)).await;
     }
+}
+
+/// A fill's error as each of its waiters gets it: the error itself for the one caller that
+/// usually waits alone, else a copy that keeps its meaning (the kind of port failure; the
+/// backend's message as text).
+fn unshare(e: Arc<ResolveError>) -> ResolveError {
+    Arc::try_unwrap(e).unwrap_or_else(|shared| match &*shared {
+        ResolveError::NotFound => ResolveError::NotFound,
+        ResolveError::Revoked => ResolveError::Revoked,
+        ResolveError::Material(m) => ResolveError::Material(m.clone()),
+        ResolveError::Port(p) => ResolveError::Port(match p {
+            PortError::NotFound => PortError::NotFound,
+            PortError::AlreadyExists => PortError::AlreadyExists,
+            PortError::PreconditionFailed => PortError::PreconditionFailed,
+            PortError::Throttled { retry_after } => PortError::Throttled {
+                retry_after: *retry_after,
+            },
+            PortError::Unauthenticated => PortError::Unauthenticated,
+            PortError::Timeout => PortError::Timeout,
+            PortError::Invalid(m) => PortError::Invalid(m.clone()),
+            PortError::Backend { backend, source } => {
+                PortError::backend(backend, source.to_string())
+            }
+        }),
+    })
 }

@@ -194,3 +194,89 @@ async fn revoked_and_discarded_secrets_stop_resolving() {
             .is_some()
     );
 }
+
+/// A secret store whose reads of one secret hang until released: a slow Key Vault read.
+struct Stalling {
+    inner: Arc<EncryptedSecretStore>,
+    stalled: String,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl ports::SecretStore for Stalling {
+    async fn set(
+        &self,
+        name: &str,
+        value: secrecy::SecretString,
+    ) -> ports::Result<ports::SecretVersion> {
+        self.inner.set(name, value).await
+    }
+
+    async fn get(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> ports::Result<(secrecy::SecretString, ports::SecretVersion)> {
+        if name == self.stalled {
+            self.release.notified().await;
+        }
+        self.inner.get(name, version).await
+    }
+
+    async fn versions(&self, name: &str) -> ports::Result<Vec<ports::SecretVersion>> {
+        self.inner.versions(name).await
+    }
+
+    async fn disable(&self, name: &str, version: &str) -> ports::Result<()> {
+        self.inner.disable(name, version).await
+    }
+}
+
+#[tokio::test]
+async fn a_cold_miss_never_holds_up_another_credential() {
+    let w = world();
+    let slow = credential(&w, "tenant-a", "sk-slow").await;
+    let fast = credential(&w, "tenant-a", "sk-fast").await;
+    let secrets = Arc::new(Stalling {
+        inner: w.secrets.clone(),
+        stalled: slow.current().name().to_owned(),
+        release: tokio::sync::Notify::new(),
+    });
+    let r = Arc::new(Resolver::with_ttls(
+        w.documents.clone(),
+        secrets.clone(),
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    ));
+    // Two callers of the slow credential: one fill, both waiting on it.
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let r = r.clone();
+            let id = slow.id();
+            tokio::spawn(async move { r.resolve("tenant-a", &id).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Meanwhile another credential resolves at once.
+    let other = tokio::time::timeout(Duration::from_secs(2), r.resolve("tenant-a", &fast.id()))
+        .await
+        .expect("the other credential is not held up by the slow one's fill")
+        .unwrap();
+    assert_eq!(
+        other.material.get("apiKey").unwrap().expose_secret(),
+        "sk-fast"
+    );
+    assert!(waiting.iter().all(|t| !t.is_finished()), "still waiting");
+    secrets.release.notify_waiters();
+    for t in waiting {
+        let got = t.await.unwrap().unwrap();
+        assert_eq!(
+            got.material.get("apiKey").unwrap().expose_secret(),
+            "sk-slow"
+        );
+    }
+    // One fill for the two callers of the slow credential, one for the other.
+    assert_eq!(r.stats().secret_store_reads, 2);
+    assert_eq!(r.stats().misses, 2);
+    assert_eq!(r.stats().hits, 1);
+}

@@ -213,10 +213,9 @@ pub(crate) struct Kit {
     pub(crate) max_run_attempts: u32,
     /// Wakes requests waiting on a run (`Prefer: wait`) when its outcome commits.
     pub(crate) signals: signals::RunSignals,
-    /// Providers' rate limits from the registry's catalogue, cached briefly.
-    pub(crate) rate_limits: std::sync::Mutex<
-        std::collections::HashMap<String, (std::time::Instant, Option<resilience::RateLimit>)>,
-    >,
+    /// Providers' rate limits from the registry's catalogue, cached briefly (one read per
+    /// provider at a time, however many runs ask).
+    pub(crate) rate_limits: moka::future::Cache<String, Option<resilience::RateLimit>>,
 }
 
 /// Where the registry keeps the provider catalogue (partition `platform`).
@@ -230,41 +229,31 @@ impl Kit {
     /// the catalogue at most once a minute per provider; an unreadable catalogue means no
     /// limit (the vendor's own 429 and `Retry-After` still apply).
     pub(crate) async fn rate_limit(&self, provider: &str) -> Option<resilience::RateLimit> {
-        if let Some((at, limit)) = self
-            .rate_limits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(provider)
-            && at.elapsed() < RATE_LIMIT_TTL
-        {
-            return *limit;
-        }
-        let limit = match self
-            .ctx
-            .documents
-            .read(
-                CATALOGUE_CONTAINER,
-                domain::TenantId::platform().as_str(),
-                &format!("provider-{provider}"),
-            )
-            .await
-        {
-            Ok(Some(doc)) => doc
-                .parse::<domain::IntegrationProvider>()
-                .ok()
-                .and_then(|p| p.rate_limit_hints()?.requests_per_second)
-                .and_then(std::num::NonZeroU32::new)
-                .map(|n| resilience::RateLimit {
-                    per_second: n,
-                    burst: n,
-                }),
-            _ => None,
-        };
         self.rate_limits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(provider.to_owned(), (std::time::Instant::now(), limit));
-        limit
+            .get_with_by_ref(provider, async {
+                match self
+                    .ctx
+                    .documents
+                    .read(
+                        CATALOGUE_CONTAINER,
+                        domain::TenantId::platform().as_str(),
+                        &format!("provider-{provider}"),
+                    )
+                    .await
+                {
+                    Ok(Some(doc)) => doc
+                        .parse::<domain::IntegrationProvider>()
+                        .ok()
+                        .and_then(|p| p.rate_limit_hints()?.requests_per_second)
+                        .and_then(std::num::NonZeroU32::new)
+                        .map(|n| resilience::RateLimit {
+                            per_second: n,
+                            burst: n,
+                        }),
+                    _ => None,
+                }
+            })
+            .await
     }
 
     /// The receipt URL a provider is given: [`Self::receipt_url`] plus the provider's query.
@@ -407,7 +396,10 @@ impl VendorApp {
             guard,
             max_run_attempts,
             signals: signals::RunSignals::default(),
-            rate_limits: std::sync::Mutex::new(std::collections::HashMap::new()),
+            rate_limits: moka::future::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(RATE_LIMIT_TTL)
+                .build(),
             ctx: ctx.clone(),
             app: self,
         });
