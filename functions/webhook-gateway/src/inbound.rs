@@ -63,7 +63,10 @@ pub(crate) fn routes(ctx: AppContext) -> Router {
         ctx.secrets.clone(),
     ));
     Router::new()
-        .route("/api/webhooks/inbound/{source_id}", post(receive))
+        .route(
+            "/api/webhooks/inbound/{source_id}",
+            post(receive).options(abuse_protection),
+        )
         .with_state(Inbound {
             ctx,
             resolver,
@@ -158,6 +161,26 @@ async fn ready_source(state: &Inbound, source_id: &str) -> Result<Option<Arc<Rea
     }
     sources.insert(source_id.to_owned(), (Instant::now(), ready.clone()));
     Ok(Some(ready))
+}
+
+/// `OPTIONS`: the abuse-protection handshake of CloudEvents' HTTP webhooks (what Event Grid
+/// sends a CloudEvents endpoint before delivering): the origin asking is allowed, at any
+/// rate. Nothing is stored; deliveries are still verified one by one.
+async fn abuse_protection(headers: HeaderMap) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("POST, OPTIONS"),
+    );
+    if let Some(origin) = headers.get("webhook-request-origin") {
+        h.insert("webhook-allowed-origin", origin.clone());
+        h.insert(
+            "webhook-allowed-rate",
+            axum::http::HeaderValue::from_static("*"),
+        );
+    }
+    response
 }
 
 async fn receive(

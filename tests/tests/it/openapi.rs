@@ -124,3 +124,66 @@ async fn every_app_documents_every_http_function() {
     );
     platform.shutdown().await;
 }
+
+/// Every HTTP function an app declares is served by its router at the declared route and
+/// methods: the declaration (what the host forwards) and the axum route (what answers)
+/// cannot drift apart unnoticed. A route that is not served answers the router's fallback
+/// (404 `no such route`) or 405.
+#[tokio::test]
+async fn every_declared_route_is_served() {
+    let platform = TestPlatform::start(
+        &[
+            registry::registration(),
+            webhook_gateway::registration(),
+            sms::registration(),
+            email::registration(),
+        ],
+        json!({}),
+    )
+    .await;
+    let index: Value = platform
+        .client
+        .get(platform.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for app in index["apps"].as_array().unwrap() {
+        for f in app["functions"].as_array().unwrap() {
+            if f["trigger"] != "http" {
+                continue;
+            }
+            // Parameters filled with a value of the right shape for no resource.
+            let route: String = f["route"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .map(|s| if s.starts_with('{') { "x0" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in f["methods"].as_array().unwrap() {
+                let method = method.as_str().unwrap().to_ascii_uppercase();
+                let r = platform
+                    .client
+                    .request(method.parse().unwrap(), platform.url(&route))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body = r.text().await.unwrap_or_default();
+                assert_ne!(status, 405, "{method} {route}: declared, not served");
+                assert!(
+                    !(status == 404 && body.contains("no such route")),
+                    "{method} {route}: declared ({}), not served",
+                    f["name"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "{checked}");
+    platform.shutdown().await;
+}

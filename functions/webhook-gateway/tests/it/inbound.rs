@@ -275,3 +275,23 @@ async fn sources_validate_their_provider_options_and_secret() {
     assert_eq!(data["vendorDeliveryId"], "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk");
     p.shutdown().await;
 }
+
+/// The CloudEvents abuse-protection handshake on the inbound route (declared `options`).
+#[tokio::test]
+async fn options_answers_the_cloudevents_handshake() {
+    let p = platform().await;
+    let r = p
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            p.url("/webhook-gateway/api/webhooks/inbound/src_0123"),
+        )
+        .header("WebHook-Request-Origin", "eventgrid.azure.net")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["webhook-allowed-origin"], "eventgrid.azure.net");
+    assert_eq!(r.headers()["webhook-allowed-rate"], "*");
+    assert_eq!(r.headers()["allow"], "POST, OPTIONS");
+}
