@@ -41,6 +41,38 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// The unused-dependency check, pinned (installed once from crates.io when missing: about a
+/// minute of building).
+const MACHETE_VERSION: &str = "0.9.2";
+
+fn has_cargo_tool(tool: &str) -> bool {
+    cargo()
+        .args([tool, "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// No crate declares a dependency it does not use (`cargo machete`; a dependency it cannot
+/// see used, such as one that only turns a feature on, is listed under
+/// `[package.metadata.cargo-machete] ignored` with the reason).
+fn unused_dependencies() -> anyhow::Result<()> {
+    if !has_cargo_tool("machete") {
+        run(
+            "install cargo-machete",
+            cargo().args([
+                "install",
+                "cargo-machete",
+                "--locked",
+                "--version",
+                MACHETE_VERSION,
+            ]),
+        )?;
+    }
+    run("unused dependencies", cargo().args(["machete"]))
+}
+
 fn has_nextest() -> bool {
     cargo()
         .args(["nextest", "--version"])
@@ -66,6 +98,7 @@ fn test() -> anyhow::Result<()> {
             "warnings",
         ]),
     )?;
+    unused_dependencies()?;
     if has_nextest() {
         // nextest does not run doctests; run them first so the suite's summary is the last
         // thing printed.
@@ -121,7 +154,7 @@ fn main() -> ExitCode {
         "local-azure" => local_azure::local_azure(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|bench|package|local-azure|bicep>\n  test                format check, clippy -D warnings, every test, Bicep parse\n  bench               the benchmarks of docs/BENCHMARKS.md\n  package [<app>...]  release handlers for Linux x64 as deployable folders and zips in target/package/\n  local-azure [--standins-only]\n                      the platform on Azurite and the Cosmos DB stand-in until Ctrl-C (--standins-only: only the stand-ins, to run the platform yourself)\n  bicep               the Bicep checks that end `test` (structure, then pycep-parser)"
+                "usage: cargo xtask <test|bench|package|local-azure|bicep>\n  test                format check, clippy -D warnings, unused dependencies, every test, Bicep parse\n  bench               the benchmarks of docs/BENCHMARKS.md\n  package [<app>...]  release handlers for Linux x64 as deployable folders and zips in target/package/\n  local-azure [--standins-only]\n                      the platform on Azurite and the Cosmos DB stand-in until Ctrl-C (--standins-only: only the stand-ins, to run the platform yourself)\n  bicep               the Bicep checks that end `test` (structure, then pycep-parser)"
             );
             return ExitCode::from(2);
         }
