@@ -45,20 +45,33 @@ fn cargo() -> Command {
 /// minute of building).
 const MACHETE_VERSION: &str = "0.9.2";
 
-fn has_cargo_tool(tool: &str) -> bool {
-    cargo()
-        .args([tool, "--version"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// Where `cargo install` puts cargo-machete (`$CARGO_HOME/bin`, else `~/.cargo/bin`). It is
+/// run as itself: run as `cargo machete` through a toolchain's own cargo binary (as the
+/// `CARGO` of this process is), it takes the subcommand's name for the path to check.
+fn machete() -> std::path::PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let installed = home.join("bin").join("cargo-machete");
+    if installed.exists() {
+        installed
+    } else {
+        "cargo-machete".into()
+    }
 }
 
-/// No crate declares a dependency it does not use (`cargo machete`; a dependency it cannot
+/// No crate declares a dependency it does not use (`cargo-machete`; a dependency it cannot
 /// see used, such as one that only turns a feature on, is listed under
 /// `[package.metadata.cargo-machete] ignored` with the reason).
 fn unused_dependencies() -> anyhow::Result<()> {
-    if !has_cargo_tool("machete") {
+    let installed = Command::new(machete())
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
         run(
             "install cargo-machete",
             cargo().args([
@@ -70,7 +83,10 @@ fn unused_dependencies() -> anyhow::Result<()> {
             ]),
         )?;
     }
-    run("unused dependencies", cargo().args(["machete"]))
+    run(
+        "unused dependencies",
+        Command::new(machete()).arg(package::workspace_root()),
+    )
 }
 
 fn has_nextest() -> bool {
