@@ -375,7 +375,7 @@ mod tests {
         }
     }
 
-    /// The sources of `shared/*/src` and `functions/*/src`, concatenated.
+    /// The sources of every crate's `src` under `shared/` and `functions/`, concatenated.
     fn rust_sources(root: &Path) -> String {
         fn walk(dir: &Path, out: &mut String) {
             let Ok(entries) = std::fs::read_dir(dir) else {
@@ -384,16 +384,16 @@ mod tests {
             for path in entries.map(|e| e.unwrap().path()) {
                 if path.is_dir() {
                     walk(&path, out);
-                } else if path.extension().is_some_and(|e| e == "rs") {
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && path.components().any(|c| c.as_os_str() == "src")
+                {
                     out.push_str(&std::fs::read_to_string(&path).unwrap());
                 }
             }
         }
         let mut out = String::new();
         for group in ["shared", "functions"] {
-            for entry in std::fs::read_dir(root.join(group)).unwrap() {
-                walk(&entry.unwrap().path().join("src"), &mut out);
-            }
+            walk(&root.join(group), &mut out);
         }
         out
     }

@@ -299,7 +299,7 @@ fn the_containers_are_the_codes() {
 /// Settings the Functions host itself reads (not our code).
 const HOST_SETTINGS: [&str; 1] = ["APPLICATIONINSIGHTS_CONNECTION_STRING"];
 
-/// The Rust sources under `shared/*/src` and `functions/*/src`, concatenated: a setting is
+/// The Rust sources of every crate's `src` under `shared/` and `functions/`, concatenated: a setting is
 /// known to the code when its name appears there as a string literal.
 fn code_sources() -> String {
     fn walk(dir: &std::path::Path, out: &mut String) {
@@ -310,16 +310,16 @@ fn code_sources() -> String {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.components().any(|c| c.as_os_str() == "src")
+            {
                 out.push_str(&std::fs::read_to_string(&path).unwrap());
             }
         }
     }
     let mut out = String::new();
     for group in ["shared", "functions"] {
-        for entry in std::fs::read_dir(workspace_root().join(group)).unwrap() {
-            walk(&entry.unwrap().path().join("src"), &mut out);
-        }
+        walk(&workspace_root().join(group), &mut out);
     }
     out
 }

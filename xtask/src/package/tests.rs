@@ -411,7 +411,7 @@ fn every_app_crate_is_packaged_with_a_handler() {
         .filter_map(|l| l.split('"').next())
         .collect();
     assert!(members.contains(&"registry"), "{members:?}");
-    let handlers_dir = root.join("shared").join(HANDLERS_PACKAGE);
+    let handlers_dir = root.join("shared/platform").join(HANDLERS_PACKAGE);
     let handlers = std::fs::read_to_string(handlers_dir.join("Cargo.toml")).unwrap();
     let mut crates = BTreeSet::new();
     for member in members {

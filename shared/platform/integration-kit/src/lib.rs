@@ -53,7 +53,7 @@
 //!    them), `pub fn registration() -> AppRegistration { integration_kit::registration(SLUG,
 //!    build, CATALOGUE) }` with `build` = `VendorApp::new(SLUG, "/integration/<slug>")
 //!    .failover(…).provider(Fake).provider(Vendor).build(ctx)`; then the app joins the one
-//!    app list, `platform_apps!(…)` in `shared/platform-apps` (the runner, packaging, the
+//!    app list, `platform_apps!(…)` in `shared/platform/platform-apps` (the runner, packaging, the
 //!    Bicep checks and the registry's catalogue read it), with its handler binary there
 //!    (`src/bin/<slug>-handler.rs`, three lines).
 //! 5. Tests: the provider against a faithful fake over real HTTP ([`testing::FakeVendor`],

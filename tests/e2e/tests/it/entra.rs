@@ -1,5 +1,5 @@
 //! The runner authenticating Entra ID tokens when the settings name an issuer (as in
-//! Azure), against a local JWKS endpoint serving the test key of `shared/auth`.
+//! Azure), against a local JWKS endpoint serving the test key of `shared/platform/auth`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,8 +7,8 @@ use jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
-const KEY_PEM: &str = include_str!("../../../shared/auth/tests/fixtures/key1.pem");
-const KEY_JWK: &str = include_str!("../../../shared/auth/tests/fixtures/key1.jwk.json");
+const KEY_PEM: &str = include_str!("../../../../shared/platform/auth/tests/fixtures/key1.pem");
+const KEY_JWK: &str = include_str!("../../../../shared/platform/auth/tests/fixtures/key1.jwk.json");
 const ISSUER: &str = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000001/v2.0";
 const AUDIENCE: &str = "api://integration-platform";
 
