@@ -48,14 +48,7 @@ const fn entry(
     auth: AuthScheme,
     base_url: &'static str,
 ) -> CatalogueEntry {
-    CatalogueEntry {
-        key,
-        name,
-        category: domain::ProviderCategory::Sms,
-        auth,
-        base_url,
-        retests: true,
-    }
+    CatalogueEntry::retested(key, name, domain::ProviderCategory::Sms, auth, base_url)
 }
 
 pub fn registration() -> AppRegistration {

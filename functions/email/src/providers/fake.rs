@@ -177,7 +177,7 @@ impl integration_kit::Serves<crate::Send> for Fake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::testing::{self, Harness, SendThrough as _, assert_no_secret, email};
+    use crate::providers::testing::{self, Harness, Perform as _, assert_no_secret, email};
     use serde_json::Value;
     use serde_json::json;
 
@@ -194,7 +194,7 @@ mod tests {
     async fn sends_with_a_message_id_derived_from_the_run() {
         let mut h = harness("k-1", json!({}));
         h.idempotency_key = Some("run_fake_ok".into());
-        let out = Fake.send(&h.call(), &email()).await.expect("sent");
+        let out = Fake.perform(&h.call(), &email()).await.expect("sent");
         let id = out.vendor_message_id.clone().expect("an id");
         assert!(id.starts_with("FE") && id.len() == 34, "{id}");
         assert_eq!(out.summary["status"], "accepted");
@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(out.summary["attachments"], 1);
         assert_eq!(out.usage.units, 3);
         // Same run, same id, recorded once.
-        let again = Fake.send(&h.call(), &email()).await.unwrap();
+        let again = Fake.perform(&h.call(), &email()).await.unwrap();
         assert_eq!(again.vendor_message_id.as_deref(), Some(id.as_str()));
         let mine: Vec<_> = sent().into_iter().filter(|m| m.message_id == id).collect();
         assert_eq!(mine.len(), 1);
@@ -234,25 +234,25 @@ mod tests {
     #[tokio::test]
     async fn modes_map_to_classes() {
         let e = Fake
-            .send(&harness("k", json!({"mode": "fail"})).call(), &email())
+            .perform(&harness("k", json!({"mode": "fail"})).call(), &email())
             .await
             .unwrap_err();
         assert_eq!(e.class(), FailureClassification::Transient);
         assert_eq!(e.attempts, 3, "idempotent, so retried");
         assert!(e.retryable);
         let e = Fake
-            .send(&harness("k", json!({"mode": "reject"})).call(), &email())
+            .perform(&harness("k", json!({"mode": "reject"})).call(), &email())
             .await
             .unwrap_err();
         assert_eq!(e.class(), FailureClassification::Validation);
         assert_eq!(e.attempts, 1);
         let e = Fake
-            .send(&harness("k", json!({"mode": "timeout"})).call(), &email())
+            .perform(&harness("k", json!({"mode": "timeout"})).call(), &email())
             .await
             .unwrap_err();
         assert_eq!(e.class(), FailureClassification::Timeout);
         let e = Fake
-            .send(
+            .perform(
                 &harness("k", json!({"mode": "throttle", "retryAfterMs": 5000})).call(),
                 &email(),
             )
@@ -266,7 +266,7 @@ mod tests {
         let mut suppressed = email();
         suppressed["to"] = json!([UNDELIVERABLE]);
         let e = Fake
-            .send(&harness("s3cr3t-fake-key", json!({})).call(), &suppressed)
+            .perform(&harness("s3cr3t-fake-key", json!({})).call(), &suppressed)
             .await
             .unwrap_err();
         assert_eq!(e.class(), FailureClassification::Unprocessable);
@@ -277,7 +277,10 @@ mod tests {
     #[tokio::test]
     async fn bad_input_and_config_are_refused() {
         let h = harness("k", json!({}));
-        let e = Fake.send(&h.call(), &json!({"to": []})).await.unwrap_err();
+        let e = Fake
+            .perform(&h.call(), &json!({"to": []}))
+            .await
+            .unwrap_err();
         assert_eq!(e.class(), FailureClassification::Validation);
         let bad: ConnectionConfig = json!({"mode": "sometimes"}).as_object().unwrap().clone();
         assert!(Fake.validate_config(&bad).is_err());

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use domain::CredentialKind;
-use integration_kit::ProviderCall;
-pub(crate) use integration_kit::testing::Harness;
-use resilience::{BreakerPolicy, CallError, Policy, RetryPolicy};
+pub(crate) use integration_kit::testing::{Harness, Perform};
+use resilience::{BreakerPolicy, Policy, RetryPolicy};
 use serde_json::{Value, json};
 
 use super::Net;
@@ -51,25 +50,6 @@ pub(crate) fn harness(
     let mut h = Harness::with_policy(provider, kind, secret, config, policy());
     h.idempotency_key = Some(RUN.to_owned());
     h
-}
-
-/// `send` through a provider as a run performs it, from the JSON a caller sends.
-pub(crate) trait SendThrough {
-    async fn send(
-        &self,
-        call: &ProviderCall<'_>,
-        input: &Value,
-    ) -> Result<integration_kit::testing::Ran, CallError>;
-}
-
-impl<P: integration_kit::Serves<crate::Send>> SendThrough for P {
-    async fn send(
-        &self,
-        call: &ProviderCall<'_>,
-        input: &Value,
-    ) -> Result<integration_kit::testing::Ran, CallError> {
-        integration_kit::testing::execute::<crate::Send, P>(self, call, input).await
-    }
 }
 
 /// A small valid `send` input.

@@ -349,7 +349,7 @@ mod tests {
 
     use super::*;
     use crate::providers::test_support::{
-        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, SendThrough as _, assert_no_secret,
+        ATTEMPT_TIMEOUT, FakeVendor, Harness, Perform as _, Recorded, Reply, assert_no_secret,
     };
 
     /// The resource's access key: base64 of 32 bytes.
@@ -483,7 +483,7 @@ mod tests {
     async fn sends_a_signed_message_with_repeatability_and_a_delivery_report() {
         let fake = FakeVendor::start(|r, _| acs(r)).await;
         let h = harness(&fake.base);
-        let out = AcsSms.send(&h.call(), &input()).await.expect("sent");
+        let out = AcsSms.perform(&h.call(), &input()).await.expect("sent");
         assert_eq!(
             out.vendor_message_id.as_deref(),
             Some("Outgoing_20260901100000abcd")
@@ -516,7 +516,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| acs(r)).await;
         let h = harness(&fake.base).attempts(3);
         let e = AcsSms
-            .send(&h.call(), &json!({"to": "+972500000000", "body": "Hello"}))
+            .perform(&h.call(), &json!({"to": "+972500000000", "body": "Hello"}))
             .await
             .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Validation);
@@ -545,7 +545,10 @@ mod tests {
                 .unwrap_or_default(),
         )
         .expect("credential");
-        let e = AcsSms.send(&h.call(), &input()).await.expect_err("refused");
+        let e = AcsSms
+            .perform(&h.call(), &input())
+            .await
+            .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Auth);
         assert_eq!(e.failure.vendor_status, Some(401));
         assert_eq!(e.failure.vendor_code.as_deref(), Some("Denied"));
@@ -561,7 +564,10 @@ mod tests {
                 .unwrap_or_default(),
         )
         .expect("credential");
-        let e = AcsSms.send(&h.call(), &input()).await.expect_err("refused");
+        let e = AcsSms
+            .perform(&h.call(), &input())
+            .await
+            .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Auth);
         assert_eq!(e.attempts, 0);
         assert_no_secret(&e, &["not base64!"]);
@@ -576,7 +582,7 @@ mod tests {
         .await;
         let h = harness(&fake.base);
         let e = AcsSms
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("throttled");
         assert_eq!(e.class(), FailureClassification::RateLimited);
@@ -594,7 +600,7 @@ mod tests {
         })
         .await;
         let h = harness(&fake.base);
-        let e = AcsSms.send(&h.call(), &input()).await.expect_err("down");
+        let e = AcsSms.perform(&h.call(), &input()).await.expect_err("down");
         assert_eq!(e.class(), FailureClassification::Transient);
         assert_eq!(e.failure.vendor_status, Some(503));
         assert_eq!(e.failure.vendor_code.as_deref(), Some("ServiceUnavailable"));
@@ -615,7 +621,7 @@ mod tests {
         .await;
         let h = harness(&fake.base).attempts(3);
         let out = AcsSms
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect("sent on the second attempt");
         assert_eq!(out.summary["attempts"], 2);
@@ -631,7 +637,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| acs(r).after(ATTEMPT_TIMEOUT * 6)).await;
         let h = harness(&fake.base);
         let e = AcsSms
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("timed out");
         assert_eq!(e.class(), FailureClassification::Timeout);
@@ -645,7 +651,7 @@ mod tests {
         let fake = FakeVendor::start(|_, _| Reply::text(202, "accepted, probably")).await;
         let h = harness(&fake.base);
         let e = AcsSms
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("malformed");
         assert_eq!(e.class(), FailureClassification::VendorError);
@@ -710,7 +716,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| acs(r)).await;
         let h = harness(&fake.base).strict_guard();
         let e = AcsSms
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("localhost is internal");
         assert_eq!(e.class(), FailureClassification::Transient);

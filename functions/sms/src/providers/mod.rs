@@ -98,29 +98,7 @@ mod tests {
 /// SSRF-guarded client.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use integration_kit::ProviderCall;
     pub(crate) use integration_kit::testing::{
-        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, assert_no_secret, run_id,
+        ATTEMPT_TIMEOUT, FakeVendor, Harness, Perform, Recorded, Reply, assert_no_secret, run_id,
     };
-    use resilience::CallError;
-    use serde_json::Value;
-
-    /// `send` through a provider as a run performs it, from the JSON a caller sends.
-    pub(crate) trait SendThrough {
-        async fn send(
-            &self,
-            call: &ProviderCall<'_>,
-            input: &Value,
-        ) -> Result<integration_kit::testing::Ran, CallError>;
-    }
-
-    impl<P: integration_kit::Serves<crate::Send>> SendThrough for P {
-        async fn send(
-            &self,
-            call: &ProviderCall<'_>,
-            input: &Value,
-        ) -> Result<integration_kit::testing::Ran, CallError> {
-            integration_kit::testing::execute::<crate::Send, P>(self, call, input).await
-        }
-    }
 }

@@ -392,7 +392,7 @@ mod tests {
 
     use super::*;
     use crate::providers::test_support::{
-        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, SendThrough as _, assert_no_secret,
+        ATTEMPT_TIMEOUT, FakeVendor, Harness, Perform as _, Recorded, Reply, assert_no_secret,
     };
 
     const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
@@ -484,7 +484,7 @@ mod tests {
                 "statusCallback": "https://hooks.example.com/twilio/status?run=r-42",
             }),
         );
-        let out = Twilio.send(&h.call(), &input()).await.expect("sent");
+        let out = Twilio.perform(&h.call(), &input()).await.expect("sent");
         assert_eq!(
             out.vendor_message_id.as_deref(),
             Some("SM0123456789abcdef0123456789abcdef")
@@ -521,7 +521,7 @@ mod tests {
         );
         let mut send = input();
         send["from"] = json!("MyBrand");
-        let out = Twilio.send(&h.call(), &send).await.expect("sent");
+        let out = Twilio.perform(&h.call(), &send).await.expect("sent");
         assert_eq!(out.summary["status"], "queued");
         let request = &fake.requests()[0];
         assert_eq!(request.form_field("From").as_deref(), Some("MyBrand"));
@@ -530,7 +530,7 @@ mod tests {
         // Without accountSid an API key cannot name the account: refused before any call.
         h.config.remove("accountSid");
         let e = Twilio
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("no account");
         assert_eq!(e.class(), FailureClassification::Validation);
@@ -543,7 +543,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT)).await;
         let h = harness(&fake.base, json!({"from": "+15550001111"})).attempts(3);
         let e = Twilio
-            .send(&h.call(), &json!({"to": "+15005550001", "body": "Hello"}))
+            .perform(&h.call(), &json!({"to": "+15005550001", "body": "Hello"}))
             .await
             .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Validation);
@@ -568,7 +568,10 @@ mod tests {
                 .unwrap_or_default(),
         )
         .expect("credential");
-        let e = Twilio.send(&h.call(), &input()).await.expect_err("refused");
+        let e = Twilio
+            .perform(&h.call(), &input())
+            .await
+            .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Auth);
         assert_eq!(e.failure.vendor_status, Some(401));
         assert_eq!(e.failure.vendor_code.as_deref(), Some("20003"));
@@ -584,7 +587,7 @@ mod tests {
         .await;
         let h = harness(&fake.base, json!({"from": "+15550001111"}));
         let e = Twilio
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("throttled");
         assert_eq!(e.class(), FailureClassification::RateLimited);
@@ -600,7 +603,7 @@ mod tests {
     async fn a_server_error_is_transient_and_never_repeated() {
         let fake = FakeVendor::start(|_, _| error(503, 20500, "Service Unavailable")).await;
         let h = harness(&fake.base, json!({"from": "+15550001111"})).attempts(3);
-        let e = Twilio.send(&h.call(), &input()).await.expect_err("down");
+        let e = Twilio.perform(&h.call(), &input()).await.expect_err("down");
         assert_eq!(e.class(), FailureClassification::Transient);
         assert_eq!(e.failure.vendor_status, Some(503));
         assert_eq!(e.failure.vendor_code.as_deref(), Some("20500"));
@@ -615,7 +618,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT).after(ATTEMPT_TIMEOUT * 6)).await;
         let h = harness(&fake.base, json!({"from": "+15550001111"}));
         let e = Twilio
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("timed out");
         assert_eq!(e.class(), FailureClassification::Timeout);
@@ -630,7 +633,7 @@ mod tests {
         let fake = FakeVendor::start(|_, _| Reply::text(201, "<html>welcome</html>")).await;
         let h = harness(&fake.base, json!({"from": "+15550001111"}));
         let e = Twilio
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("malformed");
         assert_eq!(e.class(), FailureClassification::VendorError);
@@ -653,7 +656,10 @@ mod tests {
         })
         .await;
         let h = harness(&fake.base, json!({"from": "+15550001111"}));
-        let e = Twilio.send(&h.call(), &input()).await.expect_err("failed");
+        let e = Twilio
+            .perform(&h.call(), &input())
+            .await
+            .expect_err("failed");
         assert_eq!(e.class(), FailureClassification::Unprocessable);
         assert_eq!(e.failure.vendor_code.as_deref(), Some("30007"));
     }
@@ -702,7 +708,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| twilio(r, ACCOUNT)).await;
         let h = harness(&fake.base, json!({"from": "+15550001111"})).strict_guard();
         let e = Twilio
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("localhost is internal");
         assert_eq!(e.class(), FailureClassification::Transient);

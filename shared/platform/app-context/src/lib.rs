@@ -144,6 +144,27 @@ pub struct CatalogueEntry {
     pub retests: bool,
 }
 
+impl CatalogueEntry {
+    /// An entry whose connections the app re-tests during credential rotation (what the
+    /// integration kit does for every provider it serves).
+    pub const fn retested(
+        key: &'static str,
+        name: &'static str,
+        category: domain::ProviderCategory,
+        auth: domain::AuthScheme,
+        base_url: &'static str,
+    ) -> Self {
+        CatalogueEntry {
+            key,
+            name,
+            category,
+            auth,
+            base_url,
+            retests: true,
+        }
+    }
+}
+
 /// One app's catalogue entries: what the registry reads (hosts give it the catalogue of
 /// every app of the platform, [`AppContext::catalogue`]).
 #[derive(Clone, Copy, Debug)]

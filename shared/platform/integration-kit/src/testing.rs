@@ -324,6 +324,22 @@ where
     }
 }
 
+/// [`execute`] as a method of the provider: `provider.perform(&call, &json)` (the operation
+/// is inferred when the provider serves one; else `Perform::<Op>::perform`).
+pub trait Perform<O: Operation> {
+    fn perform(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &Value,
+    ) -> impl std::future::Future<Output = Result<Ran, CallError>>;
+}
+
+impl<O: Operation, P: Serves<O>> Perform<O> for P {
+    async fn perform(&self, call: &ProviderCall<'_>, input: &Value) -> Result<Ran, CallError> {
+        execute::<O, P>(self, call, input).await
+    }
+}
+
 /// One call of `O` through `provider`, whatever it answers.
 pub async fn step<O, P>(
     provider: &P,

@@ -9,7 +9,7 @@ use wiremock::matchers::{body_partial_json, header, header_exists, method, path,
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use super::*;
-use crate::providers::testing::{self, Harness, RUN, SendThrough as _, assert_no_secret, email};
+use crate::providers::testing::{self, Harness, Perform as _, RUN, assert_no_secret, email};
 
 /// 32 × '0', base64: the key of the computed vector.
 const KEY: &str = "MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=";
@@ -142,7 +142,7 @@ async fn sends_signed_then_polls_until_succeeded() {
     mount_poll(&server, operation("Running"), Some(1)).await;
     mount_poll(&server, operation("Succeeded"), None).await;
     let h = harness(&server);
-    let out = acs().send(&h.call(), &email()).await.expect("sent");
+    let out = acs().perform(&h.call(), &email()).await.expect("sent");
     assert_eq!(out.summary["status"], "Succeeded");
     assert_eq!(out.summary["polls"], 2);
     assert_eq!(out.summary["attempts"], 1);
@@ -167,7 +167,10 @@ async fn sends_signed_then_polls_until_succeeded() {
         .await;
     let mut input = email();
     input["from"] = json!("news@contoso.example");
-    let out = acs().send(&harness(&server).call(), &input).await.unwrap();
+    let out = acs()
+        .perform(&harness(&server).call(), &input)
+        .await
+        .unwrap();
     assert_eq!(out.summary["status"], "Succeeded");
     assert_eq!(out.summary["polls"], 0);
 }
@@ -187,7 +190,7 @@ async fn a_failed_operation_is_unprocessable_with_the_vendor_code() {
     )
     .await;
     let e = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Unprocessable);
@@ -212,7 +215,7 @@ async fn an_operation_still_running_after_the_polls_succeeds_as_running() {
     )
     .await;
     let out = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .expect("accepted is success");
     assert_eq!(out.summary["status"], "Running");
@@ -222,7 +225,7 @@ async fn an_operation_still_running_after_the_polls_succeeds_as_running() {
     mount_send(&server, accepted("30")).await;
     let started = Instant::now();
     let out = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap();
     assert_eq!(out.summary["status"], "Running");
@@ -233,7 +236,7 @@ async fn an_operation_still_running_after_the_polls_succeeds_as_running() {
     mount_send(&server, accepted("0")).await;
     mount_poll(&server, ResponseTemplate::new(401), None).await;
     let out = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap();
     assert_eq!(out.summary["status"], "Running");
@@ -247,7 +250,7 @@ async fn polls_wait_for_the_vendors_retry_after() {
     mount_poll(&server, operation("Succeeded"), None).await;
     let started = Instant::now();
     let out = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap();
     assert_eq!(out.summary["status"], "Succeeded");
@@ -265,7 +268,7 @@ async fn a_validation_error_carries_the_vendor_code_and_is_not_retried() {
     )
     .await;
     let e = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Validation);
@@ -287,7 +290,7 @@ async fn an_auth_error_names_no_secret() {
     )
     .await;
     let e = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Auth);
@@ -303,7 +306,7 @@ async fn an_auth_error_names_no_secret() {
         json!({"apiKey": "not*base64"}).as_object().unwrap().clone(),
     )
     .unwrap();
-    let e = acs().send(&h.call(), &email()).await.unwrap_err();
+    let e = acs().perform(&h.call(), &email()).await.unwrap_err();
     assert_eq!(e.class(), FailureClassification::Auth);
     assert_no_secret(&e, &["not*base64"]);
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -324,7 +327,7 @@ async fn a_429_is_retried_after_the_vendors_retry_after() {
     .await;
     let started = Instant::now();
     let out = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap();
     assert_eq!(out.summary["attempts"], 2);
@@ -346,7 +349,7 @@ async fn a_429_is_retried_after_the_vendors_retry_after() {
     )
     .await;
     let e = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::RateLimited);
@@ -360,7 +363,7 @@ async fn a_5xx_is_retried_with_the_same_operation_id() {
     let server = MockServer::start().await;
     mount_send(&server, ResponseTemplate::new(503)).await;
     let e = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Transient);
@@ -383,7 +386,7 @@ async fn a_silent_vendor_times_out() {
     )
     .await;
     let e = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Timeout);
@@ -399,7 +402,7 @@ async fn a_malformed_answer_is_not_retried() {
     )
     .await;
     let e = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::VendorError);
@@ -410,7 +413,7 @@ async fn a_malformed_answer_is_not_retried() {
     let server = MockServer::start().await;
     mount_send(&server, ResponseTemplate::new(400).set_body_string("oops")).await;
     let e = acs()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Validation);

@@ -8,7 +8,7 @@ use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
-use crate::providers::testing::{self, Harness, RUN, SendThrough as _, assert_no_secret, email};
+use crate::providers::testing::{self, Harness, Perform as _, RUN, assert_no_secret, email};
 
 const KEY: &str = "SG.test-key.s3cr3t";
 
@@ -64,7 +64,7 @@ async fn sends_the_v3_mail_send_shape() {
         .mount(&server)
         .await;
     let out = sendgrid()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .expect("sent");
     assert_eq!(
@@ -89,7 +89,7 @@ async fn sends_the_v3_mail_send_shape() {
     let mut h = harness(&server);
     h.idempotency_key = None;
     let input = json!({"to": ["a@example.com"], "subject": "s", "html": "<b>x</b>", "from": "news@example.com"});
-    sendgrid().send(&h.call(), &input).await.unwrap();
+    sendgrid().perform(&h.call(), &input).await.unwrap();
     let received = server.received_requests().await.unwrap();
     let body: Value = serde_json::from_slice(&received[0].body).unwrap();
     assert_eq!(body["from"], json!({"email": "news@example.com"}));
@@ -115,7 +115,7 @@ async fn a_validation_error_carries_the_vendors_message_and_field() {
     )
     .await;
     let e = sendgrid()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Validation);
@@ -143,7 +143,7 @@ async fn an_auth_error_names_no_secret() {
     )
     .await;
     let e = sendgrid()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Auth);
@@ -163,7 +163,7 @@ async fn a_429_is_retried_after_retry_after_even_though_the_send_is_unsafe() {
     mount_send(&server, accepted()).await;
     let started = Instant::now();
     let out = sendgrid()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap();
     assert_eq!(out.summary["attempts"], 2);
@@ -176,7 +176,7 @@ async fn a_429_is_retried_after_retry_after_even_though_the_send_is_unsafe() {
     )
     .await;
     let e = sendgrid()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::RateLimited);
@@ -189,7 +189,7 @@ async fn a_5xx_is_not_repeated_since_sendgrid_may_have_sent() {
     let server = MockServer::start().await;
     mount_send(&server, ResponseTemplate::new(502)).await;
     let e = sendgrid()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Transient);
@@ -204,7 +204,7 @@ async fn a_timeout_is_not_repeated_either() {
     let server = MockServer::start().await;
     mount_send(&server, accepted().set_delay(Duration::from_secs(3))).await;
     let e = sendgrid()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Timeout);
@@ -218,7 +218,7 @@ async fn a_refused_connection_is_repeated_since_nothing_was_sent() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let h = harness_at(&format!("http://127.0.0.1:{port}"));
-    let e = sendgrid().send(&h.call(), &email()).await.unwrap_err();
+    let e = sendgrid().perform(&h.call(), &email()).await.unwrap_err();
     assert_eq!(e.class(), FailureClassification::Transient);
     assert_eq!(e.attempts, 3);
     assert!(e.retryable);
@@ -234,7 +234,7 @@ async fn odd_answers_are_read_without_guessing() {
     )
     .await;
     let e = sendgrid()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Validation);
@@ -247,7 +247,7 @@ async fn odd_answers_are_read_without_guessing() {
     )
     .await;
     let out = sendgrid()
-        .send(&harness(&server).call(), &email())
+        .perform(&harness(&server).call(), &email())
         .await
         .unwrap();
     assert_eq!(out.vendor_message_id, None);

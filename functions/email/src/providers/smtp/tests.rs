@@ -10,7 +10,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
-use crate::providers::testing::{self, Harness, RUN, SendThrough as _, assert_no_secret, email};
+use crate::providers::testing::{self, Harness, Perform as _, RUN, assert_no_secret, email};
 
 const USER: &str = "mailer-user";
 const PASSWORD: &str = "s3cr3t-pw";
@@ -213,7 +213,7 @@ fn assert_clean(e: &CallError) {
 async fn sends_through_the_whole_dialogue() {
     let server = Server::start(Script::default()).await;
     let h = server.harness("none");
-    let out = smtp().send(&h.call(), &email()).await.expect("sent");
+    let out = smtp().perform(&h.call(), &email()).await.expect("sent");
     let id = message_id(Some(RUN), "noreply@example.com");
     assert!(id.ends_with("@example.com") && id.len() == 32 + "@example.com".len());
     assert_eq!(out.vendor_message_id.as_deref(), Some(id.as_str()));
@@ -263,7 +263,7 @@ async fn sends_through_the_whole_dialogue() {
     let mut input =
         json!({"to": ["a@example.com"], "subject": "s", "text": "t", "from": "news@example.org"});
     smtp()
-        .send(&server.harness("none").call(), &input)
+        .perform(&server.harness("none").call(), &input)
         .await
         .unwrap();
     assert!(
@@ -277,7 +277,7 @@ async fn sends_through_the_whole_dialogue() {
     input["text"] = Value::Null;
     let server = Server::start(Script::default()).await;
     smtp()
-        .send(&server.harness("none").call(), &input)
+        .perform(&server.harness("none").call(), &input)
         .await
         .unwrap();
     assert!(server.messages()[0].contains("Content-Type: text/html"));
@@ -291,7 +291,7 @@ async fn auth_login_is_used_when_plain_is_not_offered() {
     })
     .await;
     smtp()
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap();
     let commands = server.commands();
@@ -305,7 +305,7 @@ async fn auth_login_is_used_when_plain_is_not_offered() {
     })
     .await;
     let e = smtp()
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Auth);
@@ -319,7 +319,7 @@ async fn refused_credentials_are_an_auth_failure_naming_no_secret() {
     })
     .await;
     let e = smtp()
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Auth);
@@ -340,7 +340,7 @@ async fn a_4xx_before_data_is_transient_and_repeated() {
     })
     .await;
     let e = smtp()
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Transient);
@@ -361,7 +361,7 @@ async fn a_4xx_to_the_message_is_repeated_too() {
     })
     .await;
     let e = smtp()
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Transient);
@@ -380,7 +380,7 @@ async fn a_5xx_is_permanent() {
     })
     .await;
     let e = smtp()
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Unprocessable);
@@ -398,7 +398,7 @@ async fn a_5xx_is_permanent() {
     })
     .await;
     let e = smtp()
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Validation);
@@ -409,7 +409,7 @@ async fn a_5xx_is_permanent() {
     })
     .await;
     let e = smtp()
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Unprocessable);
@@ -425,7 +425,7 @@ async fn a_server_silent_before_data_times_out_and_is_repeated() {
     })
     .await;
     let e = smtp()
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Timeout);
@@ -442,7 +442,7 @@ async fn a_server_silent_after_the_message_is_not_repeated() {
     })
     .await;
     let e = smtp()
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Timeout);
@@ -462,7 +462,7 @@ async fn an_unreachable_server_is_transient_and_repeated() {
         json!({"username": USER, "password": PASSWORD}),
         json!({"host": "127.0.0.1", "port": port, "tls": "none", "from": "noreply@example.com"}),
     );
-    let e = smtp().send(&h.call(), &email()).await.unwrap_err();
+    let e = smtp().perform(&h.call(), &email()).await.unwrap_err();
     assert_eq!(e.class(), FailureClassification::Transient);
     assert_eq!(e.failure.message, "the SMTP server could not be reached");
     assert_eq!(e.attempts, 3);
@@ -473,7 +473,7 @@ async fn an_unreachable_server_is_transient_and_repeated() {
 async fn starttls_is_required_when_configured_and_nothing_goes_in_clear() {
     let server = Server::start(Script::default()).await;
     let e = smtp()
-        .send(&server.harness("starttls").call(), &email())
+        .perform(&server.harness("starttls").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Validation);
@@ -493,7 +493,7 @@ async fn starttls_is_required_when_configured_and_nothing_goes_in_clear() {
     })
     .await;
     let e = smtp()
-        .send(&server.harness("starttls").call(), &email())
+        .perform(&server.harness("starttls").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::VendorError);
@@ -512,7 +512,7 @@ async fn starttls_is_required_when_configured_and_nothing_goes_in_clear() {
 async fn internal_hosts_are_refused_unless_allowed() {
     let server = Server::start(Script::default()).await;
     let e = Smtp::new(Net::strict())
-        .send(&server.harness("none").call(), &email())
+        .perform(&server.harness("none").call(), &email())
         .await
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Validation);

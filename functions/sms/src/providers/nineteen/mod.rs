@@ -383,7 +383,7 @@ mod tests {
 
     use super::*;
     use crate::providers::test_support::{
-        ATTEMPT_TIMEOUT, FakeVendor, Harness, Recorded, Reply, SendThrough as _, assert_no_secret,
+        ATTEMPT_TIMEOUT, FakeVendor, Harness, Perform as _, Recorded, Reply, assert_no_secret,
     };
 
     const TOKEN: &str = "019-api-t0ken-s3cret";
@@ -635,7 +635,7 @@ mod tests {
     async fn sends_json_with_the_local_number_and_our_id() {
         let fake = FakeVendor::start(|r, _| nineteen(r, "/api")).await;
         let h = harness(&fake.base);
-        let out = Nineteen.send(&h.call(), &input()).await.expect("sent");
+        let out = Nineteen.perform(&h.call(), &input()).await.expect("sent");
         // 019's delivery reports are keyed by our id, not by its shipment id.
         assert_eq!(
             out.vendor_message_id.as_deref(),
@@ -673,7 +673,7 @@ mod tests {
         let h = harness(&fake.base);
         let mut send = input();
         send["from"] = json!("Other1");
-        let out = Nineteen.send(&h.call(), &send).await.expect("sent");
+        let out = Nineteen.perform(&h.call(), &send).await.expect("sent");
         assert_eq!(
             out.vendor_message_id.as_deref(),
             Some(h.idempotency_key.as_deref().unwrap())
@@ -681,7 +681,7 @@ mod tests {
         // A Hebrew body counts UCS-2 segments.
         let mut long = input();
         long["body"] = json!("ש".repeat(71));
-        let out = Nineteen.send(&h.call(), &long).await.expect("sent");
+        let out = Nineteen.perform(&h.call(), &long).await.expect("sent");
         assert_eq!(out.usage.units, 2);
     }
 
@@ -691,7 +691,7 @@ mod tests {
             FakeVendor::start(|_, _| status(9, "phone number is too short or too long")).await;
         let h = harness(&fake.base).attempts(3);
         let e = Nineteen
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Validation);
@@ -721,7 +721,7 @@ mod tests {
         )
         .expect("credential");
         let e = Nineteen
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Auth);
@@ -743,7 +743,7 @@ mod tests {
         .await;
         let h = harness(&fake.base);
         let e = Nineteen
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("refused");
         assert_eq!(e.class(), FailureClassification::Auth);
@@ -763,14 +763,14 @@ mod tests {
         let h = harness(&fake.base);
         for to in ["+15005550006", "+97221234567", "+9725012345678"] {
             let e = Nineteen
-                .send(&h.call(), &json!({"to": to, "body": "Hello"}))
+                .perform(&h.call(), &json!({"to": to, "body": "Hello"}))
                 .await
                 .expect_err("refused");
             assert_eq!(e.class(), FailureClassification::Validation, "{to}");
             assert_eq!(e.attempts, 0);
         }
         let e = Nineteen
-            .send(
+            .perform(
                 &h.call(),
                 &json!({"to": "+972501234567", "body": "x".repeat(1006)}),
             )
@@ -787,7 +787,7 @@ mod tests {
                 .await;
         let h = harness(&fake.base);
         let e = Nineteen
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("throttled");
         assert_eq!(e.class(), FailureClassification::RateLimited);
@@ -802,7 +802,10 @@ mod tests {
     async fn a_server_error_is_transient_and_never_repeated() {
         let fake = FakeVendor::start(|_, _| Reply::text(502, "bad gateway")).await;
         let h = harness(&fake.base).attempts(3);
-        let e = Nineteen.send(&h.call(), &input()).await.expect_err("down");
+        let e = Nineteen
+            .perform(&h.call(), &input())
+            .await
+            .expect_err("down");
         assert_eq!(e.class(), FailureClassification::Transient);
         assert_eq!(e.failure.vendor_status, Some(502));
         assert!(!e.retryable);
@@ -815,7 +818,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| nineteen(r, "/api").after(ATTEMPT_TIMEOUT * 6)).await;
         let h = harness(&fake.base);
         let e = Nineteen
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("timed out");
         assert_eq!(e.class(), FailureClassification::Timeout);
@@ -828,7 +831,7 @@ mod tests {
         let fake = FakeVendor::start(|_, _| Reply::text(200, "<html>maintenance</html>")).await;
         let h = harness(&fake.base);
         let e = Nineteen
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("malformed");
         assert_eq!(e.class(), FailureClassification::VendorError);
@@ -894,7 +897,7 @@ mod tests {
         let fake = FakeVendor::start(|r, _| nineteen(r, "/api")).await;
         let h = harness(&fake.base).strict_guard();
         let e = Nineteen
-            .send(&h.call(), &input())
+            .perform(&h.call(), &input())
             .await
             .expect_err("localhost is internal");
         assert_eq!(e.class(), FailureClassification::Transient);
