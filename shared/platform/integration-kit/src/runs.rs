@@ -114,6 +114,8 @@ fn accepted(run: &IntegrationRun) -> Response {
         .into_response()
 }
 
+/// `POST /api/integrations/runs`: the request checked, an earlier run of its idempotency
+/// key answered, else a new run queued (and, when the caller waits, executed here).
 async fn start(
     State(KitState(kit)): State<KitState>,
     caller: Caller,
@@ -121,58 +123,86 @@ async fn start(
     JsonBody(body): JsonBody<RunIn>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&caller)?;
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| IdempotencyKey::parse(s).ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_idempotency_key",
-                        "Idempotency-Key must be 1 to 255 printable ASCII characters",
-                    )
-                })?,
-        ),
-    };
-    let operation = kit.operation(&body.operation).ok_or_else(|| {
-        let known: Vec<_> = kit.app.operations.iter().map(|o| o.name).collect();
-        ApiError::bad_request(
-            "unknown_operation",
-            format!("the {} app offers {}", kit.app.slug, known.join(", ")),
-        )
-    })?;
-    (operation.check)(&body.input).map_err(|e| ApiError::InvalidField {
-        code: "invalid_input",
-        detail: e.to_string(),
-        pointer: e.pointer(),
-    })?;
-    let wait = preferred_wait(&headers);
-    let input = Bytes::from(serde_json::to_vec(&body.input).map_err(ApiError::internal)?);
-    if input.len() > MAX_INPUT {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    let fingerprint = request_fingerprint(&body.connection_id, &body.operation, &input);
-    if let Some(key) = &key
-        && let Some(run) = existing_run(&kit, tenant.as_str(), key, &fingerprint).await?
+    let request = RunRequest::read(&kit, &headers, &body)?;
+    if let Some(key) = &request.key
+        && let Some(run) = existing_run(&kit, tenant.as_str(), key, &request.fingerprint).await?
     {
-        return answer(&kit, tenant.as_str(), &run, wait).await;
+        return answer(&kit, tenant.as_str(), &run, request.wait).await;
     }
-    let (connection, _) = read_connection(&kit, tenant.as_str(), &body.connection_id).await?;
-    if kit.provider(connection.provider_key().as_str()).is_none() {
+    let connection =
+        usable_connection(&kit, &tenant, &body.connection_id, request.operation).await?;
+    queue(&kit, &tenant, &headers, request, &connection).await
+}
+
+/// A run request, checked: everything but the connection.
+struct RunRequest {
+    key: Option<IdempotencyKey>,
+    operation: &'static str,
+    /// The input as received (the typed one was checked), for blob storage.
+    input: Bytes,
+    fingerprint: String,
+    wait: Option<Duration>,
+}
+
+impl RunRequest {
+    fn read(kit: &Kit, headers: &HeaderMap, body: &RunIn) -> Result<RunRequest, ApiError> {
+        let key = match headers.get("idempotency-key") {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| IdempotencyKey::parse(s).ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_idempotency_key",
+                            "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                        )
+                    })?,
+            ),
+        };
+        let operation = kit.operation(&body.operation).ok_or_else(|| {
+            let known: Vec<_> = kit.app.operations.iter().map(|o| o.name).collect();
+            ApiError::bad_request(
+                "unknown_operation",
+                format!("the {} app offers {}", kit.app.slug, known.join(", ")),
+            )
+        })?;
+        (operation.check)(&body.input).map_err(|e| ApiError::InvalidField {
+            code: "invalid_input",
+            detail: e.to_string(),
+            pointer: e.pointer(),
+        })?;
+        let input = Bytes::from(serde_json::to_vec(&body.input).map_err(ApiError::internal)?);
+        if input.len() > MAX_INPUT {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        Ok(RunRequest {
+            key,
+            operation: operation.name,
+            fingerprint: request_fingerprint(&body.connection_id, &body.operation, &input),
+            input,
+            wait: preferred_wait(headers),
+        })
+    }
+}
+
+/// The caller's connection, if this app serves its provider, the provider performs
+/// `operation`, and the connection is established.
+async fn usable_connection(
+    kit: &Kit,
+    tenant: &domain::TenantId,
+    id: &str,
+    operation: &str,
+) -> Result<domain::IntegrationConnection, ApiError> {
+    let (connection, _) = read_connection(kit, tenant.as_str(), id).await?;
+    let provider = connection.provider_key().as_str();
+    if kit.provider(provider).is_none() {
         return Err(ApiError::not_found("the connection"));
     }
-    if kit
-        .handler(connection.provider_key().as_str(), operation.name)
-        .is_none()
-    {
+    if kit.handler(provider, operation).is_none() {
         return Err(ApiError::bad_request(
             "unsupported_operation",
-            format!(
-                "the connection's provider {} does not perform {}",
-                connection.provider_key(),
-                operation.name
-            ),
+            format!("the connection's provider {provider} does not perform {operation}"),
         ));
     }
     if !connection.is_usable() {
@@ -181,6 +211,26 @@ async fn start(
             connection.status().as_str()
         )));
     }
+    Ok(connection)
+}
+
+/// Queues a new run: its input in blob storage, then the run, its idempotency record and
+/// its command in one batch. A concurrent request with the same key that won the race is
+/// the answer instead.
+async fn queue(
+    kit: &Kit,
+    tenant: &domain::TenantId,
+    headers: &HeaderMap,
+    request: RunRequest,
+    connection: &domain::IntegrationConnection,
+) -> Result<Response, ApiError> {
+    let RunRequest {
+        key,
+        operation,
+        input,
+        fingerprint,
+        wait,
+    } = request;
     let traceparent = headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
@@ -189,11 +239,12 @@ async fn start(
     let trace_id = domain::TraceId::from_bytes(traceparent.trace_id().to_bytes())
         .map_err(ApiError::internal)?;
     let id = RunId::new();
+    let blob = input_blob(tenant.as_str(), &id);
     kit.ctx
         .blobs
         .put(
             INPUT_CONTAINER,
-            &input_blob(tenant.as_str(), &id),
+            &blob,
             input,
             PutOptions {
                 content_type: Some("application/json".into()),
@@ -208,12 +259,9 @@ async fn start(
             id,
             connection_id: connection.id(),
             provider_key: connection.provider_key().clone(),
-            operation: OperationName::parse(operation.name).map_err(ApiError::internal)?,
-            input_ref: PayloadRef::parse(&format!(
-                "{INPUT_CONTAINER}/{}",
-                input_blob(tenant.as_str(), &id)
-            ))
-            .map_err(ApiError::internal)?,
+            operation: OperationName::parse(operation).map_err(ApiError::internal)?,
+            input_ref: PayloadRef::parse(&format!("{INPUT_CONTAINER}/{blob}"))
+                .map_err(ApiError::internal)?,
             idempotency_key: key.clone(),
             trace_id,
         },
@@ -230,7 +278,7 @@ async fn start(
         output_ref: None,
         waiting: None,
     };
-    let command = command(&kit, tenant.as_str(), id, None, Some(traceparent))
+    let command = command(kit, tenant.as_str(), id, None, Some(traceparent))
         .map_err(|e| ApiError::internal(format!("a run command did not make an envelope: {e}")))?;
     let mut ops = vec![
         WriteOp::create(
@@ -243,7 +291,7 @@ async fn start(
         outbox::outbox_write_at(
             &command,
             &app_context::runs_queue(kit.app.slug),
-            wait.map(|_| Utc::now() + crate::executor::in_flight_for(&kit)),
+            wait.map(|_| Utc::now() + crate::executor::in_flight_for(kit)),
         ),
     ];
     if let Some(key) = &key {
@@ -265,24 +313,19 @@ async fn start(
         .await
     {
         Ok(()) => {
-            tracing::info!(tenant = %tenant, run = %id, operation = operation.name, "run queued");
+            tracing::info!(tenant = %tenant, run = %id, operation, "run queued");
             if wait.is_some() {
-                execute_now(&kit, &tenant, &command).await;
+                execute_now(kit, tenant, &command).await;
             }
-            answer(&kit, tenant.as_str(), &stored.run, wait).await
+            answer(kit, tenant.as_str(), &stored.run, wait).await
         }
-        // A concurrent request with the same key won the race: its run is the answer.
         Err(ApiError::Conflict(_)) if key.is_some() => {
-            let _ = kit
-                .ctx
-                .blobs
-                .delete(INPUT_CONTAINER, &input_blob(tenant.as_str(), &id))
-                .await;
+            let _ = kit.ctx.blobs.delete(INPUT_CONTAINER, &blob).await;
             let key = key
                 .as_ref()
                 .ok_or_else(|| ApiError::internal("a key conflict without a key"))?;
-            match existing_run(&kit, tenant.as_str(), key, &fingerprint).await? {
-                Some(run) => answer(&kit, tenant.as_str(), &run, wait).await,
+            match existing_run(kit, tenant.as_str(), key, &fingerprint).await? {
+                Some(run) => answer(kit, tenant.as_str(), &run, wait).await,
                 None => Err(ApiError::Unavailable),
             }
         }
