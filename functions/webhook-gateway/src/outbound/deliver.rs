@@ -253,7 +253,14 @@ async fn attempt(d: &Deliverer, tenant: &TenantId, due: &AttemptDue) -> Result<(
             if let Some(wait) = d.pacing.admit(id, rate, Instant::now()) {
                 return defer(d, tenant, due, session.as_deref(), wait).await;
             }
-            let attempted = call(d, s, &stored).await?;
+            let attempted = match call(d, s, &stored).await {
+                Ok(attempted) => attempted,
+                Err(e) => {
+                    // No verdict on the endpoint: a probe's turn goes to the next caller.
+                    d.pacing.release(id);
+                    return Err(e);
+                }
+            };
             let success = matches!(&attempted, Attempted::Made { outcome, .. } if matches!(outcome, super::retry::Outcome::Delivered(_)));
             d.pacing.observe(id, success, Instant::now());
             attempted

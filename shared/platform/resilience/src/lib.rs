@@ -180,6 +180,37 @@ pub struct RateLimit {
     pub burst: NonZeroU32,
 }
 
+/// A rate limiter of one [`RateLimit`] (GCRA, `governor`): what the pipeline uses per call
+/// key, for other callers that pace their own calls (the webhook gateway's deliveries).
+#[derive(Debug)]
+pub struct Limiter {
+    limit: RateLimit,
+    inner: DefaultDirectRateLimiter,
+}
+
+impl Limiter {
+    pub fn new(limit: RateLimit) -> Self {
+        Limiter {
+            limit,
+            inner: RateLimiter::direct(
+                Quota::per_second(limit.per_second).allow_burst(limit.burst),
+            ),
+        }
+    }
+
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
+    /// `None`: a call may go now (it took its slot); else how long until one may.
+    pub fn try_acquire(&self) -> Option<Duration> {
+        self.inner
+            .check()
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
 /// Whether a request may be sent twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Safety {
