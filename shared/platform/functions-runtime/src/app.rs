@@ -168,6 +168,18 @@ impl FunctionApp {
         self
     }
 
+    /// Declares an HTTP function and the code that answers it, from one route: the host's
+    /// route template (what `function.json` says) is also the axum path under `/api/`, so the
+    /// two cannot drift apart. The methods are `handler`'s; the declaration's are what the
+    /// host forwards (an end-to-end test sends each declared method).
+    pub fn route(mut self, decl: FunctionDecl, handler: axum::routing::MethodRouter) -> Self {
+        if let crate::declare::Trigger::Http { route, .. } = &decl.trigger {
+            self.http = self.http.route(&crate::openapi::axum_path(route), handler);
+        }
+        self.functions.push(decl);
+        self
+    }
+
     /// Declares a forwarded HTTP function (served by the router given to `http_routes`).
     pub fn http_function(mut self, decl: FunctionDecl) -> Self {
         self.functions.push(decl);

@@ -47,6 +47,21 @@ pub fn path_of(route: &str) -> String {
     format!("/api/{}", segments.join("/"))
 }
 
+/// The axum path of a route template: `/api/` + the template, parameters as `{name}` (a
+/// catch-all as `{*name}`; constraints dropped).
+pub fn axum_path(route: &str) -> String {
+    let segments: Vec<String> = route
+        .trim_matches('/')
+        .split('/')
+        .map(|s| match parameter(s) {
+            Some(name) if s.starts_with("{*") => format!("{{*{name}}}"),
+            Some(name) => format!("{{{name}}}"),
+            None => s.to_owned(),
+        })
+        .collect();
+    format!("/api/{}", segments.join("/"))
+}
+
 /// The document of an app's HTTP functions.
 pub fn document(slug: &str, version: &str, functions: &[FunctionDecl]) -> Value {
     let mut paths = Map::new();
@@ -152,6 +167,8 @@ mod tests {
         );
         assert_eq!(path_of("items/{id:int}/{rest?}"), "/api/items/{id}/{rest}");
         assert_eq!(path_of("files/{*path}"), "/api/files/{path}");
+        assert_eq!(axum_path("files/{*path}"), "/api/files/{*path}");
+        assert_eq!(axum_path("items/{id:int}"), "/api/items/{id}");
         let decls = [
             FunctionDecl::http("GetRun", "integrations/runs/{runId}", &["get"]),
             FunctionDecl::http("StartRun", "integrations/runs", &["post"])

@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use api_kit::{ApiError, Caller, JsonBody};
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::routing::{get, post};
 use chrono::Utc;
 use custody::SecretMaterial;
@@ -17,6 +17,7 @@ use domain::{
     FailureSubject, IntegrationConnection, IntegrationFailure, NewConnection, NewFailure,
     ProviderKey, RedactedText, TenantId,
 };
+use functions_runtime::FunctionDecl;
 use ports::WriteOp;
 use resilience::CallError;
 use serde::Deserialize;
@@ -26,11 +27,22 @@ use crate::provider::ProviderCall;
 use crate::store::{CONNECTION, FAILURE, connection_doc_id, failure_doc_id};
 use crate::{Kit, KitState};
 
-pub(crate) fn routes(state: KitState) -> Router {
-    Router::new()
-        .route("/api/integrations/connections", post(create))
-        .route("/api/integrations/connections/{connection_id}", get(show))
-        .with_state(state)
+/// The connection functions, each declared once with the code that answers it.
+pub(crate) fn functions(state: &KitState) -> Vec<(FunctionDecl, MethodRouter)> {
+    vec![
+        (
+            FunctionDecl::http("CreateConnection", "integrations/connections", &["post"]),
+            post(create).with_state(state.clone()),
+        ),
+        (
+            FunctionDecl::http(
+                "GetConnection",
+                "integrations/connections/{connectionId}",
+                &["get"],
+            ),
+            get(show).with_state(state.clone()),
+        ),
+    ]
 }
 
 #[derive(Deserialize)]

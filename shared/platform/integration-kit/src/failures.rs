@@ -4,21 +4,29 @@
 
 use api_kit::{ApiError, Caller, Paging, QueryParams};
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::routing::get;
 use domain::{FailureId, IntegrationFailure};
+use functions_runtime::FunctionDecl;
 use serde_json::json;
 
 use crate::KitState;
 use crate::store::{FAILURE, failure_doc_id};
 
-pub(crate) fn routes(state: KitState) -> Router {
-    Router::new()
-        .route("/api/integrations/failures", get(list))
-        .route("/api/integrations/failures/{failure_id}", get(show))
-        .with_state(state)
+/// The failure-ledger functions, each declared once with the code that answers it.
+pub(crate) fn functions(state: &KitState) -> Vec<(FunctionDecl, MethodRouter)> {
+    vec![
+        (
+            FunctionDecl::http("ListFailures", "integrations/failures", &["get"]),
+            get(list).with_state(state.clone()),
+        ),
+        (
+            FunctionDecl::http("GetFailure", "integrations/failures/{failureId}", &["get"]),
+            get(show).with_state(state.clone()),
+        ),
+    ]
 }
 
 async fn list(

@@ -325,7 +325,7 @@ impl Kit {
 
 /// What the OpenAPI document says of `POST /api/integrations/runs`: the app's operations
 /// and the `Prefer: wait` header.
-fn start_run_api(app: &VendorApp) -> serde_json::Value {
+pub(crate) fn start_run_api(app: &VendorApp) -> serde_json::Value {
     serde_json::json!({
         "summary": "Start a run of one of the app's operations",
         "parameters": [
@@ -410,60 +410,19 @@ impl VendorApp {
             .unwrap_or(DEFAULT_RECEIPTS_POLL_SCHEDULE)
             .to_owned();
         let poll_kit = kit.clone();
-        let app = FunctionApp::new(slug)
-            .http_routes(
-                connections::routes(state.clone())
-                    .merge(runs::routes(state.clone()))
-                    .merge(failures::routes(state.clone()))
-                    .merge(receipts::routes(state)),
-            )
-            .http_function(FunctionDecl::http(
-                "CreateConnection",
-                "integrations/connections",
-                &["post"],
-            ))
-            .http_function(FunctionDecl::http(
-                "GetConnection",
-                "integrations/connections/{connectionId}",
-                &["get"],
-            ))
-            .http_function(
-                FunctionDecl::http("StartRun", "integrations/runs", &["post"])
-                    .api(start_run_api(&kit.app)),
-            )
-            .http_function(FunctionDecl::http(
-                "ListFailures",
-                "integrations/failures",
-                &["get"],
-            ))
-            .http_function(FunctionDecl::http(
-                "GetFailure",
-                "integrations/failures/{failureId}",
-                &["get"],
-            ))
-            .http_function(
-                FunctionDecl::http(
-                    "ReceiveReceipts",
-                    "integrations/receipts/{tenantId}/{connectionId}",
-                    &["post"],
-                )
-                // The vendor's signature, checked with the connection's credential.
-                .public(),
-            )
-            .http_function(FunctionDecl::http(
-                "GetRun",
-                "integrations/runs/{runId}",
-                &["get"],
-            ))
-            .http_function(FunctionDecl::http(
-                "GetRunOutput",
-                "integrations/runs/{runId}/output",
-                &["get"],
-            ))
-            .function(
-                FunctionDecl::queue("ExecuteRun", &runs_queue(slug)),
-                move |inv| executor::handle(kit.clone(), inv),
-            );
+        let mut app = FunctionApp::new(slug);
+        for (decl, handler) in connections::functions(&state)
+            .into_iter()
+            .chain(runs::functions(&state))
+            .chain(failures::functions(&state))
+            .chain(receipts::functions(&state))
+        {
+            app = app.route(decl, handler);
+        }
+        let app = app.function(
+            FunctionDecl::queue("ExecuteRun", &runs_queue(slug)),
+            move |inv| executor::handle(kit.clone(), inv),
+        );
         if !polls {
             return app;
         }

@@ -4,13 +4,14 @@
 //! run's delivery state forward.
 
 use api_kit::ApiError;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::routing::post;
 use domain::{ConnectionId, IntegrationConnection, RunId, TenantId};
+use functions_runtime::FunctionDecl;
 use ports::{PortError, WriteOp};
 use serde::Deserialize;
 
@@ -21,13 +22,18 @@ use crate::{Kit, KitState};
 /// Receipts are small; anything bigger is not one.
 const MAX_RECEIPT: usize = 256 * 1024;
 
-pub(crate) fn routes(state: KitState) -> Router {
-    Router::new()
-        .route(
-            "/api/integrations/receipts/{tenant_id}/{connection_id}",
-            post(receive),
+/// The receipts function, declared once with the code that answers it.
+pub(crate) fn functions(state: &KitState) -> Vec<(FunctionDecl, MethodRouter)> {
+    vec![(
+        FunctionDecl::http(
+            "ReceiveReceipts",
+            "integrations/receipts/{tenantId}/{connectionId}",
+            &["post"],
         )
-        .with_state(state)
+        // The vendor's signature, checked with the connection's credential.
+        .public(),
+        post(receive).with_state(state.clone()),
+    )]
 }
 
 #[derive(Deserialize)]

@@ -21,15 +21,16 @@ use std::time::Duration;
 
 use api_kit::{ApiError, Caller, JsonBody};
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use chrono::Utc;
 use domain::{IdempotencyKey, IntegrationRun, NewRun, OperationName, PayloadRef, RunId};
 use envelope::{Envelope, TraceParent};
+use functions_runtime::FunctionDecl;
 use ports::{PortError, PutOptions, WriteOp};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -46,12 +47,23 @@ const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The largest run input accepted.
 const MAX_INPUT: usize = 1024 * 1024;
 
-pub(crate) fn routes(state: KitState) -> Router {
-    Router::new()
-        .route("/api/integrations/runs", post(start))
-        .route("/api/integrations/runs/{run_id}", get(show))
-        .route("/api/integrations/runs/{run_id}/output", get(output))
-        .with_state(state)
+/// The run functions, each declared once with the code that answers it.
+pub(crate) fn functions(state: &KitState) -> Vec<(FunctionDecl, MethodRouter)> {
+    vec![
+        (
+            FunctionDecl::http("StartRun", "integrations/runs", &["post"])
+                .api(crate::start_run_api(&state.0.app)),
+            post(start).with_state(state.clone()),
+        ),
+        (
+            FunctionDecl::http("GetRun", "integrations/runs/{runId}", &["get"]),
+            get(show).with_state(state.clone()),
+        ),
+        (
+            FunctionDecl::http("GetRunOutput", "integrations/runs/{runId}/output", &["get"]),
+            get(output).with_state(state.clone()),
+        ),
+    ]
 }
 
 #[derive(Deserialize)]
