@@ -72,12 +72,92 @@ fn connection_out(c: &IntegrationConnection) -> Result<Value, ApiError> {
     serde_json::to_value(c).map_err(ApiError::internal)
 }
 
+/// `POST /api/integrations/connections`: the request checked, the secret to custody, a
+/// live test, and the connection saved with what the test said.
 async fn create(
     State(KitState(kit)): State<KitState>,
     caller: Caller,
     JsonBody(body): JsonBody<ConnectionIn>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&caller)?;
+    let (provider, display_name, material) = check_request(&kit, &body)?;
+    let provider_key = ProviderKey::parse(provider.key()).map_err(ApiError::internal)?;
+    let id = ConnectionId::new();
+    let (credential_id, _reference) = api_kit::custody::store_credential(
+        &kit.ctx,
+        &caller,
+        provider.key(),
+        body.credential.kind,
+        body.credential.fields,
+        Some(&id.to_string()),
+    )
+    .await?;
+    let mut connection = IntegrationConnection::new(
+        NewConnection {
+            tenant_id: tenant.clone(),
+            id,
+            provider_key,
+            display_name,
+            config: body.config,
+            credential_id,
+        },
+        Utc::now(),
+    );
+    let tested = test(
+        &kit,
+        &tenant,
+        &id,
+        provider.as_ref(),
+        connection.config(),
+        &material,
+    )
+    .await;
+    let (mut ops, events, problem) = record_test(&mut connection, &tenant, tested, &material)?;
+    ops.insert(
+        0,
+        WriteOp::create(
+            connection_doc_id(&id),
+            api_kit::Aggregates::document(&connection, CONNECTION)?,
+        ),
+    );
+    kit.store
+        .commit(
+            &kit.ctx,
+            tenant.as_str(),
+            ops,
+            &events,
+            "the connection exists",
+        )
+        .await?;
+    if let Some((class, message, failure_id)) = problem {
+        tracing::info!(tenant = %tenant, connection = %id, ?class, "a connection test failed");
+        return Err(failed_test(id, class, &message, failure_id));
+    }
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/api/integrations/connections/{id}"),
+        )],
+        Json(connection_out(&connection)?),
+    )
+        .into_response())
+}
+
+/// Everything about a connection request that can be checked before anything is stored:
+/// the provider, the name, the credential's kind and fields, the config (SSRF first, then
+/// the provider's typed config, then its own rules).
+fn check_request<'k>(
+    kit: &'k Kit,
+    body: &ConnectionIn,
+) -> Result<
+    (
+        &'k std::sync::Arc<dyn crate::Provider>,
+        DisplayName,
+        SecretMaterial,
+    ),
+    ApiError,
+> {
     let provider = kit.provider(&body.provider_key).ok_or_else(|| {
         let known: Vec<_> = kit.app.providers.iter().map(|p| p.key()).collect();
         ApiError::bad_request(
@@ -89,7 +169,6 @@ async fn create(
             ),
         )
     })?;
-    let provider_key = ProviderKey::parse(provider.key()).map_err(ApiError::internal)?;
     let display_name = DisplayName::parse(&body.display_name)
         .map_err(|e| ApiError::bad_request("invalid_display_name", e.to_string()))?;
     if !provider.credential_kinds().contains(&body.credential.kind) {
@@ -111,7 +190,7 @@ async fn create(
         ));
     }
     // An internal vendor address is refused as such, whatever else is wrong.
-    check_base_url(&kit, &body.config)?;
+    check_base_url(kit, &body.config)?;
     kit.check_config(provider.key(), &body.config)
         .map_err(|e| ApiError::InvalidField {
             code: "invalid_config",
@@ -140,39 +219,28 @@ async fn create(
     // Validated here too, so a bad secret is refused before anything is stored.
     let material = SecretMaterial::new(body.credential.kind, body.credential.fields.clone())
         .map_err(|e| ApiError::bad_request("invalid_secret", e.to_string()))?;
-    let id = ConnectionId::new();
-    let (credential_id, _reference) = api_kit::custody::store_credential(
-        &kit.ctx,
-        &caller,
-        provider.key(),
-        body.credential.kind,
-        body.credential.fields,
-        Some(&id.to_string()),
-    )
-    .await?;
-    let now = Utc::now();
-    let mut connection = IntegrationConnection::new(
-        NewConnection {
-            tenant_id: tenant.clone(),
-            id,
-            provider_key: provider_key.clone(),
-            display_name,
-            config: body.config,
-            credential_id,
-        },
-        now,
-    );
-    let tested = test(
-        &kit,
-        &tenant,
-        &id,
-        provider.as_ref(),
-        connection.config(),
-        &material,
-    )
-    .await;
+    Ok((provider, display_name, material))
+}
+
+/// Records the connection test's outcome on the connection: the event of an established
+/// connection, or one `IntegrationFailure` (with its document) and what to answer.
+#[allow(clippy::type_complexity)]
+fn record_test(
+    connection: &mut IntegrationConnection,
+    tenant: &TenantId,
+    tested: Result<u64, resilience::CallError>,
+    material: &SecretMaterial,
+) -> Result<
+    (
+        Vec<WriteOp>,
+        Vec<domain::DomainEvent>,
+        Option<(domain::FailureClassification, RedactedText, FailureId)>,
+    ),
+    ApiError,
+> {
     let mut ops = Vec::new();
     let mut events = Vec::new();
+    let id = connection.id();
     let problem = match tested {
         Ok(latency_ms) => {
             events.extend(
@@ -187,14 +255,14 @@ async fn create(
         }
         Err(e) => {
             let failure_id = FailureId::new();
-            let message = redact(&e, &material);
+            let message = redact(&e, material);
             let (failure, event) =
                 IntegrationFailure::record(
                     NewFailure {
                         tenant_id: tenant.clone(),
                         id: failure_id,
                         subject: FailureSubject::Connection(id),
-                        provider_key: Some(provider_key),
+                        provider_key: Some(connection.provider_key().clone()),
                         classification: e.class(),
                         vendor_status: e.failure.vendor_status,
                         vendor_code: e.failure.vendor_code.as_deref().map(|c| {
@@ -221,48 +289,29 @@ async fn create(
             Some((e.class(), message, failure_id))
         }
     };
-    ops.insert(
-        0,
-        WriteOp::create(
-            connection_doc_id(&id),
-            api_kit::Aggregates::document(&connection, CONNECTION)?,
-        ),
+    Ok((ops, events, problem))
+}
+
+/// The answer to a connection whose test failed: the caller's to fix (422) when the
+/// credential was refused or the input is wrong, else the vendor's trouble (502).
+fn failed_test(
+    id: ConnectionId,
+    class: domain::FailureClassification,
+    message: &RedactedText,
+    failure_id: FailureId,
+) -> ApiError {
+    let detail = format!(
+        "connection {id} was saved as failed: {} (failure {failure_id})",
+        message.as_str()
     );
-    kit.store
-        .commit(
-            &kit.ctx,
-            tenant.as_str(),
-            ops,
-            &events,
-            "the connection exists",
-        )
-        .await?;
-    if let Some((class, message, failure_id)) = problem {
-        tracing::info!(tenant = %tenant, connection = %id, ?class, "a connection test failed");
-        let detail = format!(
-            "connection {id} was saved as failed: {} (failure {failure_id})",
-            message.as_str()
-        );
-        // The credential was refused or the input is wrong: the caller's to fix. Anything
-        // else is the vendor's trouble.
-        return Err(match class {
-            domain::FailureClassification::Auth
-            | domain::FailureClassification::Validation
-            | domain::FailureClassification::Unprocessable => {
-                ApiError::unprocessable("connection_test_failed", detail)
-            }
-            _ => ApiError::Upstream(detail),
-        });
+    match class {
+        domain::FailureClassification::Auth
+        | domain::FailureClassification::Validation
+        | domain::FailureClassification::Unprocessable => {
+            ApiError::unprocessable("connection_test_failed", detail)
+        }
+        _ => ApiError::Upstream(detail),
     }
-    Ok((
-        StatusCode::CREATED,
-        [(
-            header::LOCATION,
-            format!("/api/integrations/connections/{id}"),
-        )],
-        Json(connection_out(&connection)?),
-    )
-        .into_response())
 }
 
 /// Config URLs the vendor is called at (`baseUrl`, `endpoint`) are user-supplied: each
