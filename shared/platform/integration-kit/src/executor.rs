@@ -269,20 +269,13 @@ async fn attempt(
         ) else {
             continue;
         };
-        let resolved = match kit
-            .resolver
-            .resolve(tenant.as_str(), &connection.credential_id())
-            .await
-        {
+        let resolved = match credential_of(kit, tenant, &connection).await {
             Ok(r) => r,
-            Err(custody::ResolveError::NotFound | custody::ResolveError::Revoked) => {
-                last = Some(crate::provider::fail(
-                    FailureClassification::Auth,
-                    "the connection's credential is gone or revoked",
-                ));
+            Err(Attempted::Failed(e)) => {
+                last = Some(e);
                 continue;
             }
-            Err(_) => return Err(Attempted::Internal("the credential could not be resolved")),
+            Err(internal) => return Err(internal),
         };
         let key = crate::call_key(tenant.as_str(), provider.key(), &connection.id());
         let receipt_url = kit.receipt_url_for(
@@ -347,6 +340,29 @@ async fn attempt(
             "no connection of this app can serve the run",
         )
     })))
+}
+
+/// The connection's credential as a provider call needs it: one gone or revoked fails the
+/// call as `auth`; a store that cannot answer is ours.
+async fn credential_of(
+    kit: &Kit,
+    tenant: &TenantId,
+    connection: &IntegrationConnection,
+) -> Result<Arc<custody::Resolved>, Attempted> {
+    match kit
+        .resolver
+        .resolve(tenant.as_str(), &connection.credential_id())
+        .await
+    {
+        Ok(r) => Ok(r),
+        Err(custody::ResolveError::NotFound | custody::ResolveError::Revoked) => {
+            Err(Attempted::Failed(crate::provider::fail(
+                FailureClassification::Auth,
+                "the connection's credential is gone or revoked",
+            )))
+        }
+        Err(_) => Err(Attempted::Internal("the credential could not be resolved")),
+    }
 }
 
 enum Attempted {
@@ -757,20 +773,7 @@ async fn check(
     let input = read_input(kit, tenant.as_str(), &run.id())
         .await
         .map_err(|_| Attempted::Internal("the run's input could not be read"))?;
-    let resolved = match kit
-        .resolver
-        .resolve(tenant.as_str(), &connection.credential_id())
-        .await
-    {
-        Ok(r) => r,
-        Err(custody::ResolveError::NotFound | custody::ResolveError::Revoked) => {
-            return Err(Attempted::Failed(crate::provider::fail(
-                FailureClassification::Auth,
-                "the connection's credential is gone or revoked",
-            )));
-        }
-        Err(_) => return Err(Attempted::Internal("the credential could not be resolved")),
-    };
+    let resolved = credential_of(kit, tenant, &connection).await?;
     let key = crate::call_key(tenant.as_str(), provider.key(), &connection.id());
     let idempotency_key = run.id().to_string();
     let call = ProviderCall {

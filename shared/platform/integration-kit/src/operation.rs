@@ -163,11 +163,6 @@ impl<T> Done<T> {
         self.vendor_message_id = Some(id.into());
         self
     }
-
-    pub fn summary(mut self, summary: Value) -> Self {
-        self.summary = Some(summary);
-        self
-    }
 }
 
 /// The vendor accepted the work and finishes it later: look again after `after`. `state` is

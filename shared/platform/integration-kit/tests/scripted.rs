@@ -360,7 +360,8 @@ async fn run(
     rb.send().await.unwrap()
 }
 
-async fn finished(platform: &TestPlatform, token: &str, run: &str) -> Value {
+/// The run once its status is one of `statuses` (within 15 s).
+async fn run_when(platform: &TestPlatform, token: &str, run: &str, statuses: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let v: Value = platform
@@ -369,12 +370,33 @@ async fn finished(platform: &TestPlatform, token: &str, run: &str) -> Value {
             .json()
             .await
             .unwrap();
-        if ["succeeded", "failed", "dead_lettered"].contains(&v["status"].as_str().unwrap_or("")) {
+        if statuses.contains(&v["status"].as_str().unwrap_or("")) {
             return v;
         }
-        assert!(Instant::now() < deadline, "run {run} did not finish: {v}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        assert!(
+            Instant::now() < deadline,
+            "run {run} never got to {statuses:?}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn finished(platform: &TestPlatform, token: &str, run: &str) -> Value {
+    run_when(
+        platform,
+        token,
+        run,
+        &["succeeded", "failed", "dead_lettered"],
+    )
+    .await
+}
+
+/// The `runId` a `POST /runs` answered.
+async fn run_id(answer: reqwest::Response) -> String {
+    answer.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -611,24 +633,8 @@ async fn waiting_runs_are_resumed_until_the_vendor_is_done() {
         &[],
     )
     .await;
-    let id = r.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let waiting = loop {
-        let v: Value = platform
-            .get(&format!("/support/api/integrations/runs/{id}"), &token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if v["status"] == "waiting" {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "never waiting: {v}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let id = run_id(r).await;
+    let waiting = run_when(&platform, &token, &id, &["waiting"]).await;
     assert_eq!(waiting["output"]["jobId"], format!("job-{id}"));
     assert!(waiting["waiting"]["deadline"].is_string(), "{waiting}");
     let r = platform
@@ -647,10 +653,7 @@ async fn waiting_runs_are_resumed_until_the_vendor_is_done() {
         &[],
     )
     .await;
-    let id = r.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = run_id(r).await;
     let done = finished(&platform, &token, &id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["output"]["checks"], 2);
@@ -673,10 +676,7 @@ async fn a_run_waiting_past_its_maximum_fails_once_with_timeout() {
     // Not finished within the wait (a second, where the run may wait two): the usual 202.
     assert_eq!(r.status(), 202);
     assert!(started.elapsed() >= Duration::from_millis(900));
-    let id = r.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = run_id(r).await;
     let done = finished(&platform, &token, &id).await;
     assert_eq!(done["status"], "failed", "{done}");
     let failures: Value = platform
@@ -797,22 +797,8 @@ async fn a_vendor_webhook_ends_a_waiting_run_once() {
         &[],
     )
     .await;
-    let id = r.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while platform
-        .get(&format!("/support/api/integrations/runs/{id}"), &token)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["status"]
-        != "waiting"
-    {
-        assert!(Instant::now() < deadline, "the run never waited");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let id = run_id(r).await;
+    run_when(&platform, &token, &id, &["waiting"]).await;
     let job = format!("job-{id}");
     let body = json!({"job": job, "status": "completed", "checks": 7});
     let r = deliver(&platform, &url, secret, "delivery-1", &body).await;
@@ -855,10 +841,7 @@ async fn a_vendor_webhook_ends_a_waiting_run_once() {
     )
     .await;
     assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["runId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = run_id(r).await;
     let failed = json!({"job": format!("job-{id}"), "status": "failed"});
     assert_eq!(
         deliver(&platform, &url, secret, "delivery-3", &failed)

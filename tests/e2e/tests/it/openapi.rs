@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 use testkit::TestPlatform;
 
-#[tokio::test]
-async fn every_app_documents_every_http_function() {
+/// The four apps through the runner, and the runner's index.
+async fn platform_and_index() -> (TestPlatform, Value) {
     let platform = TestPlatform::start(
         &[
             registry::registration(),
@@ -26,6 +26,12 @@ async fn every_app_documents_every_http_function() {
         .json()
         .await
         .unwrap();
+    (platform, index)
+}
+
+#[tokio::test]
+async fn every_app_documents_every_http_function() {
+    let (platform, index) = platform_and_index().await;
     let apps = index["apps"].as_array().unwrap();
     assert_eq!(apps.len(), 4);
     for app in apps {
@@ -131,25 +137,7 @@ async fn every_app_documents_every_http_function() {
 /// (404 `no such route`) or 405.
 #[tokio::test]
 async fn every_declared_route_is_served() {
-    let platform = TestPlatform::start(
-        &[
-            registry::registration(),
-            webhook_gateway::registration(),
-            sms::registration(),
-            email::registration(),
-        ],
-        json!({}),
-    )
-    .await;
-    let index: Value = platform
-        .client
-        .get(platform.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (platform, index) = platform_and_index().await;
     let mut checked = 0;
     for app in index["apps"].as_array().unwrap() {
         for f in app["functions"].as_array().unwrap() {
