@@ -105,9 +105,34 @@ var platformContainers = [
   'webhooks'
 ]
 var cosmosContainers = concat(platformContainers, vendorApps)
+// Least privilege: each app writes only its own containers. Vendor apps read the registry's
+// (credential references, catalogue, rate-limit hints); the webhook gateway reads the vendor
+// apps' (a source's connection); the registry reads no other.
+var cosmosAccess = {
+  registry: {
+    writes: [
+      'registry'
+    ]
+    reads: []
+  }
+  'webhook-gateway': {
+    writes: [
+      'webhooks'
+    ]
+    reads: vendorApps
+  }
+}
+var vendorCosmosReads = [
+  'registry'
+]
 var payloadContainers = [
   'webhooks-raw'
   'webhooks-outbound'
+]
+// Vendor apps' run inputs and large outputs, kept as long as their runs.
+var runContainers = [
+  'runs-input'
+  'runs-output'
 ]
 
 // Globally unique names: the environment plus a hash of the resource group.
@@ -155,7 +180,7 @@ module dataStorage 'modules/storage.bicep' = {
     name: take('std${compactEnv}${suffix}', 24)
     location: location
     tags: tags
-    containers: payloadContainers
+    containers: concat(payloadContainers, runContainers)
     retentionDays: payloadRetentionDays
     retainedContainers: payloadContainers
   }
@@ -226,6 +251,12 @@ module roles 'modules/roles.bicep' = [for (app, i) in apps: {
     writesSecrets: app == 'registry'
     serviceBusName: serviceBus.outputs.name
     cosmosAccountName: cosmos.outputs.name
+    cosmosDatabaseName: cosmosDatabaseName
+    cosmosMetadataRoleId: cosmos.outputs.metadataReaderRoleId
+    writesContainers: contains(cosmosAccess, app) ? cosmosAccess[app].writes : [
+      app
+    ]
+    readsContainers: contains(cosmosAccess, app) ? cosmosAccess[app].reads : vendorCosmosReads
     hostStorageName: hostStorage.outputs.name
     dataStorageName: dataStorage.outputs.name
     keyVaultName: keyVault.outputs.name

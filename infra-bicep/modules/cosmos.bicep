@@ -68,5 +68,27 @@ resource sqlContainers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
   }
 }]
 
+// Account metadata only (what a client reads on connecting): every app gets it at account
+// scope, and its data roles only on the containers it uses.
+resource metadataReader 'Microsoft.DocumentDB/databaseAccounts/sqlRoleDefinitions@2024-11-15' = {
+  parent: account
+  name: guid(account.id, 'metadata-reader')
+  properties: {
+    roleName: 'Integration Platform metadata reader'
+    type: 'CustomRole'
+    assignableScopes: [
+      account.id
+    ]
+    permissions: [
+      {
+        dataActions: [
+          'Microsoft.DocumentDB/databaseAccounts/readMetadata'
+        ]
+      }
+    ]
+  }
+}
+
 output name string = account.name
+output metadataReaderRoleId string = metadataReader.id
 output endpoint string = account.properties.documentEndpoint

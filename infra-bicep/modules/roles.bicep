@@ -1,12 +1,20 @@
 // What one app's managed identity may do: send and receive on Service Bus, read and write
-// documents (Cosmos DB data contributor), read and write blobs, use the host storage, and
-// read secrets (the registry, the only writer of secrets, may also write them).
+// the documents of its own containers and read those of the containers it is allowed to read
+// (Cosmos DB data roles scoped per container), read and write blobs, use the host storage,
+// and read secrets (the registry, the only writer of secrets, may also write them).
 
 param principalId string
 @description('Whether the app writes secrets (Key Vault Secrets Officer) or only reads them (Secrets User).')
 param writesSecrets bool
 param serviceBusName string
 param cosmosAccountName string
+param cosmosDatabaseName string
+@description('The resource id of the account\'s metadata-only role (cosmos.bicep).')
+param cosmosMetadataRoleId string
+@description('Cosmos DB containers the app writes (its own).')
+param writesContainers array
+@description('Cosmos DB containers the app only reads (another app\'s).')
+param readsContainers array
 param hostStorageName string
 param dataStorageName string
 param keyVaultName string
@@ -18,7 +26,8 @@ var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
-// Cosmos DB's built-in data-plane role (a SQL role definition, not an Azure RBAC role).
+// Cosmos DB's built-in data-plane roles (SQL role definitions, not Azure RBAC roles).
+var cosmosDataReader = '00000000-0000-0000-0000-000000000001'
 var cosmosDataContributor = '00000000-0000-0000-0000-000000000002'
 
 resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
@@ -86,12 +95,33 @@ resource secretsRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource cosmosData 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
+// Account metadata at account scope; data only per container.
+resource cosmosMetadata 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
   parent: cosmos
-  name: guid(cosmos.id, principalId, cosmosDataContributor)
+  name: guid(cosmos.id, principalId, 'metadata')
   properties: {
-    roleDefinitionId: '${cosmos.id}/sqlRoleDefinitions/${cosmosDataContributor}'
+    roleDefinitionId: cosmosMetadataRoleId
     principalId: principalId
     scope: cosmos.id
   }
 }
+
+resource cosmosWrites 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = [for container in writesContainers: {
+  parent: cosmos
+  name: guid(cosmos.id, principalId, cosmosDataContributor, container)
+  properties: {
+    roleDefinitionId: '${cosmos.id}/sqlRoleDefinitions/${cosmosDataContributor}'
+    principalId: principalId
+    scope: '${cosmos.id}/dbs/${cosmosDatabaseName}/colls/${container}'
+  }
+}]
+
+resource cosmosReads 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = [for container in readsContainers: {
+  parent: cosmos
+  name: guid(cosmos.id, principalId, cosmosDataReader, container)
+  properties: {
+    roleDefinitionId: '${cosmos.id}/sqlRoleDefinitions/${cosmosDataReader}'
+    principalId: principalId
+    scope: '${cosmos.id}/dbs/${cosmosDatabaseName}/colls/${container}'
+  }
+}]

@@ -282,6 +282,31 @@ pub(crate) fn var_value<'a>(tokens: &'a [Token], name: &str) -> Option<&'a [Toke
     Some(&tokens[start..end])
 }
 
+/// The entries of an object literal `{ key: { ... } ... }` whose values are objects, by key
+/// (an identifier or a quoted name such as `'webhook-gateway'`).
+#[cfg(test)]
+pub(crate) fn object_entries(object: &[Token]) -> std::collections::BTreeMap<String, &[Token]> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut i = 1;
+    while i + 2 < object.len() {
+        let key = match &object[i].tok {
+            Tok::Ident(k) => Some(k.clone()),
+            Tok::Str { text, .. } => Some(text.clone()),
+            _ => None,
+        };
+        if let Some(key) = key
+            && object[i + 1].tok == Tok::Punct(':')
+            && let Some(value) = group(object, i + 2)
+        {
+            i += 2 + value.len();
+            out.insert(key, value);
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
 /// The value of `<key>: ...` (the first such key in `tokens`), as for [`var_value`].
 #[cfg(test)]
 pub(crate) fn property_value<'a>(tokens: &'a [Token], key: &str) -> Option<&'a [Token]> {

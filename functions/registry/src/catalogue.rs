@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use domain::{
     AuthScheme, ClientId, DisplayName, ExternalApiClient, HttpUrl, IntegrationProvider,
-    NewApiClient, NewProvider, ProviderCategory, ProviderKey, RateLimitHints, TenantId,
+    NewApiClient, NewProvider, ProviderCategory, ProviderKey, RateLimitHints,
 };
 use ports::{Query, WriteOp};
 use serde::{Deserialize, Serialize};
@@ -18,8 +18,7 @@ use serde_json::json;
 
 use crate::store::{commit, document, read};
 
-const PROVIDER: &str = "provider";
-const CLIENT: &str = "client";
+use registry_data::doc_type::{CLIENT, PROVIDER};
 
 pub(crate) fn routes(ctx: AppContext) -> Router {
     Router::new()
@@ -36,7 +35,7 @@ pub(crate) fn routes(ctx: AppContext) -> Router {
 }
 
 pub(crate) fn platform() -> String {
-    TenantId::platform().as_str().to_owned()
+    registry_data::catalogue_partition().to_owned()
 }
 
 pub(crate) fn parse_url(ctx: &AppContext, field: &str, raw: &str) -> Result<HttpUrl, ApiError> {
@@ -55,13 +54,7 @@ fn parse_key(raw: &str) -> Result<ProviderKey, ApiError> {
     ProviderKey::parse(raw).map_err(|e| ApiError::bad_request("invalid_key", e.to_string()))
 }
 
-fn provider_id(key: &ProviderKey) -> String {
-    format!("provider-{key}")
-}
-
-fn client_id(key: &ProviderKey, name: &str, version: &semver::Version) -> String {
-    format!("client-{key}-{name}-{version}")
-}
+use registry_data::{client_doc_id as client_id, provider_doc_id as provider_id};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -11,20 +11,22 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use custody::{Custody, SecretMaterial, credential_doc_id};
+use custody::{Custody, SecretMaterial};
 use domain::{
     ConnectionId, CredentialId, CredentialKind, IntegrationCredential, NewCredential,
     RotationPolicy, TenantId,
 };
 use ports::WriteOp;
+use registry_data::credential_doc_id;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::catalogue::read_provider;
-use crate::rotation::{self, Rotation, rotation_doc_id};
+use crate::rotation::{self, Rotation};
 use crate::store::{commit, document, read};
+use registry_data::rotation_doc_id;
 
-pub(crate) const CREDENTIAL: &str = "credential";
+pub(crate) use registry_data::doc_type::CREDENTIAL;
 
 pub(crate) fn routes(ctx: AppContext) -> Router {
     Router::new()

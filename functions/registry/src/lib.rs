@@ -19,7 +19,7 @@ use functions_runtime::{FunctionApp, FunctionDecl};
 
 pub const SLUG: &str = "registry";
 /// Where the registry keeps its documents.
-pub const CONTAINER: &str = "registry";
+pub use registry_data::CONTAINER;
 /// `source` of the registry's events.
 pub const SOURCE: &str = "/integration/registry";
 
@@ -32,6 +32,7 @@ pub fn registration() -> AppRegistration {
         slug: SLUG,
         build,
         containers: &[CONTAINER],
+        reads: &[],
         subscriptions: Vec::new,
         has_runs_queue: false,
         catalogue: CATALOGUE,

@@ -23,7 +23,7 @@ use app_context::commands::{
 };
 use app_context::{AppContext, CREDENTIAL_ROTATIONS_QUEUE, runs_queue};
 use chrono::{DateTime, Utc};
-use custody::{Custody, SecretMaterial, credential_doc_id};
+use custody::{Custody, SecretMaterial};
 use domain::{
     CredentialId, FailureClassification, FailureId, FailureSubject, IntegrationCredential,
     IntegrationFailure, IntegrationProvider, NewFailure, ProviderCategory, RedactedText,
@@ -32,13 +32,14 @@ use domain::{
 use envelope::Envelope;
 use functions_runtime::{Invocation, InvocationError, InvocationResponse};
 use ports::WriteOp;
+use registry_data::{credential_doc_id, rotation_doc_id};
 use serde::{Deserialize, Serialize};
 
 use crate::credentials::CREDENTIAL;
 use crate::store::{commit, document, read};
 use crate::{CONTAINER, SOURCE};
 
-pub(crate) const ROTATION: &str = "rotation";
+pub(crate) use registry_data::doc_type::ROTATION;
 const FAILURE: &str = "failure";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,10 +75,6 @@ pub(crate) struct Rotation {
     pending: SecretRef,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
-}
-
-pub(crate) fn rotation_doc_id(id: &RotationId) -> String {
-    format!("rotation-{id}")
 }
 
 /// The app that serves a provider: the app whose catalogue lists it; for a provider an

@@ -43,6 +43,8 @@ pub fn registration() -> AppRegistration {
         slug: SLUG,
         build,
         containers: &[CONTAINER],
+        // A source's connection, in its vendor app's container.
+        reads: &app_context::VENDOR_APPS,
         subscriptions: || {
             vec![(
                 EVENTS_TOPIC.to_owned(),

@@ -39,6 +39,7 @@ pub fn registration() -> AppRegistration {
         slug: SLUG,
         build,
         containers: &[CONTAINER],
+        reads: &[],
         subscriptions: || {
             vec![(
                 EVENTS_TOPIC.to_owned(),

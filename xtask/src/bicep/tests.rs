@@ -267,7 +267,7 @@ fn the_containers_are_the_codes() {
         .iter()
         .flat_map(|r| r.containers.iter().map(|c| (*c).to_owned()))
         .collect();
-    code.insert(custody::CREDENTIALS_CONTAINER.to_owned());
+    code.insert(registry_data::CONTAINER.to_owned());
     // Vendor apps not in this build yet will keep their documents in a container named
     // after them, as the integration kit does for those that are.
     for vendor in VENDOR_APPS {
@@ -284,7 +284,18 @@ fn the_containers_are_the_codes() {
         webhook_gateway::outbound::OUTBOUND_CONTAINER.to_owned(),
     ]
     .into();
-    assert_eq!(blobs, code_blobs, "blob containers");
+    assert_eq!(blobs, code_blobs, "blob containers that expire");
+    let runs: BTreeSet<String> = strings_of_var(&main, "runContainers").into_iter().collect();
+    let code_runs: BTreeSet<String> = [
+        integration_kit::INPUT_CONTAINER.to_owned(),
+        integration_kit::OUTPUT_CONTAINER.to_owned(),
+    ]
+    .into();
+    assert_eq!(runs, code_runs, "blob containers of runs");
+    assert!(
+        source("main.bicep").contains("containers: concat(payloadContainers, runContainers)"),
+        "every blob container is created"
+    );
     let text = source("main.bicep");
     assert!(
         text.contains("retainedContainers: payloadContainers"),
@@ -459,10 +470,107 @@ fn each_identity_gets_the_roles_of_the_design() {
             "Cosmos DB Built-in Data Contributor",
             "00000000-0000-0000-0000-000000000002",
         ),
+        (
+            "Cosmos DB Built-in Data Reader",
+            "00000000-0000-0000-0000-000000000001",
+        ),
     ] {
         assert!(roles.contains(id), "{role} ({id}) is not assigned");
     }
     assert!(roles.contains("Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@"));
     assert!(roles.contains("writesSecrets ? keyVaultSecretsOfficer : keyVaultSecretsUser"));
     assert!(source("main.bicep").contains("writesSecrets: app == 'registry'"));
+}
+
+/// What each app's identity may do in Cosmos DB, as main.bicep says: (writes, reads).
+fn bicep_cosmos_access() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
+    let main = tokens("main.bicep");
+    let text = source("main.bicep");
+    let vendor_apps: BTreeSet<String> = VENDOR_APPS.iter().map(|s| (*s).to_owned()).collect();
+    // An array literal, or the name of the vendor apps' list.
+    let names = |value: &[Token]| -> BTreeSet<String> {
+        match value {
+            [t] if t.tok == Tok::Ident("vendorApps".into()) => vendor_apps.clone(),
+            array => string_items(array).into_iter().collect(),
+        }
+    };
+    let listed = var_value(&main, "cosmosAccess").expect("var cosmosAccess");
+    let mut access: BTreeMap<String, _> = object_entries(listed)
+        .into_iter()
+        .map(|(app, entry)| {
+            let writes = names(property_value(entry, "writes").expect("writes"));
+            let reads = names(property_value(entry, "reads").expect("reads"));
+            (app, (writes, reads))
+        })
+        .collect();
+    // Every other app: its own container, and the vendor apps' reads.
+    assert!(text.contains(
+        "writesContainers: contains(cosmosAccess, app) ? cosmosAccess[app].writes : [\n      app\n    ]"
+    ));
+    assert!(text.contains(
+        "readsContainers: contains(cosmosAccess, app) ? cosmosAccess[app].reads : vendorCosmosReads"
+    ));
+    let vendor_reads: BTreeSet<String> = strings_of_var(&main, "vendorCosmosReads")
+        .into_iter()
+        .collect();
+    for app in strings_of_var(&main, "apps") {
+        access
+            .entry(app.clone())
+            .or_insert_with(|| ([app].into(), vendor_reads.clone()));
+    }
+    access
+}
+
+#[test]
+fn each_identity_writes_only_its_own_containers_and_reads_what_its_app_declares() {
+    let access = bicep_cosmos_access();
+    let registered = apps();
+    for (app, (writes, reads)) in &access {
+        // What the code declares (and the hosts enforce, `AppRegistration::context_for`);
+        // a vendor app not in this build yet is what the kit registers for it.
+        let (code_writes, code_reads): (BTreeSet<String>, BTreeSet<String>) =
+            match registered.iter().find(|r| r.slug == app) {
+                Some(r) => (
+                    r.containers.iter().map(|c| (*c).to_owned()).collect(),
+                    r.reads.iter().map(|c| (*c).to_owned()).collect(),
+                ),
+                None => (
+                    [app.clone()].into(),
+                    [registry_data::CONTAINER.to_owned()].into(),
+                ),
+            };
+        assert_eq!(writes, &code_writes, "{app}: containers written");
+        assert_eq!(reads, &code_reads, "{app}: containers read");
+        assert!(writes.is_disjoint(reads), "{app}");
+    }
+    // Only the registry writes the registry's container.
+    for (app, (writes, _)) in &access {
+        assert_eq!(
+            writes.contains(registry_data::CONTAINER),
+            app == "registry",
+            "{app}"
+        );
+    }
+
+    // Data roles are per container; only the metadata role is account-wide.
+    let roles = source("modules/roles.bicep");
+    let per_container = "scope: '${cosmos.id}/dbs/${cosmosDatabaseName}/colls/${container}'";
+    assert_eq!(roles.matches(per_container).count(), 2, "writes and reads");
+    assert!(roles.contains("[for container in writesContainers:"));
+    assert!(roles.contains("[for container in readsContainers:"));
+    assert_eq!(
+        roles.matches("scope: cosmos.id").count(),
+        1,
+        "one account-wide Cosmos DB assignment"
+    );
+    assert!(roles.contains(
+        "roleDefinitionId: cosmosMetadataRoleId\n    principalId: principalId\n    scope: cosmos.id"
+    ));
+    let cosmos = tokens("modules/cosmos.bicep");
+    let actions = property_value(&cosmos, "dataActions").expect("the metadata role's actions");
+    assert_eq!(
+        string_items(actions),
+        ["Microsoft.DocumentDB/databaseAccounts/readMetadata"],
+        "the account-wide role reads metadata only"
+    );
 }

@@ -77,6 +77,7 @@ pub(crate) fn fake_sms_app() -> AppRegistration {
         slug: "sms",
         build: build_fake,
         containers: &[],
+        reads: &[],
         subscriptions: Vec::new,
         has_runs_queue: true,
         catalogue: &[],

@@ -12,6 +12,8 @@ use ports::{
 };
 use tokio::sync::Notify;
 
+mod scope;
+
 /// The topic every platform event goes to (design §7).
 pub const EVENTS_TOPIC: &str = "integration-events";
 /// The queue of outbound webhook deliveries.
@@ -120,8 +122,13 @@ impl AppContext {
 pub struct AppRegistration {
     pub slug: &'static str,
     pub build: fn(&AppContext) -> FunctionApp,
-    /// Document containers that may hold outbox documents.
+    /// The document containers the app owns: the only ones it writes (and where its outbox
+    /// documents are).
     pub containers: &'static [&'static str],
+    /// Other apps' containers the app reads (never writes): vendor apps read the
+    /// registry's, the webhook gateway reads the vendor apps' connections. Hosts enforce
+    /// both lists ([`AppRegistration::context_for`]); Bicep grants the same roles.
+    pub reads: &'static [&'static str],
     /// Topic subscriptions the app consumes, with their filters.
     pub subscriptions: fn() -> Vec<(String, SubscriptionSpec)>,
     /// Whether the app has a `runs-<slug>` queue (the vendor-facing apps do).
@@ -171,6 +178,22 @@ impl CatalogueEntry {
 pub struct AppCatalogue {
     pub app: &'static str,
     pub providers: &'static [CatalogueEntry],
+}
+
+impl AppRegistration {
+    /// `ctx` as this app may use it: its document store limited to the app's own
+    /// containers for writes and to those plus [`AppRegistration::reads`] for reads.
+    pub fn context_for(&self, ctx: &AppContext) -> AppContext {
+        AppContext {
+            documents: Arc::new(scope::ScopedDocuments {
+                inner: ctx.documents.clone(),
+                app: self.slug,
+                writes: self.containers,
+                reads: self.reads,
+            }),
+            ..ctx.clone()
+        }
+    }
 }
 
 impl std::fmt::Debug for AppRegistration {

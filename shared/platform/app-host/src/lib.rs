@@ -181,7 +181,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut context = open(registration, settings).await?;
     context.catalogue = catalogue;
-    let app = (registration.build)(&context)
+    let app = (registration.build)(&registration.context_for(&context))
         // Service Bus invocations join the trace of the message that triggered them.
         .with_invocation_spans(telemetry::span_from_traceparent);
     app.validate()

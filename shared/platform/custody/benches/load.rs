@@ -8,13 +8,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use custody::{CREDENTIALS_CONTAINER, Custody, Resolver, SecretMaterial, credential_doc_id};
+use custody::{Custody, Resolver, SecretMaterial};
 use domain::{
     CredentialId, CredentialKind, IntegrationCredential, NewCredential, ProviderKey, RotationId,
     RotationPolicy, TenantId,
 };
 use embedded::{Durability, EncryptedSecretStore, SqliteDocumentStore};
 use ports::DocumentStoreExt as _;
+use registry_data::{CONTAINER as CREDENTIALS_CONTAINER, credential_doc_id};
 use serde_json::json;
 
 fn material(v: &str) -> SecretMaterial {

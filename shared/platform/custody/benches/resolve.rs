@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use custody::{Custody, Resolver, SecretMaterial, credential_doc_id};
+use custody::{Custody, Resolver, SecretMaterial};
 use divan::{Bencher, black_box};
 use domain::{
     CredentialId, CredentialKind, IntegrationCredential, NewCredential, ProviderKey,
@@ -10,6 +10,7 @@ use domain::{
 };
 use embedded::{Durability, EncryptedSecretStore, SqliteDocumentStore};
 use ports::DocumentStoreExt as _;
+use registry_data::credential_doc_id;
 use serde_json::json;
 
 fn main() {
@@ -57,7 +58,7 @@ fn fixture() -> Fixture {
         );
         documents
             .create(
-                custody::CREDENTIALS_CONTAINER,
+                registry_data::CONTAINER,
                 "bench",
                 &credential_doc_id(&id),
                 serde_json::to_value(&credential).unwrap(),

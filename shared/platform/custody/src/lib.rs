@@ -14,9 +14,7 @@ pub mod oauth;
 mod resolver;
 
 pub use material::{MaterialError, SecretMaterial};
-pub use resolver::{
-    CREDENTIALS_CONTAINER, ResolveError, Resolved, Resolver, ResolverStats, credential_doc_id,
-};
+pub use resolver::{ResolveError, Resolved, Resolver, ResolverStats};
 
 use std::sync::Arc;
 

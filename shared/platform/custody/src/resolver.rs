@@ -6,17 +6,10 @@ use std::time::Duration;
 
 use moka::future::Cache;
 
-use domain::{CredentialId, CredentialKind, CredentialStatus, IntegrationCredential, SecretRef};
+use domain::{CredentialId, CredentialKind, CredentialStatus, SecretRef};
 use ports::{DocumentStore, PortError, SecretStore};
 
 use crate::material::{MaterialError, SecretMaterial};
-
-/// Where credential documents live, and under which id.
-pub const CREDENTIALS_CONTAINER: &str = "registry";
-
-pub fn credential_doc_id(id: &CredentialId) -> String {
-    format!("credential-{id}")
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -152,12 +145,9 @@ impl Resolver {
     }
 
     async fn load(&self, tenant: &str, id: &CredentialId) -> Result<Arc<Resolved>, ResolveError> {
-        let doc = self
-            .documents
-            .read(CREDENTIALS_CONTAINER, tenant, &credential_doc_id(id))
+        let credential = registry_data::read_credential(self.documents.as_ref(), tenant, id)
             .await?
             .ok_or(ResolveError::NotFound)?;
-        let credential: IntegrationCredential = doc.parse()?;
         if credential.status() == CredentialStatus::Revoked {
             return Err(ResolveError::Revoked);
         }

@@ -3,15 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use custody::{
-    CREDENTIALS_CONTAINER, Custody, ResolveError, Resolver, SecretMaterial, credential_doc_id,
-};
+use custody::{Custody, ResolveError, Resolver, SecretMaterial};
 use domain::{
     CredentialId, CredentialKind, IntegrationCredential, NewCredential, ProviderKey, RotationId,
     RotationPolicy, TenantId,
 };
 use embedded::{Durability, EncryptedSecretStore, SqliteDocumentStore};
 use ports::{DocumentStore, DocumentStoreExt as _};
+use registry_data::{CONTAINER as CREDENTIALS_CONTAINER, credential_doc_id};
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 

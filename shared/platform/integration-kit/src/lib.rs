@@ -188,6 +188,8 @@ pub fn registration(
         slug,
         build,
         containers: containers(slug),
+        // Credential references, catalogue entries and rate-limit hints.
+        reads: &[registry_data::CONTAINER],
         subscriptions: Vec::new,
         has_runs_queue: true,
         catalogue,
@@ -218,8 +220,6 @@ pub(crate) struct Kit {
     pub(crate) rate_limits: moka::future::Cache<String, Option<resilience::RateLimit>>,
 }
 
-/// Where the registry keeps the provider catalogue (partition `platform`).
-const CATALOGUE_CONTAINER: &str = "registry";
 /// How long a provider's rate limit is trusted before the catalogue is read again.
 const RATE_LIMIT_TTL: Duration = Duration::from_secs(60);
 
@@ -231,27 +231,16 @@ impl Kit {
     pub(crate) async fn rate_limit(&self, provider: &str) -> Option<resilience::RateLimit> {
         self.rate_limits
             .get_with_by_ref(provider, async {
-                match self
-                    .ctx
-                    .documents
-                    .read(
-                        CATALOGUE_CONTAINER,
-                        domain::TenantId::platform().as_str(),
-                        &format!("provider-{provider}"),
-                    )
+                registry_data::rate_limit_hints(self.ctx.documents.as_ref(), provider)
                     .await
-                {
-                    Ok(Some(doc)) => doc
-                        .parse::<domain::IntegrationProvider>()
-                        .ok()
-                        .and_then(|p| p.rate_limit_hints()?.requests_per_second)
-                        .and_then(std::num::NonZeroU32::new)
-                        .map(|n| resilience::RateLimit {
-                            per_second: n,
-                            burst: n,
-                        }),
-                    _ => None,
-                }
+                    .ok()
+                    .flatten()
+                    .and_then(|hints| hints.requests_per_second)
+                    .and_then(std::num::NonZeroU32::new)
+                    .map(|n| resilience::RateLimit {
+                        per_second: n,
+                        burst: n,
+                    })
             })
             .await
     }

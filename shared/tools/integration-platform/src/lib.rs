@@ -220,7 +220,7 @@ impl Runner {
             .unwrap_or_else(default_concurrent_calls)
             .max(1);
         for reg in apps {
-            let app = (reg.build)(&context)
+            let app = (reg.build)(&reg.context_for(&context))
                 // Service Bus invocations join the trace of the message that triggered them.
                 .with_invocation_spans(telemetry::span_from_traceparent);
             app.validate()

@@ -58,6 +58,7 @@ fn registration() -> AppRegistration {
         slug: SLUG,
         build,
         containers: &[CONTAINER],
+        reads: &[],
         subscriptions: || {
             vec![(
                 EVENTS_TOPIC.to_owned(),
