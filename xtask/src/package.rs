@@ -185,7 +185,7 @@ pub(crate) fn declarations(
         .map_err(|e| anyhow::anyhow!("cannot make a throwaway token key: {e}"))?;
     let ctx = ports.context(settings.clone(), Arc::new(tokens));
     let _entered = runtime.enter();
-    let app = (reg.build)(&ctx);
+    let app = (reg.build)(&ctx).with_context(|| format!("app {}", reg.slug))?;
     app.validate()
         .with_context(|| format!("app {} declares functions the host would refuse", reg.slug))?;
     Ok(app.declarations().to_vec())

@@ -20,7 +20,7 @@ pub mod providers;
 
 use std::collections::HashSet;
 
-use app_context::{AppContext, AppRegistration, CatalogueEntry};
+use app_context::{AppContext, AppRegistration, CatalogueEntry, InvalidSetting};
 use base64::Engine as _;
 use domain::AuthScheme;
 use functions_runtime::FunctionApp;
@@ -81,8 +81,8 @@ pub fn registration() -> AppRegistration {
     integration_kit::registration(SLUG, build, CATALOGUE)
 }
 
-pub fn build(ctx: &AppContext) -> FunctionApp {
-    let net = providers::Net::from_context(ctx);
+pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
+    let net = providers::Net::from_context(ctx)?;
     VendorApp::new(SLUG, SOURCE)
         .failover(true)
         .provider(providers::fake::Fake)

@@ -3,11 +3,9 @@
 use api_kit::{ApiError, Caller, JsonBody, OPERATOR_ROLE, Paging, QueryParams};
 use app_context::AppContext;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use domain::{
     AuthScheme, ClientId, DisplayName, ExternalApiClient, HttpUrl, IntegrationProvider,
     NewApiClient, NewProvider, ProviderCategory, ProviderKey, RateLimitHints,
@@ -19,20 +17,6 @@ use serde_json::json;
 use crate::store::{commit, document, read};
 
 use registry_data::doc_type::{CLIENT, PROVIDER};
-
-pub(crate) fn routes(ctx: AppContext) -> Router {
-    Router::new()
-        .route(
-            "/api/integrations/providers",
-            post(register_provider).get(list_providers),
-        )
-        .route("/api/integrations/providers/{key}", get(get_provider))
-        .route(
-            "/api/integrations/providers/{key}/clients",
-            post(register_client).get(list_clients),
-        )
-        .with_state(ctx)
-}
 
 pub(crate) fn platform() -> String {
     registry_data::catalogue_partition().to_owned()
@@ -58,7 +42,7 @@ use registry_data::{client_doc_id as client_id, provider_doc_id as provider_id};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ProviderIn {
+pub(crate) struct ProviderIn {
     key: String,
     display_name: String,
     category: ProviderCategory,
@@ -94,7 +78,7 @@ fn provider_out(p: &IntegrationProvider) -> ProviderOut<'_> {
     }
 }
 
-async fn register_provider(
+pub(crate) async fn register_provider(
     State(ctx): State<AppContext>,
     caller: Caller,
     JsonBody(body): JsonBody<ProviderIn>,
@@ -124,7 +108,7 @@ async fn register_provider(
         .into_response())
 }
 
-async fn list_providers(
+pub(crate) async fn list_providers(
     State(ctx): State<AppContext>,
     _caller: Caller,
     QueryParams(paging): QueryParams<Paging>,
@@ -165,7 +149,7 @@ pub(crate) async fn read_provider(
     }
 }
 
-async fn get_provider(
+pub(crate) async fn get_provider(
     State(ctx): State<AppContext>,
     _caller: Caller,
     Path(key): Path<String>,
@@ -176,7 +160,7 @@ async fn get_provider(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ClientIn {
+pub(crate) struct ClientIn {
     name: String,
     version: String,
     base_url: String,
@@ -212,7 +196,7 @@ fn valid_client_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-async fn register_client(
+pub(crate) async fn register_client(
     State(ctx): State<AppContext>,
     caller: Caller,
     Path(key): Path<String>,
@@ -261,7 +245,7 @@ async fn register_client(
         .into_response())
 }
 
-async fn list_clients(
+pub(crate) async fn list_clients(
     State(ctx): State<AppContext>,
     _caller: Caller,
     Path(key): Path<String>,

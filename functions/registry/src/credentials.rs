@@ -1,16 +1,12 @@
 //! Credential custody routes: a tenant's credentials are created here (the registry is the
 //! only writer of secrets) and rotated through the saga in `rotation`.
 
-use std::time::Duration;
-
 use api_kit::{ApiError, Caller, JsonBody};
 use app_context::AppContext;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use custody::{Custody, SecretMaterial};
 use domain::{
     ConnectionId, CredentialId, CredentialKind, IntegrationCredential, NewCredential,
@@ -23,25 +19,12 @@ use serde_json::{Map, Value};
 
 use crate::catalogue::read_provider;
 use crate::rotation::{self, Rotation};
+use crate::settings::Settings;
 use crate::store::{commit, document, read};
 use registry_data::rotation_doc_id;
+use std::sync::Arc;
 
 pub(crate) use registry_data::doc_type::CREDENTIAL;
-
-pub(crate) fn routes(ctx: AppContext) -> Router {
-    Router::new()
-        .route("/api/integrations/credentials", post(create_credential))
-        .route("/api/integrations/credentials/rotate", post(rotate))
-        .route(
-            "/api/integrations/credentials/rotations/{rotation_id}",
-            get(get_rotation),
-        )
-        .route(
-            "/api/integrations/credentials/{credential_id}",
-            get(get_credential),
-        )
-        .with_state(ctx)
-}
 
 fn material_error(e: custody::MaterialError) -> ApiError {
     ApiError::bad_request("invalid_secret", e.to_string())
@@ -49,7 +32,7 @@ fn material_error(e: custody::MaterialError) -> ApiError {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CredentialIn {
+pub(crate) struct CredentialIn {
     provider_key: String,
     kind: CredentialKind,
     secret: Map<String, Value>,
@@ -68,7 +51,7 @@ fn tenant_of(caller: &Caller) -> Result<TenantId, ApiError> {
     TenantId::parse_tenant(caller.tenant_id()).map_err(|e| ApiError::Forbidden(e.to_string()))
 }
 
-async fn create_credential(
+pub(crate) async fn create_credential(
     State(ctx): State<AppContext>,
     caller: Caller,
     JsonBody(body): JsonBody<CredentialIn>,
@@ -148,7 +131,7 @@ pub(crate) async fn read_credential(
         .ok_or_else(|| ApiError::not_found("the credential"))
 }
 
-async fn get_credential(
+pub(crate) async fn get_credential(
     State(ctx): State<AppContext>,
     caller: Caller,
     Path(id): Path<String>,
@@ -159,23 +142,15 @@ async fn get_credential(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RotateIn {
+pub(crate) struct RotateIn {
     credential_id: String,
     #[serde(default)]
     secret: Option<Map<String, Value>>,
 }
 
-/// How long the owning app has to answer a re-test before the rotation is abandoned.
-pub(crate) fn test_timeout(ctx: &AppContext) -> Duration {
-    let secs = ctx
-        .setting("ROTATION_TEST_TIMEOUT_SECONDS")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    Duration::from_secs(secs)
-}
-
-async fn rotate(
+pub(crate) async fn rotate(
     State(ctx): State<AppContext>,
+    State(settings): State<Arc<Settings>>,
     caller: Caller,
     JsonBody(body): JsonBody<RotateIn>,
 ) -> Result<Response, ApiError> {
@@ -190,12 +165,12 @@ async fn rotate(
                 &tenant,
                 credential.id(),
                 &material,
-                test_timeout(&ctx),
+                settings.test_timeout,
             )
             .await?
         }
         None if credential.kind() == CredentialKind::Oauth2RefreshToken => {
-            rotation::self_rotate(&ctx, &credential, test_timeout(&ctx)).await?
+            rotation::self_rotate(&ctx, &settings, &credential).await?
         }
         None => {
             return Err(ApiError::bad_request(
@@ -213,7 +188,7 @@ async fn rotate(
         .into_response())
 }
 
-async fn get_rotation(
+pub(crate) async fn get_rotation(
     State(ctx): State<AppContext>,
     caller: Caller,
     Path(id): Path<String>,

@@ -12,10 +12,19 @@ mod builtin;
 mod catalogue;
 mod credentials;
 mod rotation;
+mod settings;
 mod store;
 
-use app_context::{AppContext, AppRegistration, CREDENTIAL_ROTATIONS_QUEUE};
+use std::sync::Arc;
+
+use app_context::{AppContext, AppRegistration, CREDENTIAL_ROTATIONS_QUEUE, InvalidSetting};
+use axum::routing::{get, post};
 use functions_runtime::{FunctionApp, FunctionDecl};
+
+pub use crate::settings::{
+    DEFAULT_ROTATION_SCHEDULE, ROTATION_SCHEDULE_SETTING, ROTATION_TEST_TIMEOUT_SETTING,
+};
+use crate::settings::{Registry, Settings};
 
 pub const SLUG: &str = "registry";
 /// Where the registry keeps its documents.
@@ -39,70 +48,79 @@ pub fn registration() -> AppRegistration {
     }
 }
 
-/// The rotation sweep's schedule when the `ROTATION_SCHEDULE` setting does not give one:
-/// hourly, on the hour (six-field NCRONTAB).
-pub const DEFAULT_ROTATION_SCHEDULE: &str = "0 0 * * * *";
-
-/// The app: its functions and their code.
-pub fn build(ctx: &AppContext) -> FunctionApp {
-    let schedule = ctx
-        .setting("ROTATION_SCHEDULE")
-        .unwrap_or(DEFAULT_ROTATION_SCHEDULE)
-        .to_owned();
-    let (advance_ctx, sweep_ctx) = (ctx.clone(), ctx.clone());
-    FunctionApp::new(SLUG)
-        .http_routes(catalogue::routes(ctx.clone()).merge(credentials::routes(ctx.clone())))
-        .http_function(FunctionDecl::http(
-            "RegisterProvider",
-            "integrations/providers",
-            &["post"],
-        ))
-        .http_function(FunctionDecl::http(
-            "ListProviders",
-            "integrations/providers",
-            &["get"],
-        ))
-        .http_function(FunctionDecl::http(
-            "GetProvider",
-            "integrations/providers/{key}",
-            &["get"],
-        ))
-        .http_function(FunctionDecl::http(
-            "RegisterApiClient",
-            "integrations/providers/{key}/clients",
-            &["post"],
-        ))
-        .http_function(FunctionDecl::http(
-            "ListApiClients",
-            "integrations/providers/{key}/clients",
-            &["get"],
-        ))
-        .http_function(FunctionDecl::http(
-            "CreateCredential",
-            "integrations/credentials",
-            &["post"],
-        ))
-        .http_function(FunctionDecl::http(
-            "RotateCredential",
-            "integrations/credentials/rotate",
-            &["post"],
-        ))
-        .http_function(FunctionDecl::http(
-            "GetRotation",
-            "integrations/credentials/rotations/{rotationId}",
-            &["get"],
-        ))
-        .http_function(FunctionDecl::http(
-            "GetCredential",
-            "integrations/credentials/{credentialId}",
-            &["get"],
-        ))
+/// The app: its settings read and checked, then its functions and their code. Each HTTP
+/// function is declared with its route and handler together (`FunctionApp::route`).
+pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
+    let settings = Arc::new(Settings::read(ctx)?);
+    let state = Registry {
+        ctx: ctx.clone(),
+        settings: settings.clone(),
+    };
+    let http = |name: &str, route: &str, method: &str| FunctionDecl::http(name, route, &[method]);
+    let (advance_ctx, sweep) = (ctx.clone(), state.clone());
+    Ok(FunctionApp::new(SLUG)
+        .route(
+            http("RegisterProvider", "integrations/providers", "post"),
+            post(catalogue::register_provider).with_state(state.clone()),
+        )
+        .route(
+            http("ListProviders", "integrations/providers", "get"),
+            get(catalogue::list_providers).with_state(state.clone()),
+        )
+        .route(
+            http("GetProvider", "integrations/providers/{key}", "get"),
+            get(catalogue::get_provider).with_state(state.clone()),
+        )
+        .route(
+            http(
+                "RegisterApiClient",
+                "integrations/providers/{key}/clients",
+                "post",
+            ),
+            post(catalogue::register_client).with_state(state.clone()),
+        )
+        .route(
+            http(
+                "ListApiClients",
+                "integrations/providers/{key}/clients",
+                "get",
+            ),
+            get(catalogue::list_clients).with_state(state.clone()),
+        )
+        .route(
+            http("CreateCredential", "integrations/credentials", "post"),
+            post(credentials::create_credential).with_state(state.clone()),
+        )
+        .route(
+            http(
+                "RotateCredential",
+                "integrations/credentials/rotate",
+                "post",
+            ),
+            post(credentials::rotate).with_state(state.clone()),
+        )
+        .route(
+            http(
+                "GetRotation",
+                "integrations/credentials/rotations/{rotationId}",
+                "get",
+            ),
+            get(credentials::get_rotation).with_state(state.clone()),
+        )
+        .route(
+            http(
+                "GetCredential",
+                "integrations/credentials/{credentialId}",
+                "get",
+            ),
+            get(credentials::get_credential).with_state(state),
+        )
         .function(
             FunctionDecl::queue("AdvanceRotation", CREDENTIAL_ROTATIONS_QUEUE),
             move |inv| rotation::advance(advance_ctx.clone(), inv),
         )
         .function(
-            FunctionDecl::timer("RotationSweep", &schedule),
-            move |inv| rotation::sweep(sweep_ctx.clone(), inv),
-        )
+            FunctionDecl::timer("RotationSweep", &settings.rotation_schedule),
+            move |inv| rotation::sweep(sweep.clone(), inv),
+        ))
 }

@@ -33,6 +33,8 @@ use envelope::Envelope;
 use functions_runtime::{Invocation, InvocationError, InvocationResponse};
 use ports::WriteOp;
 use registry_data::{credential_doc_id, rotation_doc_id};
+
+use crate::settings::{Registry, Settings};
 use serde::{Deserialize, Serialize};
 
 use crate::credentials::CREDENTIAL;
@@ -209,18 +211,13 @@ pub(crate) async fn start(
     Ok(rotation_id)
 }
 
-/// The guard for calls to user-supplied URLs (token endpoints).
-fn guard(ctx: &AppContext) -> netguard::Guard {
-    netguard::Guard::from_setting(ctx.setting(netguard::ALLOWED_HOSTS_SETTING))
-}
-
 /// Rotates a refresh-token credential by itself: one refresh grant against its token
 /// endpoint; a vendor that rotates refresh tokens hands out the new secret, which then goes
 /// through the same saga (re-test, promote or keep).
 pub(crate) async fn self_rotate(
     ctx: &AppContext,
+    settings: &Settings,
     credential: &IntegrationCredential,
-    timeout: Duration,
 ) -> Result<RotationId, ApiError> {
     let resolver = custody::Resolver::new(ctx.documents.clone(), ctx.secrets.clone());
     let current = resolver
@@ -232,7 +229,7 @@ pub(crate) async fn self_rotate(
                 credential.id()
             ))
         })?;
-    let renewed = custody::oauth::refresh(&current, &guard(ctx))
+    let renewed = custody::oauth::refresh(&current, &settings.guard)
         .await
         .map_err(|e| match e {
             custody::oauth::RefreshError::Setup(e) => {
@@ -253,7 +250,7 @@ pub(crate) async fn self_rotate(
         credential.tenant_id(),
         credential.id(),
         &renewed,
-        timeout,
+        settings.test_timeout,
     )
     .await
 }
@@ -424,7 +421,7 @@ const DUE: &str = "rotationDue";
 /// `CredentialRotationDue` once per deadline (a marker document, created in the same batch as
 /// the event, makes later sweeps skip it).
 pub(crate) async fn sweep(
-    ctx: AppContext,
+    Registry { ctx, settings }: Registry,
     inv: Invocation,
 ) -> Result<InvocationResponse, InvocationError> {
     inv.timer()?;
@@ -458,7 +455,7 @@ pub(crate) async fn sweep(
             // Kinds that can rotate themselves do; the others (and a failed attempt) are
             // announced for someone to act on.
             if credential.kind() == domain::CredentialKind::Oauth2RefreshToken {
-                match self_rotate(&ctx, &credential, crate::credentials::test_timeout(&ctx)).await {
+                match self_rotate(&ctx, &settings, &credential).await {
                     Ok(rotation) => {
                         tracing::info!(credential = %credential.id(), %rotation, "due credential rotating itself");
                         continue;

@@ -6,7 +6,7 @@
 
 pub mod providers;
 
-use app_context::{AppContext, AppRegistration, CatalogueEntry};
+use app_context::{AppContext, AppRegistration, CatalogueEntry, InvalidSetting};
 use domain::AuthScheme;
 use functions_runtime::FunctionApp;
 use integration_kit::{Operation, VendorApp};
@@ -55,7 +55,7 @@ pub fn registration() -> AppRegistration {
     integration_kit::registration(SLUG, build, CATALOGUE)
 }
 
-pub fn build(ctx: &AppContext) -> FunctionApp {
+pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
     VendorApp::new(SLUG, SOURCE)
         .failover(true)
         .provider(providers::fake::Fake)

@@ -13,12 +13,10 @@ use std::time::{Duration, Instant};
 use api_kit::ApiError;
 use app_context::AppContext;
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use bytes::Bytes;
 use domain::{CredentialKind, InboundWebhook, PayloadRef, WebhookScheme};
 use functions_runtime::problem::problem;
@@ -27,6 +25,7 @@ use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use crate::settings::Settings;
 use crate::sources::{StoredSource, read_source};
 use crate::{CONTAINER, RAW_CONTAINER, SOURCE};
 
@@ -34,8 +33,9 @@ use crate::{CONTAINER, RAW_CONTAINER, SOURCE};
 pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
 
 #[derive(Clone)]
-struct Inbound {
+pub(crate) struct Inbound {
     ctx: AppContext,
+    settings: Arc<Settings>,
     resolver: Arc<custody::Resolver>,
     /// Sources ready to verify with (document, scheme, secret), kept for a few seconds: the
     /// inbound door is the hottest path and a source changes rarely. A change (a new
@@ -57,21 +57,18 @@ struct Ready {
     secret: webhooks::Secret,
 }
 
-pub(crate) fn routes(ctx: AppContext) -> Router {
-    let resolver = Arc::new(custody::Resolver::new(
-        ctx.documents.clone(),
-        ctx.secrets.clone(),
-    ));
-    Router::new()
-        .route(
-            "/api/webhooks/inbound/{source_id}",
-            post(receive).options(abuse_protection),
-        )
-        .with_state(Inbound {
-            ctx,
-            resolver,
+impl Inbound {
+    pub(crate) fn new(ctx: &AppContext, settings: Arc<Settings>) -> Self {
+        Inbound {
+            resolver: Arc::new(custody::Resolver::new(
+                ctx.documents.clone(),
+                ctx.secrets.clone(),
+            )),
+            ctx: ctx.clone(),
+            settings,
             sources: Default::default(),
-        })
+        }
+    }
 }
 
 /// The `webhooks` scheme for a source: its kind and the options it was registered with.
@@ -166,7 +163,7 @@ async fn ready_source(state: &Inbound, source_id: &str) -> Result<Option<Arc<Rea
 /// `OPTIONS`: the abuse-protection handshake of CloudEvents' HTTP webhooks (what Event Grid
 /// sends a CloudEvents endpoint before delivering): the origin asking is allowed, at any
 /// rate. Nothing is stored; deliveries are still verified one by one.
-async fn abuse_protection(headers: HeaderMap) -> Response {
+pub(crate) async fn abuse_protection(headers: HeaderMap) -> Response {
     let mut response = StatusCode::OK.into_response();
     let h = response.headers_mut();
     h.insert(
@@ -183,7 +180,7 @@ async fn abuse_protection(headers: HeaderMap) -> Response {
     response
 }
 
-async fn receive(
+pub(crate) async fn receive(
     State(state): State<Inbound>,
     Path(source_id): Path<String>,
     method: Method,
@@ -250,12 +247,9 @@ async fn accept(
     };
     let (source, scheme, secret) = (&ready.stored.source, &ready.scheme, &ready.secret);
     // The URL the vendor signed (Twilio): the public address, not the one we were called on.
-    let base = ctx
-        .setting("WEBHOOK_GATEWAY_URL")
-        .unwrap_or("")
-        .trim_end_matches('/');
     let url = format!(
-        "{base}{}",
+        "{}{}",
+        state.settings.public_url,
         uri.path_and_query()
             .map(|p| p.as_str())
             .unwrap_or(uri.path())

@@ -15,12 +15,19 @@
 
 mod inbound;
 pub mod outbound;
+mod settings;
 mod sources;
 
+use std::sync::Arc;
+
 use app_context::{
-    AppContext, AppRegistration, EVENTS_TOPIC, WEBHOOK_DELIVERIES_ORDERED_QUEUE,
+    AppContext, AppRegistration, EVENTS_TOPIC, InvalidSetting, WEBHOOK_DELIVERIES_ORDERED_QUEUE,
     WEBHOOK_DELIVERIES_QUEUE,
 };
+use axum::routing::{get, post};
+
+pub use crate::settings::{BREAKER_OPEN_SETTING, BREAKER_THRESHOLD_SETTING};
+use crate::settings::{Gateway, Settings};
 use functions_runtime::{FunctionApp, FunctionDecl, ServiceBusSource};
 use serde_json::json;
 
@@ -67,28 +74,31 @@ pub fn registration() -> AppRegistration {
     }
 }
 
-pub fn build(ctx: &AppContext) -> FunctionApp {
-    let deliverer = outbound::Deliverer::new(ctx);
+/// The app: its settings read and checked, then its functions and their code. Each HTTP
+/// function is declared with its route and handler together (`FunctionApp::route`).
+pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
+    let settings = Arc::new(Settings::read(ctx)?);
+    let deliverer = outbound::Deliverer::new(ctx, &settings);
     let ordered_deliverer = deliverer.clone();
     let fan_out_ctx = ctx.clone();
-    FunctionApp::new(SLUG)
-        .http_routes(
-            sources::routes(ctx.clone())
-                .merge(inbound::routes(ctx.clone()))
-                .merge(outbound::routes(ctx.clone())),
+    let state = Gateway {
+        ctx: ctx.clone(),
+        settings: settings.clone(),
+    };
+    let inbound = inbound::Inbound::new(ctx, settings);
+    let http = |name: &str, route: &str, methods: &[&str]| FunctionDecl::http(name, route, methods);
+    use outbound::{deliveries, subscriptions};
+    Ok(FunctionApp::new(SLUG)
+        .route(
+            http("CreateSource", "webhooks/sources", &["post"]),
+            post(sources::create_source).with_state(state.clone()),
         )
-        .http_function(FunctionDecl::http(
-            "CreateSource",
-            "webhooks/sources",
-            &["post"],
-        ))
-        .http_function(FunctionDecl::http(
-            "GetSource",
-            "webhooks/sources/{sourceId}",
-            &["get"],
-        ))
-        .http_function(
-            FunctionDecl::http(
+        .route(
+            http("GetSource", "webhooks/sources/{sourceId}", &["get"]),
+            get(sources::get_source).with_state(state.clone()),
+        )
+        .route(
+            http(
                 "ReceiveWebhook",
                 "webhooks/inbound/{sourceId}",
                 &["post", "options"],
@@ -96,32 +106,40 @@ pub fn build(ctx: &AppContext) -> FunctionApp {
             // The vendor's signature over the exact bytes is the authentication.
             .public()
             .api(json!({"summary": "A vendor's webhook delivery to a source"})),
+            post(inbound::receive)
+                .options(inbound::abuse_protection)
+                .with_state(inbound),
         )
-        .http_function(FunctionDecl::http(
-            "CreateSubscription",
-            "webhooks/subscriptions",
-            &["post"],
-        ))
-        .http_function(FunctionDecl::http(
-            "Subscription",
-            "webhooks/subscriptions/{subscriptionId}",
-            &["get", "delete"],
-        ))
-        .http_function(FunctionDecl::http(
-            "SendEvent",
-            "webhooks/deliveries",
-            &["post"],
-        ))
-        .http_function(FunctionDecl::http(
-            "GetDelivery",
-            "webhooks/deliveries/{deliveryId}",
-            &["get"],
-        ))
-        .http_function(FunctionDecl::http(
-            "ReplayDelivery",
-            "webhooks/deliveries/{deliveryId}/replay",
-            &["post"],
-        ))
+        .route(
+            http("CreateSubscription", "webhooks/subscriptions", &["post"]),
+            post(subscriptions::create).with_state(state.clone()),
+        )
+        .route(
+            http(
+                "Subscription",
+                "webhooks/subscriptions/{subscriptionId}",
+                &["get", "delete"],
+            ),
+            get(subscriptions::show)
+                .delete(subscriptions::remove)
+                .with_state(state.clone()),
+        )
+        .route(
+            http("SendEvent", "webhooks/deliveries", &["post"]),
+            post(deliveries::fan_out).with_state(state.clone()),
+        )
+        .route(
+            http("GetDelivery", "webhooks/deliveries/{deliveryId}", &["get"]),
+            get(deliveries::show).with_state(state.clone()),
+        )
+        .route(
+            http(
+                "ReplayDelivery",
+                "webhooks/deliveries/{deliveryId}/replay",
+                &["post"],
+            ),
+            post(deliveries::replay).with_state(state),
+        )
         .function(
             FunctionDecl::queue("DeliverWebhook", WEBHOOK_DELIVERIES_QUEUE),
             move |inv| outbound::deliver_webhook(deliverer.clone(), inv),
@@ -138,5 +156,5 @@ pub fn build(ctx: &AppContext) -> FunctionApp {
         .function(
             FunctionDecl::subscription("FanOutEvent", EVENTS_TOPIC, SLUG),
             move |inv| outbound::fan_out_platform_event(fan_out_ctx.clone(), inv),
-        )
+        ))
 }

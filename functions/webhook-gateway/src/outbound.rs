@@ -26,18 +26,17 @@
 //! lane's session and are handed on to `webhook-deliveries-ordered` (see [`ordering`]).
 
 mod deliver;
-mod deliveries;
+pub(crate) mod deliveries;
 pub(crate) mod ordering;
-mod pacing;
+pub(crate) mod pacing;
 mod platform;
 pub(crate) mod retry;
 
 pub(crate) use platform::fan_out_platform_event;
-mod subscriptions;
+pub(crate) mod subscriptions;
 
 use api_kit::ApiError;
 use app_context::AppContext;
-use axum::Router;
 use domain::{DeliveryId, SubscriptionId, TenantId, WebhookDelivery, WebhookSubscription};
 use ports::{ETag, WriteOp};
 use serde::de::DeserializeOwned;
@@ -65,10 +64,6 @@ pub const DISABLE_AFTER_SETTING: &str = "WEBHOOK_DISABLE_AFTER_SECONDS";
 const SUBSCRIPTION: &str = "subscription";
 const DELIVERY: &str = "delivery";
 const FAILURE: &str = "failure";
-
-pub(crate) fn routes(ctx: AppContext) -> Router {
-    subscriptions::routes(ctx.clone()).merge(deliveries::routes(ctx))
-}
 
 pub(crate) fn subscription_doc_id(id: &SubscriptionId) -> String {
     format!("subscription-{id}")
@@ -213,11 +208,6 @@ pub(crate) async fn read_delivery(
     id: &DeliveryId,
 ) -> Result<Option<(StoredDelivery, ETag)>, ApiError> {
     read(ctx, tenant, &delivery_doc_id(id)).await
-}
-
-/// The guard for calls to endpoints (SSRF), with the exceptions the settings name.
-pub(crate) fn guard(ctx: &AppContext) -> netguard::Guard {
-    netguard::Guard::from_setting(ctx.setting(netguard::ALLOWED_HOSTS_SETTING))
 }
 
 /// The tenant of an authenticated caller.

@@ -3,11 +3,9 @@
 use api_kit::{ApiError, Caller, JsonBody};
 use app_context::AppContext;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use domain::{
     ConnectionId, CredentialId, NewSource, SecretRef, SourceId, TenantId, WebhookScheme,
     WebhookSource,
@@ -16,14 +14,9 @@ use ports::WriteOp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::settings::Settings;
 use crate::{CONTAINER, SOURCES_PARTITION};
-
-pub(crate) fn routes(ctx: AppContext) -> Router {
-    Router::new()
-        .route("/api/webhooks/sources", post(create_source))
-        .route("/api/webhooks/sources/{source_id}", get(get_source))
-        .with_state(ctx)
-}
+use std::sync::Arc;
 
 pub(crate) fn source_doc_id(id: &SourceId) -> String {
     format!("source-{id}")
@@ -55,7 +48,7 @@ fn source_doc_type() -> String {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SourceIn {
+pub(crate) struct SourceIn {
     provider: String,
     secret: String,
     #[serde(default)]
@@ -71,9 +64,8 @@ struct SourceIn {
     options: Option<Value>,
 }
 
-fn inbound_url(ctx: &AppContext, id: &SourceId) -> String {
-    let base = ctx.setting("WEBHOOK_GATEWAY_URL").unwrap_or("");
-    format!("{}/api/webhooks/inbound/{id}", base.trim_end_matches('/'))
+fn inbound_url(settings: &Settings, id: &SourceId) -> String {
+    format!("{}/api/webhooks/inbound/{id}", settings.public_url)
 }
 
 /// The source's signing secret goes to custody as an `hmacSecret` credential of its scheme.
@@ -96,11 +88,11 @@ pub(crate) async fn store_secret(
     .await
 }
 
-fn source_out(ctx: &AppContext, s: &StoredSource) -> Value {
+fn source_out(settings: &Settings, s: &StoredSource) -> Value {
     json!({
         "id": s.source.id(),
         "provider": s.source.scheme(),
-        "url": inbound_url(ctx, &s.source.id()),
+        "url": inbound_url(settings, &s.source.id()),
         "connectionId": s.source.connection_id(),
         "app": s.app,
         "description": s.description,
@@ -108,8 +100,9 @@ fn source_out(ctx: &AppContext, s: &StoredSource) -> Value {
     })
 }
 
-async fn create_source(
+pub(crate) async fn create_source(
     State(ctx): State<AppContext>,
+    State(settings): State<Arc<Settings>>,
     caller: Caller,
     JsonBody(body): JsonBody<SourceIn>,
 ) -> Result<Response, ApiError> {
@@ -176,7 +169,7 @@ async fn create_source(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(source_out(&ctx, &stored)),
+        Json(source_out(&settings, &stored)),
     )
         .into_response())
 }
@@ -255,15 +248,16 @@ pub(crate) async fn read_source(
         .map_err(|e| ApiError::from_port(e, "conflict"))
 }
 
-async fn get_source(
+pub(crate) async fn get_source(
     State(ctx): State<AppContext>,
+    State(settings): State<Arc<Settings>>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     match read_source(&ctx, &id).await? {
         // Another tenant's source does not exist for this caller.
         Some(s) if s.source.tenant_id().as_str() == caller.tenant_id() => {
-            Ok(Json(source_out(&ctx, &s)).into_response())
+            Ok(Json(source_out(&settings, &s)).into_response())
         }
         _ => Err(ApiError::not_found("the source")),
     }

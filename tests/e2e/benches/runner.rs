@@ -55,7 +55,8 @@ async fn runner_latency(rows: &mut Vec<String>) {
     let runner = Runner::start(&[e2e::registration()], args).await.unwrap();
     // The same app served directly as its own custom handler, for the baseline.
     let registration = e2e::registration();
-    let app = (registration.build)(&registration.context_for(&runner.context));
+    let app = (registration.build)(&registration.context_for(&runner.context))
+        .expect("the probe's settings");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let direct = listener.local_addr().unwrap();
     tokio::spawn(functions_runtime::serve_on(

@@ -37,7 +37,7 @@ const CONTAINER: &str = "probe";
 pub fn registration() -> AppRegistration {
     AppRegistration {
         slug: SLUG,
-        build,
+        build: |ctx| Ok(build(ctx)),
         containers: &[CONTAINER],
         reads: &[],
         subscriptions: || {

@@ -51,12 +51,15 @@ impl Net {
         }
     }
 
-    /// From the app's settings.
-    pub fn from_context(ctx: &app_context::AppContext) -> Self {
-        Net::new(
+    /// From the app's settings (the allowed hosts checked as the kit checks them).
+    pub fn from_context(
+        ctx: &app_context::AppContext,
+    ) -> Result<Self, app_context::InvalidSetting> {
+        netguard::Guard::from_settings(ctx)?;
+        Ok(Net::new(
             ctx.setting(netguard::ALLOWED_HOSTS_SETTING),
             ctx.requires_https(),
-        )
+        ))
     }
 
     /// Production: no exceptions, https only.

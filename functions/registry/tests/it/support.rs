@@ -75,7 +75,7 @@ pub(crate) async fn published(p: &TestPlatform, expected: usize) -> Vec<envelope
 pub(crate) fn fake_sms_app() -> AppRegistration {
     AppRegistration {
         slug: "sms",
-        build: build_fake,
+        build: |ctx| Ok(build_fake(ctx)),
         containers: &[],
         reads: &[],
         subscriptions: Vec::new,

@@ -45,15 +45,11 @@ use secrecy::ExposeSecret as _;
 use super::ordering::{self, lane_of};
 use super::retry::{Outcome, Schedule, retry_after};
 use super::{
-    AttemptDue, DELIVERY_ATTEMPT, DISABLE_AFTER_SETTING, FAILURE, SCHEDULE_SETTING, StoredDelivery,
-    StoredSubscription, TIMEOUT_SETTING, attempt_write, commit, delivery_write, document, guard,
-    read_delivery, read_subscription, subscription_write,
+    AttemptDue, DELIVERY_ATTEMPT, FAILURE, StoredDelivery, StoredSubscription, attempt_write,
+    commit, delivery_write, document, read_delivery, read_subscription, subscription_write,
 };
+use crate::settings::Settings;
 
-/// The default request timeout of one attempt.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
-/// The default period of continuous failure after which an endpoint is disabled.
-const DEFAULT_DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
 /// The bus's max delivery count (design §7): on the last delivery of a message that cannot
 /// be processed, the delivery is dead-lettered rather than left in flight forever.
 const MAX_DELIVERY_COUNT: u32 = 10;
@@ -73,27 +69,16 @@ pub(crate) struct Deliverer {
 }
 
 impl Deliverer {
-    pub(crate) fn new(ctx: &AppContext) -> Arc<Self> {
-        let seconds = |name: &str| ctx.setting(name).and_then(|s| s.trim().parse::<u64>().ok());
-        let timeout = seconds(TIMEOUT_SETTING)
-            .filter(|s| *s > 0)
-            .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-        let disable_after =
-            seconds(DISABLE_AFTER_SETTING).map_or(DEFAULT_DISABLE_AFTER, Duration::from_secs);
-        let guard = guard(ctx);
+    pub(crate) fn new(ctx: &AppContext, settings: &Settings) -> Arc<Self> {
+        let d = &settings.delivery;
         Arc::new(Deliverer {
             resolver: custody::Resolver::new(ctx.documents.clone(), ctx.secrets.clone()),
-            client: guard.client(timeout),
-            guard,
-            timeout,
-            schedule: Schedule::from_setting(ctx.setting(SCHEDULE_SETTING)),
-            disable_after: TimeDelta::from_std(disable_after).unwrap_or(TimeDelta::days(5)),
-            pacing: super::pacing::Pacing::new(
-                seconds("WEBHOOK_BREAKER_THRESHOLD")
-                    .map_or(super::pacing::DEFAULT_THRESHOLD, |n| n.min(1000) as u32),
-                seconds("WEBHOOK_BREAKER_OPEN_SECONDS")
-                    .map_or(super::pacing::DEFAULT_OPEN_FOR, Duration::from_secs),
-            ),
+            client: settings.guard.client(d.timeout),
+            guard: settings.guard.clone(),
+            timeout: d.timeout,
+            schedule: d.schedule.clone(),
+            disable_after: TimeDelta::from_std(d.disable_after).unwrap_or(TimeDelta::days(5)),
+            pacing: super::pacing::Pacing::new(d.breaker_threshold, d.breaker_open),
             ctx: ctx.clone(),
         })
     }
@@ -747,8 +732,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::outbound::StoredDelivery;
     use crate::outbound::ordering::{Lane, NotEntered, OrderingKey, enter_lane, waits};
+    use crate::outbound::{SCHEDULE_SETTING, StoredDelivery};
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -787,7 +772,7 @@ mod tests {
             catalogue: Default::default(),
         };
         Fixture {
-            d: Deliverer::new(&ctx),
+            d: Deliverer::new(&ctx, &Settings::read(&ctx).unwrap()),
             ctx,
             broker,
             _dir: dir,

@@ -4,11 +4,9 @@
 use api_kit::{ApiError, Caller, JsonBody};
 use app_context::AppContext;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use domain::{
     DeliveryId, EventName, NewDelivery, PayloadRef, SubscriptionStatus, TenantId, WebhookDelivery,
 };
@@ -26,20 +24,9 @@ use crate::CONTAINER;
 /// The largest payload accepted (the signed body, `{type, timestamp, data}`).
 pub(crate) const PAYLOAD_LIMIT: usize = 256 * 1024;
 
-pub(super) fn routes(ctx: AppContext) -> Router {
-    Router::new()
-        .route("/api/webhooks/deliveries", post(fan_out))
-        .route("/api/webhooks/deliveries/{delivery_id}", get(show))
-        .route(
-            "/api/webhooks/deliveries/{delivery_id}/replay",
-            post(replay),
-        )
-        .with_state(ctx)
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct EventIn {
+pub(crate) struct EventIn {
     event_type: String,
     payload: Value,
     /// Orders the event among the others with the same key, for ordered subscriptions
@@ -111,7 +98,7 @@ async fn matching(
 
 /// Fans an event out: one `WebhookDelivery` per matching active subscription, each committed
 /// with its first attempt's message; the payload goes to blob storage first, once.
-async fn fan_out(
+pub(crate) async fn fan_out(
     State(ctx): State<AppContext>,
     caller: Caller,
     JsonBody(body): JsonBody<EventIn>,
@@ -319,7 +306,7 @@ async fn own(
         .ok_or_else(|| ApiError::not_found("the delivery"))
 }
 
-async fn show(
+pub(crate) async fn show(
     State(ctx): State<AppContext>,
     caller: Caller,
     Path(id): Path<String>,
@@ -332,7 +319,7 @@ async fn show(
 /// `webhook-id`. 409 while it is in flight or when its subscription is disabled. An ordered
 /// delivery goes to the end of its lane: it is sent once the deliveries in flight there have
 /// ended, never overtaking them.
-async fn replay(
+pub(crate) async fn replay(
     State(ctx): State<AppContext>,
     caller: Caller,
     Path(id): Path<String>,

@@ -42,24 +42,22 @@ impl Default for Schedule {
 }
 
 impl Schedule {
-    /// The schedule from the setting; the default when unset or malformed (logged).
-    pub(crate) fn from_setting(value: Option<&str>) -> Self {
-        let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
-            return Schedule::default();
-        };
-        let parsed: Result<Vec<Duration>, _> = value
+    /// The schedule a setting gives: ceilings in seconds, comma-separated, at most 50 of
+    /// them, none over a day.
+    pub(crate) fn parse(value: &str) -> Result<Self, String> {
+        let ceilings: Option<Vec<Duration>> = value
             .split(',')
-            .map(|s| s.trim().parse::<u64>().map(Duration::from_secs))
+            .map(|s| {
+                s.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s <= 86_400)
+                    .map(Duration::from_secs)
+            })
             .collect();
-        match parsed {
-            Ok(v) if !v.is_empty() => Schedule(v),
-            _ => {
-                tracing::error!(
-                    value,
-                    "WEBHOOK_RETRY_SCHEDULE_SECONDS is not a list of seconds; using the default"
-                );
-                Schedule::default()
-            }
+        match ceilings {
+            Some(v) if !v.is_empty() && v.len() <= 50 => Ok(Schedule(v)),
+            _ => Err("1 to 50 comma-separated waits in seconds, each at most 86400".to_owned()),
         }
     }
 
@@ -181,14 +179,15 @@ mod tests {
 
     #[test]
     fn full_jitter_stays_within_the_ceiling() {
-        let s = Schedule::from_setting(Some("0, 10, 20"));
+        let s = Schedule::parse("0, 10, 20").unwrap();
         assert_eq!(s.attempts(), 3);
         assert_eq!(s.wait_before(2, 0.0), Some(Duration::ZERO));
         assert_eq!(s.wait_before(2, 0.5), Some(Duration::from_secs(5)));
         assert_eq!(s.wait_before(3, 1.0), Some(Duration::from_secs(20)));
         assert_eq!(s.wait_before(3, 7.0), Some(Duration::from_secs(20)));
-        assert_eq!(Schedule::from_setting(Some("1,x")), Schedule::default());
-        assert_eq!(Schedule::from_setting(Some("")), Schedule::default());
+        for bad in ["1,x", "", "1,,2", "90000"] {
+            assert!(Schedule::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

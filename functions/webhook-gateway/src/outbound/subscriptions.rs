@@ -3,11 +3,9 @@
 use api_kit::{ApiError, Caller, JsonBody};
 use app_context::AppContext;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use domain::{
     DisableReason, DisplayName, EventTypeFilters, HttpUrl, NewSubscription, SubscriptionId,
     SubscriptionStatus, WebhookScheme, WebhookSubscription,
@@ -15,21 +13,12 @@ use domain::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{StoredSubscription, commit, guard, read_subscription, subscription_write, tenant_of};
-
-pub(super) fn routes(ctx: AppContext) -> Router {
-    Router::new()
-        .route("/api/webhooks/subscriptions", post(create))
-        .route(
-            "/api/webhooks/subscriptions/{subscription_id}",
-            get(show).delete(remove),
-        )
-        .with_state(ctx)
-}
+use super::{StoredSubscription, commit, read_subscription, subscription_write, tenant_of};
+use crate::settings::Settings;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SubscriptionIn {
+pub(crate) struct SubscriptionIn {
     url: String,
     event_types: Vec<String>,
     #[serde(default)]
@@ -44,7 +33,7 @@ struct SubscriptionIn {
 
 /// Shape, scheme, and the SSRF guard's check of literal hosts (names are checked again at
 /// connect time, on every delivery).
-fn endpoint(ctx: &AppContext, raw: &str) -> Result<HttpUrl, ApiError> {
+fn endpoint(ctx: &AppContext, guard: &netguard::Guard, raw: &str) -> Result<HttpUrl, ApiError> {
     let url = HttpUrl::parse(raw)
         .map_err(|e| ApiError::bad_request("invalid_url", format!("url: {e}")))?;
     if ctx.requires_https() && !url.is_https() {
@@ -55,7 +44,7 @@ fn endpoint(ctx: &AppContext, raw: &str) -> Result<HttpUrl, ApiError> {
     }
     let parsed = reqwest::Url::parse(raw)
         .map_err(|e| ApiError::bad_request("invalid_url", format!("url: {e}")))?;
-    guard(ctx)
+    guard
         .check_url(&parsed)
         .map_err(|e| ApiError::bad_request("url_refused", format!("url: {e}")))?;
     Ok(url)
@@ -78,13 +67,14 @@ pub(super) fn subscription_out(s: &WebhookSubscription) -> Value {
     })
 }
 
-async fn create(
+pub(crate) async fn create(
     State(ctx): State<AppContext>,
+    State(settings): State<std::sync::Arc<Settings>>,
     caller: Caller,
     JsonBody(body): JsonBody<SubscriptionIn>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&caller)?;
-    let url = endpoint(&ctx, &body.url)?;
+    let url = endpoint(&ctx, &settings.guard, &body.url)?;
     let event_types = EventTypeFilters::parse_all(&body.event_types)
         .map_err(|e| ApiError::bad_request("invalid_event_types", format!("eventTypes: {e}")))?;
     let description = body
@@ -164,7 +154,7 @@ async fn own(
         .ok_or_else(|| ApiError::not_found("the subscription"))
 }
 
-async fn show(
+pub(crate) async fn show(
     State(ctx): State<AppContext>,
     caller: Caller,
     Path(id): Path<String>,
@@ -175,7 +165,7 @@ async fn show(
 
 /// Disables the subscription (`WebhookSubscriptionDisabled`, reason `requested`); the
 /// document stays so its deliveries keep their history. Deleting twice is a no-op (204).
-async fn remove(
+pub(crate) async fn remove(
     State(ctx): State<AppContext>,
     caller: Caller,
     Path(id): Path<String>,

@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 
 mod scope;
 
+pub use settings::InvalidSetting;
+
 /// The topic every platform event goes to (design §7).
 pub const EVENTS_TOPIC: &str = "integration-events";
 /// The queue of outbound webhook deliveries.
@@ -40,6 +42,12 @@ pub const VENDOR_APPS: [&str; 12] = [
     "crm",
     "support",
 ];
+
+/// The setting that holds an app's public base URL (`REGISTRY_URL`, `WEBHOOK_GATEWAY_URL`):
+/// apps reach each other through these, in Azure as locally.
+pub fn url_setting(slug: &str) -> String {
+    format!("{}_URL", slug.to_ascii_uppercase().replace('-', "_"))
+}
 
 /// The queue of run commands of a vendor-facing app.
 pub fn runs_queue(slug: &str) -> String {
@@ -69,6 +77,13 @@ impl std::fmt::Debug for AppContext {
         f.debug_struct("AppContext")
             .field("settings", &self.settings.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
+    }
+}
+
+/// An app reads its typed settings from its context (`settings::integer(ctx, ...)`).
+impl settings::Source for AppContext {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.setting(name)
     }
 }
 
@@ -121,7 +136,9 @@ impl AppContext {
 #[derive(Clone)]
 pub struct AppRegistration {
     pub slug: &'static str,
-    pub build: fn(&AppContext) -> FunctionApp,
+    /// Builds the app: reads and checks its settings once (a bad one stops start-up,
+    /// named), then declares its functions.
+    pub build: fn(&AppContext) -> Result<FunctionApp, InvalidSetting>,
     /// The document containers the app owns: the only ones it writes (and where its outbox
     /// documents are).
     pub containers: &'static [&'static str],

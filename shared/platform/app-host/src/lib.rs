@@ -45,11 +45,7 @@ pub const OUTBOX_INTERVAL: Duration = Duration::from_millis(500);
 /// nothing (see `outbox::next_wait`).
 pub const OUTBOX_IDLE_INTERVAL: Duration = Duration::from_secs(8);
 
-/// The setting that holds an app's public base URL (`REGISTRY_URL`, `WEBHOOK_GATEWAY_URL`):
-/// apps reach each other through these, in Azure as locally.
-pub fn url_setting(slug: &str) -> String {
-    format!("{}_URL", slug.to_ascii_uppercase().replace('-', "_"))
-}
+pub use app_context::url_setting;
 
 /// The process environment as settings (the host passes app settings as environment
 /// variables). Variables that are not UTF-8 cannot be settings and are skipped.
@@ -182,6 +178,7 @@ pub async fn run(
     let mut context = open(registration, settings).await?;
     context.catalogue = catalogue;
     let app = (registration.build)(&registration.context_for(&context))
+        .with_context(|| format!("app {}", registration.slug))?
         // Service Bus invocations join the trace of the message that triggered them.
         .with_invocation_spans(telemetry::span_from_traceparent);
     app.validate()

@@ -91,7 +91,7 @@ pub use vendor_webhooks::{VendorWebhook, WebhookEffect};
 use std::sync::Arc;
 use std::time::Duration;
 
-use app_context::{AppContext, AppRegistration, runs_queue};
+use app_context::{AppContext, AppRegistration, InvalidSetting, runs_queue};
 use axum::extract::FromRef;
 use functions_runtime::{FunctionApp, FunctionDecl};
 use resilience::{Pipeline, Policy};
@@ -181,7 +181,7 @@ impl VendorApp {
 /// connections during credential rotation).
 pub fn registration(
     slug: &'static str,
-    build: fn(&AppContext) -> FunctionApp,
+    build: fn(&AppContext) -> Result<FunctionApp, InvalidSetting>,
     catalogue: &'static [app_context::CatalogueEntry],
 ) -> AppRegistration {
     AppRegistration {
@@ -213,6 +213,8 @@ pub(crate) struct Kit {
     /// connection never resolves.
     pub(crate) guard: netguard::Guard,
     pub(crate) max_run_attempts: u32,
+    /// The app's own public URL (`<SLUG>_URL`), for receipt URLs.
+    pub(crate) self_url: Option<String>,
     /// Wakes requests waiting on a run (`Prefer: wait`) when its outcome commits.
     pub(crate) signals: signals::RunSignals,
     /// Providers' rate limits from the registry's catalogue, cached briefly (one read per
@@ -267,14 +269,9 @@ impl Kit {
         tenant: &str,
         connection: &domain::ConnectionId,
     ) -> Option<String> {
-        let setting = format!(
-            "{}_URL",
-            self.app.slug.to_ascii_uppercase().replace('-', "_")
-        );
-        let base = self.ctx.setting(&setting)?;
+        let base = self.self_url.as_deref()?;
         Some(format!(
-            "{}/api/integrations/receipts/{tenant}/{connection}",
-            base.trim_end_matches('/')
+            "{base}/api/integrations/receipts/{tenant}/{connection}"
         ))
     }
 
@@ -364,17 +361,17 @@ impl FromRef<KitState> for AppContext {
 }
 
 impl VendorApp {
-    /// The app's functions and their code.
-    pub fn build(self, ctx: &AppContext) -> FunctionApp {
-        let policy = Policy::from_settings(|name| ctx.setting(name));
-        let guard = netguard::Guard::from_setting(ctx.setting(netguard::ALLOWED_HOSTS_SETTING));
+    /// The app's functions and their code, once its settings are read and checked.
+    pub fn build(self, ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
+        let KitSettings {
+            policy,
+            guard,
+            max_run_attempts,
+            poll_schedule,
+            self_url,
+        } = KitSettings::read(ctx, self.slug)?;
         // The pipeline's timeouts govern; the client's is a backstop.
         let http = guard.client(policy.attempt_timeout + Duration::from_secs(5));
-        let max_run_attempts = ctx
-            .setting(MAX_RUN_ATTEMPTS_SETTING)
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .filter(|n| (1..=50).contains(n))
-            .unwrap_or(DEFAULT_MAX_RUN_ATTEMPTS);
         let slug = self.slug;
         let source = self.source;
         let kit = Arc::new(Kit {
@@ -384,6 +381,7 @@ impl VendorApp {
             http,
             guard,
             max_run_attempts,
+            self_url,
             signals: signals::RunSignals::default(),
             rate_limits: moka::future::Cache::builder()
                 .max_capacity(1_000)
@@ -394,10 +392,6 @@ impl VendorApp {
         });
         let state = KitState(kit.clone());
         let polls = kit.app.providers.iter().any(|p| p.polls_receipts());
-        let poll_schedule = ctx
-            .setting(RECEIPTS_POLL_SCHEDULE_SETTING)
-            .unwrap_or(DEFAULT_RECEIPTS_POLL_SCHEDULE)
-            .to_owned();
         let poll_kit = kit.clone();
         let mut app = FunctionApp::new(slug);
         for (decl, handler) in connections::functions(&state)
@@ -413,11 +407,39 @@ impl VendorApp {
             move |inv| executor::handle(kit.clone(), inv),
         );
         if !polls {
-            return app;
+            return Ok(app);
         }
-        app.function(
+        Ok(app.function(
             FunctionDecl::timer("PollReceipts", &poll_schedule),
             move |inv| poll::poll(poll_kit.clone(), inv),
-        )
+        ))
+    }
+}
+
+/// The kit's settings, read once when the app is built.
+struct KitSettings {
+    policy: Policy,
+    guard: netguard::Guard,
+    max_run_attempts: u32,
+    poll_schedule: String,
+    /// The app's own public URL (`<SLUG>_URL`), for receipt URLs.
+    self_url: Option<String>,
+}
+
+impl KitSettings {
+    fn read(ctx: &AppContext, slug: &str) -> Result<Self, InvalidSetting> {
+        Ok(KitSettings {
+            policy: Policy::from_settings(ctx)?,
+            guard: netguard::Guard::from_settings(ctx)?,
+            max_run_attempts: settings::integer(ctx, MAX_RUN_ATTEMPTS_SETTING, 1u32..=50)?
+                .unwrap_or(DEFAULT_MAX_RUN_ATTEMPTS),
+            poll_schedule: settings::parsed(ctx, RECEIPTS_POLL_SCHEDULE_SETTING, |v| {
+                functions_runtime::ncrontab::Schedule::parse(v)
+                    .map(|_| v.to_owned())
+                    .map_err(|e| format!("a six-field NCRONTAB schedule ({e})"))
+            })?
+            .unwrap_or_else(|| DEFAULT_RECEIPTS_POLL_SCHEDULE.to_owned()),
+            self_url: settings::base_url(ctx, &app_context::url_setting(slug))?,
+        })
     }
 }

@@ -289,7 +289,7 @@ impl Serves<Stuck> for Script {
     }
 }
 
-fn build(ctx: &AppContext) -> FunctionApp {
+fn build(ctx: &AppContext) -> Result<FunctionApp, app_context::InvalidSetting> {
     VendorApp::new(SLUG, "/integration/script")
         .failover(true)
         .provider(Script)

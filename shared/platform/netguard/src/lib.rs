@@ -75,6 +75,31 @@ impl Guard {
         Guard::default()
     }
 
+    /// Exceptions from the app's settings ([`ALLOWED_HOSTS_SETTING`]), read at start-up: a
+    /// list of bare host names or IP addresses; anything else (a URL, a port, a path) is
+    /// refused rather than silently never matching.
+    pub fn from_settings(source: &impl settings::Source) -> Result<Self, settings::InvalidSetting> {
+        settings::parsed(source, ALLOWED_HOSTS_SETTING, |v| {
+            let bare = |h: &str| {
+                let h = h.trim();
+                let ip = h
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .is_ok();
+                ip || (!h.is_empty()
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+            };
+            if v.split(',').all(|h| h.trim().is_empty() || bare(h)) {
+                Ok(Guard::from_setting(Some(v)))
+            } else {
+                Err("a comma-separated list of host names or IP addresses".to_owned())
+            }
+        })
+        .map(Option::unwrap_or_default)
+    }
+
     /// Exceptions from the `OUTBOUND_ALLOWED_HOSTS` setting (`127.0.0.1,localhost`).
     pub fn from_setting(value: Option<&str>) -> Self {
         let allowed = value
@@ -203,6 +228,23 @@ mod tests {
             "::ffff:8.8.8.8",
         ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
+
+    #[test]
+    fn the_allowed_hosts_setting_takes_bare_hosts_only() {
+        let ok = [(ALLOWED_HOSTS_SETTING, "127.0.0.1, localhost,[::1]")];
+        let guard = Guard::from_settings(&ok).unwrap();
+        assert!(guard.allows_host("localhost") && guard.allows_host("::1"));
+        let unset: [(&str, &str); 0] = [];
+        assert!(
+            !Guard::from_settings(&unset)
+                .unwrap()
+                .allows_host("localhost")
+        );
+        for bad in ["http://localhost", "localhost:8080", "127.0.0.1/8", "a b"] {
+            let err = Guard::from_settings(&[(ALLOWED_HOSTS_SETTING, bad)]).unwrap_err();
+            assert_eq!(err.name, ALLOWED_HOSTS_SETTING, "{bad}");
         }
     }
 

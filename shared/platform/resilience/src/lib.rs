@@ -114,6 +114,8 @@ impl Default for Policy {
     }
 }
 
+pub use ::settings::InvalidSetting;
+
 /// Setting names read by [`Policy::from_settings`].
 pub mod settings {
     pub const TIMEOUT_MS: &str = "VENDOR_TIMEOUT_MS";
@@ -126,33 +128,34 @@ pub mod settings {
 }
 
 impl Policy {
-    /// The defaults, overridden by whichever settings are present and valid.
-    pub fn from_settings<'a>(setting: impl Fn(&str) -> Option<&'a str>) -> Policy {
+    /// The defaults, overridden by the settings that are present; a present setting out of
+    /// its range is refused (start-up stops naming it).
+    pub fn from_settings(source: &impl ::settings::Source) -> Result<Policy, InvalidSetting> {
+        use ::settings::{integer, millis};
+        const HOUR_MS: u64 = 3_600_000;
         let mut p = Policy::default();
-        let num = |name: &str| setting(name).and_then(|v| v.trim().parse::<u64>().ok());
-        let ms = |name: &str| num(name).map(Duration::from_millis);
-        if let Some(d) = ms(settings::TIMEOUT_MS).filter(|d| !d.is_zero()) {
+        if let Some(d) = millis(source, settings::TIMEOUT_MS, 1..=HOUR_MS)? {
             p.attempt_timeout = d;
         }
-        if let Some(d) = ms(settings::DEADLINE_MS).filter(|d| !d.is_zero()) {
+        if let Some(d) = millis(source, settings::DEADLINE_MS, 1..=HOUR_MS)? {
             p.deadline = d;
         }
-        if let Some(n) = num(settings::MAX_ATTEMPTS).filter(|n| (1..=20).contains(n)) {
-            p.retry.max_attempts = n as u32;
+        if let Some(n) = integer(source, settings::MAX_ATTEMPTS, 1u32..=20)? {
+            p.retry.max_attempts = n;
         }
-        if let Some(d) = ms(settings::RETRY_BASE_MS) {
+        if let Some(d) = millis(source, settings::RETRY_BASE_MS, 0..=HOUR_MS)? {
             p.retry.base_delay = d;
         }
-        if let Some(n) = num(settings::BREAKER_THRESHOLD).filter(|n| *n >= 1) {
-            p.breaker.failure_threshold = n.min(10_000) as u32;
+        if let Some(n) = integer(source, settings::BREAKER_THRESHOLD, 1u32..=10_000)? {
+            p.breaker.failure_threshold = n;
         }
-        if let Some(d) = ms(settings::BREAKER_OPEN_MS) {
+        if let Some(d) = millis(source, settings::BREAKER_OPEN_MS, 0..=HOUR_MS)? {
             p.breaker.open_for = d;
         }
-        if let Some(d) = ms(settings::MAX_RATE_WAIT_MS) {
+        if let Some(d) = millis(source, settings::MAX_RATE_WAIT_MS, 0..=HOUR_MS)? {
             p.max_rate_wait = d;
         }
-        p
+        Ok(p)
     }
 }
 

@@ -349,18 +349,32 @@ async fn an_unreachable_vendor_is_retried_even_for_unsafe_requests() {
 }
 
 #[test]
-fn policy_from_settings_overrides_only_valid_values() {
+fn policy_from_settings_overrides_what_is_set_and_refuses_what_is_unusable() {
     let values = [
         (settings::TIMEOUT_MS, "250"),
-        (settings::MAX_ATTEMPTS, "0"),
         (settings::BREAKER_THRESHOLD, "7"),
-        (settings::BREAKER_OPEN_MS, "oops"),
+        (settings::MAX_RATE_WAIT_MS, " "),
     ];
-    let p = Policy::from_settings(|n| values.iter().find(|(k, _)| *k == n).map(|(_, v)| *v));
+    let p = Policy::from_settings(&values).unwrap();
     assert_eq!(p.attempt_timeout, Duration::from_millis(250));
-    assert_eq!(p.retry.max_attempts, 3, "0 attempts is refused");
+    assert_eq!(p.retry.max_attempts, 3, "unset: the default");
     assert_eq!(p.breaker.failure_threshold, 7);
     assert_eq!(p.breaker.open_for, Duration::from_secs(30));
+    assert_eq!(
+        p.max_rate_wait,
+        Duration::from_secs(2),
+        "blank: the default"
+    );
+
+    for (name, value) in [
+        (settings::MAX_ATTEMPTS, "0"),
+        (settings::BREAKER_OPEN_MS, "oops"),
+        (settings::TIMEOUT_MS, "0"),
+    ] {
+        let err = Policy::from_settings(&[(name, value)]).unwrap_err();
+        assert_eq!(err.name, name);
+        assert!(err.to_string().contains(value), "{err}");
+    }
 }
 
 proptest::proptest! {

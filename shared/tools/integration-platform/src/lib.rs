@@ -221,6 +221,7 @@ impl Runner {
             .max(1);
         for reg in apps {
             let app = (reg.build)(&reg.context_for(&context))
+                .with_context(|| format!("app {}", reg.slug))?
                 // Service Bus invocations join the trace of the message that triggered them.
                 .with_invocation_spans(telemetry::span_from_traceparent);
             app.validate()

@@ -32,6 +32,17 @@ impl TestPlatform {
     /// Starts `apps` with `values` as the `Values` of `local.settings.json`, two-second
     /// locks (so lock expiry is quick to observe) and four concurrent calls per function.
     pub async fn start(apps: &[AppRegistration], values: Value) -> TestPlatform {
+        Self::launch(apps, values, |_| {})
+            .await
+            .expect("the runner starts")
+    }
+
+    /// Like [`Self::start`], with the runner's refusal to start (a bad setting, say) as an
+    /// error.
+    pub async fn try_start(
+        apps: &[AppRegistration],
+        values: Value,
+    ) -> anyhow::Result<TestPlatform> {
         Self::launch(apps, values, |_| {}).await
     }
 
@@ -47,27 +58,28 @@ impl TestPlatform {
             args.lock_seconds = 60;
         })
         .await
+        .expect("the runner starts")
     }
 
     async fn launch(
         apps: &[AppRegistration],
         values: Value,
         adjust: impl FnOnce(&mut RunArgs),
-    ) -> TestPlatform {
+    ) -> anyhow::Result<TestPlatform> {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let settings = dir.path().join("local.settings.json");
         let file = json!({ "IsEncrypted": false, "Values": values });
         std::fs::write(&settings, file.to_string()).expect("settings written");
         let mut args = args(dir.path());
         adjust(&mut args);
-        let runner = Runner::start(apps, args).await.expect("the runner starts");
+        let runner = Runner::start(apps, args).await?;
         let base = format!("http://{}", runner.addr);
-        TestPlatform {
+        Ok(TestPlatform {
             runner,
             client: reqwest::Client::new(),
             base,
             dir,
-        }
+        })
     }
 
     /// The temporary folder holding the settings and the data folder (`data/`).

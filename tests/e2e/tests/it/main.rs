@@ -8,6 +8,7 @@ mod openapi;
 mod ordered_webhooks;
 mod run_crash;
 mod runner;
+mod settings;
 mod sms;
 mod standins;
 mod support;

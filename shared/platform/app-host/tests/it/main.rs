@@ -56,7 +56,7 @@ fn build(ctx: &AppContext) -> FunctionApp {
 fn registration() -> AppRegistration {
     AppRegistration {
         slug: SLUG,
-        build,
+        build: |ctx| Ok(build(ctx)),
         containers: &[CONTAINER],
         reads: &[],
         subscriptions: || {
@@ -210,7 +210,7 @@ async fn an_invalid_app_is_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     let reg = AppRegistration {
-        build: bad,
+        build: |ctx| Ok(bad(ctx)),
         ..registration()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
