@@ -35,7 +35,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::{
     CredentialKind, DeliveryAttemptReport, DeliveryStatus, DisableReason, FailureClassification,
     FailureId, FailureSubject, IntegrationFailure, NewFailure, RedactedText, SubscriptionStatus,
-    TenantId, WebhookDelivery,
+    TenantId, WebhookDelivery, WebhookSubscription,
 };
 use envelope::Envelope;
 use functions_runtime::{Invocation, InvocationError, InvocationResponse};
@@ -562,149 +562,44 @@ async fn record(
     // The jitter is drawn once, so a re-applied observation schedules the same retry.
     let unit: f64 = rand::random();
     for _ in 0..10 {
-        let (mut stored, delivery_etag, mut subscription) = match before.take() {
+        let prefetched = match before.take() {
             Some(prefetched) => prefetched,
-            None => {
-                let Some((stored, etag)) =
-                    read_delivery(ctx, tenant.as_str(), &due.delivery_id).await?
-                else {
-                    return Ok(());
-                };
-                let subscription =
-                    read_subscription(ctx, tenant.as_str(), &stored.delivery.subscription_id())
-                        .await?;
-                (stored, etag, subscription)
-            }
+            None => match load(ctx, tenant, due).await? {
+                Some(loaded) => loaded,
+                None => return Ok(()),
+            },
         };
+        let (mut stored, delivery_etag, mut subscription) = prefetched;
         if !is_due(&stored.delivery, due) {
             return Ok(()); // recorded meanwhile by a concurrent copy of the message
         }
-        // Retries of an ordered delivery stay in its lane's session.
-        let session = lane_of(&stored).map(|l| l.session_id());
-        let delivery = &mut stored.delivery;
-        let mut ops: Vec<WriteOp> = Vec::new();
-        let mut events = Vec::new();
-        let mut sub_changed = false;
-        let mut dead_letter: Option<(FailureClassification, Option<u16>, String)> = None;
-        let mut final_report = None;
-        match attempted {
-            Attempted::NotMade { class, reason } => {
-                dead_letter = Some((*class, None, (*reason).to_owned()));
-            }
-            Attempted::Made { outcome, report } => match outcome {
-                Outcome::Delivered(_) => {
-                    events.extend(
-                        delivery
-                            .record_success(report.clone(), now)
-                            .map_err(transition)?,
-                    );
-                    if let Some((s, _)) = subscription.as_mut() {
-                        let before = s.subscription.version();
-                        s.subscription.record_success(now);
-                        sub_changed = s.subscription.version() != before;
-                    }
-                }
-                Outcome::Gone => {
-                    if let Some((s, _)) = subscription.as_mut() {
-                        s.subscription.record_failure(now);
-                        if s.subscription.status() == SubscriptionStatus::Active {
-                            events.extend(
-                                s.subscription
-                                    .disable(DisableReason::EndpointGone, now)
-                                    .map_err(transition)?,
-                            );
-                        }
-                        sub_changed = true;
-                    }
-                    final_report = Some(report.clone());
-                    dead_letter = Some((
-                        FailureClassification::VendorError,
-                        Some(410),
-                        "the endpoint answered 410 Gone; its subscription is disabled".into(),
-                    ));
-                }
-                failed => {
-                    let mut disabled = false;
-                    if let Some((s, _)) = subscription.as_mut() {
-                        s.subscription.record_failure(now);
-                        sub_changed = true;
-                        if s.subscription.should_disable(now, d.disable_after) {
-                            events.extend(
-                                s.subscription
-                                    .disable(DisableReason::FailingTooLong, now)
-                                    .map_err(transition)?,
-                            );
-                        }
-                        disabled = s.subscription.status() != SubscriptionStatus::Active;
-                    }
-                    let next = due.attempt.saturating_add(1);
-                    let scheduled = d.schedule.wait_before(next, unit);
-                    let class = failed.classification();
-                    let last = report
-                        .error
-                        .as_ref()
-                        .map_or_else(|| format!("{failed:?}"), |e| e.as_str().to_owned());
-                    match scheduled {
-                        Some(wait) if failed.retryable() && !disabled => {
-                            let wait = failed.retry_after().unwrap_or(wait);
-                            let at =
-                                now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(1));
-                            events.extend(
-                                delivery
-                                    .record_failure(report.clone(), at, now)
-                                    .map_err(transition)?,
-                            );
-                            let next_due = AttemptDue {
-                                delivery_id: due.delivery_id,
-                                cycle: due.cycle,
-                                attempt: next,
-                                session: session.clone(),
-                            };
-                            ops.push(attempt_write(tenant, &next_due, Some(at))?);
-                        }
-                        _ => {
-                            final_report = Some(report.clone());
-                            let why = if !failed.retryable() {
-                                format!("the endpoint cannot be called: {last}")
-                            } else if disabled {
-                                format!(
-                                    "the endpoint has been failing for too long and was disabled; last attempt: {last}"
-                                )
-                            } else {
-                                format!("gave up after {} attempts; last: {last}", due.attempt)
-                            };
-                            dead_letter = Some((class, failed.status_code(), why));
-                        }
-                    }
-                }
-            },
-        }
-        if let Some((class, status, message)) = dead_letter {
-            let (failure, event) =
-                failure_for(tenant, delivery, failure_id, class, status, message, now);
-            events.extend(
-                delivery
-                    .dead_letter(&failure, final_report, now)
-                    .map_err(transition)?,
-            );
-            events.push(event);
-            ops.push(WriteOp::create(
-                format!("failure-{}", failure.id()),
-                document(&failure, FAILURE)?,
-            ));
+        let observed = Observed {
+            d,
+            tenant,
+            due,
+            now,
+            unit,
+        };
+        let mut change = observed.apply(attempted, &mut stored, subscription.as_mut())?;
+        if let Some(dead) = change.dead_letter.take() {
+            dead.record(tenant, &mut stored.delivery, failure_id, now, &mut change)?;
         }
         // The delivery has ended: the next one of its lane may go now, and only now.
-        if !ordering::in_flight(delivery)
+        if !ordering::in_flight(&stored.delivery)
             && let Some(next) = stored.lane.as_ref().and_then(|p| p.next)
             && let Some(op) = ordering::release(ctx, tenant, &next).await?
         {
-            ops.push(op);
+            change.ops.push(op);
         }
-        ops.push(delivery_write(&stored, Some(delivery_etag))?);
-        if sub_changed && let Some((s, etag)) = subscription {
-            ops.push(subscription_write(&s, Some(etag))?);
+        change
+            .ops
+            .push(delivery_write(&stored, Some(delivery_etag))?);
+        if change.subscription_changed
+            && let Some((s, etag)) = subscription
+        {
+            change.ops.push(subscription_write(&s, Some(etag))?);
         }
-        match commit(ctx, tenant, ops, &events, "changed meanwhile").await {
+        match commit(ctx, tenant, change.ops, &change.events, "changed meanwhile").await {
             Ok(()) => {
                 let delivery = &stored.delivery;
                 tracing::info!(tenant = %tenant, delivery = %delivery.id(), attempt = due.attempt, status = delivery.status().as_str(), "delivery attempt recorded");
@@ -717,6 +612,230 @@ async fn record(
     Err(ApiError::Conflict(
         "the delivery kept changing while being recorded".into(),
     ))
+}
+
+/// The delivery and its subscription as they are now; `None` when the delivery is gone.
+async fn load(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    due: &AttemptDue,
+) -> Result<Option<Prefetched>, ApiError> {
+    let Some((stored, etag)) = read_delivery(ctx, tenant.as_str(), &due.delivery_id).await? else {
+        return Ok(None);
+    };
+    let subscription =
+        read_subscription(ctx, tenant.as_str(), &stored.delivery.subscription_id()).await?;
+    Ok(Some((stored, etag, subscription)))
+}
+
+/// What one observation changes, gathered before the batch is written.
+#[derive(Default)]
+struct Change {
+    ops: Vec<WriteOp>,
+    events: Vec<domain::DomainEvent>,
+    subscription_changed: bool,
+    dead_letter: Option<DeadLetter>,
+}
+
+/// Why a delivery ends without success, and the report of its last attempt.
+struct DeadLetter {
+    class: FailureClassification,
+    status: Option<u16>,
+    message: String,
+    report: Option<DeliveryAttemptReport>,
+}
+
+impl DeadLetter {
+    /// Dead-letters the delivery with one `IntegrationFailure` (document and event).
+    fn record(
+        self,
+        tenant: &TenantId,
+        delivery: &mut WebhookDelivery,
+        failure_id: FailureId,
+        now: DateTime<Utc>,
+        change: &mut Change,
+    ) -> Result<(), ApiError> {
+        let (failure, event) = failure_for(
+            tenant,
+            delivery,
+            failure_id,
+            self.class,
+            self.status,
+            self.message,
+            now,
+        );
+        change.events.extend(
+            delivery
+                .dead_letter(&failure, self.report, now)
+                .map_err(transition)?,
+        );
+        change.events.push(event);
+        change.ops.push(WriteOp::create(
+            format!("failure-{}", failure.id()),
+            document(&failure, FAILURE)?,
+        ));
+        Ok(())
+    }
+}
+
+/// One attempt's observation, applied to the delivery and its subscription.
+struct Observed<'a> {
+    d: &'a Deliverer,
+    tenant: &'a TenantId,
+    due: &'a AttemptDue,
+    now: DateTime<Utc>,
+    /// The jitter of the next wait, drawn once per observation.
+    unit: f64,
+}
+
+impl Observed<'_> {
+    fn apply(
+        &self,
+        attempted: &Attempted,
+        stored: &mut super::StoredDelivery,
+        subscription: Option<&mut (StoredSubscription, ports::ETag)>,
+    ) -> Result<Change, ApiError> {
+        let subscription = subscription.map(|(s, _)| &mut s.subscription);
+        match attempted {
+            Attempted::NotMade { class, reason } => Ok(Change {
+                dead_letter: Some(DeadLetter {
+                    class: *class,
+                    status: None,
+                    message: (*reason).to_owned(),
+                    report: None,
+                }),
+                ..Change::default()
+            }),
+            Attempted::Made {
+                outcome: Outcome::Delivered(_),
+                report,
+            } => self.delivered(report, &mut stored.delivery, subscription),
+            Attempted::Made {
+                outcome: Outcome::Gone,
+                report,
+            } => self.gone(report, subscription),
+            Attempted::Made { outcome, report } => {
+                // Retries of an ordered delivery stay in its lane's session.
+                let session = lane_of(stored).map(|l| l.session_id());
+                self.failed(outcome, report, session, &mut stored.delivery, subscription)
+            }
+        }
+    }
+
+    fn delivered(
+        &self,
+        report: &DeliveryAttemptReport,
+        delivery: &mut WebhookDelivery,
+        subscription: Option<&mut WebhookSubscription>,
+    ) -> Result<Change, ApiError> {
+        let mut change = Change {
+            events: delivery
+                .record_success(report.clone(), self.now)
+                .map_err(transition)?,
+            ..Change::default()
+        };
+        if let Some(s) = subscription {
+            let before = s.version();
+            s.record_success(self.now);
+            change.subscription_changed = s.version() != before;
+        }
+        Ok(change)
+    }
+
+    /// 410: the endpoint is gone for good; its subscription is disabled.
+    fn gone(
+        &self,
+        report: &DeliveryAttemptReport,
+        subscription: Option<&mut WebhookSubscription>,
+    ) -> Result<Change, ApiError> {
+        let mut change = Change::default();
+        if let Some(s) = subscription {
+            s.record_failure(self.now);
+            if s.status() == SubscriptionStatus::Active {
+                change.events.extend(
+                    s.disable(DisableReason::EndpointGone, self.now)
+                        .map_err(transition)?,
+                );
+            }
+            change.subscription_changed = true;
+        }
+        change.dead_letter = Some(DeadLetter {
+            class: FailureClassification::VendorError,
+            status: Some(410),
+            message: "the endpoint answered 410 Gone; its subscription is disabled".into(),
+            report: Some(report.clone()),
+        });
+        Ok(change)
+    }
+
+    /// A failed attempt: the next one scheduled when the failure is retryable, the schedule
+    /// not exhausted and the endpoint not disabled; else the delivery is dead-lettered.
+    fn failed(
+        &self,
+        failed: &Outcome,
+        report: &DeliveryAttemptReport,
+        session: Option<String>,
+        delivery: &mut WebhookDelivery,
+        subscription: Option<&mut WebhookSubscription>,
+    ) -> Result<Change, ApiError> {
+        let (now, due) = (self.now, self.due);
+        let mut change = Change::default();
+        let mut disabled = false;
+        if let Some(s) = subscription {
+            s.record_failure(now);
+            change.subscription_changed = true;
+            if s.should_disable(now, self.d.disable_after) {
+                change.events.extend(
+                    s.disable(DisableReason::FailingTooLong, now)
+                        .map_err(transition)?,
+                );
+            }
+            disabled = s.status() != SubscriptionStatus::Active;
+        }
+        let next = due.attempt.saturating_add(1);
+        let last = report
+            .error
+            .as_ref()
+            .map_or_else(|| format!("{failed:?}"), |e| e.as_str().to_owned());
+        match self.d.schedule.wait_before(next, self.unit) {
+            Some(wait) if failed.retryable() && !disabled => {
+                let wait = failed.retry_after().unwrap_or(wait);
+                let at = now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(1));
+                change.events.extend(
+                    delivery
+                        .record_failure(report.clone(), at, now)
+                        .map_err(transition)?,
+                );
+                let next_due = AttemptDue {
+                    delivery_id: due.delivery_id,
+                    cycle: due.cycle,
+                    attempt: next,
+                    session,
+                };
+                change
+                    .ops
+                    .push(attempt_write(self.tenant, &next_due, Some(at))?);
+            }
+            _ => {
+                let message = if !failed.retryable() {
+                    format!("the endpoint cannot be called: {last}")
+                } else if disabled {
+                    format!(
+                        "the endpoint has been failing for too long and was disabled; last attempt: {last}"
+                    )
+                } else {
+                    format!("gave up after {} attempts; last: {last}", due.attempt)
+                };
+                change.dead_letter = Some(DeadLetter {
+                    class: failed.classification(),
+                    status: failed.status_code(),
+                    message,
+                    report: Some(report.clone()),
+                });
+            }
+        }
+        Ok(change)
+    }
 }
 
 #[cfg(test)]
