@@ -152,212 +152,44 @@ impl Runner {
     /// starts the trigger loops and the outbox publisher.
     pub async fn start(apps: &[AppRegistration], args: RunArgs) -> anyhow::Result<Runner> {
         let mut settings = Settings::load(&args.settings, |k| std::env::var(k).ok())?;
-        let listen = match args.listen {
-            Some(a) => a,
-            None => {
-                let host = settings
-                    .local_http_address
-                    .clone()
-                    .unwrap_or_else(|| "127.0.0.1".into());
-                let port = settings.local_http_port.unwrap_or(7071);
-                format!("{host}:{port}")
-                    .parse()
-                    .with_context(|| format!("{host}:{port} is not a listen address"))?
-            }
-        };
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let addr = listener.local_addr()?;
-        // Apps reach each other through their public addresses, as in Azure (where each has
-        // its own host name): locally every app is under this listener.
-        for slug in apps.iter().map(|a| a.slug) {
-            settings
-                .values
-                .entry(app_host::url_setting(slug))
-                .or_insert_with(|| format!("http://{addr}/{slug}"));
-        }
-        // The same embedded adapters and authenticator an app's own handler opens; the
-        // runner keeps the broker to consume from it, as the host consumes Service Bus.
-        // Documents, blobs and secrets may live in Azure (or its stand-ins: Azurite, the
-        // Cosmos DB stand-in) when the settings say so; the bus is always the embedded
-        // broker, because the runner consumes it as the Functions host consumes Service Bus.
-        let selection = app_host::adapters::Selection::from_settings(&settings.values);
-        if !selection.bus.is_embedded() {
-            anyhow::bail!(
-                "the local runner delivers messages from its own broker; remove {} and {} from \
-                 its settings (deployed apps send to Service Bus, whose triggers the Functions host runs)",
-                app_host::adapters::SERVICE_BUS_NAMESPACE,
-                app_host::adapters::SERVICE_BUS_REST_CONNECTION
-            );
-        }
-        let embedded = app_host::adapters::open_embedded(&args.data_dir).await?;
-        let ports =
-            app_host::adapters::open_ports(&selection, &settings.values, Some(&embedded)).await?;
-        tracing::info!(adapters = %selection, "adapters opened");
-        let dev_tokens = auth::DevTokens::load_or_create(&args.data_dir)?;
-        let authenticator =
-            app_host::adapters::authenticator(&settings.values, || Ok(dev_tokens.clone()))?;
-        let mut context = ports.context(settings.values.clone(), authenticator);
-        context.catalogue = app_context::AppContext::catalogue_of(apps);
-        let broker = embedded.broker.clone();
-        let spec = EntitySpec {
-            lock_duration: Duration::from_secs(args.lock_seconds.max(1)),
-            ..EntitySpec::default()
-        };
-        broker
-            .ensure_topology(&platform_topology(apps, &spec))
-            .await?;
-
+        let (listener, addr) = bind(apps, &args, &mut settings).await?;
+        let opened = Opened::open(apps, &args, &settings).await?;
         let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-        let mut mounted = BTreeMap::new();
-        let mut summary = Vec::new();
-        let mut index = Vec::new();
-        let timeout = Duration::from_secs(args.function_timeout.max(1));
-        let concurrent_calls = args
-            .max_concurrent_calls
-            .unwrap_or_else(default_concurrent_calls)
-            .max(1);
+        let mounter = Mounter {
+            settings: &settings,
+            context: &opened.context,
+            broker: &opened.broker,
+            stop: &stop_rx,
+            timeout: Duration::from_secs(args.function_timeout.max(1)),
+            concurrent_calls: args
+                .max_concurrent_calls
+                .unwrap_or_else(default_concurrent_calls)
+                .max(1),
+            lock_duration: opened.lock_duration,
+        };
+        let mut mounted = Mounted::default();
         for reg in apps {
-            let app = (reg.build)(&reg.context_for(&context))
-                .with_context(|| format!("app {}", reg.slug))?
-                // Service Bus invocations join the trace of the message that triggered them.
-                .with_invocation_spans(telemetry::span_from_traceparent);
-            app.validate()
-                .with_context(|| format!("app {}", reg.slug))?;
-            // Output bindings can set only a message body (no MessageId, session or
-            // properties), so the platform sends through the bus port instead and the runner
-            // does not play them.
-            if let Some(f) = app.declarations().iter().find(|f| !f.outputs.is_empty()) {
-                anyhow::bail!(
-                    "{}/{}: output bindings are not supported by the local runner; send through the bus port",
-                    reg.slug,
-                    f.name
-                );
-            }
-            let mounted_app = front::MountedApp::new(&app)?;
-            let mut functions = Vec::new();
-            for f in app.declarations() {
-                match &f.trigger {
-                    Trigger::Http { route, methods, .. } => {
-                        summary.push(format!(
-                            "  {:<16} {:<28} {} /{}/api/{}",
-                            reg.slug,
-                            f.name,
-                            methods.join(",").to_uppercase(),
-                            reg.slug,
-                            route
-                        ));
-                        functions.push(json!({"name": f.name, "trigger": "http", "route": format!("/{}/api/{route}", reg.slug), "methods": methods}));
-                    }
-                    Trigger::ServiceBus { source, .. } => {
-                        let entity = match source {
-                            ServiceBusSource::Queue(q) => {
-                                ports::Entity::queue(settings.resolve(q)?)
-                            }
-                            ServiceBusSource::Subscription {
-                                topic,
-                                subscription,
-                            } => ports::Entity::subscription(
-                                settings.resolve(topic)?,
-                                settings.resolve(subscription)?,
-                            ),
-                        };
-                        summary.push(format!(
-                            "  {:<16} {:<28} service bus {} ({concurrent_calls} at a time)",
-                            reg.slug,
-                            f.name,
-                            entity.path()
-                        ));
-                        functions.push(json!({"name": f.name, "trigger": "serviceBus", "entity": entity.path()}));
-                        let cfg = triggers::ConsumerConfig {
-                            function: f.name.clone(),
-                            binding: f.trigger_binding.clone(),
-                            entity,
-                            max_concurrent: concurrent_calls,
-                            timeout,
-                            lock_renew_every: spec.lock_duration / 2,
-                        };
-                        tasks.push(tokio::spawn(triggers::consume(
-                            mounted_app.router.clone(),
-                            broker.clone(),
-                            cfg,
-                            stop_rx.clone(),
-                        )));
-                    }
-                    Trigger::Timer {
-                        schedule,
-                        run_on_startup,
-                        ..
-                    } => {
-                        let expr = settings.resolve(schedule)?;
-                        let parsed = Schedule::parse(&expr).with_context(|| {
-                            format!("{}/{}: schedule {expr:?}", reg.slug, f.name)
-                        })?;
-                        summary.push(format!("  {:<16} {:<28} timer {expr}", reg.slug, f.name));
-                        functions
-                            .push(json!({"name": f.name, "trigger": "timer", "schedule": expr}));
-                        let cfg = triggers::TimerConfig {
-                            app: reg.slug.to_owned(),
-                            function: f.name.clone(),
-                            binding: f.trigger_binding.clone(),
-                            schedule: parsed,
-                            run_on_startup: *run_on_startup,
-                            timeout,
-                        };
-                        tasks.push(tokio::spawn(triggers::run_timer(
-                            mounted_app.router.clone(),
-                            context.documents.clone(),
-                            cfg,
-                            stop_rx.clone(),
-                        )));
-                    }
-                }
-            }
-            index.push(json!({
-                "slug": reg.slug,
-                "openapi": format!("/{}/api/{}", reg.slug, functions_runtime::openapi::ROUTE),
-                "functions": functions,
-            }));
-            mounted.insert(reg.slug.to_owned(), mounted_app);
+            mounter.mount(reg, &mut mounted)?;
         }
-
-        // Events committed by any app reach the bus, even after a crash between commit and publish.
-        let containers: Vec<String> = apps
-            .iter()
-            .flat_map(|a| a.containers.iter().map(|c| (*c).to_owned()))
-            .collect();
-        let publisher = app_host::outbox_publisher(&context, containers);
-        let mut outbox_stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            publisher
-                .run(
-                    app_host::OUTBOX_INTERVAL,
-                    app_host::OUTBOX_IDLE_INTERVAL,
-                    async move {
-                        let _ = outbox_stop.changed().await;
-                    },
-                )
-                .await;
-        }));
-
+        let Mounted {
+            apps: mounted_apps,
+            index,
+            summary,
+            mut tasks,
+        } = mounted;
+        tasks.push(spawn_outbox(apps, &opened.context, stop_rx.clone()));
         let front = Arc::new(front::Front {
-            apps: mounted,
+            apps: mounted_apps,
             index: json!({"platform": "integration-platform", "hostVersion": HOST_VERSION, "apps": index}),
         });
-        let mut http_stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = http_stop.changed().await;
-            };
-            if let Err(e) = axum::serve(listener, front::router(front))
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "the HTTP front door stopped");
-            }
-        }));
+        tasks.push(spawn_front(listener, front, stop_rx));
+        let Opened {
+            context,
+            broker,
+            ports,
+            dev_tokens,
+            ..
+        } = opened;
         Ok(Runner {
             addr,
             data_dir: args.data_dir,
@@ -399,4 +231,279 @@ impl Runner {
             let _ = t.await;
         }
     }
+}
+
+/// Binds the front door (the address given, or `Host.LocalHttpPort`/`LocalHttpAddress` of the
+/// settings, or 127.0.0.1:7071) and gives every app its public address (`<SLUG>_URL`) under
+/// it, as in Azure where each app has its own host name.
+async fn bind(
+    apps: &[AppRegistration],
+    args: &RunArgs,
+    settings: &mut Settings,
+) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listen = match args.listen {
+        Some(a) => a,
+        None => {
+            let host = settings
+                .local_http_address
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".into());
+            let port = settings.local_http_port.unwrap_or(7071);
+            format!("{host}:{port}")
+                .parse()
+                .with_context(|| format!("{host}:{port} is not a listen address"))?
+        }
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    for slug in apps.iter().map(|a| a.slug) {
+        settings
+            .values
+            .entry(app_host::url_setting(slug))
+            .or_insert_with(|| format!("http://{addr}/{slug}"));
+    }
+    Ok((listener, addr))
+}
+
+/// The ports, the authenticator and the context the apps are built with, and the broker's
+/// topology.
+struct Opened {
+    context: AppContext,
+    broker: Arc<SqliteBroker>,
+    ports: app_host::adapters::Ports,
+    dev_tokens: auth::DevTokens,
+    lock_duration: Duration,
+}
+
+impl Opened {
+    /// The same embedded adapters and authenticator an app's own handler opens; the runner
+    /// keeps the broker to consume from it, as the host consumes Service Bus. Documents,
+    /// blobs and secrets may live in Azure (or its stand-ins: Azurite, the Cosmos DB
+    /// stand-in) when the settings say so; the bus is always the embedded broker, because
+    /// the runner consumes it as the Functions host consumes Service Bus.
+    async fn open(
+        apps: &[AppRegistration],
+        args: &RunArgs,
+        settings: &Settings,
+    ) -> anyhow::Result<Opened> {
+        let selection = app_host::adapters::Selection::from_settings(&settings.values);
+        if !selection.bus.is_embedded() {
+            anyhow::bail!(
+                "the local runner delivers messages from its own broker; remove {} and {} from \
+                 its settings (deployed apps send to Service Bus, whose triggers the Functions host runs)",
+                app_host::adapters::SERVICE_BUS_NAMESPACE,
+                app_host::adapters::SERVICE_BUS_REST_CONNECTION
+            );
+        }
+        let embedded = app_host::adapters::open_embedded(&args.data_dir).await?;
+        let ports =
+            app_host::adapters::open_ports(&selection, &settings.values, Some(&embedded)).await?;
+        tracing::info!(adapters = %selection, "adapters opened");
+        let dev_tokens = auth::DevTokens::load_or_create(&args.data_dir)?;
+        let authenticator =
+            app_host::adapters::authenticator(&settings.values, || Ok(dev_tokens.clone()))?;
+        let mut context = ports.context(settings.values.clone(), authenticator);
+        context.catalogue = app_context::AppContext::catalogue_of(apps);
+        let spec = EntitySpec {
+            lock_duration: Duration::from_secs(args.lock_seconds.max(1)),
+            ..EntitySpec::default()
+        };
+        embedded
+            .broker
+            .ensure_topology(&platform_topology(apps, &spec))
+            .await?;
+        Ok(Opened {
+            context,
+            broker: embedded.broker.clone(),
+            ports,
+            dev_tokens,
+            lock_duration: spec.lock_duration,
+        })
+    }
+}
+
+/// What mounting the apps produced: their routers, the index, the banner's lines and the
+/// trigger loops.
+#[derive(Default)]
+struct Mounted {
+    apps: BTreeMap<String, front::MountedApp>,
+    index: Vec<serde_json::Value>,
+    summary: Vec<String>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Builds each app and starts what plays its triggers.
+struct Mounter<'a> {
+    settings: &'a Settings,
+    context: &'a AppContext,
+    broker: &'a Arc<SqliteBroker>,
+    stop: &'a watch::Receiver<bool>,
+    timeout: Duration,
+    concurrent_calls: usize,
+    lock_duration: Duration,
+}
+
+impl Mounter<'_> {
+    /// Builds the app (its settings checked), checks its declarations and mounts it: HTTP
+    /// functions behind the front door, a consumer per Service Bus function, a loop per timer.
+    fn mount(&self, reg: &AppRegistration, out: &mut Mounted) -> anyhow::Result<()> {
+        let app = (reg.build)(&reg.context_for(self.context))
+            .with_context(|| format!("app {}", reg.slug))?
+            // Service Bus invocations join the trace of the message that triggered them.
+            .with_invocation_spans(telemetry::span_from_traceparent);
+        app.validate()
+            .with_context(|| format!("app {}", reg.slug))?;
+        // Output bindings can set only a message body (no MessageId, session or
+        // properties), so the platform sends through the bus port instead and the runner
+        // does not play them.
+        if let Some(f) = app.declarations().iter().find(|f| !f.outputs.is_empty()) {
+            anyhow::bail!(
+                "{}/{}: output bindings are not supported by the local runner; send through the bus port",
+                reg.slug,
+                f.name
+            );
+        }
+        let mounted_app = front::MountedApp::new(&app)?;
+        let mut functions = Vec::new();
+        for f in app.declarations() {
+            let (line, entry) = self.trigger(reg.slug, f, &mounted_app.router, &mut out.tasks)?;
+            out.summary.push(line);
+            functions.push(entry);
+        }
+        out.index.push(json!({
+            "slug": reg.slug,
+            "openapi": format!("/{}/api/{}", reg.slug, functions_runtime::openapi::ROUTE),
+            "functions": functions,
+        }));
+        out.apps.insert(reg.slug.to_owned(), mounted_app);
+        Ok(())
+    }
+
+    /// Plays one function's trigger; answers its banner line and index entry.
+    fn trigger(
+        &self,
+        slug: &str,
+        f: &functions_runtime::FunctionDecl,
+        router: &axum::Router,
+        tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    ) -> anyhow::Result<(String, serde_json::Value)> {
+        Ok(match &f.trigger {
+            Trigger::Http { route, methods, .. } => (
+                format!(
+                    "  {:<16} {:<28} {} /{slug}/api/{route}",
+                    slug,
+                    f.name,
+                    methods.join(",").to_uppercase(),
+                ),
+                json!({"name": f.name, "trigger": "http", "route": format!("/{slug}/api/{route}"), "methods": methods}),
+            ),
+            Trigger::ServiceBus { source, .. } => {
+                let entity = match source {
+                    ServiceBusSource::Queue(q) => ports::Entity::queue(self.settings.resolve(q)?),
+                    ServiceBusSource::Subscription {
+                        topic,
+                        subscription,
+                    } => ports::Entity::subscription(
+                        self.settings.resolve(topic)?,
+                        self.settings.resolve(subscription)?,
+                    ),
+                };
+                let line = format!(
+                    "  {:<16} {:<28} service bus {} ({} at a time)",
+                    slug,
+                    f.name,
+                    entity.path(),
+                    self.concurrent_calls
+                );
+                let entry =
+                    json!({"name": f.name, "trigger": "serviceBus", "entity": entity.path()});
+                let cfg = triggers::ConsumerConfig {
+                    function: f.name.clone(),
+                    binding: f.trigger_binding.clone(),
+                    entity,
+                    max_concurrent: self.concurrent_calls,
+                    timeout: self.timeout,
+                    lock_renew_every: self.lock_duration / 2,
+                };
+                tasks.push(tokio::spawn(triggers::consume(
+                    router.clone(),
+                    self.broker.clone(),
+                    cfg,
+                    self.stop.clone(),
+                )));
+                (line, entry)
+            }
+            Trigger::Timer {
+                schedule,
+                run_on_startup,
+                ..
+            } => {
+                let expr = self.settings.resolve(schedule)?;
+                let parsed = Schedule::parse(&expr)
+                    .with_context(|| format!("{slug}/{}: schedule {expr:?}", f.name))?;
+                let line = format!("  {:<16} {:<28} timer {expr}", slug, f.name);
+                let entry = json!({"name": f.name, "trigger": "timer", "schedule": expr});
+                let cfg = triggers::TimerConfig {
+                    app: slug.to_owned(),
+                    function: f.name.clone(),
+                    binding: f.trigger_binding.clone(),
+                    schedule: parsed,
+                    run_on_startup: *run_on_startup,
+                    timeout: self.timeout,
+                };
+                tasks.push(tokio::spawn(triggers::run_timer(
+                    router.clone(),
+                    self.context.documents.clone(),
+                    cfg,
+                    self.stop.clone(),
+                )));
+                (line, entry)
+            }
+        })
+    }
+}
+
+/// Events committed by any app reach the bus, even after a crash between commit and publish.
+fn spawn_outbox(
+    apps: &[AppRegistration],
+    context: &AppContext,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let containers: Vec<String> = apps
+        .iter()
+        .flat_map(|a| a.containers.iter().map(|c| (*c).to_owned()))
+        .collect();
+    let publisher = app_host::outbox_publisher(context, containers);
+    tokio::spawn(async move {
+        publisher
+            .run(
+                app_host::OUTBOX_INTERVAL,
+                app_host::OUTBOX_IDLE_INTERVAL,
+                async move {
+                    let _ = stop.changed().await;
+                },
+            )
+            .await;
+    })
+}
+
+/// The HTTP front door, until the runner stops.
+fn spawn_front(
+    listener: TcpListener,
+    front: Arc<front::Front>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, front::router(front))
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "the HTTP front door stopped");
+        }
+    })
 }
