@@ -5,11 +5,9 @@
 //! immutable (only their `enabled` flag changes), so a version read is kept longer than a
 //! "latest" read, which a rotation elsewhere can move at any time.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ports::SecretVersion;
 use secrecy::SecretString;
@@ -24,7 +22,8 @@ pub struct CacheOptions {
     /// here for at most this long (this instance's own `disable` takes effect at once).
     /// Default 5 min.
     pub version_ttl: Duration,
-    /// Entries kept at most; the oldest goes first. Default 1024.
+    /// Entries kept at most, of each kind (latest, versions); the least used go first.
+    /// Default 1024.
     pub max_entries: usize,
 }
 
@@ -65,92 +64,69 @@ impl Key {
     }
 }
 
-struct Entry {
-    value: SecretString,
-    meta: SecretVersion,
-    expires_at: Instant,
-    stored_at: Instant,
-}
-
 pub(crate) type Read = (SecretString, SecretVersion);
 
+/// A fill's outcome as its waiters share it: a vault error, or a read made while an
+/// invalidation happened (returned to the callers, not kept).
+enum Unkept {
+    Failed(ports::PortError),
+    Stale(Read),
+}
+
+/// Two `moka` caches (latest reads and version reads, each with its own lifetime), bounded,
+/// with per-key single flight: concurrent misses of one key make one vault call, and a miss
+/// of one key never waits for another's.
 pub(crate) struct Cache {
-    options: CacheOptions,
-    entries: Mutex<HashMap<Key, Entry>>,
-    /// One gate per key being loaded, so concurrent misses make one vault call.
-    loading: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    latest: Option<moka::future::Cache<Key, Read>>,
+    versions: Option<moka::future::Cache<Key, Read>>,
     /// Bumped by every invalidation: a load that started before one does not store its
     /// (possibly stale) result.
     generation: AtomicU64,
 }
 
-/// A poisoned lock only means another thread panicked while holding it; the map is still
-/// consistent (every update is a single insert or remove), so it is used as is.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Cache {
     pub(crate) fn new(options: CacheOptions) -> Cache {
+        let build = |ttl: Duration| {
+            (!ttl.is_zero() && options.max_entries > 0).then(|| {
+                moka::future::Cache::builder()
+                    .max_capacity(options.max_entries as u64)
+                    .time_to_live(ttl)
+                    .build()
+            })
+        };
         Cache {
-            options,
-            entries: Mutex::new(HashMap::new()),
-            loading: Mutex::new(HashMap::new()),
+            latest: build(options.latest_ttl),
+            versions: build(options.version_ttl),
             generation: AtomicU64::new(0),
         }
     }
 
-    fn ttl(&self, key: &Key) -> Duration {
+    fn of(&self, key: &Key) -> Option<&moka::future::Cache<Key, Read>> {
         if key.version.is_some() {
-            self.options.version_ttl
+            self.versions.as_ref()
         } else {
-            self.options.latest_ttl
+            self.latest.as_ref()
         }
     }
 
-    pub(crate) fn get(&self, key: &Key) -> Option<Read> {
-        let mut entries = lock(&self.entries);
-        match entries.get(key) {
-            Some(e) if e.expires_at > Instant::now() => Some((e.value.clone(), e.meta.clone())),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
-        }
+    #[cfg(test)]
+    pub(crate) async fn get(&self, key: &Key) -> Option<Read> {
+        self.of(key)?.get(key).await
     }
 
-    /// Stores a read unless an invalidation happened since `generation` was taken.
-    pub(crate) fn put(&self, key: Key, read: &Read, generation: u64) {
-        let ttl = self.ttl(&key);
-        if ttl.is_zero() || self.options.max_entries == 0 {
+    /// Stores a read unless an invalidation happened since `generation` was taken (one that
+    /// lands between the check and the insert removes it again).
+    pub(crate) async fn put(&self, key: Key, read: &Read, generation: u64) {
+        let Some(cache) = self.of(&key) else {
+            return;
+        };
+        if self.generation() != generation {
             return;
         }
-        let mut entries = lock(&self.entries);
-        if self.generation.load(Ordering::SeqCst) != generation {
-            return;
+        cache.insert(key.clone(), read.clone()).await;
+        if self.generation() != generation {
+            cache.invalidate(&key).await;
         }
-        let now = Instant::now();
-        if entries.len() >= self.options.max_entries && !entries.contains_key(&key) {
-            entries.retain(|_, e| e.expires_at > now);
-            if entries.len() >= self.options.max_entries
-                && let Some(oldest) = entries
-                    .iter()
-                    .min_by_key(|(_, e)| e.stored_at)
-                    .map(|(k, _)| k.clone())
-            {
-                entries.remove(&oldest);
-            }
-        }
-        entries.insert(
-            key,
-            Entry {
-                value: read.0.clone(),
-                meta: read.1.clone(),
-                expires_at: now + ttl,
-                stored_at: now,
-            },
-        );
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -158,12 +134,13 @@ impl Cache {
     }
 
     /// Forgets the latest read of `name` and, when given, one of its versions.
-    pub(crate) fn invalidate(&self, name: &str, version: Option<&str>) {
-        let mut entries = lock(&self.entries);
+    pub(crate) async fn invalidate(&self, name: &str, version: Option<&str>) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        entries.remove(&Key::new(name, None));
-        if let Some(v) = version {
-            entries.remove(&Key::new(name, Some(v)));
+        if let Some(latest) = &self.latest {
+            latest.invalidate(&Key::new(name, None)).await;
+        }
+        if let (Some(versions), Some(v)) = (&self.versions, version) {
+            versions.invalidate(&Key::new(name, Some(v))).await;
         }
     }
 
@@ -174,30 +151,26 @@ impl Cache {
         F: FnOnce(u64) -> Fut,
         Fut: Future<Output = ports::Result<Read>>,
     {
-        if let Some(hit) = self.get(&key) {
-            return Ok(hit);
-        }
-        let gate = lock(&self.loading).entry(key.clone()).or_default().clone();
-        let result = {
-            let _turn = gate.lock().await;
-            match self.get(&key) {
-                Some(hit) => Ok(hit),
-                None => {
-                    let generation = self.generation();
-                    let loaded = load(generation).await;
-                    if let Ok(read) = &loaded {
-                        self.put(key.clone(), read, generation);
-                    }
-                    loaded
-                }
-            }
+        let Some(cache) = self.of(&key) else {
+            return load(self.generation()).await;
         };
-        let mut loading = lock(&self.loading);
-        // The map's reference and ours: nobody else is waiting on this gate.
-        if Arc::strong_count(&gate) == 2 {
-            loading.remove(&key);
+        let filled = cache
+            .try_get_with_by_ref(&key, async {
+                let generation = self.generation();
+                match load(generation).await {
+                    Ok(read) if self.generation() == generation => Ok(read),
+                    Ok(read) => Err(Unkept::Stale(read)),
+                    Err(e) => Err(Unkept::Failed(e)),
+                }
+            })
+            .await;
+        match filled {
+            Ok(read) => Ok(read),
+            Err(shared) => match &*shared {
+                Unkept::Stale(read) => Ok(read.clone()),
+                Unkept::Failed(e) => Err(e.clone()),
+            },
         }
-        result
     }
 }
 
@@ -205,6 +178,8 @@ impl Cache {
 mod tests {
     use chrono::Utc;
     use secrecy::ExposeSecret;
+
+    use std::sync::Arc;
 
     use super::*;
 
@@ -228,44 +203,76 @@ mod tests {
             max_entries: 10,
         });
         let g = cache.generation();
-        cache.put(Key::new("S", None), &read("v", "1"), g);
-        cache.put(Key::new("s", Some("1")), &read("v", "1"), g);
+        cache.put(Key::new("S", None), &read("v", "1"), g).await;
+        cache
+            .put(Key::new("s", Some("1")), &read("v", "1"), g)
+            .await;
         assert!(
-            cache.get(&Key::new("s", None)).is_some(),
+            cache.get(&Key::new("s", None)).await.is_some(),
             "names ignore case"
         );
         tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(cache.get(&Key::new("s", None)).is_none());
-        assert!(cache.get(&Key::new("s", Some("1"))).is_some());
+        assert!(cache.get(&Key::new("s", None)).await.is_none());
+        assert!(cache.get(&Key::new("s", Some("1"))).await.is_some());
     }
 
     #[tokio::test]
     async fn an_invalidation_wins_over_a_load_in_flight() {
         let cache = Cache::new(CacheOptions::default());
         let before = cache.generation();
-        cache.invalidate("s", Some("1"));
-        cache.put(Key::new("s", None), &read("stale", "1"), before);
-        assert!(cache.get(&Key::new("s", None)).is_none());
+        cache.invalidate("s", Some("1")).await;
+        cache
+            .put(Key::new("s", None), &read("stale", "1"), before)
+            .await;
+        assert!(cache.get(&Key::new("s", None)).await.is_none());
+
+        // A load that an invalidation overtakes is answered but not kept.
+        let answered = cache
+            .get_or_load(Key::new("s", None), |_| async {
+                cache.invalidate("s", None).await;
+                Ok(read("during", "2"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(answered.0.expose_secret(), "during");
+        assert!(cache.get(&Key::new("s", None)).await.is_none());
     }
 
     #[tokio::test]
-    async fn the_oldest_entry_makes_room() {
+    async fn errors_are_shared_by_waiters_and_not_kept() {
+        let cache = Cache::new(CacheOptions::default());
+        let failed = cache
+            .get_or_load(Key::new("s", None), |_| async {
+                Err(ports::PortError::Throttled {
+                    retry_after: Some(Duration::from_secs(3)),
+                })
+            })
+            .await;
+        assert!(matches!(failed, Err(ports::PortError::Throttled { .. })));
+        let next = cache
+            .get_or_load(Key::new("s", None), |_| async { Ok(read("v", "1")) })
+            .await
+            .unwrap();
+        assert_eq!(next.0.expose_secret(), "v");
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded_and_can_be_off() {
         let cache = Cache::new(CacheOptions {
             max_entries: 2,
             ..CacheOptions::default()
         });
         let g = cache.generation();
-        for v in ["1", "2", "3"] {
-            cache.put(Key::new("s", Some(v)), &read(v, v), g);
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        for v in ["1", "2", "3", "4", "5"] {
+            cache.put(Key::new("s", Some(v)), &read(v, v), g).await;
         }
-        assert!(cache.get(&Key::new("s", Some("1"))).is_none());
-        assert!(cache.get(&Key::new("s", Some("3"))).is_some());
+        let versions = cache.versions.as_ref().unwrap();
+        versions.run_pending_tasks().await;
+        assert!(versions.entry_count() <= 2, "{}", versions.entry_count());
         let disabled = Cache::new(CacheOptions::disabled());
-        disabled.put(Key::new("s", None), &read("v", "1"), 0);
-        assert!(disabled.get(&Key::new("s", None)).is_none());
+        disabled.put(Key::new("s", None), &read("v", "1"), 0).await;
+        assert!(disabled.get(&Key::new("s", None)).await.is_none());
     }
-
     #[tokio::test]
     async fn concurrent_misses_share_one_load() {
         let cache = Arc::new(Cache::new(CacheOptions::default()));
@@ -292,6 +299,5 @@ mod tests {
             assert_eq!(value.expose_secret(), "value");
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
-        assert!(lock(&cache.loading).is_empty(), "gates are cleaned up");
     }
 }

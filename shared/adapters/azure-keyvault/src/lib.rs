@@ -353,7 +353,8 @@ impl KeyVaultSecretStore {
                 let read = read_of(name, secret)?;
                 // The same read answers a later request for this very version.
                 self.cache
-                    .put(Key::new(name, Some(&read.1.version)), &read, generation);
+                    .put(Key::new(name, Some(&read.1.version)), &read, generation)
+                    .await;
                 Ok(read)
             }
             Err(e) if VaultFailure::of(&e).is_some_and(|f| f.is_disabled()) => {
@@ -497,12 +498,14 @@ impl SecretStore for KeyVaultSecretStore {
             .map_err(|e| bad_answer(&e.to_string()))?;
         let meta = version_of(name, &id, secret.attributes.as_ref(), secret.tags.as_ref())?;
         // The latest has changed; the new version's value is known without a read.
-        self.cache.invalidate(name, None);
-        self.cache.put(
-            Key::new(name, Some(&meta.version)),
-            &(value, meta.clone()),
-            self.cache.generation(),
-        );
+        self.cache.invalidate(name, None).await;
+        self.cache
+            .put(
+                Key::new(name, Some(&meta.version)),
+                &(value, meta.clone()),
+                self.cache.generation(),
+            )
+            .await;
         Ok(meta)
     }
 
@@ -559,7 +562,7 @@ impl SecretStore for KeyVaultSecretStore {
             })
             .await;
         // Whatever the answer, this instance must not keep serving the version from memory.
-        self.cache.invalidate(name, Some(version));
+        self.cache.invalidate(name, Some(version)).await;
         result.map_err(|e| port_error(e, "disable a secret version"))
     }
 }

@@ -3,8 +3,9 @@ use std::time::Duration;
 /// One error type for every port, so callers handle semantics (not backends).
 ///
 /// Adapters map their own failures onto these variants; the message of `Backend`
-/// never carries secret material (adapters redact before wrapping).
-#[derive(Debug, thiserror::Error)]
+/// never carries secret material (adapters redact before wrapping). Cloning is cheap (the
+/// backend's error is shared), so a cache fill's error reaches every caller that waited on it.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum PortError {
     #[error("not found")]
     NotFound,
@@ -24,7 +25,7 @@ pub enum PortError {
     Backend {
         backend: &'static str,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: std::sync::Arc<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -35,7 +36,7 @@ impl PortError {
     ) -> Self {
         PortError::Backend {
             backend,
-            source: source.into(),
+            source: std::sync::Arc::from(source.into()),
         }
     }
 

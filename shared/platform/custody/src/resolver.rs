@@ -11,7 +11,7 @@ use ports::{DocumentStore, PortError, SecretStore};
 
 use crate::material::{MaterialError, SecretMaterial};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ResolveError {
     /// Unknown here, including another tenant's credential.
     #[error("the credential was not found")]
@@ -191,27 +191,7 @@ impl Resolver {
     }
 }
 
-/// A fill's error as each of its waiters gets it: the error itself for the one caller that
-/// usually waits alone, else a copy that keeps its meaning (the kind of port failure; the
-/// backend's message as text).
+/// A fill's error as each of its waiters gets it.
 fn unshare(e: Arc<ResolveError>) -> ResolveError {
-    Arc::try_unwrap(e).unwrap_or_else(|shared| match &*shared {
-        ResolveError::NotFound => ResolveError::NotFound,
-        ResolveError::Revoked => ResolveError::Revoked,
-        ResolveError::Material(m) => ResolveError::Material(m.clone()),
-        ResolveError::Port(p) => ResolveError::Port(match p {
-            PortError::NotFound => PortError::NotFound,
-            PortError::AlreadyExists => PortError::AlreadyExists,
-            PortError::PreconditionFailed => PortError::PreconditionFailed,
-            PortError::Throttled { retry_after } => PortError::Throttled {
-                retry_after: *retry_after,
-            },
-            PortError::Unauthenticated => PortError::Unauthenticated,
-            PortError::Timeout => PortError::Timeout,
-            PortError::Invalid(m) => PortError::Invalid(m.clone()),
-            PortError::Backend { backend, source } => {
-                PortError::backend(backend, source.to_string())
-            }
-        }),
-    })
+    Arc::unwrap_or_clone(e)
 }
