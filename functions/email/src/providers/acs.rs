@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
-use integration_kit::{Provider, ProviderCall, acs, call_failed, malformed};
+use integration_kit::{InputError, Provider, ProviderCall, acs, call_failed, malformed};
 use reqwest::StatusCode;
 use reqwest::Url;
 use reqwest::header::HeaderMap;
@@ -70,10 +70,9 @@ impl Acs {
         Acs { net }
     }
 
-    fn endpoint(&self, call: &ProviderCall<'_>) -> Result<Url, CallError> {
-        let raw = call.require_config("endpoint")?;
+    fn endpoint(&self, config: &AcsEmailConfig) -> Result<Url, CallError> {
         self.net
-            .origin(raw, "endpoint")
+            .origin(&config.endpoint, "endpoint")
             .map_err(|e| call_failed(FailureClassification::Validation, e))
     }
 }
@@ -183,17 +182,28 @@ fn is_terminal(status: &str) -> bool {
     matches!(status, "Succeeded" | "Failed" | "Canceled")
 }
 
-/// The connection's config, checked when a connection is made (a misspelt or mistyped
-/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+/// The connection's config, checked when a connection is made (a misspelt, mistyped or
+/// malformed setting is a 400 naming it).
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the kit's check; the adapter reads its fields by name"
-)]
 struct AcsEmailConfig {
+    /// `https://<resource>.communication.azure.com`
     endpoint: String,
+    /// An address of a domain verified in the resource.
     sender_address: String,
+}
+
+impl integration_kit::ProviderConfig for AcsEmailConfig {
+    fn check(&self) -> Result<(), InputError> {
+        super::origin_shape(&self.endpoint).map_err(|e| InputError::at("endpoint", e))?;
+        if !is_email_address(&self.sender_address) {
+            return Err(InputError::at(
+                "senderAddress",
+                "must be an address of a domain verified in the resource",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -234,26 +244,8 @@ impl Provider for Acs {
         &[CredentialKind::ApiKey]
     }
 
-    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
-        let endpoint = config
-            .get("endpoint")
-            .and_then(Value::as_str)
-            .ok_or("endpoint is required: https://<resource>.communication.azure.com")?;
-        self.net.origin(endpoint, "endpoint")?;
-        if !config
-            .get("senderAddress")
-            .and_then(Value::as_str)
-            .is_some_and(is_email_address)
-        {
-            return Err(
-                "senderAddress is required: an address of a domain verified in the resource".into(),
-            );
-        }
-        Ok(())
-    }
-
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
-        let origin = self.endpoint(call)?;
+        let origin = self.endpoint(&call.config_as()?)?;
         let key = acs::access_key(call)?;
         let probe = uuid::Uuid::new_v4().to_string();
         let url = url(&origin, &["emails", "operations", &probe]);
@@ -281,11 +273,9 @@ impl integration_kit::Serves<crate::Send> for Acs {
         call: &ProviderCall<'_>,
         email: &crate::Email,
     ) -> Result<integration_kit::Step<crate::EmailSent>, CallError> {
-        let origin = self.endpoint(call)?;
-        let sender = match &email.from {
-            Some(from) => from.as_str(),
-            None => call.require_config("senderAddress")?,
-        };
+        let config: AcsEmailConfig = call.config_as()?;
+        let origin = self.endpoint(&config)?;
+        let sender = email.from.as_deref().unwrap_or(&config.sender_address);
         let key = acs::access_key(call)?;
         let addresses = |list: &[String]| -> Vec<Value> {
             list.iter().map(|a| json!({"address": a})).collect()

@@ -16,7 +16,7 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use domain::{ConnectionConfig, CredentialKind, FailureClassification};
+use domain::{CredentialKind, FailureClassification};
 use integration_kit::fake::{self, CallCounter};
 use integration_kit::{Provider, ProviderCall};
 use resilience::{CallError, HttpStatus, Outcome, Safety, VendorFailure};
@@ -59,8 +59,12 @@ pub struct Fake;
 impl Fake {
     /// One call to the "vendor", as the pipeline sees it. `recipients` is `None` for the
     /// connection test.
-    async fn answer(call: &ProviderCall<'_>, recipients: Option<&[&str]>) -> Outcome<()> {
-        if let Some(out) = fake::answer(&CALLS, call, recipients.is_some()).await {
+    async fn answer(
+        call: &ProviderCall<'_>,
+        steer: &fake::Steer,
+        recipients: Option<&[&str]>,
+    ) -> Outcome<()> {
+        if let Some(out) = fake::answer(&CALLS, call, steer, recipients.is_some()).await {
             return out;
         }
         if recipients.is_some_and(|r| r.iter().any(|a| a.eq_ignore_ascii_case(UNDELIVERABLE))) {
@@ -78,20 +82,6 @@ impl Fake {
     }
 }
 
-/// The connection's config, checked when a connection is made (a misspelt or mistyped
-/// setting is a 400 naming it); the finer rules are `validate_config`'s.
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the kit's check; the adapter reads its fields by name"
-)]
-struct FakeConfig {
-    mode: Option<String>,
-    latency_ms: Option<u64>,
-    retry_after_ms: Option<u64>,
-}
-
 #[async_trait]
 impl Provider for Fake {
     fn key(&self) -> &'static str {
@@ -102,21 +92,18 @@ impl Provider for Fake {
         &[CredentialKind::ApiKey]
     }
 
-    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
-        fake::mode(config).map(|_| ())
-    }
-
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
+        let steer: fake::Steer = call.config_as()?;
         call.pipeline
             .execute(call.call(Safety::Safe, &HttpStatus), |_| {
-                Self::answer(call, None)
+                Self::answer(call, &steer, None)
             })
             .await
             .map(|_| ())
     }
 
     fn serves(served: &mut integration_kit::Served<Self>) {
-        served.operation::<crate::Send>().config::<FakeConfig>();
+        served.operation::<crate::Send>().config::<fake::Steer>();
     }
 }
 
@@ -134,11 +121,12 @@ impl integration_kit::Serves<crate::Send> for Fake {
             .chain(&email.bcc)
             .map(String::as_str)
             .collect();
+        let steer: fake::Steer = call.config_as()?;
         // The Fake de-duplicates on the run like a vendor with idempotency keys would.
         let (_, attempts) = call
             .pipeline
             .execute(call.call(Safety::Idempotent, &HttpStatus), |_| {
-                Self::answer(call, Some(&recipients))
+                Self::answer(call, &steer, Some(&recipients))
             })
             .await?;
         let seed = call
@@ -282,7 +270,13 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.class(), FailureClassification::Validation);
-        let bad: ConnectionConfig = json!({"mode": "sometimes"}).as_object().unwrap().clone();
-        assert!(Fake.validate_config(&bad).is_err());
+        let bad = json!({"mode": "sometimes"});
+        assert_eq!(
+            integration_kit::config_of::<fake::Steer>(bad.as_object().unwrap())
+                .map(drop)
+                .unwrap_err()
+                .path,
+            "mode"
+        );
     }
 }

@@ -35,6 +35,24 @@ pub struct Net {
     requires_https: bool,
 }
 
+/// A URL that is an origin (`http(s)://host[:port]`, nothing after it): what a connection's
+/// `baseUrl` or `endpoint` must be. The error completes "<field> …".
+pub(crate) fn origin_shape(raw: &str) -> Result<Url, String> {
+    let bad = || "must be an https origin such as https://name.example.com".to_owned();
+    let url = Url::parse(raw.trim()).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || !matches!(url.path(), "" | "/")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(bad());
+    }
+    Ok(url)
+}
+
 impl Net {
     /// `allowed_hosts`: the `OUTBOUND_ALLOWED_HOSTS` setting (comma-separated names or IPs).
     pub fn new(allowed_hosts: Option<&str>, requires_https: bool) -> Self {
@@ -74,18 +92,7 @@ impl Net {
     /// A user-supplied origin (`https://host[:port]`, nothing after it): parsed, https unless
     /// in development, and not an internal IP literal unless allowed.
     pub(crate) fn origin(&self, raw: &str, field: &str) -> Result<Url, String> {
-        let bad = || format!("{field} must be an https origin such as https://name.example.com");
-        let url = Url::parse(raw.trim()).map_err(|_| bad())?;
-        if !matches!(url.scheme(), "http" | "https")
-            || url.host_str().is_none()
-            || !url.username().is_empty()
-            || url.password().is_some()
-            || !matches!(url.path(), "" | "/")
-            || url.query().is_some()
-            || url.fragment().is_some()
-        {
-            return Err(bad());
-        }
+        let url = origin_shape(raw).map_err(|e| format!("{field} {e}"))?;
         if self.requires_https && url.scheme() != "https" {
             return Err(format!("{field} must be an https URL"));
         }
@@ -93,15 +100,6 @@ impl Net {
             .check_url(&url)
             .map_err(|e| format!("{field} is refused: {e}"))?;
         Ok(url)
-    }
-
-    /// Whether a host may be used as far as can be told without resolving it: names yes
-    /// (they are checked when resolved), IP literals when public or allowed.
-    pub(crate) fn allows_literal(&self, host: &str) -> bool {
-        match normalise_host(host).parse::<IpAddr>() {
-            Ok(ip) => self.allows_host(host) || !netguard::is_internal(ip),
-            Err(_) => true,
-        }
     }
 
     /// The addresses of `host` this app may connect to (see the type's documentation).

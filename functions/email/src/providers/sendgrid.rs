@@ -18,7 +18,7 @@
 
 use async_trait::async_trait;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
-use integration_kit::{Provider, ProviderCall, call_failed};
+use integration_kit::{InputError, Provider, ProviderCall, call_failed};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use resilience::{CallError, Classifier, Safety, Verdict, classify_status};
@@ -41,8 +41,8 @@ impl SendGrid {
 
     /// The API's origin: `baseUrl` checked as an origin (https, no internal IP literal: the
     /// guarded client checks names, not literals), or SendGrid's.
-    fn base(&self, call: &ProviderCall<'_>) -> Result<String, CallError> {
-        if let Some(raw) = call.config_str("baseUrl") {
+    fn base(&self, call: &ProviderCall<'_>, config: &SendGridConfig) -> Result<String, CallError> {
+        if let Some(raw) = &config.base_url {
             self.net
                 .origin(raw, "baseUrl")
                 .map_err(|e| call_failed(FailureClassification::Validation, e))?;
@@ -89,18 +89,41 @@ impl Classifier for Answers {
     }
 }
 
-/// The connection's config, checked when a connection is made (a misspelt or mistyped
-/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+/// The connection's config, checked when a connection is made (a misspelt, mistyped or
+/// malformed setting is a 400 naming it).
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the kit's check; the adapter reads its fields by name"
-)]
 struct SendGridConfig {
+    /// The verified sender's address.
     from: String,
+    /// The API's origin (a regional one, or a fake), checked as the kit checks `baseUrl`.
+    #[serde(rename = "baseUrl")]
     base_url: Option<String>,
+    /// The Event Webhook's verification key (base64 DER), for delivery receipts.
     event_webhook_public_key: Option<String>,
+}
+
+impl integration_kit::ProviderConfig for SendGridConfig {
+    fn check(&self) -> Result<(), InputError> {
+        if !is_email_address(&self.from) {
+            return Err(InputError::at(
+                "from",
+                "must be the verified sender's address",
+            ));
+        }
+        if let Some(base) = &self.base_url {
+            super::origin_shape(base).map_err(|e| InputError::at("baseUrl", e))?;
+        }
+        if let Some(key) = &self.event_webhook_public_key {
+            webhooks::Secret::sendgrid_public_key(key).map_err(|_| {
+                InputError::at(
+                    "eventWebhookPublicKey",
+                    "must be the Event Webhook verification key (base64 DER)",
+                )
+            })?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -111,32 +134,6 @@ impl Provider for SendGrid {
 
     fn credential_kinds(&self) -> &'static [CredentialKind] {
         &[CredentialKind::ApiKey]
-    }
-
-    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
-        if !config
-            .get("from")
-            .and_then(Value::as_str)
-            .is_some_and(is_email_address)
-        {
-            return Err("from is required: the verified sender's address".into());
-        }
-        if let Some(base) = config.get("baseUrl") {
-            let base = base
-                .as_str()
-                .ok_or("baseUrl must be an https origin such as https://api.eu.sendgrid.com")?;
-            self.net.origin(base, "baseUrl")?;
-        }
-        if let Some(key) = config.get("eventWebhookPublicKey") {
-            let key = key
-                .as_str()
-                .ok_or("eventWebhookPublicKey must be a string")?;
-            webhooks::Secret::sendgrid_public_key(key).map_err(|_| {
-                "eventWebhookPublicKey must be the Event Webhook verification key (base64 DER)"
-                    .to_owned()
-            })?;
-        }
-        Ok(())
     }
 
     /// The signed Event Webhook, pointed at the connection's `receiptUrl`, verified with the
@@ -151,11 +148,14 @@ impl Provider for SendGrid {
         request: &integration_kit::ReceiptRequest<'_>,
     ) -> Result<Vec<integration_kit::Receipt>, integration_kit::ReceiptError> {
         use integration_kit::{DeliveryState as S, ReceiptError};
-        let Some(key) = config.get("eventWebhookPublicKey").and_then(Value::as_str) else {
+        let Some(key) = integration_kit::config_of::<SendGridConfig>(config)
+            .ok()
+            .and_then(|c| c.event_webhook_public_key)
+        else {
             return Err(ReceiptError::NotSupported);
         };
         let secret =
-            webhooks::Secret::sendgrid_public_key(key).map_err(|_| ReceiptError::Unauthorized)?;
+            webhooks::Secret::sendgrid_public_key(&key).map_err(|_| ReceiptError::Unauthorized)?;
         request.verify(&webhooks::Scheme::sendgrid(), &secret)?;
         let events: Vec<Value> = serde_json::from_slice(request.body)
             .map_err(|_| ReceiptError::Malformed("the Event Webhook sends a JSON array".into()))?;
@@ -182,7 +182,7 @@ impl Provider for SendGrid {
 
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
         let key = call.secret("apiKey")?;
-        let url = format!("{}/v3/scopes", self.base(call)?);
+        let url = format!("{}/v3/scopes", self.base(call, &call.config_as()?)?);
         call.pipeline
             .send(call.call(Safety::Safe, &Answers), || {
                 call.http.get(&url).bearer_auth(key)
@@ -203,10 +203,8 @@ impl integration_kit::Serves<crate::Send> for SendGrid {
         call: &ProviderCall<'_>,
         email: &crate::Email,
     ) -> Result<integration_kit::Step<crate::EmailSent>, CallError> {
-        let from = match &email.from {
-            Some(from) => from.as_str(),
-            None => call.require_config("from")?,
-        };
+        let config: SendGridConfig = call.config_as()?;
+        let from = email.from.as_deref().unwrap_or(&config.from);
         let key = call.secret("apiKey")?;
         let addresses =
             |list: &[String]| -> Vec<Value> { list.iter().map(|a| json!({"email": a})).collect() };
@@ -244,7 +242,7 @@ impl integration_kit::Serves<crate::Send> for SendGrid {
                 .into();
         }
         let body = bytes::Bytes::from(body.to_string());
-        let url = format!("{}/v3/mail/send", self.base(call)?);
+        let url = format!("{}/v3/mail/send", self.base(call, &config)?);
         let answer = call
             .pipeline
             .send(call.call(Safety::Unsafe, &Answers), || {

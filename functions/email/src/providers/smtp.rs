@@ -37,8 +37,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::{ConnectionConfig, CredentialKind, FailureClassification};
-use integration_kit::{Provider, ProviderCall, call_failed};
+use domain::{CredentialKind, FailureClassification};
+use integration_kit::{InputError, Provider, ProviderCall, call_failed};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment as MimeAttachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -47,15 +47,16 @@ use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::{Address, Message};
 use resilience::{CallError, HttpStatus, Outcome, Safety, VendorFailure};
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::{Net, Resolve};
 use crate::{Email, is_email_address};
 
 /// How the session is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TlsMode {
+    #[default]
     StartTls,
     Implicit,
     None,
@@ -68,57 +69,6 @@ struct Settings {
     port: u16,
     tls: TlsMode,
     from: String,
-}
-
-fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let host = config
-        .get("host")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|h| is_host(h))
-        .ok_or("host is required: the SMTP server's name or IP address")?
-        .to_owned();
-    let tls = match config.get("tls") {
-        None | Some(Value::Null) => TlsMode::StartTls,
-        Some(v) => match v.as_str() {
-            Some("starttls") => TlsMode::StartTls,
-            Some("implicit") => TlsMode::Implicit,
-            Some("none") => TlsMode::None,
-            _ => return Err("tls must be starttls, implicit or none".into()),
-        },
-    };
-    let port = match config.get("port") {
-        None | Some(Value::Null) => {
-            if tls == TlsMode::Implicit {
-                465
-            } else {
-                587
-            }
-        }
-        Some(v) => v
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0)
-            .ok_or("port must be a number from 1 to 65535")?,
-    };
-    if tls == TlsMode::None && !is_loopback_host(&host) {
-        return Err(
-            "tls none is allowed only for a loopback host (localhost, 127.0.0.1, ::1): use starttls or implicit"
-                .into(),
-        );
-    }
-    let from = config
-        .get("from")
-        .and_then(Value::as_str)
-        .filter(|f| is_email_address(f))
-        .ok_or("from is required: the sender's address")?
-        .to_owned();
-    Ok(Settings {
-        host,
-        port,
-        tls,
-        from,
-    })
 }
 
 fn is_host(h: &str) -> bool {
@@ -541,19 +491,59 @@ enum Part {
     Multi(MultiPart),
 }
 
-/// The connection's config, checked when a connection is made (a misspelt or mistyped
-/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+/// The connection's config, checked when a connection is made (a misspelt, mistyped or
+/// malformed setting is a 400 naming it; an internal `host` is refused by the kit's SSRF
+/// check of `host`).
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the kit's check; the adapter reads its fields by name"
-)]
 struct SmtpConfig {
+    /// The SMTP server's name or IP address.
     host: String,
+    /// Default 465 for implicit TLS, else 587.
     port: Option<u16>,
-    tls: Option<String>,
+    #[serde(default)]
+    tls: TlsMode,
+    /// The sender's address.
     from: String,
+}
+
+impl integration_kit::ProviderConfig for SmtpConfig {
+    fn check(&self) -> Result<(), InputError> {
+        if !is_host(self.host.trim()) {
+            return Err(InputError::at(
+                "host",
+                "must be the SMTP server's name or IP address",
+            ));
+        }
+        if self.port == Some(0) {
+            return Err(InputError::at("port", "must be a number from 1 to 65535"));
+        }
+        if self.tls == TlsMode::None && !is_loopback_host(self.host.trim()) {
+            return Err(InputError::at(
+                "tls",
+                "none is allowed only for a loopback host (localhost, 127.0.0.1, ::1): use starttls or implicit",
+            ));
+        }
+        if !is_email_address(&self.from) {
+            return Err(InputError::at("from", "must be the sender's address"));
+        }
+        Ok(())
+    }
+}
+
+impl SmtpConfig {
+    fn settings(&self) -> Settings {
+        let port = self.port.unwrap_or(match self.tls {
+            TlsMode::Implicit => 465,
+            _ => 587,
+        });
+        Settings {
+            host: self.host.trim().to_owned(),
+            port,
+            tls: self.tls,
+            from: self.from.clone(),
+        }
+    }
 }
 
 #[async_trait]
@@ -566,17 +556,8 @@ impl Provider for Smtp {
         &[CredentialKind::Basic]
     }
 
-    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
-        let s = settings(config)?;
-        if !self.net.allows_literal(&s.host) {
-            return Err("host is an internal address, which is not allowed".into());
-        }
-        Ok(())
-    }
-
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
-        let s =
-            settings(call.config).map_err(|e| call_failed(FailureClassification::Validation, e))?;
+        let s = call.config_as::<SmtpConfig>()?.settings();
         let credentials = Self::credentials(call)?;
         call.pipeline
             .execute(call.call(Safety::Safe, &HttpStatus), |_| async {
@@ -605,8 +586,7 @@ impl integration_kit::Serves<crate::Send> for Smtp {
         call: &ProviderCall<'_>,
         email: &crate::Email,
     ) -> Result<integration_kit::Step<crate::EmailSent>, CallError> {
-        let s =
-            settings(call.config).map_err(|e| call_failed(FailureClassification::Validation, e))?;
+        let s = call.config_as::<SmtpConfig>()?.settings();
         let credentials = Self::credentials(call)?;
         let from = email.from.as_deref().unwrap_or(&s.from);
         let id = message_id(call.idempotency_key, from);

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunId};
-use integration_kit::{Provider, ProviderCall, acs, call_failed, malformed};
+use integration_kit::{InputError, Provider, ProviderCall, acs, call_failed, malformed};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode, Url};
 use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict, classify_status};
@@ -74,9 +74,8 @@ pub fn parse_endpoint(raw: &str) -> Result<Url, String> {
     }
 }
 
-fn endpoint(call: &ProviderCall<'_>) -> Result<Url, CallError> {
-    parse_endpoint(call.require_config("endpoint")?)
-        .map_err(|e| call_failed(FailureClassification::Validation, e))
+fn endpoint(config: &AcsSmsConfig) -> Result<Url, CallError> {
+    parse_endpoint(&config.endpoint).map_err(|e| call_failed(FailureClassification::Validation, e))
 }
 
 /// `endpoint` + `path` + `?api-version=…`.
@@ -191,24 +190,28 @@ impl Classifier for Answers<'_> {
     }
 }
 
-fn from_config(config: &ConnectionConfig) -> Result<(), String> {
-    match config.get("from").and_then(Value::as_str) {
-        Some(f) if !f.trim().is_empty() && f.len() <= 32 => Ok(()),
-        _ => Err("from (the sending number or sender id) is required".into()),
-    }
-}
-
-/// The connection's config, checked when a connection is made (a misspelt or mistyped
-/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+/// The connection's config, checked when a connection is made (a misspelt, mistyped or
+/// malformed setting is a 400 naming it).
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the kit's check; the adapter reads its fields by name"
-)]
 struct AcsSmsConfig {
+    /// `https://<resource>.communication.azure.com`
     endpoint: String,
+    /// The sending number or sender id.
     from: String,
+}
+
+impl integration_kit::ProviderConfig for AcsSmsConfig {
+    fn check(&self) -> Result<(), InputError> {
+        parse_endpoint(&self.endpoint).map_err(|e| InputError::at("endpoint", e))?;
+        if self.from.trim().is_empty() || self.from.len() > 32 {
+            return Err(InputError::at(
+                "from",
+                "must be the sending number or sender id (1 to 32 characters)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -247,17 +250,8 @@ impl Provider for AcsSms {
         &[CredentialKind::ApiKey]
     }
 
-    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
-        let raw = config
-            .get("endpoint")
-            .and_then(Value::as_str)
-            .ok_or("endpoint (https://<resource>.communication.azure.com) is required")?;
-        parse_endpoint(raw)?;
-        from_config(config)
-    }
-
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
-        let endpoint = endpoint(call)?;
+        let endpoint = endpoint(&call.config_as()?)?;
         let key = acs::access_key(call)?;
         let url = api_url(&endpoint, &format!("deliveryReports/{PROBE_MESSAGE_ID}"))?;
         let answers = Answers::new(call, true);
@@ -283,11 +277,9 @@ impl integration_kit::Serves<crate::Send> for AcsSms {
     ) -> Result<integration_kit::Step<crate::SmsSent>, CallError> {
         let to = input.to.as_str();
         let message = input.body.as_str();
-        let from = match input.from.as_deref() {
-            Some(from) => from,
-            None => call.require_config("from")?,
-        };
-        let endpoint = endpoint(call)?;
+        let config: AcsSmsConfig = call.config_as()?;
+        let from = input.from.as_deref().unwrap_or(&config.from);
+        let endpoint = endpoint(&config)?;
         let key = acs::access_key(call)?;
         let url = api_url(&endpoint, "sms")?;
         let (request_id, first_sent) = repeatability(call.idempotency_key, to);
@@ -734,13 +726,27 @@ mod tests {
         assert!(parse_endpoint("https://myacs.communication.azure.com/sms").is_err());
         assert!(parse_endpoint("https://u:p@myacs.communication.azure.com").is_err());
         assert!(parse_endpoint("endpoint=https://x;accesskey=y").is_err());
-        let check = |v: Value| AcsSms.validate_config(v.as_object().expect("object"));
+        let check = |v: Value| {
+            integration_kit::config_of::<AcsSmsConfig>(v.as_object().expect("object"))
+                .map(drop)
+                .map_err(|e| e.path)
+        };
         assert!(
             check(json!({"endpoint": "https://a.communication.azure.com", "from": "+18001110000"}))
                 .is_ok()
         );
         assert!(check(json!({"endpoint": "https://a.communication.azure.com"})).is_err());
         assert!(check(json!({"from": "+18001110000"})).is_err());
+        assert_eq!(
+            check(json!({"endpoint": "https://a.communication.azure.com/sms", "from": "+1800"}))
+                .unwrap_err(),
+            "endpoint"
+        );
+        assert_eq!(
+            check(json!({"endpoint": "https://a.communication.azure.com", "from": " "}))
+                .unwrap_err(),
+            "from"
+        );
     }
 
     /// ACS SMS in its documented shapes, for the kit's conformance suite.

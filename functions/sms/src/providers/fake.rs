@@ -61,8 +61,8 @@ pub struct Fake;
 
 impl Fake {
     /// One call to the "vendor", as the pipeline sees it.
-    async fn answer(call: &ProviderCall<'_>, to: Option<&str>) -> Outcome<()> {
-        if let Some(out) = fake::answer(&CALLS, call, to.is_some()).await {
+    async fn answer(call: &ProviderCall<'_>, steer: &fake::Steer, to: Option<&str>) -> Outcome<()> {
+        if let Some(out) = fake::answer(&CALLS, call, steer, to.is_some()).await {
             return out;
         }
         if to == Some(INVALID_NUMBER) {
@@ -76,19 +76,40 @@ impl Fake {
     }
 }
 
-/// The connection's config, checked when a connection is made (a misspelt or mistyped
-/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+/// The connection's config: the kit's steering of a Fake plus the receipts it sends,
+/// checked when a connection is made (a misspelt or mistyped setting is a 400 naming it).
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the kit's check; the adapter reads its fields by name"
-)]
 struct FakeConfig {
-    mode: Option<String>,
+    #[serde(default)]
+    mode: fake::Mode,
     latency_ms: Option<u64>,
     retry_after_ms: Option<u64>,
-    delivery_report: Option<String>,
+    /// The receipt the Fake sends to the app's receipt URL after a send.
+    #[serde(default)]
+    delivery_report: Report,
+}
+
+impl integration_kit::ProviderConfig for FakeConfig {}
+
+impl FakeConfig {
+    fn steer(&self) -> fake::Steer {
+        fake::Steer {
+            mode: self.mode,
+            latency_ms: self.latency_ms,
+            retry_after_ms: self.retry_after_ms,
+        }
+    }
+}
+
+/// The receipt state a connection asks the Fake to report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Report {
+    #[default]
+    None,
+    Delivered,
+    Undelivered,
 }
 
 #[async_trait]
@@ -99,11 +120,6 @@ impl Provider for Fake {
 
     fn credential_kinds(&self) -> &'static [CredentialKind] {
         &[CredentialKind::ApiKey]
-    }
-
-    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
-        report(config)?;
-        fake::mode(config).map(|_| ())
     }
 
     fn parse_receipts(
@@ -147,9 +163,10 @@ impl Provider for Fake {
     }
 
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
+        let steer = call.config_as::<FakeConfig>()?.steer();
         call.pipeline
             .execute(call.call(Safety::Safe, &HttpStatus), |_| {
-                Self::answer(call, None)
+                Self::answer(call, &steer, None)
             })
             .await
             .map(|_| ())
@@ -169,11 +186,13 @@ impl integration_kit::Serves<crate::Send> for Fake {
     ) -> Result<integration_kit::Step<crate::SmsSent>, CallError> {
         let to = input.to.as_str();
         let body = input.body.as_str();
+        let config: FakeConfig = call.config_as()?;
+        let steer = config.steer();
         // The Fake de-duplicates on the run like a vendor with idempotency keys would.
         let (_, attempts) = call
             .pipeline
             .execute(call.call(Safety::Idempotent, &HttpStatus), |_| {
-                Self::answer(call, Some(to))
+                Self::answer(call, &steer, Some(to))
             })
             .await?;
         let seed = call.idempotency_key.unwrap_or(to);
@@ -196,7 +215,12 @@ impl integration_kit::Serves<crate::Send> for Fake {
                 });
             }
         }
-        if let (Some(state), Some(url)) = (report(call.config).ok().flatten(), call.receipt_url) {
+        let state = match config.delivery_report {
+            Report::None => None,
+            Report::Delivered => Some("delivered"),
+            Report::Undelivered => Some("undelivered"),
+        };
+        if let (Some(state), Some(url)) = (state, call.receipt_url) {
             let key = call.secret("apiKey")?.to_owned();
             tokio::spawn(send_receipts(
                 url.to_owned(),
@@ -213,16 +237,6 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// The header carrying the Fake's receipt signature.
 pub const SIGNATURE_HEADER: &str = "x-fake-signature";
-
-/// The receipt state a connection asks the Fake to report.
-fn report(config: &ConnectionConfig) -> Result<Option<&'static str>, String> {
-    match config.get("deliveryReport").map(|v| v.as_str()) {
-        None | Some(Some("none")) => Ok(None),
-        Some(Some("delivered")) => Ok(Some("delivered")),
-        Some(Some("undelivered")) => Ok(Some("undelivered")),
-        _ => Err("deliveryReport must be none, delivered or undelivered".into()),
-    }
-}
 
 /// The body and signature of a Fake receipt.
 pub fn signed_receipt(api_key: &str, message_id: &str, status: &str) -> (Vec<u8>, String) {

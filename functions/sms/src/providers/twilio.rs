@@ -27,7 +27,7 @@
 
 use async_trait::async_trait;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
-use integration_kit::{Provider, ProviderCall, call_failed, malformed};
+use integration_kit::{InputError, Provider, ProviderCall, call_failed, malformed};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict, classify_status};
 use serde_json::Value;
@@ -47,22 +47,16 @@ fn is_sid(s: &str, prefix: &str) -> bool {
     s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The account the calls are for: config `accountSid`, else the credential's user name
-/// (which must then be the Account SID itself, not an API key SID).
-fn account_sid<'c>(call: &'c ProviderCall<'_>) -> Result<&'c str, CallError> {
-    if let Some(sid) = call.config_str("accountSid") {
-        return if is_sid(sid, "AC") {
-            Ok(sid)
-        } else {
-            Err(call_failed(
-                FailureClassification::Validation,
-                "accountSid must be AC followed by 32 hex digits",
-            ))
-        };
+/// The account the calls are for: config `accountSid` (checked when the connection was
+/// made), else the credential's user name (which must then be the Account SID itself, not an
+/// API key SID).
+fn account_sid(call: &ProviderCall<'_>, config: &TwilioConfig) -> Result<String, CallError> {
+    if let Some(sid) = &config.account_sid {
+        return Ok(sid.clone());
     }
     let user = call.secret("username")?;
     if is_sid(user, "AC") {
-        Ok(user)
+        Ok(user.to_owned())
     } else if user.starts_with("SK") {
         Err(call_failed(
             FailureClassification::Validation,
@@ -128,14 +122,6 @@ impl Classifier for Answers<'_> {
     }
 }
 
-fn config_string<'c>(config: &'c ConnectionConfig, field: &str) -> Result<Option<&'c str>, String> {
-    match config.get(field) {
-        None => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s)),
-        Some(_) => Err(format!("{field} must be a non-empty string")),
-    }
-}
-
 /// Twilio message statuses that mean it will not be sent.
 fn refused(status: &str) -> bool {
     matches!(status, "failed" | "undelivered" | "canceled")
@@ -154,20 +140,57 @@ fn delivery_state(status: &str) -> Option<integration_kit::DeliveryState> {
     })
 }
 
-/// The connection's config, checked when a connection is made (a misspelt or mistyped
-/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+/// The connection's config, checked when a connection is made (a misspelt, mistyped or
+/// malformed setting is a 400 naming it).
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the kit's check; the adapter reads its fields by name"
-)]
 struct TwilioConfig {
+    /// The default sender (a number or an alphanumeric sender id).
     from: Option<String>,
+    /// The default sender pool, when `from` is not given.
     messaging_service_sid: Option<String>,
+    /// Where Twilio posts delivery statuses; else the app's own receipt URL.
     status_callback: Option<String>,
+    /// The account, when the credential is an API key.
     account_sid: Option<String>,
-    base_url: Option<String>,
+    /// The kit's `baseUrl` (checked by the kit; read through `ProviderCall::base_url`).
+    #[serde(rename = "baseUrl")]
+    _base_url: Option<String>,
+}
+
+impl integration_kit::ProviderConfig for TwilioConfig {
+    fn check(&self) -> Result<(), InputError> {
+        if let Some(sid) = &self.account_sid
+            && !is_sid(sid, "AC")
+        {
+            return Err(InputError::at(
+                "accountSid",
+                "must be AC followed by 32 hex digits",
+            ));
+        }
+        if let Some(sid) = &self.messaging_service_sid
+            && !is_sid(sid, "MG")
+        {
+            return Err(InputError::at(
+                "messagingServiceSid",
+                "must be MG followed by 32 hex digits",
+            ));
+        }
+        if let Some(from) = &self.from
+            && (from.is_empty() || from.len() > 32)
+        {
+            return Err(InputError::at(
+                "from",
+                "must be a number or sender id of 1 to 32 characters",
+            ));
+        }
+        if let Some(url) = &self.status_callback
+            && domain::HttpUrl::parse(url).is_err()
+        {
+            return Err(InputError::at("statusCallback", "must be an http(s) URL"));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -234,32 +257,8 @@ impl Provider for Twilio {
         }])
     }
 
-    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
-        if let Some(sid) = config_string(config, "accountSid")?
-            && !is_sid(sid, "AC")
-        {
-            return Err("accountSid must be AC followed by 32 hex digits".into());
-        }
-        if let Some(sid) = config_string(config, "messagingServiceSid")?
-            && !is_sid(sid, "MG")
-        {
-            return Err("messagingServiceSid must be MG followed by 32 hex digits".into());
-        }
-        if let Some(from) = config_string(config, "from")?
-            && from.len() > 32
-        {
-            return Err("from must be a number or sender id of at most 32 characters".into());
-        }
-        if let Some(url) = config_string(config, "statusCallback")?
-            && domain::HttpUrl::parse(url).is_err()
-        {
-            return Err("statusCallback must be an http(s) URL".into());
-        }
-        Ok(())
-    }
-
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
-        let account = account_sid(call)?;
+        let account = account_sid(call, &call.config_as()?)?;
         let (user, password) = (call.secret("username")?, call.secret("password")?);
         let url = format!(
             "{}/2010-04-01/Accounts/{account}.json",
@@ -305,13 +304,14 @@ impl integration_kit::Serves<crate::Send> for Twilio {
     ) -> Result<integration_kit::Step<crate::SmsSent>, CallError> {
         let to = input.to.as_str();
         let body = input.body.as_str();
-        let account = account_sid(call)?;
+        let config: TwilioConfig = call.config_as()?;
+        let account = account_sid(call, &config)?;
         let (user, password) = (call.secret("username")?, call.secret("password")?);
         let mut form = vec![("To", to)];
         match (
             input.from.as_deref(),
-            call.config_str("messagingServiceSid"),
-            call.config_str("from"),
+            config.messaging_service_sid.as_deref(),
+            config.from.as_deref(),
         ) {
             (Some(from), _, _) | (None, None, Some(from)) => form.push(("From", from)),
             (None, Some(service), _) => form.push(("MessagingServiceSid", service)),
@@ -326,7 +326,7 @@ impl integration_kit::Serves<crate::Send> for Twilio {
         form.push(("Body", body));
         // Delivery statuses go where the connection says, else to the app's own receipt
         // URL for the connection (verified with the auth token when they arrive).
-        if let Some(callback) = call.config_str("statusCallback").or(call.receipt_url) {
+        if let Some(callback) = config.status_callback.as_deref().or(call.receipt_url) {
             form.push(("StatusCallback", callback));
         }
         let encoded = serde_urlencoded::to_string(&form).map_err(|_| {
@@ -717,13 +717,27 @@ mod tests {
 
     #[test]
     fn config_is_checked() {
-        let check = |v: Value| Twilio.validate_config(v.as_object().expect("object"));
+        let check = |v: Value| {
+            integration_kit::config_of::<TwilioConfig>(v.as_object().expect("object"))
+                .map(drop)
+                .map_err(|e| e.path)
+        };
         assert!(check(json!({"from": "+15550001111"})).is_ok());
         assert!(check(json!({"messagingServiceSid": SERVICE, "accountSid": ACCOUNT})).is_ok());
-        assert!(check(json!({"messagingServiceSid": "MG123"})).is_err());
-        assert!(check(json!({"accountSid": API_KEY})).is_err());
-        assert!(check(json!({"from": 5})).is_err());
-        assert!(check(json!({"statusCallback": "not a url"})).is_err());
+        assert_eq!(
+            check(json!({"messagingServiceSid": "MG123"})).unwrap_err(),
+            "messagingServiceSid"
+        );
+        assert_eq!(
+            check(json!({"accountSid": API_KEY})).unwrap_err(),
+            "accountSid"
+        );
+        assert_eq!(check(json!({"from": 5})).unwrap_err(), "from");
+        assert_eq!(check(json!({"from": ""})).unwrap_err(), "from");
+        assert_eq!(
+            check(json!({"statusCallback": "not a url"})).unwrap_err(),
+            "statusCallback"
+        );
     }
 
     fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {

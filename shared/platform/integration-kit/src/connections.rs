@@ -205,9 +205,6 @@ fn check_request<'k>(
             ),
             pointer: e.pointer_below("config"),
         })?;
-    provider
-        .validate_config(&body.config)
-        .map_err(|e| ApiError::bad_request("invalid_config", e))?;
     if let Some(p) = body.config.get("priority")
         && !p.is_u64()
     {
@@ -318,7 +315,7 @@ fn failed_test(
 /// must be an http(s) URL, https outside development, and not an internal address written
 /// as an IP literal (names are checked by the guard's resolver at connect time).
 fn check_base_url(kit: &Kit, config: &ConnectionConfig) -> Result<(), ApiError> {
-    for field in ["baseUrl", "endpoint"] {
+    for field in [crate::provider::BASE_URL, crate::provider::ENDPOINT] {
         let Some(raw) = config.get(field) else {
             continue;
         };
@@ -336,6 +333,25 @@ fn check_base_url(kit: &Kit, config: &ConnectionConfig) -> Result<(), ApiError> 
         kit.guard
             .check_url(&parsed)
             .map_err(|e| ApiError::bad_request("forbidden_address", format!("{field}: {e}")))?;
+    }
+    // A bare host (an SMTP server, say): an IP literal must not be internal; a name is
+    // checked when it is resolved, at connect time.
+    if let Some(host) = config
+        .get(crate::provider::HOST)
+        .and_then(serde_json::Value::as_str)
+    {
+        let bare = host.trim().trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+            let url = match ip {
+                std::net::IpAddr::V4(v4) => format!("http://{v4}/"),
+                std::net::IpAddr::V6(v6) => format!("http://[{v6}]/"),
+            };
+            if let Ok(parsed) = reqwest::Url::parse(&url) {
+                kit.guard.check_url(&parsed).map_err(|e| {
+                    ApiError::bad_request("forbidden_address", format!("host: {e}"))
+                })?;
+            }
+        }
     }
     Ok(())
 }

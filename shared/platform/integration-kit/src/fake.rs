@@ -13,15 +13,17 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use domain::{ConnectionConfig, FailureClassification};
+use domain::FailureClassification;
 use resilience::{Outcome, VendorFailure};
-use serde_json::Value;
+use serde::Deserialize;
 
 use crate::ProviderCall;
 
 /// How a Fake's operations go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
+    #[default]
     Ok,
     Fail,
     Timeout,
@@ -29,28 +31,33 @@ pub enum Mode {
     Reject,
 }
 
-/// The connection's `mode` (absent = `ok`).
-pub fn mode(config: &ConnectionConfig) -> Result<Mode, String> {
-    match config.get("mode").map(|m| m.as_str()) {
-        None | Some(Some("ok")) => Ok(Mode::Ok),
-        Some(Some("fail")) => Ok(Mode::Fail),
-        Some(Some("timeout")) => Ok(Mode::Timeout),
-        Some(Some("throttle")) => Ok(Mode::Throttle),
-        Some(Some("reject")) => Ok(Mode::Reject),
-        _ => Err("mode must be ok, fail, timeout, throttle or reject".into()),
+/// How a connection steers its Fake: the whole config of a Fake that takes nothing else
+/// (an app whose Fake takes more declares those fields beside these and answers a `Steer`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Steer {
+    #[serde(default)]
+    pub mode: Mode,
+    /// Delays every answer (capped at ten seconds).
+    pub latency_ms: Option<u64>,
+    /// The `Retry-After` of `throttle` (default one second, capped at ten).
+    pub retry_after_ms: Option<u64>,
+}
+
+impl crate::ProviderConfig for Steer {}
+
+impl Steer {
+    fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms.unwrap_or(0).min(MAX_MILLIS))
+    }
+
+    fn retry_after(&self) -> Duration {
+        Duration::from_millis(self.retry_after_ms.unwrap_or(1000).min(MAX_MILLIS))
     }
 }
 
-/// A duration setting of the connection in milliseconds, capped at ten seconds.
-pub fn millis(config: &ConnectionConfig, field: &str, default: u64) -> Duration {
-    Duration::from_millis(
-        config
-            .get(field)
-            .and_then(Value::as_u64)
-            .unwrap_or(default)
-            .min(10_000),
-    )
-}
+/// The longest delay a Fake is steered to.
+const MAX_MILLIS: u64 = 10_000;
 
 /// A failed answer with the vendor's status.
 pub fn failure(status: u16, class: FailureClassification, message: &str) -> Outcome<()> {
@@ -103,11 +110,11 @@ impl Default for CallCounter {
 pub async fn answer(
     counter: &CallCounter,
     call: &ProviderCall<'_>,
+    steer: &Steer,
     operation: bool,
 ) -> Option<Outcome<()>> {
     counter.count(call.idempotency_key);
-    let config = call.config;
-    tokio::time::sleep(millis(config, "latencyMs", 0)).await;
+    tokio::time::sleep(steer.latency()).await;
     if call.secret("apiKey").is_ok_and(|k| k == "rejected") {
         return Some(failure(
             401,
@@ -118,7 +125,7 @@ pub async fn answer(
     if !operation {
         return Some(Outcome::Done(()));
     }
-    match mode(config).unwrap_or(Mode::Ok) {
+    match steer.mode {
         Mode::Ok => None,
         Mode::Fail => Some(failure(
             503,
@@ -136,7 +143,7 @@ pub async fn answer(
                 "the fake is throttling",
             )
             .status(429)
-            .retry_after(Some(millis(config, "retryAfterMs", 1000))),
+            .retry_after(Some(steer.retry_after())),
             maybe_processed: false,
         }),
         Mode::Reject => Some(failure(

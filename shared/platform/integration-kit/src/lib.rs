@@ -39,24 +39,32 @@
 //!    `sms::E164` does, are refused at their path) and its `Output` (what the run keeps:
 //!    put the vendor's ids there). Rules across fields go in [`Operation::check`];
 //!    operations the vendor finishes later set `MAX_WAIT`.
-//! 3. A provider: a type implementing [`Provider`] (its catalogue key, the credential kinds
-//!    it takes, `validate_config`, a cheap `test_connection`, and `serves`, which lists its
-//!    operations: `served.operation::<Send>()`), and [`Serves`] for each operation:
-//!    `execute` builds the vendor request from the typed input and the connection
-//!    ([`ProviderCall`]: config, credential resolved per call, the run's idempotency key,
-//!    the SSRF-guarded client) and sends it through `call.pipeline` with a classifier of the
+//! 3. A provider's config: a serde type (`#[serde(rename_all = "camelCase",
+//!    deny_unknown_fields)]`) implementing [`ProviderConfig`], whose `check` holds the rules
+//!    serde cannot say, each naming its field. The kit parses and checks it when a
+//!    connection is made (400 `invalid_config` with the field's pointer) and checks the
+//!    addresses it knows for every provider ([`BASE_URL`], [`ENDPOINT`], [`HOST`]: SSRF
+//!    guard, https); the provider reads it typed at each use (`call.config_as::<C>()`,
+//!    [`config_of`] in hooks), never by field name.
+//! 4. A provider: a type implementing [`Provider`] (its catalogue key, the credential kinds
+//!    it takes, a cheap `test_connection`, and `serves`, which lists its operations and its
+//!    config: `served.operation::<Send>().config::<VendorConfig>()`), and [`Serves`] for
+//!    each operation: `execute` builds the vendor request from the typed input and the
+//!    connection ([`ProviderCall`]: config, credential resolved per call, the run's
+//!    idempotency key, the SSRF-guarded client) and sends it through `call.pipeline` with a classifier of the
 //!    vendor's answers (`resilience::classify_status` plus the vendor's error body, its
 //!    words through [`vendor_text`]); it answers [`Done`] (the output), or [`Wait`]
 //!    (`correlate` it with the vendor's id of the work, so its webhook ends the wait; then
 //!    `resume` looks again, and [`Provider::webhook`] reads the vendor's webhooks).
-//! 4. The app: `pub const CATALOGUE: &[CatalogueEntry]` (its providers as the registry lists
+//! 5. The app: `pub const CATALOGUE: &[CatalogueEntry]` (its providers as the registry lists
 //!    them), `pub fn registration() -> AppRegistration { integration_kit::registration(SLUG,
 //!    build, CATALOGUE) }` with `build` = `VendorApp::new(SLUG, "/integration/<slug>")
-//!    .failover(…).provider(Fake).provider(Vendor).build(ctx)`; then the app joins the one
+//!    .failover(…).provider(Fake).provider(Vendor).build(ctx)` (it reads and checks the
+//!    kit's settings: a bad one stops start-up naming it); then the app joins the one
 //!    app list, `platform_apps!(…)` in `shared/platform/platform-apps` (the runner, packaging, the
 //!    Bicep checks and the registry's catalogue read it), with its handler binary there
 //!    (`src/bin/<slug>-handler.rs`, three lines).
-//! 5. Tests: the provider against a faithful fake over real HTTP ([`testing::FakeVendor`],
+//! 6. Tests: the provider against a faithful fake over real HTTP ([`testing::FakeVendor`],
 //!    [`testing::Harness`]) and the conformance suite ([`testing::conformance`]: success,
 //!    the vendor's validation and auth errors, 429 + `Retry-After`, 5xx, timeout, malformed
 //!    body); the app end to end through the runner (`testkit::TestPlatform`).
@@ -78,13 +86,14 @@ pub mod testing;
 mod vendor_webhooks;
 
 pub use operation::{
-    DEFAULT_MAX_WAIT, Done, InputError, Operation, Served, Serves, Step, Wait, parse_input,
+    DEFAULT_MAX_WAIT, Done, InputError, Operation, ProviderConfig, Served, Serves, Step, Wait,
+    config_of, parse_input,
 };
 pub use poll::{DEFAULT_RECEIPTS_POLL_SCHEDULE, RECEIPTS_POLL_SCHEDULE_SETTING};
 pub use provider::{
-    DeliveryState, PendingReceipt, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest,
-    event_grid_receipts, fail as call_failed, malformed, receipt_code, receipt_code_query,
-    vendor_text, verify_receipt_code,
+    BASE_URL, DeliveryState, ENDPOINT, HOST, PendingReceipt, Provider, ProviderCall, Receipt,
+    ReceiptError, ReceiptRequest, event_grid_receipts, fail as call_failed, malformed,
+    receipt_code, receipt_code_query, vendor_text, verify_receipt_code,
 };
 pub use vendor_webhooks::{VendorWebhook, WebhookEffect};
 

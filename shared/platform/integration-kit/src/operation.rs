@@ -365,8 +365,28 @@ pub struct Served<P> {
 /// Reads a connection's config (without the kit's own members) as the provider's type.
 pub(crate) type ConfigCheck = fn(&Value) -> Result<(), InputError>;
 
-fn check_config<C: DeserializeOwned>(config: &Value) -> Result<(), InputError> {
-    parse_typed::<C>(config).map(|_| ())
+/// A provider's connection config: what `config` of a connection holds for it (the kit's own
+/// members, `priority`, taken out). Parsed and checked when a connection is created (a 400
+/// naming the field), and read typed by the provider at each use
+/// ([`ProviderCall::config_as`](crate::ProviderCall::config_as), [`config_of`]).
+pub trait ProviderConfig: DeserializeOwned + Send + Sync + 'static {
+    /// Rules across or within fields, after the config parsed (formats serde does not
+    /// check). The error names the field.
+    fn check(&self) -> Result<(), InputError> {
+        Ok(())
+    }
+}
+
+/// A connection's config as the provider's type, parsed and checked: for the provider's
+/// hooks that get the config itself (receipts, webhooks).
+pub fn config_of<C: ProviderConfig>(config: &domain::ConnectionConfig) -> Result<C, InputError> {
+    let parsed: C = parse_typed(&provider_config(config))?;
+    parsed.check()?;
+    Ok(parsed)
+}
+
+fn check_config<C: ProviderConfig>(config: &Value) -> Result<(), InputError> {
+    parse_typed::<C>(config)?.check()
 }
 
 /// The connection config members the kit reads itself, not the provider.
@@ -395,7 +415,7 @@ impl<P: Provider + 'static> Served<P> {
     /// The provider's connections have config `C` (serde; `#[serde(deny_unknown_fields)]`
     /// makes a misspelt setting a 400 naming it): checked when a connection is created, and
     /// read by [`ProviderCall::config_as`].
-    pub fn config<C: DeserializeOwned>(&mut self) -> &mut Self {
+    pub fn config<C: ProviderConfig>(&mut self) -> &mut Self {
         self.config = Some(check_config::<C>);
         self
     }

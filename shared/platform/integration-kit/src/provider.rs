@@ -61,41 +61,38 @@ impl<'a> ProviderCall<'a> {
     /// The connection's config as the provider's type (see
     /// [`Served::config`](crate::Served::config)); checked when the connection was made, so
     /// an error here means the type changed since (a `validation` failure).
-    pub fn config_as<C: serde::de::DeserializeOwned>(&self) -> Result<C, CallError> {
-        crate::operation::parse_typed(&crate::operation::provider_config(self.config)).map_err(
-            |e| {
-                fail(
-                    FailureClassification::Validation,
-                    format!("the connection's config: {}", e.message),
-                )
-            },
-        )
-    }
-
-    /// A string setting of the connection's config.
-    pub fn config_str(&self, field: &str) -> Option<&str> {
-        self.config.get(field).and_then(Value::as_str)
-    }
-
-    /// A required string setting; its absence is a `validation` failure.
-    pub fn require_config(&self, field: &str) -> Result<&str, CallError> {
-        self.config_str(field).ok_or_else(|| {
+    pub fn config_as<C: crate::ProviderConfig>(&self) -> Result<C, CallError> {
+        crate::operation::config_of(self.config).map_err(|e| {
             fail(
                 FailureClassification::Validation,
-                format!("the connection's config needs {field:?}"),
+                format!("the connection's config: {}: {}", e.path, e.message),
             )
         })
     }
 
-    /// The vendor's origin: the connection's `baseUrl` (checked when the connection was
-    /// created) or the vendor's public one, without a trailing slash.
+    /// The vendor's origin: the connection's `baseUrl` (a member the kit knows: checked
+    /// against the SSRF guard when the connection is created; providers that allow it
+    /// declare it in their config type) or the vendor's public one, without a trailing slash.
     pub fn base_url(&self, default: &str) -> String {
-        self.config_str("baseUrl")
+        self.config
+            .get(BASE_URL)
+            .and_then(Value::as_str)
             .unwrap_or(default)
             .trim_end_matches('/')
             .to_owned()
     }
 }
+
+/// The config member naming a vendor's origin other than its public one (a fake, a
+/// regional or self-hosted endpoint): the kit checks it against the SSRF guard when a
+/// connection is created, whatever the provider.
+pub const BASE_URL: &str = "baseUrl";
+/// The config member naming a resource's own endpoint (Azure Communication Services): checked
+/// as [`BASE_URL`] is.
+pub const ENDPOINT: &str = "endpoint";
+/// The config member naming a server by host alone (SMTP): an IP literal there is checked
+/// against the SSRF guard when a connection is created.
+pub const HOST: &str = "host";
 
 /// A call that failed before or without the pipeline (bad input found by the adapter, a
 /// malformed answer).
@@ -146,11 +143,6 @@ pub trait Provider: Send + Sync {
 
     /// The credential kinds it accepts.
     fn credential_kinds(&self) -> &'static [CredentialKind];
-
-    /// Checks non-secret config when a connection is created (required fields, formats).
-    fn validate_config(&self, _config: &ConnectionConfig) -> Result<(), String> {
-        Ok(())
-    }
 
     /// A cheap authenticated call proving the credential works.
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError>;

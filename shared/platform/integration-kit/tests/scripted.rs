@@ -61,13 +61,6 @@ impl Provider for Script {
         &[CredentialKind::ApiKey]
     }
 
-    fn validate_config(&self, config: &domain::ConnectionConfig) -> Result<(), String> {
-        match config.get("mode").and_then(Value::as_str) {
-            None | Some("ok" | "down") => Ok(()),
-            _ => Err("mode must be ok or down".into()),
-        }
-    }
-
     async fn test_connection(&self, _call: &ProviderCall<'_>) -> Result<(), CallError> {
         Ok(())
     }
@@ -112,6 +105,19 @@ impl Provider for Script {
 struct ScriptConfig {
     #[serde(default)]
     mode: Option<String>,
+}
+
+/// What serde cannot say: `mode` is `ok` or `down`.
+impl integration_kit::ProviderConfig for ScriptConfig {
+    fn check(&self) -> Result<(), integration_kit::InputError> {
+        match self.mode.as_deref() {
+            None | Some("ok" | "down") => Ok(()),
+            Some(_) => Err(integration_kit::InputError::at(
+                "mode",
+                "must be ok or down",
+            )),
+        }
+    }
 }
 
 fn down(call: &ProviderCall<'_>) -> Result<(), CallError> {
@@ -454,20 +460,30 @@ async fn inputs_are_typed_and_refused_at_their_field() {
             .unwrap()
             .contains("echo, job, stuck")
     );
-    // A bad config is refused when the connection is made.
-    let r = platform
-        .post(
-            "/support/api/integrations/connections",
-            &token,
-            json!({"providerKey": "script", "displayName": "x", "config": {"mode": "sideways"},
-                   "credential": {"kind": "apiKey", "apiKey": "k"}}),
-        )
-        .await;
-    testkit::assert_problem(r, 400, "invalid_config").await;
-    // The provider's typed config: a misspelt or mistyped setting is named.
+    // Addresses the kit knows (`baseUrl`, `endpoint`, `host`) are checked against the SSRF
+    // guard for every provider, before its own config is read.
+    for config in [
+        json!({"baseUrl": "https://169.254.169.254"}),
+        json!({"endpoint": "https://[fd00::1]"}),
+        json!({"host": "169.254.169.254"}),
+        json!({"host": "[::1]"}),
+    ] {
+        let r = platform
+            .post(
+                "/support/api/integrations/connections",
+                &token,
+                json!({"providerKey": "script", "displayName": "x", "config": config,
+                       "credential": {"kind": "apiKey", "apiKey": "k"}}),
+            )
+            .await;
+        testkit::assert_problem(r, 400, "forbidden_address").await;
+    }
+    // The provider's typed config, refused when the connection is made: a misspelt,
+    // mistyped or (by its check) malformed setting is named.
     for (config, pointer) in [
         (json!({"mod": "ok"}), "/config/mod"),
         (json!({"mode": 5}), "/config/mode"),
+        (json!({"mode": "sideways"}), "/config/mode"),
     ] {
         let r = platform
             .post(

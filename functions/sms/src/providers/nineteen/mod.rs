@@ -30,8 +30,8 @@ use async_trait::async_trait;
 use custody::SecretMaterial;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use integration_kit::{
-    PendingReceipt, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest, call_failed,
-    malformed,
+    InputError, PendingReceipt, Provider, ProviderCall, Receipt, ReceiptError, ReceiptRequest,
+    call_failed, malformed,
 };
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
@@ -226,18 +226,36 @@ async fn post(
         .await
 }
 
-/// The connection's config, checked when a connection is made (a misspelt or mistyped
-/// setting is a 400 naming it); the finer rules are `validate_config`'s.
+/// The connection's config, checked when a connection is made (a misspelt, mistyped or
+/// malformed setting is a 400 naming it).
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[allow(
-    dead_code,
-    reason = "read by the kit's check; the adapter reads its fields by name"
-)]
 struct NineteenConfig {
+    /// The 019 account.
     username: String,
+    /// The default sender id.
     source: String,
-    base_url: Option<String>,
+    /// The kit's `baseUrl` (checked by the kit; read through `ProviderCall::base_url`).
+    #[serde(rename = "baseUrl")]
+    _base_url: Option<String>,
+}
+
+impl integration_kit::ProviderConfig for NineteenConfig {
+    fn check(&self) -> Result<(), InputError> {
+        if self.username.trim().is_empty() || self.username.len() > 64 {
+            return Err(InputError::at(
+                "username",
+                "must be the 019 account (1 to 64 characters)",
+            ));
+        }
+        if !is_source(&self.source) {
+            return Err(InputError::at(
+                "source",
+                "must be the sender id: 1 to 11 letters or digits",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -250,23 +268,11 @@ impl Provider for Nineteen {
         &[CredentialKind::BearerToken]
     }
 
-    fn validate_config(&self, config: &ConnectionConfig) -> Result<(), String> {
-        match config.get("username").and_then(Value::as_str) {
-            Some(u) if !u.trim().is_empty() && u.len() <= 64 => {}
-            _ => return Err("username (the 019 account) is required".into()),
-        }
-        match config.get("source").and_then(Value::as_str) {
-            Some(s) if is_source(s) => Ok(()),
-            _ => Err("source (the sender id: 1 to 11 letters or digits) is required".into()),
-        }
-    }
-
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
-        let username = call.require_config("username")?;
-        let source = call.require_config("source")?;
+        let config: NineteenConfig = call.config_as()?;
         let body = envelope(
-            username,
-            source,
+            &config.username,
+            &config.source,
             PROBE_PHONE,
             "connection-test",
             "connection test",
@@ -292,7 +298,8 @@ impl Provider for Nineteen {
         call: &ProviderCall<'_>,
         pending: &[PendingReceipt],
     ) -> Result<Vec<Receipt>, CallError> {
-        let username = call.require_config("username")?;
+        let config: NineteenConfig = call.config_as()?;
+        let username = config.username.as_str();
         let mut receipts = Vec::new();
         for chunk in pending.chunks(dlr::MAX_IDS) {
             let body = dlr::request(username, chunk, chrono::Utc::now());
@@ -345,11 +352,9 @@ impl integration_kit::Serves<crate::Send> for Nineteen {
                 format!("019 takes messages of at most {MAX_MESSAGE_CHARS} characters"),
             ));
         }
-        let username = call.require_config("username")?;
-        let source = match input.from.as_deref() {
-            Some(from) => from,
-            None => call.require_config("source")?,
-        };
+        let config: NineteenConfig = call.config_as()?;
+        let username = config.username.as_str();
+        let source = input.from.as_deref().unwrap_or(&config.source);
         if !is_source(source) {
             return Err(call_failed(
                 FailureClassification::Validation,
@@ -915,11 +920,22 @@ mod tests {
         assert!(!is_source("TwelveChars1"));
         assert!(!is_source("My Brand"));
         assert!(!is_source("+972501234"));
-        let check = |v: Value| Nineteen.validate_config(v.as_object().expect("object"));
+        let check = |v: Value| {
+            integration_kit::config_of::<NineteenConfig>(v.as_object().expect("object"))
+                .map(drop)
+                .map_err(|e| e.path)
+        };
         assert!(check(json!({"username": "u", "source": "MyBrand"})).is_ok());
-        assert!(check(json!({"source": "MyBrand"})).is_err());
-        assert!(check(json!({"username": "u"})).is_err());
-        assert!(check(json!({"username": "u", "source": "My-Brand"})).is_err());
+        assert_eq!(check(json!({"source": "MyBrand"})).unwrap_err(), "");
+        assert_eq!(check(json!({"username": "u"})).unwrap_err(), "");
+        assert_eq!(
+            check(json!({"username": "u", "source": "My-Brand"})).unwrap_err(),
+            "source"
+        );
+        assert_eq!(
+            check(json!({"username": " ", "source": "MyBrand"})).unwrap_err(),
+            "username"
+        );
         assert_eq!(status_class(504), FailureClassification::Auth);
         assert_eq!(status_class(4), FailureClassification::Unprocessable);
         assert_eq!(status_class(6), FailureClassification::Transient);
