@@ -2,7 +2,7 @@
 //! automatic failover in priority order, on the integration kit (connections, runs,
 //! idempotency, retries and the failure ledger are the kit's).
 //!
-//! `send`'s input ([`Email::parse`] says exactly what is accepted):
+//! `send`'s input ([`Email`] says exactly what is accepted):
 //!
 //! ```json
 //! {"to": ["a@example.com"], "cc": [], "bcc": [], "subject": "Hi",
@@ -26,7 +26,6 @@ use domain::AuthScheme;
 use functions_runtime::FunctionApp;
 use integration_kit::{InputError, Operation, VendorApp};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 pub const SLUG: &str = "email";
 pub const SOURCE: &str = "/integration/email";
@@ -100,9 +99,51 @@ impl Operation for Send {
     type Input = Email;
     type Output = EmailSent;
 
-    /// [`Email::parse`], whose messages start with the field they refuse.
-    fn parse(input: &Value) -> Result<Email, InputError> {
-        Email::parse(input).map_err(|message| field_error(&message))
+    /// The rules across fields; each field checks itself when it is read.
+    fn check(email: &Email) -> Result<(), InputError> {
+        if email.to.is_empty() {
+            return Err(InputError::at("to", "must list at least one address"));
+        }
+        let mut seen = HashSet::new();
+        for (field, list) in [("to", &email.to), ("cc", &email.cc), ("bcc", &email.bcc)] {
+            for (i, a) in list.iter().enumerate() {
+                if !seen.insert(a.to_ascii_lowercase()) {
+                    return Err(InputError::at(
+                        format!("{field}[{i}]"),
+                        "repeats an address: each address may appear once across to, cc and bcc",
+                    ));
+                }
+            }
+        }
+        let recipients = email.recipients();
+        if recipients > MAX_RECIPIENTS {
+            return Err(InputError::at(
+                "",
+                format!(
+                    "at most {MAX_RECIPIENTS} recipients in all (to, cc and bcc), not {recipients}"
+                ),
+            ));
+        }
+        if email.text.is_none() && email.html.is_none() {
+            return Err(InputError::at("", "text or html (or both) is required"));
+        }
+        let attachments = email.attachments.len();
+        if attachments > MAX_ATTACHMENTS {
+            return Err(InputError::at(
+                "attachments",
+                format!("at most {MAX_ATTACHMENTS} attachments, not {attachments}"),
+            ));
+        }
+        if email
+            .attachments
+            .iter()
+            .map(Attachment::size)
+            .sum::<usize>()
+            > MAX_ATTACHMENT_BYTES
+        {
+            return Err(InputError::at("attachments", too_large()));
+        }
+        Ok(())
     }
 }
 
@@ -121,282 +162,177 @@ pub struct EmailSent {
     pub polls: Option<u32>,
 }
 
-/// The field an [`Email::parse`] message names (`to[1]`, `attachments[0].name`), as the
-/// error's path; a message about the input as a whole has none.
-fn field_error(message: &str) -> InputError {
-    let token = message.split([' ', ':']).next().unwrap_or_default();
-    let (base, rest) = token.split_at(token.find(['[', '.']).unwrap_or(token.len()));
-    let known_base = FIELDS.contains(&base);
-    let known_rest = rest.is_empty()
-        || rest
-            .strip_prefix('[')
-            .and_then(|r| r.split_once(']'))
-            .is_some_and(|(index, after)| {
-                index.bytes().all(|b| b.is_ascii_digit())
-                    && (after.is_empty()
-                        || after
-                            .strip_prefix('.')
-                            .is_some_and(|f| ATTACHMENT_FIELDS.contains(&f)))
-            });
-    // "text or html ... is required" is about two fields: it names neither alone.
-    let about_one = !message[token.len()..].starts_with(" or ");
-    if known_base && known_rest && about_one && !token.is_empty() {
-        InputError::at(token, message[token.len()..].trim_start_matches(':').trim())
-    } else {
-        InputError::at("", message)
-    }
-}
-
-/// One message to send: `send`'s input, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message to send: `send`'s input. The rules:
+///
+/// - only the fields `to`, `cc`, `bcc`, `subject`, `text`, `html`, `from`, `attachments`;
+/// - `to`: at least one address; `cc`, `bcc`: optional lists; every address valid by
+///   [`is_email_address`]; an address appears at most once across the three lists
+///   (compared case-insensitively, as mailbox providers do); at most [`MAX_RECIPIENTS`] in
+///   all;
+/// - `subject`: 1 to 998 characters, no control characters (so no header injection);
+/// - `text` and/or `html`: at least one, non-empty;
+/// - `from`: optional, a valid address (otherwise the connection's sender is used);
+/// - `attachments`: at most [`MAX_ATTACHMENTS`], each `{name, contentType, contentBase64}`:
+///   a file name of 1 to 255 characters without control characters, `/` or `\`; a MIME type
+///   `type/subtype`; standard base64 with padding, no line breaks, not empty; at most
+///   [`MAX_ATTACHMENT_BYTES`] decoded, all attachments together.
+///
+/// Optional fields may be absent or `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Email {
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub bcc: Vec<String>,
-    pub subject: String,
-    pub text: Option<String>,
-    pub html: Option<String>,
+    pub to: Vec<Address>,
+    #[serde(default, deserialize_with = "integration_kit::null_as_default")]
+    pub cc: Vec<Address>,
+    #[serde(default, deserialize_with = "integration_kit::null_as_default")]
+    pub bcc: Vec<Address>,
+    pub subject: Subject,
+    #[serde(default)]
+    pub text: Option<Body>,
+    #[serde(default)]
+    pub html: Option<Body>,
     /// The sender, when not the connection's.
-    pub from: Option<String>,
+    #[serde(default)]
+    pub from: Option<Address>,
+    #[serde(default, deserialize_with = "integration_kit::null_as_default")]
     pub attachments: Vec<Attachment>,
 }
 
-/// A file sent with a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attachment {
-    pub name: String,
-    pub content_type: String,
-    /// As given: standard base64 with padding.
-    pub content_base64: String,
-    /// Decoded bytes.
-    pub size: usize,
-}
-
-impl Attachment {
-    /// The decoded content (checked by [`Email::parse`], so this does not fail for a parsed
-    /// attachment).
-    pub fn bytes(&self) -> Vec<u8> {
-        base64::engine::general_purpose::STANDARD
-            .decode(&self.content_base64)
-            .unwrap_or_default()
-    }
-}
-
-const FIELDS: &[&str] = &[
-    "to",
-    "cc",
-    "bcc",
-    "subject",
-    "text",
-    "html",
-    "from",
-    "attachments",
-];
-const ATTACHMENT_FIELDS: &[&str] = &["name", "contentType", "contentBase64"];
-
-/// Read as [`Email::parse`] reads it (the kit reads inputs through [`Send`], which keeps the
-/// field a refusal names).
-impl<'de> Deserialize<'de> for Email {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(d)?;
-        Email::parse(&value).map_err(serde::de::Error::custom)
-    }
-}
-
 impl Email {
-    /// Checks `send`'s input and reads it. The rules:
-    ///
-    /// - an object with only the fields `to`, `cc`, `bcc`, `subject`, `text`, `html`, `from`,
-    ///   `attachments`;
-    /// - `to`: at least one address; `cc`, `bcc`: optional lists; every address valid by
-    ///   [`is_email_address`]; an address appears at most once across the three lists
-    ///   (compared case-insensitively, as mailbox providers do); at most
-    ///   [`MAX_RECIPIENTS`] in all;
-    /// - `subject`: 1 to 998 characters, no control characters (so no header injection);
-    /// - `text` and/or `html`: at least one, non-empty;
-    /// - `from`: optional, a valid address (otherwise the connection's sender is used);
-    /// - `attachments`: at most [`MAX_ATTACHMENTS`], each `{name, contentType,
-    ///   contentBase64}`: a file name of 1 to 255 characters without control characters, `/`
-    ///   or `\`; a MIME type `type/subtype`; standard base64 with padding, no line breaks,
-    ///   not empty; at most [`MAX_ATTACHMENT_BYTES`] decoded, all attachments together.
-    pub fn parse(input: &Value) -> Result<Email, String> {
-        let obj = input.as_object().ok_or(
-            "input must be an object {to, cc?, bcc?, subject, text?, html?, from?, attachments?}",
-        )?;
-        if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(format!("{unknown:?} is not a field of send"));
-        }
-        let to = addresses(obj, "to")?;
-        if to.is_empty() {
-            return Err("to must list at least one address".into());
-        }
-        let cc = addresses(obj, "cc")?;
-        let bcc = addresses(obj, "bcc")?;
-        let mut seen = HashSet::new();
-        for (field, list) in [("to", &to), ("cc", &cc), ("bcc", &bcc)] {
-            for (i, a) in list.iter().enumerate() {
-                if !seen.insert(a.to_ascii_lowercase()) {
-                    return Err(format!(
-                        "{field}[{i}] repeats an address: each address may appear once across to, cc and bcc"
-                    ));
-                }
-            }
-        }
-        let recipients = to.len() + cc.len() + bcc.len();
-        if recipients > MAX_RECIPIENTS {
-            return Err(format!(
-                "at most {MAX_RECIPIENTS} recipients in all (to, cc and bcc), not {recipients}"
-            ));
-        }
-        let subject = obj
-            .get("subject")
-            .and_then(Value::as_str)
-            .filter(|s| {
-                let n = s.chars().count();
-                (1..=MAX_SUBJECT_CHARS).contains(&n) && !s.chars().any(char::is_control)
-            })
-            .ok_or(format!(
-                "subject is required: 1 to {MAX_SUBJECT_CHARS} characters, no line breaks or control characters"
-            ))?
-            .to_owned();
-        let text = body(obj, "text")?;
-        let html = body(obj, "html")?;
-        if text.is_none() && html.is_none() {
-            return Err("text or html (or both) is required".into());
-        }
-        let from = match obj.get("from") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_str()
-                    .filter(|s| is_email_address(s))
-                    .ok_or("from must be an email address (local@domain)")?
-                    .to_owned(),
-            ),
-        };
-        let attachments = attachments(obj)?;
-        Ok(Email {
-            to,
-            cc,
-            bcc,
-            subject,
-            text,
-            html,
-            from,
-            attachments,
-        })
-    }
-
-    /// Recipients in all.
+    /// To, cc and bcc together.
     pub fn recipients(&self) -> usize {
         self.to.len() + self.cc.len() + self.bcc.len()
     }
 }
 
-fn addresses(obj: &Map<String, Value>, field: &str) -> Result<Vec<String>, String> {
-    let list = match obj.get(field) {
-        None | Some(Value::Null) if field != "to" => return Ok(Vec::new()),
-        None | Some(Value::Null) => return Err("to is required: a list of addresses".into()),
-        Some(Value::Array(list)) => list,
-        Some(_) => return Err(format!("{field} must be a list of addresses")),
-    };
-    if list.len() > MAX_RECIPIENTS {
-        return Err(format!(
-            "at most {MAX_RECIPIENTS} recipients in all (to, cc and bcc)"
-        ));
+integration_kit::checked_string!(
+    /// An address this app sends to ([`is_email_address`]).
+    Address,
+    |s| {
+        if is_email_address(s) {
+            Ok(())
+        } else {
+            Err("is not an email address (local@domain, ASCII, no display name)".into())
+        }
     }
-    list.iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.as_str()
-                .filter(|s| is_email_address(s))
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    format!(
-                        "{field}[{i}] is not an email address (local@domain, ASCII, no display name)"
-                    )
-                })
-        })
-        .collect()
+);
+
+integration_kit::checked_string!(
+    /// A subject of 1 to [`MAX_SUBJECT_CHARS`] characters without control characters.
+    Subject,
+    |s| {
+        let n = s.chars().count();
+        if (1..=MAX_SUBJECT_CHARS).contains(&n) && !s.chars().any(char::is_control) {
+            Ok(())
+        } else {
+            Err(format!(
+                "must be 1 to {MAX_SUBJECT_CHARS} characters, no line breaks or control characters"
+            ))
+        }
+    }
+);
+
+integration_kit::checked_string!(
+    /// A non-empty body (text or HTML).
+    Body,
+    |s| {
+        if s.is_empty() {
+            Err("must be a non-empty string".into())
+        } else {
+            Ok(())
+        }
+    }
+);
+
+integration_kit::checked_string!(
+    /// A file name of 1 to [`MAX_ATTACHMENT_NAME_CHARS`] characters without control
+    /// characters, `/` or `\`, not padded.
+    FileName,
+    |s| {
+        if is_file_name(s) {
+            Ok(())
+        } else {
+            Err(format!(
+                "must be a file name of 1 to {MAX_ATTACHMENT_NAME_CHARS} characters without control characters, / or \\"
+            ))
+        }
+    }
+);
+
+/// A file sent with a message.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Attachment {
+    pub name: FileName,
+    pub content_type: MimeType,
+    #[serde(rename = "contentBase64")]
+    pub content: Base64Content,
 }
 
-fn body(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, String> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-        Some(_) => Err(format!("{field} must be a non-empty string")),
+impl Attachment {
+    /// The decoded bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.content.text)
+            .unwrap_or_default()
+    }
+
+    /// Decoded bytes.
+    pub fn size(&self) -> usize {
+        self.content.size
     }
 }
 
-fn attachments(obj: &Map<String, Value>) -> Result<Vec<Attachment>, String> {
-    let list = match obj.get("attachments") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(_) => {
-            return Err("attachments must be a list of {name, contentType, contentBase64}".into());
+/// `type/subtype` ([`is_mime_type`]), kept lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String")]
+pub struct MimeType(String);
+
+impl TryFrom<String> for MimeType {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if is_mime_type(&s) {
+            Ok(MimeType(s.to_ascii_lowercase()))
+        } else {
+            Err("must be a MIME type such as application/pdf".into())
         }
-    };
-    if list.len() > MAX_ATTACHMENTS {
-        return Err(format!(
-            "at most {MAX_ATTACHMENTS} attachments, not {}",
-            list.len()
-        ));
     }
-    let mut total = 0usize;
-    let mut out = Vec::with_capacity(list.len());
-    for (i, item) in list.iter().enumerate() {
-        let a = item.as_object().ok_or(format!(
-            "attachments[{i}] must be an object {{name, contentType, contentBase64}}"
-        ))?;
-        if let Some(unknown) = a.keys().find(|k| !ATTACHMENT_FIELDS.contains(&k.as_str())) {
-            return Err(format!(
-                "attachments[{i}]: {unknown:?} is not a field of an attachment"
-            ));
+}
+
+impl std::ops::Deref for MimeType {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An attachment's content as given (standard base64 with padding, not empty) and its
+/// decoded size.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Base64Content {
+    pub text: String,
+    pub size: usize,
+}
+
+impl TryFrom<String> for Base64Content {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("is required: the content in standard base64".into());
         }
-        let name = a
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| is_file_name(n))
-            .ok_or(format!(
-                "attachments[{i}].name must be a file name of 1 to {MAX_ATTACHMENT_NAME_CHARS} characters without control characters, / or \\"
-            ))?;
-        let content_type = a
-            .get("contentType")
-            .and_then(Value::as_str)
-            .filter(|t| is_mime_type(t))
-            .ok_or(format!(
-                "attachments[{i}].contentType must be a MIME type such as application/pdf"
-            ))?;
-        let encoded = a
-            .get("contentBase64")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or(format!(
-                "attachments[{i}].contentBase64 is required: the content in standard base64"
-            ))?;
         // Cheap bound before decoding: decoded size is at most 3/4 of the text.
-        if encoded.len() / 4 * 3 > MAX_ATTACHMENT_BYTES + 3 {
+        if text.len() / 4 * 3 > MAX_ATTACHMENT_BYTES + 3 {
             return Err(too_large());
         }
         let size = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
+            .decode(&text)
             .map_err(|_| {
-                format!(
-                    "attachments[{i}].contentBase64 is not standard base64 (A-Z a-z 0-9 + /, padded with =, no line breaks)"
-                )
+                "is not standard base64 (A-Z a-z 0-9 + /, padded with =, no line breaks)".to_owned()
             })?
             .len();
-        total += size;
-        if total > MAX_ATTACHMENT_BYTES {
-            return Err(too_large());
-        }
-        out.push(Attachment {
-            name: name.to_owned(),
-            content_type: content_type.to_ascii_lowercase(),
-            content_base64: encoded.to_owned(),
-            size,
-        });
+        Ok(Base64Content { text, size })
     }
-    Ok(out)
 }
 
 fn too_large() -> String {

@@ -101,38 +101,7 @@ pub struct SmsSent {
     pub vendor: Map<String, Value>,
 }
 
-/// A string checked when it is read, so a bad value is refused at its field.
-macro_rules! checked_string {
-    ($(#[$doc:meta])* $name:ident, $check:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-        #[serde(try_from = "String")]
-        pub struct $name(String);
-
-        impl TryFrom<String> for $name {
-            type Error = String;
-            fn try_from(s: String) -> Result<Self, String> {
-                let check: fn(&str) -> Result<(), String> = $check;
-                check(&s).map(|()| $name(s))
-            }
-        }
-
-        impl $name {
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::ops::Deref for $name {
-            type Target = str;
-            fn deref(&self) -> &str {
-                &self.0
-            }
-        }
-    };
-}
-
-checked_string!(
+integration_kit::checked_string!(
     /// An E.164 number.
     E164,
     |s| {
@@ -144,7 +113,7 @@ checked_string!(
     }
 );
 
-checked_string!(
+integration_kit::checked_string!(
     /// A message body of 1 to [`MAX_BODY_CHARS`] characters.
     SmsBody,
     |s| {
@@ -157,7 +126,7 @@ checked_string!(
     }
 );
 
-checked_string!(
+integration_kit::checked_string!(
     /// A sender id or number of 1 to 32 characters.
     SenderId,
     |s| {

@@ -277,7 +277,7 @@ impl integration_kit::Serves<crate::Send> for Acs {
         let origin = self.endpoint(&config)?;
         let sender = email.from.as_deref().unwrap_or(&config.sender_address);
         let key = acs::access_key(call)?;
-        let addresses = |list: &[String]| -> Vec<Value> {
+        let addresses = |list: &[crate::Address]| -> Vec<Value> {
             list.iter().map(|a| json!({"address": a})).collect()
         };
         let mut recipients = json!({"to": addresses(&email.to)});
@@ -305,7 +305,7 @@ impl integration_kit::Serves<crate::Send> for Acs {
                 .attachments
                 .iter()
                 .map(|a| {
-                    json!({"name": a.name, "contentType": a.content_type, "contentInBase64": a.content_base64})
+                    json!({"name": a.name, "contentType": a.content_type, "contentInBase64": a.content.text})
                 })
                 .collect::<Vec<_>>()
                 .into();

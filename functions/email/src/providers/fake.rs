@@ -56,6 +56,10 @@ pub fn calls(idempotency_key: &str) -> u32 {
 
 pub struct Fake;
 
+fn strings(list: &[crate::Address]) -> Vec<String> {
+    list.iter().map(|a| a.to_string()).collect()
+}
+
 impl Fake {
     /// One call to the "vendor", as the pipeline sees it. `recipients` is `None` for the
     /// connection test.
@@ -119,7 +123,7 @@ impl integration_kit::Serves<crate::Send> for Fake {
             .iter()
             .chain(&email.cc)
             .chain(&email.bcc)
-            .map(String::as_str)
+            .map(|a| a.as_str())
             .collect();
         let steer: fake::Steer = call.config_as()?;
         // The Fake de-duplicates on the run like a vendor with idempotency keys would.
@@ -147,14 +151,18 @@ impl integration_kit::Serves<crate::Send> for Fake {
                 sent.push(FakeEmail {
                     tenant: call.key.tenant.to_string(),
                     message_id: message_id.clone(),
-                    from: email.from.clone(),
-                    to: email.to.clone(),
-                    cc: email.cc.clone(),
-                    bcc: email.bcc.clone(),
-                    subject: email.subject.clone(),
-                    text: email.text.clone(),
-                    html: email.html.clone(),
-                    attachments: email.attachments.iter().map(|a| a.name.clone()).collect(),
+                    from: email.from.as_deref().map(str::to_owned),
+                    to: strings(&email.to),
+                    cc: strings(&email.cc),
+                    bcc: strings(&email.bcc),
+                    subject: email.subject.to_string(),
+                    text: email.text.as_deref().map(str::to_owned),
+                    html: email.html.as_deref().map(str::to_owned),
+                    attachments: email
+                        .attachments
+                        .iter()
+                        .map(|a| a.name.to_string())
+                        .collect(),
                 });
             }
         }

@@ -206,8 +206,9 @@ impl integration_kit::Serves<crate::Send> for SendGrid {
         let config: SendGridConfig = call.config_as()?;
         let from = email.from.as_deref().unwrap_or(&config.from);
         let key = call.secret("apiKey")?;
-        let addresses =
-            |list: &[String]| -> Vec<Value> { list.iter().map(|a| json!({"email": a})).collect() };
+        let addresses = |list: &[crate::Address]| -> Vec<Value> {
+            list.iter().map(|a| json!({"email": a})).collect()
+        };
         let mut personalization = json!({"to": addresses(&email.to)});
         if !email.cc.is_empty() {
             personalization["cc"] = addresses(&email.cc).into();
@@ -236,7 +237,7 @@ impl integration_kit::Serves<crate::Send> for SendGrid {
                 .attachments
                 .iter()
                 .map(|a| {
-                    json!({"content": a.content_base64, "filename": a.name, "type": a.content_type, "disposition": "attachment"})
+                    json!({"content": a.content.text, "filename": a.name, "type": a.content_type, "disposition": "attachment"})
                 })
                 .collect::<Vec<_>>()
                 .into();

@@ -444,7 +444,7 @@ fn build_message(email: &Email, from: &str, id: &str) -> Result<Message, String>
     };
     let mut builder = Message::builder()
         .from(mailbox(from)?)
-        .subject(email.subject.clone())
+        .subject(email.subject.to_string())
         .message_id(Some(format!("<{id}>")));
     for a in &email.to {
         builder = builder.to(mailbox(a)?);
@@ -458,11 +458,11 @@ fn build_message(email: &Email, from: &str, id: &str) -> Result<Message, String>
     }
     let body = match (&email.text, &email.html) {
         (Some(text), Some(html)) => Part::Multi(MultiPart::alternative_plain_html(
-            text.clone(),
-            html.clone(),
+            text.to_string(),
+            html.to_string(),
         )),
-        (Some(text), None) => Part::Single(SinglePart::plain(text.clone())),
-        (None, Some(html)) => Part::Single(SinglePart::html(html.clone())),
+        (Some(text), None) => Part::Single(SinglePart::plain(text.to_string())),
+        (None, Some(html)) => Part::Single(SinglePart::html(html.to_string())),
         (None, None) => return Err("text or html is required".into()),
     };
     let built = if email.attachments.is_empty() {
@@ -476,10 +476,10 @@ fn build_message(email: &Email, from: &str, id: &str) -> Result<Message, String>
             Part::Single(s) => MultiPart::mixed().singlepart(s),
         };
         for a in &email.attachments {
-            let content_type = ContentType::parse(&a.content_type)
-                .map_err(|_| format!("{} is not a MIME type", a.content_type))?;
-            mixed =
-                mixed.singlepart(MimeAttachment::new(a.name.clone()).body(a.bytes(), content_type));
+            let content_type = ContentType::parse(&a.content_type[..])
+                .map_err(|_| format!("{} is not a MIME type", &*a.content_type))?;
+            mixed = mixed
+                .singlepart(MimeAttachment::new(a.name.to_string()).body(a.bytes(), content_type));
         }
         builder.multipart(mixed)
     };

@@ -74,6 +74,7 @@ mod connections;
 mod executor;
 mod failures;
 pub mod fake;
+mod input;
 mod operation;
 mod poll;
 pub mod provider;
@@ -85,6 +86,7 @@ mod store;
 pub mod testing;
 mod vendor_webhooks;
 
+pub use input::null_as_default;
 pub use operation::{
     DEFAULT_MAX_WAIT, Done, InputError, Operation, ProviderConfig, Served, Serves, Step, Wait,
     config_of, parse_input,
