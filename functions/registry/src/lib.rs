@@ -21,10 +21,10 @@ use app_context::{AppContext, AppRegistration, CREDENTIAL_ROTATIONS_QUEUE, Inval
 use axum::routing::{get, post};
 use functions_runtime::{FunctionApp, FunctionDecl};
 
+use crate::settings::Settings;
 pub use crate::settings::{
     DEFAULT_ROTATION_SCHEDULE, ROTATION_SCHEDULE_SETTING, ROTATION_TEST_TIMEOUT_SETTING,
 };
-use crate::settings::{Registry, Settings};
 
 pub const SLUG: &str = "registry";
 /// Where the registry keeps its documents.
@@ -52,7 +52,7 @@ pub fn registration() -> AppRegistration {
 /// function is declared with its route and handler together (`FunctionApp::route`).
 pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
     let settings = Arc::new(Settings::read(ctx)?);
-    let state = Registry {
+    let state = api_kit::AppState {
         ctx: ctx.clone(),
         settings: settings.clone(),
     };

@@ -421,7 +421,7 @@ const DUE: &str = "rotationDue";
 /// `CredentialRotationDue` once per deadline (a marker document, created in the same batch as
 /// the event, makes later sweeps skip it).
 pub(crate) async fn sweep(
-    Registry { ctx, settings }: Registry,
+    api_kit::AppState { ctx, settings }: Registry,
     inv: Invocation,
 ) -> Result<InvocationResponse, InvocationError> {
     inv.timer()?;

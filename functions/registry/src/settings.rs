@@ -1,11 +1,9 @@
-//! The registry's settings, read and checked once when the app is built, and the state its
-//! routes share.
+//! The registry's settings, read and checked once when the app is built (shared with its
+//! routes as `api_kit::AppState`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use app_context::{AppContext, InvalidSetting};
-use axum::extract::FromRef;
 
 /// The rotation sweep's schedule (six-field NCRONTAB).
 pub const ROTATION_SCHEDULE_SETTING: &str = "ROTATION_SCHEDULE";
@@ -39,22 +37,5 @@ impl Settings {
     }
 }
 
-/// What the registry's handlers share: handlers take `State<AppContext>` or
-/// `State<Arc<Settings>>` as they need.
-#[derive(Clone)]
-pub(crate) struct Registry {
-    pub(crate) ctx: AppContext,
-    pub(crate) settings: Arc<Settings>,
-}
-
-impl FromRef<Registry> for AppContext {
-    fn from_ref(state: &Registry) -> AppContext {
-        state.ctx.clone()
-    }
-}
-
-impl FromRef<Registry> for Arc<Settings> {
-    fn from_ref(state: &Registry) -> Arc<Settings> {
-        state.settings.clone()
-    }
-}
+/// What the app's handlers share.
+pub(crate) type Registry = api_kit::AppState<Settings>;

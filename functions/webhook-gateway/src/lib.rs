@@ -26,8 +26,8 @@ use app_context::{
 };
 use axum::routing::{get, post};
 
+use crate::settings::Settings;
 pub use crate::settings::{BREAKER_OPEN_SETTING, BREAKER_THRESHOLD_SETTING};
-use crate::settings::{Gateway, Settings};
 use functions_runtime::{FunctionApp, FunctionDecl, ServiceBusSource};
 use serde_json::json;
 
@@ -81,7 +81,7 @@ pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
     let deliverer = outbound::Deliverer::new(ctx, &settings);
     let ordered_deliverer = deliverer.clone();
     let fan_out_ctx = ctx.clone();
-    let state = Gateway {
+    let state = api_kit::AppState {
         ctx: ctx.clone(),
         settings: settings.clone(),
     };

@@ -1,11 +1,9 @@
-//! The gateway's settings, read and checked once when the app is built, and the state its
-//! routes share.
+//! The gateway's settings, read and checked once when the app is built (shared with its
+//! routes as `api_kit::AppState`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use app_context::{AppContext, InvalidSetting};
-use axum::extract::FromRef;
 
 use crate::outbound::pacing::{DEFAULT_OPEN_FOR, DEFAULT_THRESHOLD};
 use crate::outbound::retry::Schedule;
@@ -59,25 +57,5 @@ impl Settings {
                     .unwrap_or(DEFAULT_OPEN_FOR),
             },
         })
-    }
-}
-
-/// What the gateway's handlers share: handlers take `State<AppContext>` or
-/// `State<Arc<Settings>>` as they need.
-#[derive(Clone)]
-pub(crate) struct Gateway {
-    pub(crate) ctx: AppContext,
-    pub(crate) settings: Arc<Settings>,
-}
-
-impl FromRef<Gateway> for AppContext {
-    fn from_ref(state: &Gateway) -> AppContext {
-        state.ctx.clone()
-    }
-}
-
-impl FromRef<Gateway> for Arc<Settings> {
-    fn from_ref(state: &Gateway) -> Arc<Settings> {
-        state.settings.clone()
     }
 }

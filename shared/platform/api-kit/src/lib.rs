@@ -3,8 +3,10 @@
 //! are problems too (axum's own are plain text).
 
 pub mod custody;
+mod state;
 mod store;
 
+pub use state::AppState;
 pub use store::{Aggregates, Paging};
 
 use app_context::AppContext;

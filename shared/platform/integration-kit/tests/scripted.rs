@@ -460,6 +460,20 @@ async fn inputs_are_typed_and_refused_at_their_field() {
             .unwrap()
             .contains("echo, job, stuck")
     );
+    let refused = |config: Value, code: &'static str| {
+        let (platform, token) = (&platform, &token);
+        async move {
+            let r = platform
+                .post(
+                    "/support/api/integrations/connections",
+                    token,
+                    json!({"providerKey": "script", "displayName": "x", "config": config,
+                           "credential": {"kind": "apiKey", "apiKey": "k"}}),
+                )
+                .await;
+            testkit::assert_problem(r, 400, code).await
+        }
+    };
     // Addresses the kit knows (`baseUrl`, `endpoint`, `host`) are checked against the SSRF
     // guard for every provider, before its own config is read.
     for config in [
@@ -468,15 +482,7 @@ async fn inputs_are_typed_and_refused_at_their_field() {
         json!({"host": "169.254.169.254"}),
         json!({"host": "[::1]"}),
     ] {
-        let r = platform
-            .post(
-                "/support/api/integrations/connections",
-                &token,
-                json!({"providerKey": "script", "displayName": "x", "config": config,
-                       "credential": {"kind": "apiKey", "apiKey": "k"}}),
-            )
-            .await;
-        testkit::assert_problem(r, 400, "forbidden_address").await;
+        refused(config, "forbidden_address").await;
     }
     // The provider's typed config, refused when the connection is made: a misspelt,
     // mistyped or (by its check) malformed setting is named.
@@ -485,15 +491,7 @@ async fn inputs_are_typed_and_refused_at_their_field() {
         (json!({"mode": 5}), "/config/mode"),
         (json!({"mode": "sideways"}), "/config/mode"),
     ] {
-        let r = platform
-            .post(
-                "/support/api/integrations/connections",
-                &token,
-                json!({"providerKey": "script", "displayName": "x", "config": config,
-                       "credential": {"kind": "apiKey", "apiKey": "k"}}),
-            )
-            .await;
-        let problem = testkit::assert_problem(r, 400, "invalid_config").await;
+        let problem = refused(config, "invalid_config").await;
         assert_eq!(problem["pointer"], pointer, "{problem}");
     }
     // The kit's own settings are not the provider's business.

@@ -57,10 +57,16 @@ pub async fn read_credential(
     tenant: &str,
     id: &CredentialId,
 ) -> Result<Option<IntegrationCredential>, PortError> {
-    match documents
-        .read(CONTAINER, tenant, &credential_doc_id(id))
-        .await?
-    {
+    read(documents, tenant, &credential_doc_id(id)).await
+}
+
+/// A document of the container, as `T`; a document of another shape is an error.
+async fn read<T: serde::de::DeserializeOwned>(
+    documents: &dyn DocumentStore,
+    partition: &str,
+    id: &str,
+) -> Result<Option<T>, PortError> {
+    match documents.read(CONTAINER, partition, id).await? {
         Some(doc) => Ok(Some(doc.parse()?)),
         None => Ok(None),
     }
@@ -75,13 +81,7 @@ pub async fn read_provider(
     let Ok(key) = ProviderKey::parse(key) else {
         return Ok(None);
     };
-    match documents
-        .read(CONTAINER, catalogue_partition(), &provider_doc_id(&key))
-        .await?
-    {
-        Some(doc) => Ok(Some(doc.parse()?)),
-        None => Ok(None),
-    }
+    read(documents, catalogue_partition(), &provider_doc_id(&key)).await
 }
 
 /// A provider's rate-limit hints, when the catalogue has the provider and it has hints.
