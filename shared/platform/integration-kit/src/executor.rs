@@ -196,7 +196,7 @@ pub(crate) async fn execute(
         Err(e) => return Err(transient(e)),
     };
     let traceparent = event.traceparent().cloned();
-    let result = attempt(kit, tenant, &mut stored, traceparent.as_ref()).await;
+    let result = attempt(kit, tenant, &mut stored, traceparent.as_ref(), None).await;
     let attempt_number = attempts_before + 1;
     let last_delivery = delivery_count >= MAX_DELIVERY_COUNT;
     finish(
@@ -210,6 +210,43 @@ pub(crate) async fn execute(
         traceparent.as_ref(),
     )
     .await
+    .map(drop)
+}
+
+/// The first attempt of a run its request committed `running` and executes itself (a
+/// caller waiting for it): the same attempt and outcome as [`execute`], with the
+/// connection and input the request read. Answers the run as committed.
+pub(crate) async fn execute_started(
+    kit: &Kit,
+    tenant: &TenantId,
+    started: crate::runs::Started,
+    traceparent: &TraceParent,
+) -> Result<StoredRun, InvocationError> {
+    let crate::runs::Started {
+        mut stored,
+        etag,
+        connection,
+        input,
+    } = started;
+    let result = attempt(
+        kit,
+        tenant,
+        &mut stored,
+        Some(traceparent),
+        Some((connection, input)),
+    )
+    .await;
+    finish(
+        kit,
+        tenant,
+        stored,
+        etag,
+        result,
+        1,
+        false,
+        Some(traceparent),
+    )
+    .await
 }
 
 /// One attempt of a run: candidates in failover order, each through the pipeline.
@@ -218,29 +255,13 @@ async fn attempt(
     tenant: &TenantId,
     stored: &mut StoredRun,
     traceparent: Option<&TraceParent>,
+    read: Option<(IntegrationConnection, serde_json::Value)>,
 ) -> Result<(IntegrationConnection, ErasedStep), Attempted> {
     let run = &stored.run;
-    let primary = match kit
-        .store
-        .read::<IntegrationConnection>(
-            &kit.ctx,
-            tenant.as_str(),
-            &connection_doc_id(&run.connection_id()),
-        )
-        .await
-    {
-        Ok(Some((c, _))) => c,
-        Ok(None) => {
-            return Err(Attempted::Failed(crate::provider::fail(
-                FailureClassification::Validation,
-                "the run's connection no longer exists",
-            )));
-        }
-        Err(_) => return Err(Attempted::Internal("the connection could not be read")),
+    let (primary, input) = match read {
+        Some(read) => read,
+        None => primary_and_input(kit, tenant, run).await?,
     };
-    let input = read_input(kit, tenant.as_str(), &run.id())
-        .await
-        .map_err(|_| Attempted::Internal("the run's input could not be read"))?;
     let mut candidates = if kit.app.failover {
         failover_candidates(kit, tenant.as_str(), &primary)
             .await
@@ -342,6 +363,36 @@ async fn attempt(
     })))
 }
 
+/// The run's connection and input, as stored.
+async fn primary_and_input(
+    kit: &Kit,
+    tenant: &TenantId,
+    run: &domain::IntegrationRun,
+) -> Result<(IntegrationConnection, serde_json::Value), Attempted> {
+    let primary = match kit
+        .store
+        .read::<IntegrationConnection>(
+            &kit.ctx,
+            tenant.as_str(),
+            &connection_doc_id(&run.connection_id()),
+        )
+        .await
+    {
+        Ok(Some((c, _))) => c,
+        Ok(None) => {
+            return Err(Attempted::Failed(crate::provider::fail(
+                FailureClassification::Validation,
+                "the run's connection no longer exists",
+            )));
+        }
+        Err(_) => return Err(Attempted::Internal("the connection could not be read")),
+    };
+    let input = read_input(kit, tenant.as_str(), &run.id())
+        .await
+        .map_err(|_| Attempted::Internal("the run's input could not be read"))?;
+    Ok((primary, input))
+}
+
 /// The connection's credential as a provider call needs it: one gone or revoked fails the
 /// call as `auth`; a store that cannot answer is ours.
 async fn credential_of(
@@ -382,7 +433,7 @@ async fn finish(
     attempt_number: usize,
     last_delivery: bool,
     traceparent: Option<&TraceParent>,
-) -> Result<(), InvocationError> {
+) -> Result<StoredRun, InvocationError> {
     let now = Utc::now();
     let run_id = stored.run.id();
     let mut ops = Vec::new();
@@ -492,7 +543,7 @@ async fn finish(
     if stored.run.status().is_terminal() {
         kit.signals.finished(&run_id);
     }
-    Ok(())
+    Ok(stored)
 }
 
 /// The success of a run: the output kept (inline, or in blob storage when large), the

@@ -143,7 +143,7 @@ async fn start(
     }
     let connection =
         usable_connection(&kit, &tenant, &body.connection_id, request.operation).await?;
-    queue(&kit, &tenant, &headers, request, &connection).await
+    queue(&kit, &tenant, &headers, request, connection, body.input).await
 }
 
 /// A run request, checked: everything but the connection.
@@ -234,7 +234,8 @@ async fn queue(
     tenant: &domain::TenantId,
     headers: &HeaderMap,
     request: RunRequest,
-    connection: &domain::IntegrationConnection,
+    connection: domain::IntegrationConnection,
+    input_value: Value,
 ) -> Result<Response, ApiError> {
     let RunRequest {
         key,
@@ -279,7 +280,7 @@ async fn queue(
         },
         Utc::now(),
     );
-    let stored = StoredRun {
+    let mut stored = StoredRun {
         run,
         request: fingerprint.clone(),
         served_by: None,
@@ -290,6 +291,12 @@ async fn queue(
         output_ref: None,
         waiting: None,
     };
+    // A waited run is executed by this request, so it is committed already started (its
+    // first attempt `running`): the executor's rule that the vendor is called only once
+    // `running` is durable holds, one commit sooner.
+    if wait.is_some() {
+        stored.run.start(Utc::now()).map_err(ApiError::internal)?;
+    }
     let command = command(kit, tenant.as_str(), id, None, Some(traceparent))
         .map_err(|e| ApiError::internal(format!("a run command did not make an envelope: {e}")))?;
     let mut ops = vec![
@@ -320,16 +327,29 @@ async fn queue(
         );
     }
     match kit
-        .store
-        .commit(&kit.ctx, tenant.as_str(), ops, &[], "conflict")
+        .ctx
+        .documents
+        .batch(kit.app.slug, tenant.as_str(), ops)
         .await
+        .map_err(|e| ApiError::from_port(e, "conflict"))
     {
-        Ok(()) => {
+        Ok(etags) => {
+            kit.ctx.outbox_committed();
             tracing::info!(tenant = %tenant, run = %id, operation, "run queued");
-            if wait.is_some() {
-                execute_now(kit, tenant, &command).await;
+            let Some(Some(etag)) = etags.into_iter().next().filter(|_| wait.is_some()) else {
+                return answer(kit, tenant.as_str(), &stored.run, wait).await;
+            };
+            let run = stored.run.clone();
+            let started = Started {
+                stored,
+                etag,
+                connection,
+                input: input_value,
+            };
+            match execute_now(kit, tenant, started, &traceparent).await {
+                Some(done) if done.run.status().is_terminal() => Ok(finished_answer(&done)),
+                _ => answer(kit, tenant.as_str(), &run, wait).await,
             }
-            answer(kit, tenant.as_str(), &stored.run, wait).await
         }
         Err(ApiError::Conflict(_)) if key.is_some() => {
             let _ = kit.ctx.blobs.delete(INPUT_CONTAINER, &blob).await;
@@ -347,33 +367,36 @@ async fn queue(
 
 /// A caller waiting for its new run: it is executed here at once, in this request, instead
 /// of after the bus hands its command to `ExecuteRun`. The guarantees are the executor's
-/// own: `queued → running` is committed (etag-guarded) before the vendor is called, so the
-/// command still on the bus finds the run started or finished and calls no one; if this
-/// process dies mid-call, that command recovers the run as after any crash. Saves the
-/// broker's hand-off and the invocation round trip from the waited answer.
-async fn execute_now(kit: &Kit, tenant: &domain::TenantId, command: &Envelope) {
-    let Ok(request) = command.data_json::<RunRequested>() else {
-        return;
+/// own: the run was committed `running` (its etag guards the outcome) before the vendor is
+/// called, so the backup command on the bus finds the run started or finished and calls no
+/// one; if this process dies mid-call, that command recovers the run as after any crash.
+/// The connection and input the request has already read are handed over, not read again.
+/// Answers the run as its outcome was committed.
+async fn execute_now(
+    kit: &Kit,
+    tenant: &domain::TenantId,
+    started: Started,
+    traceparent: &TraceParent,
+) -> Option<StoredRun> {
+    let run = started.stored.run.id();
+    let e = match crate::executor::execute_started(kit, tenant, started, traceparent).await {
+        Ok(done) => return Some(done),
+        Err(e) => e,
     };
-    let run = request.run_id;
-    if let Err(e) = crate::executor::execute(kit, tenant, command, request, 1).await {
-        // The run is left to the bus: now, not when the backup command is due.
-        tracing::info!(tenant = %tenant, run = %run, error = ?e, "a waited run is left to the bus");
-        let Ok(now) = self::command(kit, tenant.as_str(), run, Some(format!("now-{run}")), None)
-        else {
-            return;
-        };
-        let write = outbox::outbox_write(&now, &app_context::runs_queue(kit.app.slug));
-        if kit
-            .ctx
-            .documents
-            .batch(kit.app.slug, tenant.as_str(), vec![write])
-            .await
-            .is_ok()
-        {
-            kit.ctx.outbox_committed();
-        }
+    // The run is left to the bus: now, not when the backup command is due.
+    tracing::info!(tenant = %tenant, run = %run, error = ?e, "a waited run is left to the bus");
+    let now = self::command(kit, tenant.as_str(), run, Some(format!("now-{run}")), None).ok()?;
+    let write = outbox::outbox_write(&now, &app_context::runs_queue(kit.app.slug));
+    if kit
+        .ctx
+        .documents
+        .batch(kit.app.slug, tenant.as_str(), vec![write])
+        .await
+        .is_ok()
+    {
+        kit.ctx.outbox_committed();
     }
+    None
 }
 
 /// The longest `Prefer: wait` honoured.
@@ -414,23 +437,38 @@ async fn answer(
         return Ok(accepted(run));
     };
     if let Some(done) = finished(kit, tenant, &run.id(), wait).await? {
-        return Ok((
-            StatusCode::OK,
-            [
-                (
-                    header::CONTENT_LOCATION,
-                    format!("/api/integrations/runs/{}", run.id()),
-                ),
-                (
-                    header::HeaderName::from_static("preference-applied"),
-                    "wait".to_owned(),
-                ),
-            ],
-            Json(run_out(&done)),
-        )
-            .into_response());
+        return Ok(finished_answer(&done));
     }
     Ok(accepted(run))
+}
+
+/// What a waited run's request has read and committed, handed to the executor.
+pub(crate) struct Started {
+    /// The run as committed `running`, and its etag.
+    pub(crate) stored: StoredRun,
+    pub(crate) etag: ports::ETag,
+    pub(crate) connection: domain::IntegrationConnection,
+    /// The input as received (its typed form was checked).
+    pub(crate) input: Value,
+}
+
+/// `200` with a finished run, as `Prefer: wait` asked.
+fn finished_answer(done: &StoredRun) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_LOCATION,
+                format!("/api/integrations/runs/{}", done.run.id()),
+            ),
+            (
+                header::HeaderName::from_static("preference-applied"),
+                "wait".to_owned(),
+            ),
+        ],
+        Json(run_out(done)),
+    )
+        .into_response()
 }
 
 /// How often a waiting request reads the run when no signal comes (a run executed by
