@@ -2,9 +2,12 @@
 //! Functions host reads a script root:
 //!
 //! ```text
-//! target/package/<slug>/host.json            the root host.json, byte for byte
+//! target/package/<slug>/host.json            the root host.json, with the app's slug as
+//!                                            the handler's first argument
 //! target/package/<slug>/handler              the release handler (host.json's
-//!                                            defaultExecutablePath), mode 0755
+//!                                            defaultExecutablePath), mode 0755: one
+//!                                            binary for every app, which serves the app
+//!                                            its argument names
 //! target/package/<slug>/<Function>/function.json   generated from the app's declarations
 //! target/package/<slug>.zip                  the same files; Unix modes kept
 //! ```
@@ -36,13 +39,11 @@ pub(crate) fn apps() -> Vec<AppRegistration> {
     platform_apps::all()
 }
 
-/// The package holding every app's handler binary.
+/// The package holding the handler binary.
 pub(crate) const HANDLERS_PACKAGE: &str = "platform-apps";
 
-/// The name of an app's handler binary target (`[[bin]]` in its Cargo.toml).
-pub(crate) fn handler_bin(slug: &str) -> String {
-    format!("{slug}-handler")
-}
+/// The handler binary target (`[[bin]]` of [`HANDLERS_PACKAGE`]), the same for every app.
+pub(crate) const HANDLER_BIN: &str = "handler";
 
 pub(crate) fn workspace_root() -> PathBuf {
     // xtask lives one level below the workspace root.
@@ -64,7 +65,7 @@ pub(crate) fn package(args: &[String]) -> anyhow::Result<()> {
     )?;
     let host = host_triple()?;
     let target = (host != LINUX_X64).then_some(LINUX_X64);
-    build(&selected, target)?;
+    build(target)?;
     let target_dir = target_dir(&root)?;
     let release = match target {
         Some(t) => target_dir.join(t).join("release"),
@@ -79,7 +80,7 @@ pub(crate) fn package(args: &[String]) -> anyhow::Result<()> {
     let settings = app_host::settings_from_env();
     for reg in selected {
         let decls = declarations(reg, &settings)?;
-        let handler = release.join(handler_bin(reg.slug));
+        let handler = release.join(HANDLER_BIN);
         let dir = layout(&out, reg.slug, &decls, &host_json, &handler)?;
         let zip = out.join(format!("{}.zip", reg.slug));
         zip_dir(&dir, &zip)?;
@@ -128,14 +129,17 @@ fn host_triple() -> anyhow::Result<String> {
         .with_context(|| format!("{rustc} -vV printed no host triple"))
 }
 
-/// `cargo build --release` of the selected handlers, in one invocation (cargo shares the
-/// work between them).
-fn build(apps: &[&AppRegistration], target: Option<&str>) -> anyhow::Result<()> {
+/// `cargo build --release` of the handler (one binary for every app).
+fn build(target: Option<&str>) -> anyhow::Result<()> {
     let mut cmd = crate::cargo();
-    cmd.args(["build", "--release"]);
-    for reg in apps {
-        cmd.args(["-p", HANDLERS_PACKAGE, "--bin", &handler_bin(reg.slug)]);
-    }
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        HANDLERS_PACKAGE,
+        "--bin",
+        HANDLER_BIN,
+    ]);
     if let Some(t) = target {
         cmd.args(["--target", t]);
     }
@@ -191,6 +195,23 @@ pub(crate) fn declarations(
     Ok(app.declarations().to_vec())
 }
 
+/// The host.json of one app's package: `host_text` with `slug` first in
+/// `customHandler.description.arguments` (the handler serves the app its first argument
+/// names; the host passes the arguments as given).
+pub(crate) fn app_host_json(host_text: &str, slug: &str) -> anyhow::Result<String> {
+    let mut v: Value = serde_json::from_str(host_text).context("host.json is not JSON")?;
+    let description = v
+        .pointer_mut("/customHandler/description")
+        .and_then(Value::as_object_mut)
+        .context("host.json has no customHandler.description")?;
+    let mut arguments = vec![Value::from(slug)];
+    if let Some(given) = description.get("arguments").and_then(Value::as_array) {
+        arguments.extend(given.iter().cloned());
+    }
+    description.insert("arguments".into(), Value::Array(arguments));
+    Ok(serde_json::to_string_pretty(&v)? + "\n")
+}
+
 /// `customHandler.description.defaultExecutablePath` of a host.json: the file the host
 /// starts. It must be a plain file name, since the package puts the handler at its root.
 pub(crate) fn executable_name(host_json: &str) -> anyhow::Result<String> {
@@ -212,8 +233,9 @@ pub(crate) fn executable_name(host_json: &str) -> anyhow::Result<String> {
     Ok(path.to_owned())
 }
 
-/// Lays out `<out>/<slug>/`: host.json copied from `host_json`, `handler` copied under the
-/// name host.json gives it (mode 0755), and `<Function>/function.json` for each declaration.
+/// Lays out `<out>/<slug>/`: host.json from `host_json` with the app's slug as the handler's
+/// first argument ([`app_host_json`]), `handler` copied under the name host.json gives it
+/// (mode 0755), and `<Function>/function.json` for each declaration.
 /// Anything left from an earlier run is removed first. Returns the folder.
 pub(crate) fn layout(
     out: &Path,
@@ -244,7 +266,7 @@ pub(crate) fn layout(
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join("host.json"), &host_text)
+    std::fs::write(dir.join("host.json"), app_host_json(&host_text, slug)?)
         .with_context(|| format!("cannot write {}", dir.join("host.json").display()))?;
     let exe = dir.join(&executable);
     std::fs::copy(handler, &exe)

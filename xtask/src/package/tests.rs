@@ -190,9 +190,16 @@ fn every_app_packages_into_what_the_host_reads() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(found, expected, "{}", reg.slug);
+        // The root host.json, with the app named as the handler's argument.
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("host.json")).unwrap()).unwrap();
+        let mut expected_host: Value = serde_json::from_str(&host_text).unwrap();
+        expected_host["customHandler"]["description"]["arguments"] = serde_json::json!([reg.slug]);
+        assert_eq!(written, expected_host, "{}", reg.slug);
         assert_eq!(
-            std::fs::read_to_string(dir.join("host.json")).unwrap(),
-            host_text
+            app_host::pick(apps(), Some(reg.slug)).unwrap().slug,
+            reg.slug,
+            "the handler serves the app host.json names"
         );
         assert_eq!(
             std::fs::read(dir.join(&exe)).unwrap(),
@@ -400,7 +407,7 @@ fn apps_are_chosen_by_slug() {
 }
 
 /// Every workspace member under `functions/` is a Function App: it must be in the one app
-/// list (`platform_apps::all()`) and have its handler binary in `platform-apps`.
+/// list (`platform_apps::all()`), which the one handler binary of `platform-apps` serves.
 #[test]
 fn every_app_crate_is_packaged_with_a_handler() {
     let root = workspace_root();
@@ -411,8 +418,30 @@ fn every_app_crate_is_packaged_with_a_handler() {
         .filter_map(|l| l.split('"').next())
         .collect();
     assert!(members.contains(&"registry"), "{members:?}");
+    // One handler binary serves every app of the list: the one named by its argument.
     let handlers_dir = root.join("shared/platform").join(HANDLERS_PACKAGE);
     let handlers = std::fs::read_to_string(handlers_dir.join("Cargo.toml")).unwrap();
+    assert!(
+        handlers.contains(&format!("name = \"{HANDLER_BIN}\"")),
+        "{HANDLERS_PACKAGE}/Cargo.toml needs [[bin]] {HANDLER_BIN}"
+    );
+    let main = std::fs::read_to_string(
+        handlers_dir
+            .join("src/bin")
+            .join(format!("{HANDLER_BIN}.rs")),
+    )
+    .unwrap_or_default();
+    assert!(
+        main.contains("app_host::main_of(platform_apps::all(), platform_apps::catalogue())"),
+        "{HANDLER_BIN}.rs must serve the app list with the platform's catalogue"
+    );
+    assert!(app_host::pick(apps(), None).is_err(), "no argument, no app");
+    assert!(
+        app_host::pick(apps(), Some("nope"))
+            .unwrap_err()
+            .contains("registry"),
+        "an unknown app is refused, naming the apps"
+    );
     let mut crates = BTreeSet::new();
     for member in members {
         let manifest = root.join("functions").join(member).join("Cargo.toml");
@@ -428,17 +457,6 @@ fn every_app_crate_is_packaged_with_a_handler() {
             !text.contains("[[bin]]") && !text.contains("app-host"),
             "{}: an app's crate links no host; its handler lives in {HANDLERS_PACKAGE}",
             manifest.display()
-        );
-        let bin = handler_bin(&name);
-        assert!(
-            handlers.contains(&format!("name = \"{bin}\"")),
-            "{HANDLERS_PACKAGE}/Cargo.toml needs [[bin]] {bin}"
-        );
-        let main = std::fs::read_to_string(handlers_dir.join("src/bin").join(format!("{bin}.rs")))
-            .unwrap_or_default();
-        assert!(
-            main.contains("app_host::main(") && main.contains("platform_apps::catalogue()"),
-            "{bin}.rs must call app_host::main with the platform's catalogue"
         );
         crates.insert(name);
     }

@@ -60,6 +60,32 @@ pub fn settings_from_env() -> BTreeMap<String, String> {
 /// restarts.
 /// `catalogue`: the providers every app of the platform has adapters for (the registry
 /// registers them on first use); the one app list gives it.
+/// The handler of a platform of `apps`: the app is the one its first argument names (the
+/// package's host.json gives each Function App its slug as `customHandler.description
+/// .arguments`), then as [`main`].
+pub fn main_of(apps: Vec<AppRegistration>, catalogue: Vec<app_context::AppCatalogue>) -> ExitCode {
+    match pick(apps, std::env::args().nth(1).as_deref()) {
+        Ok(registration) => main(registration, catalogue),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The app `slug` names among `apps`.
+pub fn pick(apps: Vec<AppRegistration>, slug: Option<&str>) -> Result<AppRegistration, String> {
+    let known = || apps.iter().map(|a| a.slug).collect::<Vec<_>>().join(", ");
+    let Some(slug) = slug else {
+        return Err(format!(
+            "name the app to serve as the first argument (host.json's customHandler.description.arguments): one of {}",
+            known()
+        ));
+    };
+    let unknown = format!("no app named {slug:?}; the apps are {}", known());
+    apps.into_iter().find(|a| a.slug == slug).ok_or(unknown)
+}
+
 pub fn main(registration: AppRegistration, catalogue: Vec<app_context::AppCatalogue>) -> ExitCode {
     let settings = settings_from_env();
     // Logs as the host reads them, and Application Insights when its connection string is

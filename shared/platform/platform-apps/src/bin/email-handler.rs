@@ -1,5 +1,0 @@
-//! The `email` custom handler: the process the Functions host starts for this app.
-
-fn main() -> std::process::ExitCode {
-    app_host::main(email::registration(), platform_apps::catalogue())
-}

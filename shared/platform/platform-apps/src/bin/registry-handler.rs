@@ -1,5 +1,0 @@
-//! The `registry` custom handler: the process the Functions host starts for this app.
-
-fn main() -> std::process::ExitCode {
-    app_host::main(registry::registration(), platform_apps::catalogue())
-}
