@@ -40,6 +40,8 @@ pub(crate) struct Delivery {
 impl Settings {
     pub(crate) fn read(ctx: &AppContext) -> Result<Self, InvalidSetting> {
         const DAY: u64 = 86_400;
+        // Sources keep their secrets through the registry.
+        api_kit::custody::check_registry_url(ctx)?;
         Ok(Settings {
             public_url: ::settings::base_url(ctx, &app_context::url_setting(crate::SLUG))?
                 .unwrap_or_default(),

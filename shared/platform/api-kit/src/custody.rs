@@ -11,6 +11,12 @@ use crate::{ApiError, Caller};
 /// The registry's base URL setting (`http://127.0.0.1:7071/registry` locally).
 pub const REGISTRY_URL_SETTING: &str = "REGISTRY_URL";
 
+/// Checks the registry's URL setting at start-up (apps that keep secrets call it while they
+/// are built): unset is allowed (custody then answers 503, logged), malformed is not.
+pub fn check_registry_url(ctx: &AppContext) -> Result<(), app_context::InvalidSetting> {
+    settings::base_url(ctx, REGISTRY_URL_SETTING).map(drop)
+}
+
 /// Stores `secret` (the secret fields of a credential of `kind`) as a new credential of the
 /// caller's tenant; answers its id and the reference of the stored version. A secret the
 /// registry refuses is the caller's mistake (400 `invalid_secret`, with the registry's

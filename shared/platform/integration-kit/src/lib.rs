@@ -439,6 +439,8 @@ struct KitSettings {
 
 impl KitSettings {
     fn read(ctx: &AppContext, slug: &str) -> Result<Self, InvalidSetting> {
+        // Connections keep their secrets through the registry.
+        api_kit::custody::check_registry_url(ctx)?;
         Ok(KitSettings {
             policy: Policy::from_settings(ctx)?,
             guard: netguard::Guard::from_settings(ctx)?,

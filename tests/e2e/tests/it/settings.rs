@@ -29,6 +29,8 @@ async fn a_bad_setting_stops_start_up_naming_it() {
         ("RUN_MAX_ATTEMPTS", "-1", "sms"),
         ("RECEIPTS_POLL_SCHEDULE", "*/5 * * * *", "sms"),
         ("SMS_URL", "https://x.example/?q=1", "sms"),
+        // Where apps keep secrets, checked by every app that does.
+        ("REGISTRY_URL", "registry.local/api", "webhook-gateway"),
         // netguard's, read by every app.
         (
             "OUTBOUND_ALLOWED_HOSTS",
