@@ -6,9 +6,8 @@
 //! The receipt's id is derived from the vendor's delivery id, so a redelivery finds it and is
 //! acknowledged without a second event. Every refusal leaves nothing behind.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use api_kit::ApiError;
 use app_context::AppContext;
@@ -40,16 +39,13 @@ pub(crate) struct Inbound {
     /// Sources ready to verify with (document, scheme, secret), kept for a few seconds: the
     /// inbound door is the hottest path and a source changes rarely. A change (a new
     /// secret, say) is seen within [`SOURCE_TTL`].
-    sources: Arc<std::sync::Mutex<ReadySources>>,
+    sources: moka::future::Cache<String, Arc<Ready>>,
 }
-
-/// Prepared sources by id, with when they were read.
-type ReadySources = HashMap<String, (Instant, Arc<Ready>)>;
 
 /// How long a prepared source is reused.
 const SOURCE_TTL: Duration = Duration::from_secs(5);
-/// Prepared sources kept at most (a bound, not a tuning knob: the map is cleared when full).
-const MAX_CACHED_SOURCES: usize = 10_000;
+/// Prepared sources kept at most (the least used go first).
+const MAX_CACHED_SOURCES: u64 = 10_000;
 
 struct Ready {
     stored: StoredSource,
@@ -66,7 +62,10 @@ impl Inbound {
             )),
             ctx: ctx.clone(),
             settings,
-            sources: Default::default(),
+            sources: moka::future::Cache::builder()
+                .max_capacity(MAX_CACHED_SOURCES)
+                .time_to_live(SOURCE_TTL)
+                .build(),
         }
     }
 }
@@ -118,14 +117,8 @@ fn hash_hex(text: &[u8]) -> String {
 
 /// The source, its scheme and its secret, from the cache or freshly read.
 async fn ready_source(state: &Inbound, source_id: &str) -> Result<Option<Arc<Ready>>, ApiError> {
-    if let Some((at, ready)) = state
-        .sources
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(source_id)
-        && at.elapsed() < SOURCE_TTL
-    {
-        return Ok(Some(ready.clone()));
+    if let Some(ready) = state.sources.get(source_id).await {
+        return Ok(Some(ready));
     }
     let ctx = &state.ctx;
     let Some(stored) = read_source(ctx, source_id).await? else {
@@ -152,11 +145,11 @@ async fn ready_source(state: &Inbound, source_id: &str) -> Result<Option<Arc<Rea
         scheme,
         secret,
     });
-    let mut sources = state.sources.lock().unwrap_or_else(|p| p.into_inner());
-    if sources.len() >= MAX_CACHED_SOURCES {
-        sources.clear();
-    }
-    sources.insert(source_id.to_owned(), (Instant::now(), ready.clone()));
+    // An unknown source is not kept: one created a moment later is found at once.
+    state
+        .sources
+        .insert(source_id.to_owned(), ready.clone())
+        .await;
     Ok(Some(ready))
 }
 
