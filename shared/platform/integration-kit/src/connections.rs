@@ -384,6 +384,7 @@ pub(crate) async fn test(
         max_attempts: None,
         rate_limit: None,
         receipt_url: None,
+        tokens: &kit.tokens,
     };
     let started = Instant::now();
     provider.test_connection(&call).await?;

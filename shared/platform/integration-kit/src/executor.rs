@@ -318,6 +318,7 @@ async fn attempt(
             max_attempts: more.then_some(1),
             rate_limit: kit.rate_limit(provider.key()).await,
             receipt_url: receipt_url.as_deref(),
+            tokens: &kit.tokens,
         };
         match handler.execute(&call, &input).await {
             Ok(output) => return Ok((connection, output)),
@@ -838,6 +839,7 @@ async fn check(
         max_attempts: None,
         rate_limit: kit.rate_limit(provider.key()).await,
         receipt_url: None,
+        tokens: &kit.tokens,
     };
     match handler.resume(&call, &input, state).await {
         Ok(step) => Ok((connection, step)),

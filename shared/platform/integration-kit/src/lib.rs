@@ -84,6 +84,7 @@ mod signals;
 mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tokens;
 mod vendor_webhooks;
 
 pub use input::null_as_default;
@@ -97,6 +98,7 @@ pub use provider::{
     ReceiptError, ReceiptRequest, event_grid_receipts, fail as call_failed, malformed,
     receipt_code, receipt_code_query, vendor_text, verify_receipt_code,
 };
+pub use tokens::{AccessToken, TokenCache, TokenStats};
 pub use vendor_webhooks::{VendorWebhook, WebhookEffect};
 
 use std::sync::Arc;
@@ -226,6 +228,8 @@ pub(crate) struct Kit {
     pub(crate) max_run_attempts: u32,
     /// The app's own public URL (`<SLUG>_URL`), for receipt URLs.
     pub(crate) self_url: Option<String>,
+    /// Access tokens minted from connections' credentials ([`ProviderCall::access_token`]).
+    pub(crate) tokens: TokenCache,
     /// Wakes requests waiting on a run (`Prefer: wait`) when its outcome commits.
     pub(crate) signals: signals::RunSignals,
     /// Providers' rate limits from the registry's catalogue, cached briefly (one read per
@@ -393,6 +397,7 @@ impl VendorApp {
             guard,
             max_run_attempts,
             self_url,
+            tokens: TokenCache::default(),
             signals: signals::RunSignals::default(),
             rate_limits: moka::future::Cache::builder()
                 .max_capacity(1_000)

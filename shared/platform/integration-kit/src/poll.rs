@@ -177,6 +177,7 @@ async fn poll_connection(
         max_attempts: None,
         rate_limit: kit.rate_limit(provider.key()).await,
         receipt_url: None,
+        tokens: &kit.tokens,
     };
     let asked: Vec<PendingReceipt> = pending
         .iter()

@@ -30,6 +30,8 @@ pub struct ProviderCall<'a> {
     /// Where the vendor should send delivery receipts for this connection (the app's
     /// public receipt URL), when the app's URL is known.
     pub receipt_url: Option<&'a str>,
+    /// The app's access tokens ([`ProviderCall::access_token`]).
+    pub tokens: &'a crate::tokens::TokenCache,
 }
 
 impl<'a> ProviderCall<'a> {
@@ -68,6 +70,29 @@ impl<'a> ProviderCall<'a> {
                 format!("the connection's config: {}: {}", e.path, e.message),
             )
         })
+    }
+
+    /// An access token minted from this call's credential by `fetch` (a GitHub App's
+    /// installation token, an Entra ID token): cached per (tenant, connection, credential)
+    /// until shortly before it expires, one `fetch` for every concurrent caller. A rotated
+    /// credential gets its own token at once.
+    pub async fn access_token<F, Fut>(
+        &self,
+        fetch: F,
+    ) -> Result<std::sync::Arc<crate::AccessToken>, CallError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<crate::AccessToken, CallError>>,
+    {
+        let key = crate::tokens::TokenKey::new(self.key, self.credential);
+        self.tokens.get_or_fetch(&key, fetch).await
+    }
+
+    /// Forgets this call's token (the vendor refused it with a 401): the next
+    /// [`ProviderCall::access_token`] fetches a fresh one.
+    pub async fn drop_access_token(&self) {
+        let key = crate::tokens::TokenKey::new(self.key, self.credential);
+        self.tokens.drop_token(&key).await;
     }
 
     /// The vendor's origin: the connection's `baseUrl` (a member the kit knows: checked

@@ -217,6 +217,8 @@ pub struct Harness {
     pub credential: SecretMaterial,
     /// The run's id as providers get it (`None`: a call outside a run).
     pub idempotency_key: Option<String>,
+    /// The access tokens of this harness's calls (shared by them, as the kit shares its own).
+    pub tokens: crate::TokenCache,
 }
 
 impl Harness {
@@ -250,6 +252,7 @@ impl Harness {
             config,
             credential: SecretMaterial::new(kind, fields).expect("valid test credential"),
             idempotency_key: Some(run_id()),
+            tokens: crate::TokenCache::default(),
         }
     }
 
@@ -276,6 +279,7 @@ impl Harness {
             max_attempts: None,
             rate_limit: None,
             receipt_url: None,
+            tokens: &self.tokens,
         }
     }
 }

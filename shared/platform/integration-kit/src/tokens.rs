@@ -1,0 +1,300 @@
+//! Access tokens a provider mints from a connection's credential: a GitHub App's
+//! installation token, an Entra ID token for Azure DevOps or Resource Manager, an OAuth 2
+//! client-credentials token. Cached per (tenant, provider, connection, credential) until a
+//! margin before they expire, fetched once for all concurrent callers (`moka`'s per-key
+//! single flight; a fetch for one connection never waits for another's), and dropped when
+//! the vendor refuses one (`ProviderCall::drop_access_token` after a 401), so the next call
+//! fetches a fresh one. The credential is part of the key (a digest of its secret fields),
+//! so a rotated secret mints its own token at once, without a restart.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use resilience::CallError;
+use secrecy::SecretString;
+use sha2::{Digest as _, Sha256};
+
+/// A token and when the vendor said it expires.
+#[derive(Debug)]
+pub struct AccessToken {
+    pub token: SecretString,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How long before its expiry a token is fetched again: five minutes, or half its lifetime
+/// when it lives less than ten.
+const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// Tokens kept at most (the least used go first).
+const CAPACITY: u64 = 10_000;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub(crate) struct TokenKey {
+    /// `tenant/provider/connection` (the call key's).
+    call: String,
+    /// A digest of the credential's secret fields.
+    credential: [u8; 32],
+}
+
+impl TokenKey {
+    pub(crate) fn new(call: &resilience::CallKey, credential: &custody::SecretMaterial) -> Self {
+        // The fields in their (sorted) order, each ended, so two secrets never hash alike.
+        let mut digest = Sha256::new();
+        for value in credential.values() {
+            digest.update(value.as_bytes());
+            digest.update([0]);
+        }
+        TokenKey {
+            call: format!("{}/{}", call.tenant, call.provider),
+            credential: digest.finalize().into(),
+        }
+    }
+}
+
+/// Each token lives until its margin before expiry, measured when it was fetched.
+struct UntilRefresh;
+
+impl moka::Expiry<TokenKey, Arc<AccessToken>> for UntilRefresh {
+    fn expire_after_create(
+        &self,
+        _key: &TokenKey,
+        value: &Arc<AccessToken>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let left = (value.expires_at - Utc::now()).to_std().unwrap_or_default();
+        Some(left.saturating_sub(REFRESH_MARGIN.min(left / 2)))
+    }
+}
+
+/// Hits and fetches so far, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenStats {
+    pub hits: u64,
+    pub fetches: u64,
+}
+
+/// The kit's token cache (one per app process).
+pub struct TokenCache {
+    tokens: moka::future::Cache<TokenKey, Arc<AccessToken>>,
+    hits: AtomicU64,
+    fetches: AtomicU64,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache {
+            tokens: moka::future::Cache::builder()
+                .max_capacity(CAPACITY)
+                .expire_after(UntilRefresh)
+                .build(),
+            hits: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    pub fn stats(&self) -> TokenStats {
+        TokenStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            fetches: self.fetches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The cached token for `key`, or `fetch`'s (kept until its refresh margin; a failed
+    /// fetch is not kept, and every caller that waited on it gets its error).
+    pub(crate) async fn get_or_fetch<F, Fut>(
+        &self,
+        key: &TokenKey,
+        fetch: F,
+    ) -> Result<Arc<AccessToken>, CallError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AccessToken, CallError>>,
+    {
+        let mut fetched = false;
+        let token = self
+            .tokens
+            .try_get_with_by_ref(key, async {
+                fetched = true;
+                self.fetches.fetch_add(1, Ordering::Relaxed);
+                fetch().await.map(Arc::new)
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        if !fetched {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(token)
+    }
+
+    /// Forgets the token of `key` (the vendor refused it).
+    pub(crate) async fn drop_token(&self, key: &TokenKey) {
+        self.tokens.invalidate(key).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use moka::Expiry as _;
+    use secrecy::ExposeSecret as _;
+
+    use super::*;
+
+    fn key(connection: &str, secret: &str) -> TokenKey {
+        let call = resilience::CallKey::new("t1", &format!("github/{connection}"));
+        let material = custody::SecretMaterial::new(
+            domain::CredentialKind::ApiKey,
+            serde_json::json!({"apiKey": secret})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        )
+        .unwrap();
+        TokenKey::new(&call, &material)
+    }
+
+    fn token(value: &str, lives: chrono::TimeDelta) -> AccessToken {
+        AccessToken {
+            token: SecretString::from(value.to_owned()),
+            expires_at: Utc::now() + lives,
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_fetch_and_later_ones_hit() {
+        let cache = Arc::new(TokenCache::default());
+        let k = key("c1", "s1");
+        let calls: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, k) = (cache.clone(), k.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_fetch(&k, || async {
+                            tokio::time::sleep(Duration::from_millis(30)).await;
+                            Ok(token("ghs_1", chrono::TimeDelta::hours(1)))
+                        })
+                        .await
+                        .unwrap()
+                        .token
+                        .expose_secret()
+                        .to_owned()
+                })
+            })
+            .collect();
+        for c in calls {
+            assert_eq!(c.await.unwrap(), "ghs_1");
+        }
+        assert_eq!(
+            cache.stats(),
+            TokenStats {
+                hits: 49,
+                fetches: 1
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn another_connection_or_a_rotated_secret_fetches_its_own() {
+        let cache = TokenCache::default();
+        let fetch =
+            |v: &'static str| move || async move { Ok(token(v, chrono::TimeDelta::hours(1))) };
+        let a = cache
+            .get_or_fetch(&key("c1", "s1"), fetch("a"))
+            .await
+            .unwrap();
+        let b = cache
+            .get_or_fetch(&key("c2", "s1"), fetch("b"))
+            .await
+            .unwrap();
+        let rotated = cache
+            .get_or_fetch(&key("c1", "s2"), fetch("c"))
+            .await
+            .unwrap();
+        let again = cache
+            .get_or_fetch(&key("c1", "s1"), fetch("d"))
+            .await
+            .unwrap();
+        let seen: Vec<_> = [a, b, rotated, again]
+            .iter()
+            .map(|t| t.token.expose_secret().to_owned())
+            .collect();
+        assert_eq!(seen, ["a", "b", "c", "a"]);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_kept_and_a_dropped_token_is_fetched_again() {
+        let cache = TokenCache::default();
+        let k = key("c1", "s1");
+        let refused = cache
+            .get_or_fetch(&k, || async {
+                Err(crate::provider::fail(
+                    domain::FailureClassification::Auth,
+                    "bad key",
+                ))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.class(), domain::FailureClassification::Auth);
+        let first = cache
+            .get_or_fetch(&k, || async {
+                Ok(token("one", chrono::TimeDelta::hours(1)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(first.token.expose_secret(), "one");
+        cache.drop_token(&k).await;
+        let second = cache
+            .get_or_fetch(&k, || async {
+                Ok(token("two", chrono::TimeDelta::hours(1)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(second.token.expose_secret(), "two");
+    }
+
+    #[tokio::test]
+    async fn a_token_is_fetched_again_within_its_margin_before_expiry() {
+        let cache = TokenCache::default();
+        let k = key("c1", "s1");
+        // Lives 2 s: kept for half of it.
+        cache
+            .get_or_fetch(&k, || async {
+                Ok(token("short", chrono::TimeDelta::seconds(2)))
+            })
+            .await
+            .unwrap();
+        let hit = cache
+            .get_or_fetch(&k, || async {
+                Ok(token("new", chrono::TimeDelta::hours(1)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(hit.token.expose_secret(), "short");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let next = cache
+            .get_or_fetch(&k, || async {
+                Ok(token("new", chrono::TimeDelta::hours(1)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(next.token.expose_secret(), "new");
+        // An hour-long token is kept until five minutes before it expires.
+        let margin = UntilRefresh
+            .expire_after_create(&k, &next, Instant::now())
+            .unwrap();
+        assert!(
+            margin > Duration::from_secs(54 * 60) && margin <= Duration::from_secs(55 * 60),
+            "{margin:?}"
+        );
+    }
+}
