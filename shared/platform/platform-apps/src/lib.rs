@@ -1,6 +1,6 @@
 //! The one list of the platform's apps. The runner, packaging, the Bicep checks and (through
 //! each handler's catalogue) the registry read it. Adding an app: its crate under
-//! `functions/`, its name in [`platform_apps!`] below, its handler binary in `src/bin/`, and
+//! `functions/`, its name in [`platform_apps!`] below (and this crate's dependency on it), and
 //! the workspace member.
 
 use app_context::{AppCatalogue, AppRegistration};
@@ -20,7 +20,7 @@ macro_rules! platform_apps {
     };
 }
 
-platform_apps!(registry, webhook_gateway, sms, email);
+platform_apps!(registry, webhook_gateway, sms, email, github);
 
 #[cfg(test)]
 mod tests {

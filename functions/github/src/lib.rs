@@ -1,0 +1,176 @@
+//! `github`: repositories and pull requests on GitHub (github.com or GitHub Enterprise
+//! Server), on the integration kit. Operations, typed: `getRepository` and
+//! `openPullRequest` (which never opens a second pull request for the same head and base:
+//! GitHub has no idempotency keys, so a retried or duplicated run finds the open one and
+//! answers it with `created: false`). Providers: `github` ([`provider`]), authenticated as a
+//! GitHub App (an RS256 App JWT exchanged for an installation token, cached by the kit) or
+//! with a fine-grained personal access token.
+
+pub mod provider;
+
+use app_context::{AppContext, AppRegistration, CatalogueEntry, InvalidSetting};
+use domain::AuthScheme;
+use functions_runtime::FunctionApp;
+use integration_kit::{InputError, Operation, VendorApp};
+use serde::{Deserialize, Serialize};
+
+pub const SLUG: &str = "github";
+pub const SOURCE: &str = "/integration/github";
+
+/// The providers this app has adapters for, as the registry's catalogue lists them.
+pub const CATALOGUE: &[CatalogueEntry] = &[CatalogueEntry::retested(
+    "github",
+    "GitHub REST API",
+    domain::ProviderCategory::SourceControl,
+    AuthScheme::GithubApp,
+    "https://api.github.com",
+)];
+
+pub fn registration() -> AppRegistration {
+    integration_kit::registration(SLUG, build, CATALOGUE)
+}
+
+pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
+    VendorApp::new(SLUG, SOURCE)
+        // A repository lives on one GitHub: another connection is not a failover.
+        .failover(false)
+        .provider(provider::GitHub)
+        .build(ctx)
+}
+
+integration_kit::checked_string!(
+    /// An account or organisation login: 1 to 39 letters, digits or `-`.
+    Owner,
+    |s| {
+        if (1..=39).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            Ok(())
+        } else {
+            Err("must be an account or organisation login (1 to 39 letters, digits or -)".into())
+        }
+    }
+);
+
+integration_kit::checked_string!(
+    /// A repository name: 1 to 100 letters, digits, `.`, `-` or `_`, not `.` or `..`.
+    RepositoryName,
+    |s| {
+        if (1..=100).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            && s != "."
+            && s != ".."
+        {
+            Ok(())
+        } else {
+            Err("must be a repository name (1 to 100 letters, digits, ., - or _)".into())
+        }
+    }
+);
+
+integration_kit::checked_string!(
+    /// A branch name as git allows it in a ref (no spaces, `..`, `~^:?*[\`, control
+    /// characters, leading `-` or `/`, trailing `.lock` or `/`), at most 255 bytes.
+    Branch,
+    |s| {
+        let bad = s.is_empty()
+            || s.len() > 255
+            || s.starts_with(['-', '/'])
+            || s.ends_with(['/', '.'])
+            || s.ends_with(".lock")
+            || s.contains("..")
+            || s.contains("@{")
+            || s.chars()
+                .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
+        if bad {
+            Err("must be a branch name (git's rules for a ref)".into())
+        } else {
+            Ok(())
+        }
+    }
+);
+
+/// A repository of the connection's GitHub.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RepositoryRef {
+    pub owner: Owner,
+    pub repository: RepositoryName,
+}
+
+/// `getRepository`: a repository's id, name, default branch, web URL and visibility.
+pub struct GetRepository;
+
+impl Operation for GetRepository {
+    const NAME: &'static str = "getRepository";
+    type Input = RepositoryRef;
+    type Output = Repository;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    pub id: u64,
+    /// `owner/name`.
+    pub name: String,
+    pub default_branch: String,
+    pub web_url: String,
+    pub private: bool,
+}
+
+/// `openPullRequest`: a pull request from `head` into `base`, or the open one that already
+/// exists for them.
+pub struct OpenPullRequest;
+
+impl Operation for OpenPullRequest {
+    const NAME: &'static str = "openPullRequest";
+    type Input = NewPullRequest;
+    type Output = PullRequest;
+
+    fn check(input: &NewPullRequest) -> Result<(), InputError> {
+        if input.head == input.base {
+            return Err(InputError::at("head", "must differ from base"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewPullRequest {
+    pub owner: Owner,
+    pub repository: RepositoryName,
+    /// The branch with the changes (a branch of the same repository).
+    pub head: Branch,
+    /// The branch to merge into.
+    pub base: Branch,
+    pub title: Title,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub draft: bool,
+}
+
+integration_kit::checked_string!(
+    /// A pull request title: 1 to 256 characters, one line.
+    Title,
+    |s| {
+        let n = s.chars().count();
+        if (1..=256).contains(&n) && !s.chars().any(char::is_control) {
+            Ok(())
+        } else {
+            Err("must be 1 to 256 characters on one line".into())
+        }
+    }
+);
+
+/// What an opened (or found) pull request's run keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequest {
+    pub number: u64,
+    pub url: String,
+    pub state: String,
+    /// `false` when the pull request was open already (a retried or repeated run).
+    pub created: bool,
+}

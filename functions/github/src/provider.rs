@@ -1,0 +1,400 @@
+//! The `github` provider: GitHub's REST API (version `2022-11-28`, pinned with
+//! `X-GitHub-Api-Version`), on github.com or GitHub Enterprise Server (the connection's
+//! `baseUrl`, `https://<host>/api/v3`).
+//!
+//! Credentials:
+//! - `githubApp` (`{appId, privateKey, installationId}`): an RS256 App JWT (`iat` 60 s in the
+//!   past, `exp` 9 minutes ahead, `iss` the App id) is exchanged for an installation token
+//!   (`POST /app/installations/{id}/access_tokens`, one hour), cached by the kit until five
+//!   minutes before it expires, one exchange for all concurrent callers, dropped and
+//!   exchanged again once when GitHub answers 401 with it. A rotated private key mints its
+//!   own token at once.
+//! - `apiKey` (`{apiKey}`): a fine-grained personal access token, sent as is.
+//!
+//! Answers: GitHub's error body (`message`, `errors[]`) goes into the failure, redacted; a
+//! 403 or 429 with `x-ratelimit-remaining: 0` or a `retry-after` is a rate limit (the
+//! pipeline waits for `retry-after`, else for `x-ratelimit-reset`); any other 403 is a
+//! permission failure, never retried. GitHub has no idempotency keys: `openPullRequest`
+//! looks for the open pull request of the same head and base before it creates one, and
+//! again when GitHub says one exists already.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::{CredentialKind, FailureClassification};
+use integration_kit::{
+    AccessToken, Done, Provider, ProviderCall, Served, Serves, Step, call_failed, malformed,
+    vendor_text,
+};
+use reqwest::header::{ACCEPT, HeaderMap, USER_AGENT};
+use reqwest::{Method, StatusCode};
+use resilience::{CallError, Classifier, Safety, Verdict, classify_status};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Value, json};
+
+use crate::{
+    GetRepository, NewPullRequest, OpenPullRequest, PullRequest, Repository, RepositoryRef,
+};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.github.com";
+/// The REST API version every call pins.
+pub const API_VERSION: &str = "2022-11-28";
+/// What GitHub asks every client to send.
+const AGENT: &str = "integration-platform";
+/// The App JWT's clock allowance and lifetime (GitHub allows at most ten minutes).
+const JWT_BACKDATE_SECS: i64 = 60;
+const JWT_LIFETIME_SECS: i64 = 9 * 60;
+
+pub struct GitHub;
+
+/// The connection's config: only the kit's `baseUrl` (GitHub Enterprise Server's API root).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct GitHubConfig {
+    #[serde(rename = "baseUrl")]
+    _base_url: Option<String>,
+}
+
+impl integration_kit::ProviderConfig for GitHubConfig {}
+
+#[async_trait]
+impl Provider for GitHub {
+    fn key(&self) -> &'static str {
+        "github"
+    }
+
+    fn credential_kinds(&self) -> &'static [CredentialKind] {
+        &[CredentialKind::GithubApp, CredentialKind::ApiKey]
+    }
+
+    /// `GET /rate_limit`: authenticated, free (it counts against no limit).
+    async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
+        let answer = request(call, Method::GET, "/rate_limit", None, Safety::Safe).await?;
+        json_body(&answer.body, "the rate limit status").map(drop)
+    }
+
+    fn serves(served: &mut Served<Self>) {
+        served
+            .operation::<GetRepository>()
+            .operation::<OpenPullRequest>()
+            .config::<GitHubConfig>();
+    }
+}
+
+#[async_trait]
+impl Serves<GetRepository> for GitHub {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &RepositoryRef,
+    ) -> Result<Step<Repository>, CallError> {
+        let path = format!("/repos/{}/{}", input.owner, input.repository);
+        let answer = request(call, Method::GET, &path, None, Safety::Safe).await?;
+        let repo = json_body(&answer.body, "the repository")?;
+        let read = || {
+            Some(Repository {
+                id: repo["id"].as_u64()?,
+                name: repo["full_name"].as_str()?.to_owned(),
+                default_branch: repo["default_branch"].as_str()?.to_owned(),
+                web_url: repo["html_url"].as_str()?.to_owned(),
+                private: repo["private"].as_bool()?,
+            })
+        };
+        let repository = read().ok_or_else(|| malformed("the repository lacks a field"))?;
+        Ok(Done::new(repository).into())
+    }
+}
+
+#[async_trait]
+impl Serves<OpenPullRequest> for GitHub {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &NewPullRequest,
+    ) -> Result<Step<PullRequest>, CallError> {
+        // A retried or repeated run finds what the first one opened.
+        if let Some(open) = find_open(call, input).await? {
+            return Ok(Done::new(open).into());
+        }
+        let path = format!("/repos/{}/{}/pulls", input.owner, input.repository);
+        let mut body = json!({
+            "title": input.title.as_str(),
+            "head": input.head.as_str(),
+            "base": input.base.as_str(),
+            "draft": input.draft,
+        });
+        if let Some(text) = &input.body {
+            body["body"] = json!(text);
+        }
+        match request(call, Method::POST, &path, Some(&body), Safety::Unsafe).await {
+            Ok(answer) => {
+                let pr = json_body(&answer.body, "the pull request")?;
+                Ok(Done::new(pull_request(&pr, true)?).into())
+            }
+            // Opened meanwhile (a concurrent duplicate of the run): that one is the answer.
+            Err(e) if e.failure.vendor_status == Some(422) && already_exists(&e) => {
+                match find_open(call, input).await? {
+                    Some(open) => Ok(Done::new(open).into()),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The open pull request from `head` into `base`, if there is one.
+async fn find_open(
+    call: &ProviderCall<'_>,
+    input: &NewPullRequest,
+) -> Result<Option<PullRequest>, CallError> {
+    let path = format!(
+        "/repos/{}/{}/pulls?state=open&head={}:{}&base={}&per_page=1",
+        input.owner,
+        input.repository,
+        input.owner,
+        encode(&input.head),
+        encode(&input.base),
+    );
+    let answer = request(call, Method::GET, &path, None, Safety::Safe).await?;
+    let list = json_body(&answer.body, "the pull requests")?;
+    let list = list
+        .as_array()
+        .ok_or_else(|| malformed("the pull requests are not a list"))?;
+    list.first().map(|pr| pull_request(pr, false)).transpose()
+}
+
+fn pull_request(pr: &Value, created: bool) -> Result<PullRequest, CallError> {
+    let read = || {
+        Some(PullRequest {
+            number: pr["number"].as_u64()?,
+            url: pr["html_url"].as_str()?.to_owned(),
+            state: pr["state"].as_str()?.to_owned(),
+            created,
+        })
+    };
+    read().ok_or_else(|| malformed("the pull request lacks a field"))
+}
+
+/// Whether GitHub's 422 says the pull request exists already.
+fn already_exists(e: &CallError) -> bool {
+    e.failure.message.contains("already exists")
+}
+
+/// A query value: branch names may hold `/`, `+`, `#` and `&`.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn json_body(body: &[u8], what: &str) -> Result<Value, CallError> {
+    serde_json::from_slice(body).map_err(|_| malformed(&format!("{what} is not JSON")))
+}
+
+/// One REST call with the connection's credential. An installation token GitHub refuses
+/// (401: revoked, or the App's key rotated) is dropped and exchanged again, once.
+async fn request(
+    call: &ProviderCall<'_>,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    safety: Safety,
+) -> Result<resilience::VendorResponse, CallError> {
+    let first = send(call, &method, path, body, safety).await;
+    match first {
+        Err(e)
+            if e.failure.vendor_status == Some(401)
+                && call.credential.kind() == CredentialKind::GithubApp =>
+        {
+            call.drop_access_token().await;
+            send(call, &method, path, body, safety).await
+        }
+        other => other,
+    }
+}
+
+async fn send(
+    call: &ProviderCall<'_>,
+    method: &Method,
+    path: &str,
+    body: Option<&Value>,
+    safety: Safety,
+) -> Result<resilience::VendorResponse, CallError> {
+    let bearer = bearer(call).await?;
+    let url = format!("{}{path}", call.base_url(DEFAULT_BASE_URL));
+    let answers = Answers::new(call, &bearer);
+    call.pipeline
+        .send(call.call(safety, &answers), || {
+            let mut builder = call
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(bearer.expose_secret())
+                .header(ACCEPT, "application/vnd.github+json")
+                .header("x-github-api-version", API_VERSION)
+                .header(USER_AGENT, AGENT);
+            if let Some(body) = body {
+                builder = builder.json(body);
+            }
+            builder
+        })
+        .await
+}
+
+/// The token a call is authenticated with: the installation token of a GitHub App
+/// credential (through the kit's cache), or the personal access token.
+async fn bearer(call: &ProviderCall<'_>) -> Result<SecretString, CallError> {
+    match call.credential.kind() {
+        CredentialKind::GithubApp => {
+            let token: Arc<AccessToken> = call.access_token(|| installation_token(call)).await?;
+            Ok(token.token.clone())
+        }
+        _ => Ok(SecretString::from(call.secret("apiKey")?.to_owned())),
+    }
+}
+
+/// `POST /app/installations/{id}/access_tokens` with a fresh App JWT.
+async fn installation_token(call: &ProviderCall<'_>) -> Result<AccessToken, CallError> {
+    let installation = call.secret("installationId").map_err(|_| {
+        call_failed(
+            FailureClassification::Validation,
+            "the GitHub App credential names no installationId",
+        )
+    })?;
+    if installation.is_empty() || !installation.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(call_failed(
+            FailureClassification::Validation,
+            "the GitHub App credential's installationId is not a number",
+        ));
+    }
+    let jwt = SecretString::from(app_jwt(call)?);
+    let url = format!(
+        "{}/app/installations/{installation}/access_tokens",
+        call.base_url(DEFAULT_BASE_URL)
+    );
+    let answers = Answers::new(call, &jwt);
+    let answer = call
+        .pipeline
+        .send(call.call(Safety::Safe, &answers), || {
+            call.http
+                .post(&url)
+                .bearer_auth(jwt.expose_secret())
+                .header(ACCEPT, "application/vnd.github+json")
+                .header("x-github-api-version", API_VERSION)
+                .header(USER_AGENT, AGENT)
+        })
+        .await?;
+    let token: Value = json_body(&answer.body, "the installation token")?;
+    let (Some(value), Some(expires_at)) = (
+        token["token"].as_str(),
+        token["expires_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()),
+    ) else {
+        return Err(malformed(
+            "the installation token lacks token or expires_at",
+        ));
+    };
+    Ok(AccessToken {
+        token: SecretString::from(value.to_owned()),
+        expires_at: expires_at.to_utc(),
+    })
+}
+
+/// The App's JWT: RS256 over `{iat, exp, iss}`, signed with the credential's private key.
+fn app_jwt(call: &ProviderCall<'_>) -> Result<String, CallError> {
+    let app_id = call.secret("appId")?;
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(call.secret("privateKey")?.as_bytes())
+        .map_err(|_| {
+            call_failed(
+                FailureClassification::Auth,
+                "the GitHub App's privateKey is not an RSA private key in PEM",
+            )
+        })?;
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "iat": now - JWT_BACKDATE_SECS,
+        "exp": now + JWT_LIFETIME_SECS,
+        "iss": app_id,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .map_err(|_| {
+        call_failed(
+            FailureClassification::Auth,
+            "the GitHub App's JWT could not be signed",
+        )
+    })
+}
+
+/// GitHub's answers: the status decides, refined by the rate-limit headers (a 403 is a
+/// limit only when they say so) and the error body's words, redacted.
+struct Answers<'s> {
+    secrets: Vec<&'s str>,
+}
+
+impl<'s> Answers<'s> {
+    fn new(call: &'s ProviderCall<'_>, bearer: &'s SecretString) -> Self {
+        let mut secrets: Vec<&str> = call.credential.values().collect();
+        secrets.push(bearer.expose_secret());
+        Answers { secrets }
+    }
+}
+
+/// Whether a 403 or 429 is GitHub's primary or secondary rate limit.
+fn rate_limited(status: StatusCode, headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    matches!(status.as_u16(), 403 | 429)
+        && (header("retry-after").is_some() || header("x-ratelimit-remaining") == Some("0"))
+}
+
+impl Classifier for Answers<'_> {
+    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        let mut failure = match classify_status(status, headers) {
+            Verdict::Success => return Verdict::Success,
+            Verdict::Failure(f) => f,
+        };
+        if rate_limited(status, headers) {
+            failure.class = FailureClassification::RateLimited;
+        }
+        let error: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let mut words = error["message"].as_str().unwrap_or_default().to_owned();
+        if let Some(errors) = error["errors"].as_array() {
+            for e in errors.iter().take(3) {
+                let detail = e["message"].as_str().map(str::to_owned).or_else(|| {
+                    Some(format!(
+                        "{} {} {}",
+                        e["resource"].as_str()?,
+                        e["field"].as_str()?,
+                        e["code"].as_str()?
+                    ))
+                });
+                if let Some(d) = detail {
+                    words.push_str("; ");
+                    words.push_str(&d);
+                }
+            }
+        }
+        failure.message = if words.is_empty() {
+            format!("github answered {}", status.as_u16())
+        } else {
+            format!(
+                "github answered {}: {}",
+                status.as_u16(),
+                vendor_text(&words, &self.secrets)
+            )
+        };
+        Verdict::Failure(failure)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,438 @@
+//! The provider against a fake GitHub over real HTTP, answering in GitHub's documented
+//! shapes: it checks the App JWT's signature and claims, the installation token, the API
+//! version header, and answers 401, 403 (permission and rate limit), 422 "already exists"
+//! and the rate-limit headers as GitHub does.
+
+use std::sync::{Arc, Mutex};
+
+use domain::{CredentialKind, FailureClassification};
+use integration_kit::testing::{
+    Case, FakeVendor, Harness, Perform, Recorded, Reply, THROTTLE_SECS, assert_no_secret,
+    conformance,
+};
+use serde_json::{Value, json};
+
+use super::*;
+
+/// Test-only RSA keys (the auth crate's fixtures; they protect nothing).
+const PRIVATE_KEY: &str = include_str!("../../../../shared/platform/auth/tests/fixtures/key1.pem");
+const PUBLIC_KEY: &str =
+    include_str!("../../../../shared/platform/auth/tests/fixtures/key1.pub.pem");
+const OTHER_KEY: &str = include_str!("../../../../shared/platform/auth/tests/fixtures/key2.pem");
+const APP_ID: &str = "424242";
+const INSTALLATION: &str = "12345";
+const PAT: &str = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz";
+
+/// What the fake holds: the pull requests opened, the installation tokens it issued.
+#[derive(Default)]
+struct World {
+    pulls: Vec<Value>,
+    tokens: Vec<String>,
+    /// Tokens the fake no longer accepts (as after a revocation).
+    revoked: Vec<String>,
+}
+
+fn error(status: u16, message: &str) -> Reply {
+    Reply::json(
+        status,
+        json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": status.to_string()}),
+    )
+}
+
+/// The App JWT's signature (the fixture's public key) and claims, as GitHub checks them.
+fn jwt_ok(r: &Recorded) -> bool {
+    let Some(jwt) = r
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+    validation.set_issuer(&[APP_ID]);
+    let Ok(token) = jsonwebtoken::decode::<Value>(jwt, &key, &validation) else {
+        return false;
+    };
+    let (iat, exp) = (
+        token.claims["iat"].as_i64().unwrap_or(0),
+        token.claims["exp"].as_i64().unwrap_or(0),
+    );
+    let now = chrono::Utc::now().timestamp();
+    iat <= now && exp > now && exp - iat <= 600 + 60
+}
+
+fn pull(number: u64, head: &str, base: &str) -> Value {
+    json!({"id": 1000 + number, "number": number, "state": "open",
+           "html_url": format!("https://github.com/octo/svc-a/pull/{number}"),
+           "head": {"ref": head, "sha": "6dcb09b5b57875f334f61aebed695e2e4193db5e"},
+           "base": {"ref": base}})
+}
+
+/// GitHub as the documentation describes it, for repository `octo/svc-a`.
+fn github(world: &Arc<Mutex<World>>, r: &Recorded) -> Reply {
+    if r.header("x-github-api-version") != Some(API_VERSION)
+        || r.header("user-agent").is_none()
+        || r.header("accept") != Some("application/vnd.github+json")
+    {
+        return error(400, "missing headers");
+    }
+    let mut w = world.lock().unwrap();
+    if r.path == format!("/app/installations/{INSTALLATION}/access_tokens") {
+        if r.method != reqwest::Method::POST || !jwt_ok(r) {
+            return error(401, "A JSON web token could not be decoded");
+        }
+        let token = format!("ghs_{:036}", w.tokens.len() + 1);
+        w.tokens.push(token.clone());
+        let expires = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+        return Reply::json(
+            201,
+            json!({"token": token, "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                   "permissions": {"contents": "write", "pull_requests": "write", "metadata": "read"},
+                   "repository_selection": "all"}),
+        );
+    }
+    let bearer = r
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let known = bearer == PAT || (w.tokens.contains(&bearer) && !w.revoked.contains(&bearer));
+    if !known {
+        return error(401, "Bad credentials");
+    }
+    match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/rate_limit") => Reply::json(
+            200,
+            json!({"resources": {"core": {"limit": 5000, "remaining": 4999, "reset": 1_788_000_000, "used": 1}}}),
+        ),
+        ("GET", "/repos/octo/svc-a") => Reply::json(
+            200,
+            json!({"id": 1296269, "name": "svc-a", "full_name": "octo/svc-a", "private": true,
+                   "default_branch": "main", "html_url": "https://github.com/octo/svc-a"}),
+        )
+        .header("x-ratelimit-remaining", "4998"),
+        ("GET", "/repos/octo/svc-a/pulls") => {
+            let query = r.query.clone().unwrap_or_default();
+            let open: Vec<Value> = w
+                .pulls
+                .iter()
+                .filter(|p| {
+                    let head = p["head"]["ref"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .replace('/', "%2F");
+                    let base = p["base"]["ref"].as_str().unwrap_or_default();
+                    query.contains(&format!("head=octo:{head}"))
+                        && query.contains(&format!("base={base}"))
+                })
+                .cloned()
+                .collect();
+            Reply::json(200, Value::Array(open))
+        }
+        ("POST", "/repos/octo/svc-a/pulls") => {
+            let body = r.json();
+            let (head, base) = (
+                body["head"].as_str().unwrap_or_default(),
+                body["base"].as_str().unwrap_or_default(),
+            );
+            if body["title"].as_str().is_none_or(str::is_empty) {
+                return Reply::json(
+                    422,
+                    json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "field": "title", "code": "missing_field"}]}),
+                );
+            }
+            if w.pulls
+                .iter()
+                .any(|p| p["head"]["ref"] == head && p["base"]["ref"] == base)
+            {
+                return Reply::json(
+                    422,
+                    json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom",
+                           "message": format!("A pull request already exists for octo:{head}.")}]}),
+                );
+            }
+            let pr = pull(w.pulls.len() as u64 + 1, head, base);
+            w.pulls.push(pr.clone());
+            Reply::json(201, pr)
+        }
+        _ => error(404, "Not Found"),
+    }
+}
+
+async fn fake() -> (FakeVendor, Arc<Mutex<World>>) {
+    let world = Arc::new(Mutex::new(World::default()));
+    let w = world.clone();
+    (FakeVendor::start(move |r, _| github(&w, r)).await, world)
+}
+
+fn app_harness(base: &str, private_key: &str) -> Harness {
+    Harness::new(
+        "github",
+        CredentialKind::GithubApp,
+        json!({"appId": APP_ID, "privateKey": private_key, "installationId": INSTALLATION}),
+        json!({"baseUrl": base}),
+    )
+}
+
+fn pat_harness(base: &str) -> Harness {
+    Harness::new(
+        "github",
+        CredentialKind::ApiKey,
+        json!({"apiKey": PAT}),
+        json!({"baseUrl": base}),
+    )
+}
+
+fn repo() -> Value {
+    json!({"owner": "octo", "repository": "svc-a"})
+}
+
+fn pr_input(head: &str) -> Value {
+    json!({"owner": "octo", "repository": "svc-a", "head": head, "base": "main", "title": "Add the thing"})
+}
+
+async fn get_repository(h: &Harness) -> Result<Value, CallError> {
+    Perform::<GetRepository>::perform(&GitHub, &h.call(), &repo())
+        .await
+        .map(|r| r.output)
+}
+
+async fn open_pull_request(h: &Harness, head: &str) -> Result<Value, CallError> {
+    Perform::<OpenPullRequest>::perform(&GitHub, &h.call(), &pr_input(head))
+        .await
+        .map(|r| r.output)
+}
+
+#[tokio::test]
+async fn a_repository_is_read_with_a_personal_token() {
+    let (fake, _) = fake().await;
+    let h = pat_harness(&fake.base);
+    assert_eq!(
+        get_repository(&h).await.unwrap(),
+        json!({"id": 1296269, "name": "octo/svc-a", "defaultBranch": "main",
+               "webUrl": "https://github.com/octo/svc-a", "private": true})
+    );
+    let r = &fake.requests()[0];
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {PAT}").as_str())
+    );
+    GitHub.test_connection(&h.call()).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_app_exchanges_its_jwt_once_for_many_concurrent_calls() {
+    let (fake, world) = fake().await;
+    let h = Arc::new(app_harness(&fake.base, PRIVATE_KEY));
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move { get_repository(&h).await.map(|r| r["id"].clone()) })
+        })
+        .collect();
+    for c in calls {
+        assert_eq!(c.await.unwrap().unwrap(), json!(1296269));
+    }
+    assert_eq!(
+        world.lock().unwrap().tokens.len(),
+        1,
+        "one installation token"
+    );
+    assert_eq!(h.tokens.stats().fetches, 1);
+    assert_eq!(h.tokens.stats().hits, 19);
+    // The repository calls carry the installation token, never the JWT.
+    let tokens = world.lock().unwrap().tokens.clone();
+    for r in fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/repos/octo/svc-a")
+    {
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {}", tokens[0]).as_str())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_installation_token_is_exchanged_again_once() {
+    let (fake, world) = fake().await;
+    let h = app_harness(&fake.base, PRIVATE_KEY);
+    get_repository(&h).await.unwrap();
+    // GitHub revokes it (the App reinstalled, say).
+    {
+        let mut w = world.lock().unwrap();
+        let first = w.tokens[0].clone();
+        w.revoked.push(first);
+    }
+    get_repository(&h).await.unwrap();
+    assert_eq!(world.lock().unwrap().tokens.len(), 2);
+    // A key GitHub does not know: the JWT is refused, as an auth failure, not retried.
+    let wrong = app_harness(&fake.base, OTHER_KEY);
+    let e = get_repository(&wrong).await.unwrap_err();
+    assert_eq!(e.class(), FailureClassification::Auth);
+    assert!(!e.retryable);
+    assert_no_secret(&e, &[OTHER_KEY]);
+}
+
+#[tokio::test]
+async fn a_pull_request_is_opened_once_for_a_head_and_base() {
+    let (fake, world) = fake().await;
+    let h = app_harness(&fake.base, PRIVATE_KEY);
+    assert_eq!(
+        open_pull_request(&h, "feature/x").await.unwrap(),
+        json!({"number": 1, "url": "https://github.com/octo/svc-a/pull/1", "state": "open", "created": true})
+    );
+    // The same run again (a retry, another idempotency key): the open one is the answer.
+    let again = open_pull_request(&h, "feature/x").await.unwrap();
+    assert_eq!(again["number"], 1);
+    assert_eq!(again["created"], false);
+    assert_eq!(world.lock().unwrap().pulls.len(), 1);
+    // The branch name is a query value: encoded.
+    let lookups: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == reqwest::Method::GET && r.path.ends_with("/pulls"))
+        .map(|r| r.query.clone().unwrap_or_default())
+        .collect();
+    assert!(lookups[0].contains("head=octo:feature%2Fx"), "{lookups:?}");
+}
+
+#[tokio::test]
+async fn a_pull_request_opened_meanwhile_is_found_after_githubs_422() {
+    // The lookup misses it (opened by a concurrent duplicate in between); GitHub refuses
+    // the second one as existing; the provider looks again and answers that one.
+    let world = Arc::new(Mutex::new(World::default()));
+    let w = world.clone();
+    let fake = FakeVendor::start(move |r, n| {
+        if n == 1 && r.method == reqwest::Method::GET && r.path.ends_with("/pulls") {
+            w.lock().unwrap().pulls.push(pull(7, "feature-y", "main"));
+            return Reply::json(200, json!([]));
+        }
+        github(&w, r)
+    })
+    .await;
+    let ran = open_pull_request(&pat_harness(&fake.base), "feature-y")
+        .await
+        .unwrap();
+    assert_eq!(ran["number"], 7);
+    assert_eq!(ran["created"], false);
+    assert_eq!(world.lock().unwrap().pulls.len(), 1);
+}
+
+#[tokio::test]
+async fn a_403_is_a_rate_limit_only_when_githubs_headers_say_so() {
+    let permission = FakeVendor::start(|_, _| {
+        error(403, "Resource not accessible by integration").header("x-ratelimit-remaining", "4000")
+    })
+    .await;
+    let e = get_repository(&pat_harness(&permission.base))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), FailureClassification::Auth);
+    assert!(!e.retryable);
+    assert!(
+        e.failure.message.contains("Resource not accessible"),
+        "{}",
+        e.failure.message
+    );
+    assert_eq!(permission.requests().len(), 1, "not retried");
+
+    let reset = chrono::Utc::now().timestamp() + 3;
+    let limited = FakeVendor::start(move |_, _| {
+        error(403, "API rate limit exceeded for installation ID 12345.")
+            .header("x-ratelimit-remaining", "0")
+            .header("x-ratelimit-reset", &reset.to_string())
+    })
+    .await;
+    let e = get_repository(&pat_harness(&limited.base))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), FailureClassification::RateLimited);
+    assert!(e.retryable);
+    let wait = e.failure.retry_after.expect("until the reset");
+    assert!(wait.as_secs() <= 4, "{wait:?}");
+
+    let secondary = FakeVendor::start(|_, _| {
+        error(403, "You have exceeded a secondary rate limit.").header("retry-after", "60")
+    })
+    .await;
+    let e = get_repository(&pat_harness(&secondary.base))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), FailureClassification::RateLimited);
+    assert_eq!(
+        e.failure.retry_after,
+        Some(std::time::Duration::from_secs(60))
+    );
+}
+
+#[test]
+fn inputs_are_checked_at_their_field() {
+    for (input, path) in [
+        (json!({"owner": "octo/x", "repository": "svc-a"}), "owner"),
+        (json!({"owner": "octo", "repository": ".."}), "repository"),
+        (
+            json!({"owner": "octo", "repository": "a", "extra": 1}),
+            "extra",
+        ),
+    ] {
+        let e = integration_kit::parse_input::<GetRepository>(&input).unwrap_err();
+        assert_eq!(e.path, path, "{input}");
+    }
+    for (input, path) in [
+        (pr_input("bad..branch"), "head"),
+        (pr_input("main"), "head"),
+        (
+            json!({"owner": "octo", "repository": "svc-a", "head": "x", "base": "main", "title": ""}),
+            "title",
+        ),
+        (
+            json!({"owner": "octo", "repository": "svc-a", "head": "x", "base": "ma in", "title": "t"}),
+            "base",
+        ),
+    ] {
+        let e = integration_kit::parse_input::<OpenPullRequest>(&input).unwrap_err();
+        assert_eq!(e.path, path, "{input}");
+    }
+}
+
+/// GitHub's documented answers for the kit's conformance suite.
+struct GitHubScript;
+
+impl integration_kit::testing::VendorScript for GitHubScript {
+    fn reply(&self, case: Case, _request: &Recorded) -> Result<Reply, &'static str> {
+        Ok(match case {
+            Case::Success => Reply::json(
+                200,
+                json!({"id": 1296269, "full_name": "octo/svc-a", "private": false,
+                       "default_branch": "main", "html_url": "https://github.com/octo/svc-a"}),
+            ),
+            Case::Invalid => Reply::json(
+                422,
+                json!({"message": "Validation Failed", "errors": [{"resource": "Repository", "field": "name", "code": "invalid"}]}),
+            ),
+            Case::Unauthorized => error(401, "Bad credentials"),
+            Case::Throttled => error(429, "API rate limit exceeded")
+                .header("retry-after", &THROTTLE_SECS.to_string())
+                .header("x-ratelimit-remaining", "0"),
+            Case::ServerError => error(502, "Server Error"),
+            Case::Malformed => Reply::text(200, "<html>unicorn</html>"),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_provider_passes_the_kits_conformance_suite() {
+    let skipped = conformance::<GetRepository, _, _>(
+        &GitHub,
+        GitHubScript,
+        pat_harness,
+        repo(),
+        &[PAT],
+        true,
+    )
+    .await;
+    assert!(skipped.is_empty(), "{skipped:?}");
+}
