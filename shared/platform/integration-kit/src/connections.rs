@@ -129,6 +129,8 @@ async fn create(
             "the connection exists",
         )
         .await?;
+    // Failover sees it at once in this process (others within the list's lifetime).
+    kit.connections.invalidate(tenant.as_str()).await;
     if let Some((class, message, failure_id)) = problem {
         tracing::info!(tenant = %tenant, connection = %id, ?class, "a connection test failed");
         return Err(failed_test(id, class, &message, failure_id));
@@ -430,13 +432,12 @@ async fn show(
     Ok(Json(out).into_response())
 }
 
-/// The tenant's usable connections of this app, failover order: the asked-for one first,
-/// then by `config.priority` (lowest first; absent = 100), then oldest first.
-pub(crate) async fn failover_candidates(
+/// The tenant's usable connections of this app's providers, as stored (one query per tenant
+/// and [`CONNECTIONS_TTL`]: every run of a failover app asks for them).
+async fn usable_connections(
     kit: &Kit,
     tenant: &str,
-    primary: &IntegrationConnection,
-) -> Result<Vec<IntegrationConnection>, ports::PortError> {
+) -> Result<std::sync::Arc<Vec<IntegrationConnection>>, ports::PortError> {
     let mut out = Vec::new();
     let mut continuation = None;
     loop {
@@ -453,7 +454,6 @@ pub(crate) async fn failover_candidates(
             .await?;
         for doc in page.documents {
             if let Ok(c) = doc.parse::<IntegrationConnection>()
-                && c.id() != primary.id()
                 && c.is_usable()
                 && kit.provider(c.provider_key().as_str()).is_some()
             {
@@ -465,6 +465,30 @@ pub(crate) async fn failover_candidates(
             break;
         }
     }
+    Ok(std::sync::Arc::new(out))
+}
+
+/// How long a tenant's list of connections is reused for failover: a connection made in
+/// another process is a failover candidate after at most this long (one made here, at once).
+pub(crate) const CONNECTIONS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The tenant's usable connections of this app, failover order: the asked-for one first,
+/// then by `config.priority` (lowest first; absent = 100), then oldest first.
+pub(crate) async fn failover_candidates(
+    kit: &Kit,
+    tenant: &str,
+    primary: &IntegrationConnection,
+) -> Result<Vec<IntegrationConnection>, ports::PortError> {
+    let usable = kit
+        .connections
+        .try_get_with_by_ref(tenant, usable_connections(kit, tenant))
+        .await
+        .map_err(|e| (*e).clone())?;
+    let mut out: Vec<IntegrationConnection> = usable
+        .iter()
+        .filter(|c| c.id() != primary.id())
+        .cloned()
+        .collect();
     let priority = |c: &IntegrationConnection| {
         c.config()
             .get("priority")

@@ -235,6 +235,8 @@ pub(crate) struct Kit {
     /// Providers' rate limits from the registry's catalogue, cached briefly (one read per
     /// provider at a time, however many runs ask).
     pub(crate) rate_limits: moka::future::Cache<String, Option<resilience::RateLimit>>,
+    /// Each tenant's usable connections, for failover (`connections::failover_candidates`).
+    pub(crate) connections: moka::future::Cache<String, Arc<Vec<domain::IntegrationConnection>>>,
 }
 
 /// How long a provider's rate limit is trusted before the catalogue is read again.
@@ -402,6 +404,10 @@ impl VendorApp {
             rate_limits: moka::future::Cache::builder()
                 .max_capacity(1_000)
                 .time_to_live(RATE_LIMIT_TTL)
+                .build(),
+            connections: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(connections::CONNECTIONS_TTL)
                 .build(),
             ctx: ctx.clone(),
             app: self,
