@@ -364,30 +364,40 @@ async fn attempt(
     })))
 }
 
+/// A connection a run names; gone, the run fails (`validation`, `gone` saying which).
+async fn run_connection(
+    kit: &Kit,
+    tenant: &TenantId,
+    id: &domain::ConnectionId,
+    gone: &'static str,
+) -> Result<IntegrationConnection, Attempted> {
+    match kit
+        .store
+        .read::<IntegrationConnection>(&kit.ctx, tenant.as_str(), &connection_doc_id(id))
+        .await
+    {
+        Ok(Some((c, _))) => Ok(c),
+        Ok(None) => Err(Attempted::Failed(crate::provider::fail(
+            FailureClassification::Validation,
+            gone,
+        ))),
+        Err(_) => Err(Attempted::Internal("the connection could not be read")),
+    }
+}
+
 /// The run's connection and input, as stored.
 async fn primary_and_input(
     kit: &Kit,
     tenant: &TenantId,
     run: &domain::IntegrationRun,
 ) -> Result<(IntegrationConnection, serde_json::Value), Attempted> {
-    let primary = match kit
-        .store
-        .read::<IntegrationConnection>(
-            &kit.ctx,
-            tenant.as_str(),
-            &connection_doc_id(&run.connection_id()),
-        )
-        .await
-    {
-        Ok(Some((c, _))) => c,
-        Ok(None) => {
-            return Err(Attempted::Failed(crate::provider::fail(
-                FailureClassification::Validation,
-                "the run's connection no longer exists",
-            )));
-        }
-        Err(_) => return Err(Attempted::Internal("the connection could not be read")),
-    };
+    let primary = run_connection(
+        kit,
+        tenant,
+        &run.connection_id(),
+        "the run's connection no longer exists",
+    )
+    .await?;
     let input = read_input(kit, tenant.as_str(), &run.id())
         .await
         .map_err(|_| Attempted::Internal("the run's input could not be read"))?;
@@ -794,24 +804,13 @@ async fn check(
 ) -> Result<(IntegrationConnection, ErasedStep), Attempted> {
     let run = &stored.run;
     let connection_id = stored.served_by.unwrap_or(run.connection_id());
-    let connection = match kit
-        .store
-        .read::<IntegrationConnection>(
-            &kit.ctx,
-            tenant.as_str(),
-            &connection_doc_id(&connection_id),
-        )
-        .await
-    {
-        Ok(Some((c, _))) => c,
-        Ok(None) => {
-            return Err(Attempted::Failed(crate::provider::fail(
-                FailureClassification::Validation,
-                "the connection that accepted the run no longer exists",
-            )));
-        }
-        Err(_) => return Err(Attempted::Internal("the connection could not be read")),
-    };
+    let connection = run_connection(
+        kit,
+        tenant,
+        &connection_id,
+        "the connection that accepted the run no longer exists",
+    )
+    .await?;
     let provider_key = connection.provider_key().as_str();
     let (Some(provider), Some(handler)) = (
         kit.provider(provider_key),
