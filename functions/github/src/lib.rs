@@ -1,8 +1,9 @@
 //! `github`: repositories and pull requests on GitHub (github.com or GitHub Enterprise
-//! Server), on the integration kit. Operations, typed: `getRepository` and
+//! Server), on the integration kit. Operations, typed: `getRepository`,
 //! `openPullRequest` (which never opens a second pull request for the same head and base:
 //! GitHub has no idempotency keys, so a retried or duplicated run finds the open one and
-//! answers it with `created: false`). Providers: `github` ([`provider`]), authenticated as a
+//! answers it with `created: false`) and `commentOnPullRequest` (once per run, by a hidden
+//! marker). Providers: `github` ([`provider`]), authenticated as a
 //! GitHub App (an RS256 App JWT exchanged for an installation token, cached by the kit) or
 //! with a fine-grained personal access token.
 
@@ -163,6 +164,48 @@ integration_kit::checked_string!(
         }
     }
 );
+
+/// `commentOnPullRequest`: a comment on a pull request, posted once per run (the comment
+/// carries a hidden marker with the run id; a retried run finds it instead of posting again).
+pub struct CommentOnPullRequest;
+
+impl Operation for CommentOnPullRequest {
+    const NAME: &'static str = "commentOnPullRequest";
+    type Input = NewComment;
+    type Output = Comment;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewComment {
+    pub owner: Owner,
+    pub repository: RepositoryName,
+    /// The pull request's number.
+    pub number: std::num::NonZeroU64,
+    pub body: CommentBody,
+}
+
+integration_kit::checked_string!(
+    /// A comment of 1 to 60,000 characters (GitHub's limit is 65,536; room for the marker).
+    CommentBody,
+    |s| {
+        let n = s.chars().count();
+        if (1..=60_000).contains(&n) {
+            Ok(())
+        } else {
+            Err("must be 1 to 60000 characters".into())
+        }
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comment {
+    pub comment_id: u64,
+    pub url: String,
+    /// `false` when an earlier attempt of the run had posted it.
+    pub created: bool,
+}
 
 /// What an opened (or found) pull request's run keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,7 +33,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 use crate::{
-    GetRepository, NewPullRequest, OpenPullRequest, PullRequest, Repository, RepositoryRef,
+    Comment, CommentOnPullRequest, GetRepository, NewComment, NewPullRequest, OpenPullRequest,
+    PullRequest, Repository, RepositoryRef,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.github.com";
@@ -77,6 +78,7 @@ impl Provider for GitHub {
         served
             .operation::<GetRepository>()
             .operation::<OpenPullRequest>()
+            .operation::<CommentOnPullRequest>()
             .config::<GitHubConfig>();
     }
 }
@@ -141,6 +143,91 @@ impl Serves<OpenPullRequest> for GitHub {
             Err(e) => Err(e),
         }
     }
+}
+
+#[async_trait]
+impl Serves<CommentOnPullRequest> for GitHub {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &NewComment,
+    ) -> Result<Step<Comment>, CallError> {
+        let path = format!(
+            "/repos/{}/{}/issues/{}/comments",
+            input.owner, input.repository, input.number
+        );
+        // The run's marker, invisible in GitHub's rendering: an attempt of the run that
+        // posted before it failed (a timeout after GitHub took it) is found, not repeated.
+        let marker = call
+            .idempotency_key
+            .map(|run| format!("<!-- integration-platform run {run} -->"));
+        if let Some(marker) = &marker
+            && let Some(found) = find_comment(call, &path, marker).await?
+        {
+            return Ok(Done::new(found).into());
+        }
+        let body = match &marker {
+            Some(marker) => format!("{}\n\n{marker}", input.body),
+            None => input.body.to_string(),
+        };
+        let answer = request(
+            call,
+            Method::POST,
+            &path,
+            Some(&json!({"body": body})),
+            Safety::Unsafe,
+        )
+        .await?;
+        let posted = json_body(&answer.body, "the comment")?;
+        Ok(Done::new(comment(&posted, true)?).into())
+    }
+}
+
+/// The comment of `path` (an issue's comments) that carries `marker`, among those updated
+/// since the run began (five minutes' allowance for clocks), a hundred per page.
+async fn find_comment(
+    call: &ProviderCall<'_>,
+    path: &str,
+    marker: &str,
+) -> Result<Option<Comment>, CallError> {
+    let since = call.run_created_at().map(|t| {
+        (t - chrono::TimeDelta::minutes(5)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    });
+    for page in 1..=MAX_COMMENT_PAGES {
+        let mut query = format!("{path}?per_page=100&page={page}");
+        if let Some(since) = &since {
+            query.push_str(&format!("&since={}", encode(since)));
+        }
+        let answer = request(call, Method::GET, &query, None, Safety::Safe).await?;
+        let list = json_body(&answer.body, "the comments")?;
+        let list = list
+            .as_array()
+            .ok_or_else(|| malformed("the comments are not a list"))?;
+        if let Some(c) = list
+            .iter()
+            .find(|c| c["body"].as_str().is_some_and(|b| b.contains(marker)))
+        {
+            return comment(c, false).map(Some);
+        }
+        if list.len() < 100 {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// How many pages of comments (updated since the run began) are looked through.
+const MAX_COMMENT_PAGES: u32 = 10;
+
+fn comment(c: &Value, created: bool) -> Result<Comment, CallError> {
+    let read = || {
+        Some(Comment {
+            comment_id: c["id"].as_u64()?,
+            url: c["html_url"].as_str()?.to_owned(),
+            created,
+        })
+    };
+    read().ok_or_else(|| malformed("the comment lacks a field"))
 }
 
 /// The open pull request from `head` into `base`, if there is one.

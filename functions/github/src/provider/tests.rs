@@ -27,6 +27,10 @@ const PAT: &str = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz";
 #[derive(Default)]
 struct World {
     pulls: Vec<Value>,
+    comments: Vec<Value>,
+    /// Answer the next comment post with a 502 after keeping it (GitHub took it, the answer
+    /// was lost).
+    lose_next_comment_answer: bool,
     tokens: Vec<String>,
     /// Tokens the fake no longer accepts (as after a revocation).
     revoked: Vec<String>,
@@ -155,6 +159,40 @@ fn github(world: &Arc<Mutex<World>>, r: &Recorded) -> Reply {
             let pr = pull(w.pulls.len() as u64 + 1, head, base);
             w.pulls.push(pr.clone());
             Reply::json(201, pr)
+        }
+        ("GET", "/repos/octo/svc-a/issues/1/comments") => {
+            // `since` is an ISO 8601 time: only comments updated at or after it.
+            let query = r.query.clone().unwrap_or_default();
+            let since = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("since="))
+                .map(|s| s.replace("%3A", ":"))
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok());
+            let list: Vec<Value> = w
+                .comments
+                .iter()
+                .filter(|c| {
+                    since.is_none_or(|since| {
+                        chrono::DateTime::parse_from_rfc3339(c["updated_at"].as_str().unwrap())
+                            .unwrap()
+                            >= since
+                    })
+                })
+                .cloned()
+                .collect();
+            Reply::json(200, Value::Array(list))
+        }
+        ("POST", "/repos/octo/svc-a/issues/1/comments") => {
+            let id = 9000 + w.comments.len() as u64;
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let comment = json!({"id": id, "body": r.json()["body"],
+                "html_url": format!("https://github.com/octo/svc-a/pull/1#issuecomment-{id}"),
+                "created_at": now, "updated_at": now});
+            w.comments.push(comment.clone());
+            if std::mem::take(&mut w.lose_next_comment_answer) {
+                return error(502, "Server Error");
+            }
+            Reply::json(201, comment)
         }
         _ => error(404, "Not Found"),
     }
@@ -319,6 +357,56 @@ async fn a_pull_request_opened_meanwhile_is_found_after_githubs_422() {
     assert_eq!(ran["number"], 7);
     assert_eq!(ran["created"], false);
     assert_eq!(world.lock().unwrap().pulls.len(), 1);
+}
+
+fn comment_input() -> Value {
+    json!({"owner": "octo", "repository": "svc-a", "number": 1, "body": "Deployed to staging."})
+}
+
+async fn comment(h: &Harness) -> Result<Value, CallError> {
+    Perform::<CommentOnPullRequest>::perform(&GitHub, &h.call(), &comment_input())
+        .await
+        .map(|r| r.output)
+}
+
+#[tokio::test]
+async fn a_run_comments_once_even_when_githubs_answer_was_lost() {
+    let (fake, world) = fake().await;
+    let h = pat_harness(&fake.base);
+    // GitHub keeps the comment but the answer is lost: the attempt fails, unsafe to repeat.
+    world.lock().unwrap().lose_next_comment_answer = true;
+    let e = comment(&h).await.unwrap_err();
+    assert_eq!(e.class(), FailureClassification::Transient);
+    // The run's next attempt (same run id) finds it by its marker instead of posting again.
+    let found = comment(&h).await.unwrap();
+    assert_eq!(found["created"], false);
+    assert_eq!(found["commentId"], 9000);
+    assert_eq!(world.lock().unwrap().comments.len(), 1);
+    let body = world.lock().unwrap().comments[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = h.idempotency_key.clone().unwrap();
+    assert!(body.starts_with("Deployed to staging."), "{body}");
+    assert!(
+        body.contains(&format!("<!-- integration-platform run {run} -->")),
+        "{body}"
+    );
+    // Only comments updated since the run began (less five minutes) are looked through.
+    let lookup = fake
+        .requests()
+        .iter()
+        .find(|r| r.method == reqwest::Method::GET && r.path.ends_with("/comments"))
+        .and_then(|r| r.query.clone())
+        .unwrap();
+    assert!(lookup.contains("since="), "{lookup}");
+
+    // Another run comments again: it is another comment.
+    let other = pat_harness(&fake.base);
+    assert_ne!(other.idempotency_key, h.idempotency_key);
+    let posted = comment(&other).await.unwrap();
+    assert_eq!(posted["created"], true);
+    assert_eq!(world.lock().unwrap().comments.len(), 2);
 }
 
 #[tokio::test]

@@ -95,6 +95,15 @@ impl<'a> ProviderCall<'a> {
         self.tokens.drop_token(&key).await;
     }
 
+    /// When the run this call is for was created (run ids are UUIDv7, their first 48 bits the
+    /// Unix time in milliseconds): where a vendor without idempotency keys can start looking
+    /// for what an earlier attempt of the run did. `None` outside a run.
+    pub fn run_created_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let run = domain::RunId::parse(self.idempotency_key?).ok()?;
+        let (secs, nanos) = run.as_uuid().get_timestamp()?.to_unix();
+        chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+    }
+
     /// The vendor's origin: the connection's `baseUrl` (a member the kit knows: checked
     /// against the SSRF guard when the connection is created; providers that allow it
     /// declare it in their config type) or the vendor's public one, without a trailing slash.
