@@ -2,8 +2,8 @@
 //! Server), on the integration kit. Operations, typed: `getRepository`,
 //! `openPullRequest` (which never opens a second pull request for the same head and base:
 //! GitHub has no idempotency keys, so a retried or duplicated run finds the open one and
-//! answers it with `created: false`) and `commentOnPullRequest` (once per run, by a hidden
-//! marker). Providers: `github` ([`provider`]), authenticated as a
+//! answers it with `created: false`) `commentOnPullRequest` (once per run, by a hidden
+//! marker) and `reportCheck` (a check run, updated when reported again on the commit). Providers: `github` ([`provider`]), authenticated as a
 //! GitHub App (an RS256 App JWT exchanged for an installation token, cached by the kit) or
 //! with a fine-grained personal access token.
 
@@ -204,6 +204,104 @@ pub struct Comment {
     pub comment_id: u64,
     pub url: String,
     /// `false` when an earlier attempt of the run had posted it.
+    pub created: bool,
+}
+
+/// `reportCheck`: a check run on a commit (or a pull request's head), created, or updated when
+/// the platform reported the same check on that commit before (its `external_id`).
+pub struct ReportCheck;
+
+impl Operation for ReportCheck {
+    const NAME: &'static str = "reportCheck";
+    type Input = NewCheck;
+    type Output = Check;
+
+    fn check(input: &NewCheck) -> Result<(), InputError> {
+        match (&input.sha, input.pull_request) {
+            (Some(_), Some(_)) => {
+                return Err(InputError::at(
+                    "pullRequest",
+                    "give sha or pullRequest, not both",
+                ));
+            }
+            (None, None) => return Err(InputError::at("", "sha or pullRequest is required")),
+            _ => {}
+        }
+        match (input.status, input.conclusion) {
+            (CheckStatus::Completed, None) => Err(InputError::at(
+                "conclusion",
+                "is required when status is completed",
+            )),
+            (CheckStatus::Queued | CheckStatus::InProgress, Some(_)) => Err(InputError::at(
+                "conclusion",
+                "is given only when status is completed",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewCheck {
+    pub owner: Owner,
+    pub repository: RepositoryName,
+    /// The commit: its full SHA, or the pull request whose head it is.
+    #[serde(default)]
+    pub sha: Option<Sha>,
+    #[serde(default)]
+    pub pull_request: Option<std::num::NonZeroU64>,
+    /// The check's name: what it is known by on the commit.
+    pub name: Title,
+    pub status: CheckStatus,
+    #[serde(default)]
+    pub conclusion: Option<CheckConclusion>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub details_url: Option<domain::HttpUrl>,
+}
+
+integration_kit::checked_string!(
+    /// A full commit SHA: 40 hex digits.
+    Sha,
+    |s| {
+        if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(())
+        } else {
+            Err("must be a full commit SHA (40 hex digits)".into())
+        }
+    }
+);
+
+/// The statuses a check run reports (GitHub's, those an App may set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Queued,
+    InProgress,
+    Completed,
+}
+
+/// How a completed check ended (GitHub's conclusions an App may set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckConclusion {
+    ActionRequired,
+    Cancelled,
+    Failure,
+    Neutral,
+    Success,
+    Skipped,
+    TimedOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    pub check_id: u64,
+    pub url: String,
+    /// `false` when an earlier report of the same check on the commit was updated.
     pub created: bool,
 }
 

@@ -33,8 +33,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 use crate::{
-    Comment, CommentOnPullRequest, GetRepository, NewComment, NewPullRequest, OpenPullRequest,
-    PullRequest, Repository, RepositoryRef,
+    Check, CheckStatus, Comment, CommentOnPullRequest, GetRepository, NewCheck, NewComment,
+    NewPullRequest, OpenPullRequest, PullRequest, ReportCheck, Repository, RepositoryRef,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.github.com";
@@ -79,6 +79,7 @@ impl Provider for GitHub {
             .operation::<GetRepository>()
             .operation::<OpenPullRequest>()
             .operation::<CommentOnPullRequest>()
+            .operation::<ReportCheck>()
             .config::<GitHubConfig>();
     }
 }
@@ -180,6 +181,116 @@ impl Serves<CommentOnPullRequest> for GitHub {
         .await?;
         let posted = json_body(&answer.body, "the comment")?;
         Ok(Done::new(comment(&posted, true)?).into())
+    }
+}
+
+#[async_trait]
+impl Serves<ReportCheck> for GitHub {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &NewCheck,
+    ) -> Result<Step<Check>, CallError> {
+        let repo = format!("/repos/{}/{}", input.owner, input.repository);
+        let sha = match (&input.sha, input.pull_request) {
+            (Some(sha), _) => sha.to_string(),
+            (None, Some(number)) => {
+                let answer = request(
+                    call,
+                    Method::GET,
+                    &format!("{repo}/pulls/{number}"),
+                    None,
+                    Safety::Safe,
+                )
+                .await?;
+                let pr = json_body(&answer.body, "the pull request")?;
+                pr["head"]["sha"]
+                    .as_str()
+                    .ok_or_else(|| malformed("the pull request has no head sha"))?
+                    .to_owned()
+            }
+            (None, None) => {
+                return Err(call_failed(
+                    FailureClassification::Validation,
+                    "sha or pullRequest is required",
+                ));
+            }
+        };
+        // The platform's name for the check: the same check reported again on the commit
+        // updates its run instead of adding one.
+        let external_id = format!("integration-platform:{}", input.name);
+        let mut body = json!({"status": input.status});
+        if let Some(conclusion) = input.conclusion {
+            body["conclusion"] = json!(conclusion);
+        }
+        if let Some(url) = &input.details_url {
+            body["details_url"] = json!(url.as_str());
+        }
+        if let Some(summary) = &input.summary {
+            body["output"] = json!({"title": input.name.as_str(), "summary": summary});
+        }
+        let listed = request(
+            call,
+            Method::GET,
+            &format!(
+                "{repo}/commits/{sha}/check-runs?check_name={}&filter=all&per_page=100",
+                encode(&input.name)
+            ),
+            None,
+            Safety::Safe,
+        )
+        .await?;
+        let listed = json_body(&listed.body, "the check runs")?;
+        let existing = listed["check_runs"]
+            .as_array()
+            .ok_or_else(|| malformed("the check runs are not a list"))?
+            .iter()
+            .find(|c| c["external_id"].as_str() == Some(external_id.as_str()))
+            .and_then(|c| c["id"].as_u64());
+        let (answer, created) = match existing {
+            Some(id) => (
+                request(
+                    call,
+                    Method::PATCH,
+                    &format!("{repo}/check-runs/{id}"),
+                    Some(&body),
+                    // The same fields again: repeating it is harmless.
+                    Safety::Idempotent,
+                )
+                .await?,
+                false,
+            ),
+            None => {
+                body["name"] = json!(input.name.as_str());
+                body["head_sha"] = json!(sha);
+                body["external_id"] = json!(external_id);
+                if input.status == CheckStatus::InProgress {
+                    body["started_at"] = json!(
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                }
+                (
+                    request(
+                        call,
+                        Method::POST,
+                        &format!("{repo}/check-runs"),
+                        Some(&body),
+                        Safety::Unsafe,
+                    )
+                    .await?,
+                    true,
+                )
+            }
+        };
+        let run = json_body(&answer.body, "the check run")?;
+        let read = || {
+            Some(Check {
+                check_id: run["id"].as_u64()?,
+                url: run["html_url"].as_str()?.to_owned(),
+                created,
+            })
+        };
+        Ok(Done::new(read().ok_or_else(|| malformed("the check run lacks a field"))?).into())
     }
 }
 

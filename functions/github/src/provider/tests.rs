@@ -22,6 +22,7 @@ const OTHER_KEY: &str = include_str!("../../../../shared/platform/auth/tests/fix
 const APP_ID: &str = "424242";
 const INSTALLATION: &str = "12345";
 const PAT: &str = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz";
+const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 
 /// What the fake holds: the pull requests opened, the installation tokens it issued.
 #[derive(Default)]
@@ -31,6 +32,7 @@ struct World {
     /// Answer the next comment post with a 502 after keeping it (GitHub took it, the answer
     /// was lost).
     lose_next_comment_answer: bool,
+    checks: Vec<Value>,
     tokens: Vec<String>,
     /// Tokens the fake no longer accepts (as after a revocation).
     revoked: Vec<String>,
@@ -159,6 +161,47 @@ fn github(world: &Arc<Mutex<World>>, r: &Recorded) -> Reply {
             let pr = pull(w.pulls.len() as u64 + 1, head, base);
             w.pulls.push(pr.clone());
             Reply::json(201, pr)
+        }
+        ("GET", "/repos/octo/svc-a/pulls/1") => Reply::json(200, pull(1, "feature/x", "main")),
+        ("GET", path) if path == format!("/repos/octo/svc-a/commits/{SHA}/check-runs") => {
+            let query = r.query.clone().unwrap_or_default();
+            let runs: Vec<Value> = w
+                .checks
+                .iter()
+                .filter(|c| {
+                    query.contains(&format!(
+                        "check_name={}",
+                        c["name"].as_str().unwrap().replace(' ', "%20")
+                    ))
+                })
+                .cloned()
+                .collect();
+            Reply::json(200, json!({"total_count": runs.len(), "check_runs": runs}))
+        }
+        ("POST", "/repos/octo/svc-a/check-runs") => {
+            if bearer == PAT {
+                return error(403, "You must authenticate via a GitHub App.");
+            }
+            let body = r.json();
+            if body["name"].as_str().is_none() || body["head_sha"].as_str().is_none() {
+                return Reply::json(422, json!({"message": "Invalid request.", "errors": []}));
+            }
+            let id = 5000 + w.checks.len() as u64;
+            let mut run = body.clone();
+            run["id"] = json!(id);
+            run["html_url"] = json!(format!("https://github.com/octo/svc-a/runs/{id}"));
+            w.checks.push(run.clone());
+            Reply::json(201, run)
+        }
+        ("PATCH", path) if path.starts_with("/repos/octo/svc-a/check-runs/") => {
+            let id: u64 = path.rsplit('/').next().unwrap().parse().unwrap();
+            let Some(run) = w.checks.iter_mut().find(|c| c["id"] == id) else {
+                return error(404, "Not Found");
+            };
+            for (k, v) in r.json().as_object().unwrap() {
+                run[k] = v.clone();
+            }
+            Reply::json(200, run.clone())
         }
         ("GET", "/repos/octo/svc-a/issues/1/comments") => {
             // `since` is an ISO 8601 time: only comments updated at or after it.
@@ -407,6 +450,91 @@ async fn a_run_comments_once_even_when_githubs_answer_was_lost() {
     let posted = comment(&other).await.unwrap();
     assert_eq!(posted["created"], true);
     assert_eq!(world.lock().unwrap().comments.len(), 2);
+}
+
+async fn report(h: &Harness, input: Value) -> Result<Value, CallError> {
+    Perform::<ReportCheck>::perform(&GitHub, &h.call(), &input)
+        .await
+        .map(|r| r.output)
+}
+
+#[tokio::test]
+async fn a_check_is_reported_once_per_commit_and_updated_after() {
+    let (fake, world) = fake().await;
+    let h = app_harness(&fake.base, PRIVATE_KEY);
+    let started = report(
+        &h,
+        json!({"owner": "octo", "repository": "svc-a", "sha": SHA, "name": "deploy staging",
+               "status": "in_progress", "detailsUrl": "https://ci.example/runs/42"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(started["created"], true);
+    // Reported again on the pull request whose head is that commit: the same check run.
+    let done = report(
+        &h,
+        json!({"owner": "octo", "repository": "svc-a", "pullRequest": 1, "name": "deploy staging",
+               "status": "completed", "conclusion": "success", "summary": "Deployed in 42 s."}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done["created"], false);
+    assert_eq!(done["checkId"], started["checkId"]);
+    let checks = world.lock().unwrap().checks.clone();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0]["status"], "completed");
+    assert_eq!(checks[0]["conclusion"], "success");
+    assert_eq!(
+        checks[0]["external_id"],
+        "integration-platform:deploy staging"
+    );
+    assert_eq!(checks[0]["output"]["summary"], "Deployed in 42 s.");
+    assert_eq!(checks[0]["details_url"], "https://ci.example/runs/42");
+
+    // Check runs are GitHub Apps' only: a personal token is refused, as auth, not retried.
+    let e = report(
+        &pat_harness(&fake.base),
+        json!({"owner": "octo", "repository": "svc-a", "sha": SHA, "name": "lint",
+               "status": "queued"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.class(), FailureClassification::Auth);
+    assert!(!e.retryable);
+}
+
+#[test]
+fn a_check_names_its_commit_once_and_concludes_only_when_completed() {
+    let base = || json!({"owner": "octo", "repository": "svc-a", "sha": SHA, "name": "n"});
+    let with = |pairs: &[(&str, Value)]| {
+        let mut v = base();
+        for (k, x) in pairs {
+            v[*k] = x.clone();
+        }
+        v
+    };
+    for (input, path) in [
+        (with(&[("status", json!("completed"))]), "conclusion"),
+        (
+            with(&[
+                ("status", json!("queued")),
+                ("conclusion", json!("success")),
+            ]),
+            "conclusion",
+        ),
+        (
+            with(&[("status", json!("queued")), ("pullRequest", json!(1))]),
+            "pullRequest",
+        ),
+        (with(&[("status", json!("requested"))]), "status"),
+        (
+            with(&[("status", json!("queued")), ("sha", json!("abc"))]),
+            "sha",
+        ),
+    ] {
+        let e = integration_kit::parse_input::<ReportCheck>(&input).unwrap_err();
+        assert_eq!(e.path, path, "{input}");
+    }
 }
 
 #[tokio::test]
