@@ -1,11 +1,12 @@
-//! `github`: repositories and pull requests on GitHub (github.com or GitHub Enterprise
-//! Server), on the integration kit. Operations, typed: `getRepository`,
+//! `github`: repositories, pull requests and checks on GitHub (github.com or GitHub
+//! Enterprise Server), on the integration kit. Operations, typed: `getRepository`,
 //! `openPullRequest` (which never opens a second pull request for the same head and base:
 //! GitHub has no idempotency keys, so a retried or duplicated run finds the open one and
-//! answers it with `created: false`) `commentOnPullRequest` (once per run, by a hidden
-//! marker) and `reportCheck` (a check run, updated when reported again on the commit). Providers: `github` ([`provider`]), authenticated as a
-//! GitHub App (an RS256 App JWT exchanged for an installation token, cached by the kit) or
-//! with a fine-grained personal access token.
+//! answers it with `created: false`), `commentOnPullRequest` (once per run, by a hidden
+//! marker) and `reportCheck` (a check run, updated when reported again on the commit).
+//! Provider: `github` ([`provider`]), authenticated as a GitHub App (an RS256 App JWT
+//! exchanged for an installation token, cached by the kit) or with a fine-grained personal
+//! access token.
 
 pub mod provider;
 
