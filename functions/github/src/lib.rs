@@ -3,7 +3,9 @@
 //! `openPullRequest` (which never opens a second pull request for the same head and base:
 //! GitHub has no idempotency keys, so a retried or duplicated run finds the open one and
 //! answers it with `created: false`), `commentOnPullRequest` (once per run, by a hidden
-//! marker) and `reportCheck` (a check run, updated when reported again on the commit).
+//! marker), `reportCheck` (a check run, updated when reported again on the commit),
+//! `startWorkflow` (a dispatch, then a waiting run ended by GitHub's `workflow_run` webhook or
+//! by looking again) and `getWorkflowRun`.
 //! Provider: `github` ([`provider`]), authenticated as a GitHub App (an RS256 App JWT
 //! exchanged for an installation token, cached by the kit) or with a fine-grained personal
 //! access token.
@@ -304,6 +306,91 @@ pub struct Check {
     pub url: String,
     /// `false` when an earlier report of the same check on the commit was updated.
     pub created: bool,
+}
+
+/// `startWorkflow`: dispatches a workflow, then the run **waits** for GitHub's workflow run
+/// to finish: ended at once by its `workflow_run` webhook (routed to this app by a source of
+/// the connection), else by looking again on a schedule; past [`StartWorkflow::MAX_WAIT`]
+/// the run fails with `timeout`.
+pub struct StartWorkflow;
+
+impl Operation for StartWorkflow {
+    const NAME: &'static str = "startWorkflow";
+    type Input = NewWorkflowRun;
+    type Output = WorkflowRun;
+    const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+    fn check(input: &NewWorkflowRun) -> Result<(), InputError> {
+        if input.inputs.len() > 25 {
+            return Err(InputError::at(
+                "inputs",
+                "at most 25 inputs (GitHub's limit)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `getWorkflowRun`: where a workflow run stands.
+pub struct GetWorkflowRun;
+
+impl Operation for GetWorkflowRun {
+    const NAME: &'static str = "getWorkflowRun";
+    type Input = WorkflowRunRef;
+    type Output = WorkflowRun;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewWorkflowRun {
+    pub owner: Owner,
+    pub repository: RepositoryName,
+    /// The workflow's file name (`deploy.yml`) or id.
+    pub workflow: WorkflowName,
+    /// The branch or tag it runs on.
+    #[serde(rename = "ref")]
+    pub git_ref: Branch,
+    #[serde(default)]
+    pub inputs: std::collections::BTreeMap<String, String>,
+}
+
+integration_kit::checked_string!(
+    /// A workflow file name (`deploy.yml`) or its numeric id.
+    WorkflowName,
+    |s| {
+        let file = (s.ends_with(".yml") || s.ends_with(".yaml"))
+            && s.len() <= 255
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        let id = !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+        if file || id {
+            Ok(())
+        } else {
+            Err("must be a workflow file name (deploy.yml) or id".into())
+        }
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkflowRunRef {
+    pub owner: Owner,
+    pub repository: RepositoryName,
+    pub run_id: std::num::NonZeroU64,
+}
+
+/// A workflow run as a run keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowRun {
+    pub run_id: u64,
+    pub url: String,
+    /// `queued`, `in_progress`, `completed`, …
+    pub status: String,
+    /// Once completed: `success`, `failure`, `cancelled`, `timed_out`, …
+    pub conclusion: Option<String>,
+    /// From its start to its last update, once completed.
+    pub duration_ms: Option<u64>,
 }
 
 /// What an opened (or found) pull request's run keeps.

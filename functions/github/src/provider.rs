@@ -33,9 +33,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 use crate::{
-    Check, CheckStatus, Comment, CommentOnPullRequest, GetRepository, NewCheck, NewComment,
-    NewPullRequest, OpenPullRequest, PullRequest, ReportCheck, Repository, RepositoryRef,
+    Check, CheckStatus, Comment, CommentOnPullRequest, GetRepository, GetWorkflowRun, NewCheck,
+    NewComment, NewPullRequest, NewWorkflowRun, OpenPullRequest, PullRequest, ReportCheck,
+    Repository, RepositoryRef, StartWorkflow, WorkflowRun, WorkflowRunRef,
 };
+use integration_kit::{VendorWebhook, Wait, WebhookEffect};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.github.com";
 /// The REST API version every call pins.
@@ -74,12 +76,33 @@ impl Provider for GitHub {
         json_body(&answer.body, "the rate limit status").map(drop)
     }
 
+    /// `workflow_run` deliveries (`X-GitHub-Event: workflow_run`) with `action: completed`
+    /// end the run waiting on that workflow run at once; other events mean nothing here.
+    fn webhook(&self, webhook: &VendorWebhook<'_>) -> Result<Vec<WebhookEffect>, String> {
+        if webhook.event_type != Some("workflow_run") {
+            return Ok(Vec::new());
+        }
+        let body: Value =
+            serde_json::from_slice(webhook.body).map_err(|e| format!("not JSON: {e}"))?;
+        if body["action"].as_str() != Some("completed") {
+            return Ok(Vec::new());
+        }
+        let run = workflow_run(&body["workflow_run"])
+            .map_err(|e| format!("an unreadable workflow_run: {}", e.failure.message))?;
+        Ok(vec![WebhookEffect::completed::<StartWorkflow>(
+            run.run_id.to_string(),
+            Done::new(run),
+        )])
+    }
+
     fn serves(served: &mut Served<Self>) {
         served
             .operation::<GetRepository>()
             .operation::<OpenPullRequest>()
             .operation::<CommentOnPullRequest>()
             .operation::<ReportCheck>()
+            .operation::<StartWorkflow>()
+            .operation::<GetWorkflowRun>()
             .config::<GitHubConfig>();
     }
 }
@@ -292,6 +315,176 @@ impl Serves<ReportCheck> for GitHub {
         };
         Ok(Done::new(read().ok_or_else(|| malformed("the check run lacks a field"))?).into())
     }
+}
+
+/// How long a started workflow is first given before it is looked at, and the longest wait
+/// between looks (the webhook usually ends the wait long before).
+const FIRST_LOOK: std::time::Duration = std::time::Duration::from_secs(30);
+const SLOWEST_LOOK: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+#[async_trait]
+impl Serves<StartWorkflow> for GitHub {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &NewWorkflowRun,
+    ) -> Result<Step<WorkflowRun>, CallError> {
+        let workflow = format!(
+            "/repos/{}/{}/actions/workflows/{}",
+            input.owner, input.repository, input.workflow
+        );
+        let mut body = json!({"ref": input.git_ref.as_str(), "return_run_details": true});
+        if !input.inputs.is_empty() {
+            body["inputs"] = json!(input.inputs);
+        }
+        let dispatched = match request(
+            call,
+            Method::POST,
+            &format!("{workflow}/dispatches"),
+            Some(&body),
+            Safety::Unsafe,
+        )
+        .await
+        {
+            // A server that does not know `return_run_details` (older GitHub Enterprise
+            // Server) refuses it: dispatch without it, then find the run.
+            Err(e)
+                if matches!(e.failure.vendor_status, Some(400 | 422))
+                    && e.failure.message.contains("return_run_details") =>
+            {
+                body.as_object_mut().map(|b| b.remove("return_run_details"));
+                request(
+                    call,
+                    Method::POST,
+                    &format!("{workflow}/dispatches"),
+                    Some(&body),
+                    Safety::Unsafe,
+                )
+                .await?
+            }
+            other => other?,
+        };
+        let details: Value = serde_json::from_slice(&dispatched.body).unwrap_or(Value::Null);
+        let (run_id, url) = match (
+            details["workflow_run_id"].as_u64(),
+            details["html_url"].as_str(),
+        ) {
+            (Some(id), Some(url)) => (id, url.to_owned()),
+            _ => dispatched_run(call, &workflow, input).await?,
+        };
+        Ok(
+            Wait::after(FIRST_LOOK, json!({"runId": run_id, "looks": 0}))
+                .progress(json!({"runId": run_id, "url": url}))
+                .correlate(run_id.to_string())
+                .into(),
+        )
+    }
+
+    /// Looks at the workflow run; not finished, it looks again later, each wait twice the
+    /// last (up to ten minutes).
+    async fn resume(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &NewWorkflowRun,
+        state: &Value,
+    ) -> Result<Step<WorkflowRun>, CallError> {
+        let run_id = state["runId"]
+            .as_u64()
+            .ok_or_else(|| malformed("the waiting state has no runId"))?;
+        let run = get_run(call, &input.owner, &input.repository, run_id).await?;
+        if run.status == "completed" {
+            return Ok(Done::new(run).into());
+        }
+        let looks = state["looks"].as_u64().unwrap_or(0) + 1;
+        let wait = FIRST_LOOK
+            .saturating_mul(1u32.checked_shl(looks.min(16) as u32).unwrap_or(u32::MAX))
+            .min(SLOWEST_LOOK);
+        Ok(Wait::after(wait, json!({"runId": run_id, "looks": looks}))
+            .progress(json!({"runId": run_id, "url": run.url, "status": run.status}))
+            .into())
+    }
+}
+
+#[async_trait]
+impl Serves<GetWorkflowRun> for GitHub {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &WorkflowRunRef,
+    ) -> Result<Step<WorkflowRun>, CallError> {
+        let run = get_run(call, &input.owner, &input.repository, input.run_id.get()).await?;
+        Ok(Done::new(run).into())
+    }
+}
+
+async fn get_run(
+    call: &ProviderCall<'_>,
+    owner: &str,
+    repository: &str,
+    run_id: u64,
+) -> Result<WorkflowRun, CallError> {
+    let path = format!("/repos/{owner}/{repository}/actions/runs/{run_id}");
+    let answer = request(call, Method::GET, &path, None, Safety::Safe).await?;
+    workflow_run(&json_body(&answer.body, "the workflow run")?)
+}
+
+/// The run a dispatch without run details started: the newest `workflow_dispatch` run of
+/// the workflow on that ref created since the run began (a minute's allowance for clocks).
+async fn dispatched_run(
+    call: &ProviderCall<'_>,
+    workflow: &str,
+    input: &NewWorkflowRun,
+) -> Result<(u64, String), CallError> {
+    let since =
+        call.run_created_at().unwrap_or_else(chrono::Utc::now) - chrono::TimeDelta::minutes(1);
+    let path = format!(
+        "{workflow}/runs?event=workflow_dispatch&branch={}&created=%3E%3D{}&per_page=20",
+        encode(&input.git_ref),
+        encode(&since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    );
+    let answer = request(call, Method::GET, &path, None, Safety::Safe).await?;
+    let list = json_body(&answer.body, "the workflow runs")?;
+    let newest = list["workflow_runs"]
+        .as_array()
+        .and_then(|runs| {
+            runs.iter()
+                .max_by_key(|r| r["created_at"].as_str().unwrap_or_default().to_owned())
+        })
+        .ok_or_else(|| {
+            // Dispatched, but not listed yet: the run is retried, and finds it then.
+            call_failed(
+                FailureClassification::Transient,
+                "the dispatched workflow run is not listed yet",
+            )
+        })?;
+    let run = workflow_run(newest)?;
+    Ok((run.run_id, run.url))
+}
+
+/// A workflow run in GitHub's shape (`GET …/actions/runs/{id}`, a webhook's `workflow_run`).
+fn workflow_run(run: &Value) -> Result<WorkflowRun, CallError> {
+    let time = |field: &str| {
+        run[field]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let read = || {
+        let status = run["status"].as_str()?.to_owned();
+        let duration_ms = match (status.as_str(), time("run_started_at"), time("updated_at")) {
+            ("completed", Some(start), Some(end)) => {
+                u64::try_from((end - start).num_milliseconds()).ok()
+            }
+            _ => None,
+        };
+        Some(WorkflowRun {
+            run_id: run["id"].as_u64()?,
+            url: run["html_url"].as_str()?.to_owned(),
+            conclusion: run["conclusion"].as_str().map(str::to_owned),
+            status,
+            duration_ms,
+        })
+    };
+    read().ok_or_else(|| malformed("the workflow run lacks a field"))
 }
 
 /// The comment of `path` (an issue's comments) that carries `marker`, among those updated

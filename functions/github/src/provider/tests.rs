@@ -33,6 +33,9 @@ struct World {
     /// was lost).
     lose_next_comment_answer: bool,
     checks: Vec<Value>,
+    workflow_runs: Vec<Value>,
+    /// An older server that refuses `return_run_details`.
+    no_run_details: bool,
     tokens: Vec<String>,
     /// Tokens the fake no longer accepts (as after a revocation).
     revoked: Vec<String>,
@@ -202,6 +205,57 @@ fn github(world: &Arc<Mutex<World>>, r: &Recorded) -> Reply {
                 run[k] = v.clone();
             }
             Reply::json(200, run.clone())
+        }
+        ("POST", "/repos/octo/svc-a/actions/workflows/deploy.yml/dispatches") => {
+            let body = r.json();
+            if body["ref"].as_str().is_none() {
+                return Reply::json(
+                    422,
+                    json!({"message": "Invalid request.\n\n\"ref\" wasn't supplied."}),
+                );
+            }
+            let details = body["return_run_details"] == true;
+            if details && w.no_run_details {
+                return Reply::json(
+                    422,
+                    json!({"message": "Invalid request.\n\nNo subschema in \"anyOf\" matched.\n\"return_run_details\" is not a permitted key."}),
+                );
+            }
+            let id = 9_876_543_210 + w.workflow_runs.len() as u64;
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let url = format!("https://github.com/octo/svc-a/actions/runs/{id}");
+            w.workflow_runs
+                .push(json!({"id": id, "status": "queued", "conclusion": null,
+                "html_url": url, "event": "workflow_dispatch", "head_branch": body["ref"],
+                "created_at": now, "run_started_at": now, "updated_at": now}));
+            if details {
+                Reply::json(
+                    200,
+                    json!({"workflow_run_id": id,
+                           "run_url": format!("https://api.github.com/repos/octo/svc-a/actions/runs/{id}"),
+                           "html_url": url}),
+                )
+            } else {
+                Reply::text(204, "")
+            }
+        }
+        ("GET", "/repos/octo/svc-a/actions/workflows/deploy.yml/runs") => {
+            let query = r.query.clone().unwrap_or_default();
+            assert!(
+                query.contains("event=workflow_dispatch") && query.contains("created=%3E%3D"),
+                "{query}"
+            );
+            Reply::json(
+                200,
+                json!({"total_count": w.workflow_runs.len(), "workflow_runs": w.workflow_runs}),
+            )
+        }
+        ("GET", path) if path.starts_with("/repos/octo/svc-a/actions/runs/") => {
+            let id: u64 = path.rsplit('/').next().unwrap().parse().unwrap_or(0);
+            match w.workflow_runs.iter().find(|run| run["id"] == id) {
+                Some(run) => Reply::json(200, run.clone()),
+                None => error(404, "Not Found"),
+            }
         }
         ("GET", "/repos/octo/svc-a/issues/1/comments") => {
             // `since` is an ISO 8601 time: only comments updated at or after it.
@@ -535,6 +589,159 @@ fn a_check_names_its_commit_once_and_concludes_only_when_completed() {
         let e = integration_kit::parse_input::<ReportCheck>(&input).unwrap_err();
         assert_eq!(e.path, path, "{input}");
     }
+}
+
+fn workflow_input() -> Value {
+    json!({"owner": "octo", "repository": "svc-a", "workflow": "deploy.yml", "ref": "main",
+           "inputs": {"environment": "staging"}})
+}
+
+async fn start(h: &Harness) -> integration_kit::Wait {
+    match integration_kit::testing::step::<StartWorkflow, _>(&GitHub, &h.call(), &workflow_input())
+        .await
+        .unwrap()
+    {
+        Step::Wait(wait) => wait,
+        Step::Done(_) => panic!("a started workflow waits"),
+    }
+}
+
+async fn look(h: &Harness, state: &Value) -> Step<WorkflowRun> {
+    let input = integration_kit::parse_input::<StartWorkflow>(&workflow_input()).unwrap();
+    Serves::<StartWorkflow>::resume(&GitHub, &h.call(), &input, state)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_started_workflow_waits_until_its_run_completes() {
+    let (fake, world) = fake().await;
+    let h = app_harness(&fake.base, PRIVATE_KEY);
+    let wait = start(&h).await;
+    let id = 9_876_543_210u64;
+    assert_eq!(wait.correlation.as_deref(), Some(id.to_string().as_str()));
+    assert_eq!(
+        wait.progress,
+        Some(
+            json!({"runId": id, "url": format!("https://github.com/octo/svc-a/actions/runs/{id}")})
+        )
+    );
+    let dispatch = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/dispatches"))
+        .unwrap();
+    assert_eq!(
+        dispatch.json(),
+        json!({"ref": "main", "return_run_details": true, "inputs": {"environment": "staging"}})
+    );
+    // Still queued: look again later, and later still.
+    let Step::Wait(again) = look(&h, &wait.state).await else {
+        panic!("still waiting")
+    };
+    assert!(again.after > wait.after, "{:?}", again.after);
+    // GitHub finishes it.
+    {
+        let mut w = world.lock().unwrap();
+        let run = &mut w.workflow_runs[0];
+        run["status"] = json!("completed");
+        run["conclusion"] = json!("success");
+        let start =
+            chrono::DateTime::parse_from_rfc3339(run["run_started_at"].as_str().unwrap()).unwrap();
+        run["updated_at"] = json!((start + chrono::TimeDelta::seconds(95)).to_rfc3339());
+    }
+    let Step::Done(done) = look(&h, &again.state).await else {
+        panic!("completed")
+    };
+    assert_eq!(done.output.conclusion.as_deref(), Some("success"));
+    assert_eq!(done.output.duration_ms, Some(95_000));
+    // The same run read on its own.
+    let read = Perform::<GetWorkflowRun>::perform(
+        &GitHub,
+        &h.call(),
+        &json!({"owner": "octo", "repository": "svc-a", "runId": id}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(read.output["status"], "completed");
+}
+
+#[tokio::test]
+async fn an_older_server_without_run_details_gets_its_run_found() {
+    let (fake, world) = fake().await;
+    world.lock().unwrap().no_run_details = true;
+    let h = pat_harness(&fake.base);
+    let wait = start(&h).await;
+    assert_eq!(wait.correlation.as_deref(), Some("9876543210"));
+    let dispatches: Vec<Value> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/dispatches"))
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(
+        dispatches.len(),
+        2,
+        "refused with the flag, then sent without"
+    );
+    assert!(dispatches[1].get("return_run_details").is_none());
+    assert_eq!(
+        world.lock().unwrap().workflow_runs.len(),
+        1,
+        "one run started"
+    );
+}
+
+#[test]
+fn a_completed_workflow_run_webhook_ends_the_wait_it_names() {
+    let config = domain::ConnectionConfig::default();
+    let hook = |event: &str, body: Value| {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let webhook = integration_kit::VendorWebhook {
+            event_type: Some(event),
+            delivery_id: Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+            content_type: Some("application/json"),
+            body: &bytes,
+            config: &config,
+        };
+        GitHub.webhook(&webhook)
+    };
+    let run = json!({"id": 9876543210u64, "status": "completed", "conclusion": "failure",
+        "html_url": "https://github.com/octo/svc-a/actions/runs/9876543210",
+        "run_started_at": "2026-12-07T10:00:00Z", "updated_at": "2026-12-07T10:02:00Z"});
+    let effects = hook(
+        "workflow_run",
+        json!({"action": "completed", "workflow_run": run, "repository": {"full_name": "octo/svc-a"}}),
+    )
+    .unwrap();
+    match effects.as_slice() {
+        [WebhookEffect::Completed { correlation, done }] => {
+            assert_eq!(correlation, "9876543210");
+            assert_eq!(done.output["conclusion"], "failure");
+            assert_eq!(done.output["durationMs"], 120_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        hook(
+            "workflow_run",
+            json!({"action": "requested", "workflow_run": run})
+        )
+        .unwrap()
+        .is_empty()
+    );
+    assert!(
+        hook("push", json!({"ref": "refs/heads/main"}))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        hook(
+            "workflow_run",
+            json!({"action": "completed", "workflow_run": {}})
+        )
+        .is_err()
+    );
 }
 
 #[tokio::test]
