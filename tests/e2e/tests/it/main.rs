@@ -4,6 +4,7 @@ mod crash;
 mod delivery_crash;
 mod email;
 mod entra;
+mod github;
 mod openapi;
 mod ordered_webhooks;
 mod run_crash;

@@ -1,0 +1,161 @@
+//! The github app end to end through the runner: a connection tested against a fake
+//! GitHub, a workflow started (the run waits), and its run completed by GitHub's signed
+//! `workflow_run` webhook through the gateway's source of that connection; another tenant
+//! sees none of it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use integration_kit::testing::{FakeVendor, Reply};
+use serde_json::{Value, json};
+use testkit::TestPlatform;
+
+const PAT: &str = "github_pat_11E2E0123456789_abcdefghijklmnopqrstuvwxyz";
+const RUN_ID: u64 = 9_876_543_210;
+
+/// GitHub for `octo/svc-a`: the rate-limit probe, the dispatch (with run details) and the run.
+async fn fake_github() -> (FakeVendor, Arc<Mutex<u32>>) {
+    let dispatches = Arc::new(Mutex::new(0));
+    let counted = dispatches.clone();
+    let fake = FakeVendor::start(move |r, _| {
+        if r.header("authorization") != Some(format!("Bearer {PAT}").as_str()) {
+            return Reply::json(401, json!({"message": "Bad credentials"}));
+        }
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/rate_limit") => Reply::json(200, json!({"resources": {}})),
+            ("POST", "/repos/octo/svc-a/actions/workflows/deploy.yml/dispatches") => {
+                *counted.lock().unwrap() += 1;
+                Reply::json(
+                    200,
+                    json!({"workflow_run_id": RUN_ID,
+                           "run_url": format!("https://api.github.com/repos/octo/svc-a/actions/runs/{RUN_ID}"),
+                           "html_url": format!("https://github.com/octo/svc-a/actions/runs/{RUN_ID}")}),
+                )
+            }
+            // Looked at before the webhook comes: still running.
+            ("GET", path) if path.ends_with(&format!("/actions/runs/{RUN_ID}")) => Reply::json(
+                200,
+                json!({"id": RUN_ID, "status": "in_progress", "conclusion": null,
+                       "html_url": format!("https://github.com/octo/svc-a/actions/runs/{RUN_ID}")}),
+            ),
+            _ => Reply::json(404, json!({"message": "Not Found"})),
+        }
+    })
+    .await;
+    (fake, dispatches)
+}
+
+async fn run_status(platform: &TestPlatform, token: &str, run: &str, want: &str) -> Value {
+    let mut seen = Value::Null;
+    for _ in 0..400 {
+        seen = platform
+            .get(&format!("/github/api/integrations/runs/{run}"), token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if seen["status"] == want {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("run {run} never became {want}: {seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_run_is_ended_by_githubs_webhook_through_the_gateway() {
+    let (github, dispatches) = fake_github().await;
+    let platform = TestPlatform::start(
+        &[
+            registry::registration(),
+            webhook_gateway::registration(),
+            github::registration(),
+        ],
+        json!({"OUTBOUND_ALLOWED_HOSTS": "localhost,127.0.0.1"}),
+    )
+    .await;
+    let token = platform.token("tenant-a", &[]);
+    let other = platform.token("tenant-b", &[]);
+
+    let r = platform
+        .post(
+            "/github/api/integrations/connections",
+            &token,
+            json!({"providerKey": "github", "displayName": "octo",
+                   "config": {"baseUrl": github.base},
+                   "credential": {"kind": "apiKey", "apiKey": PAT}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let connection = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The connection's webhook source: GitHub deliveries of it reach the github app.
+    let secret = "whsec-github-e2e-0123456789abcdef";
+    let r = platform
+        .post(
+            "/webhook-gateway/api/webhooks/sources",
+            &token,
+            json!({"provider": "github", "secret": secret, "connectionId": connection}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let source: Value = r.json().await.unwrap();
+    assert_eq!(source["app"], "github");
+    let inbound = source["url"].as_str().unwrap().to_owned();
+
+    let r = platform
+        .post(
+            "/github/api/integrations/runs",
+            &token,
+            json!({"connectionId": connection, "operation": "startWorkflow",
+                   "input": {"owner": "octo", "repository": "svc-a", "workflow": "deploy.yml", "ref": "main"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let run = r.json::<Value>().await.unwrap()["runId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let waiting = run_status(&platform, &token, &run, "waiting").await;
+    assert_eq!(waiting["output"]["runId"], RUN_ID, "{waiting}");
+    // Another tenant does not see it.
+    let r = platform
+        .get(&format!("/github/api/integrations/runs/{run}"), &other)
+        .await;
+    testkit::assert_problem(r, 404, "not_found").await;
+
+    // GitHub reports the workflow run completed, signed with the source's secret.
+    let body = serde_json::to_vec(&json!({
+        "action": "completed",
+        "workflow_run": {"id": RUN_ID, "status": "completed", "conclusion": "success",
+            "html_url": format!("https://github.com/octo/svc-a/actions/runs/{RUN_ID}"),
+            "run_started_at": "2026-12-07T10:00:00Z", "updated_at": "2026-12-07T10:01:30Z"},
+        "repository": {"full_name": "octo/svc-a"},
+        "installation": {"id": 12345}
+    }))
+    .unwrap();
+    let r = platform
+        .client
+        .post(&inbound)
+        .header("content-type", "application/json")
+        .header("x-github-event", "workflow_run")
+        .header("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        .header(
+            "x-hub-signature-256",
+            testkit::github_signature(secret, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    let done = run_status(&platform, &token, &run, "succeeded").await;
+    assert_eq!(done["output"]["conclusion"], "success", "{done}");
+    assert_eq!(done["output"]["durationMs"], 90_000);
+    assert_eq!(*dispatches.lock().unwrap(), 1, "one dispatch for the run");
+    platform.shutdown().await;
+}
