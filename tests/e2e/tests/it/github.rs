@@ -159,3 +159,183 @@ async fn a_workflow_run_is_ended_by_githubs_webhook_through_the_gateway() {
     assert_eq!(*dispatches.lock().unwrap(), 1, "one dispatch for the run");
     platform.shutdown().await;
 }
+
+/// Test-only RSA keys (the auth crate's fixtures; they protect nothing).
+const APP_KEY: &str = include_str!("../../../../shared/platform/auth/tests/fixtures/key1.pem");
+const APP_PUBLIC_KEY: &str =
+    include_str!("../../../../shared/platform/auth/tests/fixtures/key1.pub.pem");
+
+/// What the App fake counted: installation tokens issued, pull requests opened.
+#[derive(Default)]
+struct AppWorld {
+    tokens: u32,
+    pulls: Vec<(String, String)>,
+}
+
+/// GitHub for a GitHub App: the JWT checked against the App's public key, one installation
+/// token per exchange, the repository, pull requests by head and base.
+async fn fake_github_app() -> (FakeVendor, Arc<Mutex<AppWorld>>) {
+    let world = Arc::new(Mutex::new(AppWorld::default()));
+    let w = world.clone();
+    let fake = FakeVendor::start(move |r, _| {
+        let bearer = r
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_owned();
+        let mut w = w.lock().unwrap();
+        if r.path == "/app/installations/77/access_tokens" {
+            let key = jsonwebtoken::DecodingKey::from_rsa_pem(APP_PUBLIC_KEY.as_bytes()).unwrap();
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+            validation.set_issuer(&["4242"]);
+            if jsonwebtoken::decode::<Value>(&bearer, &key, &validation).is_err() {
+                return Reply::json(
+                    401,
+                    json!({"message": "A JSON web token could not be decoded"}),
+                );
+            }
+            w.tokens += 1;
+            let expires = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+            return Reply::json(
+                201,
+                json!({"token": format!("ghs_{}", w.tokens), "expires_at": expires.to_rfc3339()}),
+            );
+        }
+        if !bearer.starts_with("ghs_") {
+            return Reply::json(401, json!({"message": "Bad credentials"}));
+        }
+        match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/rate_limit") => Reply::json(200, json!({"resources": {}})),
+            ("GET", "/repos/octo/svc-a") => Reply::json(
+                200,
+                json!({"id": 1296269, "full_name": "octo/svc-a", "private": true,
+                       "default_branch": "main", "html_url": "https://github.com/octo/svc-a"}),
+            ),
+            ("GET", "/repos/octo/svc-a/pulls") => {
+                let query = r.query.clone().unwrap_or_default();
+                let open: Vec<Value> = w
+                    .pulls
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (h, b))| {
+                        query.contains(&format!("head=octo:{h}"))
+                            && query.contains(&format!("base={b}"))
+                    })
+                    .map(|(i, _)| {
+                        json!({"number": i + 1, "state": "open",
+                        "html_url": format!("https://github.com/octo/svc-a/pull/{}", i + 1)})
+                    })
+                    .collect();
+                Reply::json(200, Value::Array(open))
+            }
+            ("POST", "/repos/octo/svc-a/pulls") => {
+                let body = r.json();
+                let pair = (
+                    body["head"].as_str().unwrap_or_default().to_owned(),
+                    body["base"].as_str().unwrap_or_default().to_owned(),
+                );
+                if w.pulls.contains(&pair) {
+                    return Reply::json(
+                        422,
+                        json!({"message": "Validation Failed",
+                        "errors": [{"message": "A pull request already exists for octo:x."}]}),
+                    );
+                }
+                w.pulls.push(pair);
+                let n = w.pulls.len();
+                Reply::json(
+                    201,
+                    json!({"number": n, "state": "open",
+                    "html_url": format!("https://github.com/octo/svc-a/pull/{n}")}),
+                )
+            }
+            _ => Reply::json(404, json!({"message": "Not Found"})),
+        }
+    })
+    .await;
+    (fake, world)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_token_serves_a_hundred_runs_and_a_pull_request_is_opened_once() {
+    let (github, world) = fake_github_app().await;
+    let platform = TestPlatform::start(
+        &[registry::registration(), github::registration()],
+        json!({"OUTBOUND_ALLOWED_HOSTS": "localhost,127.0.0.1"}),
+    )
+    .await;
+    let token = platform.token("tenant-a", &[]);
+    let r = platform
+        .post(
+            "/github/api/integrations/connections",
+            &token,
+            json!({"providerKey": "github", "displayName": "octo app",
+                   "config": {"baseUrl": github.base},
+                   "credential": {"kind": "githubApp", "appId": "4242", "privateKey": APP_KEY,
+                                  "installationId": "77"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let connection = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A hundred concurrent runs, waited for: one installation token for all of them (the
+    // connection test fetched it).
+    let runs = (0..100).map(|_| {
+        let (platform, token, connection) = (&platform, &token, &connection);
+        async move {
+            platform
+                .client
+                .post(platform.url("/github/api/integrations/runs"))
+                .bearer_auth(token)
+                .header("Prefer", "wait=30")
+                .json(
+                    &json!({"connectionId": connection, "operation": "getRepository",
+                              "input": {"owner": "octo", "repository": "svc-a"}}),
+                )
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    });
+    for done in futures::future::join_all(runs).await {
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["output"]["defaultBranch"], "main");
+    }
+    assert_eq!(world.lock().unwrap().tokens, 1, "one installation token");
+
+    // The same pull request asked for under two idempotency keys: one pull request.
+    let mut numbers = Vec::new();
+    for key in ["pr-a", "pr-b"] {
+        let done: Value = platform
+            .client
+            .post(platform.url("/github/api/integrations/runs"))
+            .bearer_auth(&token)
+            .header("Prefer", "wait=30")
+            .header("Idempotency-Key", key)
+            .json(
+                &json!({"connectionId": connection, "operation": "openPullRequest",
+                          "input": {"owner": "octo", "repository": "svc-a", "head": "feature-x",
+                                    "base": "main", "title": "Add x"}}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(done["status"], "succeeded", "{done}");
+        numbers.push((
+            done["output"]["number"].clone(),
+            done["output"]["created"].clone(),
+        ));
+    }
+    assert_eq!(numbers, [(json!(1), json!(true)), (json!(1), json!(false))]);
+    assert_eq!(world.lock().unwrap().pulls.len(), 1);
+    platform.shutdown().await;
+}
