@@ -21,6 +21,7 @@ platform_apps!(
     sms::registration,
     email::registration,
     github::registration,
+    azure_devops::registration,
 );
 
 /// The providers each app has adapters for, as every handler gives them to the registry.

@@ -1,0 +1,167 @@
+//! `azure-devops`: Git repositories and pull requests on Azure DevOps Services, on the
+//! integration kit, with the same operation names as the github app: `getRepository` and
+//! `openPullRequest` (Azure DevOps has no idempotency keys: the active pull request of the
+//! same source and target is looked up first, and again after "already exists", so a
+//! repeated or retried run never opens a second one). Provider: `azure-devops`
+//! ([`provider`]), with a personal access token.
+
+pub mod provider;
+
+use app_context::{AppContext, AppRegistration, CatalogueEntry, InvalidSetting};
+use domain::AuthScheme;
+use functions_runtime::FunctionApp;
+use integration_kit::{InputError, Operation, VendorApp};
+use serde::{Deserialize, Serialize};
+
+pub const SLUG: &str = "azure-devops";
+pub const SOURCE: &str = "/integration/azure-devops";
+
+/// The providers this app has adapters for, as the registry's catalogue lists them.
+pub const CATALOGUE: &[CatalogueEntry] = &[CatalogueEntry::retested(
+    "azure-devops",
+    "Azure DevOps Services REST API",
+    domain::ProviderCategory::SourceControl,
+    AuthScheme::Basic,
+    "https://dev.azure.com",
+)];
+
+pub fn registration() -> AppRegistration {
+    integration_kit::registration(SLUG, build, CATALOGUE)
+}
+
+pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
+    VendorApp::new(SLUG, SOURCE)
+        // A repository lives in one organisation: another connection is not a failover.
+        .failover(false)
+        .provider(provider::AzureDevOps)
+        .build(ctx)
+}
+
+integration_kit::checked_string!(
+    /// An organisation, project or repository name as it appears in a URL path segment:
+    /// 1 to 256 characters, none of `/ \ ? # %` or control characters.
+    Name,
+    |s| {
+        let n = s.chars().count();
+        if (1..=256).contains(&n)
+            && !s.chars().any(|c| c.is_control() || "/\\?#%".contains(c))
+            && s != "."
+            && s != ".."
+        {
+            Ok(())
+        } else {
+            Err("must be a name of 1 to 256 characters without / \\ ? # %".into())
+        }
+    }
+);
+
+integration_kit::checked_string!(
+    /// A branch name (without `refs/heads/`): no spaces, `..`, `~^:?*[\` or control
+    /// characters, at most 255 bytes.
+    Branch,
+    |s| {
+        let bad = s.is_empty()
+            || s.len() > 255
+            || s.starts_with(['-', '/'])
+            || s.ends_with(['/', '.'])
+            || s.contains("..")
+            || s.chars()
+                .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
+        if bad {
+            Err("must be a branch name (without refs/heads/)".into())
+        } else {
+            Ok(())
+        }
+    }
+);
+
+/// A repository of an organisation's project.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RepositoryRef {
+    pub organization: Name,
+    pub project: Name,
+    pub repository: Name,
+}
+
+/// `getRepository`: a repository's id, name, default branch, web URL and visibility.
+pub struct GetRepository;
+
+impl Operation for GetRepository {
+    const NAME: &'static str = "getRepository";
+    type Input = RepositoryRef;
+    type Output = Repository;
+}
+
+/// The same shape as the github app's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    /// The repository's GUID.
+    pub id: String,
+    pub name: String,
+    /// Without `refs/heads/`.
+    pub default_branch: String,
+    pub web_url: String,
+    /// Whether the project is private.
+    pub private: bool,
+}
+
+/// `openPullRequest`: a pull request from `sourceBranch` into `targetBranch`, or the active
+/// one that already exists for them.
+pub struct OpenPullRequest;
+
+impl Operation for OpenPullRequest {
+    const NAME: &'static str = "openPullRequest";
+    type Input = NewPullRequest;
+    type Output = PullRequest;
+
+    fn check(input: &NewPullRequest) -> Result<(), InputError> {
+        if input.source_branch == input.target_branch {
+            return Err(InputError::at(
+                "sourceBranch",
+                "must differ from targetBranch",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewPullRequest {
+    pub organization: Name,
+    pub project: Name,
+    pub repository: Name,
+    pub source_branch: Branch,
+    pub target_branch: Branch,
+    pub title: Title,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub draft: bool,
+}
+
+integration_kit::checked_string!(
+    /// A pull request title: 1 to 400 characters, one line (Azure DevOps' limit).
+    Title,
+    |s| {
+        let n = s.chars().count();
+        if (1..=400).contains(&n) && !s.chars().any(char::is_control) {
+            Ok(())
+        } else {
+            Err("must be 1 to 400 characters on one line".into())
+        }
+    }
+);
+
+/// What an opened (or found) pull request's run keeps: the same shape as the github app's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequest {
+    pub number: u64,
+    pub url: String,
+    pub state: String,
+    /// `false` when the pull request was active already (a retried or repeated run).
+    pub created: bool,
+}
