@@ -12,6 +12,7 @@ use domain::AuthScheme;
 use functions_runtime::FunctionApp;
 use integration_kit::{InputError, Operation, VendorApp};
 use serde::{Deserialize, Serialize};
+pub use source_control::{Branch, PullRequest};
 
 pub const SLUG: &str = "azure-devops";
 pub const SOURCE: &str = "/integration/azure-devops";
@@ -51,26 +52,6 @@ integration_kit::checked_string!(
             Ok(())
         } else {
             Err("must be a name of 1 to 256 characters without / \\ ? # %".into())
-        }
-    }
-);
-
-integration_kit::checked_string!(
-    /// A branch name (without `refs/heads/`): no spaces, `..`, `~^:?*[\` or control
-    /// characters, at most 255 bytes.
-    Branch,
-    |s| {
-        let bad = s.is_empty()
-            || s.len() > 255
-            || s.starts_with(['-', '/'])
-            || s.ends_with(['/', '.'])
-            || s.contains("..")
-            || s.chars()
-                .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
-        if bad {
-            Err("must be a branch name (without refs/heads/)".into())
-        } else {
-            Ok(())
         }
     }
 );
@@ -154,14 +135,3 @@ integration_kit::checked_string!(
         }
     }
 );
-
-/// What an opened (or found) pull request's run keeps: the same shape as the github app's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PullRequest {
-    pub number: u64,
-    pub url: String,
-    pub state: String,
-    /// `false` when the pull request was active already (a retried or repeated run).
-    pub created: bool,
-}

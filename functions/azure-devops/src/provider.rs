@@ -151,8 +151,8 @@ async fn find_active(
     let path = format!(
         "{}/pullrequests?searchCriteria.status=active&searchCriteria.sourceRefName={}&searchCriteria.targetRefName={}&$top=1",
         repo_path(&input.organization, &input.project, &input.repository),
-        encode(&format!("refs/heads/{}", input.source_branch)),
-        encode(&format!("refs/heads/{}", input.target_branch)),
+        integration_kit::query_value(&format!("refs/heads/{}", input.source_branch)),
+        integration_kit::query_value(&format!("refs/heads/{}", input.target_branch)),
     );
     let answer = request(call, Method::GET, &path, None, Safety::Safe).await?;
     let list = json_body(&answer.body)?;
@@ -178,18 +178,6 @@ fn pull_request(pr: &Value, created: bool) -> Result<PullRequest, CallError> {
         })
     };
     read().ok_or_else(|| malformed("the pull request lacks a field"))
-}
-
-/// A query value (`refs/heads/x` holds slashes).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn json_body(body: &[u8]) -> Result<Value, CallError> {

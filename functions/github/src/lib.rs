@@ -17,6 +17,7 @@ use domain::AuthScheme;
 use functions_runtime::FunctionApp;
 use integration_kit::{InputError, Operation, VendorApp};
 use serde::{Deserialize, Serialize};
+pub use source_control::{Branch, PullRequest};
 
 pub const SLUG: &str = "github";
 pub const SOURCE: &str = "/integration/github";
@@ -68,28 +69,6 @@ integration_kit::checked_string!(
             Ok(())
         } else {
             Err("must be a repository name (1 to 100 letters, digits, ., - or _)".into())
-        }
-    }
-);
-
-integration_kit::checked_string!(
-    /// A branch name as git allows it in a ref (no spaces, `..`, `~^:?*[\`, control
-    /// characters, leading `-` or `/`, trailing `.lock` or `/`), at most 255 bytes.
-    Branch,
-    |s| {
-        let bad = s.is_empty()
-            || s.len() > 255
-            || s.starts_with(['-', '/'])
-            || s.ends_with(['/', '.'])
-            || s.ends_with(".lock")
-            || s.contains("..")
-            || s.contains("@{")
-            || s.chars()
-                .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
-        if bad {
-            Err("must be a branch name (git's rules for a ref)".into())
-        } else {
-            Ok(())
         }
     }
 );
@@ -391,15 +370,4 @@ pub struct WorkflowRun {
     pub conclusion: Option<String>,
     /// From its start to its last update, once completed.
     pub duration_ms: Option<u64>,
-}
-
-/// What an opened (or found) pull request's run keeps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PullRequest {
-    pub number: u64,
-    pub url: String,
-    pub state: String,
-    /// `false` when the pull request was open already (a retried or repeated run).
-    pub created: bool,
 }

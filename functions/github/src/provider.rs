@@ -257,7 +257,7 @@ impl Serves<ReportCheck> for GitHub {
             Method::GET,
             &format!(
                 "{repo}/commits/{sha}/check-runs?check_name={}&filter=all&per_page=100",
-                encode(&input.name)
+                integration_kit::query_value(&input.name)
             ),
             None,
             Safety::Safe,
@@ -439,8 +439,8 @@ async fn dispatched_run(
         call.run_created_at().unwrap_or_else(chrono::Utc::now) - chrono::TimeDelta::minutes(1);
     let path = format!(
         "{workflow}/runs?event=workflow_dispatch&branch={}&created=%3E%3D{}&per_page=20",
-        encode(&input.git_ref),
-        encode(&since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        integration_kit::query_value(&input.git_ref),
+        integration_kit::query_value(&since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     );
     let answer = request(call, Method::GET, &path, None, Safety::Safe).await?;
     let list = json_body(&answer.body, "the workflow runs")?;
@@ -500,7 +500,7 @@ async fn find_comment(
     for page in 1..=MAX_COMMENT_PAGES {
         let mut query = format!("{path}?per_page=100&page={page}");
         if let Some(since) = &since {
-            query.push_str(&format!("&since={}", encode(since)));
+            query.push_str(&format!("&since={}", integration_kit::query_value(since)));
         }
         let answer = request(call, Method::GET, &query, None, Safety::Safe).await?;
         let list = json_body(&answer.body, "the comments")?;
@@ -544,8 +544,8 @@ async fn find_open(
         input.owner,
         input.repository,
         input.owner,
-        encode(&input.head),
-        encode(&input.base),
+        integration_kit::query_value(&input.head),
+        integration_kit::query_value(&input.base),
     );
     let answer = request(call, Method::GET, &path, None, Safety::Safe).await?;
     let list = json_body(&answer.body, "the pull requests")?;
@@ -570,18 +570,6 @@ fn pull_request(pr: &Value, created: bool) -> Result<PullRequest, CallError> {
 /// Whether GitHub's 422 says the pull request exists already.
 fn already_exists(e: &CallError) -> bool {
     e.failure.message.contains("already exists")
-}
-
-/// A query value: branch names may hold `/`, `+`, `#` and `&`.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn json_body(body: &[u8], what: &str) -> Result<Value, CallError> {

@@ -117,6 +117,19 @@ impl<'a> ProviderCall<'a> {
     }
 }
 
+/// `s` as one value of a URL query (RFC 3986 unreserved characters kept, every other byte
+/// percent-encoded): branch names, times and names that hold `/`, `+`, `&` or `#`.
+pub fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The config member naming a vendor's origin other than its public one (a fake, a
 /// regional or self-hosted endpoint): the kit checks it against the SSRF guard when a
 /// connection is created, whatever the provider.

@@ -1,0 +1,82 @@
+//! What the source-control apps share, so that their operations have the same names and
+//! shapes whatever the vendor (the github and azure-devops apps): branch names as git
+//! allows them in a ref, and what an opened pull request's run keeps.
+
+use serde::{Deserialize, Serialize};
+
+integration_kit::checked_string!(
+    /// A branch name (without `refs/heads/`) as git allows it in a ref: no spaces, `..`,
+    /// `@{`, `~^:?*[\` or control characters, no leading `-` or `/`, no trailing `/`, `.` or
+    /// `.lock`, at most 255 bytes.
+    Branch,
+    |s| {
+        let bad = s.is_empty()
+            || s.len() > 255
+            || s.starts_with(['-', '/'])
+            || s.ends_with(['/', '.'])
+            || s.ends_with(".lock")
+            || s.starts_with("refs/")
+            || s.contains("..")
+            || s.contains("@{")
+            || s.chars()
+                .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
+        if bad {
+            Err("must be a branch name without refs/heads/ (git's rules for a ref)".into())
+        } else {
+            Ok(())
+        }
+    }
+);
+
+/// What an opened (or found) pull request's run keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequest {
+    /// GitHub's number, Azure DevOps' pull request id.
+    pub number: u64,
+    /// Its web page.
+    pub url: String,
+    /// The vendor's word: `open` (GitHub), `active` (Azure DevOps).
+    pub state: String,
+    /// `false` when the pull request existed already (a retried or repeated run).
+    pub created: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_follow_gits_rules() {
+        for good in ["main", "feature/x", "release-1.2", "user/fix_42"] {
+            assert!(
+                serde_json::from_value::<Branch>(serde_json::json!(good)).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in [
+            "",
+            "a b",
+            "a..b",
+            "-x",
+            "/x",
+            "x/",
+            "x.",
+            "x.lock",
+            "a@{1}",
+            "a~1",
+            "a^",
+            "a:b",
+            "a?",
+            "a*",
+            "a[",
+            "a\\b",
+            "refs/heads/main",
+        ] {
+            assert!(
+                serde_json::from_value::<Branch>(serde_json::json!(bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+}
