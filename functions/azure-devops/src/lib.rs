@@ -1,8 +1,9 @@
 //! `azure-devops`: Git repositories and pull requests on Azure DevOps Services, on the
-//! integration kit, with the same operation names as the github app: `getRepository` and
+//! integration kit, with the same operation names as the github app: `getRepository`,
 //! `openPullRequest` (Azure DevOps has no idempotency keys: the active pull request of the
 //! same source and target is looked up first, and again after "already exists", so a
-//! repeated or retried run never opens a second one). Provider: `azure-devops`
+//! repeated or retried run never opens a second one) and `reportCheck` (a pull request's or a
+//! commit's status). Provider: `azure-devops`
 //! ([`provider`]), with a personal access token.
 
 pub mod provider;
@@ -12,7 +13,7 @@ use domain::AuthScheme;
 use functions_runtime::FunctionApp;
 use integration_kit::{InputError, Operation, VendorApp};
 use serde::{Deserialize, Serialize};
-pub use source_control::{Branch, PullRequest};
+pub use source_control::{Branch, Check, CheckConclusion, CheckStatus, PullRequest};
 
 pub const SLUG: &str = "azure-devops";
 pub const SOURCE: &str = "/integration/azure-devops";
@@ -122,6 +123,66 @@ pub struct NewPullRequest {
     #[serde(default)]
     pub draft: bool,
 }
+
+/// `reportCheck`: a status on a pull request (or on a commit), named `genre/name` as Azure
+/// DevOps names statuses: the latest of a name is the one its pages and policies show.
+pub struct ReportCheck;
+
+impl Operation for ReportCheck {
+    const NAME: &'static str = "reportCheck";
+    type Input = NewCheck;
+    type Output = Check;
+
+    fn check(input: &NewCheck) -> Result<(), InputError> {
+        match (&input.sha, input.pull_request) {
+            (Some(_), Some(_)) => {
+                return Err(InputError::at(
+                    "pullRequest",
+                    "give sha or pullRequest, not both",
+                ));
+            }
+            (None, None) => return Err(InputError::at("", "sha or pullRequest is required")),
+            _ => {}
+        }
+        source_control::check_outcome(input.status, input.conclusion)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewCheck {
+    pub organization: Name,
+    pub project: Name,
+    pub repository: Name,
+    /// A commit's full SHA, or the pull request the status is on.
+    #[serde(default)]
+    pub sha: Option<Sha>,
+    #[serde(default)]
+    pub pull_request: Option<std::num::NonZeroU64>,
+    /// The status' name (its `context.name`; the genre is the platform's).
+    pub name: Title,
+    pub status: CheckStatus,
+    #[serde(default)]
+    pub conclusion: Option<CheckConclusion>,
+    /// Its description.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// Its `targetUrl`.
+    #[serde(default)]
+    pub details_url: Option<domain::HttpUrl>,
+}
+
+integration_kit::checked_string!(
+    /// A full commit SHA: 40 hex digits.
+    Sha,
+    |s| {
+        if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(())
+        } else {
+            Err("must be a full commit SHA (40 hex digits)".into())
+        }
+    }
+);
 
 integration_kit::checked_string!(
     /// A pull request title: 1 to 400 characters, one line (Azure DevOps' limit).

@@ -24,7 +24,8 @@ use resilience::{CallError, Classifier, Safety, Verdict, classify_status};
 use serde_json::{Value, json};
 
 use crate::{
-    GetRepository, NewPullRequest, OpenPullRequest, PullRequest, Repository, RepositoryRef,
+    Check, CheckConclusion, CheckStatus, GetRepository, NewCheck, NewPullRequest, OpenPullRequest,
+    PullRequest, ReportCheck, Repository, RepositoryRef,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://dev.azure.com";
@@ -71,6 +72,7 @@ impl Provider for AzureDevOps {
         served
             .operation::<GetRepository>()
             .operation::<OpenPullRequest>()
+            .operation::<ReportCheck>()
             .config::<AzureDevOpsConfig>();
     }
 }
@@ -140,6 +142,57 @@ impl Serves<OpenPullRequest> for AzureDevOps {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The genre of every status the platform posts (`context.genre`).
+pub const STATUS_GENRE: &str = "integration-platform";
+
+#[async_trait]
+impl Serves<ReportCheck> for AzureDevOps {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &NewCheck,
+    ) -> Result<Step<Check>, CallError> {
+        let repo = repo_path(&input.organization, &input.project, &input.repository);
+        let path = match (&input.sha, input.pull_request) {
+            (Some(sha), _) => format!("{repo}/commits/{sha}/statuses"),
+            (None, Some(number)) => format!("{repo}/pullRequests/{number}/statuses"),
+            (None, None) => {
+                return Err(call_failed(
+                    FailureClassification::Validation,
+                    "sha or pullRequest is required",
+                ));
+            }
+        };
+        let state = match (input.status, input.conclusion) {
+            (CheckStatus::Queued | CheckStatus::InProgress, _) | (_, None) => "pending",
+            (_, Some(CheckConclusion::Success)) => "succeeded",
+            (_, Some(CheckConclusion::Neutral | CheckConclusion::Skipped)) => "notApplicable",
+            (_, Some(_)) => "failed",
+        };
+        let mut body = json!({
+            "state": state,
+            "context": {"genre": STATUS_GENRE, "name": input.name.as_str()},
+        });
+        if let Some(summary) = &input.summary {
+            body["description"] = json!(summary);
+        }
+        if let Some(url) = &input.details_url {
+            body["targetUrl"] = json!(url.as_str());
+        }
+        // A status is a report, not a resource: posting the same one again only repeats it.
+        let answer = request(call, Method::POST, &path, Some(&body), Safety::Idempotent).await?;
+        let status = json_body(&answer.body)?;
+        let read = || {
+            Some(Check {
+                check_id: status["id"].as_u64()?,
+                url: status["url"].as_str()?.to_owned(),
+                created: true,
+            })
+        };
+        Ok(Done::new(read().ok_or_else(|| malformed("the status lacks a field"))?).into())
     }
 }
 

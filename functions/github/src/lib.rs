@@ -17,7 +17,7 @@ use domain::AuthScheme;
 use functions_runtime::FunctionApp;
 use integration_kit::{InputError, Operation, VendorApp};
 use serde::{Deserialize, Serialize};
-pub use source_control::{Branch, PullRequest};
+pub use source_control::{Branch, Check, CheckConclusion, CheckStatus, PullRequest};
 
 pub const SLUG: &str = "github";
 pub const SOURCE: &str = "/integration/github";
@@ -209,17 +209,7 @@ impl Operation for ReportCheck {
             (None, None) => return Err(InputError::at("", "sha or pullRequest is required")),
             _ => {}
         }
-        match (input.status, input.conclusion) {
-            (CheckStatus::Completed, None) => Err(InputError::at(
-                "conclusion",
-                "is required when status is completed",
-            )),
-            (CheckStatus::Queued | CheckStatus::InProgress, Some(_)) => Err(InputError::at(
-                "conclusion",
-                "is given only when status is completed",
-            )),
-            _ => Ok(()),
-        }
+        source_control::check_outcome(input.status, input.conclusion)
     }
 }
 
@@ -255,37 +245,6 @@ integration_kit::checked_string!(
         }
     }
 );
-
-/// The statuses a check run reports (GitHub's, those an App may set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStatus {
-    Queued,
-    InProgress,
-    Completed,
-}
-
-/// How a completed check ended (GitHub's conclusions an App may set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckConclusion {
-    ActionRequired,
-    Cancelled,
-    Failure,
-    Neutral,
-    Success,
-    Skipped,
-    TimedOut,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Check {
-    pub check_id: u64,
-    pub url: String,
-    /// `false` when an earlier report of the same check on the commit was updated.
-    pub created: bool,
-}
 
 /// `startWorkflow`: dispatches a workflow, then the run **waits** for GitHub's workflow run
 /// to finish: ended at once by its `workflow_run` webhook (routed to this app by a source of

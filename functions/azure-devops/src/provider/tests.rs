@@ -60,6 +60,38 @@ fn azure_devops(pulls: &Arc<Mutex<Vec<Value>>>, r: &Recorded) -> Reply {
             200,
             json!({"authenticatedUser": {"id": "u1", "providerDisplayName": "Build"}}),
         ),
+        ("POST", p)
+            if p == format!("{repo}/pullRequests/100/statuses")
+                || p.starts_with(&format!("{repo}/commits/")) && p.ends_with("/statuses") =>
+        {
+            let body = r.json();
+            let states = [
+                "pending",
+                "succeeded",
+                "failed",
+                "error",
+                "notApplicable",
+                "notSet",
+            ];
+            if !states.contains(&body["state"].as_str().unwrap_or_default())
+                || body["context"]["name"].as_str().is_none()
+            {
+                return error(
+                    400,
+                    "InvalidArgumentValueException",
+                    "TF400813: invalid status.",
+                );
+            }
+            let id = 1 + pulls.len() as u64;
+            let mut status = body.clone();
+            status["id"] = json!(id);
+            status["url"] = json!(format!(
+                "https://dev.azure.com/fabrikam/_apis/git/repositories/{REPO_ID}/pullRequests/100/statuses/{id}"
+            ));
+            // Kept in the fake's list so the test can read what was posted.
+            pulls.push(json!({"status": status.clone(), "path": p}));
+            Reply::json(201, status)
+        }
         ("GET", p) if p == repo => Reply::json(
             200,
             json!({"id": REPO_ID, "name": "svc-a", "defaultBranch": "refs/heads/main",
@@ -243,6 +275,60 @@ async fn usage_limits_are_rate_limits_with_their_delay() {
         e.failure.message
     );
     assert_no_secret(&e, &[PAT]);
+}
+
+#[tokio::test]
+async fn checks_are_pull_request_or_commit_statuses_named_by_genre_and_name() {
+    let (fake, posted) = fake().await;
+    let h = harness(&fake.base, PAT);
+    let report = |extra: Value| {
+        let mut input = json!({"organization": "fabrikam", "project": "Fabrikam-Fiber",
+                               "repository": "svc-a", "name": "deploy staging"});
+        for (k, v) in extra.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        input
+    };
+    let ran = Perform::<ReportCheck>::perform(
+        &AzureDevOps,
+        &h.call(),
+        &report(
+            json!({"pullRequest": 100, "status": "completed", "conclusion": "timed_out",
+                       "summary": "Deploy took too long", "detailsUrl": "https://ci.example/42"}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ran.output["checkId"], 1);
+    Perform::<ReportCheck>::perform(
+        &AzureDevOps,
+        &h.call(),
+        &report(
+            json!({"sha": "6dcb09b5b57875f334f61aebed695e2e4193db5e", "status": "in_progress"}),
+        ),
+    )
+    .await
+    .unwrap();
+    let posted = posted.lock().unwrap().clone();
+    assert_eq!(
+        posted[0]["status"],
+        json!({"id": 1, "url": posted[0]["status"]["url"], "state": "failed",
+               "context": {"genre": "integration-platform", "name": "deploy staging"},
+               "description": "Deploy took too long", "targetUrl": "https://ci.example/42"})
+    );
+    assert!(
+        posted[1]["path"]
+            .as_str()
+            .unwrap()
+            .contains("/commits/6dcb09b5")
+    );
+    assert_eq!(posted[1]["status"]["state"], "pending");
+    // The outcome rules are the shared ones.
+    let e = integration_kit::parse_input::<ReportCheck>(&report(
+        json!({"pullRequest": 1, "status": "completed"}),
+    ))
+    .unwrap_err();
+    assert_eq!(e.path, "conclusion");
 }
 
 /// Azure DevOps' documented answers for the kit's conformance suite.

@@ -2,6 +2,7 @@
 //! shapes whatever the vendor (the github and azure-devops apps): branch names as git
 //! allows them in a ref, and what an opened pull request's run keeps.
 
+use integration_kit::InputError;
 use serde::{Deserialize, Serialize};
 
 integration_kit::checked_string!(
@@ -39,6 +40,60 @@ pub struct PullRequest {
     /// The vendor's word: `open` (GitHub), `active` (Azure DevOps).
     pub state: String,
     /// `false` when the pull request existed already (a retried or repeated run).
+    pub created: bool,
+}
+
+/// Where a reported check stands (GitHub's check-run statuses an App may set; Azure DevOps
+/// maps them to `pending`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Queued,
+    InProgress,
+    Completed,
+}
+
+/// How a completed check ended (GitHub's conclusions an App may set; Azure DevOps maps them
+/// to `succeeded`, `failed` or `notApplicable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckConclusion {
+    ActionRequired,
+    Cancelled,
+    Failure,
+    Neutral,
+    Success,
+    Skipped,
+    TimedOut,
+}
+
+/// A conclusion is given exactly when the check is completed.
+pub fn check_outcome(
+    status: CheckStatus,
+    conclusion: Option<CheckConclusion>,
+) -> Result<(), InputError> {
+    match (status, conclusion) {
+        (CheckStatus::Completed, None) => Err(InputError::at(
+            "conclusion",
+            "is required when status is completed",
+        )),
+        (CheckStatus::Queued | CheckStatus::InProgress, Some(_)) => Err(InputError::at(
+            "conclusion",
+            "is given only when status is completed",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What a reported check's run keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// GitHub's check run id, Azure DevOps' status id.
+    pub check_id: u64,
+    pub url: String,
+    /// `false` when an earlier report of the same check was updated (GitHub); Azure DevOps
+    /// keeps every report, the latest of a name winning.
     pub created: bool,
 }
 
