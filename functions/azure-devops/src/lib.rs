@@ -2,8 +2,8 @@
 //! integration kit, with the same operation names as the github app: `getRepository`,
 //! `openPullRequest` (Azure DevOps has no idempotency keys: the active pull request of the
 //! same source and target is looked up first, and again after "already exists", so a
-//! repeated or retried run never opens a second one) and `reportCheck` (a pull request's or a
-//! commit's status). Provider: `azure-devops`
+//! repeated or retried run never opens a second one), `reportCheck` (a pull request's or a
+//! commit's status) and `commentOnPullRequest` (a thread, once per run). Provider: `azure-devops`
 //! ([`provider`]), with a personal access token.
 
 pub mod provider;
@@ -13,7 +13,9 @@ use domain::AuthScheme;
 use functions_runtime::FunctionApp;
 use integration_kit::{InputError, Operation, VendorApp};
 use serde::{Deserialize, Serialize};
-pub use source_control::{Branch, Check, CheckConclusion, CheckStatus, PullRequest};
+pub use source_control::{
+    Branch, Check, CheckConclusion, CheckStatus, Comment, CommentBody, PullRequest,
+};
 
 pub const SLUG: &str = "azure-devops";
 pub const SOURCE: &str = "/integration/azure-devops";
@@ -122,6 +124,27 @@ pub struct NewPullRequest {
     pub body: Option<String>,
     #[serde(default)]
     pub draft: bool,
+}
+
+/// `commentOnPullRequest`: a comment (a new thread) on a pull request, posted once per run
+/// (the comment carries a hidden marker with the run id; a retried run finds it).
+pub struct CommentOnPullRequest;
+
+impl Operation for CommentOnPullRequest {
+    const NAME: &'static str = "commentOnPullRequest";
+    type Input = NewComment;
+    type Output = Comment;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewComment {
+    pub organization: Name,
+    pub project: Name,
+    pub repository: Name,
+    /// The pull request's id.
+    pub number: std::num::NonZeroU64,
+    pub body: CommentBody,
 }
 
 /// `reportCheck`: a status on a pull request (or on a commit), named `genre/name` as Azure

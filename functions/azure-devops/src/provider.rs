@@ -24,8 +24,9 @@ use resilience::{CallError, Classifier, Safety, Verdict, classify_status};
 use serde_json::{Value, json};
 
 use crate::{
-    Check, CheckConclusion, CheckStatus, GetRepository, NewCheck, NewPullRequest, OpenPullRequest,
-    PullRequest, ReportCheck, Repository, RepositoryRef,
+    Check, CheckConclusion, CheckStatus, Comment, CommentOnPullRequest, GetRepository, NewCheck,
+    NewComment, NewPullRequest, OpenPullRequest, PullRequest, ReportCheck, Repository,
+    RepositoryRef,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://dev.azure.com";
@@ -73,6 +74,7 @@ impl Provider for AzureDevOps {
             .operation::<GetRepository>()
             .operation::<OpenPullRequest>()
             .operation::<ReportCheck>()
+            .operation::<CommentOnPullRequest>()
             .config::<AzureDevOpsConfig>();
     }
 }
@@ -142,6 +144,72 @@ impl Serves<OpenPullRequest> for AzureDevOps {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+#[async_trait]
+impl Serves<CommentOnPullRequest> for AzureDevOps {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &NewComment,
+    ) -> Result<Step<Comment>, CallError> {
+        let threads = format!(
+            "{}/pullRequests/{}/threads",
+            repo_path(&input.organization, &input.project, &input.repository),
+            input.number
+        );
+        let web = format!(
+            "{}/{}/{}/_git/{}/pullrequest/{}",
+            call.base_url(DEFAULT_BASE_URL),
+            input.organization,
+            input.project,
+            input.repository,
+            input.number
+        );
+        let url = |thread: u64| format!("{web}?discussionId={thread}");
+        let marker = call.idempotency_key.map(source_control::comment_marker);
+        // An earlier attempt of the run that posted before it failed is found, not repeated.
+        if let Some(marker) = &marker {
+            let listed = request(call, Method::GET, &threads, None, Safety::Safe).await?;
+            let listed = json_body(&listed.body)?;
+            let found = listed["value"].as_array().and_then(|threads| {
+                threads.iter().find(|t| {
+                    t["comments"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["content"].as_str().is_some_and(|b| b.contains(marker)))
+                    })
+                })
+            });
+            if let Some(id) = found.and_then(|t| t["id"].as_u64()) {
+                return Ok(Done::new(Comment {
+                    comment_id: id,
+                    url: url(id),
+                    created: false,
+                })
+                .into());
+            }
+        }
+        let content = match &marker {
+            Some(marker) => format!("{}\n\n{marker}", input.body),
+            None => input.body.to_string(),
+        };
+        // `commentType` 1 is text; `status` 1 an active thread.
+        let body = json!({
+            "comments": [{"parentCommentId": 0, "content": content, "commentType": 1}],
+            "status": 1,
+        });
+        let answer = request(call, Method::POST, &threads, Some(&body), Safety::Unsafe).await?;
+        let thread = json_body(&answer.body)?;
+        let id = thread["id"]
+            .as_u64()
+            .ok_or_else(|| malformed("the thread has no id"))?;
+        Ok(Done::new(Comment {
+            comment_id: id,
+            url: url(id),
+            created: true,
+        })
+        .into())
     }
 }
 

@@ -17,7 +17,9 @@ use domain::AuthScheme;
 use functions_runtime::FunctionApp;
 use integration_kit::{InputError, Operation, VendorApp};
 use serde::{Deserialize, Serialize};
-pub use source_control::{Branch, Check, CheckConclusion, CheckStatus, PullRequest};
+pub use source_control::{
+    Branch, Check, CheckConclusion, CheckStatus, Comment, CommentBody, PullRequest,
+};
 
 pub const SLUG: &str = "github";
 pub const SOURCE: &str = "/integration/github";
@@ -165,28 +167,6 @@ pub struct NewComment {
     /// The pull request's number.
     pub number: std::num::NonZeroU64,
     pub body: CommentBody,
-}
-
-integration_kit::checked_string!(
-    /// A comment of 1 to 60,000 characters (GitHub's limit is 65,536; room for the marker).
-    CommentBody,
-    |s| {
-        let n = s.chars().count();
-        if (1..=60_000).contains(&n) {
-            Ok(())
-        } else {
-            Err("must be 1 to 60000 characters".into())
-        }
-    }
-);
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Comment {
-    pub comment_id: u64,
-    pub url: String,
-    /// `false` when an earlier attempt of the run had posted it.
-    pub created: bool,
 }
 
 /// `reportCheck`: a check run on a commit (or a pull request's head), created, or updated when

@@ -182,9 +182,7 @@ impl Serves<CommentOnPullRequest> for GitHub {
         );
         // The run's marker, invisible in GitHub's rendering: an attempt of the run that
         // posted before it failed (a timeout after GitHub took it) is found, not repeated.
-        let marker = call
-            .idempotency_key
-            .map(|run| format!("<!-- integration-platform run {run} -->"));
+        let marker = call.idempotency_key.map(source_control::comment_marker);
         if let Some(marker) = &marker
             && let Some(found) = find_comment(call, &path, marker).await?
         {

@@ -92,6 +92,41 @@ fn azure_devops(pulls: &Arc<Mutex<Vec<Value>>>, r: &Recorded) -> Reply {
             pulls.push(json!({"status": status.clone(), "path": p}));
             Reply::json(201, status)
         }
+        ("GET", p) if p == format!("{repo}/pullRequests/100/threads") => {
+            let threads: Vec<Value> = pulls
+                .iter()
+                .filter(|t| t.get("comments").is_some())
+                .cloned()
+                .collect();
+            Reply::json(200, json!({"count": threads.len(), "value": threads}))
+        }
+        ("POST", p) if p == format!("{repo}/pullRequests/100/threads") => {
+            let body = r.json();
+            if body["comments"][0]["content"]
+                .as_str()
+                .is_none_or(str::is_empty)
+            {
+                return error(
+                    400,
+                    "InvalidArgumentValueException",
+                    "TF400813: no content.",
+                );
+            }
+            let id = 500 + pulls.len() as u64;
+            let thread = json!({"id": id, "status": "active",
+                "comments": [{"id": 1, "content": body["comments"][0]["content"], "commentType": "text"}]});
+            pulls.push(thread.clone());
+            // The first post of a test that asks for it: kept, but the answer is lost.
+            if body["comments"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("lose-answer")
+                && pulls.len() == 1
+            {
+                return error(503, "ServiceUnavailableException", "TF400898: unavailable.");
+            }
+            Reply::json(200, thread)
+        }
         ("GET", p) if p == repo => Reply::json(
             200,
             json!({"id": REPO_ID, "name": "svc-a", "defaultBranch": "refs/heads/main",
@@ -329,6 +364,38 @@ async fn checks_are_pull_request_or_commit_statuses_named_by_genre_and_name() {
     ))
     .unwrap_err();
     assert_eq!(e.path, "conclusion");
+}
+
+#[tokio::test]
+async fn a_run_comments_once_even_when_the_answer_was_lost() {
+    let (fake, threads) = fake().await;
+    let h = harness(&fake.base, PAT);
+    let input = json!({"organization": "fabrikam", "project": "Fabrikam-Fiber", "repository": "svc-a",
+                       "number": 100, "body": "Deployed; lose-answer"});
+    let e = Perform::<CommentOnPullRequest>::perform(&AzureDevOps, &h.call(), &input)
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), FailureClassification::Transient);
+    let found = Perform::<CommentOnPullRequest>::perform(&AzureDevOps, &h.call(), &input)
+        .await
+        .unwrap();
+    assert_eq!(found.output["created"], false);
+    assert_eq!(found.output["commentId"], 500);
+    assert_eq!(
+        found.output["url"],
+        format!(
+            "{}/fabrikam/Fabrikam-Fiber/_git/svc-a/pullrequest/100?discussionId=500",
+            fake.base
+        )
+    );
+    assert_eq!(threads.lock().unwrap().len(), 1, "one thread");
+    let content = threads.lock().unwrap()[0]["comments"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(content.contains(&source_control::comment_marker(
+        h.idempotency_key.as_deref().unwrap()
+    )));
 }
 
 /// Azure DevOps' documented answers for the kit's conformance suite.

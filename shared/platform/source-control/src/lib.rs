@@ -43,6 +43,38 @@ pub struct PullRequest {
     pub created: bool,
 }
 
+integration_kit::checked_string!(
+    /// A comment of 1 to 60,000 characters (GitHub takes 65,536 and Azure DevOps more; room
+    /// is left for the run's marker).
+    CommentBody,
+    |s| {
+        let n = s.chars().count();
+        if (1..=60_000).contains(&n) {
+            Ok(())
+        } else {
+            Err("must be 1 to 60000 characters".into())
+        }
+    }
+);
+
+/// The hidden marker a comment of run `run` carries, so that an attempt of the run finds a
+/// comment an earlier attempt posted (neither vendor has idempotency keys). Invisible in
+/// both vendors' Markdown.
+pub fn comment_marker(run: &str) -> String {
+    format!("<!-- integration-platform run {run} -->")
+}
+
+/// What a comment's run keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comment {
+    /// GitHub's comment id, Azure DevOps' thread id.
+    pub comment_id: u64,
+    pub url: String,
+    /// `false` when an earlier attempt of the run had posted it.
+    pub created: bool,
+}
+
 /// Where a reported check stands (GitHub's check-run statuses an App may set; Azure DevOps
 /// maps them to `pending`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
