@@ -117,9 +117,6 @@ impl Serves<OpenPullRequest> for AzureDevOps {
         call: &ProviderCall<'_>,
         input: &NewPullRequest,
     ) -> Result<Step<PullRequest>, CallError> {
-        if let Some(open) = find_active(call, input).await? {
-            return Ok(Done::new(open).into());
-        }
         let path = format!(
             "{}/pullrequests",
             repo_path(&input.organization, &input.project, &input.repository)
@@ -133,17 +130,18 @@ impl Serves<OpenPullRequest> for AzureDevOps {
         if let Some(text) = &input.body {
             body["description"] = json!(text);
         }
-        match request(call, Method::POST, &path, Some(&body), Safety::Unsafe).await {
-            Ok(answer) => Ok(Done::new(pull_request(&json_body(&answer.body)?, true)?).into()),
-            // Opened meanwhile (a concurrent duplicate of the run): that one is the answer.
-            Err(e) if e.failure.vendor_code.as_deref() == Some("GitPullRequestExistsException") => {
-                match find_active(call, input).await? {
-                    Some(open) => Ok(Done::new(open).into()),
-                    None => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        let opened = source_control::open_once(
+            || find_active(call, input),
+            || async {
+                let answer =
+                    request(call, Method::POST, &path, Some(&body), Safety::Unsafe).await?;
+                pull_request(&json_body(&answer.body)?, true)
+            },
+            // TF401179: an active pull request for the source and target exists.
+            |e| e.failure.vendor_code.as_deref() == Some("GitPullRequestExistsException"),
+        )
+        .await?;
+        Ok(Done::new(opened).into())
     }
 }
 
@@ -168,48 +166,46 @@ impl Serves<CommentOnPullRequest> for AzureDevOps {
             input.number
         );
         let url = |thread: u64| format!("{web}?discussionId={thread}");
-        let marker = call.idempotency_key.map(source_control::comment_marker);
-        // An earlier attempt of the run that posted before it failed is found, not repeated.
-        if let Some(marker) = &marker {
-            let listed = request(call, Method::GET, &threads, None, Safety::Safe).await?;
-            let listed = json_body(&listed.body)?;
-            let found = listed["value"].as_array().and_then(|threads| {
-                threads.iter().find(|t| {
-                    t["comments"].as_array().is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["content"].as_str().is_some_and(|b| b.contains(marker)))
-                    })
-                })
-            });
-            if let Some(id) = found.and_then(|t| t["id"].as_u64()) {
-                return Ok(Done::new(Comment {
-                    comment_id: id,
-                    url: url(id),
-                    created: false,
-                })
-                .into());
-            }
-        }
-        let content = match &marker {
-            Some(marker) => format!("{}\n\n{marker}", input.body),
-            None => input.body.to_string(),
-        };
-        // `commentType` 1 is text; `status` 1 an active thread.
-        let body = json!({
-            "comments": [{"parentCommentId": 0, "content": content, "commentType": 1}],
-            "status": 1,
-        });
-        let answer = request(call, Method::POST, &threads, Some(&body), Safety::Unsafe).await?;
-        let thread = json_body(&answer.body)?;
-        let id = thread["id"]
-            .as_u64()
-            .ok_or_else(|| malformed("the thread has no id"))?;
-        Ok(Done::new(Comment {
+        let comment = |id: u64, created| Comment {
             comment_id: id,
             url: url(id),
-            created: true,
-        })
-        .into())
+            created,
+        };
+        let (threads, comment) = (&threads, &comment);
+        let posted = source_control::comment_once(
+            call.idempotency_key,
+            &input.body,
+            |marker| async move {
+                let listed = request(call, Method::GET, threads, None, Safety::Safe).await?;
+                let listed = json_body(&listed.body)?;
+                let found = listed["value"].as_array().and_then(|threads| {
+                    threads.iter().find(|t| {
+                        t["comments"].as_array().is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c["content"].as_str().is_some_and(|b| b.contains(&marker)))
+                        })
+                    })
+                });
+                Ok(found
+                    .and_then(|t| t["id"].as_u64())
+                    .map(|id| comment(id, false)))
+            },
+            |content| async move {
+                // `commentType` 1 is text; `status` 1 an active thread.
+                let body = json!({
+                    "comments": [{"parentCommentId": 0, "content": content, "commentType": 1}],
+                    "status": 1,
+                });
+                let answer =
+                    request(call, Method::POST, threads, Some(&body), Safety::Unsafe).await?;
+                let id = json_body(&answer.body)?["id"]
+                    .as_u64()
+                    .ok_or_else(|| malformed("the thread has no id"))?;
+                Ok(comment(id, true))
+            },
+        )
+        .await?;
+        Ok(Done::new(posted).into())
     }
 }
 

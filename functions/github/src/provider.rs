@@ -138,10 +138,6 @@ impl Serves<OpenPullRequest> for GitHub {
         call: &ProviderCall<'_>,
         input: &NewPullRequest,
     ) -> Result<Step<PullRequest>, CallError> {
-        // A retried or repeated run finds what the first one opened.
-        if let Some(open) = find_open(call, input).await? {
-            return Ok(Done::new(open).into());
-        }
         let path = format!("/repos/{}/{}/pulls", input.owner, input.repository);
         let mut body = json!({
             "title": input.title.as_str(),
@@ -152,20 +148,17 @@ impl Serves<OpenPullRequest> for GitHub {
         if let Some(text) = &input.body {
             body["body"] = json!(text);
         }
-        match request(call, Method::POST, &path, Some(&body), Safety::Unsafe).await {
-            Ok(answer) => {
-                let pr = json_body(&answer.body, "the pull request")?;
-                Ok(Done::new(pull_request(&pr, true)?).into())
-            }
-            // Opened meanwhile (a concurrent duplicate of the run): that one is the answer.
-            Err(e) if e.failure.vendor_status == Some(422) && already_exists(&e) => {
-                match find_open(call, input).await? {
-                    Some(open) => Ok(Done::new(open).into()),
-                    None => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        let opened = source_control::open_once(
+            || find_open(call, input),
+            || async {
+                let answer =
+                    request(call, Method::POST, &path, Some(&body), Safety::Unsafe).await?;
+                pull_request(&json_body(&answer.body, "the pull request")?, true)
+            },
+            |e| e.failure.vendor_status == Some(422) && already_exists(e),
+        )
+        .await?;
+        Ok(Done::new(opened).into())
     }
 }
 
@@ -180,28 +173,25 @@ impl Serves<CommentOnPullRequest> for GitHub {
             "/repos/{}/{}/issues/{}/comments",
             input.owner, input.repository, input.number
         );
-        // The run's marker, invisible in GitHub's rendering: an attempt of the run that
-        // posted before it failed (a timeout after GitHub took it) is found, not repeated.
-        let marker = call.idempotency_key.map(source_control::comment_marker);
-        if let Some(marker) = &marker
-            && let Some(found) = find_comment(call, &path, marker).await?
-        {
-            return Ok(Done::new(found).into());
-        }
-        let body = match &marker {
-            Some(marker) => format!("{}\n\n{marker}", input.body),
-            None => input.body.to_string(),
-        };
-        let answer = request(
-            call,
-            Method::POST,
-            &path,
-            Some(&json!({"body": body})),
-            Safety::Unsafe,
+        let path = &path;
+        let posted = source_control::comment_once(
+            call.idempotency_key,
+            &input.body,
+            |marker| async move { find_comment(call, path, &marker).await },
+            |body| async move {
+                let answer = request(
+                    call,
+                    Method::POST,
+                    path,
+                    Some(&json!({"body": body})),
+                    Safety::Unsafe,
+                )
+                .await?;
+                comment(&json_body(&answer.body, "the comment")?, true)
+            },
         )
         .await?;
-        let posted = json_body(&answer.body, "the comment")?;
-        Ok(Done::new(comment(&posted, true)?).into())
+        Ok(Done::new(posted).into())
     }
 }
 

@@ -2,8 +2,60 @@
 //! shapes whatever the vendor (the github and azure-devops apps): branch names as git
 //! allows them in a ref, and what an opened pull request's run keeps.
 
+use std::future::Future;
+
 use integration_kit::InputError;
+use resilience::CallError;
 use serde::{Deserialize, Serialize};
+
+/// Opens a pull request once (neither vendor has idempotency keys): the open one `find`
+/// answers, else `create`'s; when the vendor says one exists already (`exists`: a concurrent
+/// duplicate of the run opened it in between), `find` again.
+pub async fn open_once<F, FFut, C, CFut>(
+    find: F,
+    create: C,
+    exists: impl Fn(&CallError) -> bool,
+) -> Result<PullRequest, CallError>
+where
+    F: Fn() -> FFut,
+    FFut: Future<Output = Result<Option<PullRequest>, CallError>>,
+    C: FnOnce() -> CFut,
+    CFut: Future<Output = Result<PullRequest, CallError>>,
+{
+    if let Some(open) = find().await? {
+        return Ok(open);
+    }
+    match create().await {
+        Ok(created) => Ok(created),
+        Err(e) if exists(&e) => find().await?.ok_or(e),
+        Err(e) => Err(e),
+    }
+}
+
+/// Comments once per run: `body` carries the run's [`comment_marker`], and an attempt of
+/// the run first looks (`find`, given the marker) for the comment an earlier attempt posted
+/// before it failed (a timeout after the vendor took it); else `post` sends the marked text.
+/// Outside a run (`run` is `None`) the comment is simply posted.
+pub async fn comment_once<F, FFut, P, PFut>(
+    run: Option<&str>,
+    body: &str,
+    find: F,
+    post: P,
+) -> Result<Comment, CallError>
+where
+    F: FnOnce(String) -> FFut,
+    FFut: Future<Output = Result<Option<Comment>, CallError>>,
+    P: FnOnce(String) -> PFut,
+    PFut: Future<Output = Result<Comment, CallError>>,
+{
+    let Some(marker) = run.map(comment_marker) else {
+        return post(body.to_owned()).await;
+    };
+    if let Some(found) = find(marker.clone()).await? {
+        return Ok(found);
+    }
+    post(format!("{body}\n\n{marker}")).await
+}
 
 integration_kit::checked_string!(
     /// A branch name (without `refs/heads/`) as git allows it in a ref: no spaces, `..`,
