@@ -24,7 +24,7 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use domain::{ConnectionConfig, CredentialKind, FailureClassification, RunId};
+use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use integration_kit::{InputError, Provider, ProviderCall, acs, call_failed, malformed};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode, Url};
@@ -115,13 +115,9 @@ pub fn repeatability(idempotency_key: Option<&str>, to: &str) -> (String, System
     bytes[6] = (bytes[6] & 0x0f) | 0x80; // version 8: custom
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
     let id = uuid::Uuid::from_bytes(bytes).hyphenated().to_string();
-    let first_sent = RunId::parse(key)
-        .ok()
-        .and_then(|run| run.as_uuid().get_timestamp())
-        .map(|ts| {
-            let (secs, _) = ts.to_unix();
-            SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
-        })
+    let first_sent = integration_kit::run_created_at(key)
+        .and_then(|t| u64::try_from(t.timestamp()).ok())
+        .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
         .unwrap_or_else(SystemTime::now);
     (id, first_sent)
 }

@@ -99,9 +99,7 @@ impl<'a> ProviderCall<'a> {
     /// Unix time in milliseconds): where a vendor without idempotency keys can start looking
     /// for what an earlier attempt of the run did. `None` outside a run.
     pub fn run_created_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        let run = domain::RunId::parse(self.idempotency_key?).ok()?;
-        let (secs, nanos) = run.as_uuid().get_timestamp()?.to_unix();
-        chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+        run_created_at(self.idempotency_key?)
     }
 
     /// The vendor's origin: the connection's `baseUrl` (a member the kit knows: checked
@@ -115,6 +113,14 @@ impl<'a> ProviderCall<'a> {
             .trim_end_matches('/')
             .to_owned()
     }
+}
+
+/// When run `run_id` was created: run ids are UUIDv7, their first 48 bits the Unix time in
+/// milliseconds. `None` for anything else.
+pub fn run_created_at(run_id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let run = domain::RunId::parse(run_id).ok()?;
+    let (secs, nanos) = run.as_uuid().get_timestamp()?.to_unix();
+    chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
 }
 
 /// `s` as one value of a URL query (RFC 3986 unreserved characters kept, every other byte
