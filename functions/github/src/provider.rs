@@ -598,19 +598,29 @@ async fn send(
     let answers = Answers::new(call, &bearer);
     call.pipeline
         .send(call.call(safety, &answers), || {
-            let mut builder = call
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(bearer.expose_secret())
-                .header(ACCEPT, "application/vnd.github+json")
-                .header("x-github-api-version", API_VERSION)
-                .header(USER_AGENT, AGENT);
+            let mut builder = github_request(call, method.clone(), &url, &bearer);
             if let Some(body) = body {
                 builder = builder.json(body);
             }
             builder
         })
         .await
+}
+
+/// A request as GitHub asks every client to send it: the bearer, its media type, the pinned
+/// API version and a user agent.
+fn github_request(
+    call: &ProviderCall<'_>,
+    method: Method,
+    url: &str,
+    bearer: &SecretString,
+) -> reqwest::RequestBuilder {
+    call.http
+        .request(method, url)
+        .bearer_auth(bearer.expose_secret())
+        .header(ACCEPT, "application/vnd.github+json")
+        .header("x-github-api-version", API_VERSION)
+        .header(USER_AGENT, AGENT)
 }
 
 /// The token a call is authenticated with: the installation token of a GitHub App
@@ -648,12 +658,7 @@ async fn installation_token(call: &ProviderCall<'_>) -> Result<AccessToken, Call
     let answer = call
         .pipeline
         .send(call.call(Safety::Safe, &answers), || {
-            call.http
-                .post(&url)
-                .bearer_auth(jwt.expose_secret())
-                .header(ACCEPT, "application/vnd.github+json")
-                .header("x-github-api-version", API_VERSION)
-                .header(USER_AGENT, AGENT)
+            github_request(call, Method::POST, &url, &jwt)
         })
         .await?;
     let token: Value = json_body(&answer.body, "the installation token")?;
