@@ -61,8 +61,8 @@
 //!    build, CATALOGUE) }` with `build` = `VendorApp::new(SLUG, "/integration/<slug>")
 //!    .failover(…).provider(Fake).provider(Vendor).build(ctx)` (it reads and checks the
 //!    kit's settings: a bad one stops start-up naming it); then the app joins the one
-//!    app list, `platform_apps!(…)` in `shared/platform/platform-apps` (and that crate's
-//!    dependencies): the runner, packaging, the one handler binary, the Bicep checks and the
+//!    app list: `<crate>::registration` in `platform_apps!(…)` of
+//!    `shared/platform/platform-apps` (and that crate's dependencies): the runner, packaging, the one handler binary, the Bicep checks and the
 //!    registry's catalogue read it.
 //! 6. Tests: the provider against a faithful fake over real HTTP ([`testing::FakeVendor`],
 //!    [`testing::Harness`]) and the conformance suite ([`testing::conformance`]: success,
