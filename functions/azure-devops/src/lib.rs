@@ -3,8 +3,11 @@
 //! `openPullRequest` (Azure DevOps has no idempotency keys: the active pull request of the
 //! same source and target is looked up first, and again after "already exists", so a
 //! repeated or retried run never opens a second one), `reportCheck` (a pull request's or a
-//! commit's status) and `commentOnPullRequest` (a thread, once per run). Provider: `azure-devops`
-//! ([`provider`]), with a personal access token.
+//! commit's status), `commentOnPullRequest` (a thread, once per run), `startPipeline` (the
+//! run waits until the pipeline run finishes: ended by the `run-state-changed` service hook
+//! routed to this app, else by looking again on a schedule) and `getPipelineRun`. Provider:
+//! `azure-devops` ([`provider`]), with a personal access token or an Entra ID service
+//! principal (client credentials).
 
 pub mod provider;
 
@@ -27,7 +30,12 @@ pub const CATALOGUE: &[CatalogueEntry] = &[CatalogueEntry::retested(
     domain::ProviderCategory::SourceControl,
     AuthScheme::Basic,
     "https://dev.azure.com",
-)];
+)
+.with_clients(&[app_context::ApiClientEntry {
+    name: "rest",
+    version: "7.1.0",
+    base_url: "https://dev.azure.com",
+}])];
 
 pub fn registration() -> AppRegistration {
     integration_kit::registration(SLUG, build, CATALOGUE)
@@ -219,3 +227,73 @@ integration_kit::checked_string!(
         }
     }
 );
+
+/// `startPipeline`: runs a pipeline on a branch, then the run **waits** for the pipeline
+/// run to finish: ended at once by the `ms.vss-pipelines.run-state-changed-event` service
+/// hook (routed to this app by a source of the connection), else by looking again on a
+/// schedule; past the maximum wait (six hours, or the app's `RUN_MAX_WAIT_SECONDS`) the run
+/// fails with `timeout`.
+pub struct StartPipeline;
+
+impl Operation for StartPipeline {
+    const NAME: &'static str = "startPipeline";
+    type Input = NewPipelineRun;
+    type Output = PipelineRun;
+
+    fn check(input: &NewPipelineRun) -> Result<(), InputError> {
+        if input.inputs.len() > 100 {
+            return Err(InputError::at("inputs", "at most 100 template parameters"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewPipelineRun {
+    pub organization: Name,
+    pub project: Name,
+    pub pipeline_id: std::num::NonZeroU64,
+    /// The branch the pipeline runs on (its `self` repository's `refName`).
+    #[serde(rename = "ref")]
+    pub git_ref: Branch,
+    /// The pipeline's template parameters.
+    #[serde(default)]
+    pub inputs: std::collections::BTreeMap<String, String>,
+}
+
+/// `getPipelineRun`: where a pipeline run stands.
+pub struct GetPipelineRun;
+
+impl Operation for GetPipelineRun {
+    const NAME: &'static str = "getPipelineRun";
+    type Input = PipelineRunRef;
+    type Output = PipelineRun;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineRunRef {
+    pub organization: Name,
+    pub project: Name,
+    pub pipeline_id: std::num::NonZeroU64,
+    pub run_id: std::num::NonZeroU64,
+}
+
+/// A pipeline run as a run keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineRun {
+    pub run_id: u64,
+    pub pipeline_id: u64,
+    /// Its page (`_links.web.href`).
+    pub url: String,
+    /// `unknown`, `inProgress`, `canceling`, `completed`.
+    pub state: String,
+    /// Once completed: `succeeded`, `failed`, `canceled`, `unknown`.
+    pub result: Option<String>,
+    pub created_date: Option<String>,
+    pub finished_date: Option<String>,
+    /// From its creation to its end, once completed.
+    pub duration_ms: Option<u64>,
+}

@@ -1,8 +1,15 @@
 //! The `azure-devops` provider: Azure DevOps Services REST API, version `7.1` (pinned with
 //! `api-version` on every call), at `https://dev.azure.com` or the connection's `baseUrl`.
 //!
-//! Credential: `apiKey` (`{apiKey}`), a personal access token, sent as HTTP Basic with an
-//! empty user name, as Azure DevOps documents.
+//! Credentials:
+//! - `apiKey` (`{apiKey}`): a personal access token, sent as HTTP Basic with an empty user
+//!   name, as Azure DevOps documents.
+//! - `oauth2ClientCredentials` (`{clientId, clientSecret, tokenUrl, scope?}`): an Entra ID
+//!   service principal added to the organisation; its token (scope
+//!   `499b84ac-1321-427f-aa17-267ca6975798/.default`, Azure DevOps' resource, unless the
+//!   credential names another) comes from the kit's token cache, one fetch for all
+//!   concurrent callers, and is dropped and fetched again once when Azure DevOps answers
+//!   401 with it.
 //!
 //! Answers: Azure DevOps' error body (`typeKey`, `message`) goes into the failure, redacted;
 //! a 429 (`TF400733`, usage exceeded) is a rate limit, and `Retry-After` or
@@ -11,6 +18,14 @@
 //! success. Azure DevOps has no idempotency keys: `openPullRequest` looks for the active pull
 //! request of the same source and target before it creates one, and again when Azure DevOps
 //! says one exists already (`TF401179`).
+//!
+//! Pipelines (`_apis/pipelines`, the Runs API): `startPipeline` runs one on a branch (its
+//! `self` repository's `refName`, the inputs as template parameters) and waits; the
+//! pipeline run is looked at again on a schedule that backs off
+//! ([`source_control::next_look`]) unless the `ms.vss-pipelines.run-state-changed-event`
+//! service hook (publisher `pipelines`) says it completed first ([`Provider::webhook`]; the
+//! wait is correlated by `{pipelineId}/{runId}`). A run's duration is from its
+//! `createdDate` to its `finishedDate`.
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -24,14 +39,21 @@ use resilience::{CallError, Classifier, Safety, Verdict, classify_status};
 use serde_json::{Value, json};
 
 use crate::{
-    Check, CheckConclusion, CheckStatus, Comment, CommentOnPullRequest, GetRepository, NewCheck,
-    NewComment, NewPullRequest, OpenPullRequest, PullRequest, ReportCheck, Repository,
-    RepositoryRef,
+    Check, CheckConclusion, CheckStatus, Comment, CommentOnPullRequest, GetPipelineRun,
+    GetRepository, NewCheck, NewComment, NewPipelineRun, NewPullRequest, OpenPullRequest,
+    PipelineRun, PipelineRunRef, PullRequest, ReportCheck, Repository, RepositoryRef,
+    StartPipeline,
 };
+use integration_kit::{VendorWebhook, Wait, WebhookEffect};
+use secrecy::{ExposeSecret as _, SecretString};
 
 pub const DEFAULT_BASE_URL: &str = "https://dev.azure.com";
 /// The REST API version every call pins.
 pub const API_VERSION: &str = "7.1";
+/// The scope of an Entra ID token for Azure DevOps (its resource id's `.default`).
+pub const ENTRA_SCOPE: &str = "499b84ac-1321-427f-aa17-267ca6975798/.default";
+/// The service hook event of a pipeline run's state changes.
+pub const RUN_STATE_CHANGED: &str = "ms.vss-pipelines.run-state-changed-event";
 
 pub struct AzureDevOps;
 
@@ -52,7 +74,10 @@ impl Provider for AzureDevOps {
     }
 
     fn credential_kinds(&self) -> &'static [CredentialKind] {
-        &[CredentialKind::ApiKey]
+        &[
+            CredentialKind::ApiKey,
+            CredentialKind::Oauth2ClientCredentials,
+        ]
     }
 
     /// The connection's identity (`_apis/connectionData`), which any valid token may read
@@ -69,14 +94,175 @@ impl Provider for AzureDevOps {
         json_body(&answer.body).map(drop)
     }
 
+    /// `ms.vss-pipelines.run-state-changed-event` deliveries whose run is `completed` end
+    /// the run waiting on that pipeline run at once; other events mean nothing here.
+    fn webhook(&self, webhook: &VendorWebhook<'_>) -> Result<Vec<WebhookEffect>, String> {
+        if webhook.event_type != Some(RUN_STATE_CHANGED) {
+            return Ok(Vec::new());
+        }
+        let body: Value =
+            serde_json::from_slice(webhook.body).map_err(|e| format!("not JSON: {e}"))?;
+        let resource = &body["resource"];
+        if resource["run"]["state"].as_str() != Some("completed") {
+            return Ok(Vec::new());
+        }
+        let pipeline = resource["pipeline"]["id"]
+            .as_u64()
+            .or_else(|| resource["run"]["pipeline"]["id"].as_u64())
+            .ok_or("the event names no pipeline")?;
+        let run = pipeline_run(&resource["run"], pipeline)
+            .map_err(|e| format!("an unreadable run: {}", e.failure.message))?;
+        Ok(vec![WebhookEffect::completed::<StartPipeline>(
+            correlation(pipeline, run.run_id),
+            Done::new(run),
+        )])
+    }
+
     fn serves(served: &mut Served<Self>) {
         served
             .operation::<GetRepository>()
             .operation::<OpenPullRequest>()
             .operation::<ReportCheck>()
             .operation::<CommentOnPullRequest>()
+            .operation::<StartPipeline>()
+            .operation::<GetPipelineRun>()
             .config::<AzureDevOpsConfig>();
     }
+}
+
+/// What a waiting `startPipeline` run is found by: pipeline and run ids (run ids are
+/// numbered per organisation; the pipeline's id makes two organisations' alike unlikely).
+fn correlation(pipeline: u64, run: u64) -> String {
+    format!("{pipeline}/{run}")
+}
+
+fn runs_path(organization: &str, project: &str, pipeline: u64) -> String {
+    format!("/{organization}/{project}/_apis/pipelines/{pipeline}/runs")
+}
+
+#[async_trait]
+impl Serves<StartPipeline> for AzureDevOps {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &NewPipelineRun,
+    ) -> Result<Step<PipelineRun>, CallError> {
+        let pipeline = input.pipeline_id.get();
+        let ref_name = if input.git_ref.starts_with("refs/") {
+            input.git_ref.to_string()
+        } else {
+            format!("refs/heads/{}", input.git_ref)
+        };
+        let mut body = json!({"resources": {"repositories": {"self": {"refName": ref_name}}}});
+        if !input.inputs.is_empty() {
+            body["templateParameters"] = json!(input.inputs);
+        }
+        let path = runs_path(&input.organization, &input.project, pipeline);
+        let answer = request(call, Method::POST, &path, Some(&body), Safety::Unsafe).await?;
+        let run = pipeline_run(&json_body(&answer.body)?, pipeline)?;
+        if run.state == "completed" {
+            return Ok(Done::new(run).into());
+        }
+        Ok(Wait::after(
+            source_control::FIRST_LOOK,
+            json!({"runId": run.run_id, "looks": 0}),
+        )
+        .progress(json!({"runId": run.run_id, "pipelineId": pipeline, "url": run.url}))
+        .correlate(correlation(pipeline, run.run_id))
+        .into())
+    }
+
+    /// Looks at the pipeline run; not finished, it looks again later
+    /// ([`source_control::next_look`]).
+    async fn resume(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &NewPipelineRun,
+        state: &Value,
+    ) -> Result<Step<PipelineRun>, CallError> {
+        let run_id = state["runId"]
+            .as_u64()
+            .ok_or_else(|| malformed("the waiting state has no runId"))?;
+        let pipeline = input.pipeline_id.get();
+        let run = get_run(call, &input.organization, &input.project, pipeline, run_id).await?;
+        if run.state == "completed" {
+            return Ok(Done::new(run).into());
+        }
+        let looks = state["looks"].as_u64().unwrap_or(0) + 1;
+        Ok(Wait::after(
+            source_control::next_look(looks),
+            json!({"runId": run_id, "looks": looks}),
+        )
+        .progress(
+            json!({"runId": run_id, "pipelineId": pipeline, "url": run.url, "state": run.state}),
+        )
+        .into())
+    }
+}
+
+#[async_trait]
+impl Serves<GetPipelineRun> for AzureDevOps {
+    async fn execute(
+        &self,
+        call: &ProviderCall<'_>,
+        input: &PipelineRunRef,
+    ) -> Result<Step<PipelineRun>, CallError> {
+        let run = get_run(
+            call,
+            &input.organization,
+            &input.project,
+            input.pipeline_id.get(),
+            input.run_id.get(),
+        )
+        .await?;
+        Ok(Done::new(run).into())
+    }
+}
+
+async fn get_run(
+    call: &ProviderCall<'_>,
+    organization: &str,
+    project: &str,
+    pipeline: u64,
+    run: u64,
+) -> Result<PipelineRun, CallError> {
+    let path = format!("{}/{run}", runs_path(organization, project, pipeline));
+    let answer = request(call, Method::GET, &path, None, Safety::Safe).await?;
+    pipeline_run(&json_body(&answer.body)?, pipeline)
+}
+
+/// A pipeline run in Azure DevOps' shape (the Runs API's `Run`, a service hook's
+/// `resource.run`).
+fn pipeline_run(run: &Value, pipeline: u64) -> Result<PipelineRun, CallError> {
+    let time = |field: &str| {
+        run[field]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let read = || {
+        let state = run["state"].as_str()?.to_owned();
+        let duration_ms = match (state.as_str(), time("createdDate"), time("finishedDate")) {
+            ("completed", Some(start), Some(end)) => {
+                u64::try_from((end - start).num_milliseconds()).ok()
+            }
+            _ => None,
+        };
+        let url = run["_links"]["web"]["href"]
+            .as_str()
+            .or_else(|| run["url"].as_str())?
+            .to_owned();
+        Some(PipelineRun {
+            run_id: run["id"].as_u64()?,
+            pipeline_id: run["pipeline"]["id"].as_u64().unwrap_or(pipeline),
+            url,
+            result: run["result"].as_str().map(str::to_owned),
+            created_date: run["createdDate"].as_str().map(str::to_owned),
+            finished_date: run["finishedDate"].as_str().map(str::to_owned),
+            state,
+            duration_ms,
+        })
+    };
+    read().ok_or_else(|| malformed("the pipeline run lacks a field"))
 }
 
 fn repo_path(organization: &str, project: &str, repository: &str) -> String {
@@ -307,7 +493,9 @@ fn json_body(body: &[u8]) -> Result<Value, CallError> {
     })
 }
 
-/// One REST call with the connection's token, `api-version` pinned.
+/// One REST call with the connection's credential, `api-version` pinned. An Entra ID token
+/// Azure DevOps refuses (401: expired early, or the principal's access changed) is dropped
+/// and fetched again, once.
 async fn request(
     call: &ProviderCall<'_>,
     method: Method,
@@ -315,22 +503,50 @@ async fn request(
     body: Option<&Value>,
     safety: Safety,
 ) -> Result<resilience::VendorResponse, CallError> {
-    let pat = call.secret("apiKey")?;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!(":{pat}"));
+    let first = send(call, &method, path, body, safety).await;
+    match first {
+        Err(e)
+            if e.failure.vendor_status == Some(401)
+                && call.credential.kind() == CredentialKind::Oauth2ClientCredentials =>
+        {
+            call.drop_access_token().await;
+            send(call, &method, path, body, safety).await
+        }
+        other => other,
+    }
+}
+
+async fn send(
+    call: &ProviderCall<'_>,
+    method: &Method,
+    path: &str,
+    body: Option<&Value>,
+    safety: Safety,
+) -> Result<resilience::VendorResponse, CallError> {
+    let authorization = authorization(call).await?;
     let separator = if path.contains('?') { '&' } else { '?' };
     let url = format!(
         "{}{path}{separator}api-version={API_VERSION}",
         call.base_url(DEFAULT_BASE_URL)
     );
-    let answers = Answers {
-        secrets: vec![pat, basic.as_str()],
-    };
+    // The credential's fields and the token as sent, should the answer echo one.
+    let mut secrets: Vec<&str> = call.credential.values().collect();
+    secrets.extend(
+        authorization
+            .expose_secret()
+            .split_once(' ')
+            .map(|(_, t)| t),
+    );
+    let answers = Answers { secrets };
     call.pipeline
         .send(call.call(safety, &answers), || {
             let mut builder = call
                 .http
                 .request(method.clone(), &url)
-                .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    authorization.expose_secret(),
+                )
                 .header(ACCEPT, "application/json");
             if let Some(body) = body {
                 builder = builder.json(body);
@@ -338,6 +554,21 @@ async fn request(
             builder
         })
         .await
+}
+
+/// The `Authorization` value: the PAT as basic with an empty user, or an Entra ID bearer.
+async fn authorization(call: &ProviderCall<'_>) -> Result<SecretString, CallError> {
+    Ok(SecretString::from(match call.credential.kind() {
+        CredentialKind::Oauth2ClientCredentials => {
+            let token = call.client_credentials_token(ENTRA_SCOPE).await?;
+            format!("Bearer {}", token.token.expose_secret())
+        }
+        _ => format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!(":{}", call.secret("apiKey")?))
+        ),
+    }))
 }
 
 /// Azure DevOps' answers: the status decides; `TF400733` is a rate limit whatever the
@@ -373,3 +604,6 @@ impl Classifier for Answers<'_> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod pipeline_tests;

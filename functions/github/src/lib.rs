@@ -31,7 +31,13 @@ pub const CATALOGUE: &[CatalogueEntry] = &[CatalogueEntry::retested(
     domain::ProviderCategory::SourceControl,
     AuthScheme::GithubApp,
     "https://api.github.com",
-)];
+)
+// The REST API version every call pins (`X-GitHub-Api-Version: 2022-11-28`).
+.with_clients(&[app_context::ApiClientEntry {
+    name: "rest",
+    version: "2022.11.28",
+    base_url: "https://api.github.com",
+}])];
 
 pub fn registration() -> AppRegistration {
     integration_kit::registration(SLUG, build, CATALOGUE)

@@ -305,11 +305,6 @@ impl Serves<ReportCheck> for GitHub {
     }
 }
 
-/// How long a started workflow is first given before it is looked at, and the longest wait
-/// between looks (the webhook usually ends the wait long before).
-const FIRST_LOOK: std::time::Duration = std::time::Duration::from_secs(30);
-const SLOWEST_LOOK: std::time::Duration = std::time::Duration::from_secs(10 * 60);
-
 #[async_trait]
 impl Serves<StartWorkflow> for GitHub {
     async fn execute(
@@ -360,16 +355,17 @@ impl Serves<StartWorkflow> for GitHub {
             (Some(id), Some(url)) => (id, url.to_owned()),
             _ => dispatched_run(call, &workflow, input).await?,
         };
-        Ok(
-            Wait::after(FIRST_LOOK, json!({"runId": run_id, "looks": 0}))
-                .progress(json!({"runId": run_id, "url": url}))
-                .correlate(run_id.to_string())
-                .into(),
+        Ok(Wait::after(
+            source_control::FIRST_LOOK,
+            json!({"runId": run_id, "looks": 0}),
         )
+        .progress(json!({"runId": run_id, "url": url}))
+        .correlate(run_id.to_string())
+        .into())
     }
 
-    /// Looks at the workflow run; not finished, it looks again later, each wait twice the
-    /// last (up to ten minutes).
+    /// Looks at the workflow run; not finished, it looks again later
+    /// ([`source_control::next_look`]).
     async fn resume(
         &self,
         call: &ProviderCall<'_>,
@@ -384,12 +380,12 @@ impl Serves<StartWorkflow> for GitHub {
             return Ok(Done::new(run).into());
         }
         let looks = state["looks"].as_u64().unwrap_or(0) + 1;
-        let wait = FIRST_LOOK
-            .saturating_mul(1u32.checked_shl(looks.min(16) as u32).unwrap_or(u32::MAX))
-            .min(SLOWEST_LOOK);
-        Ok(Wait::after(wait, json!({"runId": run_id, "looks": looks}))
-            .progress(json!({"runId": run_id, "url": run.url, "status": run.status}))
-            .into())
+        Ok(Wait::after(
+            source_control::next_look(looks),
+            json!({"runId": run_id, "looks": looks}),
+        )
+        .progress(json!({"runId": run_id, "url": run.url, "status": run.status}))
+        .into())
     }
 }
 

@@ -133,12 +133,19 @@ pub(crate) async fn read_provider(
     let Some(new) = crate::builtin::builtin(ctx, &key) else {
         return Err(ApiError::not_found("the provider"));
     };
-    let (provider, event) = IntegrationProvider::register(new, chrono::Utc::now());
-    let ops = vec![WriteOp::create(
+    let now = chrono::Utc::now();
+    let (provider, event) = IntegrationProvider::register(new, now);
+    let mut ops = vec![WriteOp::create(
         provider_id(provider.key()),
         document(&provider, PROVIDER)?,
     )];
-    match commit(ctx, &platform(), ops, &[event], "registered meanwhile").await {
+    let mut events = vec![event];
+    for new in crate::builtin::builtin_clients(ctx, &key) {
+        let (client, event) = ExternalApiClient::register(new, now);
+        ops.push(client_write(&client)?);
+        events.push(event);
+    }
+    match commit(ctx, &platform(), ops, &events, "registered meanwhile").await {
         Ok(()) => Ok(provider),
         // Registered by a concurrent lookup (or an operator): theirs is the one.
         Err(ApiError::Conflict(_)) => read(ctx, &platform(), &provider_id(&key))
@@ -225,14 +232,15 @@ pub(crate) async fn register_client(
         version,
     };
     let (client, event) = ExternalApiClient::register(new, chrono::Utc::now());
-    let id = client_id(
-        client.provider_key(),
-        client.name().as_str(),
-        client.api_version(),
-    );
     let conflict = format!("{} is registered already", client.natural_key());
-    let ops = vec![WriteOp::create(id, document(&client, CLIENT)?)];
-    commit(&ctx, &platform(), ops, &[event], &conflict).await?;
+    commit(
+        &ctx,
+        &platform(),
+        vec![client_write(&client)?],
+        &[event],
+        &conflict,
+    )
+    .await?;
     let location = format!(
         "/api/integrations/providers/{}/clients",
         client.provider_key()
@@ -245,6 +253,37 @@ pub(crate) async fn register_client(
         .into_response())
 }
 
+/// The document of a client, created once per (provider, name, version).
+fn client_write(client: &ExternalApiClient) -> Result<WriteOp, ApiError> {
+    let id = client_id(
+        client.provider_key(),
+        client.name().as_str(),
+        client.api_version(),
+    );
+    Ok(WriteOp::create(id, document(client, CLIENT)?))
+}
+
+/// The clients an adapter pins that its provider's catalogue entry lacks (a provider
+/// registered before its adapter pinned them, or by an operator first) join it now.
+async fn add_builtin_clients(ctx: &AppContext, key: &ProviderKey) -> Result<(), ApiError> {
+    for new in crate::builtin::builtin_clients(ctx, key) {
+        let id = client_id(key, new.name.as_str(), &new.version);
+        if read::<serde_json::Value>(ctx, &platform(), &id)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        let (client, event) = ExternalApiClient::register(new, chrono::Utc::now());
+        match commit(ctx, &platform(), vec![client_write(&client)?], &[event], "").await {
+            // Added meanwhile by another request: the same client.
+            Ok(()) | Err(ApiError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn list_clients(
     State(ctx): State<AppContext>,
     _caller: Caller,
@@ -252,6 +291,7 @@ pub(crate) async fn list_clients(
     QueryParams(paging): QueryParams<Paging>,
 ) -> Result<Response, ApiError> {
     let provider = read_provider(&ctx, &key).await?;
+    add_builtin_clients(&ctx, provider.key()).await?;
     let query = Query::partition(platform())
         .filter("docType", CLIENT)
         .filter("providerKey", provider.key().as_str());

@@ -166,6 +166,19 @@ pub struct CatalogueEntry {
     pub base_url: &'static str,
     /// Whether the app re-tests a connection's credential when it rotates.
     pub retests: bool,
+    /// The vendor API versions the adapter pins, registered with the provider as its
+    /// `ExternalApiClient`s.
+    pub clients: &'static [ApiClientEntry],
+}
+
+/// A vendor API version an adapter pins (`X-GitHub-Api-Version: 2022-11-28`,
+/// `api-version=7.1`), as the registry records it: a client name, the version as semver
+/// (a date version `YYYY-MM-DD` is written `YYYY.M.D`) and the API's origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiClientEntry {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub base_url: &'static str,
 }
 
 impl CatalogueEntry {
@@ -185,7 +198,14 @@ impl CatalogueEntry {
             auth,
             base_url,
             retests: true,
+            clients: &[],
         }
+    }
+
+    /// The entry with the API versions its adapter pins.
+    pub const fn with_clients(mut self, clients: &'static [ApiClientEntry]) -> Self {
+        self.clients = clients;
+        self
     }
 }
 

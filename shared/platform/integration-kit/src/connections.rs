@@ -378,6 +378,7 @@ pub(crate) async fn test(
     let call = ProviderCall {
         pipeline: &kit.pipeline,
         http: &kit.http,
+        guard: &kit.guard,
         key: &key,
         config,
         credential: material,

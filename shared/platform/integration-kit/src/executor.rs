@@ -309,6 +309,7 @@ async fn attempt(
         let call = ProviderCall {
             pipeline: &kit.pipeline,
             http: &kit.http,
+            guard: &kit.guard,
             key: &key,
             config: connection.config(),
             credential: &resolved.material,
@@ -464,9 +465,7 @@ async fn finish(
             .await?;
         }
         Ok((connection, Step::Wait(wait))) => {
-            let max_wait = kit
-                .operation(stored.run.operation().as_str())
-                .map_or(crate::DEFAULT_MAX_WAIT, |o| o.max_wait);
+            let max_wait = kit.max_wait(stored.run.operation().as_str());
             let deadline = now + TimeDelta::from_std(max_wait).unwrap_or(TimeDelta::hours(6));
             stored.served_by = Some(connection.id());
             stored.served_by_provider = Some(connection.provider_key().as_str().to_owned());
@@ -642,7 +641,7 @@ fn schedule_check(
         .waiting
         .as_mut()
         .ok_or_else(|| permanent("a waiting run without its state"))?;
-    let after = after.clamp(MIN_CHECK_INTERVAL, MAX_CHECK_INTERVAL);
+    let after = after.clamp(MIN_CHECK_INTERVAL, kit.max_check_interval);
     let at =
         (now + TimeDelta::from_std(after).unwrap_or(TimeDelta::seconds(30))).min(waiting.deadline);
     waiting.next_check = at;
@@ -669,7 +668,7 @@ const CORRELATION_MARGIN: Duration = Duration::from_secs(24 * 3600);
 /// The shortest and longest waits between two looks at a waiting run, whatever the
 /// provider asks.
 const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
-const MAX_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// A waiting run's scheduled look: ask the provider where the vendor's work stands and
 /// apply the answer (done, still waiting, failed, or past the operation's maximum wait).
@@ -830,6 +829,7 @@ async fn check(
     let call = ProviderCall {
         pipeline: &kit.pipeline,
         http: &kit.http,
+        guard: &kit.guard,
         key: &key,
         config: connection.config(),
         credential: &resolved.material,

@@ -119,6 +119,14 @@ pub const OUTPUT_CONTAINER: &str = "runs-output";
 /// before it fails (default 5).
 pub const MAX_RUN_ATTEMPTS_SETTING: &str = "RUN_MAX_ATTEMPTS";
 const DEFAULT_MAX_RUN_ATTEMPTS: u32 = 5;
+/// Setting: how long a run of any of the app's operations may stay `waiting` (seconds, 60 to
+/// 7 days) before it fails with `timeout`; unset, each operation's own
+/// [`Operation::MAX_WAIT`] (six hours unless it says otherwise).
+pub const RUN_MAX_WAIT_SETTING: &str = "RUN_MAX_WAIT_SECONDS";
+/// Setting: the longest pause between two looks at a waiting run (seconds, 1 to 3600,
+/// default 3600), whatever backoff the provider asks for: lower it where vendor webhooks
+/// cannot reach the platform and polling is how runs end.
+pub const RUN_MAX_CHECK_INTERVAL_SETTING: &str = "RUN_MAX_CHECK_INTERVAL_SECONDS";
 
 /// A vendor-facing app: its slug, the `source` of its events, its providers with the
 /// operations each serves, and whether a run fails over to the tenant's other connections.
@@ -228,6 +236,10 @@ pub(crate) struct Kit {
     pub(crate) max_run_attempts: u32,
     /// The app's own public URL (`<SLUG>_URL`), for receipt URLs.
     pub(crate) self_url: Option<String>,
+    /// [`RUN_MAX_WAIT_SETTING`], overriding the operations' own.
+    pub(crate) max_wait: Option<Duration>,
+    /// [`RUN_MAX_CHECK_INTERVAL_SETTING`].
+    pub(crate) max_check_interval: Duration,
     /// Access tokens minted from connections' credentials ([`ProviderCall::access_token`]).
     pub(crate) tokens: TokenCache,
     /// Wakes requests waiting on a run (`Prefer: wait`) when its outcome commits.
@@ -298,6 +310,14 @@ impl Kit {
 
     pub(crate) fn operation(&self, name: &str) -> Option<&operation::OperationEntry> {
         self.app.operations.iter().find(|o| o.name == name)
+    }
+
+    /// How long a run of `operation` may wait: the app's setting, else the operation's own.
+    pub(crate) fn max_wait(&self, operation: &str) -> Duration {
+        self.max_wait.unwrap_or_else(|| {
+            self.operation(operation)
+                .map_or(DEFAULT_MAX_WAIT, |o| o.max_wait)
+        })
     }
 
     /// Checks a connection's config against its provider's type, if it declared one.
@@ -386,6 +406,8 @@ impl VendorApp {
             max_run_attempts,
             poll_schedule,
             self_url,
+            max_wait,
+            max_check_interval,
         } = KitSettings::read(ctx, self.slug)?;
         // The pipeline's timeouts govern; the client's is a backstop.
         let http = guard.client(policy.attempt_timeout + Duration::from_secs(5));
@@ -399,6 +421,8 @@ impl VendorApp {
             guard,
             max_run_attempts,
             self_url,
+            max_wait,
+            max_check_interval,
             tokens: TokenCache::default(),
             signals: signals::RunSignals::default(),
             rate_limits: moka::future::Cache::builder()
@@ -446,6 +470,8 @@ struct KitSettings {
     poll_schedule: String,
     /// The app's own public URL (`<SLUG>_URL`), for receipt URLs.
     self_url: Option<String>,
+    max_wait: Option<Duration>,
+    max_check_interval: Duration,
 }
 
 impl KitSettings {
@@ -464,6 +490,9 @@ impl KitSettings {
             })?
             .unwrap_or_else(|| DEFAULT_RECEIPTS_POLL_SCHEDULE.to_owned()),
             self_url: settings::base_url(ctx, &app_context::url_setting(slug))?,
+            max_wait: settings::seconds(ctx, RUN_MAX_WAIT_SETTING, 60..=7 * 24 * 3600)?,
+            max_check_interval: settings::seconds(ctx, RUN_MAX_CHECK_INTERVAL_SETTING, 1..=3600)?
+                .unwrap_or(executor::MAX_CHECK_INTERVAL),
         })
     }
 }

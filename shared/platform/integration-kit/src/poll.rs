@@ -169,6 +169,7 @@ async fn poll_connection(
     let call = ProviderCall {
         pipeline: &kit.pipeline,
         http: &kit.http,
+        guard: &kit.guard,
         key: &key,
         config: connection.config(),
         credential: &resolved.material,

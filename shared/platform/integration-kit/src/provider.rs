@@ -17,6 +17,9 @@ pub struct ProviderCall<'a> {
     pub pipeline: &'a Pipeline,
     /// The SSRF-guarded client: base URLs come from connection config, i.e. from users.
     pub http: &'a reqwest::Client,
+    /// The guard behind `http`, for URLs a credential names (a token endpoint): an IP
+    /// literal never reaches the guard's resolver, so such URLs are checked before use.
+    pub guard: &'a netguard::Guard,
     pub key: &'a CallKey,
     pub config: &'a ConnectionConfig,
     pub credential: &'a SecretMaterial,

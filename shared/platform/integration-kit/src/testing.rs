@@ -212,6 +212,8 @@ pub fn run_id() -> String {
 pub struct Harness {
     pub pipeline: Pipeline,
     pub http: reqwest::Client,
+    /// The guard behind `http`.
+    pub guard: netguard::Guard,
     pub key: CallKey,
     pub config: ConnectionConfig,
     pub credential: SecretMaterial,
@@ -244,10 +246,11 @@ impl Harness {
         let Value::Object(fields) = secret else {
             panic!("secret must be an object");
         };
+        let guard = netguard::Guard::from_setting(Some("127.0.0.1,localhost"));
         Harness {
             pipeline: Pipeline::new(policy),
-            http: netguard::Guard::from_setting(Some("127.0.0.1,localhost"))
-                .client(Duration::from_secs(5)),
+            http: guard.client(Duration::from_secs(5)),
+            guard,
             key: CallKey::new("tenant-a", provider),
             config,
             credential: SecretMaterial::new(kind, fields).expect("valid test credential"),
@@ -263,7 +266,8 @@ impl Harness {
 
     /// The production guard with no exceptions: `localhost` is refused.
     pub fn strict_guard(mut self) -> Self {
-        self.http = netguard::Guard::strict().client(Duration::from_secs(5));
+        self.guard = netguard::Guard::strict();
+        self.http = self.guard.client(Duration::from_secs(5));
         self
     }
 
@@ -271,6 +275,7 @@ impl Harness {
         ProviderCall {
             pipeline: &self.pipeline,
             http: &self.http,
+            guard: &self.guard,
             key: &self.key,
             config: &self.config,
             credential: &self.credential,

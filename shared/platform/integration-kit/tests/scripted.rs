@@ -311,6 +311,7 @@ const CATALOGUE: &[app_context::CatalogueEntry] = &[app_context::CatalogueEntry 
     auth: domain::AuthScheme::ApiKey,
     base_url: "https://script.invalid",
     retests: true,
+    clients: &[],
 }];
 
 fn registration() -> AppRegistration {
@@ -319,13 +320,22 @@ fn registration() -> AppRegistration {
 
 /// The platform with the registry, the webhook gateway and the scripted app.
 async fn start() -> TestPlatform {
+    start_with(json!({})).await
+}
+
+/// [`start`] with more settings.
+async fn start_with(settings: Value) -> TestPlatform {
+    let mut all = json!({"RUN_MAX_ATTEMPTS": "2"});
+    all.as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
     TestPlatform::start(
         &[
             registry::registration(),
             webhook_gateway::registration(),
             registration(),
         ],
-        json!({"RUN_MAX_ATTEMPTS": "2"}),
+        all,
     )
     .await
 }
@@ -707,6 +717,32 @@ async fn a_run_waiting_past_its_maximum_fails_once_with_timeout() {
         .collect();
     assert_eq!(mine.len(), 1, "{failures}");
     assert_eq!(mine[0]["classification"], "timeout");
+    platform.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_apps_maximum_wait_overrides_the_operations() {
+    let platform = start_with(json!({"RUN_MAX_WAIT_SECONDS": "90"})).await;
+    let token = platform.token("tenant-a", &[]);
+    let conn = connect(&platform, &token, json!({})).await;
+    // `job` may wait six hours by its own rule; the app allows a minute and a half.
+    let r = run(
+        &platform,
+        &token,
+        json!({"connectionId": conn, "operation": "job", "input": {"checks": 1000}}),
+        &[],
+    )
+    .await;
+    let id = run_id(r).await;
+    let waiting = run_when(&platform, &token, &id, &["waiting"]).await;
+    let time = |field: &str| {
+        chrono::DateTime::parse_from_rfc3339(waiting["waiting"][field].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(
+        (time("deadline") - time("since")).num_seconds(),
+        90,
+        "{waiting}"
+    );
     platform.shutdown().await;
 }
 

@@ -219,3 +219,29 @@ mod tests {
         }
     }
 }
+
+/// How long a started workflow or pipeline is first given before it is looked at, and the
+/// longest pause between looks: the vendor's webhook usually ends the wait long before, so
+/// the looks are a backstop that backs off (the kit's `RUN_MAX_CHECK_INTERVAL_SECONDS` may
+/// cap it lower).
+pub const FIRST_LOOK: std::time::Duration = std::time::Duration::from_secs(30);
+pub const SLOWEST_LOOK: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// The pause before look number `looks + 1` at a vendor's run: [`FIRST_LOOK`], each pause
+/// twice the last, at most [`SLOWEST_LOOK`].
+pub fn next_look(looks: u64) -> std::time::Duration {
+    let doubled = u32::try_from(looks.min(16)).map_or(u32::MAX, |n| 1u32 << n);
+    FIRST_LOOK.saturating_mul(doubled).min(SLOWEST_LOOK)
+}
+
+#[cfg(test)]
+mod look_tests {
+    use super::*;
+
+    #[test]
+    fn looks_back_off_to_ten_minutes() {
+        let pauses: Vec<u64> = (0..7).map(|n| next_look(n).as_secs()).collect();
+        assert_eq!(pauses, [30, 60, 120, 240, 480, 600, 600]);
+        assert_eq!(next_look(u64::MAX), SLOWEST_LOOK);
+    }
+}
