@@ -164,12 +164,31 @@ async fn a_workflow_run_is_ended_by_githubs_webhook_through_the_gateway() {
 const APP_KEY: &str = include_str!("../../../../shared/platform/auth/tests/fixtures/key1.pem");
 const APP_PUBLIC_KEY: &str =
     include_str!("../../../../shared/platform/auth/tests/fixtures/key1.pub.pem");
+const NEXT_APP_KEY: &str = include_str!("../../../../shared/platform/auth/tests/fixtures/key2.pem");
+const NEXT_APP_PUBLIC_KEY: &str =
+    include_str!("../../../../shared/platform/auth/tests/fixtures/key2.pub.pem");
 
-/// What the App fake counted: installation tokens issued, pull requests opened.
-#[derive(Default)]
+/// What the App fake counted: installation tokens issued (and the App key that signed the
+/// JWT each was exchanged for), pull requests opened; the App's keys GitHub takes.
 struct AppWorld {
     tokens: u32,
+    minted_by: Vec<&'static str>,
+    /// Installation tokens GitHub still takes.
+    live: Vec<String>,
     pulls: Vec<(String, String)>,
+    keys: Vec<&'static str>,
+}
+
+impl Default for AppWorld {
+    fn default() -> Self {
+        AppWorld {
+            tokens: 0,
+            minted_by: Vec::new(),
+            live: Vec::new(),
+            pulls: Vec::new(),
+            keys: vec![APP_PUBLIC_KEY],
+        }
+    }
 }
 
 /// GitHub for a GitHub App: the JWT checked against the App's public key, one installation
@@ -185,23 +204,29 @@ async fn fake_github_app() -> (FakeVendor, Arc<Mutex<AppWorld>>) {
             .to_owned();
         let mut w = w.lock().unwrap();
         if r.path == "/app/installations/77/access_tokens" {
-            let key = jsonwebtoken::DecodingKey::from_rsa_pem(APP_PUBLIC_KEY.as_bytes()).unwrap();
             let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
             validation.set_issuer(&["4242"]);
-            if jsonwebtoken::decode::<Value>(&bearer, &key, &validation).is_err() {
+            let signer = w.keys.iter().copied().find(|public| {
+                let key = jsonwebtoken::DecodingKey::from_rsa_pem(public.as_bytes()).unwrap();
+                jsonwebtoken::decode::<Value>(&bearer, &key, &validation).is_ok()
+            });
+            let Some(signer) = signer else {
                 return Reply::json(
                     401,
                     json!({"message": "A JSON web token could not be decoded"}),
                 );
-            }
+            };
             w.tokens += 1;
+            w.minted_by.push(signer);
+            let token = format!("ghs_{}", w.tokens);
+            w.live.push(token.clone());
             let expires = chrono::Utc::now() + chrono::TimeDelta::hours(1);
             return Reply::json(
                 201,
-                json!({"token": format!("ghs_{}", w.tokens), "expires_at": expires.to_rfc3339()}),
+                json!({"token": token, "expires_at": expires.to_rfc3339()}),
             );
         }
-        if !bearer.starts_with("ghs_") {
+        if !w.live.contains(&bearer) {
             return Reply::json(401, json!({"message": "Bad credentials"}));
         }
         match (r.method.as_str(), r.path.as_str()) {
@@ -337,5 +362,137 @@ async fn an_app_token_serves_a_hundred_runs_and_a_pull_request_is_opened_once() 
     }
     assert_eq!(numbers, [(json!(1), json!(true)), (json!(1), json!(false))]);
     assert_eq!(world.lock().unwrap().pulls.len(), 1);
+    platform.shutdown().await;
+}
+
+/// A GitHub App's private key rotated through the registry: the re-test mints a token with
+/// the new key, and once GitHub has deleted the old key (and every token it minted) the
+/// next run still works, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_app_key_is_used_by_the_next_run_without_a_restart() {
+    let (github, world) = fake_github_app().await;
+    let platform = TestPlatform::start(
+        &[registry::registration(), github::registration()],
+        json!({"OUTBOUND_ALLOWED_HOSTS": "localhost,127.0.0.1"}),
+    )
+    .await;
+    let token = platform.token("tenant-a", &[]);
+    let credential =
+        |key: &str| json!({"appId": "4242", "privateKey": key, "installationId": "77"});
+    let mut body = json!({"providerKey": "github", "displayName": "octo app",
+                          "config": {"baseUrl": github.base},
+                          "credential": credential(APP_KEY)});
+    body["credential"]["kind"] = json!("githubApp");
+    let r = platform
+        .post("/github/api/integrations/connections", &token, body)
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let created: Value = r.json().await.unwrap();
+    let connection = created["id"].as_str().unwrap().to_owned();
+    let credential_id = created["credentialId"].as_str().unwrap().to_owned();
+    let read_repository = || {
+        let (platform, token, connection) = (&platform, &token, &connection);
+        async move {
+            platform
+                .client
+                .post(platform.url("/github/api/integrations/runs"))
+                .bearer_auth(token)
+                .header("Prefer", "wait=30")
+                .json(
+                    &json!({"connectionId": connection, "operation": "getRepository",
+                              "input": {"owner": "octo", "repository": "svc-a"}}),
+                )
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(read_repository().await["status"], "succeeded");
+
+    // The App gets a second key; the credential rotates to it (re-tested with it).
+    world.lock().unwrap().keys.push(NEXT_APP_PUBLIC_KEY);
+    let r = platform
+        .post(
+            "/registry/api/integrations/credentials/rotate",
+            &token,
+            json!({"credentialId": credential_id, "secret": credential(NEXT_APP_KEY)}),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let rotation = r.json::<Value>().await.unwrap()["rotationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut decided = Value::Null;
+    for _ in 0..400 {
+        decided = platform
+            .get(
+                &format!("/registry/api/integrations/credentials/rotations/{rotation}"),
+                &token,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        if decided["status"] != "testing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        (decided["status"].as_str(), decided["outcome"].as_str()),
+        (Some("promoted"), Some("succeeded")),
+        "{decided}"
+    );
+
+    assert_eq!(
+        world.lock().unwrap().minted_by,
+        [APP_PUBLIC_KEY, NEXT_APP_PUBLIC_KEY],
+        "the re-test exchanged a JWT of the new key"
+    );
+
+    // GitHub deletes the old key, and with it every token the old key's JWTs got.
+    {
+        let mut w = world.lock().unwrap();
+        w.keys.retain(|k| *k != APP_PUBLIC_KEY);
+        let old: Vec<String> = w
+            .minted_by
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k == APP_PUBLIC_KEY)
+            .map(|(i, _)| format!("ghs_{}", i + 1))
+            .collect();
+        w.live.retain(|t| !old.contains(t));
+    }
+    // Apps see a promoted version once their credential reference expires (custody's
+    // resolver keeps references five seconds); no restart is involved.
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    let done = read_repository().await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        world.lock().unwrap().minted_by,
+        [APP_PUBLIC_KEY, NEXT_APP_PUBLIC_KEY],
+        "the run used the new key's token, fetched for the re-test"
+    );
+    // The API version the adapter pins is the provider's client in the registry.
+    let clients: Value = platform
+        .get(
+            "/registry/api/integrations/providers/github/clients",
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pinned: Vec<(&str, &str)> = clients["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["version"].as_str().unwrap()))
+        .collect();
+    assert_eq!(pinned, [("rest", "2022.11.28")], "{clients}");
     platform.shutdown().await;
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests through the local runner with the test-only `probe` app.
 
+mod azure_devops;
 mod crash;
 mod delivery_crash;
 mod email;
