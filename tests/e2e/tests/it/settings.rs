@@ -27,6 +27,8 @@ async fn a_bad_setting_stops_start_up_naming_it() {
         // The kit's (the first vendor app in the list is the one that stops).
         ("VENDOR_MAX_ATTEMPTS", "100", "sms"),
         ("RUN_MAX_ATTEMPTS", "-1", "sms"),
+        ("RUN_MAX_WAIT_SECONDS", "30", "sms"),
+        ("RUN_MAX_CHECK_INTERVAL_SECONDS", "1h", "sms"),
         ("RECEIPTS_POLL_SCHEDULE", "*/5 * * * *", "sms"),
         ("SMS_URL", "https://x.example/?q=1", "sms"),
         // Where apps keep secrets, checked by every app that does.
@@ -64,6 +66,8 @@ async fn good_and_blank_settings_start() {
             "WEBHOOK_RETRY_SCHEDULE_SECONDS": "0, 1, 1",
             "VENDOR_MAX_ATTEMPTS": " 4 ",
             "RUN_MAX_ATTEMPTS": "",
+            "RUN_MAX_WAIT_SECONDS": "86400",
+            "RUN_MAX_CHECK_INTERVAL_SECONDS": "5",
             "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1, localhost",
         }),
     )
