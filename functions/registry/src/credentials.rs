@@ -22,6 +22,7 @@ use crate::rotation::{self, Rotation};
 use crate::settings::Settings;
 use crate::store::{commit, document, read};
 use registry_data::rotation_doc_id;
+use secrecy::ExposeSecret as _;
 use std::sync::Arc;
 
 pub(crate) use registry_data::doc_type::CREDENTIAL;
@@ -47,12 +48,27 @@ fn credential_out(c: &IntegrationCredential) -> Result<Value, ApiError> {
     serde_json::to_value(c).map_err(ApiError::internal)
 }
 
+/// An OAuth 2 credential's token endpoint is a URL the platform will call: checked when
+/// the secret is given (scheme, https outside development, internal addresses), as every
+/// user-supplied URL is, not only when it is first used.
+fn check_token_url(
+    ctx: &AppContext,
+    settings: &Settings,
+    material: &SecretMaterial,
+) -> Result<(), ApiError> {
+    if let Some(url) = material.get("tokenUrl") {
+        api_kit::urls::user_url(ctx, &settings.guard, "secret.tokenUrl", url.expose_secret())?;
+    }
+    Ok(())
+}
+
 fn tenant_of(caller: &Caller) -> Result<TenantId, ApiError> {
     TenantId::parse_tenant(caller.tenant_id()).map_err(|e| ApiError::Forbidden(e.to_string()))
 }
 
 pub(crate) async fn create_credential(
     State(ctx): State<AppContext>,
+    State(settings): State<Arc<Settings>>,
     caller: Caller,
     JsonBody(body): JsonBody<CredentialIn>,
 ) -> Result<Response, ApiError> {
@@ -84,6 +100,7 @@ pub(crate) async fn create_credential(
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_connection_id", e.to_string()))?;
     let material = SecretMaterial::new(body.kind, body.secret).map_err(material_error)?;
+    check_token_url(&ctx, &settings, &material)?;
     let id = CredentialId::new();
     let custody = Custody::new(ctx.secrets.clone());
     let reference = custody
@@ -160,6 +177,7 @@ pub(crate) async fn rotate(
         Some(fields) => {
             let material =
                 SecretMaterial::new(credential.kind(), fields).map_err(material_error)?;
+            check_token_url(&ctx, &settings, &material)?;
             rotation::start(
                 &ctx,
                 &tenant,

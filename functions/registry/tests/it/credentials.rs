@@ -502,25 +502,58 @@ async fn refresh_token_credentials_rotate_themselves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_endpoints_on_internal_addresses_are_refused() {
+async fn token_endpoints_on_internal_addresses_are_refused_when_given() {
     let p = platform(&[fake_sms_app()], json!({})).await;
     with_provider(&p).await;
     let t = p.token("tenant-ssrf", &[]);
+    let body = |kind: &str, url: &str| {
+        json!({"providerKey": "twilio", "kind": kind,
+               "secret": {"clientId": "client-1", "clientSecret": "cs-1", "refreshToken": "rt-1",
+                          "tokenUrl": url}})
+    };
     for url in [
         "http://169.254.169.254/metadata/identity/oauth2/token",
         "http://127.0.0.1:9/token",
         "http://[::1]/token",
+        "http://[::ffff:a9fe:a9fe]/token",
+        "http://[2002:a9fe:a9fe::1]/token",
     ] {
-        let id = oauth_credential(&p, &t, url, "rt-1", None).await;
-        let r = p
-            .post(
-                &format!("{CREDENTIALS}/rotate"),
-                &t,
-                json!({"credentialId": id}),
-            )
-            .await;
-        assert_problem(r, 400, "invalid_secret").await;
+        let mut refresh = body("oauth2RefreshToken", url);
+        let r = p.post(CREDENTIALS, &t, refresh.clone()).await;
+        let problem = assert_problem(r, 400, "url_refused").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("secret.tokenUrl: "),
+            "{problem}"
+        );
+        refresh["secret"]
+            .as_object_mut()
+            .unwrap()
+            .remove("refreshToken");
+        refresh["kind"] = json!("oauth2ClientCredentials");
+        assert_problem(p.post(CREDENTIALS, &t, refresh).await, 400, "url_refused").await;
     }
+    let r = p
+        .post(
+            CREDENTIALS,
+            &t,
+            body("oauth2RefreshToken", "ftp://login.example.com/token"),
+        )
+        .await;
+    assert_problem(r, 400, "invalid_url").await;
+    // A rotation's new secret is checked the same way.
+    let id = oauth_credential(&p, &t, "https://login.example.com/token", "rt-1", None).await;
+    let r = p
+        .post(
+            &format!("{CREDENTIALS}/rotate"),
+            &t,
+            json!({"credentialId": id, "secret": {"clientId": "client-1", "refreshToken": "rt-2",
+                                                  "tokenUrl": "http://10.0.0.1/token"}}),
+        )
+        .await;
+    assert_problem(r, 400, "url_refused").await;
     p.shutdown().await;
 }
 

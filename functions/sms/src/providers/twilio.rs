@@ -711,7 +711,8 @@ mod tests {
             .perform(&h.call(), &input())
             .await
             .expect_err("localhost is internal");
-        assert_eq!(e.class(), FailureClassification::Transient);
+        assert_eq!(e.class(), FailureClassification::Validation);
+        assert_eq!(e.failure.vendor_code.as_deref(), Some("url_refused"));
         assert!(fake.requests().is_empty(), "the guard stopped the call");
     }
 

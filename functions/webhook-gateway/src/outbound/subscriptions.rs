@@ -34,20 +34,7 @@ pub(crate) struct SubscriptionIn {
 /// Shape, scheme, and the SSRF guard's check of literal hosts (names are checked again at
 /// connect time, on every delivery).
 fn endpoint(ctx: &AppContext, guard: &netguard::Guard, raw: &str) -> Result<HttpUrl, ApiError> {
-    let url = HttpUrl::parse(raw)
-        .map_err(|e| ApiError::bad_request("invalid_url", format!("url: {e}")))?;
-    if ctx.requires_https() && !url.is_https() {
-        return Err(ApiError::bad_request(
-            "https_required",
-            "url must be an https URL",
-        ));
-    }
-    let parsed = reqwest::Url::parse(raw)
-        .map_err(|e| ApiError::bad_request("invalid_url", format!("url: {e}")))?;
-    guard
-        .check_url(&parsed)
-        .map_err(|e| ApiError::bad_request("url_refused", format!("url: {e}")))?;
-    Ok(url)
+    api_kit::urls::user_url(ctx, guard, "url", raw)
 }
 
 pub(super) fn subscription_out(s: &WebhookSubscription) -> Value {

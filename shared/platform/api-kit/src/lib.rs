@@ -5,6 +5,7 @@
 pub mod custody;
 mod state;
 mod store;
+pub mod urls;
 
 pub use state::AppState;
 pub use store::{Aggregates, Paging};

@@ -321,20 +321,10 @@ fn check_base_url(kit: &Kit, config: &ConnectionConfig) -> Result<(), ApiError> 
         let Some(raw) = config.get(field) else {
             continue;
         };
-        let invalid =
-            || ApiError::bad_request("invalid_config", format!("{field} must be an http(s) URL"));
-        let text = raw.as_str().ok_or_else(invalid)?;
-        let url = domain::HttpUrl::parse(text).map_err(|_| invalid())?;
-        if kit.ctx.requires_https() && !url.is_https() {
-            return Err(ApiError::bad_request(
-                "https_required",
-                format!("{field} must be an https URL"),
-            ));
-        }
-        let parsed = reqwest::Url::parse(text).map_err(|_| invalid())?;
-        kit.guard
-            .check_url(&parsed)
-            .map_err(|e| ApiError::bad_request("forbidden_address", format!("{field}: {e}")))?;
+        let text = raw.as_str().ok_or_else(|| {
+            ApiError::bad_request("invalid_url", format!("{field} must be an http(s) URL"))
+        })?;
+        api_kit::urls::user_url(&kit.ctx, &kit.guard, field, text)?;
     }
     // A bare host (an SMTP server, say): an IP literal must not be internal; a name is
     // checked when it is resolved, at connect time.
@@ -342,18 +332,7 @@ fn check_base_url(kit: &Kit, config: &ConnectionConfig) -> Result<(), ApiError> 
         .get(crate::provider::HOST)
         .and_then(serde_json::Value::as_str)
     {
-        let bare = host.trim().trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
-            let url = match ip {
-                std::net::IpAddr::V4(v4) => format!("http://{v4}/"),
-                std::net::IpAddr::V6(v6) => format!("http://[{v6}]/"),
-            };
-            if let Ok(parsed) = reqwest::Url::parse(&url) {
-                kit.guard.check_url(&parsed).map_err(|e| {
-                    ApiError::bad_request("forbidden_address", format!("host: {e}"))
-                })?;
-            }
-        }
+        api_kit::urls::user_host(&kit.guard, crate::provider::HOST, host)?;
     }
     Ok(())
 }

@@ -492,7 +492,7 @@ async fn inputs_are_typed_and_refused_at_their_field() {
         json!({"host": "169.254.169.254"}),
         json!({"host": "[::1]"}),
     ] {
-        refused(config, "forbidden_address").await;
+        refused(config, "url_refused").await;
     }
     // The provider's typed config, refused when the connection is made: a misspelt,
     // mistyped or (by its check) malformed setting is named.

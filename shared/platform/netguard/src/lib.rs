@@ -19,7 +19,9 @@ pub const ALLOWED_HOSTS_SETTING: &str = "OUTBOUND_ALLOWED_HOSTS";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum Refused {
-    #[error("{0} is a loopback, private, link-local or otherwise internal address")]
+    /// The address (kept for the platform's own logs; never shown, so a refusal does not
+    /// tell a caller what a name resolved to).
+    #[error("the address is internal (loopback, private, link-local or otherwise special-purpose)")]
     Internal(IpAddr),
     #[error("the URL has no host")]
     NoHost,
@@ -27,40 +29,95 @@ pub enum Refused {
     Scheme,
 }
 
-/// Addresses no user-supplied URL may reach.
+/// Addresses no user-supplied URL may reach: every block of IANA's IPv4 and IPv6
+/// Special-Purpose Address Registries (RFC 6890 and its updates; even the few blocks marked
+/// globally reachable, which are anycast infrastructure no vendor is reached at), multicast,
+/// and every IPv6 form that embeds an internal IPv4 address (IPv4-mapped, IPv4-compatible,
+/// IPv4-translated, NAT64, 6to4; Teredo lies in `2001::/23`, refused whole).
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => internal_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return internal_v4(v4);
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (s[0] == 0x64 && s[1] == 0xff9b) // NAT64 (embeds IPv4)
-                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        }
+        IpAddr::V6(v6) => internal_v6(v6),
     }
 }
 
+/// IANA IPv4 Special-Purpose Address Registry, plus multicast (`224.0.0.0/4`).
+pub const INTERNAL_V4: &[(Ipv4Addr, u8)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8),       // "this network"
+    (Ipv4Addr::new(10, 0, 0, 0), 8),      // private
+    (Ipv4Addr::new(100, 64, 0, 0), 10),   // shared address space (carrier-grade NAT)
+    (Ipv4Addr::new(127, 0, 0, 0), 8),     // loopback
+    (Ipv4Addr::new(169, 254, 0, 0), 16),  // link-local, cloud metadata included
+    (Ipv4Addr::new(172, 16, 0, 0), 12),   // private
+    (Ipv4Addr::new(192, 0, 0, 0), 24),    // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24),    // documentation (TEST-NET-1)
+    (Ipv4Addr::new(192, 31, 196, 0), 24), // AS112-v4
+    (Ipv4Addr::new(192, 52, 193, 0), 24), // AMT
+    (Ipv4Addr::new(192, 88, 99, 0), 24),  // deprecated 6to4 relay anycast
+    (Ipv4Addr::new(192, 168, 0, 0), 16),  // private
+    (Ipv4Addr::new(192, 175, 48, 0), 24), // direct delegation AS112 service
+    (Ipv4Addr::new(198, 18, 0, 0), 15),   // benchmarking
+    (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation (TEST-NET-2)
+    (Ipv4Addr::new(203, 0, 113, 0), 24),  // documentation (TEST-NET-3)
+    (Ipv4Addr::new(224, 0, 0, 0), 4),     // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4),     // reserved, limited broadcast included
+];
+
+/// IANA IPv6 Special-Purpose Address Registry, plus multicast, site-local and the
+/// deprecated IPv4-compatible block; the blocks that embed an IPv4 address are judged by
+/// it instead ([`embedded_v4`]).
+pub const INTERNAL_V6: &[(Ipv6Addr, u8)] = &[
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 128), // unspecified
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1), 128), // loopback
+    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48), // local-use IPv4/IPv6 translation
+    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64), // discard-only
+    (Ipv6Addr::new(0x100, 0, 0, 1, 0, 0, 0, 0), 64), // dummy IPv6 prefix
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23), // IETF protocol assignments, Teredo
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32), // documentation
+    (Ipv6Addr::new(0x2620, 0x4f, 0x8000, 0, 0, 0, 0, 0), 48), // direct delegation AS112
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20), // documentation
+    (Ipv6Addr::new(0x5f00, 0, 0, 0, 0, 0, 0, 0), 16), // segment routing SIDs
+    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7), // unique local
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10), // link-local
+    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10), // site-local (deprecated)
+    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8), // multicast
+];
+
+fn in_v4(ip: Ipv4Addr, (net, len): (Ipv4Addr, u8)) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    u32::from(ip) & mask == u32::from(net) & mask
+}
+
+fn in_v6(ip: Ipv6Addr, (net, len): (Ipv6Addr, u8)) -> bool {
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    u128::from(ip) & mask == u128::from(net) & mask
+}
+
 fn internal_v4(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local() // 169.254.0.0/16, cloud metadata included
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || o[0] == 0 // "this network"
-        || (o[0] == 100 && (o[1] & 0xc0) == 64) // carrier-grade NAT 100.64.0.0/10
-        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
-        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18.0.0/15
-        || o[0] >= 240 // reserved
+    INTERNAL_V4.iter().any(|block| in_v4(ip, *block))
+}
+
+/// The IPv4 address an IPv6 address stands for, when it embeds one: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, deprecated), IPv4-translated
+/// (`::ffff:0:a.b.c.d`), NAT64's well-known prefix (`64:ff9b::a.b.c.d`) and 6to4
+/// (`2002:AABB:CCDD::/48`).
+pub fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = u128::from(ip);
+    let low = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    match bits >> 32 {
+        // `::` and `::1` are judged as themselves.
+        0 if bits > 1 => Some(low),
+        0xffff | 0xffff_0000 | 0x0064_ff9b_0000_0000_0000_0000 => Some(low),
+        _ if ip.segments()[0] == 0x2002 => Some(Ipv4Addr::from((bits >> 80) as u32)),
+        _ => None,
+    }
+}
+
+fn internal_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = embedded_v4(ip) {
+        return internal_v4(v4);
+    }
+    INTERNAL_V6.iter().any(|block| in_v6(ip, *block))
 }
 
 /// Which internal hosts may be reached anyway (development and tests only).
@@ -197,6 +254,72 @@ impl Resolve for GuardedResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first and the last address of a block.
+    fn ends_v4((net, len): (Ipv4Addr, u8)) -> [Ipv4Addr; 2] {
+        let first = u32::from(net);
+        [net, Ipv4Addr::from(first | (u32::MAX >> len))]
+    }
+
+    fn ends_v6((net, len): (Ipv6Addr, u8)) -> [Ipv6Addr; 2] {
+        let first = u128::from(net);
+        [
+            net,
+            Ipv6Addr::from(first | u128::MAX.checked_shr(u32::from(len)).unwrap_or(0)),
+        ]
+    }
+
+    #[test]
+    fn every_special_purpose_block_is_internal_from_end_to_end() {
+        for block in INTERNAL_V4 {
+            for ip in ends_v4(*block) {
+                assert!(is_internal(ip.into()), "{ip} of {block:?}");
+                // The same address inside every IPv6 form that embeds an IPv4 one.
+                let [a, b, c, d] = ip.octets();
+                for form in [
+                    format!("::ffff:{ip}"),
+                    format!("::{ip}"),
+                    format!("::ffff:0:{ip}"),
+                    format!("64:ff9b::{ip}"),
+                    format!("2002:{a:02x}{b:02x}:{c:02x}{d:02x}::1"),
+                ] {
+                    let v6: IpAddr = form.parse().unwrap();
+                    assert!(is_internal(v6), "{form} embeds {ip}");
+                }
+            }
+        }
+        for block in INTERNAL_V6 {
+            for ip in ends_v6(*block) {
+                assert!(is_internal(ip.into()), "{ip} of {block:?}");
+            }
+        }
+        // Just outside some blocks, and public addresses in every embedding form.
+        for ip in [
+            "9.255.255.255",
+            "11.0.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.15.255.255",
+            "172.32.0.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+            "8.8.8.8",
+            "2001:200::1",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::200e",
+            "3fff:1000::1",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip} is public");
+        }
+        // Teredo (2001::/32) is inside the IETF block, refused whole.
+        assert!(is_internal(
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2".parse().unwrap()
+        ));
+    }
 
     #[test]
     fn internal_addresses_are_recognised() {

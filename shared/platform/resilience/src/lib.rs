@@ -587,6 +587,17 @@ where
         Ok::<_, reqwest::Error>((status, headers, body))
     };
     match exchange.await {
+        Err(e) if refused_by_guard(&e) => Outcome::Failed {
+            // Calling it later changes nothing: the address stays internal.
+            failure: VendorFailure {
+                vendor_code: Some(URL_REFUSED.to_owned()),
+                ..VendorFailure::new(
+                    FailureClassification::Validation,
+                    "the vendor's address is internal (loopback, private, link-local or otherwise special-purpose) and may not be called",
+                )
+            },
+            maybe_processed: false,
+        },
         Err(e) => {
             let connect = e.is_connect();
             let (class, message) = if e.is_timeout() {
@@ -629,6 +640,16 @@ where
             },
         },
     }
+}
+
+/// The `vendor_code` of a call the SSRF guard stopped at connect time (a name that resolved
+/// only to internal addresses): the code the routes give such a URL when they see it first.
+pub const URL_REFUSED: &str = "url_refused";
+
+/// Whether the SSRF guard's resolver refused the connection.
+fn refused_by_guard(e: &reqwest::Error) -> bool {
+    std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source())
+        .any(|e| e.downcast_ref::<netguard::Refused>().is_some())
 }
 
 fn refused(failure: VendorFailure, attempts: u32) -> CallError {

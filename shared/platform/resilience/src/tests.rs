@@ -433,3 +433,29 @@ async fn custom_calls_share_the_loop_timeout_and_breaker() {
     assert_eq!(err.attempts, 3);
     assert!(p.is_open(&key));
 }
+
+#[tokio::test]
+async fn a_name_the_guard_refuses_at_connect_time_is_url_refused_once() {
+    let (url, v) = vendor(vec![step(200)]).await;
+    // The vendor is on loopback, reached by a name that resolves there.
+    let url = url.replace("127.0.0.1", "localhost");
+    let p = Pipeline::new(fast_policy());
+    let key = CallKey::new("t1", "acme");
+    let http = netguard::Guard::strict().client(Duration::from_secs(5));
+    let err = p
+        .send(Call::new(&key, Safety::Safe, &HttpStatus), || {
+            http.get(&url)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.failure.vendor_code.as_deref(), Some(URL_REFUSED));
+    assert_eq!(err.class(), FailureClassification::Validation);
+    assert!(!err.retryable, "the address stays internal");
+    assert_eq!(err.attempts, 1);
+    assert!(
+        !err.failure.message.contains("127.0.0.1") && !err.failure.message.contains("::1"),
+        "what the name resolved to is not shown: {}",
+        err.failure.message
+    );
+    assert_eq!(v.calls.load(Ordering::SeqCst), 0);
+}

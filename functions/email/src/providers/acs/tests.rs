@@ -490,7 +490,7 @@ fn config_is_checked() {
         .starts_with("senderAddress")
     );
     // https and internal addresses are the kit's to refuse (`https_required`,
-    // `forbidden_address`), for every provider's `endpoint`.
+    // `url_refused`), for every provider's `endpoint`.
 }
 
 /// ACS Email in its documented shapes (a send, then its operation's status), for the kit's

@@ -303,7 +303,7 @@ fn config_is_checked() {
             .unwrap_err()
             .starts_with("baseUrl")
     );
-    // An internal address is the kit's to refuse, for every provider (`forbidden_address`).
+    // An internal address is the kit's to refuse, for every provider (`url_refused`).
 }
 
 /// A signed Event Webhook batch: ECDSA P-256 over timestamp + body, as SendGrid signs.
