@@ -106,6 +106,12 @@ pub(crate) async fn fan_out(
     let tenant = tenant_of(&caller)?;
     let event = EventName::parse(&body.event_type)
         .map_err(|e| ApiError::bad_request("invalid_event_type", format!("eventType: {e}")))?;
+    if event.is_reserved() {
+        return Err(ApiError::bad_request(
+            "reserved_event_type",
+            "eventType: the integration.* names and the platform's event names are the platform's own",
+        ));
+    }
     let key = body
         .ordering_key
         .as_deref()

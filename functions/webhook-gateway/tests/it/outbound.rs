@@ -231,13 +231,7 @@ async fn a_delivery_is_signed_with_the_secret_shown_once_and_stays_with_its_tena
     let (rx, addr) = Receiver::start().await;
     let p = platform(json!({})).await;
     let t = p.token("tenant-o", &[]);
-    let sub = subscribe(
-        &p,
-        &t,
-        &format!("http://{addr}/hooks"),
-        &["integration.run.*"],
-    )
-    .await;
+    let sub = subscribe(&p, &t, &format!("http://{addr}/hooks"), &["order.*"]).await;
     let secret = sub["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"), "{secret}");
     assert_eq!(sub["status"], "active");
@@ -247,12 +241,12 @@ async fn a_delivery_is_signed_with_the_secret_shown_once_and_stays_with_its_tena
         !shown.to_string().contains(&secret) && shown.get("secret").is_none(),
         "the secret is shown once: {shown}"
     );
-    assert_eq!(shown["eventTypes"], json!(["integration.run.*"]));
+    assert_eq!(shown["eventTypes"], json!(["order.*"]));
 
     let sent = send(
         &p,
         &t,
-        "integration.run.completed",
+        "order.completed",
         json!({"runId": "run_1", "ok": true}),
     )
     .await;
@@ -282,7 +276,7 @@ async fn a_delivery_is_signed_with_the_secret_shown_once_and_stays_with_its_tena
     );
     assert_eq!(req.headers["content-type"], "application/json");
     let body: Value = serde_json::from_slice(&req.body).unwrap();
-    assert_eq!(body["type"], "integration.run.completed");
+    assert_eq!(body["type"], "order.completed");
     assert_eq!(body["data"], json!({"runId": "run_1", "ok": true}));
     assert!(body["timestamp"].is_string());
     // A wrong secret does not verify.
@@ -329,7 +323,7 @@ async fn a_delivery_is_signed_with_the_secret_shown_once_and_stays_with_its_tena
     )
     .await;
     assert!(
-        delivery_ids(&send(&p, &x, "integration.run.completed", json!({})).await).is_empty(),
+        delivery_ids(&send(&p, &x, "order.completed", json!({})).await).is_empty(),
         "another tenant's events do not reach this tenant's subscriptions"
     );
     assert_eq!(
@@ -418,6 +412,24 @@ async fn event_type_filters_select_the_subscriptions() {
         "invalid_event_type",
     )
     .await;
+    // The platform's own event names cannot be posted: subscribers trust them.
+    for reserved in [
+        "integration.run.completed",
+        "Integration.Webhook.Received",
+        "IntegrationFailed",
+    ] {
+        assert_problem(
+            p.post(
+                DELIVERIES,
+                &t,
+                json!({"eventType": reserved, "payload": {}}),
+            )
+            .await,
+            400,
+            "reserved_event_type",
+        )
+        .await;
+    }
 
     for sent in [&created, &late, &other, &bare] {
         for id in delivery_ids(sent) {

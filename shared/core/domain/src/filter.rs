@@ -56,6 +56,18 @@ impl EventName {
         &self.0
     }
 
+    /// Whether only the platform may publish events of this name: the `integration.`
+    /// namespace and the design's event names (`IntegrationRunCompleted`, ...), in any case.
+    /// A subscriber can then trust that such an event came from the platform.
+    pub fn is_reserved(&self) -> bool {
+        let name = self.0.to_ascii_lowercase();
+        name == "integration"
+            || name.starts_with("integration.")
+            || crate::EventKind::ALL
+                .iter()
+                .any(|k| format!("{k:?}").eq_ignore_ascii_case(&self.0))
+    }
+
     /// For names this crate defines and tests.
     pub(crate) fn from_static(s: &'static str) -> Self {
         Self(s.to_owned())

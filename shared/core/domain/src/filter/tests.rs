@@ -155,3 +155,26 @@ proptest! {
         prop_assert_eq!(EventTypeFilter::parse(&f.to_string()), Ok(f));
     }
 }
+
+#[test]
+fn the_platforms_event_names_are_reserved_in_any_case() {
+    for name in [
+        "integration.run.completed",
+        "Integration.Run.Completed",
+        "integration.anything.new",
+        "integration",
+        "IntegrationRunCompleted",
+        "integrationfailed",
+        "WebhookReceived",
+    ] {
+        assert!(EventName::parse(name).unwrap().is_reserved(), "{name}");
+    }
+    for name in [
+        "order.created",
+        "integrations.run",
+        "run.completed",
+        "webhook.received",
+    ] {
+        assert!(!EventName::parse(name).unwrap().is_reserved(), "{name}");
+    }
+}
