@@ -86,7 +86,8 @@ macro_rules! string_value {
 
 /// A tenant: the partition key of every document and the scope of every operation.
 ///
-/// 1 to 64 characters from `[A-Za-z0-9._-]`. [`TenantId::platform`] is the partition of platform-wide
+/// 1 to 64 characters from `[A-Za-z0-9._-]`, never `.` or `..` alone (a tenant id becomes part of
+/// paths and partition names). [`TenantId::platform`] is the partition of platform-wide
 /// data (the provider catalogue); use [`TenantId::parse_tenant`] where a value comes from a caller so
 /// a token can never name the platform partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,6 +103,12 @@ impl TenantId {
         check(Self::WHAT, s, 64, |c| {
             c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
         })?;
+        if s == "." || s == ".." {
+            return Err(ParseError::Malformed {
+                what: Self::WHAT,
+                reason: "may not be . or ..",
+            });
+        }
         Ok(Self(s.to_owned()))
     }
 

@@ -48,7 +48,9 @@ pub enum TokenError {
     WrongAudience,
     #[error("the token has no tenant")]
     NoTenant,
-    #[error("tenant ids are 1-64 characters of letters, digits, '.', '_' and '-'")]
+    #[error(
+        "tenant ids are 1-64 characters of letters, digits, '.', '_' and '-', not '.', '..' or the platform's own"
+    )]
     BadTenant,
 }
 
@@ -88,10 +90,11 @@ impl std::fmt::Debug for DevTokens {
     }
 }
 
+/// Whether a token's tenant follows the one grammar of customer tenant ids
+/// ([`domain::TenantId::parse_tenant`]: 1 to 64 of `[A-Za-z0-9._-]`, never `.` or `..`,
+/// never the platform's own partition). A token naming anything else is refused (401).
 pub fn valid_tenant(t: &str) -> bool {
-    (1..=64).contains(&t.len())
-        && t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    domain::TenantId::parse_tenant(t).is_ok()
 }
 
 impl DevTokens {

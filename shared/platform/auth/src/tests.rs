@@ -62,10 +62,27 @@ fn bad_tenants_are_refused_at_issue() {
         tokens().issue("", &[], Duration::hours(1), now),
         Err(TokenError::BadTenant)
     );
-    assert_eq!(
-        tokens().issue("a/b", &[], Duration::hours(1), now),
-        Err(TokenError::BadTenant)
-    );
+    for bad in [
+        "a/b",
+        ".",
+        "..",
+        "platform",
+        &"x".repeat(65),
+        "a b",
+        "tenänt",
+    ] {
+        assert_eq!(
+            tokens().issue(bad, &[], Duration::hours(1), now),
+            Err(TokenError::BadTenant),
+            "{bad}"
+        );
+    }
+    for good in ["a", "tenant-a", "t.1_x", ".hidden", "a..b", &"x".repeat(64)] {
+        assert!(
+            tokens().issue(good, &[], Duration::hours(1), now).is_ok(),
+            "{good}"
+        );
+    }
 }
 
 #[test]

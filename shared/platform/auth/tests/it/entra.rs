@@ -341,6 +341,11 @@ async fn the_tenant_comes_from_the_configured_claim() {
     for bad in [
         json!("has space"),
         json!("x".repeat(65)),
+        json!("."),
+        json!(".."),
+        json!("platform"),
+        json!("tenant/../other"),
+        json!("tenänt"),
         json!(7),
         json!(["a"]),
     ] {
