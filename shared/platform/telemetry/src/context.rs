@@ -87,6 +87,11 @@ pub fn inject_trace_headers(headers: &mut http::HeaderMap) {
 fn current_headers() -> HashMap<String, String> {
     let mut carrier = HashMap::new();
     TraceContextPropagator::new().inject_context(&current_context(), &mut carrier);
+    // The propagator writes `tracestate` even when there is none; an empty header is noise
+    // to every receiver (and some refuse it).
+    if carrier.get(TRACESTATE).is_some_and(|s| s.trim().is_empty()) {
+        carrier.remove(TRACESTATE);
+    }
     carrier
 }
 

@@ -309,6 +309,25 @@ fn the_server_span_continues_the_request_header_and_injection_writes_it_back() {
 }
 
 #[test]
+fn no_empty_tracestate_is_sent() {
+    let (dispatch, _guard) = scoped(&[]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let request = ::http::Request::get("/api/orders/42")
+            .header(TRACEPARENT, format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+            .body(())
+            .unwrap();
+        let span = http_server_span(&request);
+        let mut headers = ::http::HeaderMap::new();
+        span.in_scope(|| inject_trace_headers(&mut headers));
+        assert!(headers.contains_key(TRACEPARENT));
+        assert!(
+            !headers.contains_key(TRACESTATE),
+            "no trace state, no header: {headers:?}"
+        );
+    });
+}
+
+#[test]
 fn injection_outside_a_span_leaves_headers_alone() {
     let (dispatch, _guard) = scoped(&[]);
     tracing::dispatcher::with_default(&dispatch, || {
