@@ -121,8 +121,11 @@ pub(crate) async fn create_source(
     // The options must make a valid scheme before any secret is stored.
     let verifier = crate::inbound::scheme_for(scheme, &options)
         .map_err(|e| ApiError::bad_request("invalid_options", e))?;
+    unknown_options(&verifier, &options)?;
     crate::inbound::secret_for(&verifier, &body.secret)
-        .map_err(|e| ApiError::bad_request("invalid_secret", e))?;
+        .map_err(|e| ApiError::bad_request("invalid_secret", e))?
+        .check_strength(&verifier)
+        .map_err(|e| ApiError::bad_request("weak_secret", e))?;
     let connection_id = body
         .connection_id
         .as_deref()
@@ -172,6 +175,32 @@ pub(crate) async fn create_source(
         Json(source_out(&settings, &stored)),
     )
         .into_response())
+}
+
+/// Options the scheme does not have are refused (a misspelt `toleranceSecs` would otherwise
+/// silently keep the default): every option given must be one the scheme's settings
+/// serialise back.
+fn unknown_options(scheme: &webhooks::Scheme, options: &Value) -> Result<(), ApiError> {
+    let known = serde_json::to_value(scheme).map_err(ApiError::internal)?;
+    let Some(given) = options.as_object() else {
+        return Ok(());
+    };
+    match given
+        .keys()
+        .find(|k| k.as_str() == "kind" || known.get(k.as_str()).is_none())
+    {
+        Some(k) => {
+            let mut name: String = k.chars().take(64).collect();
+            if k.chars().count() > 64 {
+                name.push('…');
+            }
+            Err(ApiError::bad_request(
+                "invalid_options",
+                format!("options: {} sources have no option {name:?}", scheme.name()),
+            ))
+        }
+        None => Ok(()),
+    }
 }
 
 /// The vendor app a source's deliveries are routed to: the app named (or the one the scheme

@@ -45,7 +45,7 @@ const QUIET: Duration = Duration::from_millis(60);
 /// The outbox publisher's timer (`app_host::OUTBOX_INTERVAL`): an operation that takes
 /// longer than this lets a timer pass into the counts.
 const PUBLISHER_INTERVAL: Duration = Duration::from_millis(500);
-const GITHUB_SECRET: &str = "azure-counts-secret";
+const GITHUB_SECRET: &str = "azure-counts-secret-0123456789";
 
 fn main() -> ExitCode {
     let result = match std::env::var_os(CHILD_SETTINGS) {

@@ -270,7 +270,7 @@ impl Bench<'_> {
             .post(
                 "/webhook-gateway/api/webhooks/sources",
                 t,
-                json!({"provider": "github", "secret": "bench-secret"}),
+                json!({"provider": "github", "secret": "bench-secret-0123456789"}),
             )
             .await
             .json()
@@ -278,7 +278,7 @@ impl Bench<'_> {
             .unwrap();
         let url = source["url"].as_str().unwrap().to_owned();
         let body = br#"{"action":"opened","number":1}"#.to_vec();
-        let sig = testkit::github_signature("bench-secret", &body);
+        let sig = testkit::github_signature("bench-secret-0123456789", &body);
         let m = n;
         let start = Instant::now();
         self.send_all(move |client, i| {

@@ -234,6 +234,29 @@ async fn sources_validate_their_provider_options_and_secret() {
             json!({"provider": "github", "secret": "s", "extra": 1}),
             "invalid_body",
         ),
+        // Too short to sign anything.
+        (json!({"provider": "github", "secret": "s"}), "weak_secret"),
+        (
+            json!({"provider": "generic-hmac", "secret": "fifteen-chars!!"}),
+            "weak_secret",
+        ),
+        (
+            json!({"provider": "standard-webhooks", "secret": "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="}),
+            "weak_secret",
+        ),
+        // Options the scheme does not have, misspelt or not.
+        (
+            json!({"provider": "stripe", "secret": "whsec_0123456789abcdef", "options": {"toleranceSec": 60}}),
+            "invalid_options",
+        ),
+        (
+            json!({"provider": "github", "secret": SECRET, "options": {"toleranceSecs": 60}}),
+            "invalid_options",
+        ),
+        (
+            json!({"provider": "github", "secret": SECRET, "options": {"kind": "stripe"}}),
+            "invalid_options",
+        ),
     ] {
         assert_problem(p.post(SOURCES, &t, body).await, 400, code).await;
     }

@@ -863,14 +863,14 @@ async fn a_verified_inbound_delivery_reaches_subscribers_signed() {
         .post(
             "/webhook-gateway/api/webhooks/sources",
             &t,
-            json!({"provider": "github", "secret": "gh-e2e-secret"}),
+            json!({"provider": "github", "secret": "gh-e2e-secret-0123456789"}),
         )
         .await
         .json()
         .await
         .unwrap();
     let body = br#"{"action":"opened","number":7}"#;
-    let sig = testkit::github_signature("gh-e2e-secret", body);
+    let sig = testkit::github_signature("gh-e2e-secret-0123456789", body);
     for _ in 0..2 {
         let r = p
             .client

@@ -51,6 +51,23 @@ pub(crate) fn one_of<'h>(
     Ok(found)
 }
 
+/// A header the scheme identifies a delivery by (an id, an event name): present once, 1 to
+/// `max` visible ASCII characters; anything else is malformed (400), never replaced by a
+/// body hash, which would merge distinct deliveries or split one.
+pub(crate) fn identifier(
+    headers: &HeaderMap,
+    name: &'static str,
+    max: usize,
+) -> Result<String, VerifyError> {
+    match single(headers, name) {
+        Ok(Some(v)) if (1..=max).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(v.to_owned())
+        }
+        Err(e @ VerifyError::DuplicateHeader(_)) => Err(e),
+        _ => Err(VerifyError::Malformed(name)),
+    }
+}
+
 /// An optional header for metadata (ids, event types): duplicates or non-ASCII are ignored
 /// rather than refused, as they are not part of what was signed.
 pub(crate) fn meta(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -106,6 +106,26 @@ impl Secret {
         &self.key
     }
 
+    /// Whether a shared secret is long enough to sign `scheme`'s deliveries: at least 16
+    /// bytes of key material (24 for Standard Webhooks, the least its specification allows).
+    /// Public keys (SendGrid) are checked by their parsing.
+    pub fn check_strength(&self, scheme: &Scheme) -> Result<(), String> {
+        let Key::Symmetric(bytes) = &self.key else {
+            return Ok(());
+        };
+        let least = match scheme {
+            Scheme::StandardWebhooks { .. } => 24,
+            _ => 16,
+        };
+        if bytes.len() < least {
+            return Err(format!(
+                "a {} source's secret is at least {least} bytes of key material",
+                scheme.name()
+            ));
+        }
+        Ok(())
+    }
+
     /// The symmetric bytes, or `BadSecret` for a public key.
     pub(crate) fn symmetric(&self) -> Result<&[u8], VerifyError> {
         match &self.key {

@@ -39,22 +39,58 @@ fn github_published() {
 }
 
 #[test]
-fn github_without_delivery_falls_back_to_body_hash() {
-    let h = headers(&[(
+fn github_without_a_usable_delivery_id_or_event_is_malformed() {
+    let signature = (
         "X-Hub-Signature-256",
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
-    )]);
-    let secret = Secret::from_bytes("It's a Secret to Everybody").unwrap();
-    let v = Unverified::new(Method::POST, URL, &h, b"Hello, World!")
-        .verify(&Scheme::Github, &secret, at(0))
-        .unwrap();
-    // sha256("Hello, World!")
-    assert_eq!(
-        v.delivery_id(),
-        "dffd6021bb2bd5b0af676290809ec3a53191dd81c7f70a4b28688a362182986f"
     );
-    assert!(v.delivery_id_is_fallback());
-    assert_eq!(v.event_type(), None);
+    let delivery = ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+    let event = ("X-GitHub-Event", "issues");
+    let long = "d".repeat(129);
+    let secret = Secret::from_bytes("It's a Secret to Everybody").unwrap();
+    for (pairs, header) in [
+        (vec![signature, event], "X-GitHub-Delivery"),
+        (
+            vec![signature, ("X-GitHub-Delivery", ""), event],
+            "X-GitHub-Delivery",
+        ),
+        (
+            vec![signature, ("X-GitHub-Delivery", "a b"), event],
+            "X-GitHub-Delivery",
+        ),
+        (
+            vec![signature, ("X-GitHub-Delivery", long.as_str()), event],
+            "X-GitHub-Delivery",
+        ),
+        (vec![signature, delivery], "X-GitHub-Event"),
+        (
+            vec![signature, delivery, ("X-GitHub-Event", "")],
+            "X-GitHub-Event",
+        ),
+    ] {
+        let h = headers(&pairs);
+        let e = Unverified::new(Method::POST, URL, &h, b"Hello, World!")
+            .verify(&Scheme::Github, &secret, at(0))
+            .unwrap_err();
+        assert_eq!(e, VerifyError::Malformed(header), "{pairs:?}");
+        assert_eq!(e.status(), http::StatusCode::BAD_REQUEST);
+    }
+    // Non-ASCII bytes in the id.
+    let mut h = headers(&[signature, event]);
+    h.insert(
+        "X-GitHub-Delivery",
+        http::HeaderValue::from_bytes(b"id-\xe9").unwrap(),
+    );
+    let e = Unverified::new(Method::POST, URL, &h, b"Hello, World!")
+        .verify(&Scheme::Github, &secret, at(0))
+        .unwrap_err();
+    assert_eq!(e, VerifyError::Malformed("X-GitHub-Delivery"));
+    // A bad signature is still a 401 first: nothing about the delivery is read before.
+    let h = headers(&[("X-Hub-Signature-256", "sha256=00"), event]);
+    let e = Unverified::new(Method::POST, URL, &h, b"Hello, World!")
+        .verify(&Scheme::Github, &secret, at(0))
+        .unwrap_err();
+    assert_ne!(e, VerifyError::Malformed("X-GitHub-Delivery"));
 }
 
 #[test]
