@@ -2,6 +2,7 @@
 //! runner playing the Functions host's part (HTTP forwarding, Service Bus triggers with the
 //! host's exact payloads, timers).
 
+pub mod folder;
 mod front;
 pub mod settings;
 mod triggers;
@@ -142,6 +143,8 @@ pub struct Runner {
     pub ports: app_host::adapters::Ports,
     /// The signer of this data folder's local tokens (what `dev-token` uses).
     pub dev_tokens: auth::DevTokens,
+    /// One runner per data folder: held until the runner is dropped.
+    _folder: folder::FolderLock,
     summary: Vec<String>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -152,8 +155,11 @@ impl Runner {
     /// starts the trigger loops and the outbox publisher.
     pub async fn start(apps: &[AppRegistration], args: RunArgs) -> anyhow::Result<Runner> {
         let mut settings = Settings::load(&args.settings, |k| std::env::var(k).ok())?;
+        // Before anything opens the folder's databases: a second runner stops here.
+        let folder = folder::lock(&args.data_dir)?;
         let (listener, addr) = bind(apps, &args, &mut settings).await?;
         let opened = Opened::open(apps, &args, &settings).await?;
+        folder::restrict_files(&args.data_dir)?;
         let (stop, stop_rx) = watch::channel(false);
         let mounter = Mounter {
             settings: &settings,
@@ -197,6 +203,7 @@ impl Runner {
             broker,
             ports,
             dev_tokens,
+            _folder: folder,
             summary,
             stop,
             tasks,

@@ -226,3 +226,36 @@ async fn oversized_and_chunked_bodies_are_handled_like_the_host() {
     assert_eq!(raw_status(p.runner.addr, sized.as_bytes()).await, 202);
     p.shutdown().await;
 }
+
+/// One runner per data folder: a second one refuses to start, naming the first; once the
+/// first stops, the folder is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_runner_on_the_same_data_folder_refuses_to_start() {
+    let p = Probe::start("0 0 0 1 1 *").await;
+    let dir = p.platform.dir().to_owned();
+    let args = || integration_platform::RunArgs {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: dir.join("data"),
+        settings: dir.join("local.settings.json"),
+        lock_seconds: 2,
+        function_timeout: 30,
+        max_concurrent_calls: Some(4),
+    };
+    let e = match integration_platform::Runner::start(&[e2e::registration()], args()).await {
+        Ok(_) => panic!("a second runner started on the same folder"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains(&format!("another runner (PID {})", std::process::id())),
+        "{e}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("data")), 0o700);
+        assert_eq!(mode(&dir.join("data").join("documents.db")), 0o600);
+    }
+    let p = p.platform.restart(&[e2e::registration()]).await;
+    p.shutdown().await;
+}

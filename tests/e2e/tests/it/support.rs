@@ -44,7 +44,7 @@ pub(crate) async fn eventually(
 
 /// A platform hosting the probe app in this process.
 pub(crate) struct Probe {
-    platform: testkit::TestPlatform,
+    pub(crate) platform: testkit::TestPlatform,
 }
 
 impl std::ops::Deref for Probe {
