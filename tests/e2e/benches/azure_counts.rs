@@ -114,7 +114,7 @@ fn measure(settings: PathBuf) -> anyhow::Result<ExitCode> {
         let args = RunArgs {
             listen: Some("127.0.0.1:0".parse()?),
             data_dir: data.path().join("data"),
-            settings,
+            settings: Some(settings),
             lock_seconds: 60,
             function_timeout: 600,
             max_concurrent_calls: None,

@@ -46,7 +46,7 @@ async fn run() {
     let args = RunArgs {
         listen: Some("127.0.0.1:0".parse().expect("addr")),
         data_dir: dir.path().join("data"),
-        settings: dir.path().join("local.settings.json"),
+        settings: Some(dir.path().join("local.settings.json")),
         lock_seconds: 60,
         function_timeout: 60,
         max_concurrent_calls: None,

@@ -65,9 +65,10 @@ pub struct RunArgs {
     /// Folder of the embedded store, broker, blobs and secrets.
     #[arg(long, default_value = "./.platform")]
     pub data_dir: PathBuf,
-    /// Settings in the Core Tools format.
-    #[arg(long, default_value = "local.settings.json")]
-    pub settings: PathBuf,
+    /// Settings in the Core Tools format; the process environment overrides them
+    /// [default: local.settings.json, if it exists].
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
     /// Peek-lock duration of every queue and subscription, in seconds.
     #[arg(long, default_value_t = 60)]
     pub lock_seconds: u64,
@@ -78,6 +79,11 @@ pub struct RunArgs {
     /// [default: 16 × the processor count, the host's own default].
     #[arg(long)]
     pub max_concurrent_calls: Option<usize>,
+}
+
+/// The process environment (names and values that are not Unicode are not settings).
+fn environment() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
 }
 
 /// The Functions host's `maxConcurrentCalls` when host.json leaves it out: 16 per processor.
@@ -116,7 +122,7 @@ pub fn main_with(apps: &[AppRegistration]) -> anyhow::Result<()> {
         None => {
             // Logs to stderr, and Application Insights when `local.settings.json` (or the
             // environment) gives its connection string.
-            let values = Settings::load(&cli.run.settings, |k| std::env::var(k).ok())?.values;
+            let values = Settings::load(cli.run.settings.as_deref(), environment())?.values;
             let _telemetry = telemetry::init("integration-platform", &values)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -146,6 +152,8 @@ pub struct Runner {
     /// One runner per data folder: held until the runner is dropped.
     _folder: folder::FolderLock,
     summary: Vec<String>,
+    /// Where the settings came from, for the banner.
+    settings_file: Option<PathBuf>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -154,7 +162,7 @@ impl Runner {
     /// Opens the data folder, builds every app, creates the topology, binds the listener and
     /// starts the trigger loops and the outbox publisher.
     pub async fn start(apps: &[AppRegistration], args: RunArgs) -> anyhow::Result<Runner> {
-        let mut settings = Settings::load(&args.settings, |k| std::env::var(k).ok())?;
+        let mut settings = Settings::load(args.settings.as_deref(), environment())?;
         // Before anything opens the folder's databases: a second runner stops here.
         let folder = folder::lock(&args.data_dir)?;
         let (listener, addr) = bind(apps, &args, &mut settings).await?;
@@ -205,6 +213,7 @@ impl Runner {
             dev_tokens,
             _folder: folder,
             summary,
+            settings_file: settings.file.clone(),
             stop,
             tasks,
         })
@@ -219,6 +228,16 @@ impl Runner {
             self.addr,
             self.data_dir.display()
         );
+        match &self.settings_file {
+            Some(file) => out.push_str(&format!(
+                "  settings: {} (the environment overrides it)\n",
+                file.display()
+            )),
+            None => out.push_str(&format!(
+                "  settings: the environment only (no {} here)\n",
+                settings::DEFAULT_FILE
+            )),
+        }
         if self.summary.is_empty() {
             out.push_str("  no apps are registered in this build yet\n");
         } else {

@@ -1,7 +1,7 @@
 //! `local.settings.json` in the Core Tools format, overlaid by the environment.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
@@ -30,24 +30,45 @@ struct HostSection {
 /// The setting naming the host environment.
 pub const ENVIRONMENT: &str = "AZURE_FUNCTIONS_ENVIRONMENT";
 
+/// The settings file read when none is named, if it exists.
+pub const DEFAULT_FILE: &str = "local.settings.json";
+
 /// The settings every app sees, and the host section the runner uses.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
     pub values: BTreeMap<String, String>,
     pub local_http_port: Option<u16>,
     pub local_http_address: Option<String>,
+    /// The file the values came from (`None`: no file, the environment only).
+    pub file: Option<PathBuf>,
 }
 
 impl Settings {
-    /// Reads `path` if it exists (a missing file is an empty one), then lets `env` win for
-    /// every key it has, as Core Tools does. `ConnectionStrings` become
+    /// Reads the settings as Core Tools does: the file (`path`, which must exist when given;
+    /// else [`DEFAULT_FILE`] if it exists), then the process environment (`env`), which wins
+    /// for every name it has, whether the file has it or not. `ConnectionStrings` become
     /// `ConnectionStrings:<name>` keys.
-    pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
-        let file: File = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is not a valid local.settings.json", path.display())
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Settings> {
+        let (path, named) = match path {
+            Some(p) => (p, true),
+            None => (Path::new(DEFAULT_FILE), false),
+        };
+        let (file, read): (File, bool) = match std::fs::read(path) {
+            Ok(bytes) => (
+                serde_json::from_slice(&bytes).with_context(|| {
+                    format!("{} is not a valid local.settings.json", path.display())
+                })?,
+                true,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => {
+                (File::default(), false)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("the settings file {} does not exist", path.display())
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         if file.is_encrypted {
@@ -77,23 +98,17 @@ impl Settings {
             };
             values.insert(format!("ConnectionStrings:{name}"), text);
         }
-        for (k, v) in values.iter_mut() {
-            if let Some(from_env) = env(k) {
-                *v = from_env;
-            }
-        }
+        values.extend(env);
         // Core Tools runs the host as Development; apps relax production-only rules on it
         // (https-only vendor URLs, for fakes on loopback).
-        if !values.contains_key(ENVIRONMENT) {
-            values.insert(
-                ENVIRONMENT.to_owned(),
-                env(ENVIRONMENT).unwrap_or_else(|| "Development".to_owned()),
-            );
-        }
+        values
+            .entry(ENVIRONMENT.to_owned())
+            .or_insert_with(|| "Development".to_owned());
         Ok(Settings {
             values,
             local_http_port: file.host.local_http_port,
             local_http_address: file.host.local_http_address,
+            file: read.then(|| path.to_owned()),
         })
     }
 
@@ -122,9 +137,15 @@ mod tests {
                "Host":{"LocalHttpPort":7072},"ConnectionStrings":{"Db":{"ConnectionString":"x=1","ProviderName":"p"}}}"#,
         )
         .unwrap();
-        let s = Settings::load(&path, |k| (k == "N").then(|| "4".to_owned())).unwrap();
+        let env = [("N", "4"), ("ONLY_IN_ENV", "yes")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let s = Settings::load(Some(&path), env).unwrap();
         assert_eq!(s.values["FUNCTIONS_WORKER_RUNTIME"], "Custom");
         assert_eq!(s.values["N"], "4", "the environment wins");
+        assert_eq!(
+            s.values["ONLY_IN_ENV"], "yes",
+            "whether or not the file has the name"
+        );
+        assert_eq!(s.file.as_deref(), Some(path.as_path()));
         assert_eq!(s.values["ConnectionStrings:Db"], "x=1");
         assert_eq!(s.local_http_port, Some(7072));
         assert_eq!(s.resolve("%Schedule%").unwrap(), "0 */5 * * * *");
@@ -138,25 +159,34 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_is_empty_and_bad_files_are_errors() {
+    fn a_named_file_must_exist_and_bad_files_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let empty = Settings::load(&dir.path().join("nope.json"), |_| None).unwrap();
-        let keys: Vec<&str> = empty.values.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            vec![ENVIRONMENT],
-            "only the environment, as Core Tools sets it"
+        let missing = dir.path().join("nope.json");
+        let e = Settings::load(Some(&missing), []).unwrap_err().to_string();
+        assert!(
+            e.contains("does not exist") && e.contains("nope.json"),
+            "{e}"
         );
-        assert_eq!(empty.values[ENVIRONMENT], "Development");
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "{not json").unwrap();
-        assert!(Settings::load(&bad, |_| None).is_err());
+        assert!(Settings::load(Some(&bad), []).is_err());
         std::fs::write(&bad, r#"{"IsEncrypted":true,"Values":{}}"#).unwrap();
         assert!(
-            Settings::load(&bad, |_| None)
+            Settings::load(Some(&bad), [])
                 .unwrap_err()
                 .to_string()
                 .contains("encrypted")
         );
+    }
+
+    #[test]
+    fn without_a_file_the_environment_is_the_settings() {
+        // The default file is looked for in the working directory; the crate's has none.
+        assert!(!Path::new(DEFAULT_FILE).exists());
+        let s = Settings::load(None, [("A".to_owned(), "1".to_owned())]).unwrap();
+        assert_eq!(s.file, None);
+        let keys: Vec<&str> = s.values.keys().map(String::as_str).collect();
+        assert_eq!(keys, vec!["A", ENVIRONMENT]);
+        assert_eq!(s.values[ENVIRONMENT], "Development");
     }
 }

@@ -14,7 +14,7 @@ fn args(dir: &Path) -> RunArgs {
     RunArgs {
         listen: Some("127.0.0.1:0".parse().expect("an address")),
         data_dir: dir.join("data"),
-        settings: dir.join("local.settings.json"),
+        settings: Some(dir.join("local.settings.json")),
         lock_seconds: 2,
         function_timeout: 30,
         max_concurrent_calls: Some(4),

@@ -236,7 +236,7 @@ async fn a_second_runner_on_the_same_data_folder_refuses_to_start() {
     let args = || integration_platform::RunArgs {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: dir.join("data"),
-        settings: dir.join("local.settings.json"),
+        settings: Some(dir.join("local.settings.json")),
         lock_seconds: 2,
         function_timeout: 30,
         max_concurrent_calls: Some(4),
