@@ -173,7 +173,7 @@ pub(crate) async fn rotate(
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&caller)?;
     let (credential, _) = read_credential(&ctx, tenant.as_str(), &body.credential_id).await?;
-    let rotation_id = match body.secret {
+    let (rotation_id, status) = match body.secret {
         Some(fields) => {
             let material =
                 SecretMaterial::new(credential.kind(), fields).map_err(material_error)?;
@@ -184,6 +184,7 @@ pub(crate) async fn rotate(
                 credential.id(),
                 &material,
                 settings.test_timeout,
+                false,
             )
             .await?
         }
@@ -201,7 +202,7 @@ pub(crate) async fn rotate(
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
-        Json(serde_json::json!({ "rotationId": rotation_id, "status": "testing" })),
+        Json(serde_json::json!({ "rotationId": rotation_id, "status": status })),
     )
         .into_response())
 }

@@ -75,8 +75,23 @@ pub(crate) struct Rotation {
     outcome: Option<RotationOutcome>,
     detail: Option<String>,
     pending: SecretRef,
+    /// The new secret came from the vendor (a refresh grant answered with a new refresh
+    /// token): the old one is likely revoked, so the new one becomes current whatever the
+    /// re-test says.
+    #[serde(default)]
+    vendor_issued: bool,
     started_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
+}
+
+/// Where a rotation's re-test goes: the app of this platform that serves the provider and
+/// re-tests its connections, if there is one.
+fn retesting_app(ctx: &AppContext, provider: &IntegrationProvider) -> Option<&'static str> {
+    if let Some((app, entry)) = ctx.catalogue_entry(provider.key().as_str()) {
+        return entry.retests.then_some(app);
+    }
+    let app = owning_app(ctx, provider);
+    ctx.catalogue.iter().any(|a| a.app == app).then_some(app)
 }
 
 /// The app that serves a provider: the app whose catalogue lists it; for a provider an
@@ -121,14 +136,18 @@ fn transition(e: TransitionError) -> ApiError {
     ApiError::Conflict(e.to_string())
 }
 
-/// Starts a rotation of `credential_id` to `material`; returns the rotation id.
+/// Starts a rotation of `credential_id` to `material`; returns the rotation id and where it
+/// stands (`testing`, or already `promoted` when no app of this platform re-tests the
+/// provider's credentials: decided at once as `not_supported`, not after the timeout).
+/// `vendor_issued`: the vendor handed out `material` (see [`Rotation`]).
 pub(crate) async fn start(
     ctx: &AppContext,
     tenant: &TenantId,
     credential_id: CredentialId,
     material: &SecretMaterial,
     timeout: Duration,
-) -> Result<RotationId, ApiError> {
+    vendor_issued: bool,
+) -> Result<(RotationId, RotationStatus), ApiError> {
     let (mut credential, etag): (IntegrationCredential, _) =
         read(ctx, tenant.as_str(), &credential_doc_id(&credential_id))
             .await?
@@ -141,7 +160,8 @@ pub(crate) async fn start(
                 "no app owns this credential's provider; replace the secret where it is used",
             )
         })?;
-    let app = owning_app(ctx, &provider);
+    let retester = retesting_app(ctx, &provider);
+    let app = retester.unwrap_or_else(|| owning_app(ctx, &provider));
     let custody = Custody::new(ctx.secrets.clone());
     let pending = custody
         .store(&credential_id, material)
@@ -153,7 +173,7 @@ pub(crate) async fn start(
         let _ = custody.discard(&pending).await;
         return Err(transition(e));
     }
-    let rotation = Rotation {
+    let mut rotation = Rotation {
         id: rotation_id,
         tenant_id: tenant.clone(),
         credential_id,
@@ -162,9 +182,46 @@ pub(crate) async fn start(
         outcome: None,
         detail: None,
         pending: pending.clone(),
+        vendor_issued,
         started_at: now,
         finished_at: None,
     };
+    if retester.is_none() {
+        // Nobody will answer a re-test: say so now, as the app would.
+        let events = credential.promote(rotation_id, now).map_err(transition)?;
+        rotation.status = RotationStatus::Promoted;
+        rotation.outcome = Some(RotationOutcome::NotSupported);
+        rotation.detail = Some(format!(
+            "no app of this platform re-tests {} credentials",
+            credential.provider_key()
+        ));
+        rotation.finished_at = Some(now);
+        let ops = vec![
+            WriteOp::replace(
+                credential_doc_id(&credential_id),
+                document(&credential, CREDENTIAL)?,
+                Some(etag),
+            ),
+            WriteOp::create(
+                rotation_doc_id(&rotation_id),
+                document(&rotation, ROTATION)?,
+            ),
+        ];
+        if let Err(e) = commit(
+            ctx,
+            tenant.as_str(),
+            ops,
+            &events,
+            "the credential changed meanwhile; try again",
+        )
+        .await
+        {
+            let _ = custody.discard(&pending).await;
+            return Err(e);
+        }
+        tracing::info!(tenant = %tenant, credential = %credential_id, rotation = %rotation_id, "rotation promoted untested: no app re-tests the provider");
+        return Ok((rotation_id, RotationStatus::Promoted));
+    }
     let subject = format!("credentials/{credential_id}");
     let request = RetestRequested {
         rotation_id,
@@ -208,7 +265,7 @@ pub(crate) async fn start(
         return Err(e);
     }
     tracing::info!(tenant = %tenant, credential = %credential_id, rotation = %rotation_id, app, "rotation started");
-    Ok(rotation_id)
+    Ok((rotation_id, RotationStatus::Testing))
 }
 
 /// Rotates a refresh-token credential by itself: one refresh grant against its token
@@ -218,7 +275,7 @@ pub(crate) async fn self_rotate(
     ctx: &AppContext,
     settings: &Settings,
     credential: &IntegrationCredential,
-) -> Result<RotationId, ApiError> {
+) -> Result<(RotationId, RotationStatus), ApiError> {
     let resolver = custody::Resolver::new(ctx.documents.clone(), ctx.secrets.clone());
     let current = resolver
         .material(credential.kind(), credential.current())
@@ -245,12 +302,14 @@ pub(crate) async fn self_rotate(
             "the token endpoint kept the same refresh token: there is nothing to rotate",
         ));
     };
+    // The vendor answered the refresh grant: its new token is the one that works now.
     start(
         ctx,
         credential.tenant_id(),
         credential.id(),
         &renewed,
         settings.test_timeout,
+        true,
     )
     .await
 }
@@ -351,13 +410,25 @@ async fn apply(
             }
         }
         Decision::Abort(outcome, detail) => {
-            rotation.status = RotationStatus::Aborted;
-            rotation.outcome = Some(outcome);
             let text = RedactedText::redact(&detail, &[]);
+            rotation.outcome = Some(outcome);
             rotation.detail = Some(text.as_str().to_owned());
-            credential
-                .abort_rotation(rotation_id, now)
-                .map_err(transition)?;
+            let mut events = if rotation.vendor_issued {
+                // The vendor's new token stays current (the old one is likely revoked);
+                // the failed re-test is recorded beside it, and as a failure below.
+                rotation.status = RotationStatus::Promoted;
+                match credential.promote(rotation_id, now) {
+                    Ok(events) => events,
+                    Err(TransitionError::AlreadyPromoted { .. }) => Vec::new(),
+                    Err(e) => return Err(transition(e)),
+                }
+            } else {
+                rotation.status = RotationStatus::Aborted;
+                credential
+                    .abort_rotation(rotation_id, now)
+                    .map_err(transition)?;
+                Vec::new()
+            };
             let (failure, event) = IntegrationFailure::record(
                 NewFailure {
                     tenant_id: tenant.clone(),
@@ -382,7 +453,8 @@ async fn apply(
                 format!("failure-{}", failure.id()),
                 document(&failure, FAILURE)?,
             ));
-            vec![event]
+            events.push(event);
+            events
         }
     };
     rotation.finished_at = Some(now);
@@ -456,7 +528,7 @@ pub(crate) async fn sweep(
             // announced for someone to act on.
             if credential.kind() == domain::CredentialKind::Oauth2RefreshToken {
                 match self_rotate(&ctx, &settings, &credential).await {
-                    Ok(rotation) => {
+                    Ok((rotation, _)) => {
                         tracing::info!(credential = %credential.id(), %rotation, "due credential rotating itself");
                         continue;
                     }

@@ -6,7 +6,7 @@ use ports::{BrokerReceiver as _, OutgoingMessage};
 use serde_json::{Value, json};
 use testkit::{TestPlatform, assert_problem};
 
-use crate::support::{fake_sms_app, observe, platform, published};
+use crate::support::{fake_sms_app, idle_sms_app, observe, platform, published};
 
 const CREDENTIALS: &str = "/registry/api/integrations/credentials";
 
@@ -104,7 +104,7 @@ fn scan_for(p: &TestPlatform, secrets: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_created_in_custody_and_isolated_by_tenant() {
-    let p = platform(&[], json!({})).await;
+    let p = platform(&[idle_sms_app()], json!({})).await;
     with_provider(&p).await;
     let a = p.token("tenant-a", &[]);
     let b = p.token("tenant-b", &[]);
@@ -353,8 +353,8 @@ async fn late_and_repeated_answers_never_promote_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_resumes_after_a_restart() {
-    // First run: no owning app, so the re-test command waits on its queue.
-    let p = platform(&[], json!({})).await;
+    // First run: the owning app does not consume, so the re-test command waits on its queue.
+    let p = platform(&[idle_sms_app()], json!({})).await;
     with_provider(&p).await;
     let t = p.token("tenant-c", &[]);
     let id = create(&p, &t, "sk-before", None).await["id"]
@@ -498,6 +498,130 @@ async fn refresh_token_credentials_rotate_themselves() {
         "no secret in the problem"
     );
     assert_eq!(credential(&p, &t, &dead).await["status"], "active");
+    p.shutdown().await;
+}
+
+/// Once the vendor has answered a refresh grant its new refresh token is the live one: it
+/// becomes current even when the re-test fails or never comes, with the outcome recorded
+/// beside it and a failure raised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_issued_refresh_token_is_kept_whatever_the_retest_says() {
+    let (token_url, _hits) = crate::support::token_endpoint().await;
+    let p = platform(
+        &[fake_sms_app()],
+        json!({ "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1", "ROTATION_TEST_TIMEOUT_SECONDS": "1" }),
+    )
+    .await;
+    with_provider(&p).await;
+    observe(&p).await;
+    let t = p.token("tenant-v", &[]);
+    // `bad-…` re-tests as failed; `silent-…` is never answered.
+    for (first, outcome) in [("bad-1", "failed"), ("silent-1", "timed_out")] {
+        let id = oauth_credential(&p, &t, &token_url, first, None).await;
+        let r = p
+            .post(
+                &format!("{CREDENTIALS}/rotate"),
+                &t,
+                json!({"credentialId": id}),
+            )
+            .await;
+        assert_eq!(r.status(), 202);
+        let rotation = r.json::<Value>().await.unwrap()["rotationId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = decided(&p, &t, &rotation).await;
+        assert_eq!(
+            (r["status"].as_str(), r["outcome"].as_str()),
+            (Some("promoted"), Some(outcome)),
+            "{r}"
+        );
+        assert!(
+            r["detail"].is_string(),
+            "the re-test's outcome is kept: {r}"
+        );
+        let next = format!("{}-2", first.split('-').next().unwrap());
+        assert_eq!(current_refresh_token(&p, &t, &id).await, next);
+    }
+    let events = published(&p, 4).await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type()).collect();
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| t.ends_with("credential.rotated.v1"))
+            .count(),
+        2,
+        "{types:?}"
+    );
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| t.ends_with("failure.recorded.v1"))
+            .count(),
+        2,
+        "{types:?}"
+    );
+    p.shutdown().await;
+}
+
+/// A credential of a provider that no app of this platform re-tests (its category's app is
+/// not part of it) is decided at once, not after the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_nobody_can_retest_is_decided_at_once() {
+    let p = platform(
+        &[fake_sms_app()],
+        json!({ "ROTATION_TEST_TIMEOUT_SECONDS": "3600" }),
+    )
+    .await;
+    let op = p.token("ops", &["operator"]);
+    let provider = json!({"key": "acme-crm", "displayName": "Acme CRM", "category": "crm",
+                          "authScheme": "apiKey", "baseUrl": "https://api.acme.example"});
+    assert_eq!(
+        p.post("/registry/api/integrations/providers", &op, provider)
+            .await
+            .status(),
+        201
+    );
+    let t = p.token("tenant-u", &[]);
+    let r = p
+        .post(
+            CREDENTIALS,
+            &t,
+            json!({"providerKey": "acme-crm", "kind": "apiKey", "secret": {"apiKey": "sk-crm-1"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = p
+        .post(
+            &format!("{CREDENTIALS}/rotate"),
+            &t,
+            json!({"credentialId": id, "secret": {"apiKey": "sk-crm-2"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["status"], "promoted", "{answer}");
+    let r: Value = p
+        .get(
+            &format!(
+                "{CREDENTIALS}/rotations/{}",
+                answer["rotationId"].as_str().unwrap()
+            ),
+            &t,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["outcome"], "not_supported", "{r}");
+    assert_eq!(
+        r["detail"],
+        "no app of this platform re-tests acme-crm credentials"
+    );
     p.shutdown().await;
 }
 

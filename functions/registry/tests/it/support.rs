@@ -84,6 +84,15 @@ pub(crate) fn fake_sms_app() -> AppRegistration {
     }
 }
 
+/// An `sms` app that is part of the platform but does not consume its queue (stopped, or
+/// slow to start): re-tests wait for it.
+pub(crate) fn idle_sms_app() -> AppRegistration {
+    AppRegistration {
+        build: |_| Ok(FunctionApp::new("sms")),
+        ..fake_sms_app()
+    }
+}
+
 fn build_fake(ctx: &AppContext) -> FunctionApp {
     let c = ctx.clone();
     FunctionApp::new("sms").function(FunctionDecl::queue("Runs", "runs-sms"), move |inv| {
@@ -166,8 +175,10 @@ pub(crate) async fn token_endpoint() -> (String, std::sync::Arc<std::sync::atomi
             let body = serde_json::json!({"error": "invalid_grant", "error_description": "the refresh token is not valid"});
             return (axum::http::StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
         }
-        let n: u32 = rt.trim_start_matches("rt-").parse().unwrap_or(0);
-        let body = serde_json::json!({"access_token": format!("at-{n}"), "token_type": "Bearer", "expires_in": 3600, "refresh_token": format!("rt-{}", n + 1)});
+        // `<prefix>-<n>` becomes `<prefix>-<n + 1>` (the fake sms app re-tests `rt-…` good).
+        let (prefix, n) = rt.rsplit_once('-').unwrap_or(("rt", "0"));
+        let n: u32 = n.parse().unwrap_or(0);
+        let body = serde_json::json!({"access_token": format!("at-{n}"), "token_type": "Bearer", "expires_in": 3600, "refresh_token": format!("{prefix}-{}", n + 1)});
         axum::Json(body).into_response()
     }
     let app = axum::Router::new()

@@ -966,9 +966,23 @@ async fn retest_outcome(
         .await
     {
         Ok(Some((c, _))) => c,
-        Ok(None) => return not_supported("the credential's connection does not exist"),
+        // A connection the tenant does not have (never made, deleted, or another tenant's
+        // id) cannot vouch for the new secret: the re-test fails rather than promote it
+        // untested.
+        Ok(None) => {
+            return Ok(Err((
+                RetestOutcome::Failed,
+                "the credential's connection does not exist".to_owned(),
+            )));
+        }
         Err(_) => return Err(transient("the connection could not be read")),
     };
+    if connection.credential_id() != request.credential_id {
+        return Ok(Err((
+            RetestOutcome::Failed,
+            "the credential's connection uses another credential".to_owned(),
+        )));
+    }
     let kind = match kit
         .resolver
         .resolve(tenant.as_str(), &request.credential_id)

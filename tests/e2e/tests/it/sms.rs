@@ -509,6 +509,66 @@ async fn rotation_retests_through_the_sms_app() {
         !aborted.to_string().contains("rejected\""),
         "no secret in the rotation"
     );
+
+    // A credential naming a connection this tenant does not have (another tenant's id, or
+    // none at all): its rotation fails the re-test instead of being promoted untested.
+    let other = platform.token("tenant-other", &[]);
+    let r = connect(&platform, &other, "theirs", json!({}), "sk-theirs").await;
+    assert_eq!(r.status(), 201);
+    let theirs = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = platform
+        .post(
+            "/registry/api/integrations/credentials",
+            &token,
+            json!({"providerKey": "fake", "kind": "apiKey", "secret": {"apiKey": "sk-mine"},
+                   "connectionId": theirs}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let stray = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = platform
+        .post(
+            "/registry/api/integrations/credentials/rotate",
+            &token,
+            json!({"credentialId": stray, "secret": {"apiKey": "sk-mine-2"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["rotationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut decided = Value::Null;
+    for _ in 0..400 {
+        decided = platform
+            .get(
+                &format!("/registry/api/integrations/credentials/rotations/{id}"),
+                &token,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        if decided["status"] != "testing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        (decided["status"].as_str(), decided["outcome"].as_str()),
+        (Some("aborted"), Some("failed")),
+        "{decided}"
+    );
+    assert_eq!(
+        decided["detail"],
+        "the credential's connection does not exist"
+    );
     platform.shutdown().await;
 }
 
