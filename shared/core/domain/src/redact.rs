@@ -72,12 +72,22 @@ impl RedactedText {
     ///
     /// The heuristics over-redact rather than under-redact; they are a second line behind not putting
     /// secrets into messages in the first place.
+    ///
+    /// A known value of [`WHOLE_WORD_BELOW`] characters or more is masked wherever it occurs;
+    /// a shorter one (a user name `u`, an app id `42`) only where it stands as a whole token,
+    /// so that it neither garbles the message ("could" is not "co[redacted]ld") nor reveals
+    /// itself by where the masks fall.
     pub fn redact(raw: &str, known_secrets: &[&str]) -> Self {
         let mut text = raw.to_owned();
         for secret in known_secrets.iter().filter(|s| !s.is_empty()) {
-            if text.contains(secret) {
-                text = text.replace(secret, MASK);
+            if !text.contains(secret) {
+                continue;
             }
+            text = if secret.chars().count() >= WHOLE_WORD_BELOW {
+                text.replace(secret, MASK)
+            } else {
+                mask_whole_tokens(&text, secret)
+            };
         }
         let ranges = sensitive_ranges(&text);
         Self::from_redacted(apply_mask(&text, &ranges))
@@ -116,6 +126,36 @@ impl<'de> serde::Deserialize<'de> for RedactedText {
         let s = <String as serde::Deserialize>::deserialize(deserializer)?;
         Ok(Self::from_redacted(s))
     }
+}
+
+/// Known values shorter than this many characters are masked only as whole tokens.
+pub const WHOLE_WORD_BELOW: usize = 8;
+
+/// Whether `c` may be part of a token (so a value next to it is part of a longer word).
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// `text` with every occurrence of `value` that stands alone (no word character right
+/// before or after it) masked.
+fn mask_whole_tokens(text: &str, value: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in text.match_indices(value) {
+        if at < last {
+            continue;
+        }
+        let before = text[..at].chars().next_back();
+        let after = text[at + value.len()..].chars().next();
+        if before.is_some_and(is_word_char) || after.is_some_and(is_word_char) {
+            continue;
+        }
+        out.push_str(&text[last..at]);
+        out.push_str(MASK);
+        last = at + value.len();
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// Whether a byte ends a secret value.

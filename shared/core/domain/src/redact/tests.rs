@@ -143,3 +143,17 @@ proptest! {
         let _ = RedactedText::redact(&raw, &["x"]);
     }
 }
+
+#[test]
+fn short_known_values_are_masked_only_as_whole_tokens() {
+    let r = RedactedText::redact("could not sign in as u (user u: bad password)", &["u"]);
+    assert_eq!(
+        r.as_str(),
+        "could not sign in as [redacted] (user [redacted]: bad password)"
+    );
+    let r = RedactedText::redact("app 42 not found; 4242 is another app", &["42"]);
+    assert_eq!(r.as_str(), "app [redacted] not found; 4242 is another app");
+    // Long values go wherever they are, inside words included.
+    let r = RedactedText::redact("keyabcdef123456xyz echoed", &["abcdef123456"]);
+    assert_eq!(r.as_str(), "key[redacted]xyz echoed");
+}
