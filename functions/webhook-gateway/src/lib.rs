@@ -15,6 +15,7 @@
 
 mod inbound;
 pub mod outbound;
+mod payloads;
 mod settings;
 mod sources;
 
@@ -109,6 +110,15 @@ pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
             post(inbound::receive)
                 .options(inbound::abuse_protection)
                 .with_state(inbound),
+        )
+        .route(
+            http(
+                "GetPayload",
+                "webhooks/payloads/{sourceId}/{key}",
+                &["get"],
+            )
+            .api(json!({"summary": "The raw body of an inbound webhook (a WebhookReceived event's payloadRef)"})),
+            get(payloads::get_payload).with_state(state.clone()),
         )
         .route(
             http("CreateSubscription", "webhooks/subscriptions", &["post"]),

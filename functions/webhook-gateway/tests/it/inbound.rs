@@ -140,6 +140,27 @@ async fn a_signed_github_delivery_is_stored_and_published_once() {
     let (container, name) = payload.split_once('/').unwrap();
     let (bytes, _) = p.runner.context.blobs.get(container, name).await.unwrap();
     assert_eq!(bytes.as_ref(), body);
+    // Its subscribers read it through the payload route: `<tenant>/<source>/<key>`.
+    let (_, source_and_key) = name.split_once('/').unwrap();
+    let route = format!("/webhook-gateway/api/webhooks/payloads/{source_and_key}");
+    let r = p.get(&route, &t).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.headers()["content-disposition"], "attachment");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), body);
+    // Another tenant, an unknown key, a malformed one: 404 alike.
+    let stranger = p.token("tenant-x", &[]);
+    assert_problem(p.get(&route, &stranger).await, 404, "not_found").await;
+    let unknown = format!("{}{}", &route[..route.len() - 64], "0".repeat(64));
+    assert_problem(p.get(&unknown, &t).await, 404, "not_found").await;
+    assert_problem(
+        p.get(&format!("{}..%2F..", &route[..route.len() - 64]), &t)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
 
     // The source is its tenant's.
     let id = source["id"].as_str().unwrap();

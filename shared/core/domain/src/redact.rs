@@ -73,7 +73,7 @@ impl RedactedText {
     /// The heuristics over-redact rather than under-redact; they are a second line behind not putting
     /// secrets into messages in the first place.
     ///
-    /// A known value of [`WHOLE_WORD_BELOW`] characters or more is masked wherever it occurs;
+    /// A known value of 8 characters or more is masked wherever it occurs;
     /// a shorter one (a user name `u`, an app id `42`) only where it stands as a whole token,
     /// so that it neither garbles the message ("could" is not "co[redacted]ld") nor reveals
     /// itself by where the masks fall.
@@ -129,7 +129,7 @@ impl<'de> serde::Deserialize<'de> for RedactedText {
 }
 
 /// Known values shorter than this many characters are masked only as whole tokens.
-pub const WHOLE_WORD_BELOW: usize = 8;
+const WHOLE_WORD_BELOW: usize = 8;
 
 /// Whether `c` may be part of a token (so a value next to it is part of a longer word).
 fn is_word_char(c: char) -> bool {
