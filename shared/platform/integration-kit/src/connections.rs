@@ -448,6 +448,29 @@ async fn usable_connections(
     Ok(std::sync::Arc::new(out))
 }
 
+/// The tenant's usable connections of this app by priority (`config.priority`, lowest
+/// first; absent = 100; then oldest first), from the same short cache as failover.
+pub(crate) async fn by_priority(
+    kit: &Kit,
+    tenant: &str,
+) -> Result<std::sync::Arc<Vec<IntegrationConnection>>, ports::PortError> {
+    let usable = kit
+        .connections
+        .try_get_with_by_ref(tenant, usable_connections(kit, tenant))
+        .await
+        .map_err(|e| (*e).clone())?;
+    let mut out: Vec<IntegrationConnection> = usable.as_ref().clone();
+    out.sort_by_key(|c| (priority(c), c.created_at()));
+    Ok(std::sync::Arc::new(out))
+}
+
+fn priority(c: &IntegrationConnection) -> u64 {
+    c.config()
+        .get("priority")
+        .and_then(Value::as_u64)
+        .unwrap_or(100)
+}
+
 /// How long a tenant's list of connections is reused for failover: a connection made in
 /// another process is a failover candidate after at most this long (one made here, at once).
 pub(crate) const CONNECTIONS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -469,12 +492,6 @@ pub(crate) async fn failover_candidates(
         .filter(|c| c.id() != primary.id())
         .cloned()
         .collect();
-    let priority = |c: &IntegrationConnection| {
-        c.config()
-            .get("priority")
-            .and_then(Value::as_u64)
-            .unwrap_or(100)
-    };
     out.sort_by_key(|c| (priority(c), c.created_at()));
     out.insert(0, primary.clone());
     Ok(out)

@@ -71,6 +71,7 @@
 
 pub mod acs;
 mod connections;
+pub mod direct;
 mod executor;
 mod failures;
 pub mod fake;
@@ -152,7 +153,12 @@ pub struct VendorApp {
     /// Whether a run whose provider is down (5xx, timeout, open circuit, throttled) moves on
     /// to the tenant's next connection of this app (by `config.priority`, lowest first).
     failover: bool,
+    /// The app's own HTTP functions, given the kit ([`VendorApp::routes`]).
+    routes: Option<AppRoutes>,
 }
+
+/// An app's own HTTP functions, built with the kit ([`direct::Direct`]).
+pub type AppRoutes = fn(direct::Direct) -> Vec<(FunctionDecl, axum::routing::MethodRouter)>;
 
 impl VendorApp {
     pub fn new(slug: &'static str, source: &'static str) -> Self {
@@ -164,7 +170,16 @@ impl VendorApp {
             configs: Vec::new(),
             handlers: Vec::new(),
             failover: false,
+            routes: None,
         }
+    }
+
+    /// The app's own HTTP functions beside the kit's (the model gateway's OpenAI-compatible
+    /// API), built once the kit is: they call vendors and record runs through
+    /// [`direct::Direct`].
+    pub fn routes(mut self, routes: AppRoutes) -> Self {
+        self.routes = Some(routes);
+        self
     }
 
     /// Whether runs fail over to the tenant's other connections of the app.
@@ -437,6 +452,11 @@ impl VendorApp {
             app: self,
         });
         let state = KitState(kit.clone());
+        let own_routes = kit
+            .app
+            .routes
+            .map(|routes| routes(direct::Direct::new(kit.clone())))
+            .unwrap_or_default();
         let polls = kit.app.providers.iter().any(|p| p.polls_receipts());
         let poll_kit = kit.clone();
         let mut app = FunctionApp::new(slug);
@@ -445,6 +465,7 @@ impl VendorApp {
             .chain(runs::functions(&state))
             .chain(failures::functions(&state))
             .chain(receipts::functions(&state))
+            .chain(own_routes)
         {
             app = app.route(decl, handler);
         }

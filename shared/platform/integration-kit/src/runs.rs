@@ -100,7 +100,7 @@ pub(crate) fn command(
     b.json_data(&RunRequested { run_id })
 }
 
-fn input_blob(tenant: &str, run: &RunId) -> String {
+pub(crate) fn input_blob(tenant: &str, run: &RunId) -> String {
     format!("{tenant}/{run}")
 }
 

@@ -87,6 +87,23 @@ pub(crate) struct StoredRun {
     pub(crate) waiting: Option<Waiting>,
 }
 
+impl StoredRun {
+    /// A new run's document, nothing tried yet.
+    pub(crate) fn new(run: IntegrationRun) -> Self {
+        StoredRun {
+            run,
+            request: String::new(),
+            served_by: None,
+            served_by_provider: None,
+            failovers: Vec::new(),
+            delivery: None,
+            output: None,
+            output_ref: None,
+            waiting: None,
+        }
+    }
+}
+
 /// The largest output kept on the run's document (serialised bytes); larger ones go to blob
 /// storage.
 pub(crate) const INLINE_OUTPUT: usize = 16 * 1024;

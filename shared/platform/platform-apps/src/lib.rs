@@ -22,6 +22,7 @@ platform_apps!(
     email::registration,
     github::registration,
     azure_devops::registration,
+    openai::registration,
 );
 
 /// The providers each app has adapters for, as every handler gives them to the registry.

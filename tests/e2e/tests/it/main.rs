@@ -6,6 +6,7 @@ mod delivery_crash;
 mod email;
 mod entra;
 mod github;
+mod models;
 mod openapi;
 mod ordered_webhooks;
 mod run_crash;

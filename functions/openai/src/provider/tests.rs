@@ -1,0 +1,201 @@
+//! The provider against a fake OpenAI over real HTTP, in its documented shapes: the bearer
+//! key, `OpenAI-Organization`, the chat completion, its error body, 429 with the rate-limit
+//! durations, and `insufficient_quota`.
+
+use domain::{CredentialKind, FailureClassification};
+use integration_kit::testing::{
+    Case, FakeVendor, Harness, Recorded, Reply, THROTTLE_SECS, assert_no_secret, conformance,
+};
+use serde_json::{Value, json};
+
+use super::*;
+
+const API_KEY: &str = "sk-proj-test0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn error(status: u16, kind: &str, code: &str, message: &str) -> Reply {
+    Reply::json(
+        status,
+        json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+    )
+}
+
+fn completion(model: &str) -> Value {
+    json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1_788_000_000u64,
+           "model": model,
+           "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"},
+                        "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13}})
+}
+
+fn openai(r: &Recorded) -> Reply {
+    if r.header("authorization") != Some(format!("Bearer {API_KEY}").as_str()) {
+        return error(
+            401,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect API key provided: sk-proj-****.",
+        );
+    }
+    match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/v1/models") => Reply::json(200, json!({"object": "list", "data": []})),
+        ("POST", "/v1/chat/completions") => match r.json()["model"].as_str() {
+            Some("gpt-4o-mini") => Reply::json(200, completion("gpt-4o-mini-2024-07-18")),
+            Some("broke") => error(
+                429,
+                "insufficient_quota",
+                "insufficient_quota",
+                "You exceeded your current quota, please check your plan and billing details.",
+            ),
+            Some("busy") => error(
+                429,
+                "requests",
+                "rate_limit_exceeded",
+                "Rate limit reached for requests",
+            )
+            .header("x-ratelimit-remaining-requests", "0")
+            .header("x-ratelimit-reset-requests", "1s"),
+            _ => error(
+                404,
+                "invalid_request_error",
+                "model_not_found",
+                "The model `x` does not exist or you do not have access to it.",
+            ),
+        },
+        _ => error(
+            404,
+            "invalid_request_error",
+            "unknown_url",
+            "Unknown request URL",
+        ),
+    }
+}
+
+fn harness(base: &str, config: Value) -> Harness {
+    let mut config = config;
+    config["baseUrl"] = json!(format!("{base}/v1"));
+    Harness::new(
+        KEY,
+        CredentialKind::ApiKey,
+        json!({"apiKey": API_KEY}),
+        config,
+    )
+}
+
+fn ask(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]})
+}
+
+#[tokio::test]
+async fn a_completion_is_asked_with_the_key_and_the_organization() {
+    let fake = FakeVendor::start(|r, _| openai(r)).await;
+    let h = harness(
+        &fake.base,
+        json!({"models": ["gpt-4o-mini"], "organization": "org-1", "project": "proj_1"}),
+    );
+    let answer = OpenAi.chat(&h.call(), &ask("gpt-4o-mini")).await.unwrap();
+    assert_eq!(answer["usage"]["total_tokens"], 13);
+    let sent = &fake.requests()[0];
+    assert_eq!(sent.header("openai-organization"), Some("org-1"));
+    assert_eq!(sent.header("openai-project"), Some("proj_1"));
+    assert_eq!(sent.json(), ask("gpt-4o-mini"));
+    OpenAi.test_connection(&h.call()).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_alias_is_asked_for_by_its_upstream_name_in_a_run() {
+    let fake = FakeVendor::start(|r, _| openai(r)).await;
+    let h = harness(
+        &fake.base,
+        json!({"models": [{"name": "fast", "upstream": "gpt-4o-mini"}]}),
+    );
+    let ran = integration_kit::testing::execute::<model_gateway::Complete, _>(
+        &OpenAi,
+        &h.call(),
+        &ask("fast"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ran.usage.tokens_in, 12);
+    assert_eq!(ran.usage.tokens_out, 1);
+    assert_eq!(fake.requests()[0].json()["model"], "gpt-4o-mini");
+    let e = integration_kit::testing::execute::<model_gateway::Complete, _>(
+        &OpenAi,
+        &h.call(),
+        &ask("gpt-4o-mini"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.class(),
+        FailureClassification::Validation,
+        "not served here"
+    );
+}
+
+#[tokio::test]
+async fn throttling_waits_but_an_empty_quota_is_not_retried() {
+    let fake = FakeVendor::start(|r, _| openai(r)).await;
+    let h = harness(&fake.base, json!({"models": ["x"]})).attempts(2);
+    let e = OpenAi.chat(&h.call(), &ask("broke")).await.unwrap_err();
+    assert_eq!(e.class(), FailureClassification::Unprocessable);
+    assert_eq!(e.failure.vendor_code.as_deref(), Some("insufficient_quota"));
+    assert_eq!(fake.requests().len(), 1, "not retried");
+    let e = OpenAi.chat(&h.call(), &ask("busy")).await.unwrap_err();
+    assert_eq!(e.class(), FailureClassification::RateLimited);
+    assert_eq!(
+        e.failure.vendor_code.as_deref(),
+        Some("rate_limit_exceeded")
+    );
+    assert!(
+        e.failure.retry_after.is_some(),
+        "the reset duration is read"
+    );
+    // A refused key never shows in the failure.
+    let mut h = harness(&fake.base, json!({"models": ["x"]}));
+    h.credential = custody::SecretMaterial::new(
+        CredentialKind::ApiKey,
+        json!({"apiKey": "sk-wrong-0123456789"})
+            .as_object()
+            .cloned()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = OpenAi
+        .chat(&h.call(), &ask("gpt-4o-mini"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), FailureClassification::Auth);
+    assert_no_secret(&e, &["sk-wrong-0123456789"]);
+}
+
+/// OpenAI's documented answers for the kit's conformance suite.
+struct Script;
+
+impl integration_kit::testing::VendorScript for Script {
+    fn reply(&self, case: Case, _request: &Recorded) -> Result<Reply, &'static str> {
+        Ok(match case {
+            Case::Success => Reply::json(200, completion("gpt-4o-mini")),
+            Case::Invalid => error(400, "invalid_request_error", "invalid_value", "bad"),
+            Case::Unauthorized => error(401, "invalid_request_error", "invalid_api_key", "no"),
+            Case::Throttled => error(429, "requests", "rate_limit_exceeded", "slow down")
+                .header("retry-after", &THROTTLE_SECS.to_string()),
+            Case::ServerError => error(500, "server_error", "server_error", "oops"),
+            Case::Malformed => Reply::text(200, "<html>not json</html>"),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_provider_passes_the_kits_conformance_suite() {
+    let skipped = conformance::<model_gateway::Complete, _, _>(
+        &OpenAi,
+        Script,
+        |base| harness(base, json!({"models": ["gpt-4o-mini"]})),
+        ask("gpt-4o-mini"),
+        &[API_KEY],
+        // A completion changes nothing: repeating one after a 5xx is safe.
+        true,
+    )
+    .await;
+    assert!(skipped.is_empty(), "{skipped:?}");
+}

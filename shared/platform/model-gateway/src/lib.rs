@@ -1,0 +1,126 @@
+//! The model gateway: what the model apps (`openai`, `azure-openai`, `ollama`) share. Each
+//! app is thin (its provider adapters and its slug); this crate serves, under the app's
+//! `/api`, an OpenAI-compatible surface that official OpenAI SDKs use unchanged (base URL
+//! `…/<slug>/api/v1`, the platform's bearer token as their API key):
+//!
+//! - `POST /api/v1/chat/completions` (non-streaming in this version; `stream: true` is
+//!   refused with a clear error until streaming lands);
+//! - `GET /api/v1/models`: the models the caller's tenant may use through the app.
+//!
+//! Routing: a tenant's connections of the app name the models they serve
+//! (`config.models`: a name, or `{name, upstream}` for an alias; [`models`]); a request for
+//! a model goes to the connections that serve it in priority order (`config.priority`), and
+//! falls back to the next one when a connection is down, throttled or refused its
+//! credential, never when the request itself was refused. A model no connection serves is
+//! 404 `model_not_found`. Errors on these routes use OpenAI's error shape
+//! (`{"error":{message,type,param,code}}`, [`error::OpenAiError`]), not problem+json, so SDKs
+//! surface them.
+//!
+//! Every call is recorded as a run of the app's `complete` operation (through
+//! [`integration_kit::direct`]): its input, its answer, its usage (tokens in and out), the
+//! connection that served it, `IntegrationRunCompleted` or an `IntegrationFailure` with
+//! `IntegrationFailed`, written after the answer. Callers get the run's id in
+//! `x-request-id` (what the SDKs report as the request id).
+
+pub mod error;
+pub mod fake;
+pub mod models;
+mod routes;
+
+use async_trait::async_trait;
+use integration_kit::{Provider, ProviderCall};
+use resilience::CallError;
+use serde_json::Value;
+
+pub use routes::routes;
+
+/// The operation every call is recorded as.
+pub const COMPLETE: &str = "complete";
+
+/// A provider the gateway can route model calls to: a kit [`Provider`] (its connections,
+/// credential kinds and connection test) that also speaks chat completions.
+#[async_trait]
+pub trait ModelProvider: Provider {
+    /// A chat completion: `request` is an OpenAI chat completions body whose `model` is
+    /// already the upstream's name for it; the answer is an OpenAI `chat.completion` object
+    /// (providers with another wire format translate both ways).
+    async fn chat(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError>;
+}
+
+/// The tokens an OpenAI-shaped answer says it used (`usage.prompt_tokens`,
+/// `usage.completion_tokens`).
+pub fn usage_of(answer: &Value) -> domain::RunUsage {
+    let tokens = |field: &str| answer["usage"][field].as_u64().unwrap_or(0);
+    domain::RunUsage {
+        tokens_in: tokens("prompt_tokens"),
+        tokens_out: tokens("completion_tokens"),
+        ..domain::RunUsage::default()
+    }
+}
+
+/// `complete`: a chat completion as a run of the kit (`POST /api/integrations/runs`), for
+/// callers that want it asynchronous; every call of the OpenAI-compatible route is recorded
+/// as one too. The input is an OpenAI chat completions body (non-streaming) whose `model`
+/// the run's connection serves; the output is the `chat.completion` object.
+pub struct Complete;
+
+impl integration_kit::Operation for Complete {
+    const NAME: &'static str = COMPLETE;
+    type Input = ChatRequest;
+    type Output = Value;
+}
+
+/// A chat completions request: a JSON object with a `model` and non-empty `messages`,
+/// `stream` absent or false; every other member is passed on as the caller wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest(pub Value);
+
+impl<'de> serde::Deserialize<'de> for ChatRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        routes::check_request(&value)
+            .map(|_| ChatRequest(value))
+            .map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+/// What every model provider's `Serves<Complete>` does: the connection's name for the model
+/// (an alias resolved), then [`ModelProvider::chat`].
+pub async fn complete<P: ModelProvider + ?Sized>(
+    provider: &P,
+    call: &ProviderCall<'_>,
+    input: &ChatRequest,
+) -> Result<integration_kit::Step<Value>, CallError> {
+    let asked = input.0["model"].as_str().unwrap_or_default();
+    let upstream = models::models_of(call.config)
+        .into_iter()
+        .find(|m| m.name() == asked)
+        .ok_or_else(|| {
+            integration_kit::call_failed(
+                domain::FailureClassification::Validation,
+                format!("the connection serves no model named {asked:?}"),
+            )
+        })?;
+    let mut request = input.0.clone();
+    request["model"] = Value::String(upstream.upstream().to_owned());
+    let answer = provider.chat(call, &request).await?;
+    let usage = usage_of(&answer);
+    Ok(integration_kit::Done::new(answer).usage(usage).into())
+}
+
+/// Implements the kit's `Serves<Complete>` for a model provider ([`complete`]).
+#[macro_export]
+macro_rules! serves_complete {
+    ($provider:ty) => {
+        #[async_trait::async_trait]
+        impl integration_kit::Serves<$crate::Complete> for $provider {
+            async fn execute(
+                &self,
+                call: &integration_kit::ProviderCall<'_>,
+                input: &$crate::ChatRequest,
+            ) -> Result<integration_kit::Step<serde_json::Value>, resilience::CallError> {
+                $crate::complete(self, call, input).await
+            }
+        }
+    };
+}
