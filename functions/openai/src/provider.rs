@@ -4,7 +4,8 @@
 //! Credential: `apiKey` (`{apiKey}`), sent as a bearer token; the connection's config may
 //! name an `organization` and a `project` (`OpenAI-Organization`, `OpenAI-Project`).
 //!
-//! Calls: `POST /chat/completions` (the caller's body, `model` set to the upstream's name);
+//! Calls: `POST /chat/completions` and `POST /embeddings` (the caller's body, `model` set to
+//! the upstream's name);
 //! the connection test is `GET /models`. A completion costs but changes nothing, so a
 //! throttled or failed one is safe to repeat. Answers: OpenAI's error body
 //! (`{"error":{message,type,param,code}}`) goes into the failure, redacted, with its `code`;
@@ -82,11 +83,12 @@ impl Provider for OpenAi {
     fn serves(served: &mut Served<Self>) {
         served
             .operation::<model_gateway::Complete>()
+            .operation::<model_gateway::Embed>()
             .config::<OpenAiConfig>();
     }
 }
 
-model_gateway::serves_complete!(OpenAi);
+model_gateway::serves_model_operations!(OpenAi);
 
 #[async_trait]
 impl ModelProvider for OpenAi {
@@ -98,6 +100,16 @@ impl ModelProvider for OpenAi {
             return Err(malformed("the chat completion has no choices"));
         }
         Ok(completion)
+    }
+
+    async fn embed(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
+        let answer = request(call, Method::POST, "/embeddings", Some(body)).await?;
+        let list: Value = serde_json::from_slice(&answer.body)
+            .map_err(|_| malformed("the embeddings are not JSON"))?;
+        if list["data"].as_array().is_none() {
+            return Err(malformed("the embeddings have no data"));
+        }
+        Ok(list)
     }
 }
 

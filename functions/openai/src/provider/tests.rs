@@ -38,6 +38,12 @@ fn openai(r: &Recorded) -> Reply {
     }
     match (r.method.as_str(), r.path.as_str()) {
         ("GET", "/v1/models") => Reply::json(200, json!({"object": "list", "data": []})),
+        ("POST", "/v1/embeddings") => Reply::json(
+            200,
+            json!({"object": "list", "model": "text-embedding-3-small",
+                   "data": [{"object": "embedding", "index": 0, "embedding": [0.1, -0.2]}],
+                   "usage": {"prompt_tokens": 2, "total_tokens": 2}}),
+        ),
         ("POST", "/v1/chat/completions") => match r.json()["model"].as_str() {
             Some("gpt-4o-mini") => Reply::json(200, completion("gpt-4o-mini-2024-07-18")),
             Some("broke") => error(
@@ -99,6 +105,15 @@ async fn a_completion_is_asked_with_the_key_and_the_organization() {
     assert_eq!(sent.header("openai-project"), Some("proj_1"));
     assert_eq!(sent.json(), ask("gpt-4o-mini"));
     OpenAi.test_connection(&h.call()).await.unwrap();
+    let list = OpenAi
+        .embed(
+            &h.call(),
+            &json!({"model": "text-embedding-3-small", "input": "a b"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(list["data"][0]["embedding"], json!([0.1, -0.2]));
+    assert_eq!(model_gateway::usage_of(&list).tokens_in, 2);
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! `fake-model`: a model provider in the process, for demos, tests and benchmarks. It
 //! answers deterministically, in OpenAI's shape: the reply echoes the last user message
 //! (`"echo: …"`), cut to `max_completion_tokens` (or `max_tokens`) words; usage counts
-//! words (prompt: every message's content; completion: the reply). Config:
+//! words (prompt: every message's content; completion: the reply). Embeddings are unit
+//! vectors derived from each input's bytes (`dimensions`, default 8), the same text always
+//! the same vector. Config:
 //! `{models, latencyMs?, fail?}`, where `fail` is `rate_limited` (429 with a one-second
 //! `Retry-After`), `unavailable` (a 503) or `refused` (a 400 the caller caused): what
 //! fallback and error tests need. Any API key is accepted, except `rejected`.
@@ -66,11 +68,36 @@ impl Provider for FakeModel {
     }
 
     fn serves(served: &mut Served<Self>) {
-        served.operation::<crate::Complete>().config::<FakeConfig>();
+        served
+            .operation::<crate::Complete>()
+            .operation::<crate::Embed>()
+            .config::<FakeConfig>();
     }
 }
 
-crate::serves_complete!(FakeModel);
+crate::serves_model_operations!(FakeModel);
+
+/// A unit vector of `dimensions` drawn from `text` (FNV-1a over its bytes, one hash per
+/// component): deterministic, and different texts point elsewhere.
+fn vector(text: &str, dimensions: usize) -> Vec<f64> {
+    let raw: Vec<f64> = (0..dimensions as u64)
+        .map(|i| {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ i;
+            for b in text.bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            (h >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+        .collect();
+    let norm = raw
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .sqrt()
+        .max(f64::MIN_POSITIVE);
+    raw.into_iter().map(|x| x / norm).collect()
+}
 
 fn accepts(call: &ProviderCall<'_>) -> Result<(), CallError> {
     if call.secret("apiKey")? == "rejected" {
@@ -99,38 +126,84 @@ fn text_of(content: &Value) -> String {
     }
 }
 
+/// The config's latency and failure, as every call meets them.
+async fn behave(call: &ProviderCall<'_>) -> Result<(), CallError> {
+    accepts(call)?;
+    let config: FakeConfig = call.config_as()?;
+    if let Some(ms) = config.latency_ms {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    match config.fail {
+        Some(Failure::RateLimited) => {
+            let mut e = call_failed(
+                FailureClassification::RateLimited,
+                "fake-model: rate limit reached",
+            );
+            e.failure.retry_after = Some(std::time::Duration::from_secs(1));
+            e.failure.vendor_code = Some("rate_limit_exceeded".into());
+            return Err(e);
+        }
+        Some(Failure::Unavailable) => {
+            return Err(call_failed(
+                FailureClassification::Transient,
+                "fake-model: unavailable",
+            ));
+        }
+        Some(Failure::Refused) => {
+            return Err(call_failed(
+                FailureClassification::Validation,
+                "fake-model: the request was refused",
+            ));
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ModelProvider for FakeModel {
+    async fn embed(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError> {
+        behave(call).await?;
+        let inputs: Vec<String> = match &request["input"] {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let dimensions = request["dimensions"]
+            .as_u64()
+            .map_or(8, |d| usize::try_from(d.clamp(1, 4096)).unwrap_or(8));
+        let tokens: u64 = inputs.iter().map(|i| words(i)).sum();
+        // OpenAI's `encoding_format`: floats, or `base64` of little-endian float32s (what
+        // the official SDKs ask for unless told otherwise).
+        let base64 = request["encoding_format"] == "base64";
+        let data: Vec<Value> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let v = vector(text, dimensions);
+                let embedding = if base64 {
+                    let bytes: Vec<u8> = v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
+                    json!(base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        bytes
+                    ))
+                } else {
+                    json!(v)
+                };
+                json!({"object": "embedding", "index": i, "embedding": embedding})
+            })
+            .collect();
+        Ok(
+            json!({"object": "list", "data": data, "model": request["model"],
+                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
+        )
+    }
+
     async fn chat(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError> {
-        accepts(call)?;
-        let config: FakeConfig = call.config_as()?;
-        if let Some(ms) = config.latency_ms {
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-        }
-        match config.fail {
-            Some(Failure::RateLimited) => {
-                let mut e = call_failed(
-                    FailureClassification::RateLimited,
-                    "fake-model: rate limit reached",
-                );
-                e.failure.retry_after = Some(std::time::Duration::from_secs(1));
-                e.failure.vendor_code = Some("rate_limit_exceeded".into());
-                return Err(e);
-            }
-            Some(Failure::Unavailable) => {
-                return Err(call_failed(
-                    FailureClassification::Transient,
-                    "fake-model: unavailable",
-                ));
-            }
-            Some(Failure::Refused) => {
-                return Err(call_failed(
-                    FailureClassification::Validation,
-                    "fake-model: the request was refused",
-                ));
-            }
-            None => {}
-        }
+        behave(call).await?;
         let messages = request["messages"].as_array().cloned().unwrap_or_default();
         let prompt: u64 = messages
             .iter()
@@ -189,6 +262,43 @@ mod tests {
         assert_eq!(a["usage"]["completion_tokens"], 3);
         let b = FakeModel.chat(&h.call(), &request).await.unwrap();
         assert_eq!(a["choices"], b["choices"]);
+    }
+
+    #[tokio::test]
+    async fn embeddings_are_unit_vectors_as_floats_or_base64() {
+        let h = harness(json!({"models": ["m"]}));
+        let floats = FakeModel
+            .embed(
+                &h.call(),
+                &json!({"model": "m", "input": ["a b", "c"], "dimensions": 3}),
+            )
+            .await
+            .unwrap();
+        let v: Vec<f64> = serde_json::from_value(floats["data"][0]["embedding"].clone()).unwrap();
+        assert_eq!(v.len(), 3);
+        assert!((v.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-9);
+        assert_ne!(
+            floats["data"][0]["embedding"],
+            floats["data"][1]["embedding"]
+        );
+        assert_eq!(floats["usage"]["prompt_tokens"], 3);
+        let packed = FakeModel
+            .embed(
+                &h.call(),
+                &json!({"model": "m", "input": "a b", "dimensions": 3, "encoding_format": "base64"}),
+            )
+            .await
+            .unwrap();
+        let bytes = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            packed["data"][0]["embedding"].as_str().unwrap(),
+        )
+        .unwrap();
+        let decoded: Vec<f32> = bytes
+            .chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(decoded, v.iter().map(|x| *x as f32).collect::<Vec<_>>());
     }
 
     #[tokio::test]

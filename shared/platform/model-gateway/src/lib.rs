@@ -5,6 +5,7 @@
 //!
 //! - `POST /api/v1/chat/completions` (non-streaming in this version; `stream: true` is
 //!   refused with a clear error until streaming lands);
+//! - `POST /api/v1/embeddings`;
 //! - `GET /api/v1/models`: the models the caller's tenant may use through the app.
 //!
 //! Routing: a tenant's connections of the app name the models they serve
@@ -16,7 +17,7 @@
 //! (`{"error":{message,type,param,code}}`, [`error::OpenAiError`]), not problem+json, so SDKs
 //! surface them.
 //!
-//! Every call is recorded as a run of the app's `complete` operation (through
+//! Every call is recorded as a run of the app's `complete` (or `embed`) operation (through
 //! [`integration_kit::direct`]): its input, its answer, its usage (tokens in and out), the
 //! connection that served it, `IntegrationRunCompleted` or an `IntegrationFailure` with
 //! `IntegrationFailed`, written after the answer. Callers get the run's id in
@@ -34,8 +35,10 @@ use serde_json::Value;
 
 pub use routes::routes;
 
-/// The operation every call is recorded as.
+/// The operation chat completions are recorded as.
 pub const COMPLETE: &str = "complete";
+/// The operation embeddings are recorded as.
+pub const EMBED: &str = "embed";
 
 /// A provider the gateway can route model calls to: a kit [`Provider`] (its connections,
 /// credential kinds and connection test) that also speaks chat completions.
@@ -45,6 +48,11 @@ pub trait ModelProvider: Provider {
     /// already the upstream's name for it; the answer is an OpenAI `chat.completion` object
     /// (providers with another wire format translate both ways).
     async fn chat(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError>;
+
+    /// Embeddings: `request` is an OpenAI embeddings body (`input` a string or a list of
+    /// them) whose `model` is the upstream's name; the answer is OpenAI's `list` of
+    /// `embedding` objects with its `usage`.
+    async fn embed(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError>;
 }
 
 /// The tokens an OpenAI-shaped answer says it used (`usage.prompt_tokens`,
@@ -70,16 +78,42 @@ impl integration_kit::Operation for Complete {
     type Output = Value;
 }
 
+/// `embed`: embeddings as a run of the kit; every call of the OpenAI-compatible route is
+/// recorded as one too. The input is an OpenAI embeddings body; the output OpenAI's list.
+pub struct Embed;
+
+impl integration_kit::Operation for Embed {
+    const NAME: &'static str = EMBED;
+    type Input = EmbedRequest;
+    type Output = Value;
+}
+
 /// A chat completions request: a JSON object with a `model` and non-empty `messages`,
 /// `stream` absent or false; every other member is passed on as the caller wrote it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest(pub Value);
 
+/// An embeddings request: a JSON object with a `model` and an `input` (a non-empty string or
+/// a non-empty list of them); every other member is passed on as the caller wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedRequest(pub Value);
+
 impl<'de> serde::Deserialize<'de> for ChatRequest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(d)?;
-        routes::check_request(&value)
+        routes::Kind::Chat
+            .check(&value)
             .map(|_| ChatRequest(value))
+            .map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EmbedRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        routes::Kind::Embed
+            .check(&value)
+            .map(|_| EmbedRequest(value))
             .map_err(|e| serde::de::Error::custom(e.message))
     }
 }
@@ -91,7 +125,28 @@ pub async fn complete<P: ModelProvider + ?Sized>(
     call: &ProviderCall<'_>,
     input: &ChatRequest,
 ) -> Result<integration_kit::Step<Value>, CallError> {
-    let asked = input.0["model"].as_str().unwrap_or_default();
+    let request = upstream_request(call, &input.0)?;
+    let answer = provider.chat(call, &request).await?;
+    let usage = usage_of(&answer);
+    Ok(integration_kit::Done::new(answer).usage(usage).into())
+}
+
+/// What every model provider's `Serves<Embed>` does ([`ModelProvider::embed`]).
+pub async fn embed<P: ModelProvider + ?Sized>(
+    provider: &P,
+    call: &ProviderCall<'_>,
+    input: &EmbedRequest,
+) -> Result<integration_kit::Step<Value>, CallError> {
+    let request = upstream_request(call, &input.0)?;
+    let answer = provider.embed(call, &request).await?;
+    let usage = usage_of(&answer);
+    Ok(integration_kit::Done::new(answer).usage(usage).into())
+}
+
+/// `request` with its `model` the connection's upstream name for it (a `validation` failure
+/// when the connection does not serve it).
+fn upstream_request(call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError> {
+    let asked = request["model"].as_str().unwrap_or_default();
     let upstream = models::models_of(call.config)
         .into_iter()
         .find(|m| m.name() == asked)
@@ -101,16 +156,15 @@ pub async fn complete<P: ModelProvider + ?Sized>(
                 format!("the connection serves no model named {asked:?}"),
             )
         })?;
-    let mut request = input.0.clone();
+    let mut request = request.clone();
     request["model"] = Value::String(upstream.upstream().to_owned());
-    let answer = provider.chat(call, &request).await?;
-    let usage = usage_of(&answer);
-    Ok(integration_kit::Done::new(answer).usage(usage).into())
+    Ok(request)
 }
 
-/// Implements the kit's `Serves<Complete>` for a model provider ([`complete`]).
+/// Implements the kit's `Serves<Complete>` and `Serves<Embed>` for a model provider
+/// ([`complete`], [`embed`]); its `serves` then lists both operations.
 #[macro_export]
-macro_rules! serves_complete {
+macro_rules! serves_model_operations {
     ($provider:ty) => {
         #[async_trait::async_trait]
         impl integration_kit::Serves<$crate::Complete> for $provider {
@@ -120,6 +174,17 @@ macro_rules! serves_complete {
                 input: &$crate::ChatRequest,
             ) -> Result<integration_kit::Step<serde_json::Value>, resilience::CallError> {
                 $crate::complete(self, call, input).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl integration_kit::Serves<$crate::Embed> for $provider {
+            async fn execute(
+                &self,
+                call: &integration_kit::ProviderCall<'_>,
+                input: &$crate::EmbedRequest,
+            ) -> Result<integration_kit::Step<serde_json::Value>, resilience::CallError> {
+                $crate::embed(self, call, input).await
             }
         }
     };

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::error::OpenAiError;
 use crate::models::models_of;
-use crate::{COMPLETE, ModelProvider, usage_of};
+use crate::{COMPLETE, EMBED, ModelProvider, usage_of};
 
 /// The routes' state: the kit and the app's model providers.
 #[derive(Clone)]
@@ -81,6 +81,11 @@ pub fn routes(
             post(chat_completions).with_state(state.clone()),
         ),
         (
+            FunctionDecl::http("Embeddings", "v1/embeddings", &["post"])
+                .api(json!({"summary": "OpenAI-compatible embeddings (errors in OpenAI's shape)"})),
+            post(embeddings).with_state(state.clone()),
+        ),
+        (
             FunctionDecl::http("ListModels", "v1/models", &["get"])
                 .api(json!({"summary": "The models the caller's tenant may use through this app"})),
             get(list_models).with_state(state),
@@ -97,64 +102,104 @@ fn tenant_of(caller: Result<Caller, ApiError>) -> Result<TenantId, OpenAiError> 
 /// The largest request body read (the runner and the host cap bodies too).
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// The request as JSON with a `model` and non-empty `messages`.
-fn read_request(body: &[u8]) -> Result<(Value, String), OpenAiError> {
-    if body.len() > MAX_BODY {
-        return Err(OpenAiError::invalid(
-            None,
-            format!("the request body is over {} MiB", MAX_BODY >> 20),
-        ));
-    }
-    let request: Value = serde_json::from_slice(body).map_err(|e| {
-        OpenAiError::invalid(
-            None,
-            format!("the request body is not JSON ({})", e.classify_name()),
-        )
-    })?;
-    let model = check_request(&request)?;
-    Ok((request, model))
+/// What a request asks: a chat completion or embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Chat,
+    Embed,
 }
 
-/// A chat completions request's rules: an object, a `model`, non-empty `messages`,
-/// `stream` absent or false. Answers the model.
-pub(crate) fn check_request(request: &Value) -> Result<String, OpenAiError> {
-    if !request.is_object() {
-        return Err(OpenAiError::invalid(
-            None,
-            "the request body must be a JSON object",
-        ));
-    }
-    let model = match &request["model"] {
-        Value::String(m) if !m.is_empty() => m.clone(),
-        _ => {
-            return Err(OpenAiError::invalid(
-                Some("model"),
-                "model is required: a model name your connections serve",
-            ));
-        }
-    };
-    if request["messages"].as_array().is_none_or(Vec::is_empty) {
-        return Err(OpenAiError::invalid(
-            Some("messages"),
-            "messages must be a non-empty array",
-        ));
-    }
-    match &request["stream"] {
-        Value::Null | Value::Bool(false) => {}
-        Value::Bool(true) => {
-            return Err(OpenAiError::invalid(
-                Some("stream"),
-                "streaming is not served by this gateway yet; send stream: false",
-            ));
-        }
-        _ => {
-            return Err(OpenAiError::invalid(
-                Some("stream"),
-                "stream must be a boolean",
-            ));
+impl Kind {
+    /// The operation its calls are recorded as.
+    fn operation(self) -> &'static str {
+        match self {
+            Kind::Chat => COMPLETE,
+            Kind::Embed => EMBED,
         }
     }
-    Ok(model)
+
+    /// The request as JSON, checked ([`Kind::check`]); answers it and its model.
+    fn read(self, body: &[u8]) -> Result<(Value, String), OpenAiError> {
+        if body.len() > MAX_BODY {
+            return Err(OpenAiError::invalid(
+                None,
+                format!("the request body is over {} MiB", MAX_BODY >> 20),
+            ));
+        }
+        let request: Value = serde_json::from_slice(body).map_err(|e| {
+            OpenAiError::invalid(
+                None,
+                format!("the request body is not JSON ({})", e.classify_name()),
+            )
+        })?;
+        let model = self.check(&request)?;
+        Ok((request, model))
+    }
+
+    /// The request's rules: an object with a `model`; for a chat, non-empty `messages` and
+    /// `stream` absent or false; for embeddings, an `input` that is a non-empty string or a
+    /// non-empty list of them. Answers the model.
+    pub(crate) fn check(self, request: &Value) -> Result<String, OpenAiError> {
+        if !request.is_object() {
+            return Err(OpenAiError::invalid(
+                None,
+                "the request body must be a JSON object",
+            ));
+        }
+        let model = match &request["model"] {
+            Value::String(m) if !m.is_empty() => m.clone(),
+            _ => {
+                return Err(OpenAiError::invalid(
+                    Some("model"),
+                    "model is required: a model name your connections serve",
+                ));
+            }
+        };
+        match self {
+            Kind::Chat => {
+                if request["messages"].as_array().is_none_or(Vec::is_empty) {
+                    return Err(OpenAiError::invalid(
+                        Some("messages"),
+                        "messages must be a non-empty array",
+                    ));
+                }
+                match &request["stream"] {
+                    Value::Null | Value::Bool(false) => {}
+                    Value::Bool(true) => {
+                        return Err(OpenAiError::invalid(
+                            Some("stream"),
+                            "streaming is not served by this gateway yet; send stream: false",
+                        ));
+                    }
+                    _ => {
+                        return Err(OpenAiError::invalid(
+                            Some("stream"),
+                            "stream must be a boolean",
+                        ));
+                    }
+                }
+            }
+            Kind::Embed => {
+                let usable = match &request["input"] {
+                    Value::String(s) => !s.is_empty(),
+                    Value::Array(items) => {
+                        !items.is_empty()
+                            && items
+                                .iter()
+                                .all(|i| i.as_str().is_some_and(|s| !s.is_empty()))
+                    }
+                    _ => false,
+                };
+                if !usable {
+                    return Err(OpenAiError::invalid(
+                        Some("input"),
+                        "input must be a non-empty string or a non-empty list of them",
+                    ));
+                }
+            }
+        }
+        Ok(model)
+    }
 }
 
 /// serde_json's kind of error, without echoing the body.
@@ -194,19 +239,33 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match chat(&gateway, caller, &headers, &body).await {
+    match call_model(&gateway, Kind::Chat, caller, &headers, &body).await {
         Ok(response) | Err(response) => response,
     }
 }
 
-async fn chat(
+async fn embeddings(
+    State(gateway): State<Gateway>,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match call_model(&gateway, Kind::Embed, caller, &headers, &body).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+/// One model call: the tenant's connections serving the model, tried in priority order
+/// until one answers (or refuses the request itself); the answer, then its run recorded.
+async fn call_model(
     gateway: &Gateway,
+    kind: Kind,
     caller: Result<Caller, ApiError>,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, Response> {
     let tenant = tenant_of(caller).map_err(IntoResponse::into_response)?;
-    let (request, model) = read_request(body).map_err(IntoResponse::into_response)?;
+    let (request, model) = kind.read(body).map_err(IntoResponse::into_response)?;
     let candidates = gateway
         .serving(&tenant, &model)
         .await
@@ -231,9 +290,11 @@ async fn chat(
         upstream_request["model"] = json!(upstream);
         let result = match gateway.direct.prepare(&tenant, &connection, run_id).await {
             Ok(prepared) => {
-                provider
-                    .chat(&prepared.call(Some(&traceparent)), &upstream_request)
-                    .await
+                let call = prepared.call(Some(&traceparent));
+                match kind {
+                    Kind::Chat => provider.chat(&call, &upstream_request).await,
+                    Kind::Embed => provider.embed(&call, &upstream_request).await,
+                }
             }
             Err(e) => Err(e),
         };
@@ -272,7 +333,7 @@ async fn chat(
     let record = DirectRun {
         tenant,
         run_id,
-        operation: COMPLETE,
+        operation: kind.operation(),
         connection,
         input: request,
         outcome: result.map(|answer| {

@@ -1,4 +1,5 @@
-//! The pinned npm packages of the stand-ins, installed once into `<repo>/.tools/npm`.
+//! The pinned npm packages of the stand-ins (and the OpenAI SDK the model apps' tests drive),
+//! installed once into `<repo>/.tools/npm`.
 //!
 //! The folder is ignored by git and shared by every test process of the checkout. nextest runs
 //! each test in its own process, so several may ask for the packages at once: the install runs
@@ -17,9 +18,12 @@ use anyhow::{Context as _, Result, bail};
 pub const AZURITE: &str = "azurite@3.35.0";
 /// The in-memory Cosmos DB REST server (see [`crate::cosmos`]).
 pub const COSMOSDB_SERVER: &str = "@vercel/cosmosdb-server@1.0.1";
+/// The official OpenAI SDK for Node, which the model apps' end-to-end tests drive (6.x: the
+/// newest line that runs on Node 20).
+pub const OPENAI_SDK: &str = "openai@6.30.1";
 /// Everything installed, in one `npm install`: with `--no-save` npm removes packages that a
 /// later install does not name, so the set is always installed together.
-pub const PACKAGES: [&str; 2] = [AZURITE, COSMOSDB_SERVER];
+pub const PACKAGES: [&str; 3] = [AZURITE, COSMOSDB_SERVER, OPENAI_SDK];
 
 /// Bumped whenever the patches below change, so an old install is patched again.
 const PATCH_LEVEL: u32 = 1;

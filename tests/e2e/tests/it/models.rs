@@ -108,6 +108,35 @@ async fn chat_completions_route_fall_back_and_are_recorded_as_runs() {
     );
     assert!(recorded.to_string().contains(&backup), "{recorded}");
 
+    // Embeddings, the same way: a run of `embed`.
+    let r = platform
+        .client
+        .post(platform.url("/openai/api/v1/embeddings"))
+        .bearer_auth(&token)
+        .json(&json!({"model": "fast", "input": ["one two", "three"], "dimensions": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let embed_run = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    assert_eq!(list["data"][1]["embedding"].as_array().unwrap().len(), 4);
+    assert_eq!(list["usage"]["prompt_tokens"], 3);
+    let recorded = run_when_done(&platform, &token, &embed_run).await;
+    assert_eq!(recorded["operation"], "embed", "{recorded}");
+    assert_eq!(recorded["usage"]["tokensIn"], 3, "{recorded}");
+    let r = platform
+        .client
+        .post(platform.url("/openai/api/v1/embeddings"))
+        .bearer_auth(&token)
+        .json(&json!({"model": "fast", "input": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["param"], "input");
+
     // Errors in OpenAI's shape.
     let r = chat(&platform, Some(&token), ask("gpt-9", "hi")).await;
     assert_eq!(r.status(), 404);
@@ -230,5 +259,96 @@ async fn a_request_the_provider_refuses_does_not_fall_back_and_is_a_failure() {
         .collect();
     assert_eq!(mine.len(), 1, "{failures}");
     assert_eq!(mine[0]["classification"], "validation");
+    platform.shutdown().await;
+}
+
+/// The official OpenAI SDK for Node, unchanged, pointed at the app with the platform's
+/// token as its API key: a completion (with the run id as its request id), the model list,
+/// and a 404 raised as the SDK's own `NotFoundError`.
+const SDK_SCRIPT: &str = r#"
+const OpenAI = require(process.env.OPENAI_MODULE);
+const client = new OpenAI({ apiKey: process.env.TOKEN, baseURL: process.env.BASE_URL, maxRetries: 0 });
+(async () => {
+  const completion = await client.chat.completions.create({
+    model: 'fast', messages: [{ role: 'user', content: 'hello from the sdk' }],
+  });
+  const ids = [];
+  for await (const model of client.models.list()) ids.push(model.id);
+  const embedded = await client.embeddings.create({ model: 'fast', input: 'hello' });
+  let missing = null;
+  try {
+    await client.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'x' }] });
+  } catch (e) {
+    missing = { name: e.constructor.name, status: e.status, code: e.code, type: e.type, param: e.param };
+  }
+  console.log(JSON.stringify({
+    content: completion.choices[0].message.content,
+    usage: completion.usage,
+    requestId: completion._request_id,
+    ids,
+    dimensions: embedded.data[0].embedding.length,
+    missing,
+  }));
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_node_sdk_works_unchanged() {
+    let tools = tokio::task::spawn_blocking(standins::npm::ensure_installed)
+        .await
+        .unwrap()
+        .expect("the npm packages install");
+    let platform = TestPlatform::start(
+        &[registry::registration(), openai::registration()],
+        json!({}),
+    )
+    .await;
+    let token = platform.token("tenant-sdk", &[]);
+    connect(
+        &platform,
+        &token,
+        "sdk",
+        json!({"models": ["gpt-4o-mini", {"name": "fast", "upstream": "gpt-4o-mini"}]}),
+    )
+    .await;
+    let script = platform.dir().join("sdk.cjs");
+    std::fs::write(&script, SDK_SCRIPT).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("OPENAI_MODULE", tools.package_dir("openai"))
+        .env("TOKEN", &token)
+        .env("BASE_URL", platform.url("/openai/api/v1"))
+        .output()
+        .await
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(
+        out.stdout
+            .split(|b| *b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(seen["content"], "echo: hello from the sdk", "{seen}");
+    assert_eq!(seen["usage"]["completion_tokens"], 5, "{seen}");
+    assert_eq!(seen["ids"], json!(["fast", "gpt-4o-mini"]), "{seen}");
+    // The SDK asks for base64 embeddings by default unless told otherwise: either way it
+    // hands back numbers.
+    assert_eq!(seen["dimensions"], 8, "{seen}");
+    assert_eq!(
+        seen["missing"],
+        json!({"name": "NotFoundError", "status": 404, "code": "model_not_found",
+               "type": "invalid_request_error", "param": "model"}),
+        "{seen}"
+    );
+    // The SDK's request id is the run that recorded the call.
+    let run = seen["requestId"].as_str().unwrap();
+    let recorded = run_when_done(&platform, &token, run).await;
+    assert_eq!(recorded["status"], "succeeded", "{recorded}");
     platform.shutdown().await;
 }
