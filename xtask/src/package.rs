@@ -79,9 +79,9 @@ pub(crate) fn package(args: &[String]) -> anyhow::Result<()> {
     );
     let settings = app_host::settings_from_env();
     for reg in selected {
-        let decls = declarations(reg, &settings)?;
+        let (decls, proxying) = declarations(reg, &settings)?;
         let handler = release.join(HANDLER_BIN);
-        let dir = layout(&out, reg.slug, &decls, &host_json, &handler)?;
+        let dir = layout(&out, reg.slug, &decls, proxying, &host_json, &handler)?;
         let zip = out.join(format!("{}.zip", reg.slug));
         zip_dir(&dir, &zip)?;
         let size = std::fs::metadata(&zip).map(|m| m.len()).unwrap_or(0);
@@ -171,13 +171,14 @@ fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
         .context("cargo metadata gave no target_directory")
 }
 
-/// The app's function declarations, as the app builds them from `settings`. Building an app
-/// needs a context; this one is thrown away: embedded ports in a temporary folder and a
-/// fixed token key. Nothing is served with it.
+/// The app's function declarations, as the app builds them from `settings`, and whether the
+/// host proxies its HTTP requests ([`FunctionApp::is_proxying`]). Building an app needs a
+/// context; this one is thrown away: embedded ports in a temporary folder and a fixed token
+/// key. Nothing is served with it.
 pub(crate) fn declarations(
     reg: &AppRegistration,
     settings: &BTreeMap<String, String>,
-) -> anyhow::Result<Vec<FunctionDecl>> {
+) -> anyhow::Result<(Vec<FunctionDecl>, bool)> {
     let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     // Some app builders may expect to run inside a runtime (to spawn background work).
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -192,14 +193,23 @@ pub(crate) fn declarations(
     let app = (reg.build)(&ctx).with_context(|| format!("app {}", reg.slug))?;
     app.validate()
         .with_context(|| format!("app {} declares functions the host would refuse", reg.slug))?;
-    Ok(app.declarations().to_vec())
+    Ok((app.declarations().to_vec(), app.is_proxying()))
 }
 
 /// The host.json of one app's package: `host_text` with `slug` first in
 /// `customHandler.description.arguments` (the handler serves the app its first argument
-/// names; the host passes the arguments as given).
-pub(crate) fn app_host_json(host_text: &str, slug: &str) -> anyhow::Result<String> {
+/// names; the host passes the arguments as given), and, for an app whose answers stream,
+/// `enableProxyingHttpRequest` in place of `enableForwardingHttpRequest`.
+pub(crate) fn app_host_json(host_text: &str, slug: &str, proxying: bool) -> anyhow::Result<String> {
     let mut v: Value = serde_json::from_str(host_text).context("host.json is not JSON")?;
+    if proxying {
+        let handler = v
+            .pointer_mut("/customHandler")
+            .and_then(Value::as_object_mut)
+            .context("host.json has no customHandler")?;
+        handler.remove("enableForwardingHttpRequest");
+        handler.insert("enableProxyingHttpRequest".into(), Value::Bool(true));
+    }
     let description = v
         .pointer_mut("/customHandler/description")
         .and_then(Value::as_object_mut)
@@ -241,6 +251,7 @@ pub(crate) fn layout(
     out: &Path,
     slug: &str,
     decls: &[FunctionDecl],
+    proxying: bool,
     host_json: &Path,
     handler: &Path,
 ) -> anyhow::Result<PathBuf> {
@@ -266,8 +277,11 @@ pub(crate) fn layout(
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join("host.json"), app_host_json(&host_text, slug)?)
-        .with_context(|| format!("cannot write {}", dir.join("host.json").display()))?;
+    std::fs::write(
+        dir.join("host.json"),
+        app_host_json(&host_text, slug, proxying)?,
+    )
+    .with_context(|| format!("cannot write {}", dir.join("host.json").display()))?;
     let exe = dir.join(&executable);
     std::fs::copy(handler, &exe)
         .with_context(|| format!("cannot copy {} to {}", handler.display(), exe.display()))?;

@@ -53,4 +53,6 @@ pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
             )
         })
         .build(ctx)
+        // Its answers stream: the host proxies requests instead of buffering answers.
+        .map(FunctionApp::proxying)
 }

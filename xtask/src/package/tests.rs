@@ -174,12 +174,20 @@ fn every_app_packages_into_what_the_host_reads() {
     let host_text = std::fs::read_to_string(root_host_json()).unwrap();
     let exe = executable_name(&host_text).unwrap();
     for reg in apps() {
-        let decls = declarations(&reg, &BTreeMap::new()).unwrap();
+        let (decls, proxying) = declarations(&reg, &BTreeMap::new()).unwrap();
         assert!(!decls.is_empty(), "{} declares functions", reg.slug);
         let tmp = tempfile::tempdir().unwrap();
         let handler = dummy_handler(tmp.path());
         let out = tmp.path().join("package");
-        let dir = layout(&out, reg.slug, &decls, &root_host_json(), &handler).unwrap();
+        let dir = layout(
+            &out,
+            reg.slug,
+            &decls,
+            proxying,
+            &root_host_json(),
+            &handler,
+        )
+        .unwrap();
         assert_eq!(dir, out.join(reg.slug));
 
         // The folder: host.json, the handler, one folder per function, nothing else.
@@ -195,6 +203,18 @@ fn every_app_packages_into_what_the_host_reads() {
             serde_json::from_str(&std::fs::read_to_string(dir.join("host.json")).unwrap()).unwrap();
         let mut expected_host: Value = serde_json::from_str(&host_text).unwrap();
         expected_host["customHandler"]["description"]["arguments"] = serde_json::json!([reg.slug]);
+        // The model apps stream their answers: the host proxies their requests.
+        assert_eq!(
+            proxying,
+            ["openai", "azure-openai", "ollama"].contains(&reg.slug),
+            "{}",
+            reg.slug
+        );
+        if proxying {
+            let handler = expected_host["customHandler"].as_object_mut().unwrap();
+            handler.remove("enableForwardingHttpRequest");
+            handler.insert("enableProxyingHttpRequest".into(), Value::Bool(true));
+        }
         assert_eq!(written, expected_host, "{}", reg.slug);
         assert_eq!(
             app_host::pick(apps(), Some(reg.slug)).unwrap().slug,
@@ -360,6 +380,7 @@ fn a_function_named_like_the_executable_is_refused() {
         &tmp.path().join("out"),
         "x",
         &decls,
+        false,
         &root_host_json(),
         &handler,
     )
@@ -370,6 +391,7 @@ fn a_function_named_like_the_executable_is_refused() {
         &tmp.path().join("out"),
         "x",
         &[],
+        false,
         &root_host_json(),
         &tmp.path().join("missing"),
     )
@@ -384,9 +406,9 @@ fn zips_are_reproducible_and_stale_files_are_cleared() {
     let handler = dummy_handler(tmp.path());
     let out = tmp.path().join("out");
     let decls = vec![functions_runtime::FunctionDecl::http("Get", "x", &["get"])];
-    let dir = layout(&out, "x", &decls, &root_host_json(), &handler).unwrap();
+    let dir = layout(&out, "x", &decls, false, &root_host_json(), &handler).unwrap();
     std::fs::write(dir.join("stale.txt"), "left from an earlier run").unwrap();
-    let dir = layout(&out, "x", &decls, &root_host_json(), &handler).unwrap();
+    let dir = layout(&out, "x", &decls, false, &root_host_json(), &handler).unwrap();
     assert!(!dir.join("stale.txt").exists());
     zip_dir(&dir, &tmp.path().join("a.zip")).unwrap();
     zip_dir(&dir, &tmp.path().join("b.zip")).unwrap();

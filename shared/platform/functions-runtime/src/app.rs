@@ -115,6 +115,8 @@ pub struct FunctionApp {
     handlers: HashMap<String, Handler>,
     http: Router,
     spans: Option<SpanMaker>,
+    /// How the host hands HTTP requests to the handler ([`FunctionApp::proxying`]).
+    proxying: bool,
 }
 
 /// Makes the span an invocation runs in, from the function's name and the W3C
@@ -149,7 +151,23 @@ impl FunctionApp {
             handlers: HashMap::new(),
             http: Router::new(),
             spans: None,
+            proxying: false,
         }
+    }
+
+    /// The host proxies HTTP requests to this app (`enableProxyingHttpRequest`) instead of
+    /// forwarding them (`enableForwardingHttpRequest`, the default): answers then stream to
+    /// the caller as the handler writes them, where forwarding buffers each whole answer
+    /// first. For apps whose answers stream (the model apps); packaging writes the app's
+    /// host.json so, and the local runner plays each mode.
+    pub fn proxying(mut self) -> Self {
+        self.proxying = true;
+        self
+    }
+
+    /// Whether the host proxies this app's HTTP requests ([`FunctionApp::proxying`]).
+    pub fn is_proxying(&self) -> bool {
+        self.proxying
     }
 
     /// Runs every non-HTTP invocation in a span made by `maker` (see [`SpanMaker`]).

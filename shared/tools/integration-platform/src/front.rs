@@ -32,6 +32,9 @@ pub(crate) struct HttpFunction {
 pub(crate) struct MountedApp {
     pub(crate) router: Router,
     functions: Vec<HttpFunction>,
+    /// Proxied (answers stream through) or forwarded (each answer buffered whole first), as
+    /// the host treats the app.
+    proxying: bool,
 }
 
 impl MountedApp {
@@ -53,6 +56,7 @@ impl MountedApp {
         Ok(MountedApp {
             router: app.router(),
             functions,
+            proxying: app.is_proxying(),
         })
     }
 
@@ -235,7 +239,27 @@ async fn dispatch(State(front): State<Arc<Front>>, request: Request) -> Response
         Err(never) => match never {},
     };
     tracing::debug!(function = %function.name, %invocation_id, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "http invocation");
-    response
+    if app.proxying {
+        return response;
+    }
+    // Forwarding: the host reads the handler's whole answer before it answers the caller,
+    // so nothing streams (a stream reaches the caller at its end, at once).
+    let (mut parts, body) = response.into_parts();
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            if let Ok(len) = HeaderValue::from_str(&bytes.len().to_string()) {
+                parts.headers.insert(header::CONTENT_LENGTH, len);
+            }
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        Err(_) => problem(
+            StatusCode::BAD_GATEWAY,
+            "handler_failed",
+            "the handler's answer broke off",
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -259,3 +259,95 @@ async fn a_second_runner_on_the_same_data_folder_refuses_to_start() {
     let p = p.platform.restart(&[e2e::registration()]).await;
     p.shutdown().await;
 }
+
+/// Holds a streaming answer after its first chunk until the test lets it go on.
+static GATE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// `GET /api/chunks`: `first` at once, `rest` once the gate opens.
+fn chunks_app(slug: &'static str) -> functions_runtime::FunctionApp {
+    let chunks = axum::routing::get(|| async {
+        let stream = futures::stream::unfold(0u8, |step| async move {
+            match step {
+                0 => Some((Ok::<_, std::io::Error>("first\n"), 1)),
+                1 => {
+                    GATE.notified().await;
+                    Some((Ok("rest\n"), 2))
+                }
+                _ => None,
+            }
+        });
+        axum::body::Body::from_stream(stream)
+    });
+    functions_runtime::FunctionApp::new(slug).route(
+        functions_runtime::FunctionDecl::http("Chunks", "chunks", &["get"]).public(),
+        chunks,
+    )
+}
+
+fn chunks_registration(
+    slug: &'static str,
+    build: fn(
+        &app_context::AppContext,
+    ) -> Result<functions_runtime::FunctionApp, app_context::InvalidSetting>,
+) -> app_context::AppRegistration {
+    app_context::AppRegistration {
+        slug,
+        build,
+        containers: &[],
+        reads: &[],
+        subscriptions: Vec::new,
+        has_runs_queue: false,
+        catalogue: &[],
+    }
+}
+
+/// The runner plays both modes of the host: a proxied app's answer streams to the caller
+/// chunk by chunk; a forwarded app's answer reaches the caller whole, at its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxied_answers_stream_and_forwarded_answers_arrive_whole() {
+    let platform = testkit::TestPlatform::start(
+        &[
+            chunks_registration("streamer", |_| Ok(chunks_app("streamer").proxying())),
+            chunks_registration("buffered", |_| Ok(chunks_app("buffered"))),
+        ],
+        json!({}),
+    )
+    .await;
+    // Proxied: the first chunk arrives while the handler still holds the rest back.
+    let mut streamed = platform
+        .client
+        .get(platform.url("/streamer/api/chunks"))
+        .send()
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), streamed.chunk())
+        .await
+        .expect("the first chunk streams before the rest exists")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.as_ref(), b"first\n");
+    GATE.notify_one();
+    let mut rest = Vec::new();
+    while let Some(c) = streamed.chunk().await.unwrap() {
+        rest.extend_from_slice(&c);
+    }
+    assert_eq!(rest, b"rest\n");
+
+    // Forwarded: nothing reaches the caller while the answer is unfinished.
+    let request = platform
+        .client
+        .get(platform.url("/buffered/api/chunks"))
+        .send();
+    tokio::pin!(request);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut request)
+            .await
+            .is_err(),
+        "a forwarded answer is held until it is whole"
+    );
+    GATE.notify_one();
+    let whole = request.await.unwrap();
+    assert_eq!(whole.headers()["content-length"], "11");
+    assert_eq!(whole.text().await.unwrap(), "first\nrest\n");
+    platform.shutdown().await;
+}
