@@ -17,7 +17,7 @@ use functions_runtime::FunctionApp;
 use integration_kit::{InputError, Operation, VendorApp};
 use serde::{Deserialize, Serialize};
 pub use source_control::{
-    Branch, Check, CheckConclusion, CheckStatus, Comment, CommentBody, PullRequest,
+    Branch, Check, CheckConclusion, CheckStatus, Comment, CommentBody, PullRequest, Sha,
 };
 
 pub const SLUG: &str = "azure-devops";
@@ -202,18 +202,6 @@ pub struct NewCheck {
     #[serde(default)]
     pub details_url: Option<domain::HttpUrl>,
 }
-
-integration_kit::checked_string!(
-    /// A full commit SHA: 40 hex digits.
-    Sha,
-    |s| {
-        if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(())
-        } else {
-            Err("must be a full commit SHA (40 hex digits)".into())
-        }
-    }
-);
 
 integration_kit::checked_string!(
     /// A pull request title: 1 to 400 characters, one line (Azure DevOps' limit).

@@ -503,17 +503,9 @@ async fn request(
     body: Option<&Value>,
     safety: Safety,
 ) -> Result<resilience::VendorResponse, CallError> {
-    let first = send(call, &method, path, body, safety).await;
-    match first {
-        Err(e)
-            if e.failure.vendor_status == Some(401)
-                && call.credential.kind() == CredentialKind::Oauth2ClientCredentials =>
-        {
-            call.drop_access_token().await;
-            send(call, &method, path, body, safety).await
-        }
-        other => other,
-    }
+    let entra = call.credential.kind() == CredentialKind::Oauth2ClientCredentials;
+    call.with_fresh_token_on_401(entra, || send(call, &method, path, body, safety))
+        .await
 }
 
 async fn send(

@@ -18,7 +18,7 @@ use functions_runtime::FunctionApp;
 use integration_kit::{InputError, Operation, VendorApp};
 use serde::{Deserialize, Serialize};
 pub use source_control::{
-    Branch, Check, CheckConclusion, CheckStatus, Comment, CommentBody, PullRequest,
+    Branch, Check, CheckConclusion, CheckStatus, Comment, CommentBody, PullRequest, Sha,
 };
 
 pub const SLUG: &str = "github";
@@ -219,18 +219,6 @@ pub struct NewCheck {
     #[serde(default)]
     pub details_url: Option<domain::HttpUrl>,
 }
-
-integration_kit::checked_string!(
-    /// A full commit SHA: 40 hex digits.
-    Sha,
-    |s| {
-        if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Ok(())
-        } else {
-            Err("must be a full commit SHA (40 hex digits)".into())
-        }
-    }
-);
 
 /// `startWorkflow`: dispatches a workflow, then the run **waits** for GitHub's workflow run
 /// to finish: ended at once by its `workflow_run` webhook (routed to this app by a source of

@@ -569,17 +569,9 @@ async fn request(
     body: Option<&Value>,
     safety: Safety,
 ) -> Result<resilience::VendorResponse, CallError> {
-    let first = send(call, &method, path, body, safety).await;
-    match first {
-        Err(e)
-            if e.failure.vendor_status == Some(401)
-                && call.credential.kind() == CredentialKind::GithubApp =>
-        {
-            call.drop_access_token().await;
-            send(call, &method, path, body, safety).await
-        }
-        other => other,
-    }
+    let app = call.credential.kind() == CredentialKind::GithubApp;
+    call.with_fresh_token_on_401(app, || send(call, &method, path, body, safety))
+        .await
 }
 
 async fn send(

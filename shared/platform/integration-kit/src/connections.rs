@@ -412,8 +412,10 @@ async fn show(
     Ok(Json(out).into_response())
 }
 
-/// The tenant's usable connections of this app's providers, as stored (one query per tenant
-/// and [`CONNECTIONS_TTL`]: every run of a failover app asks for them).
+/// The tenant's usable connections of this app's providers, in priority order
+/// (`config.priority`, lowest first; absent = 100; then oldest first): sorted once here, as
+/// cached (one query per tenant and [`CONNECTIONS_TTL`]: every run of a failover app and
+/// every model call asks for them).
 async fn usable_connections(
     kit: &Kit,
     tenant: &str,
@@ -445,23 +447,19 @@ async fn usable_connections(
             break;
         }
     }
+    out.sort_by_key(|c| (priority(c), c.created_at()));
     Ok(std::sync::Arc::new(out))
 }
 
-/// The tenant's usable connections of this app by priority (`config.priority`, lowest
-/// first; absent = 100; then oldest first), from the same short cache as failover.
+/// The tenant's usable connections of this app by priority, from the short cache.
 pub(crate) async fn by_priority(
     kit: &Kit,
     tenant: &str,
 ) -> Result<std::sync::Arc<Vec<IntegrationConnection>>, ports::PortError> {
-    let usable = kit
-        .connections
+    kit.connections
         .try_get_with_by_ref(tenant, usable_connections(kit, tenant))
         .await
-        .map_err(|e| (*e).clone())?;
-    let mut out: Vec<IntegrationConnection> = usable.as_ref().clone();
-    out.sort_by_key(|c| (priority(c), c.created_at()));
-    Ok(std::sync::Arc::new(out))
+        .map_err(|e| (*e).clone())
 }
 
 fn priority(c: &IntegrationConnection) -> u64 {
@@ -482,17 +480,8 @@ pub(crate) async fn failover_candidates(
     tenant: &str,
     primary: &IntegrationConnection,
 ) -> Result<Vec<IntegrationConnection>, ports::PortError> {
-    let usable = kit
-        .connections
-        .try_get_with_by_ref(tenant, usable_connections(kit, tenant))
-        .await
-        .map_err(|e| (*e).clone())?;
-    let mut out: Vec<IntegrationConnection> = usable
-        .iter()
-        .filter(|c| c.id() != primary.id())
-        .cloned()
-        .collect();
-    out.sort_by_key(|c| (priority(c), c.created_at()));
-    out.insert(0, primary.clone());
-    Ok(out)
+    let usable = by_priority(kit, tenant).await?;
+    Ok(std::iter::once(primary.clone())
+        .chain(usable.iter().filter(|c| c.id() != primary.id()).cloned())
+        .collect())
 }

@@ -98,6 +98,27 @@ impl<'a> ProviderCall<'a> {
         self.tokens.drop_token(&key).await;
     }
 
+    /// `send`, and when the vendor refuses the cached token it sent (a 401 while
+    /// `uses_token`: revoked early, a rotated key), the token dropped and `send` once more
+    /// with a fresh one. A static credential's 401 is final.
+    pub async fn with_fresh_token_on_401<T, F, Fut>(
+        &self,
+        uses_token: bool,
+        send: F,
+    ) -> Result<T, CallError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        match send().await {
+            Err(e) if uses_token && e.failure.vendor_status == Some(401) => {
+                self.drop_access_token().await;
+                send().await
+            }
+            other => other,
+        }
+    }
+
     /// When the run this call is for was created (run ids are UUIDv7, their first 48 bits the
     /// Unix time in milliseconds): where a vendor without idempotency keys can start looking
     /// for what an earlier attempt of the run did. `None` outside a run.

@@ -220,6 +220,18 @@ mod tests {
     }
 }
 
+integration_kit::checked_string!(
+    /// A full commit SHA: 40 hex digits (what both vendors name a commit by).
+    Sha,
+    |s| {
+        if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(())
+        } else {
+            Err("must be a full commit SHA (40 hex digits)".into())
+        }
+    }
+);
+
 /// How long a started workflow or pipeline is first given before it is looked at, and the
 /// longest pause between looks: the vendor's webhook usually ends the wait long before, so
 /// the looks are a backstop that backs off (the kit's `RUN_MAX_CHECK_INTERVAL_SECONDS` may

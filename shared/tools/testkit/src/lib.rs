@@ -133,6 +133,44 @@ impl TestPlatform {
         self.send("GET", path, Some(token), None).await
     }
 
+    /// Polls `path` (a JSON document with a `status`) until its status is one of `statuses`
+    /// (within 15 s), returning it; panics with the last one seen.
+    pub async fn until_status(&self, path: &str, token: &str, statuses: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut seen = Value::Null;
+        while Instant::now() < deadline {
+            let r = self.get(path, token).await;
+            if r.status() == 200 {
+                seen = r.json().await.expect("a JSON body");
+                if statuses.iter().any(|s| seen["status"] == *s) {
+                    return seen;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{path} never reached {statuses:?}: {seen}");
+    }
+
+    /// The run `run` of app `slug` once its status is one of `statuses`.
+    pub async fn run_until(&self, slug: &str, token: &str, run: &str, statuses: &[&str]) -> Value {
+        self.until_status(
+            &format!("/{slug}/api/integrations/runs/{run}"),
+            token,
+            statuses,
+        )
+        .await
+    }
+
+    /// The credential rotation `rotation` once it is decided (no longer `testing`).
+    pub async fn rotation_decided(&self, token: &str, rotation: &str) -> Value {
+        self.until_status(
+            &format!("/registry/api/integrations/credentials/rotations/{rotation}"),
+            token,
+            &["promoted", "aborted"],
+        )
+        .await
+    }
+
     /// Polls `path` until it answers 200 (within 10 s), returning the JSON body.
     pub async fn eventually(&self, path: &str, token: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);

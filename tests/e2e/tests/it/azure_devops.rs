@@ -5,7 +5,6 @@
 //! version in the registry; another tenant sees none of it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::Engine as _;
 use integration_kit::testing::{FakeVendor, Reply};
@@ -87,23 +86,6 @@ async fn fake_azure_devops() -> (FakeVendor, Arc<Mutex<World>>) {
     (fake, world)
 }
 
-async fn run_status(platform: &TestPlatform, token: &str, run: &str, want: &str) -> Value {
-    let mut seen = Value::Null;
-    for _ in 0..600 {
-        seen = platform
-            .get(&format!("/azure-devops/api/integrations/runs/{run}"), token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if seen["status"] == want {
-            return seen;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("run {run} never became {want}: {seen}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelines_end_by_service_hook_or_by_polling() {
     let (ado, world) = fake_azure_devops().await;
@@ -175,7 +157,9 @@ async fn pipelines_end_by_service_hook_or_by_polling() {
 
     // 1. Ended by the service hook, before any look.
     let hooked = start().await;
-    let waiting = run_status(&platform, &token, &hooked, "waiting").await;
+    let waiting = platform
+        .run_until("azure-devops", &token, &hooked, &["waiting"])
+        .await;
     assert_eq!(waiting["output"]["runId"], 301, "{waiting}");
     let r = platform
         .get(
@@ -208,13 +192,17 @@ async fn pipelines_end_by_service_hook_or_by_polling() {
     assert_eq!(r.status(), 401, "{}", r.text().await.unwrap());
     let r = deliver("ado-hooks", password).await.unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-    let done = run_status(&platform, &token, &hooked, "succeeded").await;
+    let done = platform
+        .run_until("azure-devops", &token, &hooked, &["succeeded"])
+        .await;
     assert_eq!(done["output"]["result"], "succeeded", "{done}");
     assert_eq!(done["output"]["durationMs"], 60_000);
 
     // 2. No hook comes: the looks end it (the second look finds it completed).
     let polled = start().await;
-    let done = run_status(&platform, &token, &polled, "succeeded").await;
+    let done = platform
+        .run_until("azure-devops", &token, &polled, &["succeeded"])
+        .await;
     assert_eq!(done["output"]["runId"], 302, "{done}");
     assert_eq!(done["output"]["durationMs"], 180_000);
     let r = platform

@@ -45,23 +45,6 @@ async fn fake_github() -> (FakeVendor, Arc<Mutex<u32>>) {
     (fake, dispatches)
 }
 
-async fn run_status(platform: &TestPlatform, token: &str, run: &str, want: &str) -> Value {
-    let mut seen = Value::Null;
-    for _ in 0..400 {
-        seen = platform
-            .get(&format!("/github/api/integrations/runs/{run}"), token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if seen["status"] == want {
-            return seen;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("run {run} never became {want}: {seen}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workflow_run_is_ended_by_githubs_webhook_through_the_gateway() {
     let (github, dispatches) = fake_github().await;
@@ -119,7 +102,9 @@ async fn a_workflow_run_is_ended_by_githubs_webhook_through_the_gateway() {
         .as_str()
         .unwrap()
         .to_owned();
-    let waiting = run_status(&platform, &token, &run, "waiting").await;
+    let waiting = platform
+        .run_until("github", &token, &run, &["waiting"])
+        .await;
     assert_eq!(waiting["output"]["runId"], RUN_ID, "{waiting}");
     // Another tenant does not see it.
     let r = platform
@@ -153,7 +138,9 @@ async fn a_workflow_run_is_ended_by_githubs_webhook_through_the_gateway() {
         .unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
 
-    let done = run_status(&platform, &token, &run, "succeeded").await;
+    let done = platform
+        .run_until("github", &token, &run, &["succeeded"])
+        .await;
     assert_eq!(done["output"]["conclusion"], "success", "{done}");
     assert_eq!(done["output"]["durationMs"], 90_000);
     assert_eq!(*dispatches.lock().unwrap(), 1, "one dispatch for the run");
@@ -426,22 +413,7 @@ async fn a_rotated_app_key_is_used_by_the_next_run_without_a_restart() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut decided = Value::Null;
-    for _ in 0..400 {
-        decided = platform
-            .get(
-                &format!("/registry/api/integrations/credentials/rotations/{rotation}"),
-                &token,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        if decided["status"] != "testing" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let decided = platform.rotation_decided(&token, &rotation).await;
     assert_eq!(
         (decided["status"].as_str(), decided["outcome"].as_str()),
         (Some("promoted"), Some("succeeded")),

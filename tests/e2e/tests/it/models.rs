@@ -3,8 +3,6 @@
 //! connection before anything reached the caller, OpenAI's error shape, every call a run
 //! with its usage, and another tenant seeing none of it.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use testkit::TestPlatform;
 
@@ -32,23 +30,6 @@ async fn chat(platform: &TestPlatform, token: Option<&str>, body: Value) -> reqw
         request = request.bearer_auth(token);
     }
     request.send().await.unwrap()
-}
-
-async fn run_when_done(platform: &TestPlatform, token: &str, run: &str) -> Value {
-    let mut seen = Value::Null;
-    for _ in 0..400 {
-        let r = platform
-            .get(&format!("/openai/api/integrations/runs/{run}"), token)
-            .await;
-        if r.status() == 200 {
-            seen = r.json().await.unwrap();
-            if seen["status"] == "succeeded" || seen["status"] == "failed" {
-                return seen;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("run {run} was not recorded: {seen}");
 }
 
 fn ask(model: &str, text: &str) -> Value {
@@ -97,7 +78,9 @@ async fn chat_completions_route_fall_back_and_are_recorded_as_runs() {
     assert_eq!(answer["usage"]["prompt_tokens"], 5);
 
     // The call is a run of `complete`, served by the backup, with its usage.
-    let recorded = run_when_done(&platform, &token, &run).await;
+    let recorded = platform
+        .run_until("openai", &token, &run, &["succeeded", "failed"])
+        .await;
     assert_eq!(recorded["status"], "succeeded", "{recorded}");
     assert_eq!(recorded["operation"], "complete");
     assert_eq!(recorded["usage"]["tokensIn"], 5, "{recorded}");
@@ -123,7 +106,9 @@ async fn chat_completions_route_fall_back_and_are_recorded_as_runs() {
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     assert_eq!(list["data"][1]["embedding"].as_array().unwrap().len(), 4);
     assert_eq!(list["usage"]["prompt_tokens"], 3);
-    let recorded = run_when_done(&platform, &token, &embed_run).await;
+    let recorded = platform
+        .run_until("openai", &token, &embed_run, &["succeeded", "failed"])
+        .await;
     assert_eq!(recorded["operation"], "embed", "{recorded}");
     assert_eq!(recorded["usage"]["tokensIn"], 3, "{recorded}");
     let r = platform
@@ -243,7 +228,9 @@ async fn a_request_the_provider_refuses_does_not_fall_back_and_is_a_failure() {
         e["error"]["message"].as_str().unwrap().contains("refused"),
         "{e}"
     );
-    let recorded = run_when_done(&platform, &token, &run).await;
+    let recorded = platform
+        .run_until("openai", &token, &run, &["succeeded", "failed"])
+        .await;
     assert_eq!(recorded["status"], "failed", "{recorded}");
     let failures: Value = platform
         .get("/openai/api/integrations/failures", &token)
@@ -348,7 +335,9 @@ async fn the_official_openai_node_sdk_works_unchanged() {
     );
     // The SDK's request id is the run that recorded the call.
     let run = seen["requestId"].as_str().unwrap();
-    let recorded = run_when_done(&platform, &token, run).await;
+    let recorded = platform
+        .run_until("openai", &token, run, &["succeeded", "failed"])
+        .await;
     assert_eq!(recorded["status"], "succeeded", "{recorded}");
     platform.shutdown().await;
 }

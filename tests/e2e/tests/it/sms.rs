@@ -475,22 +475,7 @@ async fn rotation_retests_through_the_sms_app() {
                 .as_str()
                 .unwrap()
                 .to_owned();
-            for _ in 0..400 {
-                let v: Value = platform
-                    .get(
-                        &format!("/registry/api/integrations/credentials/rotations/{id}"),
-                        &token,
-                    )
-                    .await
-                    .json()
-                    .await
-                    .unwrap();
-                if v["status"] != "testing" {
-                    return v;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            panic!("rotation {id} was not decided");
+            platform.rotation_decided(&token, &id).await
         }
     };
     let promoted = rotate("sk-second").await;
@@ -544,22 +529,7 @@ async fn rotation_retests_through_the_sms_app() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut decided = Value::Null;
-    for _ in 0..400 {
-        decided = platform
-            .get(
-                &format!("/registry/api/integrations/credentials/rotations/{id}"),
-                &token,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        if decided["status"] != "testing" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let decided = platform.rotation_decided(&token, &id).await;
     assert_eq!(
         (decided["status"].as_str(), decided["outcome"].as_str()),
         (Some("aborted"), Some("failed")),
