@@ -4,8 +4,8 @@
 //! Credential: `apiKey` (`{apiKey}`), sent as a bearer token; the connection's config may
 //! name an `organization` and a `project` (`OpenAI-Organization`, `OpenAI-Project`).
 //!
-//! Calls: `POST /chat/completions` and `POST /embeddings` (the caller's body, `model` set to
-//! the upstream's name);
+//! Calls: `POST /chat/completions` (answered whole, or streamed as server-sent events) and
+//! `POST /embeddings` (the caller's body, `model` set to the upstream's name);
 //! the connection test is `GET /models`. A completion costs but changes nothing, so a
 //! throttled or failed one is safe to repeat. Answers: OpenAI's error body
 //! (`{"error":{message,type,param,code}}`) goes into the failure, redacted, with its `code`;
@@ -18,9 +18,10 @@ use domain::{CredentialKind, FailureClassification};
 use integration_kit::{Provider, ProviderCall, Served, malformed, vendor_text};
 use model_gateway::ModelProvider;
 use model_gateway::models::Models;
+use model_gateway::stream::{Chunks, sse_chunks};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
-use resilience::{CallError, Classifier, Safety, Verdict, classify_status};
+use resilience::{CallError, Classifier, Safety, StreamTimeouts, Verdict, classify_status};
 use serde_json::Value;
 
 pub const KEY: &str = "openai";
@@ -102,6 +103,32 @@ impl ModelProvider for OpenAi {
         Ok(completion)
     }
 
+    /// `POST /chat/completions` with `stream: true`: OpenAI's server-sent events, each
+    /// `data:` a chunk, `data: [DONE]` at the end, `data: {"error": …}` if it fails after
+    /// the stream began.
+    async fn chat_stream(
+        &self,
+        call: &ProviderCall<'_>,
+        body: &Value,
+    ) -> Result<Chunks, CallError> {
+        let request = Request::of(call, Method::POST, "/chat/completions", Some(body))?;
+        let stream = call
+            .pipeline
+            .stream(
+                call.call(Safety::Idempotent, &request.answers),
+                StreamTimeouts::default(),
+                || request.build(),
+            )
+            .await?;
+        let secrets: Vec<String> = call.credential.values().map(str::to_owned).collect();
+        Ok(sse_chunks(stream, KEY, move |message| {
+            vendor_text(
+                message,
+                &secrets.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+        }))
+    }
+
     async fn embed(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
         let answer = request(call, Method::POST, "/embeddings", Some(body)).await?;
         let list: Value = serde_json::from_slice(&answer.body)
@@ -119,27 +146,62 @@ async fn request(
     path: &str,
     body: Option<&Value>,
 ) -> Result<resilience::VendorResponse, CallError> {
-    let key = call.secret("apiKey")?;
-    let config: OpenAiConfig = call.config_as()?;
-    let url = format!("{}{path}", call.base_url(DEFAULT_BASE_URL));
-    let answers = Answers {
-        secrets: call.credential.values().collect(),
-    };
+    let request = Request::of(call, method, path, body)?;
     call.pipeline
-        .send(call.call(Safety::Idempotent, &answers), || {
-            let mut builder = call.http.request(method.clone(), &url).bearer_auth(key);
-            if let Some(org) = &config.organization {
-                builder = builder.header("OpenAI-Organization", org);
-            }
-            if let Some(project) = &config.project {
-                builder = builder.header("OpenAI-Project", project);
-            }
-            if let Some(body) = body {
-                builder = builder.json(body);
-            }
-            builder
+        .send(call.call(Safety::Idempotent, &request.answers), || {
+            request.build()
         })
         .await
+}
+
+/// One request to OpenAI, built again for each attempt: the bearer key, the
+/// organization and project headers, the JSON body.
+struct Request<'c> {
+    http: &'c reqwest::Client,
+    method: Method,
+    url: String,
+    key: &'c str,
+    config: OpenAiConfig,
+    body: Option<&'c Value>,
+    answers: Answers<'c>,
+}
+
+impl<'c> Request<'c> {
+    fn of(
+        call: &'c ProviderCall<'_>,
+        method: Method,
+        path: &str,
+        body: Option<&'c Value>,
+    ) -> Result<Self, CallError> {
+        Ok(Request {
+            http: call.http,
+            method,
+            url: format!("{}{path}", call.base_url(DEFAULT_BASE_URL)),
+            key: call.secret("apiKey")?,
+            config: call.config_as()?,
+            body,
+            answers: Answers {
+                secrets: call.credential.values().collect(),
+            },
+        })
+    }
+
+    fn build(&self) -> reqwest::RequestBuilder {
+        let mut builder = self
+            .http
+            .request(self.method.clone(), &self.url)
+            .bearer_auth(self.key);
+        if let Some(org) = &self.config.organization {
+            builder = builder.header("OpenAI-Organization", org);
+        }
+        if let Some(project) = &self.config.project {
+            builder = builder.header("OpenAI-Project", project);
+        }
+        if let Some(body) = self.body {
+            builder = builder.json(body);
+        }
+        builder
+    }
 }
 
 /// OpenAI's answers: the status decides, refined by the error body's `code`.

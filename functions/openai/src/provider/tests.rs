@@ -3,8 +3,9 @@
 //! durations, and `insufficient_quota`.
 
 use domain::{CredentialKind, FailureClassification};
+use futures::StreamExt as _;
 use integration_kit::testing::{
-    Case, FakeVendor, Harness, Recorded, Reply, THROTTLE_SECS, assert_no_secret, conformance,
+    Case, FakeVendor, Harness, Piece, Recorded, Reply, THROTTLE_SECS, assert_no_secret, conformance,
 };
 use serde_json::{Value, json};
 
@@ -44,6 +45,11 @@ fn openai(r: &Recorded) -> Reply {
                    "data": [{"object": "embedding", "index": 0, "embedding": [0.1, -0.2]}],
                    "usage": {"prompt_tokens": 2, "total_tokens": 2}}),
         ),
+        ("POST", "/v1/chat/completions")
+            if r.json()["stream"] == true && r.json()["model"] != "broke" =>
+        {
+            stream(r)
+        }
         ("POST", "/v1/chat/completions") => match r.json()["model"].as_str() {
             Some("gpt-4o-mini") => Reply::json(200, completion("gpt-4o-mini-2024-07-18")),
             Some("broke") => error(
@@ -74,6 +80,54 @@ fn openai(r: &Recorded) -> Reply {
             "Unknown request URL",
         ),
     }
+}
+
+/// A chunk of OpenAI's chat stream.
+fn chunk(delta: Value, finish: Value) -> Piece {
+    Piece::Data(format!(
+        "data: {}\n\n",
+        json!({"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1_788_000_000u64,
+               "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1",
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    ))
+}
+
+/// OpenAI's chat stream, per model: whole (usage when asked, then `[DONE]`), cut after two
+/// chunks (`cut`), or ended by an error event that quotes the key (`fails`).
+fn stream(r: &Recorded) -> Reply {
+    let asked = r.json();
+    let mut pieces = vec![
+        chunk(
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            Value::Null,
+        ),
+        Piece::Wait(std::time::Duration::from_millis(20)),
+        chunk(json!({"content": "Hel"}), Value::Null),
+    ];
+    match asked["model"].as_str() {
+        Some("cut") => pieces.extend([
+            Piece::Wait(std::time::Duration::from_millis(20)),
+            Piece::Cut,
+        ]),
+        Some("fails") => pieces.push(Piece::Data(format!(
+            "data: {}\n\n",
+            json!({"error": {"message": format!("The server had an error (key {API_KEY})"),
+                             "type": "server_error", "param": null, "code": "server_error"}})
+        ))),
+        _ => {
+            pieces.push(chunk(json!({"content": "lo"}), Value::Null));
+            pieces.push(chunk(json!({}), json!("stop")));
+            if asked["stream_options"]["include_usage"] == true {
+                pieces.push(Piece::Data(format!(
+                    "data: {}\n\n",
+                    json!({"id": "chatcmpl-2", "object": "chat.completion.chunk", "choices": [],
+                           "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}})
+                )));
+            }
+            pieces.push(Piece::Data("data: [DONE]\n\n".into()));
+        }
+    }
+    Reply::streamed(200, "text/event-stream; charset=utf-8", pieces)
 }
 
 fn harness(base: &str, config: Value) -> Harness {
@@ -181,6 +235,66 @@ async fn throttling_waits_but_an_empty_quota_is_not_retried() {
         .unwrap_err();
     assert_eq!(e.class(), FailureClassification::Auth);
     assert_no_secret(&e, &["sk-wrong-0123456789"]);
+}
+
+fn streamed(model: &str) -> Value {
+    let mut asked = ask(model);
+    asked["stream"] = json!(true);
+    asked["stream_options"] = json!({"include_usage": true});
+    asked
+}
+
+#[tokio::test]
+async fn a_stream_comes_chunk_by_chunk_and_ends_with_its_usage() {
+    let fake = FakeVendor::start(|r, _| openai(r)).await;
+    let h = harness(&fake.base, json!({"models": ["gpt-4o-mini"]}));
+    let chunks: Vec<Value> = OpenAi
+        .chat_stream(&h.call(), &streamed("gpt-4o-mini"))
+        .await
+        .unwrap()
+        .map(|c| c.expect("no failure"))
+        .collect()
+        .await;
+    assert_eq!(chunks.len(), 5, "{chunks:?}");
+    let mut assembled = model_gateway::stream::Assembled::default();
+    chunks.iter().for_each(|c| assembled.add(c));
+    let completion = assembled.completion();
+    assert_eq!(completion["choices"][0]["message"]["content"], "Hello");
+    assert_eq!(completion["choices"][0]["finish_reason"], "stop");
+    assert_eq!(model_gateway::usage_of(&completion).tokens_in, 9);
+    let sent = fake.requests()[0].json();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    assert_eq!(
+        fake.requests()[0].header("authorization"),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_cut_stream_and_an_error_event_end_it_with_one_failure_without_the_key() {
+    let fake = FakeVendor::start(|r, _| openai(r)).await;
+    let h = harness(&fake.base, json!({"models": ["x"]}));
+    for (model, class) in [
+        ("cut", FailureClassification::Transient),
+        ("fails", FailureClassification::VendorError),
+    ] {
+        let items: Vec<_> = OpenAi
+            .chat_stream(&h.call(), &streamed(model))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(items.len(), 3, "{model}: two chunks, then the failure");
+        let failure = items[2].as_ref().unwrap_err();
+        assert_eq!(failure.class, class, "{model}: {failure:?}");
+        assert!(!failure.message.contains(API_KEY), "{}", failure.message);
+    }
+    // Refused before the stream began: the usual error, through the pipeline.
+    let e = match OpenAi.chat_stream(&h.call(), &streamed("broke")).await {
+        Err(e) => e,
+        Ok(_) => panic!("an empty quota is not a stream"),
+    };
+    assert_eq!(e.failure.vendor_code.as_deref(), Some("insufficient_quota"));
 }
 
 /// OpenAI's documented answers for the kit's conformance suite.

@@ -157,8 +157,10 @@ pub struct VendorApp {
     routes: Option<AppRoutes>,
 }
 
-/// An app's own HTTP functions, built with the kit ([`direct::Direct`]).
-pub type AppRoutes = fn(direct::Direct) -> Vec<(FunctionDecl, axum::routing::MethodRouter)>;
+/// An app's own HTTP functions, built with the kit ([`direct::Direct`]); a setting of theirs
+/// that is present but unusable stops the app's start-up.
+pub type AppRoutes =
+    fn(direct::Direct) -> Result<Vec<(FunctionDecl, axum::routing::MethodRouter)>, InvalidSetting>;
 
 impl VendorApp {
     pub fn new(slug: &'static str, source: &'static str) -> Self {
@@ -456,6 +458,7 @@ impl VendorApp {
             .app
             .routes
             .map(|routes| routes(direct::Direct::new(kit.clone())))
+            .transpose()?
             .unwrap_or_default();
         let polls = kit.app.providers.iter().any(|p| p.polls_receipts());
         let poll_kit = kit.clone();

@@ -63,6 +63,19 @@ pub struct Reply {
     headers: Vec<(String, String)>,
     body: String,
     delay: Duration,
+    /// A body sent piece by piece instead of `body`.
+    pieces: Option<Vec<Piece>>,
+}
+
+/// A piece of a streamed body ([`Reply::streamed`]).
+#[derive(Debug, Clone)]
+pub enum Piece {
+    /// Bytes sent as one chunk.
+    Data(String),
+    /// A pause.
+    Wait(Duration),
+    /// The connection dropped mid-body.
+    Cut,
 }
 
 impl Reply {
@@ -72,6 +85,7 @@ impl Reply {
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string(),
             delay: Duration::ZERO,
+            pieces: None,
         }
     }
 
@@ -81,6 +95,18 @@ impl Reply {
             headers: vec![("content-type".into(), "text/html".into())],
             body: body.to_owned(),
             delay: Duration::ZERO,
+            pieces: None,
+        }
+    }
+
+    /// A body sent as it is played: chunks, pauses, a cut (server-sent events, NDJSON).
+    pub fn streamed(status: u16, content_type: &str, pieces: Vec<Piece>) -> Self {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), content_type.to_owned())],
+            body: String::new(),
+            delay: Duration::ZERO,
+            pieces: Some(pieces),
         }
     }
 
@@ -179,9 +205,28 @@ async fn answer(state: &Inner, request: Request) -> Response {
     for (name, value) in &reply.headers {
         response = response.header(name, value);
     }
-    response
-        .body(Body::from(reply.body))
-        .expect("a valid fake response")
+    let body = match reply.pieces {
+        None => Body::from(reply.body),
+        Some(pieces) => Body::from_stream(futures::stream::unfold(
+            pieces.into_iter(),
+            |mut pieces| async move {
+                loop {
+                    match pieces.next()? {
+                        Piece::Data(d) => return Some((Ok(Bytes::from(d)), pieces)),
+                        Piece::Wait(d) => tokio::time::sleep(d).await,
+                        // Hyper drops the connection when a body fails mid-way.
+                        Piece::Cut => {
+                            return Some((
+                                Err(std::io::Error::other("cut")),
+                                Vec::new().into_iter(),
+                            ));
+                        }
+                    }
+                }
+            },
+        )),
+    };
+    response.body(body).expect("a valid fake response")
 }
 
 /// The pipeline's attempt timeout in these tests.

@@ -137,14 +137,26 @@ impl OpenAiError {
     }
 }
 
-impl IntoResponse for OpenAiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {
+impl OpenAiError {
+    fn body(&self) -> serde_json::Value {
+        json!({"error": {
             "message": self.message,
             "type": self.kind,
             "param": self.param,
             "code": self.code,
-        }});
+        }})
+    }
+
+    /// The error as the event that ends a stream (`data: {"error": …}`): what OpenAI sends
+    /// when a stream fails after it began, and what the SDKs raise as an `APIError`.
+    pub fn event(&self) -> bytes::Bytes {
+        bytes::Bytes::from(format!("data: {}\n\n", self.body()))
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())

@@ -3,10 +3,15 @@
 //! (`"echo: …"`), cut to `max_completion_tokens` (or `max_tokens`) words; usage counts
 //! words (prompt: every message's content; completion: the reply). Embeddings are unit
 //! vectors derived from each input's bytes (`dimensions`, default 8), the same text always
-//! the same vector. Config:
-//! `{models, latencyMs?, fail?}`, where `fail` is `rate_limited` (429 with a one-second
-//! `Retry-After`), `unavailable` (a 503) or `refused` (a 400 the caller caused): what
-//! fallback and error tests need. Any API key is accepted, except `rejected`.
+//! the same vector. Streams carry the same reply: a first chunk with the role, one chunk
+//! per word, one with the finish reason, then the usage (so the chunk count follows the
+//! prompt and `max_tokens`). Config:
+//! `{models, latencyMs?, fail?, chunkDelayMs?, cutAfter?}`, where `fail` is `rate_limited`
+//! (429 with a one-second `Retry-After`), `unavailable` (a 503) or `refused` (a 400 the
+//! caller caused); `latencyMs` comes before the answer (a stream's first chunk),
+//! `chunkDelayMs` before each later chunk, and `cutAfter: n` cuts a stream after its
+//! first `n` chunks (0: before any): what fallback and error tests need. Any API key is
+//! accepted, except `rejected`.
 
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
@@ -30,6 +35,10 @@ struct FakeConfig {
     latency_ms: Option<u64>,
     #[serde(default)]
     fail: Option<Failure>,
+    #[serde(default)]
+    chunk_delay_ms: Option<u64>,
+    #[serde(default)]
+    cut_after: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
@@ -43,11 +52,16 @@ enum Failure {
 impl integration_kit::ProviderConfig for FakeConfig {
     fn check(&self) -> Result<(), integration_kit::InputError> {
         self.models.check()?;
-        if self.latency_ms.is_some_and(|ms| ms > 60_000) {
-            return Err(integration_kit::InputError::at(
-                "latencyMs",
-                "at most 60000 milliseconds",
-            ));
+        for (field, ms) in [
+            ("latencyMs", self.latency_ms),
+            ("chunkDelayMs", self.chunk_delay_ms),
+        ] {
+            if ms.is_some_and(|ms| ms > 60_000) {
+                return Err(integration_kit::InputError::at(
+                    field,
+                    "at most 60000 milliseconds",
+                ));
+            }
         }
         Ok(())
     }
@@ -160,84 +174,160 @@ async fn behave(call: &ProviderCall<'_>) -> Result<(), CallError> {
     Ok(())
 }
 
+/// The chunks of a completion's stream, as OpenAI sends them (the last one the usage).
+pub fn chunks_of(completion: &Value) -> std::collections::VecDeque<Value> {
+    let chunk = |choices: Value| {
+        json!({"id": completion["id"], "object": "chat.completion.chunk",
+               "created": completion["created"], "model": completion["model"],
+               "choices": choices})
+    };
+    let choice = &completion["choices"][0];
+    let text = choice["message"]["content"].as_str().unwrap_or_default();
+    let mut out = std::collections::VecDeque::new();
+    out.push_back(chunk(
+        json!([{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                "finish_reason": null}]),
+    ));
+    for (i, word) in text.split(' ').enumerate() {
+        let piece = if i == 0 {
+            word.to_owned()
+        } else {
+            format!(" {word}")
+        };
+        out.push_back(chunk(json!([{"index": 0, "delta": {"content": piece},
+                                    "finish_reason": null}])));
+    }
+    out.push_back(chunk(json!([{"index": 0, "delta": {},
+                                "finish_reason": choice["finish_reason"]}])));
+    let mut usage = chunk(json!([]));
+    usage["usage"] = completion["usage"].clone();
+    out.push_back(usage);
+    out
+}
+
 #[async_trait]
 impl ModelProvider for FakeModel {
+    async fn chat_stream(
+        &self,
+        call: &ProviderCall<'_>,
+        request: &Value,
+    ) -> Result<crate::stream::Chunks, CallError> {
+        let config: FakeConfig = call.config_as()?;
+        let mut chunks = chunks_of(&self.chat(call, request).await?);
+        if request["stream_options"]["include_usage"] != true {
+            chunks.pop_back();
+        }
+        let delay = std::time::Duration::from_millis(config.chunk_delay_ms.unwrap_or(0));
+        let cut_after = config.cut_after;
+        Ok(Box::pin(futures::stream::unfold(
+            (chunks, 0u32),
+            move |(mut chunks, sent)| async move {
+                if cut_after.is_some_and(|n| sent >= n) {
+                    if sent == u32::MAX {
+                        return None;
+                    }
+                    let cut = resilience::VendorFailure::new(
+                        FailureClassification::Transient,
+                        "fake-model: the stream was cut",
+                    );
+                    return Some((Err(cut), (chunks, u32::MAX)));
+                }
+                let chunk = chunks.pop_front()?;
+                if sent > 0 && !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Some((Ok(chunk), (chunks, sent + 1)))
+            },
+        )))
+    }
+
     async fn embed(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError> {
         behave(call).await?;
-        let inputs: Vec<String> = match &request["input"] {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(items) => items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let dimensions = request["dimensions"]
-            .as_u64()
-            .map_or(8, |d| usize::try_from(d.clamp(1, 4096)).unwrap_or(8));
-        let tokens: u64 = inputs.iter().map(|i| words(i)).sum();
-        // OpenAI's `encoding_format`: floats, or `base64` of little-endian float32s (what
-        // the official SDKs ask for unless told otherwise).
-        let base64 = request["encoding_format"] == "base64";
-        let data: Vec<Value> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, text)| {
-                let v = vector(text, dimensions);
-                let embedding = if base64 {
-                    let bytes: Vec<u8> = v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
-                    json!(base64::Engine::encode(
-                        &base64::engine::general_purpose::STANDARD,
-                        bytes
-                    ))
-                } else {
-                    json!(v)
-                };
-                json!({"object": "embedding", "index": i, "embedding": embedding})
-            })
-            .collect();
-        Ok(
-            json!({"object": "list", "data": data, "model": request["model"],
-                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
-        )
+        Ok(embeddings(request))
     }
 
     async fn chat(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError> {
         behave(call).await?;
-        let messages = request["messages"].as_array().cloned().unwrap_or_default();
-        let prompt: u64 = messages
-            .iter()
-            .map(|m| words(&text_of(&m["content"])))
-            .sum();
-        let last_user = messages
-            .iter()
-            .rev()
-            .find(|m| m["role"] == "user")
-            .map(|m| text_of(&m["content"]))
-            .unwrap_or_default();
-        let cap = request["max_completion_tokens"]
-            .as_u64()
-            .or_else(|| request["max_tokens"].as_u64())
-            .unwrap_or(u64::MAX);
-        let all: Vec<&str> = std::iter::once("echo:")
-            .chain(last_user.split_whitespace())
-            .collect();
-        let kept = usize::try_from(cap).unwrap_or(usize::MAX).min(all.len());
-        let reply = all[..kept].join(" ");
-        let finish = if kept < all.len() { "length" } else { "stop" };
-        let completion = words(&reply);
-        let id = call.idempotency_key.unwrap_or("fake");
-        Ok(json!({
-            "id": format!("chatcmpl-{id}"),
-            "object": "chat.completion",
-            "created": chrono::Utc::now().timestamp(),
-            "model": request["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                         "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
-        }))
+        Ok(completion(request, call.idempotency_key.unwrap_or("fake")))
     }
+}
+
+/// The fake's embeddings for an OpenAI embeddings request: a unit vector per input
+/// ([`vector`]), as floats or, for `encoding_format: base64`, little-endian float32s; usage
+/// counts words. Also what the HTTP fakes of the model vendors answer.
+pub fn embeddings(request: &Value) -> Value {
+    let inputs: Vec<String> = match &request["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let dimensions = request["dimensions"]
+        .as_u64()
+        .map_or(8, |d| usize::try_from(d.clamp(1, 4096)).unwrap_or(8));
+    let tokens: u64 = inputs.iter().map(|i| words(i)).sum();
+    // OpenAI's `encoding_format`: floats, or `base64` of little-endian float32s (what
+    // the official SDKs ask for unless told otherwise).
+    let base64 = request["encoding_format"] == "base64";
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let v = vector(text, dimensions);
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
+                json!(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    bytes
+                ))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    json!({"object": "list", "data": data, "model": request["model"],
+           "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+}
+
+/// The fake's completion for an OpenAI chat request (its `id` is `chatcmpl-{id}`): the
+/// last user message echoed, cut to the token cap, usage counted in words. Also what the
+/// HTTP fakes of the model vendors answer.
+pub fn completion(request: &Value, id: &str) -> Value {
+    let messages = request["messages"].as_array().cloned().unwrap_or_default();
+    let prompt: u64 = messages
+        .iter()
+        .map(|m| words(&text_of(&m["content"])))
+        .sum();
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(|m| text_of(&m["content"]))
+        .unwrap_or_default();
+    let cap = request["max_completion_tokens"]
+        .as_u64()
+        .or_else(|| request["max_tokens"].as_u64())
+        .unwrap_or(u64::MAX);
+    let all: Vec<&str> = std::iter::once("echo:")
+        .chain(last_user.split_whitespace())
+        .collect();
+    let kept = usize::try_from(cap).unwrap_or(usize::MAX).min(all.len());
+    let reply = all[..kept].join(" ");
+    let finish = if kept < all.len() { "length" } else { "stop" };
+    let completion = words(&reply);
+    json!({
+        "id": format!("chatcmpl-{id}"),
+        "object": "chat.completion",
+        "created": chrono::Utc::now().timestamp(),
+        "model": request["model"],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
+                     "finish_reason": finish}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                  "total_tokens": prompt + completion},
+    })
 }
 
 #[cfg(test)]
@@ -299,6 +389,49 @@ mod tests {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         assert_eq!(decoded, v.iter().map(|x| *x as f32).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn streams_carry_the_reply_word_by_word_then_the_usage_or_a_cut() {
+        use futures::StreamExt as _;
+        let request = json!({"model": "m", "stream": true,
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "one two"}]});
+        let h = harness(json!({"models": ["m"]}));
+        let chunks: Vec<Value> = FakeModel
+            .chat_stream(&h.call(), &request)
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let mut assembled = crate::stream::Assembled::default();
+        chunks.iter().for_each(|c| assembled.add(c));
+        let whole = FakeModel.chat(&h.call(), &request).await.unwrap();
+        assert_eq!(
+            chunks.len(),
+            1 + 3 + 1 + 1,
+            "role, a chunk per word, finish, usage"
+        );
+        assert_eq!(
+            assembled.completion()["choices"],
+            whole["choices"],
+            "the stream is the same reply"
+        );
+        assert_eq!(assembled.usage(), Some(&whole["usage"]));
+        let cut = harness(json!({"models": ["m"], "cutAfter": 2}));
+        let items: Vec<_> = FakeModel
+            .chat_stream(&cut.call(), &request)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(items.len(), 3);
+        assert!(items[..2].iter().all(Result::is_ok));
+        assert_eq!(
+            items[2].as_ref().unwrap_err().class,
+            FailureClassification::Transient
+        );
     }
 
     #[tokio::test]

@@ -3,8 +3,9 @@
 //! `/api`, an OpenAI-compatible surface that official OpenAI SDKs use unchanged (base URL
 //! `…/<slug>/api/v1`, the platform's bearer token as their API key):
 //!
-//! - `POST /api/v1/chat/completions` (non-streaming in this version; `stream: true` is
-//!   refused with a clear error until streaming lands);
+//! - `POST /api/v1/chat/completions`, answered whole or, with `stream: true`, relayed chunk
+//!   by chunk as server-sent events ([`stream`]; fallback only before the first chunk,
+//!   keep-alives while the upstream is silent, an error event when it fails mid-way);
 //! - `POST /api/v1/embeddings`;
 //! - `GET /api/v1/models`: the models the caller's tenant may use through the app.
 //!
@@ -27,13 +28,14 @@ pub mod error;
 pub mod fake;
 pub mod models;
 mod routes;
+pub mod stream;
 
 use async_trait::async_trait;
 use integration_kit::{Provider, ProviderCall};
 use resilience::CallError;
 use serde_json::Value;
 
-pub use routes::routes;
+pub use routes::{STREAM_KEEPALIVE_SETTING, STREAM_MAX_SETTING, routes};
 
 /// The operation chat completions are recorded as.
 pub const COMPLETE: &str = "complete";
@@ -48,6 +50,18 @@ pub trait ModelProvider: Provider {
     /// already the upstream's name for it; the answer is an OpenAI `chat.completion` object
     /// (providers with another wire format translate both ways).
     async fn chat(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError>;
+
+    /// A streamed chat completion: `request` as for [`ModelProvider::chat`] with
+    /// `stream: true` and `stream_options.include_usage: true`; the answer is the stream of
+    /// `chat.completion.chunk` objects (the final one with the usage, when the upstream
+    /// gives it), which must not borrow `call` (the gateway relays it after the call
+    /// returns). A failure before the stream begins is the `CallError`; one after, the
+    /// stream's last item.
+    async fn chat_stream(
+        &self,
+        call: &ProviderCall<'_>,
+        request: &Value,
+    ) -> Result<stream::Chunks, CallError>;
 
     /// Embeddings: `request` is an OpenAI embeddings body (`input` a string or a list of
     /// them) whose `model` is the upstream's name; the answer is OpenAI's `list` of

@@ -1,31 +1,62 @@
 //! The OpenAI-compatible routes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_kit::{ApiError, Caller};
-use app_context::AppContext;
+use app_context::{AppContext, InvalidSetting};
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRef, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use domain::{FailureClassification, IntegrationConnection, RunId, TenantId};
 use envelope::TraceParent;
 use functions_runtime::FunctionDecl;
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
 use integration_kit::Done;
-use integration_kit::direct::{Direct, DirectRun};
+use integration_kit::direct::{Direct, DirectRun, Prepared};
+use resilience::{CallError, VendorFailure};
 use serde_json::{Value, json};
 
 use crate::error::OpenAiError;
 use crate::models::models_of;
+use crate::stream::{Assembled, Chunks, DONE_FRAME, KEEP_ALIVE_FRAME, frame, is_usage_only};
 use crate::{COMPLETE, EMBED, ModelProvider, usage_of};
 
-/// The routes' state: the kit and the app's model providers.
+/// The routes' state: the kit, the app's model providers and the streams' settings.
 #[derive(Clone)]
 struct Gateway {
     direct: Direct,
     providers: Arc<Vec<Arc<dyn ModelProvider>>>,
+    streams: StreamSettings,
+}
+
+/// Setting: the longest silence (milliseconds, 100 to 300000, default 15000) before a
+/// keep-alive comment goes to a streaming caller whose upstream is silent.
+pub const STREAM_KEEPALIVE_SETTING: &str = "MODEL_STREAM_KEEPALIVE_MS";
+/// Setting: the longest a stream may run (seconds, 1 to 3600, default 200: below the
+/// 230 s an HTTP-triggered function may take in Azure), after which it ends with an error
+/// event.
+pub const STREAM_MAX_SETTING: &str = "MODEL_STREAM_MAX_SECONDS";
+
+#[derive(Debug, Clone, Copy)]
+struct StreamSettings {
+    keep_alive: Duration,
+    max: Duration,
+}
+
+impl StreamSettings {
+    fn from(ctx: &AppContext) -> Result<Self, InvalidSetting> {
+        Ok(StreamSettings {
+            keep_alive: settings::millis(ctx, STREAM_KEEPALIVE_SETTING, 100..=300_000)?
+                .unwrap_or(Duration::from_secs(15)),
+            max: settings::seconds(ctx, STREAM_MAX_SETTING, 1..=3600)?
+                .unwrap_or(Duration::from_secs(200)),
+        })
+    }
 }
 
 impl FromRef<Gateway> for AppContext {
@@ -68,12 +99,13 @@ impl Gateway {
 pub fn routes(
     direct: Direct,
     providers: Vec<Arc<dyn ModelProvider>>,
-) -> Vec<(FunctionDecl, MethodRouter)> {
+) -> Result<Vec<(FunctionDecl, MethodRouter)>, InvalidSetting> {
     let state = Gateway {
+        streams: StreamSettings::from(direct.ctx())?,
         direct,
         providers: Arc::new(providers),
     };
-    vec![
+    Ok(vec![
         (
             FunctionDecl::http("ChatCompletions", "v1/chat/completions", &["post"]).api(
                 json!({"summary": "OpenAI-compatible chat completions (errors in OpenAI's shape)"}),
@@ -90,7 +122,7 @@ pub fn routes(
                 .api(json!({"summary": "The models the caller's tenant may use through this app"})),
             get(list_models).with_state(state),
         ),
-    ]
+    ])
 }
 
 /// The caller's tenant, or OpenAI's 401.
@@ -136,8 +168,9 @@ impl Kind {
         Ok((request, model))
     }
 
-    /// The request's rules: an object with a `model`; for a chat, non-empty `messages` and
-    /// `stream` absent or false; for embeddings, an `input` that is a non-empty string or a
+    /// The request's rules: an object with a `model`; for a chat, non-empty `messages`,
+    /// `stream` a boolean if present, `stream_options` (an object, `include_usage` a
+    /// boolean) only with `stream: true`; for embeddings, an `input` that is a non-empty string or a
     /// non-empty list of them. Answers the model.
     pub(crate) fn check(self, request: &Value) -> Result<String, OpenAiError> {
         if !request.is_object() {
@@ -163,18 +196,29 @@ impl Kind {
                         "messages must be a non-empty array",
                     ));
                 }
-                match &request["stream"] {
-                    Value::Null | Value::Bool(false) => {}
-                    Value::Bool(true) => {
-                        return Err(OpenAiError::invalid(
-                            Some("stream"),
-                            "streaming is not served by this gateway yet; send stream: false",
-                        ));
-                    }
+                let streams = match &request["stream"] {
+                    Value::Null | Value::Bool(false) => false,
+                    Value::Bool(true) => true,
                     _ => {
                         return Err(OpenAiError::invalid(
                             Some("stream"),
                             "stream must be a boolean",
+                        ));
+                    }
+                };
+                match &request["stream_options"] {
+                    Value::Null => {}
+                    _ if !streams => {
+                        return Err(OpenAiError::invalid(
+                            Some("stream_options"),
+                            "stream_options is only allowed when stream is true",
+                        ));
+                    }
+                    Value::Object(o) if o.get("include_usage").is_none_or(|u| u.is_boolean()) => {}
+                    _ => {
+                        return Err(OpenAiError::invalid(
+                            Some("stream_options"),
+                            "stream_options must be an object whose include_usage is a boolean",
                         ));
                     }
                 }
@@ -221,7 +265,7 @@ impl ClassifyName for serde_json::Error {
 /// Whether a failed call should go on to the tenant's next connection serving the model:
 /// the connection is down, throttled, out of quota or refused its credential; never when
 /// the request itself was refused (another connection would refuse it too).
-fn falls_back(e: &resilience::CallError) -> bool {
+fn falls_back(e: &CallError) -> bool {
     matches!(
         e.class(),
         FailureClassification::Transient
@@ -255,8 +299,107 @@ async fn embeddings(
     }
 }
 
-/// One model call: the tenant's connections serving the model, tried in priority order
-/// until one answers (or refuses the request itself); the answer, then its run recorded.
+/// A checked request, its candidates and the identity of its run.
+struct Asked {
+    tenant: TenantId,
+    kind: Kind,
+    request: Value,
+    model: String,
+    traceparent: TraceParent,
+    run_id: RunId,
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Asked {
+    /// What `response` needs to name the run: `x-request-id`.
+    fn named(&self, mut response: Response) -> Response {
+        if let Ok(id) = HeaderValue::from_str(&self.run_id.to_string()) {
+            response.headers_mut().insert("x-request-id", id);
+        }
+        response
+    }
+
+    /// Records the call as a run (after the answer, off the caller's path).
+    fn record(
+        self,
+        gateway: &Gateway,
+        connection: IntegrationConnection,
+        outcome: Result<Done<Value>, CallError>,
+    ) {
+        let record = DirectRun {
+            tenant: self.tenant,
+            run_id: self.run_id,
+            operation: self.kind.operation(),
+            connection,
+            input: self.request,
+            outcome,
+            traceparent: self.traceparent,
+            started_at: self.started_at,
+        };
+        let direct = gateway.direct.clone();
+        tokio::spawn(async move {
+            let run = record.run_id;
+            if let Err(e) = direct.record(record).await {
+                tracing::error!(run = %run, error = %e, "a model call's run could not be recorded");
+            }
+        });
+    }
+}
+
+/// One attempt on one connection: the provider, the prepared call, the upstream's request
+/// (its `model` the connection's name for it) and the trace.
+type Attempt<T> = fn(
+    Arc<dyn ModelProvider>,
+    Prepared,
+    Value,
+    TraceParent,
+) -> BoxFuture<'static, Result<T, CallError>>;
+
+/// The tenant's connections serving the model, tried in priority order until one answers
+/// or refuses the request itself: the connection that decided, and how.
+async fn first_serving<T>(
+    gateway: &Gateway,
+    asked: &Asked,
+    request: &Value,
+    candidates: Vec<(IntegrationConnection, String)>,
+    attempt: Attempt<T>,
+) -> Option<(IntegrationConnection, Result<T, CallError>)> {
+    let count = candidates.len();
+    for (i, (connection, upstream)) in candidates.into_iter().enumerate() {
+        let Some(provider) = gateway.provider(connection.provider_key().as_str()) else {
+            continue;
+        };
+        let mut upstream_request = request.clone();
+        upstream_request["model"] = json!(upstream);
+        let result = match gateway
+            .direct
+            .prepare(&asked.tenant, &connection, asked.run_id)
+            .await
+        {
+            Ok(prepared) => {
+                attempt(
+                    provider.clone(),
+                    prepared,
+                    upstream_request,
+                    asked.traceparent,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(e) if i + 1 < count && falls_back(&e) => {
+                tracing::warn!(tenant = %asked.tenant, run = %asked.run_id,
+                    connection = %connection.id(), class = ?e.class(),
+                    "a model call failed; the next connection serves it");
+            }
+            result => return Some((connection, result)),
+        }
+    }
+    None
+}
+
+/// One model call: a chat completion or embeddings, answered whole, or a streamed chat.
 async fn call_model(
     gateway: &Gateway,
     kind: Kind,
@@ -273,84 +416,204 @@ async fn call_model(
     if candidates.is_empty() {
         return Err(OpenAiError::model_not_found(&model).into_response());
     }
-    let traceparent = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| TraceParent::parse(v).ok())
-        .unwrap_or_else(TraceParent::new_root);
-    let run_id = RunId::new();
-    let started_at = chrono::Utc::now();
-    let count = candidates.len();
-    let mut outcome = None;
-    for (i, (connection, upstream)) in candidates.into_iter().enumerate() {
-        let Some(provider) = gateway.provider(connection.provider_key().as_str()) else {
-            continue;
-        };
-        let mut upstream_request = request.clone();
-        upstream_request["model"] = json!(upstream);
-        let result = match gateway.direct.prepare(&tenant, &connection, run_id).await {
-            Ok(prepared) => {
-                let call = prepared.call(Some(&traceparent));
-                match kind {
-                    Kind::Chat => provider.chat(&call, &upstream_request).await,
-                    Kind::Embed => provider.embed(&call, &upstream_request).await,
-                }
-            }
-            Err(e) => Err(e),
-        };
-        let last = i + 1 == count;
-        match result {
-            Err(e) if !last && falls_back(&e) => {
-                tracing::warn!(tenant = %tenant, run = %run_id, connection = %connection.id(),
-                    class = ?e.class(), "a model call failed; the next connection serves it");
-            }
-            result => {
-                outcome = Some((connection, result));
-                break;
-            }
-        }
+    let asked = Asked {
+        tenant,
+        kind,
+        traceparent: headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| TraceParent::parse(v).ok())
+            .unwrap_or_else(TraceParent::new_root),
+        run_id: RunId::new(),
+        started_at: chrono::Utc::now(),
+        request,
+        model,
+    };
+    if kind == Kind::Chat && asked.request["stream"] == true {
+        return stream_chat(gateway, asked, candidates).await;
     }
-    let Some((connection, result)) = outcome else {
-        return Err(OpenAiError::model_not_found(&model).into_response());
+    let attempt: Attempt<Value> = match kind {
+        Kind::Chat => |provider, prepared, request, tp| {
+            Box::pin(async move { provider.chat(&prepared.call(Some(&tp)), &request).await })
+        },
+        Kind::Embed => |provider, prepared, request, tp| {
+            Box::pin(async move { provider.embed(&prepared.call(Some(&tp)), &request).await })
+        },
+    };
+    let Some((connection, result)) =
+        first_serving(gateway, &asked, &asked.request, candidates, attempt).await
+    else {
+        return Err(OpenAiError::model_not_found(&asked.model).into_response());
     };
     let answer = match &result {
-        Ok(answer) => {
-            let mut response = (axum::http::StatusCode::OK, Json(answer.clone())).into_response();
-            if let Ok(id) = HeaderValue::from_str(&run_id.to_string()) {
-                response.headers_mut().insert("x-request-id", id);
-            }
-            Ok(response)
-        }
-        Err(e) => {
-            let mut response = OpenAiError::upstream(e).into_response();
-            if let Ok(id) = HeaderValue::from_str(&run_id.to_string()) {
-                response.headers_mut().insert("x-request-id", id);
-            }
-            Err(response)
-        }
+        Ok(answer) => Ok(asked.named((StatusCode::OK, Json(answer.clone())).into_response())),
+        Err(e) => Err(asked.named(OpenAiError::upstream(e).into_response())),
     };
     // The run is written after the answer leaves; what it holds is decided here.
-    let record = DirectRun {
-        tenant,
-        run_id,
-        operation: kind.operation(),
+    asked.record(
+        gateway,
         connection,
-        input: request,
-        outcome: result.map(|answer| {
+        result.map(|answer| {
             let usage = usage_of(&answer);
             Done::new(answer).usage(usage)
         }),
-        traceparent,
-        started_at,
-    };
-    let direct = gateway.direct.clone();
-    tokio::spawn(async move {
-        let run = record.run_id;
-        if let Err(e) = direct.record(record).await {
-            tracing::error!(run = %run, error = %e, "a model call's run could not be recorded");
-        }
-    });
+    );
     answer
+}
+
+/// A streamed chat: the first connection whose stream yields a first chunk serves it
+/// (fallback happens only before that, so nothing has reached the caller yet); then the
+/// chunks are relayed as they come ([`relay`]). Upstreams are always asked for their usage
+/// (`stream_options.include_usage`), which the run records; the usage chunk reaches the
+/// caller only if it asked.
+async fn stream_chat(
+    gateway: &Gateway,
+    asked: Asked,
+    candidates: Vec<(IntegrationConnection, String)>,
+) -> Result<Response, Response> {
+    let mut request = asked.request.clone();
+    if !request["stream_options"].is_object() {
+        request["stream_options"] = json!({});
+    }
+    request["stream_options"]["include_usage"] = json!(true);
+    let attempt: Attempt<(Chunks, Option<Value>)> = |provider, prepared, request, tp| {
+        Box::pin(async move {
+            let mut chunks = provider
+                .chat_stream(&prepared.call(Some(&tp)), &request)
+                .await?;
+            match chunks.next().await {
+                Some(Ok(first)) => Ok((chunks, Some(first))),
+                Some(Err(failure)) => Err(CallError {
+                    retryable: failure.class.is_retryable_by_default(),
+                    failure,
+                    attempts: 1,
+                }),
+                None => Ok((chunks, None)),
+            }
+        })
+    };
+    let Some((connection, result)) =
+        first_serving(gateway, &asked, &request, candidates, attempt).await
+    else {
+        return Err(OpenAiError::model_not_found(&asked.model).into_response());
+    };
+    match result {
+        Ok((chunks, first)) => Ok(relay(gateway, asked, connection, chunks, first)),
+        Err(e) => {
+            let response = asked.named(OpenAiError::upstream(&e).into_response());
+            asked.record(gateway, connection, Err(e));
+            Err(response)
+        }
+    }
+}
+
+/// The stream's answer: `text/event-stream`, each chunk an SSE `data:` frame as it comes,
+/// `[DONE]` at the end; a keep-alive comment when the upstream is silent; an upstream
+/// failure (or the stream's time cap) ends it with an `{"error": …}` event (what the
+/// OpenAI SDKs raise) and no `[DONE]`, and is recorded as the run's failure. A caller who
+/// goes away stops the upstream; the run keeps what came, marked `incomplete`.
+fn relay(
+    gateway: &Gateway,
+    asked: Asked,
+    connection: IntegrationConnection,
+    mut chunks: Chunks,
+    first: Option<Value>,
+) -> Response {
+    let wants_usage = asked.request["stream_options"]["include_usage"] == true;
+    let settings = gateway.streams;
+    let response = asked.named(
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/event-stream; charset=utf-8")
+            .header("cache-control", "no-cache")
+            .body(Body::empty())
+            .unwrap_or_default(),
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let gateway = gateway.clone();
+    tokio::spawn(async move {
+        let mut assembled = Assembled::default();
+        let mut failure: Option<VendorFailure> = None;
+        let mut caller_gone = false;
+        let cap = tokio::time::sleep(settings.max);
+        tokio::pin!(cap);
+        let mut next = first.map(Ok);
+        loop {
+            let item = match next.take() {
+                Some(item) => Some(item),
+                None => tokio::select! {
+                    item = chunks.next() => item,
+                    () = tokio::time::sleep(settings.keep_alive) => {
+                        if tx.send(Bytes::from_static(KEEP_ALIVE_FRAME)).await.is_err() {
+                            caller_gone = true;
+                            break;
+                        }
+                        continue;
+                    }
+                    () = &mut cap => Some(Err(VendorFailure::new(
+                        FailureClassification::Timeout,
+                        format!("the stream ran past its {} s limit", settings.max.as_secs()),
+                    ))),
+                    () = tx.closed() => {
+                        caller_gone = true;
+                        break;
+                    }
+                },
+            };
+            let out = match item {
+                None => {
+                    let _ = tx.send(Bytes::from_static(DONE_FRAME)).await;
+                    break;
+                }
+                Some(Ok(chunk)) => {
+                    assembled.add(&chunk);
+                    if is_usage_only(&chunk) && !wants_usage {
+                        continue;
+                    }
+                    frame(&chunk)
+                }
+                Some(Err(f)) => {
+                    let e = CallError {
+                        failure: f,
+                        attempts: 1,
+                        retryable: false,
+                    };
+                    let _ = tx.send(OpenAiError::upstream(&e).event()).await;
+                    failure = Some(e.failure);
+                    break;
+                }
+            };
+            if tx.send(out).await.is_err() {
+                caller_gone = true;
+                break;
+            }
+        }
+        drop(chunks);
+        drop(tx);
+        let outcome = match failure {
+            Some(failure) => Err(CallError {
+                failure,
+                attempts: 1,
+                retryable: false,
+            }),
+            None => {
+                let mut completion = assembled.completion();
+                if caller_gone {
+                    completion["incomplete"] = json!("the caller closed the stream");
+                }
+                let usage = usage_of(&completion);
+                Ok(Done::new(completion).usage(usage))
+            }
+        };
+        asked.record(&gateway, connection, outcome);
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<_, std::convert::Infallible>(bytes), rx))
+    });
+    let (parts, _) = response.into_parts();
+    Response::from_parts(parts, Body::from_stream(body))
 }
 
 /// `GET /api/v1/models`: every model the tenant's connections of this app serve, once.

@@ -29,9 +29,11 @@
 mod breaker;
 mod classify;
 pub mod hints;
+mod stream;
 
 pub use breaker::{Breaker, BreakerPolicy, Open};
 pub use classify::{Classifier, HttpStatus, VendorFailure, Verdict, classify_status, retry_hint};
+pub use stream::{StreamTimeouts, VendorStream};
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -238,6 +240,9 @@ pub struct Call<'a> {
     /// Attempts for this call when not the policy's (failover sets 1: the next provider is
     /// a better retry than the same one).
     pub max_attempts: Option<u32>,
+    /// One attempt's timeout when not the policy's (a streamed answer's first byte may
+    /// take a model's load time); the call's deadline stretches to fit one such attempt.
+    pub attempt_timeout: Option<Duration>,
 }
 
 impl<'a> Call<'a> {
@@ -249,6 +254,7 @@ impl<'a> Call<'a> {
             traceparent: None,
             rate_limit: None,
             max_attempts: None,
+            attempt_timeout: None,
         }
     }
 
@@ -264,6 +270,11 @@ impl<'a> Call<'a> {
 
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = Some(n.max(1));
+        self
+    }
+
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
         self
     }
 }
@@ -407,7 +418,8 @@ impl Pipeline {
     {
         let state = self.state(call.key);
         let started = Instant::now();
-        let deadline = started + self.policy.deadline;
+        let attempt_timeout = call.attempt_timeout.unwrap_or(self.policy.attempt_timeout);
+        let deadline = started + self.policy.deadline.max(attempt_timeout);
         let max_attempts = call
             .max_attempts
             .unwrap_or(self.policy.retry.max_attempts)
@@ -431,7 +443,7 @@ impl Pipeline {
                 return Err(refused(failure, attempts));
             }
             attempts += 1;
-            let attempt_deadline = deadline.min(Instant::now() + self.policy.attempt_timeout);
+            let attempt_deadline = deadline.min(Instant::now() + attempt_timeout);
             let outcome =
                 match tokio::time::timeout_at(attempt_deadline.into(), attempt(attempts)).await {
                     Ok(outcome) => outcome,
@@ -587,7 +599,33 @@ where
         Ok::<_, reqwest::Error>((status, headers, body))
     };
     match exchange.await {
-        Err(e) if refused_by_guard(&e) => Outcome::Failed {
+        Err(e) => transport_failure(&e),
+        Ok((status, headers, body)) => match call.classifier.classify(status, &headers, &body) {
+            Verdict::Success => Outcome::Done(VendorResponse {
+                status,
+                headers,
+                body,
+                attempts: 1,
+            }),
+            Verdict::Failure(failure) => classified_failure(failure),
+        },
+    }
+}
+
+/// A classified failure as an attempt's outcome.
+fn classified_failure<T>(failure: VendorFailure) -> Outcome<T> {
+    Outcome::Failed {
+        // A 429 (however spelled) means the vendor did not do it.
+        maybe_processed: failure.class != FailureClassification::RateLimited,
+        failure,
+    }
+}
+
+/// An attempt that got no (whole) answer: refused by the SSRF guard, not connected, timed
+/// out or cut short.
+fn transport_failure<T>(e: &reqwest::Error) -> Outcome<T> {
+    match e {
+        e if refused_by_guard(e) => Outcome::Failed {
             // Calling it later changes nothing: the address stays internal.
             failure: VendorFailure {
                 vendor_code: Some(URL_REFUSED.to_owned()),
@@ -598,7 +636,7 @@ where
             },
             maybe_processed: false,
         },
-        Err(e) => {
+        e => {
             let connect = e.is_connect();
             let (class, message) = if e.is_timeout() {
                 (
@@ -626,19 +664,6 @@ where
                 maybe_processed: !connect,
             }
         }
-        Ok((status, headers, body)) => match call.classifier.classify(status, &headers, &body) {
-            Verdict::Success => Outcome::Done(VendorResponse {
-                status,
-                headers,
-                body,
-                attempts: 1,
-            }),
-            Verdict::Failure(failure) => Outcome::Failed {
-                // A 429 (however spelled) means the vendor did not do it.
-                maybe_processed: failure.class != FailureClassification::RateLimited,
-                failure,
-            },
-        },
     }
 }
 

@@ -9,6 +9,7 @@
 //!   files, plus a CA bundle (system CAs + the test CA) for `SSL_CERT_FILE`.
 //! - [`azurite`]: Azurite's Blob service, over plain HTTP or over HTTPS with OAuth.
 //! - [`cosmos`]: `@vercel/cosmosdb-server` (a Cosmos DB REST server, in memory) over HTTPS.
+//! - [`python`]: the official OpenAI SDK for Python in a virtual environment, installed once.
 //! - [`logs`]: everything logged while a test runs, to check no key or token is written.
 //! - [`platform`]: both at once, provisioned for the platform's apps, with the settings and
 //!   environment a platform process needs (`cargo xtask local-azure`, the end-to-end tests).
@@ -32,4 +33,5 @@ pub mod logs;
 pub mod npm;
 pub mod platform;
 pub mod process;
+pub mod python;
 pub mod tls;

@@ -81,17 +81,54 @@ pub fn ensure_installed_in(tools_dir: &Path) -> Result<Tools> {
     let tools = Tools {
         prefix: tools_dir.join("npm"),
     };
-    let stamp = tools.prefix.join(".standins-stamp");
-    let wanted = stamp_text();
-    // Fast path, without the lock: the stamp is renamed into place only after a complete
-    // install, so reading the wanted text means the install is done.
-    if fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
-        return Ok(tools);
-    }
+    install_once(tools_dir, "npm", &stamp_text(), |prefix| {
+        check_node_and_npm()?;
+        eprintln!(
+            "standins: installing {} into {} (first run only)",
+            PACKAGES.join(" "),
+            prefix.display()
+        );
+        let output = Command::new("npm")
+            .arg("install")
+            .arg("--prefix")
+            .arg(prefix)
+            .args(["--no-save", "--no-audit", "--no-fund", "--no-package-lock"])
+            .args(PACKAGES)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run npm")?;
+        if !output.status.success() {
+            bail!(
+                "npm install {} failed ({}):\n{}{}",
+                PACKAGES.join(" "),
+                output.status,
+                tail(&String::from_utf8_lossy(&output.stdout)),
+                tail(&String::from_utf8_lossy(&output.stderr)),
+            );
+        }
+        apply_patches(&tools)
+    })?;
+    Ok(tools)
+}
 
-    fs::create_dir_all(&tools.prefix)
-        .with_context(|| format!("cannot create {}", tools.prefix.display()))?;
-    let lock_path = tools_dir.join("npm.lock");
+/// Runs `install` into `<tools_dir>/<name>` once per `stamp` for every process of the
+/// checkout: under an exclusive lock on `<tools_dir>/<name>.lock`, skipped when the stamp
+/// file already holds `stamp` (written atomically after a complete install, so a reader
+/// that sees it knows the install is whole).
+pub(crate) fn install_once(
+    tools_dir: &Path,
+    name: &str,
+    stamp: &str,
+    install: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let prefix = tools_dir.join(name);
+    let stamp_file = prefix.join(".standins-stamp");
+    // Fast path, without the lock.
+    if fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp) {
+        return Ok(prefix);
+    }
+    fs::create_dir_all(&prefix).with_context(|| format!("cannot create {}", prefix.display()))?;
+    let lock_path = tools_dir.join(format!("{name}.lock"));
     let lock = File::options()
         .create(true)
         .truncate(false)
@@ -100,50 +137,26 @@ pub fn ensure_installed_in(tools_dir: &Path) -> Result<Tools> {
         .with_context(|| format!("cannot open the install lock {}", lock_path.display()))?;
     if lock.try_lock().is_err() {
         eprintln!(
-            "standins: waiting for another process to install the npm stand-ins into {}",
-            tools.prefix.display()
+            "standins: waiting for another process to install into {}",
+            prefix.display()
         );
         lock.lock()
             .with_context(|| format!("cannot lock {}", lock_path.display()))?;
     }
     // Someone may have finished while we waited.
-    if fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
-        return Ok(tools);
+    if fs::read_to_string(&stamp_file).is_ok_and(|s| s == stamp) {
+        return Ok(prefix);
     }
-
-    check_node_and_npm()?;
     let started = Instant::now();
+    install(&prefix)?;
+    write_atomically(&stamp_file, stamp.as_bytes())?;
     eprintln!(
-        "standins: installing {} into {} (first run only)",
-        PACKAGES.join(" "),
-        tools.prefix.display()
-    );
-    let output = Command::new("npm")
-        .arg("install")
-        .arg("--prefix")
-        .arg(&tools.prefix)
-        .args(["--no-save", "--no-audit", "--no-fund", "--no-package-lock"])
-        .args(PACKAGES)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run npm")?;
-    if !output.status.success() {
-        bail!(
-            "npm install {} failed ({}):\n{}{}",
-            PACKAGES.join(" "),
-            output.status,
-            tail(&String::from_utf8_lossy(&output.stdout)),
-            tail(&String::from_utf8_lossy(&output.stderr)),
-        );
-    }
-    apply_patches(&tools)?;
-    write_atomically(&stamp, wanted.as_bytes())?;
-    eprintln!(
-        "standins: installed the npm stand-ins in {:.1}s",
+        "standins: installed into {} in {:.1}s",
+        prefix.display(),
         started.elapsed().as_secs_f64()
     );
     drop(lock);
-    Ok(tools)
+    Ok(prefix)
 }
 
 fn stamp_text() -> String {

@@ -161,6 +161,22 @@ impl TestPlatform {
         .await
     }
 
+    /// The failures app `slug` recorded for run `run` (its failure ledger, filtered).
+    pub async fn failures_of_run(&self, slug: &str, token: &str, run: &str) -> Vec<Value> {
+        let r = self
+            .get(&format!("/{slug}/api/integrations/failures"), token)
+            .await;
+        assert_eq!(r.status(), 200);
+        let failures: Value = r.json().await.expect("failures are JSON");
+        failures["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["subject"]["id"] == run)
+            .cloned()
+            .collect()
+    }
+
     /// The credential rotation `rotation` once it is decided (no longer `testing`).
     pub async fn rotation_decided(&self, token: &str, rotation: &str) -> Value {
         self.until_status(

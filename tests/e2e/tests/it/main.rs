@@ -14,4 +14,5 @@ mod runner;
 mod settings;
 mod sms;
 mod standins;
+mod streams;
 mod support;

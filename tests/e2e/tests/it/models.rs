@@ -1,14 +1,21 @@
-//! The openai app's OpenAI-compatible API end to end through the runner, on the in-process
-//! `fake-model` provider: routing by the tenant's `config.models`, fallback to the next
+//! The openai app's OpenAI-compatible API end to end through the runner: on the in-process
+//! `fake-model` provider, routing by the tenant's `config.models`, fallback to the next
 //! connection before anything reached the caller, OpenAI's error shape, every call a run
-//! with its usage, and another tenant seeing none of it.
+//! with its usage, and another tenant seeing none of it; then the official OpenAI SDKs for
+//! Node and Python, unchanged, through the `openai` provider to a fake OpenAI over real
+//! HTTP (`model-fakes`).
 
 use serde_json::{Value, json};
 use testkit::TestPlatform;
 
-const CHAT: &str = "/openai/api/v1/chat/completions";
+pub(crate) const CHAT: &str = "/openai/api/v1/chat/completions";
 
-async fn connect(platform: &TestPlatform, token: &str, name: &str, config: Value) -> String {
+pub(crate) async fn connect(
+    platform: &TestPlatform,
+    token: &str,
+    name: &str,
+    config: Value,
+) -> String {
     let r = platform
         .post(
             "/openai/api/integrations/connections",
@@ -32,7 +39,7 @@ async fn chat(platform: &TestPlatform, token: Option<&str>, body: Value) -> reqw
     request.send().await.unwrap()
 }
 
-fn ask(model: &str, text: &str) -> Value {
+pub(crate) fn ask(model: &str, text: &str) -> Value {
     json!({"model": model, "messages": [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": text}]})
@@ -136,10 +143,18 @@ async fn chat_completions_route_fall_back_and_are_recorded_as_runs() {
         "invalid_api_key"
     );
     let mut streaming = ask("gpt-4o-mini", "hi");
-    streaming["stream"] = json!(true);
+    streaming["stream"] = json!("yes");
     let r = chat(&platform, Some(&token), streaming).await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["param"], "stream");
+    let mut options = ask("gpt-4o-mini", "hi");
+    options["stream_options"] = json!({"include_usage": true});
+    let r = chat(&platform, Some(&token), options).await;
+    assert_eq!(r.status(), 400, "stream_options without stream");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["param"],
+        "stream_options"
+    );
     let r = chat(&platform, Some(&token), json!({"model": "gpt-4o-mini"})).await;
     assert_eq!(r.status(), 400);
     assert_eq!(
@@ -232,100 +247,151 @@ async fn a_request_the_provider_refuses_does_not_fall_back_and_is_a_failure() {
         .run_until("openai", &token, &run, &["succeeded", "failed"])
         .await;
     assert_eq!(recorded["status"], "failed", "{recorded}");
-    let failures: Value = platform
-        .get("/openai/api/integrations/failures", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let mine: Vec<&Value> = failures["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["subject"]["id"] == run.as_str())
-        .collect();
-    assert_eq!(mine.len(), 1, "{failures}");
+    let mine = platform.failures_of_run("openai", &token, &run).await;
+    assert_eq!(mine.len(), 1, "{mine:?}");
     assert_eq!(mine[0]["classification"], "validation");
     platform.shutdown().await;
 }
 
-/// The official OpenAI SDK for Node, unchanged, pointed at the app with the platform's
-/// token as its API key: a completion (with the run id as its request id), the model list,
-/// and a 404 raised as the SDK's own `NotFoundError`.
-const SDK_SCRIPT: &str = r#"
+/// What both official SDKs do, unchanged, pointed at the app with the platform's token as
+/// their API key: a completion (its request id the run that recorded it), the model list,
+/// embeddings, a 404 raised as the SDK's own `NotFoundError`, a stream read to its usage,
+/// and a stream cut upstream raised as the SDK's `APIError`.
+const NODE_SCRIPT: &str = r#"
 const OpenAI = require(process.env.OPENAI_MODULE);
 const client = new OpenAI({ apiKey: process.env.TOKEN, baseURL: process.env.BASE_URL, maxRetries: 0 });
+const ask = (content) => [{ role: 'user', content }];
 (async () => {
-  const completion = await client.chat.completions.create({
-    model: 'fast', messages: [{ role: 'user', content: 'hello from the sdk' }],
-  });
+  const completion = await client.chat.completions.create({ model: 'fast', messages: ask('hello from the sdk') });
   const ids = [];
   for await (const model of client.models.list()) ids.push(model.id);
   const embedded = await client.embeddings.create({ model: 'fast', input: 'hello' });
   let missing = null;
   try {
-    await client.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'x' }] });
+    await client.chat.completions.create({ model: 'gpt-9', messages: ask('x') });
   } catch (e) {
     missing = { name: e.constructor.name, status: e.status, code: e.code, type: e.type, param: e.param };
   }
+  const stream = await client.chat.completions.create({
+    model: 'fast', stream: true, stream_options: { include_usage: true }, messages: ask('stream this please'),
+  });
+  let streamed = '', streamUsage = null, chunks = 0;
+  for await (const chunk of stream) {
+    chunks += 1;
+    if (chunk.choices.length) streamed += chunk.choices[0].delta.content || '';
+    if (chunk.usage) streamUsage = chunk.usage;
+  }
+  let cut = null;
+  try {
+    const broken = await client.chat.completions.create({ model: 'cut', stream: true, messages: ask('a b c d') });
+    for await (const _ of broken) { /* read to the end */ }
+  } catch (e) {
+    cut = e.constructor.name;
+  }
   console.log(JSON.stringify({
-    content: completion.choices[0].message.content,
-    usage: completion.usage,
-    requestId: completion._request_id,
-    ids,
-    dimensions: embedded.data[0].embedding.length,
-    missing,
+    content: completion.choices[0].message.content, usage: completion.usage,
+    requestId: completion._request_id, ids, dimensions: embedded.data[0].embedding.length,
+    missing, streamed, streamUsage, chunks, cut,
   }));
 })().catch((e) => { console.error(e); process.exit(1); });
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_openai_node_sdk_works_unchanged() {
-    let tools = tokio::task::spawn_blocking(standins::npm::ensure_installed)
+/// [`NODE_SCRIPT`] for the Python SDK.
+const PYTHON_SCRIPT: &str = r#"
+import json, os
+from openai import APIError, NotFoundError, OpenAI
+
+client = OpenAI(api_key=os.environ["TOKEN"], base_url=os.environ["BASE_URL"], max_retries=0)
+ask = lambda content: [{"role": "user", "content": content}]
+completion = client.chat.completions.create(model="fast", messages=ask("hello from the sdk"))
+ids = [m.id for m in client.models.list()]
+embedded = client.embeddings.create(model="fast", input="hello")
+missing = None
+try:
+    client.chat.completions.create(model="gpt-9", messages=ask("x"))
+except NotFoundError as e:
+    missing = {"name": type(e).__name__, "status": e.status_code, "code": e.code, "type": e.type,
+               "param": e.param}
+streamed, stream_usage, chunks = "", None, 0
+for chunk in client.chat.completions.create(model="fast", stream=True,
+                                            stream_options={"include_usage": True},
+                                            messages=ask("stream this please")):
+    chunks += 1
+    if chunk.choices:
+        streamed += chunk.choices[0].delta.content or ""
+    if chunk.usage:
+        stream_usage = chunk.usage.model_dump(exclude_none=True)
+cut = None
+try:
+    for _ in client.chat.completions.create(model="cut", stream=True, messages=ask("a b c d")):
+        pass
+except APIError as e:
+    cut = type(e).__name__
+print(json.dumps({
+    "content": completion.choices[0].message.content,
+    "usage": completion.usage.model_dump(exclude_none=True),
+    "requestId": completion._request_id, "ids": ids,
+    "dimensions": len(embedded.data[0].embedding), "missing": missing, "streamed": streamed,
+    "streamUsage": stream_usage, "chunks": chunks, "cut": cut,
+}))
+"#;
+
+/// The app with one `openai` connection to the fake OpenAI over real HTTP, serving
+/// `gpt-4o-mini`, its alias `fast`, and `cut` (a stream the fake drops after two chunks).
+async fn sdk_platform() -> (TestPlatform, model_fakes::FakeOpenAi, String) {
+    let fake = model_fakes::FakeOpenAi::start(model_fakes::Options::default())
         .await
-        .unwrap()
-        .expect("the npm packages install");
+        .unwrap();
     let platform = TestPlatform::start(
         &[registry::registration(), openai::registration()],
-        json!({}),
+        json!({"OUTBOUND_ALLOWED_HOSTS": "localhost"}),
     )
     .await;
     let token = platform.token("tenant-sdk", &[]);
-    connect(
-        &platform,
-        &token,
-        "sdk",
-        json!({"models": ["gpt-4o-mini", {"name": "fast", "upstream": "gpt-4o-mini"}]}),
-    )
-    .await;
-    let script = platform.dir().join("sdk.cjs");
-    std::fs::write(&script, SDK_SCRIPT).unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg(&script)
-        .env("OPENAI_MODULE", tools.package_dir("openai"))
-        .env("TOKEN", &token)
-        .env("BASE_URL", platform.url("/openai/api/v1"))
+    let r = platform
+        .post(
+            "/openai/api/integrations/connections",
+            &token,
+            json!({"providerKey": "openai", "displayName": "fake openai",
+                   "config": {"baseUrl": fake.base_url,
+                              "models": ["gpt-4o-mini", {"name": "fast", "upstream": "gpt-4o-mini"}, "cut"]},
+                   "credential": {"kind": "apiKey", "apiKey": fake.api_key()}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    (platform, fake, token)
+}
+
+/// Runs an SDK script with the app's base URL and the token; answers what it printed last.
+async fn run_sdk(mut command: tokio::process::Command, base_url: &str, token: &str) -> Value {
+    let out = command
+        .env("TOKEN", token)
+        .env("BASE_URL", base_url)
         .output()
         .await
-        .expect("node runs");
+        .expect("the SDK's script runs");
     assert!(
         out.status.success(),
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let seen: Value = serde_json::from_slice(
+    serde_json::from_slice(
         out.stdout
             .split(|b| *b == b'\n')
             .rfind(|l| !l.is_empty())
             .unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// What either SDK must have seen.
+async fn assert_sdk_saw(platform: &TestPlatform, token: &str, seen: &Value) {
     assert_eq!(seen["content"], "echo: hello from the sdk", "{seen}");
     assert_eq!(seen["usage"]["completion_tokens"], 5, "{seen}");
-    assert_eq!(seen["ids"], json!(["fast", "gpt-4o-mini"]), "{seen}");
-    // The SDK asks for base64 embeddings by default unless told otherwise: either way it
-    // hands back numbers.
+    assert_eq!(seen["ids"], json!(["cut", "fast", "gpt-4o-mini"]), "{seen}");
+    // The SDKs ask for base64 embeddings unless told otherwise: either way they hand back
+    // numbers.
     assert_eq!(seen["dimensions"], 8, "{seen}");
     assert_eq!(
         seen["missing"],
@@ -333,11 +399,53 @@ async fn the_official_openai_node_sdk_works_unchanged() {
                "type": "invalid_request_error", "param": "model"}),
         "{seen}"
     );
+    assert_eq!(seen["streamed"], "echo: stream this please", "{seen}");
+    assert_eq!(seen["streamUsage"]["completion_tokens"], 4, "{seen}");
+    assert_eq!(
+        seen["chunks"],
+        1 + 4 + 1 + 1,
+        "role, words, finish, usage: {seen}"
+    );
+    assert_eq!(seen["cut"], "APIError", "{seen}");
     // The SDK's request id is the run that recorded the call.
     let run = seen["requestId"].as_str().unwrap();
     let recorded = platform
-        .run_until("openai", &token, run, &["succeeded", "failed"])
+        .run_until("openai", token, run, &["succeeded", "failed"])
         .await;
     assert_eq!(recorded["status"], "succeeded", "{recorded}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_node_sdk_works_unchanged() {
+    let tools = tokio::task::spawn_blocking(standins::npm::ensure_installed)
+        .await
+        .unwrap()
+        .expect("the npm packages install");
+    let (platform, fake, token) = sdk_platform().await;
+    let script = platform.dir().join("sdk.cjs");
+    std::fs::write(&script, NODE_SCRIPT).unwrap();
+    let mut node = tokio::process::Command::new("node");
+    node.arg(&script)
+        .env("OPENAI_MODULE", tools.package_dir("openai"));
+    let seen = run_sdk(node, &platform.url("/openai/api/v1"), &token).await;
+    assert_sdk_saw(&platform, &token, &seen).await;
+    assert!(fake.requests() >= 5, "the upstream was called over HTTP");
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_python_sdk_works_unchanged() {
+    let python = tokio::task::spawn_blocking(standins::python::ensure_openai_sdk)
+        .await
+        .unwrap()
+        .expect("the Python SDK installs");
+    let (platform, fake, token) = sdk_platform().await;
+    let script = platform.dir().join("sdk.py");
+    std::fs::write(&script, PYTHON_SCRIPT).unwrap();
+    let mut command = tokio::process::Command::new(python);
+    command.arg(&script);
+    let seen = run_sdk(command, &platform.url("/openai/api/v1"), &token).await;
+    assert_sdk_saw(&platform, &token, &seen).await;
+    assert!(fake.requests() >= 5, "the upstream was called over HTTP");
     platform.shutdown().await;
 }
