@@ -229,7 +229,7 @@ pub async fn run(
     // span each, continuing the `traceparent` it carries (exported when Application
     // Insights is configured).
     let router = app.router().layer(telemetry::HttpServerLayer);
-    let served = axum::serve(listener, router)
+    let served = axum::serve(functions_runtime::serve::no_delay(listener), router)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(functions_runtime::serve::ServeError::from);

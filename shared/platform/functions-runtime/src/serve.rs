@@ -48,13 +48,27 @@ pub async fn serve(app: FunctionApp) -> Result<(), ServeError> {
     serve_on(listener, app, shutdown_signal()).await
 }
 
+/// `listener` with `TCP_NODELAY` on every connection it accepts: a streamed answer is
+/// many small writes, and with Nagle's algorithm each one after the first waits for the
+/// peer's ACK, which a delayed-ACK peer holds back about 40 ms.
+pub fn no_delay(
+    listener: TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt as _;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set on a connection");
+        }
+    })
+}
+
 /// Serves on a bound listener until `shutdown` completes (tests pass a oneshot).
 pub async fn serve_on(
     listener: TcpListener,
     app: FunctionApp,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    axum::serve(listener, app.router())
+    axum::serve(no_delay(listener), app.router())
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
@@ -80,5 +94,20 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener as _;
+
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_for_acks() {
+        let listener = super::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut listener = super::no_delay(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY is set");
     }
 }

@@ -525,9 +525,12 @@ fn spawn_front(
         let shutdown = async move {
             let _ = stop.changed().await;
         };
-        if let Err(e) = axum::serve(listener, front::router(front))
-            .with_graceful_shutdown(shutdown)
-            .await
+        if let Err(e) = axum::serve(
+            functions_runtime::serve::no_delay(listener),
+            front::router(front),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
         {
             tracing::error!(error = %e, "the HTTP front door stopped");
         }
