@@ -119,6 +119,7 @@ impl Direct {
             outcome,
             traceparent,
             started_at,
+            also,
         } = record;
         let now = Utc::now();
         let blob = crate::runs::input_blob(tenant.as_str(), &run_id);
@@ -192,6 +193,7 @@ impl Direct {
                     .map_err(|e| invalid(&format!("{e:?}")))?,
             ),
         );
+        ops.extend(also);
         crate::executor::commit(kit, &tenant, ops, &events, Some(&traceparent)).await
     }
 }
@@ -212,6 +214,10 @@ pub struct DirectRun {
     /// The request's trace (a new root when the caller sent none).
     pub traceparent: TraceParent,
     pub started_at: DateTime<Utc>,
+    /// Documents of the app written in the same batch as the run (in its container and the
+    /// tenant's partition): the model gateway's usage entry, which so exists exactly when
+    /// the run does.
+    pub also: Vec<WriteOp>,
 }
 
 /// A connection ready to be called ([`Direct::prepare`]).

@@ -25,6 +25,9 @@ pub struct OpenAiError {
     pub code: Option<String>,
     /// Seconds, sent as `retry-after`.
     pub retry_after: Option<u64>,
+    /// OpenAI's `x-ratelimit-*` headers of a refusal by the gateway's own quotas (boxed:
+    /// most errors have none).
+    pub rate_headers: Option<Box<Vec<(&'static str, String)>>>,
 }
 
 impl OpenAiError {
@@ -36,6 +39,66 @@ impl OpenAiError {
             param: None,
             code: None,
             retry_after: None,
+            rate_headers: None,
+        }
+    }
+
+    /// Refused by the tenant's quotas: a rate limit is 429 `rate_limit_exceeded` with
+    /// `retry-after` (the window's end) and the `x-ratelimit-*` headers OpenAI sends (what
+    /// the SDKs read before retrying); a spend budget is 429 `insufficient_quota`, which no
+    /// short wait cures.
+    pub fn over_limit(refusal: &crate::quota::Refusal) -> Self {
+        let secs = refusal.reset_in.as_secs() + u64::from(refusal.reset_in.subsec_nanos() > 0);
+        if refusal.unit == "spend" {
+            return OpenAiError {
+                code: Some(INSUFFICIENT_QUOTA.into()),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    INSUFFICIENT_QUOTA,
+                    format!(
+                        "You exceeded {} spend budget; it resets in {secs} s.",
+                        refusal.scope
+                    ),
+                )
+            };
+        }
+        OpenAiError {
+            code: Some("rate_limit_exceeded".into()),
+            retry_after: Some(secs.max(1)),
+            rate_headers: Some(Box::new(vec![
+                (
+                    if refusal.unit == "requests" {
+                        "x-ratelimit-limit-requests"
+                    } else {
+                        "x-ratelimit-limit-tokens"
+                    },
+                    refusal.limit.to_string(),
+                ),
+                (
+                    if refusal.unit == "requests" {
+                        "x-ratelimit-remaining-requests"
+                    } else {
+                        "x-ratelimit-remaining-tokens"
+                    },
+                    "0".to_owned(),
+                ),
+                (
+                    if refusal.unit == "requests" {
+                        "x-ratelimit-reset-requests"
+                    } else {
+                        "x-ratelimit-reset-tokens"
+                    },
+                    format!("{secs}s"),
+                ),
+            ])),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                format!(
+                    "Rate limit reached: {} {} per minute ({}); retry in {secs} s.",
+                    refusal.scope, refusal.unit, refusal.limit
+                ),
+            )
         }
     }
 
@@ -162,6 +225,11 @@ impl IntoResponse for OpenAiError {
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert("retry-after", v);
+        }
+        for (name, value) in self.rate_headers.iter().flat_map(|h| h.iter()) {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                response.headers_mut().insert(*name, v);
+            }
         }
         response
     }

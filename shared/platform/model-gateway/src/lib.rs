@@ -18,6 +18,10 @@
 //! (`{"error":{message,type,param,code}}`, [`error::OpenAiError`]), not problem+json, so SDKs
 //! surface them.
 //!
+//! Quotas ([`quota`]): a tenant's limits (requests and tokens per minute, spend per day and
+//! month) hold exactly across instances; a request over one is a 429 in OpenAI's shape.
+//! Usage ([`usage`]): every call leaves an entry in a ledger the usage route sums.
+//!
 //! Every call is recorded as a run of the app's `complete` (or `embed`) operation (through
 //! [`integration_kit::direct`]): its input, its answer, its usage (tokens in and out), the
 //! connection that served it, `IntegrationRunCompleted` or an `IntegrationFailure` with
@@ -27,8 +31,10 @@
 pub mod error;
 pub mod fake;
 pub mod models;
+pub mod quota;
 mod routes;
 pub mod stream;
+pub mod usage;
 
 use async_trait::async_trait;
 use integration_kit::{Provider, ProviderCall};

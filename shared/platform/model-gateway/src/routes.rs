@@ -1,7 +1,7 @@
 //! The OpenAI-compatible routes.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api_kit::{ApiError, Caller};
 use app_context::{AppContext, InvalidSetting};
@@ -23,15 +23,17 @@ use serde_json::{Value, json};
 
 use crate::error::OpenAiError;
 use crate::models::models_of;
+use crate::quota::{Admission, Ask, DEFAULT_MAX_TOKENS, Limits, Quotas, Tokens};
 use crate::stream::{Assembled, Chunks, DONE_FRAME, KEEP_ALIVE_FRAME, frame, is_usage_only};
-use crate::{COMPLETE, EMBED, ModelProvider, usage_of};
+use crate::{COMPLETE, EMBED, ModelProvider};
 
 /// The routes' state: the kit, the app's model providers and the streams' settings.
 #[derive(Clone)]
-struct Gateway {
-    direct: Direct,
+pub(crate) struct Gateway {
+    pub(crate) direct: Direct,
     providers: Arc<Vec<Arc<dyn ModelProvider>>>,
     streams: StreamSettings,
+    pub(crate) quotas: Arc<Quotas>,
 }
 
 /// Setting: the longest silence (milliseconds, 100 to 300000, default 15000) before a
@@ -102,6 +104,7 @@ pub fn routes(
 ) -> Result<Vec<(FunctionDecl, MethodRouter)>, InvalidSetting> {
     let state = Gateway {
         streams: StreamSettings::from(direct.ctx())?,
+        quotas: Arc::new(Quotas::new(direct.ctx().documents.clone(), direct.slug())),
         direct,
         providers: Arc::new(providers),
     };
@@ -120,15 +123,20 @@ pub fn routes(
         (
             FunctionDecl::http("ListModels", "v1/models", &["get"])
                 .api(json!({"summary": "The models the caller's tenant may use through this app"})),
-            get(list_models).with_state(state),
+            get(list_models).with_state(state.clone()),
         ),
-    ])
+    ]
+    .into_iter()
+    .chain(crate::usage::routes(state))
+    .collect())
 }
 
-/// The caller's tenant, or OpenAI's 401.
-fn tenant_of(caller: Result<Caller, ApiError>) -> Result<TenantId, OpenAiError> {
+/// The caller's tenant and the subject of its token, or OpenAI's 401.
+fn tenant_of(caller: Result<Caller, ApiError>) -> Result<(TenantId, String), OpenAiError> {
     let caller = caller.map_err(|_| OpenAiError::unauthenticated())?;
-    TenantId::parse_tenant(caller.tenant_id()).map_err(|_| OpenAiError::unauthenticated())
+    let tenant =
+        TenantId::parse_tenant(caller.tenant_id()).map_err(|_| OpenAiError::unauthenticated())?;
+    Ok((tenant, caller.principal.subject))
 }
 
 /// The largest request body read (the runner and the host cap bodies too).
@@ -299,15 +307,33 @@ async fn embeddings(
     }
 }
 
-/// A checked request, its candidates and the identity of its run.
+/// A checked and admitted request, and the identity of its run.
 struct Asked {
     tenant: TenantId,
+    subject: String,
     kind: Kind,
     request: Value,
     model: String,
     traceparent: TraceParent,
     run_id: RunId,
     started_at: chrono::DateTime<chrono::Utc>,
+    clock: Instant,
+    /// The tenant's limits, and what the request took of them.
+    limits: Option<Arc<Limits>>,
+    admission: Option<Admission>,
+    /// The connections tried before the one that decided (the fallback chain).
+    tried: Vec<String>,
+}
+
+/// What a call used, as far as is known when it ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Used {
+    /// What the upstream reported (its answer's or its final chunk's usage).
+    Reported(Tokens),
+    /// Nothing: it failed before the upstream did any work.
+    Nothing,
+    /// Unknown: a stream that ended early; the quotas keep the whole reservation.
+    Unknown,
 }
 
 impl Asked {
@@ -319,25 +345,73 @@ impl Asked {
         response
     }
 
-    /// Records the call as a run (after the answer, off the caller's path).
+    /// Records the call as a run with its usage entry in the same batch, and settles its
+    /// quotas (after the answer, off the caller's path). `first_byte`: when the first
+    /// chunk of a stream came (a whole answer's is its end).
     fn record(
         self,
         gateway: &Gateway,
         connection: IntegrationConnection,
-        outcome: Result<Done<Value>, CallError>,
+        outcome: Result<Value, CallError>,
+        used: Used,
+        first_byte: Option<Duration>,
     ) {
+        let latency = self.clock.elapsed();
+        let tokens = match used {
+            Used::Reported(t) => t,
+            Used::Nothing | Used::Unknown => Tokens::default(),
+        };
+        let cost = self
+            .limits
+            .as_ref()
+            .and_then(|l| l.cost_micros(&self.model, &tokens));
+        let entry = crate::usage::Entry {
+            run_id: self.run_id,
+            operation: self.kind.operation(),
+            subject: &self.subject,
+            model: &self.model,
+            connection: &connection,
+            succeeded: outcome.is_ok(),
+            tokens,
+            cost_micros: cost,
+            prices: self.limits.as_ref().and_then(|l| l.prices.as_ref()),
+            latency,
+            first_byte: first_byte.unwrap_or(latency),
+            trace_id: self.traceparent.trace_id().to_string(),
+            tried: &self.tried,
+            at: chrono::Utc::now(),
+        }
+        .write();
         let record = DirectRun {
             tenant: self.tenant,
             run_id: self.run_id,
             operation: self.kind.operation(),
             connection,
             input: self.request,
-            outcome,
+            outcome: outcome.map(|answer| {
+                Done::new(answer).usage(domain::RunUsage {
+                    tokens_in: tokens.input,
+                    tokens_out: tokens.output,
+                    cost_micros: cost.unwrap_or(0),
+                    units: 0,
+                })
+            }),
             traceparent: self.traceparent,
             started_at: self.started_at,
+            also: entry.into_iter().collect(),
         };
         let direct = gateway.direct.clone();
+        let quotas = gateway.quotas.clone();
+        let admission = self.admission;
         tokio::spawn(async move {
+            if let Some(admission) = admission {
+                let (spent, cost) = match used {
+                    Used::Reported(t) => (t, cost.unwrap_or(0)),
+                    Used::Nothing => (Tokens::default(), 0),
+                    Used::Unknown => (admission.reserved, admission.reserved_cost_micros),
+                };
+                quotas.settle(admission, spent, cost).await;
+            }
             let run = record.run_id;
             if let Err(e) = direct.record(record).await {
                 tracing::error!(run = %run, error = %e, "a model call's run could not be recorded");
@@ -356,10 +430,11 @@ type Attempt<T> = fn(
 ) -> BoxFuture<'static, Result<T, CallError>>;
 
 /// The tenant's connections serving the model, tried in priority order until one answers
-/// or refuses the request itself: the connection that decided, and how.
+/// or refuses the request itself: the connection that decided, and how (the ones tried
+/// before it are kept in `asked.tried`).
 async fn first_serving<T>(
     gateway: &Gateway,
-    asked: &Asked,
+    asked: &mut Asked,
     request: &Value,
     candidates: Vec<(IntegrationConnection, String)>,
     attempt: Attempt<T>,
@@ -392,6 +467,7 @@ async fn first_serving<T>(
                 tracing::warn!(tenant = %asked.tenant, run = %asked.run_id,
                     connection = %connection.id(), class = ?e.class(),
                     "a model call failed; the next connection serves it");
+                asked.tried.push(connection.id().to_string());
             }
             result => return Some((connection, result)),
         }
@@ -407,7 +483,7 @@ async fn call_model(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, Response> {
-    let tenant = tenant_of(caller).map_err(IntoResponse::into_response)?;
+    let (tenant, subject) = tenant_of(caller).map_err(IntoResponse::into_response)?;
     let (request, model) = kind.read(body).map_err(IntoResponse::into_response)?;
     let candidates = gateway
         .serving(&tenant, &model)
@@ -416,8 +492,44 @@ async fn call_model(
     if candidates.is_empty() {
         return Err(OpenAiError::model_not_found(&model).into_response());
     }
-    let asked = Asked {
+    let unavailable = |_| OpenAiError::unavailable().into_response();
+    let limits = gateway
+        .quotas
+        .limits(tenant.as_str())
+        .await
+        .map_err(unavailable)?;
+    let admission = match &limits {
+        None => None,
+        Some(limits) => {
+            let ask = Ask {
+                subject: &subject,
+                model: &model,
+                tokens: Tokens::estimate(
+                    &request,
+                    kind == Kind::Chat,
+                    limits.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+                ),
+            };
+            match gateway
+                .quotas
+                .admit(tenant.as_str(), limits, &ask, chrono::Utc::now())
+                .await
+            {
+                Ok(admission) => Some(admission),
+                Err(Ok(refusal)) => {
+                    return Err(OpenAiError::over_limit(&refusal).into_response());
+                }
+                Err(Err(e)) => return Err(unavailable(e)),
+            }
+        }
+    };
+    let mut asked = Asked {
         tenant,
+        subject,
+        clock: Instant::now(),
+        limits,
+        admission,
+        tried: Vec::new(),
         kind,
         traceparent: headers
             .get("traceparent")
@@ -440,24 +552,24 @@ async fn call_model(
             Box::pin(async move { provider.embed(&prepared.call(Some(&tp)), &request).await })
         },
     };
+    let request = asked.request.clone();
     let Some((connection, result)) =
-        first_serving(gateway, &asked, &asked.request, candidates, attempt).await
+        first_serving(gateway, &mut asked, &request, candidates, attempt).await
     else {
         return Err(OpenAiError::model_not_found(&asked.model).into_response());
     };
-    let answer = match &result {
-        Ok(answer) => Ok(asked.named((StatusCode::OK, Json(answer.clone())).into_response())),
-        Err(e) => Err(asked.named(OpenAiError::upstream(e).into_response())),
+    let (answer, used) = match &result {
+        Ok(answer) => (
+            Ok(asked.named((StatusCode::OK, Json(answer.clone())).into_response())),
+            Used::Reported(Tokens::of(answer)),
+        ),
+        Err(e) => (
+            Err(asked.named(OpenAiError::upstream(e).into_response())),
+            Used::Nothing,
+        ),
     };
     // The run is written after the answer leaves; what it holds is decided here.
-    asked.record(
-        gateway,
-        connection,
-        result.map(|answer| {
-            let usage = usage_of(&answer);
-            Done::new(answer).usage(usage)
-        }),
-    );
+    asked.record(gateway, connection, result, used, None);
     answer
 }
 
@@ -468,7 +580,7 @@ async fn call_model(
 /// caller only if it asked.
 async fn stream_chat(
     gateway: &Gateway,
-    asked: Asked,
+    mut asked: Asked,
     candidates: Vec<(IntegrationConnection, String)>,
 ) -> Result<Response, Response> {
     let mut request = asked.request.clone();
@@ -493,15 +605,16 @@ async fn stream_chat(
         })
     };
     let Some((connection, result)) =
-        first_serving(gateway, &asked, &request, candidates, attempt).await
+        first_serving(gateway, &mut asked, &request, candidates, attempt).await
     else {
         return Err(OpenAiError::model_not_found(&asked.model).into_response());
     };
+    let first_byte = asked.clock.elapsed();
     match result {
-        Ok((chunks, first)) => Ok(relay(gateway, asked, connection, chunks, first)),
+        Ok((chunks, first)) => Ok(relay(gateway, asked, connection, chunks, first, first_byte)),
         Err(e) => {
             let response = asked.named(OpenAiError::upstream(&e).into_response());
-            asked.record(gateway, connection, Err(e));
+            asked.record(gateway, connection, Err(e), Used::Nothing, None);
             Err(response)
         }
     }
@@ -518,6 +631,7 @@ fn relay(
     connection: IntegrationConnection,
     mut chunks: Chunks,
     first: Option<Value>,
+    first_byte: Duration,
 ) -> Response {
     let wants_usage = asked.request["stream_options"]["include_usage"] == true;
     let settings = gateway.streams;
@@ -590,6 +704,10 @@ fn relay(
         }
         drop(chunks);
         drop(tx);
+        let used = match (&failure, assembled.usage()) {
+            (None, Some(_)) => Used::Reported(Tokens::of(&assembled.completion())),
+            _ => Used::Unknown,
+        };
         let outcome = match failure {
             Some(failure) => Err(CallError {
                 failure,
@@ -601,11 +719,10 @@ fn relay(
                 if caller_gone {
                     completion["incomplete"] = json!("the caller closed the stream");
                 }
-                let usage = usage_of(&completion);
-                Ok(Done::new(completion).usage(usage))
+                Ok(completion)
             }
         };
-        asked.record(&gateway, connection, outcome);
+        asked.record(&gateway, connection, outcome, used, Some(first_byte));
     });
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
@@ -619,7 +736,7 @@ fn relay(
 /// `GET /api/v1/models`: every model the tenant's connections of this app serve, once.
 async fn list_models(State(gateway): State<Gateway>, caller: Result<Caller, ApiError>) -> Response {
     let tenant = match tenant_of(caller) {
-        Ok(t) => t,
+        Ok((t, _)) => t,
         Err(e) => return e.into_response(),
     };
     let connections = match gateway.direct.connections(tenant.as_str()).await {
