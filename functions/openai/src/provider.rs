@@ -14,14 +14,13 @@
 //! cures: never retried (another connection may still serve the model).
 
 use async_trait::async_trait;
-use domain::{CredentialKind, FailureClassification};
-use integration_kit::{Provider, ProviderCall, Served, malformed, vendor_text};
-use model_gateway::ModelProvider;
+use domain::CredentialKind;
+use integration_kit::{Provider, ProviderCall, Served};
 use model_gateway::models::Models;
-use model_gateway::stream::{Chunks, sse_chunks};
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
-use resilience::{CallError, Classifier, Safety, StreamTimeouts, Verdict, classify_status};
+use model_gateway::stream::Chunks;
+use model_gateway::{ModelProvider, wire};
+use reqwest::Method;
+use resilience::{CallError, StreamTimeouts};
 use serde_json::Value;
 
 pub const KEY: &str = "openai";
@@ -75,10 +74,10 @@ impl Provider for OpenAi {
 
     /// `GET /models`: any valid key may list models, at no cost.
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
-        let answer = request(call, Method::GET, "/models", None).await?;
-        serde_json::from_slice::<Value>(&answer.body)
+        request(call, Method::GET, "/models", None)?
+            .object(call, "data", "model list")
+            .await
             .map(drop)
-            .map_err(|_| malformed("the model list is not JSON"))
     }
 
     fn serves(served: &mut Served<Self>) {
@@ -94,13 +93,9 @@ model_gateway::serves_model_operations!(OpenAi);
 #[async_trait]
 impl ModelProvider for OpenAi {
     async fn chat(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
-        let answer = request(call, Method::POST, "/chat/completions", Some(body)).await?;
-        let completion: Value = serde_json::from_slice(&answer.body)
-            .map_err(|_| malformed("the chat completion is not JSON"))?;
-        if completion["choices"].as_array().is_none() {
-            return Err(malformed("the chat completion has no choices"));
-        }
-        Ok(completion)
+        request(call, Method::POST, "/chat/completions", Some(body))?
+            .object(call, "choices", "chat completion")
+            .await
     }
 
     /// `POST /chat/completions` with `stream: true`: OpenAI's server-sent events, each
@@ -111,134 +106,44 @@ impl ModelProvider for OpenAi {
         call: &ProviderCall<'_>,
         body: &Value,
     ) -> Result<Chunks, CallError> {
-        let request = Request::of(call, Method::POST, "/chat/completions", Some(body))?;
-        let stream = call
-            .pipeline
-            .stream(
-                call.call(Safety::Idempotent, &request.answers),
-                StreamTimeouts::default(),
-                || request.build(),
-            )
-            .await?;
-        let secrets: Vec<String> = call.credential.values().map(str::to_owned).collect();
-        Ok(sse_chunks(stream, KEY, move |message| {
-            vendor_text(
-                message,
-                &secrets.iter().map(String::as_str).collect::<Vec<_>>(),
-            )
-        }))
+        request(call, Method::POST, "/chat/completions", Some(body))?
+            .stream(call, StreamTimeouts::default())
+            .await
     }
 
     async fn embed(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
-        let answer = request(call, Method::POST, "/embeddings", Some(body)).await?;
-        let list: Value = serde_json::from_slice(&answer.body)
-            .map_err(|_| malformed("the embeddings are not JSON"))?;
-        if list["data"].as_array().is_none() {
-            return Err(malformed("the embeddings have no data"));
-        }
-        Ok(list)
+        request(call, Method::POST, "/embeddings", Some(body))?
+            .object(call, "data", "embeddings")
+            .await
     }
 }
 
-async fn request(
-    call: &ProviderCall<'_>,
+/// A request to OpenAI: the bearer key, the organization and project headers.
+fn request<'c>(
+    call: &'c ProviderCall<'_>,
     method: Method,
     path: &str,
     body: Option<&Value>,
-) -> Result<resilience::VendorResponse, CallError> {
-    let request = Request::of(call, method, path, body)?;
-    call.pipeline
-        .send(call.call(Safety::Idempotent, &request.answers), || {
-            request.build()
-        })
-        .await
-}
-
-/// One request to OpenAI, built again for each attempt: the bearer key, the
-/// organization and project headers, the JSON body.
-struct Request<'c> {
-    http: &'c reqwest::Client,
-    method: Method,
-    url: String,
-    key: &'c str,
-    config: OpenAiConfig,
-    body: Option<&'c Value>,
-    answers: Answers<'c>,
-}
-
-impl<'c> Request<'c> {
-    fn of(
-        call: &'c ProviderCall<'_>,
-        method: Method,
-        path: &str,
-        body: Option<&'c Value>,
-    ) -> Result<Self, CallError> {
-        Ok(Request {
-            http: call.http,
-            method,
-            url: format!("{}{path}", call.base_url(DEFAULT_BASE_URL)),
-            key: call.secret("apiKey")?,
-            config: call.config_as()?,
-            body,
-            answers: Answers {
-                secrets: call.credential.values().collect(),
-            },
-        })
+) -> Result<wire::Request<'c>, CallError> {
+    let config: OpenAiConfig = call.config_as()?;
+    let mut headers = vec![(
+        "authorization",
+        format!("Bearer {}", call.secret("apiKey")?),
+    )];
+    if let Some(org) = config.organization {
+        headers.push(("openai-organization", org));
     }
-
-    fn build(&self) -> reqwest::RequestBuilder {
-        let mut builder = self
-            .http
-            .request(self.method.clone(), &self.url)
-            .bearer_auth(self.key);
-        if let Some(org) = &self.config.organization {
-            builder = builder.header("OpenAI-Organization", org);
-        }
-        if let Some(project) = &self.config.project {
-            builder = builder.header("OpenAI-Project", project);
-        }
-        if let Some(body) = self.body {
-            builder = builder.json(body);
-        }
-        builder
+    if let Some(project) = config.project {
+        headers.push(("openai-project", project));
     }
-}
-
-/// OpenAI's answers: the status decides, refined by the error body's `code`.
-struct Answers<'s> {
-    secrets: Vec<&'s str>,
-}
-
-impl Classifier for Answers<'_> {
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let mut failure = match classify_status(status, headers) {
-            Verdict::Success => return Verdict::Success,
-            Verdict::Failure(f) => f,
-        };
-        let error: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let error = &error["error"];
-        let code = error["code"]
-            .as_str()
-            .or_else(|| error["type"].as_str())
-            .map(str::to_owned);
-        if code.as_deref() == Some("insufficient_quota") {
-            // Billing, not pacing: no wait cures it.
-            failure.class = FailureClassification::Unprocessable;
-            failure.retry_after = None;
-        }
-        failure.vendor_code = code;
-        let message = error["message"].as_str().unwrap_or_default();
-        failure.message = if message.is_empty() {
-            format!("openai answered {}", status.as_u16())
-        } else {
-            format!(
-                "openai answered {}: {}",
-                status.as_u16(),
-                vendor_text(message, &self.secrets)
-            )
-        };
-        Verdict::Failure(failure)
-    }
+    Ok(wire::Request {
+        http: call.http,
+        method,
+        url: format!("{}{path}", call.base_url(DEFAULT_BASE_URL)),
+        headers,
+        body: body.cloned(),
+        answers: wire::Answers::of(KEY, call),
+    })
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub mod quota;
 mod routes;
 pub mod stream;
 pub mod usage;
+pub mod wire;
 
 use async_trait::async_trait;
 use integration_kit::{Provider, ProviderCall};

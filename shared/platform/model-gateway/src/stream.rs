@@ -235,7 +235,10 @@ impl Assembled {
             (&mut self.created, "created"),
             (&mut self.system_fingerprint, "system_fingerprint"),
         ] {
-            if slot.is_none() && !chunk[field].is_null() {
+            // Azure's first chunk (the prompt's filter results) has blank ones.
+            let blank =
+                matches!(&chunk[field], Value::Null) || chunk[field] == "" || chunk[field] == 0;
+            if slot.is_none() && !blank {
                 *slot = Some(chunk[field].clone());
             }
         }

@@ -23,6 +23,7 @@ platform_apps!(
     github::registration,
     azure_devops::registration,
     openai::registration,
+    azure_openai::registration,
 );
 
 /// The providers each app has adapters for, as every handler gives them to the registry.

@@ -1,4 +1,5 @@
-//! Test-only: OpenAI's HTTP API on a local port, in its documented shapes, answering with
+//! Test-only: OpenAI's HTTP API (and Azure OpenAI's, [`FakeOpenAi::start_azure`]) on a
+//! local port, in its documented shapes, answering with
 //! the deterministic content of the gateway's `fake-model` (the last user message echoed,
 //! usage counted in words, unit-vector embeddings): the upstream the end-to-end tests and
 //! the benchmarks call over real HTTP, and the one a comparison harness points another
@@ -17,6 +18,12 @@
 //! - `insufficient-quota`: 429 `insufficient_quota` (no wait cures it);
 //! - `cut`: a stream whose connection drops after two chunks (a whole answer: a 500);
 //! - `fails-mid-stream`: a stream that ends with an `{"error": …}` event after two chunks.
+//!
+//! As Azure OpenAI it takes the `api-key` header instead of a bearer, serves the same under
+//! `/openai/v1/` (the deployment as `model`) and under
+//! `/openai/deployments/{deployment}/…?api-version=…` (the deployment in the path; a
+//! missing `api-version` is a 404), and adds Azure's content-filter annotations
+//! (`prompt_filter_results`, `choices[].content_filter_results`) to its answers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +59,7 @@ impl Default for Options {
 struct Inner {
     options: Options,
     requests: AtomicU64,
+    azure: bool,
 }
 
 /// The fake, serving until dropped.
@@ -64,17 +72,43 @@ pub struct FakeOpenAi {
 }
 
 impl FakeOpenAi {
+    /// OpenAI: `base_url` is `http://localhost:<port>/v1`.
     pub async fn start(options: Options) -> std::io::Result<FakeOpenAi> {
+        Self::serve(options, false).await
+    }
+
+    /// Azure OpenAI: `base_url` is the resource's endpoint, `http://localhost:<port>`.
+    pub async fn start_azure(options: Options) -> std::io::Result<FakeOpenAi> {
+        Self::serve(options, true).await
+    }
+
+    async fn serve(options: Options, azure: bool) -> std::io::Result<FakeOpenAi> {
+        use axum::routing::{get, post};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let inner = Arc::new(Inner {
             options,
             requests: AtomicU64::new(0),
+            azure,
         });
-        let app = axum::Router::new()
-            .route("/v1/models", axum::routing::get(models))
-            .route("/v1/chat/completions", axum::routing::post(chat))
-            .route("/v1/embeddings", axum::routing::post(embeddings))
+        let v1 = if azure { "/openai/v1" } else { "/v1" };
+        let mut app = axum::Router::new()
+            .route(&format!("{v1}/models"), get(models))
+            .route(&format!("{v1}/chat/completions"), post(chat))
+            .route(&format!("{v1}/embeddings"), post(embeddings));
+        if azure {
+            app = app
+                .route("/openai/models", get(dated_models))
+                .route(
+                    "/openai/deployments/{deployment}/chat/completions",
+                    post(dated_chat),
+                )
+                .route(
+                    "/openai/deployments/{deployment}/embeddings",
+                    post(dated_embeddings),
+                );
+        }
+        let app = app
             .fallback(|| async {
                 error(
                     StatusCode::NOT_FOUND,
@@ -88,7 +122,11 @@ impl FakeOpenAi {
             let _ = axum::serve(listener, app).await;
         });
         Ok(FakeOpenAi {
-            base_url: format!("http://localhost:{port}/v1"),
+            base_url: if azure {
+                format!("http://localhost:{port}")
+            } else {
+                format!("http://localhost:{port}/v1")
+            },
             inner,
             task,
         })
@@ -124,8 +162,12 @@ fn error(status: StatusCode, kind: &str, code: Option<&str>, message: &str) -> R
 /// The key check every route starts with (and the request count): the refusal, if any.
 fn refusal(inner: &Inner, headers: &HeaderMap) -> Option<Response> {
     inner.requests.fetch_add(1, Ordering::Relaxed);
-    let expected = format!("Bearer {}", inner.options.api_key);
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str()) {
+    let (header, expected) = if inner.azure {
+        ("api-key", inner.options.api_key.clone())
+    } else {
+        ("authorization", format!("Bearer {}", inner.options.api_key))
+    };
+    if headers.get(header).and_then(|v| v.to_str().ok()) == Some(expected.as_str()) {
         return None;
     }
     Some(error(
@@ -223,7 +265,16 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
         return r;
     }
     let id = format!("fake{}", inner.requests.load(Ordering::Relaxed));
-    let completion = model_gateway::fake::completion(&request, &id);
+    let mut completion = model_gateway::fake::completion(&request, &id);
+    if inner.azure {
+        let safe = json!({"hate": {"filtered": false, "severity": "safe"},
+                          "self_harm": {"filtered": false, "severity": "safe"},
+                          "sexual": {"filtered": false, "severity": "safe"},
+                          "violence": {"filtered": false, "severity": "safe"}});
+        completion["prompt_filter_results"] =
+            json!([{"prompt_index": 0, "content_filter_results": safe}]);
+        completion["choices"][0]["content_filter_results"] = safe;
+    }
     tokio::time::sleep(inner.options.latency).await;
     if request["stream"] != true {
         if model == "cut" {
@@ -280,6 +331,70 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
         .header("x-request-id", format!("req_{id}"))
         .body(Body::from_stream(body))
         .unwrap_or_default()
+}
+
+/// The dated API's `api-version`, required.
+#[derive(serde::Deserialize)]
+struct Version {
+    #[serde(rename = "api-version")]
+    api_version: Option<String>,
+}
+
+fn missing_version() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        Some("404"),
+        "Resource not found",
+    )
+}
+
+async fn dated_models(
+    state: State<Arc<Inner>>,
+    axum::extract::Query(v): axum::extract::Query<Version>,
+    headers: HeaderMap,
+) -> Response {
+    if v.api_version.is_none() {
+        return missing_version();
+    }
+    models(state, headers).await
+}
+
+/// The body of a dated call: the deployment from the path as its `model`.
+fn with_deployment(body: &Bytes, deployment: &str) -> Bytes {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut v) if v.is_object() => {
+            v["model"] = json!(deployment);
+            Bytes::from(v.to_string())
+        }
+        _ => body.clone(),
+    }
+}
+
+async fn dated_chat(
+    state: State<Arc<Inner>>,
+    axum::extract::Path(deployment): axum::extract::Path<String>,
+    axum::extract::Query(v): axum::extract::Query<Version>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if v.api_version.is_none() {
+        return missing_version();
+    }
+    chat(state, headers, with_deployment(&body, &deployment)).await
+}
+
+async fn dated_embeddings(
+    state: State<Arc<Inner>>,
+    axum::extract::Path(deployment): axum::extract::Path<String>,
+    axum::extract::Query(v): axum::extract::Query<Version>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if v.api_version.is_none() {
+        return missing_version();
+    }
+    embeddings(state, headers, with_deployment(&body, &deployment)).await
 }
 
 #[cfg(test)]
@@ -355,5 +470,45 @@ mod tests {
         assert_eq!(r.status(), 200);
         assert!(r.text().await.is_err(), "the connection drops mid-body");
         assert_eq!(fake.requests(), 6);
+    }
+
+    #[tokio::test]
+    async fn as_azure_it_serves_both_url_styles_with_its_key_header() {
+        let fake = FakeOpenAi::start_azure(Options::default()).await.unwrap();
+        let http = reqwest::Client::new();
+        let ask = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let r = http
+            .post(format!(
+                "{}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+                fake.base_url
+            ))
+            .header("api-key", fake.api_key())
+            .json(&ask)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let c: Value = r.json().await.unwrap();
+        assert_eq!(c["model"], "gpt-4o-mini", "the deployment from the path");
+        assert!(c["prompt_filter_results"].is_array());
+        let r = http
+            .post(format!(
+                "{}/openai/deployments/gpt-4o-mini/chat/completions",
+                fake.base_url
+            ))
+            .header("api-key", fake.api_key())
+            .json(&ask)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "no api-version");
+        let r = http
+            .post(format!("{}/openai/v1/chat/completions", fake.base_url))
+            .bearer_auth(fake.api_key())
+            .json(&json!({"model": "d", "messages": []}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "a bearer is not its key header");
     }
 }

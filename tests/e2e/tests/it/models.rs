@@ -336,25 +336,37 @@ print(json.dumps({
 }))
 "#;
 
-/// The app with one `openai` connection to the fake OpenAI over real HTTP, serving
-/// `gpt-4o-mini`, its alias `fast`, and `cut` (a stream the fake drops after two chunks).
-async fn sdk_platform() -> (TestPlatform, model_fakes::FakeOpenAi, String) {
-    let fake = model_fakes::FakeOpenAi::start(model_fakes::Options::default())
-        .await
-        .unwrap();
+/// An app with one connection to its fake vendor over real HTTP (`model-fakes`), serving
+/// `gpt-4o-mini`, its alias `fast`, and `cut` (a stream the fake drops after two chunks):
+/// `openai`, or `azure-openai` in the URL style `api` (`v1` or `deployments`).
+async fn sdk_platform(app: &str, api: &str) -> (TestPlatform, model_fakes::FakeOpenAi, String) {
+    let azure = app == "azure-openai";
+    let fake = if azure {
+        model_fakes::FakeOpenAi::start_azure(model_fakes::Options::default()).await
+    } else {
+        model_fakes::FakeOpenAi::start(model_fakes::Options::default()).await
+    }
+    .unwrap();
     let platform = TestPlatform::start(
-        &[registry::registration(), openai::registration()],
+        &[
+            registry::registration(),
+            openai::registration(),
+            azure_openai::registration(),
+        ],
         json!({"OUTBOUND_ALLOWED_HOSTS": "localhost"}),
     )
     .await;
     let token = platform.token("tenant-sdk", &[]);
+    let mut config = json!({"baseUrl": fake.base_url,
+        "models": ["gpt-4o-mini", {"name": "fast", "upstream": "gpt-4o-mini"}, "cut"]});
+    if azure {
+        config["api"] = json!(api);
+    }
     let r = platform
         .post(
-            "/openai/api/integrations/connections",
+            &format!("/{app}/api/integrations/connections"),
             &token,
-            json!({"providerKey": "openai", "displayName": "fake openai",
-                   "config": {"baseUrl": fake.base_url,
-                              "models": ["gpt-4o-mini", {"name": "fast", "upstream": "gpt-4o-mini"}, "cut"]},
+            json!({"providerKey": app, "displayName": "fake vendor", "config": config,
                    "credential": {"kind": "apiKey", "apiKey": fake.api_key()}}),
         )
         .await;
@@ -385,8 +397,8 @@ async fn run_sdk(mut command: tokio::process::Command, base_url: &str, token: &s
     .unwrap()
 }
 
-/// What either SDK must have seen.
-async fn assert_sdk_saw(platform: &TestPlatform, token: &str, seen: &Value) {
+/// What either SDK must have seen through `app`.
+async fn assert_sdk_saw(platform: &TestPlatform, app: &str, token: &str, seen: &Value) {
     assert_eq!(seen["content"], "echo: hello from the sdk", "{seen}");
     assert_eq!(seen["usage"]["completion_tokens"], 5, "{seen}");
     assert_eq!(seen["ids"], json!(["cut", "fast", "gpt-4o-mini"]), "{seen}");
@@ -410,42 +422,62 @@ async fn assert_sdk_saw(platform: &TestPlatform, token: &str, seen: &Value) {
     // The SDK's request id is the run that recorded the call.
     let run = seen["requestId"].as_str().unwrap();
     let recorded = platform
-        .run_until("openai", token, run, &["succeeded", "failed"])
+        .run_until(app, token, run, &["succeeded", "failed"])
         .await;
     assert_eq!(recorded["status"], "succeeded", "{recorded}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_openai_node_sdk_works_unchanged() {
+/// The Node SDK's script through `app`.
+async fn node_sdk(app: &str, api: &str) {
     let tools = tokio::task::spawn_blocking(standins::npm::ensure_installed)
         .await
         .unwrap()
         .expect("the npm packages install");
-    let (platform, fake, token) = sdk_platform().await;
+    let (platform, fake, token) = sdk_platform(app, api).await;
     let script = platform.dir().join("sdk.cjs");
     std::fs::write(&script, NODE_SCRIPT).unwrap();
     let mut node = tokio::process::Command::new("node");
     node.arg(&script)
         .env("OPENAI_MODULE", tools.package_dir("openai"));
-    let seen = run_sdk(node, &platform.url("/openai/api/v1"), &token).await;
-    assert_sdk_saw(&platform, &token, &seen).await;
+    let seen = run_sdk(node, &platform.url(&format!("/{app}/api/v1")), &token).await;
+    assert_sdk_saw(&platform, app, &token, &seen).await;
+    assert!(fake.requests() >= 5, "the upstream was called over HTTP");
+    platform.shutdown().await;
+}
+
+/// The Python SDK's script through `app`.
+async fn python_sdk(app: &str, api: &str) {
+    let python = tokio::task::spawn_blocking(standins::python::ensure_openai_sdk)
+        .await
+        .unwrap()
+        .expect("the Python SDK installs");
+    let (platform, fake, token) = sdk_platform(app, api).await;
+    let script = platform.dir().join("sdk.py");
+    std::fs::write(&script, PYTHON_SCRIPT).unwrap();
+    let mut command = tokio::process::Command::new(python);
+    command.arg(&script);
+    let seen = run_sdk(command, &platform.url(&format!("/{app}/api/v1")), &token).await;
+    assert_sdk_saw(&platform, app, &token, &seen).await;
     assert!(fake.requests() >= 5, "the upstream was called over HTTP");
     platform.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_node_sdk_works_unchanged() {
+    node_sdk("openai", "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_sdk_works_unchanged() {
-    let python = tokio::task::spawn_blocking(standins::python::ensure_openai_sdk)
-        .await
-        .unwrap()
-        .expect("the Python SDK installs");
-    let (platform, fake, token) = sdk_platform().await;
-    let script = platform.dir().join("sdk.py");
-    std::fs::write(&script, PYTHON_SCRIPT).unwrap();
-    let mut command = tokio::process::Command::new(python);
-    command.arg(&script);
-    let seen = run_sdk(command, &platform.url("/openai/api/v1"), &token).await;
-    assert_sdk_saw(&platform, &token, &seen).await;
-    assert!(fake.requests() >= 5, "the upstream was called over HTTP");
-    platform.shutdown().await;
+    python_sdk("openai", "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_sdk_works_through_azure_openai_on_its_v1_api() {
+    node_sdk("azure-openai", "v1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_works_through_azure_openai_on_its_dated_api() {
+    python_sdk("azure-openai", "deployments").await;
 }
