@@ -24,6 +24,7 @@ platform_apps!(
     azure_devops::registration,
     openai::registration,
     azure_openai::registration,
+    ollama::registration,
 );
 
 /// The providers each app has adapters for, as every handler gives them to the registry.

@@ -1,5 +1,5 @@
-//! Test-only: OpenAI's HTTP API (and Azure OpenAI's, [`FakeOpenAi::start_azure`]) on a
-//! local port, in its documented shapes, answering with
+//! Test-only: OpenAI's HTTP API (and Azure OpenAI's, [`FakeOpenAi::start_azure`]; Ollama's
+//! native API is [`ollama::FakeOllama`]) on a local port, in its documented shapes, answering with
 //! the deterministic content of the gateway's `fake-model` (the last user message echoed,
 //! usage counted in words, unit-vector embeddings): the upstream the end-to-end tests and
 //! the benchmarks call over real HTTP, and the one a comparison harness points another
@@ -24,6 +24,8 @@
 //! `/openai/deployments/{deployment}/…?api-version=…` (the deployment in the path; a
 //! missing `api-version` is a 404), and adds Azure's content-filter annotations
 //! (`prompt_filter_results`, `choices[].content_filter_results`) to its answers.
+
+pub mod ollama;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -339,25 +339,27 @@ print(json.dumps({
 /// An app with one connection to its fake vendor over real HTTP (`model-fakes`), serving
 /// `gpt-4o-mini`, its alias `fast`, and `cut` (a stream the fake drops after two chunks):
 /// `openai`, or `azure-openai` in the URL style `api` (`v1` or `deployments`).
-async fn sdk_platform(app: &str, api: &str) -> (TestPlatform, model_fakes::FakeOpenAi, String) {
+async fn sdk_platform(app: &str, api: &str) -> (TestPlatform, Fake, String) {
     let azure = app == "azure-openai";
-    let fake = if azure {
-        model_fakes::FakeOpenAi::start_azure(model_fakes::Options::default()).await
-    } else {
-        model_fakes::FakeOpenAi::start(model_fakes::Options::default()).await
-    }
-    .unwrap();
+    let fake = match app {
+        "azure-openai" => {
+            Fake::OpenAi(model_fakes::FakeOpenAi::start_azure(Default::default()).await)
+        }
+        "ollama" => Fake::Ollama(model_fakes::ollama::FakeOllama::start(Default::default()).await),
+        _ => Fake::OpenAi(model_fakes::FakeOpenAi::start(Default::default()).await),
+    };
     let platform = TestPlatform::start(
         &[
             registry::registration(),
             openai::registration(),
             azure_openai::registration(),
+            ollama::registration(),
         ],
         json!({"OUTBOUND_ALLOWED_HOSTS": "localhost"}),
     )
     .await;
     let token = platform.token("tenant-sdk", &[]);
-    let mut config = json!({"baseUrl": fake.base_url,
+    let mut config = json!({"baseUrl": fake.base_url(),
         "models": ["gpt-4o-mini", {"name": "fast", "upstream": "gpt-4o-mini"}, "cut"]});
     if azure {
         config["api"] = json!(api);
@@ -372,6 +374,35 @@ async fn sdk_platform(app: &str, api: &str) -> (TestPlatform, model_fakes::FakeO
         .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     (platform, fake, token)
+}
+
+/// The fake vendor of an app.
+enum Fake {
+    OpenAi(std::io::Result<model_fakes::FakeOpenAi>),
+    Ollama(std::io::Result<model_fakes::ollama::FakeOllama>),
+}
+
+impl Fake {
+    fn base_url(&self) -> &str {
+        match self {
+            Fake::OpenAi(f) => &f.as_ref().unwrap().base_url,
+            Fake::Ollama(f) => &f.as_ref().unwrap().base_url,
+        }
+    }
+
+    fn api_key(&self) -> &str {
+        match self {
+            Fake::OpenAi(f) => f.as_ref().unwrap().api_key(),
+            Fake::Ollama(_) => "ollama",
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        match self {
+            Fake::OpenAi(f) => f.as_ref().unwrap().requests(),
+            Fake::Ollama(f) => f.as_ref().unwrap().requests(),
+        }
+    }
 }
 
 /// Runs an SDK script with the app's base URL and the token; answers what it printed last.
@@ -480,4 +511,14 @@ async fn the_node_sdk_works_through_azure_openai_on_its_v1_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_works_through_azure_openai_on_its_dated_api() {
     python_sdk("azure-openai", "deployments").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_sdk_works_through_ollama() {
+    node_sdk("ollama", "").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_works_through_ollama() {
+    python_sdk("ollama", "").await;
 }
