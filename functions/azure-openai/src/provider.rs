@@ -6,7 +6,11 @@
 //!   `GET /openai/v1/models`.
 //! - `deployments` (the dated API): `{baseUrl}/openai/deployments/{deployment}/chat/completions`
 //!   (and `/embeddings`) `?api-version={apiVersion}` (default `2024-10-21`, the GA version),
-//!   the deployment in the path; the connection test is `GET /openai/models?api-version=…`.
+//!   the deployment in the path; the connection test is `GET /openai/models?api-version=…`;
+//!   the Responses API is `{baseUrl}/openai/responses?api-version=…` with the deployment as
+//!   `model` (it needs a version that has it, 2025-03-01-preview or later).
+//!
+//! The Responses API (`/responses`) is served in both styles, whole or as typed events.
 //!
 //! `baseUrl` is the resource's endpoint (`https://{resource}.openai.azure.com`); a
 //! connection's `config.models` maps model names to deployment names (`{name, upstream}`),
@@ -27,7 +31,7 @@ use async_trait::async_trait;
 use domain::CredentialKind;
 use integration_kit::{InputError, Provider, ProviderCall, Served};
 use model_gateway::models::Models;
-use model_gateway::stream::Chunks;
+use model_gateway::stream::{Chunks, Dialect};
 use model_gateway::{ModelProvider, wire};
 use reqwest::Method;
 use resilience::{CallError, StreamTimeouts};
@@ -160,6 +164,29 @@ impl ModelProvider for AzureOpenAi {
         .await
     }
 
+    fn serves_responses(&self) -> bool {
+        true
+    }
+
+    async fn respond(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
+        send(call, Target::Responses, Some(body), |r| async move {
+            r.object(call, "output", "response").await
+        })
+        .await
+    }
+
+    async fn respond_stream(
+        &self,
+        call: &ProviderCall<'_>,
+        body: &Value,
+    ) -> Result<Chunks, CallError> {
+        send(call, Target::Responses, Some(body), |r| async move {
+            r.events(call, StreamTimeouts::default(), Dialect::Responses)
+                .await
+        })
+        .await
+    }
+
     async fn embed(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
         send(call, Target::Embeddings, Some(body), |r| async move {
             r.object(call, "data", "embeddings").await
@@ -174,6 +201,7 @@ enum Target {
     Models,
     Chat,
     Embeddings,
+    Responses,
 }
 
 /// Builds the request (URL style, credential) and runs `exchange` on it; with an Entra ID
@@ -196,6 +224,7 @@ where
         let mut b = b.clone();
         // The dated API names the deployment in the path, not in the body.
         if config.api == Api::Deployments
+            && !matches!(target, Target::Responses)
             && let Some(o) = b.as_object_mut()
         {
             o.remove("model");
@@ -217,7 +246,7 @@ where
             http: call.http,
             method: match target {
                 Target::Models => Method::GET,
-                Target::Chat | Target::Embeddings => Method::POST,
+                Target::Chat | Target::Embeddings | Target::Responses => Method::POST,
             },
             url: url.clone(),
             headers: vec![auth],
@@ -242,11 +271,16 @@ fn url(
         Target::Models => "models",
         Target::Chat => "chat/completions",
         Target::Embeddings => "embeddings",
+        Target::Responses => "responses",
     };
     Ok(match (config.api, target) {
         (Api::V1, _) => format!("{base}/openai/v1/{path}"),
         (Api::Deployments, Target::Models) => {
             format!("{base}/openai/models?api-version={version}")
+        }
+        // The dated Responses API is resource-wide, the deployment in the body.
+        (Api::Deployments, Target::Responses) => {
+            format!("{base}/openai/responses?api-version={version}")
         }
         (Api::Deployments, _) => {
             if !valid_deployment(deployment) {

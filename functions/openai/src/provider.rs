@@ -4,8 +4,9 @@
 //! Credential: `apiKey` (`{apiKey}`), sent as a bearer token; the connection's config may
 //! name an `organization` and a `project` (`OpenAI-Organization`, `OpenAI-Project`).
 //!
-//! Calls: `POST /chat/completions` (answered whole, or streamed as server-sent events) and
-//! `POST /embeddings` (the caller's body, `model` set to the upstream's name);
+//! Calls: `POST /chat/completions` (answered whole, or streamed as server-sent events),
+//! `POST /responses` (the Responses API, whole or as typed events) and `POST /embeddings`
+//! (the caller's body, `model` set to the upstream's name);
 //! the connection test is `GET /models`. A completion costs but changes nothing, so a
 //! throttled or failed one is safe to repeat. Answers: OpenAI's error body
 //! (`{"error":{message,type,param,code}}`) goes into the failure, redacted, with its `code`;
@@ -17,7 +18,7 @@ use async_trait::async_trait;
 use domain::CredentialKind;
 use integration_kit::{Provider, ProviderCall, Served};
 use model_gateway::models::Models;
-use model_gateway::stream::Chunks;
+use model_gateway::stream::{Chunks, Dialect};
 use model_gateway::{ModelProvider, wire};
 use reqwest::Method;
 use resilience::{CallError, StreamTimeouts};
@@ -108,6 +109,29 @@ impl ModelProvider for OpenAi {
     ) -> Result<Chunks, CallError> {
         request(call, Method::POST, "/chat/completions", Some(body))?
             .stream(call, StreamTimeouts::default())
+            .await
+    }
+
+    fn serves_responses(&self) -> bool {
+        true
+    }
+
+    /// `POST /responses`: the `response` object.
+    async fn respond(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
+        request(call, Method::POST, "/responses", Some(body))?
+            .object(call, "output", "response")
+            .await
+    }
+
+    /// `POST /responses` with `stream: true`: typed events, the terminal one last, no
+    /// `[DONE]`.
+    async fn respond_stream(
+        &self,
+        call: &ProviderCall<'_>,
+        body: &Value,
+    ) -> Result<Chunks, CallError> {
+        request(call, Method::POST, "/responses", Some(body))?
+            .events(call, StreamTimeouts::default(), Dialect::Responses)
             .await
     }
 

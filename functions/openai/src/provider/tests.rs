@@ -328,3 +328,59 @@ async fn the_provider_passes_the_kits_conformance_suite() {
     .await;
     assert!(skipped.is_empty(), "{skipped:?}");
 }
+
+/// The Responses API against the fake OpenAI of `model-fakes`: the response whole, its typed
+/// events to the terminal one, and streams that are cut or end with an `error` event.
+#[tokio::test]
+async fn responses_come_whole_or_as_typed_events_and_their_failures_are_reported() {
+    let fake = model_fakes::FakeOpenAi::start(model_fakes::Options::default())
+        .await
+        .unwrap();
+    let h = Harness::new(
+        KEY,
+        CredentialKind::ApiKey,
+        json!({"apiKey": fake.api_key()}),
+        json!({"models": ["m"], "baseUrl": fake.base_url}),
+    )
+    .attempts(1);
+    let asked = |model: &str| json!({"model": model, "input": "one two", "stream": true});
+    let whole = OpenAi
+        .respond(&h.call(), &json!({"model": "m", "input": "one two"}))
+        .await
+        .unwrap();
+    assert_eq!(whole["output"][0]["content"][0]["text"], "echo: one two");
+    let events: Vec<Value> = OpenAi
+        .respond_stream(&h.call(), &asked("m"))
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(events.last().unwrap()["type"], "response.completed");
+    assert_eq!(
+        events.last().unwrap()["response"]["usage"]["output_tokens"],
+        3
+    );
+    for (model, class, says) in [
+        ("cut", FailureClassification::Transient, "cut short"),
+        (
+            "fails-mid-stream",
+            FailureClassification::VendorError,
+            "had an error",
+        ),
+    ] {
+        let items: Vec<_> = OpenAi
+            .respond_stream(&h.call(), &asked(model))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        let failure = items.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(failure.class, class, "{model}");
+        assert!(
+            failure.message.contains(says),
+            "{model}: {}",
+            failure.message
+        );
+    }
+}

@@ -174,6 +174,33 @@ async fn behave(call: &ProviderCall<'_>) -> Result<(), CallError> {
     Ok(())
 }
 
+/// A stream of `items` as the config plays it: `chunkDelayMs` before each after the first,
+/// cut after `cutAfter` of them.
+fn play(items: std::collections::VecDeque<Value>, config: &FakeConfig) -> crate::stream::Chunks {
+    let delay = std::time::Duration::from_millis(config.chunk_delay_ms.unwrap_or(0));
+    let cut_after = config.cut_after;
+    Box::pin(futures::stream::unfold(
+        (items, 0u32),
+        move |(mut items, sent)| async move {
+            if cut_after.is_some_and(|n| sent >= n) {
+                if sent == u32::MAX {
+                    return None;
+                }
+                let cut = resilience::VendorFailure::new(
+                    FailureClassification::Transient,
+                    "fake-model: the stream was cut",
+                );
+                return Some((Err(cut), (items, u32::MAX)));
+            }
+            let item = items.pop_front()?;
+            if sent > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Some((Ok(item), (items, sent + 1)))
+        },
+    ))
+}
+
 /// The chunks of a completion's stream, as OpenAI sends them (the last one the usage).
 pub fn chunks_of(completion: &Value) -> std::collections::VecDeque<Value> {
     let chunk = |choices: Value| {
@@ -217,28 +244,26 @@ impl ModelProvider for FakeModel {
         if request["stream_options"]["include_usage"] != true {
             chunks.pop_back();
         }
-        let delay = std::time::Duration::from_millis(config.chunk_delay_ms.unwrap_or(0));
-        let cut_after = config.cut_after;
-        Ok(Box::pin(futures::stream::unfold(
-            (chunks, 0u32),
-            move |(mut chunks, sent)| async move {
-                if cut_after.is_some_and(|n| sent >= n) {
-                    if sent == u32::MAX {
-                        return None;
-                    }
-                    let cut = resilience::VendorFailure::new(
-                        FailureClassification::Transient,
-                        "fake-model: the stream was cut",
-                    );
-                    return Some((Err(cut), (chunks, u32::MAX)));
-                }
-                let chunk = chunks.pop_front()?;
-                if sent > 0 && !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                Some((Ok(chunk), (chunks, sent + 1)))
-            },
-        )))
+        Ok(play(chunks, &config))
+    }
+
+    fn serves_responses(&self) -> bool {
+        true
+    }
+
+    async fn respond(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError> {
+        behave(call).await?;
+        Ok(response(request, call.idempotency_key.unwrap_or("fake")))
+    }
+
+    async fn respond_stream(
+        &self,
+        call: &ProviderCall<'_>,
+        request: &Value,
+    ) -> Result<crate::stream::Chunks, CallError> {
+        let config: FakeConfig = call.config_as()?;
+        let events = response_events(&self.respond(call, request).await?);
+        Ok(play(events, &config))
     }
 
     async fn embed(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError> {
@@ -328,6 +353,124 @@ pub fn completion(request: &Value, id: &str) -> Value {
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                   "total_tokens": prompt + completion},
     })
+}
+
+/// The chat request a Responses API request amounts to: `instructions` as the system
+/// message, `input` (a string, or messages whose content is a string or `input_text`
+/// parts) as the conversation, `max_output_tokens` as the cap.
+pub fn chat_of_response_request(request: &Value) -> Value {
+    let mut messages = Vec::new();
+    if let Some(instructions) = request["instructions"].as_str() {
+        messages.push(json!({"role": "system", "content": instructions}));
+    }
+    match &request["input"] {
+        Value::String(text) => messages.push(json!({"role": "user", "content": text})),
+        Value::Array(items) => {
+            for item in items {
+                messages.push(json!({"role": item["role"].as_str().unwrap_or("user"),
+                                     "content": item["content"]}));
+            }
+        }
+        _ => {}
+    }
+    json!({"model": request["model"], "messages": messages,
+           "max_tokens": request["max_output_tokens"]})
+}
+
+/// The fake's Responses API object for a request (its `id` is `resp_{id}`): the same reply
+/// as [`completion`], as one output message; `incomplete` when `max_output_tokens` cut it.
+pub fn response(request: &Value, id: &str) -> Value {
+    let c = completion(&chat_of_response_request(request), id);
+    let cut = c["choices"][0]["finish_reason"] == "length";
+    let (input, output) = (
+        c["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+        c["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+    );
+    json!({
+        "id": format!("resp_{id}"),
+        "object": "response",
+        "created_at": c["created"],
+        "status": if cut { "incomplete" } else { "completed" },
+        "incomplete_details": if cut { json!({"reason": "max_output_tokens"}) } else { Value::Null },
+        "error": null,
+        "model": request["model"],
+        "instructions": request["instructions"],
+        "max_output_tokens": request["max_output_tokens"],
+        "output": [{"type": "message", "id": format!("msg_{id}"), "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": c["choices"][0]["message"]["content"],
+                                 "annotations": []}]}],
+        "usage": {"input_tokens": input, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": input + output},
+    })
+}
+
+/// The typed events of a response's stream, as the Responses API sends them: created, in
+/// progress, the output item and its content part added, a text delta per word, the text,
+/// part and item done, then the terminal event (`response.completed` or
+/// `response.incomplete`) with the whole response. Each has its `sequence_number`.
+pub fn response_events(response: &Value) -> std::collections::VecDeque<Value> {
+    let item = &response["output"][0];
+    let item_id = item["id"].clone();
+    let text = item["content"][0]["text"].as_str().unwrap_or_default();
+    let mut pending = response.clone();
+    pending["status"] = json!("in_progress");
+    pending["output"] = json!([]);
+    pending["usage"] = Value::Null;
+    pending["incomplete_details"] = Value::Null;
+    let mut started = item.clone();
+    started["status"] = json!("in_progress");
+    started["content"] = json!([]);
+    let part = |t: &str| json!({"type": "output_text", "text": t, "annotations": []});
+    let at = |extra: Value| {
+        let mut e = json!({"item_id": item_id, "output_index": 0, "content_index": 0});
+        if let (Some(e), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+            e.extend(x.clone());
+        }
+        e
+    };
+    let mut events = vec![
+        ("response.created", json!({"response": pending})),
+        ("response.in_progress", json!({"response": pending})),
+        (
+            "response.output_item.added",
+            json!({"output_index": 0, "item": started}),
+        ),
+        ("response.content_part.added", at(json!({"part": part("")}))),
+    ];
+    for (i, word) in text.split(' ').enumerate() {
+        let delta = if i == 0 {
+            word.to_owned()
+        } else {
+            format!(" {word}")
+        };
+        events.push(("response.output_text.delta", at(json!({"delta": delta}))));
+    }
+    events.push(("response.output_text.done", at(json!({"text": text}))));
+    events.push((
+        "response.content_part.done",
+        at(json!({"part": part(text)})),
+    ));
+    events.push((
+        "response.output_item.done",
+        json!({"output_index": 0, "item": item}),
+    ));
+    let terminal = if response["status"] == "incomplete" {
+        "response.incomplete"
+    } else {
+        "response.completed"
+    };
+    events.push((terminal, json!({"response": response})));
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(n, (kind, mut e))| {
+            e["type"] = json!(kind);
+            e["sequence_number"] = json!(n);
+            e
+        })
+        .collect()
 }
 
 #[cfg(test)]

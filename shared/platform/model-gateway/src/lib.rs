@@ -7,6 +7,8 @@
 //!   by chunk as server-sent events ([`stream`]; fallback only before the first chunk,
 //!   keep-alives while the upstream is silent, an error event when it fails mid-way);
 //! - `POST /api/v1/embeddings`;
+//! - `POST /api/v1/responses` (the Responses API, whole or as typed events; served when a
+//!   provider of the app has it: [`ModelProvider::serves_responses`]);
 //! - `GET /api/v1/models`: the models the caller's tenant may use through the app.
 //!
 //! Routing: a tenant's connections of the app name the models they serve
@@ -32,6 +34,7 @@ pub mod error;
 pub mod fake;
 pub mod models;
 pub mod quota;
+mod relay;
 mod routes;
 pub mod stream;
 pub mod usage;
@@ -48,6 +51,9 @@ pub use routes::{STREAM_KEEPALIVE_SETTING, STREAM_MAX_SETTING, routes};
 pub const COMPLETE: &str = "complete";
 /// The operation embeddings are recorded as.
 pub const EMBED: &str = "embed";
+/// The operation Responses API calls are recorded as (recorded only: not a run callers
+/// start through `POST /api/integrations/runs`).
+pub const RESPOND: &str = "respond";
 
 /// A provider the gateway can route model calls to: a kit [`Provider`] (its connections,
 /// credential kinds and connection test) that also speaks chat completions.
@@ -74,6 +80,40 @@ pub trait ModelProvider: Provider {
     /// them) whose `model` is the upstream's name; the answer is OpenAI's `list` of
     /// `embedding` objects with its `usage`.
     async fn embed(&self, call: &ProviderCall<'_>, request: &Value) -> Result<Value, CallError>;
+
+    /// Whether it serves the Responses API ([`ModelProvider::respond`]); an app serves
+    /// `POST /api/v1/responses` when one of its providers does.
+    fn serves_responses(&self) -> bool {
+        false
+    }
+
+    /// The Responses API: `request` a Responses request (`model` the upstream's name), the
+    /// answer the `response` object.
+    async fn respond(
+        &self,
+        _call: &ProviderCall<'_>,
+        _request: &Value,
+    ) -> Result<Value, CallError> {
+        Err(not_served())
+    }
+
+    /// The Responses API streamed: its typed events (each with its `type`), the terminal
+    /// one (`response.completed`, `response.incomplete`, `response.failed`) last.
+    async fn respond_stream(
+        &self,
+        _call: &ProviderCall<'_>,
+        _request: &Value,
+    ) -> Result<stream::Chunks, CallError> {
+        Err(not_served())
+    }
+}
+
+/// What a provider without the Responses API answers (the gateway never asks it).
+fn not_served() -> CallError {
+    integration_kit::call_failed(
+        domain::FailureClassification::Validation,
+        "this provider does not serve the Responses API",
+    )
 }
 
 /// The tokens an OpenAI-shaped answer says it used (`usage.prompt_tokens`,

@@ -194,24 +194,28 @@ impl Tokens {
         self.input + self.output
     }
 
-    /// The usage of an OpenAI answer (`usage.prompt_tokens`, `completion_tokens`,
-    /// `prompt_tokens_details.cached_tokens`).
+    /// The usage of an OpenAI answer: a chat completion's or embeddings'
+    /// (`usage.prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`)
+    /// or a Responses API response's (`input_tokens`, `output_tokens`,
+    /// `input_tokens_details.cached_tokens`).
     pub fn of(answer: &Value) -> Tokens {
         let u = &answer["usage"];
+        let n = |a: &str, b: &str| u[a].as_u64().or_else(|| u[b].as_u64()).unwrap_or(0);
         Tokens {
-            input: u["prompt_tokens"].as_u64().unwrap_or(0),
-            output: u["completion_tokens"].as_u64().unwrap_or(0),
+            input: n("prompt_tokens", "input_tokens"),
+            output: n("completion_tokens", "output_tokens"),
             cached: u["prompt_tokens_details"]["cached_tokens"]
                 .as_u64()
+                .or_else(|| u["input_tokens_details"]["cached_tokens"].as_u64())
                 .unwrap_or(0),
         }
     }
 
     /// What a request may use, estimated before it goes: its text at one token per three
     /// bytes (rounded up; tokenizers average about four for English, so this leans high)
-    /// plus four per message, and for a chat its `max_completion_tokens` or `max_tokens`
-    /// (else `default_max`).
-    pub fn estimate(request: &Value, chat: bool, default_max: u64) -> Tokens {
+    /// plus four per message, and for a chat its `max_completion_tokens` or `max_tokens`,
+    /// for a response its `max_output_tokens` (else `default_max`).
+    pub fn estimate(request: &Value, shape: Shape, default_max: u64) -> Tokens {
         fn text_bytes(v: &Value) -> u64 {
             match v {
                 Value::String(s) => s.len() as u64,
@@ -220,18 +224,27 @@ impl Tokens {
                 _ => 0,
             }
         }
-        let (input, output) = if chat {
-            let messages = request["messages"].as_array().map_or(0, Vec::len) as u64;
-            let max = request["max_completion_tokens"]
-                .as_u64()
-                .or_else(|| request["max_tokens"].as_u64())
-                .unwrap_or(default_max);
-            (
-                text_bytes(&request["messages"]).div_ceil(3) + 4 * messages + 3,
-                max,
-            )
-        } else {
-            (text_bytes(&request["input"]).div_ceil(3) + 1, 0)
+        let (input, output) = match shape {
+            Shape::Chat => {
+                let messages = request["messages"].as_array().map_or(0, Vec::len) as u64;
+                let max = request["max_completion_tokens"]
+                    .as_u64()
+                    .or_else(|| request["max_tokens"].as_u64())
+                    .unwrap_or(default_max);
+                (
+                    text_bytes(&request["messages"]).div_ceil(3) + 4 * messages + 3,
+                    max,
+                )
+            }
+            Shape::Response => {
+                let items = request["input"].as_array().map_or(1, Vec::len) as u64;
+                let text = text_bytes(&request["input"]) + text_bytes(&request["instructions"]);
+                (
+                    text.div_ceil(3) + 4 * items + 3,
+                    request["max_output_tokens"].as_u64().unwrap_or(default_max),
+                )
+            }
+            Shape::Embeddings => (text_bytes(&request["input"]).div_ceil(3) + 1, 0),
         };
         Tokens {
             input,
@@ -239,6 +252,14 @@ impl Tokens {
             cached: 0,
         }
     }
+}
+
+/// What kind of request an estimate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Chat,
+    Embeddings,
+    Response,
 }
 
 /// What a request asks of the quotas.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use api_kit::{ApiError, Caller};
 use app_context::{AppContext, InvalidSetting};
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,13 +18,14 @@ use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use integration_kit::Done;
 use integration_kit::direct::{Direct, DirectRun, Prepared};
-use resilience::{CallError, VendorFailure};
+use resilience::CallError;
 use serde_json::{Value, json};
 
 use crate::error::OpenAiError;
 use crate::models::models_of;
-use crate::quota::{Admission, Ask, DEFAULT_MAX_TOKENS, Limits, Quotas, Tokens};
-use crate::stream::{Assembled, Chunks, DONE_FRAME, KEEP_ALIVE_FRAME, frame, is_usage_only};
+use crate::quota::{Admission, Ask, DEFAULT_MAX_TOKENS, Limits, Quotas, Shape, Tokens};
+use crate::relay;
+use crate::stream::Chunks;
 use crate::{COMPLETE, EMBED, ModelProvider};
 
 /// The routes' state: the kit, the app's model providers and the streams' settings.
@@ -108,7 +109,8 @@ pub fn routes(
         direct,
         providers: Arc::new(providers),
     };
-    Ok(vec![
+    let responses = state.providers.iter().any(|p| p.serves_responses());
+    let mut functions = vec![
         (
             FunctionDecl::http("ChatCompletions", "v1/chat/completions", &["post"]).api(
                 json!({"summary": "OpenAI-compatible chat completions (errors in OpenAI's shape)"}),
@@ -125,10 +127,17 @@ pub fn routes(
                 .api(json!({"summary": "The models the caller's tenant may use through this app"})),
             get(list_models).with_state(state.clone()),
         ),
-    ]
-    .into_iter()
-    .chain(crate::usage::routes(state))
-    .collect())
+    ];
+    if responses {
+        functions.push((
+            FunctionDecl::http("Responses", "v1/responses", &["post"]).api(json!({
+                "summary": "OpenAI-compatible Responses API (typed events when streamed; errors in OpenAI's shape)"
+            })),
+            post(responses_route).with_state(state.clone()),
+        ));
+    }
+    functions.extend(crate::usage::routes(state));
+    Ok(functions)
 }
 
 /// The caller's tenant and the subject of its token, or OpenAI's 401.
@@ -142,11 +151,12 @@ fn tenant_of(caller: Result<Caller, ApiError>) -> Result<(TenantId, String), Ope
 /// The largest request body read (the runner and the host cap bodies too).
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// What a request asks: a chat completion or embeddings.
+/// What a request asks: a chat completion, embeddings, or a response (the Responses API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Chat,
     Embed,
+    Respond,
 }
 
 impl Kind {
@@ -155,6 +165,7 @@ impl Kind {
         match self {
             Kind::Chat => COMPLETE,
             Kind::Embed => EMBED,
+            Kind::Respond => crate::RESPOND,
         }
     }
 
@@ -231,6 +242,33 @@ impl Kind {
                     }
                 }
             }
+            Kind::Respond => {
+                let usable = match &request["input"] {
+                    Value::String(s) => !s.is_empty(),
+                    Value::Array(items) => !items.is_empty(),
+                    _ => false,
+                };
+                if !usable {
+                    return Err(OpenAiError::invalid(
+                        Some("input"),
+                        "input must be a non-empty string or a non-empty list of input items",
+                    ));
+                }
+                if !matches!(request["stream"], Value::Null | Value::Bool(_)) {
+                    return Err(OpenAiError::invalid(
+                        Some("stream"),
+                        "stream must be a boolean",
+                    ));
+                }
+                if !(request["max_output_tokens"].is_null()
+                    || request["max_output_tokens"].as_u64().is_some_and(|n| n > 0))
+                {
+                    return Err(OpenAiError::invalid(
+                        Some("max_output_tokens"),
+                        "max_output_tokens must be a positive integer",
+                    ));
+                }
+            }
             Kind::Embed => {
                 let usable = match &request["input"] {
                     Value::String(s) => !s.is_empty(),
@@ -292,6 +330,17 @@ async fn chat_completions(
     body: Bytes,
 ) -> Response {
     match call_model(&gateway, Kind::Chat, caller, &headers, &body).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn responses_route(
+    State(gateway): State<Gateway>,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match call_model(&gateway, Kind::Respond, caller, &headers, &body).await {
         Ok(response) | Err(response) => response,
     }
 }
@@ -444,6 +493,9 @@ async fn first_serving<T>(
         let Some(provider) = gateway.provider(connection.provider_key().as_str()) else {
             continue;
         };
+        if asked.kind == Kind::Respond && !provider.serves_responses() {
+            continue;
+        }
         let mut upstream_request = request.clone();
         upstream_request["model"] = json!(upstream);
         let result = match gateway
@@ -506,7 +558,11 @@ async fn call_model(
                 model: &model,
                 tokens: Tokens::estimate(
                     &request,
-                    kind == Kind::Chat,
+                    match kind {
+                        Kind::Chat => Shape::Chat,
+                        Kind::Embed => Shape::Embeddings,
+                        Kind::Respond => Shape::Response,
+                    },
                     limits.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
                 ),
             };
@@ -541,8 +597,11 @@ async fn call_model(
         request,
         model,
     };
-    if kind == Kind::Chat && asked.request["stream"] == true {
-        return stream_chat(gateway, asked, candidates).await;
+    if asked.request["stream"] == true {
+        return match kind {
+            Kind::Respond => stream_response(gateway, asked, candidates).await,
+            _ => stream_chat(gateway, asked, candidates).await,
+        };
     }
     let attempt: Attempt<Value> = match kind {
         Kind::Chat => |provider, prepared, request, tp| {
@@ -550,6 +609,9 @@ async fn call_model(
         },
         Kind::Embed => |provider, prepared, request, tp| {
             Box::pin(async move { provider.embed(&prepared.call(Some(&tp)), &request).await })
+        },
+        Kind::Respond => |provider, prepared, request, tp| {
+            Box::pin(async move { provider.respond(&prepared.call(Some(&tp)), &request).await })
         },
     };
     let request = asked.request.clone();
@@ -580,7 +642,7 @@ async fn call_model(
 /// caller only if it asked.
 async fn stream_chat(
     gateway: &Gateway,
-    mut asked: Asked,
+    asked: Asked,
     candidates: Vec<(IntegrationConnection, String)>,
 ) -> Result<Response, Response> {
     let mut request = asked.request.clone();
@@ -590,147 +652,99 @@ async fn stream_chat(
     request["stream_options"]["include_usage"] = json!(true);
     let attempt: Attempt<(Chunks, Option<Value>)> = |provider, prepared, request, tp| {
         Box::pin(async move {
-            let mut chunks = provider
+            let chunks = provider
                 .chat_stream(&prepared.call(Some(&tp)), &request)
                 .await?;
-            match chunks.next().await {
-                Some(Ok(first)) => Ok((chunks, Some(first))),
-                Some(Err(failure)) => Err(CallError {
-                    retryable: failure.class.is_retryable_by_default(),
-                    failure,
-                    attempts: 1,
-                }),
-                None => Ok((chunks, None)),
-            }
+            first_item(chunks).await
         })
     };
+    let flavor = relay::ChatRelay::new(asked.request["stream_options"]["include_usage"] == true);
+    stream_with(gateway, asked, candidates, &request, attempt, flavor).await
+}
+
+/// A streamed response (the Responses API): as [`stream_chat`], its typed events relayed
+/// as they come, the terminal event last (no `[DONE]`).
+async fn stream_response(
+    gateway: &Gateway,
+    asked: Asked,
+    candidates: Vec<(IntegrationConnection, String)>,
+) -> Result<Response, Response> {
+    let request = asked.request.clone();
+    let attempt: Attempt<(Chunks, Option<Value>)> = |provider, prepared, request, tp| {
+        Box::pin(async move {
+            let events = provider
+                .respond_stream(&prepared.call(Some(&tp)), &request)
+                .await?;
+            first_item(events).await
+        })
+    };
+    stream_with(
+        gateway,
+        asked,
+        candidates,
+        &request,
+        attempt,
+        relay::ResponsesRelay::default(),
+    )
+    .await
+}
+
+/// A stream and its first item, or the failure that came instead (which may fall back).
+async fn first_item(mut items: Chunks) -> Result<(Chunks, Option<Value>), CallError> {
+    match items.next().await {
+        Some(Ok(first)) => Ok((items, Some(first))),
+        Some(Err(failure)) => Err(CallError {
+            retryable: failure.class.is_retryable_by_default(),
+            failure,
+            attempts: 1,
+        }),
+        None => Ok((items, None)),
+    }
+}
+
+/// The first connection whose stream yields a first item serves it; its items are then
+/// relayed in `flavor`'s frames ([`relay::relay`]).
+async fn stream_with<F: relay::Flavor>(
+    gateway: &Gateway,
+    mut asked: Asked,
+    candidates: Vec<(IntegrationConnection, String)>,
+    request: &Value,
+    attempt: Attempt<(Chunks, Option<Value>)>,
+    flavor: F,
+) -> Result<Response, Response> {
     let Some((connection, result)) =
-        first_serving(gateway, &mut asked, &request, candidates, attempt).await
+        first_serving(gateway, &mut asked, request, candidates, attempt).await
     else {
         return Err(OpenAiError::model_not_found(&asked.model).into_response());
     };
     let first_byte = asked.clock.elapsed();
     match result {
-        Ok((chunks, first)) => Ok(relay(gateway, asked, connection, chunks, first, first_byte)),
+        Ok((items, first)) => {
+            let (tx, body) = relay::channel();
+            let settings = relay::Settings {
+                keep_alive: gateway.streams.keep_alive,
+                max: gateway.streams.max,
+            };
+            let response = asked.named(relay::event_stream(body));
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                let ended = relay::relay(tx, items, first, flavor, settings).await;
+                asked.record(
+                    &gateway,
+                    connection,
+                    ended.outcome,
+                    ended.used,
+                    Some(first_byte),
+                );
+            });
+            Ok(response)
+        }
         Err(e) => {
             let response = asked.named(OpenAiError::upstream(&e).into_response());
             asked.record(gateway, connection, Err(e), Used::Nothing, None);
             Err(response)
         }
     }
-}
-
-/// The stream's answer: `text/event-stream`, each chunk an SSE `data:` frame as it comes,
-/// `[DONE]` at the end; a keep-alive comment when the upstream is silent; an upstream
-/// failure (or the stream's time cap) ends it with an `{"error": …}` event (what the
-/// OpenAI SDKs raise) and no `[DONE]`, and is recorded as the run's failure. A caller who
-/// goes away stops the upstream; the run keeps what came, marked `incomplete`.
-fn relay(
-    gateway: &Gateway,
-    asked: Asked,
-    connection: IntegrationConnection,
-    mut chunks: Chunks,
-    first: Option<Value>,
-    first_byte: Duration,
-) -> Response {
-    let wants_usage = asked.request["stream_options"]["include_usage"] == true;
-    let settings = gateway.streams;
-    let response = asked.named(
-        Response::builder()
-            .status(StatusCode::OK)
-            .header("content-type", "text/event-stream; charset=utf-8")
-            .header("cache-control", "no-cache")
-            .body(Body::empty())
-            .unwrap_or_default(),
-    );
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
-    let gateway = gateway.clone();
-    tokio::spawn(async move {
-        let mut assembled = Assembled::default();
-        let mut failure: Option<VendorFailure> = None;
-        let mut caller_gone = false;
-        let cap = tokio::time::sleep(settings.max);
-        tokio::pin!(cap);
-        let mut next = first.map(Ok);
-        loop {
-            let item = match next.take() {
-                Some(item) => Some(item),
-                None => tokio::select! {
-                    item = chunks.next() => item,
-                    () = tokio::time::sleep(settings.keep_alive) => {
-                        if tx.send(Bytes::from_static(KEEP_ALIVE_FRAME)).await.is_err() {
-                            caller_gone = true;
-                            break;
-                        }
-                        continue;
-                    }
-                    () = &mut cap => Some(Err(VendorFailure::new(
-                        FailureClassification::Timeout,
-                        format!("the stream ran past its {} s limit", settings.max.as_secs()),
-                    ))),
-                    () = tx.closed() => {
-                        caller_gone = true;
-                        break;
-                    }
-                },
-            };
-            let out = match item {
-                None => {
-                    let _ = tx.send(Bytes::from_static(DONE_FRAME)).await;
-                    break;
-                }
-                Some(Ok(chunk)) => {
-                    assembled.add(&chunk);
-                    if is_usage_only(&chunk) && !wants_usage {
-                        continue;
-                    }
-                    frame(&chunk)
-                }
-                Some(Err(f)) => {
-                    let e = CallError {
-                        failure: f,
-                        attempts: 1,
-                        retryable: false,
-                    };
-                    let _ = tx.send(OpenAiError::upstream(&e).event()).await;
-                    failure = Some(e.failure);
-                    break;
-                }
-            };
-            if tx.send(out).await.is_err() {
-                caller_gone = true;
-                break;
-            }
-        }
-        drop(chunks);
-        drop(tx);
-        let used = match (&failure, assembled.usage()) {
-            (None, Some(_)) => Used::Reported(Tokens::of(&assembled.completion())),
-            _ => Used::Unknown,
-        };
-        let outcome = match failure {
-            Some(failure) => Err(CallError {
-                failure,
-                attempts: 1,
-                retryable: false,
-            }),
-            None => {
-                let mut completion = assembled.completion();
-                if caller_gone {
-                    completion["incomplete"] = json!("the caller closed the stream");
-                }
-                Ok(completion)
-            }
-        };
-        asked.record(&gateway, connection, outcome, used, Some(first_byte));
-    });
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|bytes| (Ok::<_, std::convert::Infallible>(bytes), rx))
-    });
-    let (parts, _) = response.into_parts();
-    Response::from_parts(parts, Body::from_stream(body))
 }
 
 /// `GET /api/v1/models`: every model the tenant's connections of this app serve, once.

@@ -85,13 +85,41 @@ impl SseDecoder {
     }
 }
 
-/// An OpenAI-style chat stream (`data: {chunk}` events, `data: [DONE]` at the end, an
-/// `{"error": …}` event when the upstream fails mid-stream) as [`Chunks`]. The body ending
-/// without `[DONE]` is a cut stream. `redact` cleans the vendor's error message.
+/// How an OpenAI-style event stream ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Chat completions: `data: {chunk}` events, `data: [DONE]` at the end, an
+    /// `{"error": …}` event when the upstream fails mid-stream.
+    Chat,
+    /// The Responses API: typed events (`type` in the data), no `[DONE]`: the stream ends
+    /// after its terminal event (`response.completed`, `response.incomplete`,
+    /// `response.failed`); an `error` event is a failure.
+    Responses,
+}
+
+/// The Responses API's terminal event types.
+pub const TERMINAL_EVENTS: [&str; 3] = [
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+];
+
+/// An OpenAI-style event stream as [`Chunks`] (the events' data, in order). The body ending
+/// before the dialect's end is a cut stream. `redact` cleans the vendor's error message.
 pub fn sse_chunks(
     stream: VendorStream,
     vendor: &'static str,
     redact: impl Fn(&str) -> String + Send + 'static,
+) -> Chunks {
+    sse_events(stream, vendor, redact, Dialect::Chat)
+}
+
+/// [`sse_chunks`] in either [`Dialect`].
+pub fn sse_events(
+    stream: VendorStream,
+    vendor: &'static str,
+    redact: impl Fn(&str) -> String + Send + 'static,
+    dialect: Dialect,
 ) -> Chunks {
     struct State<R> {
         stream: VendorStream,
@@ -99,6 +127,7 @@ pub fn sse_chunks(
         done: bool,
         vendor: &'static str,
         redact: R,
+        dialect: Dialect,
     }
     let state = State {
         stream,
@@ -106,6 +135,7 @@ pub fn sse_chunks(
         done: false,
         vendor,
         redact,
+        dialect,
     };
     Box::pin(futures::stream::unfold(state, |mut s| async move {
         if s.done {
@@ -113,14 +143,29 @@ pub fn sse_chunks(
         }
         loop {
             if let Some(event) = s.decoder.next_event() {
-                if event.data == "[DONE]" {
+                if event.data == "[DONE]" && s.dialect == Dialect::Chat {
                     return None;
                 }
                 let item = match serde_json::from_str::<Value>(&event.data) {
-                    Ok(v) if v.get("error").is_some_and(|e| !e.is_null()) => {
+                    Ok(v)
+                        if s.dialect == Dialect::Chat
+                            && v.get("error").is_some_and(|e| !e.is_null()) =>
+                    {
                         Err(error_event(s.vendor, &v["error"], &s.redact))
                     }
-                    Ok(v) if v.is_object() => Ok(v),
+                    Ok(v) if s.dialect == Dialect::Responses && v["type"] == "error" => {
+                        Err(error_event(s.vendor, &v, &s.redact))
+                    }
+                    Ok(v) if v.is_object() => {
+                        // The terminal event is the last: what follows is not read.
+                        if s.dialect == Dialect::Responses
+                            && TERMINAL_EVENTS.contains(&v["type"].as_str().unwrap_or_default())
+                        {
+                            s.done = true;
+                            return Some((Ok(v), s));
+                        }
+                        Ok(v)
+                    }
                     _ => Err(VendorFailure::new(
                         FailureClassification::VendorError,
                         format!("{} sent a stream event that is not a JSON object", s.vendor),
@@ -138,7 +183,12 @@ pub fn sse_chunks(
                 Some(Err(f)) => f,
                 None => VendorFailure::new(
                     FailureClassification::Transient,
-                    format!("{}'s stream ended before its [DONE]", s.vendor),
+                    match s.dialect {
+                        Dialect::Chat => format!("{}'s stream ended before its [DONE]", s.vendor),
+                        Dialect::Responses => {
+                            format!("{}'s stream ended before its terminal event", s.vendor)
+                        }
+                    },
                 ),
             };
             s.done = true;

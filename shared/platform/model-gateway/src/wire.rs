@@ -13,7 +13,7 @@ use resilience::{
 use serde_json::Value;
 
 use crate::error::INSUFFICIENT_QUOTA;
-use crate::stream::{Chunks, sse_chunks};
+use crate::stream::{Chunks, Dialect, sse_events};
 
 /// The code of a request refused by a content filter (Azure OpenAI): the request itself is
 /// at fault, so it is neither retried nor failed over.
@@ -74,11 +74,21 @@ impl Request<'_> {
         Ok(value)
     }
 
-    /// Sends it with `stream: true` in the body and reads OpenAI's server-sent events.
+    /// Sends it with `stream: true` in the body and reads OpenAI's server-sent chunks.
     pub async fn stream(
         &self,
         call: &ProviderCall<'_>,
         timeouts: StreamTimeouts,
+    ) -> Result<Chunks, CallError> {
+        self.events(call, timeouts, Dialect::Chat).await
+    }
+
+    /// Sends it with `stream: true` in the body and reads its events in `dialect`.
+    pub async fn events(
+        &self,
+        call: &ProviderCall<'_>,
+        timeouts: StreamTimeouts,
+        dialect: Dialect,
     ) -> Result<Chunks, CallError> {
         let stream = call
             .pipeline
@@ -94,12 +104,17 @@ impl Request<'_> {
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
-        Ok(sse_chunks(stream, self.answers.vendor, move |message| {
-            vendor_text(
-                message,
-                &secrets.iter().map(String::as_str).collect::<Vec<_>>(),
-            )
-        }))
+        Ok(sse_events(
+            stream,
+            self.answers.vendor,
+            move |message| {
+                vendor_text(
+                    message,
+                    &secrets.iter().map(String::as_str).collect::<Vec<_>>(),
+                )
+            },
+            dialect,
+        ))
     }
 }
 

@@ -97,10 +97,12 @@ impl FakeOpenAi {
         let mut app = axum::Router::new()
             .route(&format!("{v1}/models"), get(models))
             .route(&format!("{v1}/chat/completions"), post(chat))
-            .route(&format!("{v1}/embeddings"), post(embeddings));
+            .route(&format!("{v1}/embeddings"), post(embeddings))
+            .route(&format!("{v1}/responses"), post(responses));
         if azure {
             app = app
                 .route("/openai/models", get(dated_models))
+                .route("/openai/responses", post(dated_responses))
                 .route(
                     "/openai/deployments/{deployment}/chat/completions",
                     post(dated_chat),
@@ -312,7 +314,69 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
         }
         _ => frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n"))),
     }
-    let delay = inner.options.chunk_delay;
+    stream_of(frames, inner.options.chunk_delay, &id)
+}
+
+/// `POST /responses`: the `response` object, or its typed events (`event:` and `data:`,
+/// no `[DONE]`); `cut` drops the connection after three events, `fails-mid-stream` sends an
+/// `error` event instead of the rest.
+async fn responses(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = refusal(&inner, &headers) {
+        return r;
+    }
+    let request = match read(&body) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let model = request["model"].as_str().unwrap_or_default().to_owned();
+    if let Some(r) = bad_day(&model) {
+        return r;
+    }
+    if !(request["input"].is_string() || request["input"].is_array()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            "Missing required parameter: 'input'.",
+        );
+    }
+    let id = format!("fake{}", inner.requests.load(Ordering::Relaxed));
+    let response = model_gateway::fake::response(&request, &id);
+    tokio::time::sleep(inner.options.latency).await;
+    if request["stream"] != true {
+        return axum::Json(response).into_response();
+    }
+    let mut frames: Vec<Result<Bytes, std::io::Error>> =
+        model_gateway::fake::response_events(&response)
+            .iter()
+            .map(|e| {
+                Ok(Bytes::from(format!(
+                    "event: {}\ndata: {e}\n\n",
+                    e["type"].as_str().unwrap_or_default()
+                )))
+            })
+            .collect();
+    match model.as_str() {
+        "cut" => {
+            frames.truncate(3);
+            frames.push(Err(std::io::Error::other("connection reset")));
+        }
+        "fails-mid-stream" => {
+            frames.truncate(3);
+            frames.push(Ok(Bytes::from(format!(
+                "event: error\ndata: {}\n\n",
+                json!({"type": "error", "code": "server_error", "param": null,
+                       "message": "The server had an error while processing your request.",
+                       "sequence_number": 3})
+            ))));
+        }
+        _ => {}
+    }
+    stream_of(frames, inner.options.chunk_delay, &id)
+}
+
+/// An answer that sends `frames` as they are played (a delay before each after the first).
+fn stream_of(frames: Vec<Result<Bytes, std::io::Error>>, delay: Duration, id: &str) -> Response {
     let body = futures::stream::unfold(
         (frames.into_iter(), true),
         move |(mut frames, first)| async move {
@@ -321,7 +385,7 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
                 tokio::time::sleep(delay).await;
             }
             // Hyper sends what it has before it meets a failed frame; a cut comes after
-            // the chunks before it have gone out.
+            // the frames before it have gone out.
             if frame.is_err() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -333,6 +397,18 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
         .header("x-request-id", format!("req_{id}"))
         .body(Body::from_stream(body))
         .unwrap_or_default()
+}
+
+async fn dated_responses(
+    state: State<Arc<Inner>>,
+    axum::extract::Query(v): axum::extract::Query<Version>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if v.api_version.is_none() {
+        return missing_version();
+    }
+    responses(state, headers, body).await
 }
 
 /// The dated API's `api-version`, required.

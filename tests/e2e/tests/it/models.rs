@@ -288,10 +288,22 @@ const ask = (content) => [{ role: 'user', content }];
   } catch (e) {
     cut = e.constructor.name;
   }
+  let responded = null, respondedStream = null;
+  if (process.env.RESPONSES) {
+    const r = await client.responses.create({ model: 'fast', input: 'respond to this', instructions: 'be brief' });
+    responded = { text: r.output_text, status: r.status, usage: r.usage.output_tokens };
+    let deltas = '', usage = null;
+    const events = await client.responses.create({ model: 'fast', input: 'stream a response', stream: true });
+    for await (const e of events) {
+      if (e.type === 'response.output_text.delta') deltas += e.delta;
+      if (e.type === 'response.completed') usage = e.response.usage.output_tokens;
+    }
+    respondedStream = { text: deltas, usage };
+  }
   console.log(JSON.stringify({
     content: completion.choices[0].message.content, usage: completion.usage,
     requestId: completion._request_id, ids, dimensions: embedded.data[0].embedding.length,
-    missing, streamed, streamUsage, chunks, cut,
+    missing, streamed, streamUsage, chunks, cut, responded, respondedStream,
   }));
 })().catch((e) => { console.error(e); process.exit(1); });
 "#;
@@ -327,12 +339,24 @@ try:
         pass
 except APIError as e:
     cut = type(e).__name__
+responded = responded_stream = None
+if os.environ.get("RESPONSES"):
+    r = client.responses.create(model="fast", input="respond to this", instructions="be brief")
+    responded = {"text": r.output_text, "status": r.status, "usage": r.usage.output_tokens}
+    deltas, usage = "", None
+    for e in client.responses.create(model="fast", input="stream a response", stream=True):
+        if e.type == "response.output_text.delta":
+            deltas += e.delta
+        if e.type == "response.completed":
+            usage = e.response.usage.output_tokens
+    responded_stream = {"text": deltas, "usage": usage}
 print(json.dumps({
     "content": completion.choices[0].message.content,
     "usage": completion.usage.model_dump(exclude_none=True),
     "requestId": completion._request_id, "ids": ids,
     "dimensions": len(embedded.data[0].embedding), "missing": missing, "streamed": streamed,
     "streamUsage": stream_usage, "chunks": chunks, "cut": cut,
+    "responded": responded, "respondedStream": responded_stream,
 }))
 "#;
 
@@ -407,6 +431,10 @@ impl Fake {
 
 /// Runs an SDK script with the app's base URL and the token; answers what it printed last.
 async fn run_sdk(mut command: tokio::process::Command, base_url: &str, token: &str) -> Value {
+    // The Responses API is served by the apps whose vendors have it (not ollama).
+    if !base_url.contains("/ollama/") {
+        command.env("RESPONSES", "1");
+    }
     let out = command
         .env("TOKEN", token)
         .env("BASE_URL", base_url)
@@ -450,6 +478,20 @@ async fn assert_sdk_saw(platform: &TestPlatform, app: &str, token: &str, seen: &
         "role, words, finish, usage: {seen}"
     );
     assert_eq!(seen["cut"], "APIError", "{seen}");
+    if app == "ollama" {
+        assert_eq!(seen["responded"], Value::Null, "{seen}");
+    } else {
+        assert_eq!(
+            seen["responded"],
+            json!({"text": "echo: respond to this", "status": "completed", "usage": 4}),
+            "{seen}"
+        );
+        assert_eq!(
+            seen["respondedStream"],
+            json!({"text": "echo: stream a response", "usage": 4}),
+            "{seen}"
+        );
+    }
     // The SDK's request id is the run that recorded the call.
     let run = seen["requestId"].as_str().unwrap();
     let recorded = platform

@@ -49,11 +49,15 @@ impl Heard {
 }
 
 async fn stream(platform: &TestPlatform, token: &str, body: Value) -> Heard {
+    stream_at(platform, token, CHAT, body).await
+}
+
+async fn stream_at(platform: &TestPlatform, token: &str, path: &str, body: Value) -> Heard {
     let mut body = body;
     body["stream"] = json!(true);
     let mut r = platform
         .client
-        .post(platform.url(CHAT))
+        .post(platform.url(path))
         .bearer_auth(token)
         .json(&body)
         .send()
@@ -252,5 +256,112 @@ async fn fallback_happens_before_the_first_chunk_never_after() {
         r.json::<Value>().await.unwrap()["error"]["param"],
         "stream_options"
     );
+    platform.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_stream_typed_events_and_a_cut_one_ends_with_an_error_event() {
+    let platform = TestPlatform::start(
+        &[
+            registry::registration(),
+            openai::registration(),
+            ollama::registration(),
+        ],
+        json!({}),
+    )
+    .await;
+    let token = platform.token("tenant-r", &[]);
+    connect(&platform, &token, "fine", json!({"models": ["m"]})).await;
+    connect(
+        &platform,
+        &token,
+        "flaky",
+        json!({"models": ["n"], "cutAfter": 5}),
+    )
+    .await;
+    const RESPONSES: &str = "/openai/api/v1/responses";
+    let heard = stream_at(
+        &platform,
+        &token,
+        RESPONSES,
+        json!({"model": "m", "input": "one two", "instructions": "be brief"}),
+    )
+    .await;
+    assert_eq!(heard.status, 200);
+    // Typed events: `event:` names the data's `type`, no `[DONE]`, the terminal one last.
+    let events: Vec<(String, Value)> = heard
+        .frames
+        .iter()
+        .filter(|(_, f)| f.starts_with("event: "))
+        .map(|(_, f)| {
+            let (event, data) = f.split_once('\n').unwrap();
+            let data: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+            (event.strip_prefix("event: ").unwrap().to_owned(), data)
+        })
+        .collect();
+    assert!(events.iter().all(|(e, d)| d["type"] == e.as_str()));
+    assert_eq!(events[0].0, "response.created");
+    assert_eq!(events.last().unwrap().0, "response.completed");
+    let text: String = events
+        .iter()
+        .filter(|(e, _)| e == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(text, "echo: one two");
+    assert!(!heard.frames.iter().any(|(_, f)| f.contains("[DONE]")));
+    let recorded = platform
+        .run_until("openai", &token, &heard.run, &["succeeded", "failed"])
+        .await;
+    assert_eq!(recorded["status"], "succeeded", "{recorded}");
+    assert_eq!(recorded["operation"], "respond");
+    assert_eq!(recorded["output"]["status"], "completed");
+    assert_eq!(recorded["usage"]["tokensOut"], 3, "{recorded}");
+
+    // Cut after five events: an `error` event with the next sequence number, and a failure.
+    let heard = stream_at(
+        &platform,
+        &token,
+        RESPONSES,
+        json!({"model": "n", "input": "one two three"}),
+    )
+    .await;
+    let last = &heard.frames.last().unwrap().1;
+    assert!(last.starts_with("event: error\n"), "{last}");
+    let error: Value = serde_json::from_str(last.split_once("data: ").unwrap().1).unwrap();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["sequence_number"], 5);
+    let recorded = platform
+        .run_until("openai", &token, &heard.run, &["succeeded", "failed"])
+        .await;
+    assert_eq!(recorded["status"], "failed", "{recorded}");
+
+    // Whole, and refused when unusable; the ollama app has no Responses API.
+    let r = platform
+        .post(
+            RESPONSES,
+            &token,
+            json!({"model": "m", "input": "hi there"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let response: Value = r.json().await.unwrap();
+    assert_eq!(response["object"], "response");
+    assert_eq!(
+        response["output"][0]["content"][0]["text"],
+        "echo: hi there"
+    );
+    let r = platform
+        .post(RESPONSES, &token, json!({"model": "m", "input": ""}))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["param"], "input");
+    let r = platform
+        .post(
+            "/ollama/api/v1/responses",
+            &token,
+            json!({"model": "m", "input": "x"}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
     platform.shutdown().await;
 }

@@ -244,7 +244,13 @@ fn limits_are_checked_and_costs_and_estimates_add_up() {
                       "messages": [{"role": "user", "content": "hello world!"}]});
     // "user" and "hello world!": 16 bytes, 6 tokens; 4 for the message, 3 for the reply's
     // priming.
-    assert_eq!(Tokens::estimate(&chat, true, 4096), tokens(6 + 4 + 3, 50));
+    assert_eq!(
+        Tokens::estimate(&chat, Shape::Chat, 4096),
+        tokens(6 + 4 + 3, 50)
+    );
     let embed = json!({"model": "m", "input": ["abc", "abcd"]});
-    assert_eq!(Tokens::estimate(&embed, false, 4096), tokens(3 + 1, 0));
+    assert_eq!(
+        Tokens::estimate(&embed, Shape::Embeddings, 4096),
+        tokens(3 + 1, 0)
+    );
 }
