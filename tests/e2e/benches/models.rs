@@ -6,9 +6,12 @@
 //! through the gateway, in interleaved rounds so the machine's noise hits both alike; the
 //! gateway's added latency is the difference of the medians (and of the 99th
 //! percentiles). Measured: non-streaming chat completions at concurrency 1 and 50, the
-//! time to the first chunk of a stream at concurrency 1, and completions per second
-//! through the gateway at concurrency 50. Every gateway call also records its run (after
-//! the answer), which is part of what is measured. Bounded counts, loopback only.
+//! time to the first chunk of a stream at concurrency 1, and requests per second. Every
+//! gateway call also records its run (after the answer), which is part of what is
+//! measured. The same harness runs against LiteLLM's proxy in front of the same fake (PyPI
+//! `litellm[proxy]`, installed by this harness into `.tools/litellm` on first use; never by
+//! the tests), for a side-by-side ratio; `BENCH_SKIP_LITELLM=1` leaves it out. Bounded
+//! counts, loopback only.
 
 use std::time::{Duration, Instant};
 
@@ -93,40 +96,101 @@ impl Target {
     }
 }
 
-/// Medians of the per-round p50 and p99 of each target, and requests per second through
-/// the gateway.
-struct Compared {
-    direct: (Duration, Duration),
-    gateway: (Duration, Duration),
-    gateway_per_sec: f64,
+/// A target's medians of the per-round p50 and p99, and of its requests per second.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    p50: Duration,
+    p99: Duration,
+    per_sec: f64,
 }
 
+/// Every target under the same load, in interleaved rounds (so the machine's noise hits
+/// all alike), after a warm-up of each.
 async fn compare(
     client: &reqwest::Client,
-    direct: &Target,
-    gateway: &Target,
+    targets: &[&Target],
     concurrency: usize,
     stream: bool,
-) -> Compared {
-    // Warm both (connections, caches, the token's first check).
-    direct.load(client, 200, concurrency, stream).await;
-    gateway.load(client, 200, concurrency, stream).await;
-    let (mut d50, mut d99, mut g50, mut g99, mut rates) = (vec![], vec![], vec![], vec![], vec![]);
+) -> Vec<Measured> {
+    for t in targets {
+        t.load(client, 200, concurrency, stream).await;
+    }
+    let mut rounds: Vec<(Vec<Duration>, Vec<Duration>, Vec<f64>)> =
+        vec![(vec![], vec![], vec![]); targets.len()];
     for _ in 0..ROUNDS {
-        let (mut d, _) = direct.load(client, PER_ROUND, concurrency, stream).await;
-        let (mut g, wall) = gateway.load(client, PER_ROUND, concurrency, stream).await;
-        d50.push(percentile(&mut d, 0.5));
-        d99.push(percentile(&mut d, 0.99));
-        g50.push(percentile(&mut g, 0.5));
-        g99.push(percentile(&mut g, 0.99));
-        rates.push(PER_ROUND as f64 / wall.as_secs_f64());
+        for (t, r) in targets.iter().zip(rounds.iter_mut()) {
+            let (mut samples, wall) = t.load(client, PER_ROUND, concurrency, stream).await;
+            r.0.push(percentile(&mut samples, 0.5));
+            r.1.push(percentile(&mut samples, 0.99));
+            r.2.push(PER_ROUND as f64 / wall.as_secs_f64());
+        }
     }
-    rates.sort_by(f64::total_cmp);
-    Compared {
-        direct: (percentile(&mut d50, 0.5), percentile(&mut d99, 0.5)),
-        gateway: (percentile(&mut g50, 0.5), percentile(&mut g99, 0.5)),
-        gateway_per_sec: rates[rates.len() / 2],
+    rounds
+        .into_iter()
+        .map(|(mut p50, mut p99, mut rates)| {
+            rates.sort_by(f64::total_cmp);
+            Measured {
+                p50: percentile(&mut p50, 0.5),
+                p99: percentile(&mut p99, 0.5),
+                per_sec: rates[rates.len() / 2],
+            }
+        })
+        .collect()
+}
+
+/// LiteLLM's proxy (`litellm[proxy]` from PyPI, installed once into `.tools/litellm`) in
+/// front of the same fake, one worker, with a master key (it refuses to start without one)
+/// and no database. `BENCH_SKIP_LITELLM=1` leaves it out.
+async fn litellm(
+    fake: &model_fakes::FakeOpenAi,
+    dir: &std::path::Path,
+) -> anyhow::Result<(standins::process::ChildProcess, Target)> {
+    const MASTER_KEY: &str = "sk-litellm-bench-0123456789abcdef0123456789abcdef";
+    let venv = tokio::task::spawn_blocking(|| {
+        standins::python::ensure_venv("litellm", &[standins::python::LITELLM_PROXY])
+    })
+    .await??;
+    let config = dir.join("litellm.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n      model: openai/gpt-4o-mini\n      api_base: {}\n      api_key: {}\nlitellm_settings:\n  drop_params: true\ngeneral_settings:\n  master_key: {MASTER_KEY}\n  disable_spend_logs: true\n",
+            fake.base_url,
+            fake.api_key()
+        ),
+    )?;
+    let process =
+        standins::process::ChildProcess::spawn("litellm", dir, Duration::from_secs(180), |port| {
+            let mut c = std::process::Command::new(venv.join("bin").join("litellm"));
+            c.arg("--config")
+                .arg(&config)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--num_workers", "1"])
+                .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+                .env("LITELLM_LOG", "ERROR");
+            c
+        })?;
+    let base = format!("http://127.0.0.1:{}", process.port());
+    // Accepting connections comes before being ready to serve.
+    let client = reqwest::Client::new();
+    for _ in 0..600 {
+        if client
+            .get(format!("{base}/health/liveliness"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok((
+        process,
+        Target {
+            url: format!("{base}/v1/chat/completions"),
+            key: MASTER_KEY.to_owned(),
+        },
+    ))
 }
 
 async fn run() {
@@ -181,25 +245,58 @@ async fn run() {
         key: token,
     };
 
+    let side = if std::env::var("BENCH_SKIP_LITELLM").is_ok_and(|v| v == "1") {
+        None
+    } else {
+        match litellm(&fake, dir.path()).await {
+            Ok(side) => Some(side),
+            Err(e) => {
+                eprintln!("LiteLLM left out: {e:#}");
+                None
+            }
+        }
+    };
     println!(
-        "| measure | concurrency | fake directly p50 / p99 | through the gateway p50 / p99 | added p50 / p99 | gateway req/s |"
+        "| measure | concurrency | fake directly p50 / p99 | gateway p50 / p99 (added p50 / p99) | gateway req/s | LiteLLM p50 / p99 (added p50 / p99) | LiteLLM req/s | added p50, LiteLLM ÷ gateway |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (label, concurrency, stream) in [
         ("chat completion, whole", 1, false),
         ("chat completion, whole", 50, false),
         ("stream, time to first chunk", 1, true),
     ] {
-        let c = compare(&client, &direct, &gateway, concurrency, stream).await;
+        let mut targets = vec![&direct, &gateway];
+        if let Some((_, t)) = &side {
+            targets.push(t);
+        }
+        let m = compare(&client, &targets, concurrency, stream).await;
+        let added = |t: &Measured| {
+            (
+                t.p50.saturating_sub(m[0].p50),
+                t.p99.saturating_sub(m[0].p99),
+            )
+        };
+        let cell = |t: &Measured| {
+            let (a50, a99) = added(t);
+            format!("{} / {} ({} / {})", ms(t.p50), ms(t.p99), ms(a50), ms(a99))
+        };
+        let (lite, lite_rate, ratio) = match m.get(2) {
+            Some(l) => (
+                cell(l),
+                format!("{:.0}", l.per_sec),
+                format!(
+                    "{:.1}×",
+                    added(l).0.as_secs_f64() / added(&m[1]).0.as_secs_f64().max(1e-9)
+                ),
+            ),
+            None => ("—".into(), "—".into(), "—".into()),
+        };
         println!(
-            "| {label} | {concurrency} | {} / {} | {} / {} | {} / {} | {:.0} |",
-            ms(c.direct.0),
-            ms(c.direct.1),
-            ms(c.gateway.0),
-            ms(c.gateway.1),
-            ms(c.gateway.0.saturating_sub(c.direct.0)),
-            ms(c.gateway.1.saturating_sub(c.direct.1)),
-            c.gateway_per_sec,
+            "| {label} | {concurrency} | {} / {} | {} | {:.0} | {lite} | {lite_rate} | {ratio} |",
+            ms(m[0].p50),
+            ms(m[0].p99),
+            cell(&m[1]),
+            m[1].per_sec,
         );
     }
     runner.shutdown().await;

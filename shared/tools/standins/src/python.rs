@@ -1,6 +1,7 @@
-//! The official OpenAI SDK for Python, which the model apps' end-to-end tests drive,
-//! installed once into a virtual environment at `<repo>/.tools/python` (ignored by git),
-//! with the `python3` on PATH (3.9 or newer) and packages from PyPI.
+//! Python packages in virtual environments under `<repo>/.tools/` (ignored by git), each
+//! installed once with the `python3` on PATH (3.9 or newer) from PyPI: the official OpenAI
+//! SDK the model apps' end-to-end tests drive, and LiteLLM's proxy, which only the model
+//! gateway's benchmark installs (to measure it beside the gateway).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,14 +12,26 @@ use crate::npm::{install_once, repo_root, tail};
 
 /// The pinned SDK.
 pub const OPENAI_SDK: &str = "openai==3.63.0";
+/// The pinned LiteLLM proxy (the benchmark's point of comparison). Later releases' `proxy`
+/// extra depends on a `litellm-proxy` distribution that pip could not find for them.
+pub const LITELLM_PROXY: &str = "litellm[proxy]==1.105.3";
 
 /// Makes sure the virtual environment with [`OPENAI_SDK`] exists, creating it on first use;
 /// answers its Python interpreter.
 pub fn ensure_openai_sdk() -> Result<PathBuf> {
+    Ok(interpreter(&ensure_venv("python", &[OPENAI_SDK])?))
+}
+
+/// Makes sure `<repo>/.tools/<name>` is a virtual environment with `packages`, creating it
+/// on first use (under a lock, once per checkout); answers its folder (`bin/` holds the
+/// packages' commands).
+pub fn ensure_venv(name: &str, packages: &[&str]) -> Result<PathBuf> {
     let tools_dir = repo_root()?.join(".tools");
-    let venv = install_once(&tools_dir, "python", &format!("{OPENAI_SDK}\n"), |venv| {
+    let stamp = format!("{}\n", packages.join("\n"));
+    install_once(&tools_dir, name, &stamp, |venv| {
         eprintln!(
-            "standins: installing {OPENAI_SDK} into {} (first run only)",
+            "standins: installing {} into {} (first run only)",
+            packages.join(" "),
             venv.display()
         );
         run(
@@ -28,18 +41,18 @@ pub fn ensure_openai_sdk() -> Result<PathBuf> {
             "python3 -m venv (the tests of the model apps need Python 3.9 or newer on PATH)",
         )?;
         run(
-            Command::new(interpreter(venv)).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                OPENAI_SDK,
-            ]),
+            Command::new(interpreter(venv))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(packages),
             "pip install",
         )
-    })?;
-    Ok(interpreter(&venv))
+    })
 }
 
 fn interpreter(venv: &Path) -> PathBuf {
