@@ -35,6 +35,8 @@ pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
         // Fallback between connections is the gateway's, per model.
         .failover(false)
         .provider(provider::Ollama)
+        // Self-hosted servers live on private networks: an operator may approve them.
+        .private_endpoints()
         .routes(|direct| model_gateway::routes(direct, vec![Arc::new(provider::Ollama)]))
         .build(ctx)
         // Its answers stream: the host proxies requests instead of buffering answers.

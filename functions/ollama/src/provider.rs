@@ -1,7 +1,7 @@
 //! The `ollama` provider: an Ollama server's native API (`docs/api.md`), its base URL the
 //! connection's `baseUrl` (required; self-hosted servers are often on private addresses,
-//! which the SSRF guard refuses unless the operator allows their host with
-//! `OUTBOUND_ALLOWED_HOSTS`).
+//! which the SSRF guard refuses unless an operator approved the `host:port` for the tenant:
+//! `integration_kit::private_endpoints`).
 //!
 //! Calls: `POST /api/chat` (whole with `stream: false`, or Ollama's NDJSON stream: one JSON
 //! object per line, the `done: true` line with the token counts; a line `{"error": …}`

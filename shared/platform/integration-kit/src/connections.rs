@@ -80,7 +80,11 @@ async fn create(
     JsonBody(body): JsonBody<ConnectionIn>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&caller)?;
-    let (provider, display_name, material) = check_request(&kit, &body)?;
+    // An endpoint an operator approved for the tenant is allowed despite being private.
+    let approved = crate::private_endpoints::approved_host(&kit, tenant.as_str(), &body.config)
+        .await
+        .map_err(|e| ApiError::from_port(e, "approvals"))?;
+    let (provider, display_name, material) = check_request(&kit, &body, approved.is_some())?;
     let provider_key = ProviderKey::parse(provider.key()).map_err(ApiError::internal)?;
     let id = ConnectionId::new();
     let (credential_id, _reference) = api_kit::custody::store_credential(
@@ -152,6 +156,7 @@ async fn create(
 fn check_request<'k>(
     kit: &'k Kit,
     body: &ConnectionIn,
+    approved_private: bool,
 ) -> Result<
     (
         &'k std::sync::Arc<dyn crate::Provider>,
@@ -192,7 +197,7 @@ fn check_request<'k>(
         ));
     }
     // An internal vendor address is refused as such, whatever else is wrong.
-    check_base_url(kit, &body.config)?;
+    check_base_url(kit, &body.config, approved_private)?;
     kit.check_config(provider.key(), &body.config)
         .map_err(|e| ApiError::InvalidField {
             code: "invalid_config",
@@ -316,7 +321,14 @@ fn failed_test(
 /// Config URLs the vendor is called at (`baseUrl`, `endpoint`) are user-supplied: each
 /// must be an http(s) URL, https outside development, and not an internal address written
 /// as an IP literal (names are checked by the guard's resolver at connect time).
-fn check_base_url(kit: &Kit, config: &ConnectionConfig) -> Result<(), ApiError> {
+///
+/// `approved_private`: the `baseUrl` is an endpoint an operator approved for the tenant
+/// ([`crate::private_endpoints`]): an http(s) URL is all it must be.
+fn check_base_url(
+    kit: &Kit,
+    config: &ConnectionConfig,
+    approved_private: bool,
+) -> Result<(), ApiError> {
     for field in [crate::provider::BASE_URL, crate::provider::ENDPOINT] {
         let Some(raw) = config.get(field) else {
             continue;
@@ -324,6 +336,9 @@ fn check_base_url(kit: &Kit, config: &ConnectionConfig) -> Result<(), ApiError> 
         let text = raw.as_str().ok_or_else(|| {
             ApiError::bad_request("invalid_url", format!("{field} must be an http(s) URL"))
         })?;
+        if approved_private && field == crate::provider::BASE_URL {
+            continue;
+        }
         api_kit::urls::user_url(&kit.ctx, &kit.guard, field, text)?;
     }
     // A bare host (an SMTP server, say): an IP literal must not be internal; a name is
@@ -354,10 +369,11 @@ pub(crate) async fn test(
     material: &SecretMaterial,
 ) -> Result<u64, CallError> {
     let key = crate::call_key(tenant.as_str(), provider.key(), connection);
+    let reach = crate::private_endpoints::reach(kit, tenant.as_str(), config).await?;
     let call = ProviderCall {
         pipeline: &kit.pipeline,
-        http: &kit.http,
-        guard: &kit.guard,
+        http: &reach.http,
+        guard: &reach.guard,
         key: &key,
         config,
         credential: material,

@@ -96,7 +96,11 @@ impl Direct {
                 ),
             })?;
         let provider = connection.provider_key().as_str();
+        let reach =
+            crate::private_endpoints::reach(&self.kit, tenant.as_str(), connection.config())
+                .await?;
         Ok(Prepared {
+            reach,
             kit: self.kit.clone(),
             key: crate::call_key(tenant.as_str(), provider, &connection.id()),
             config: connection.config().clone(),
@@ -223,6 +227,7 @@ pub struct DirectRun {
 /// A connection ready to be called ([`Direct::prepare`]).
 pub struct Prepared {
     kit: Arc<Kit>,
+    reach: crate::private_endpoints::Reach,
     key: CallKey,
     config: ConnectionConfig,
     material: Arc<SecretMaterial>,
@@ -236,8 +241,8 @@ impl Prepared {
     pub fn call<'a>(&'a self, traceparent: Option<&'a TraceParent>) -> ProviderCall<'a> {
         ProviderCall {
             pipeline: &self.kit.pipeline,
-            http: &self.kit.http,
-            guard: &self.kit.guard,
+            http: &self.reach.http,
+            guard: &self.reach.guard,
             key: &self.key,
             config: &self.config,
             credential: &self.material,

@@ -306,10 +306,19 @@ async fn attempt(
             &resolved.material,
         );
         let more = i + 1 < count;
+        let reach = match crate::private_endpoints::reach(kit, tenant.as_str(), connection.config())
+            .await
+        {
+            Ok(reach) => reach,
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
         let call = ProviderCall {
             pipeline: &kit.pipeline,
-            http: &kit.http,
-            guard: &kit.guard,
+            http: &reach.http,
+            guard: &reach.guard,
             key: &key,
             config: connection.config(),
             credential: &resolved.material,
@@ -826,10 +835,13 @@ async fn check(
     let resolved = credential_of(kit, tenant, &connection).await?;
     let key = crate::call_key(tenant.as_str(), provider.key(), &connection.id());
     let idempotency_key = run.id().to_string();
+    let reach = crate::private_endpoints::reach(kit, tenant.as_str(), connection.config())
+        .await
+        .map_err(Attempted::Failed)?;
     let call = ProviderCall {
         pipeline: &kit.pipeline,
-        http: &kit.http,
-        guard: &kit.guard,
+        http: &reach.http,
+        guard: &reach.guard,
         key: &key,
         config: connection.config(),
         credential: &resolved.material,

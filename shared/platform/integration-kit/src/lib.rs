@@ -78,6 +78,7 @@ pub mod fake;
 mod input;
 mod operation;
 mod poll;
+pub mod private_endpoints;
 pub mod provider;
 mod receipts;
 mod runs;
@@ -155,6 +156,9 @@ pub struct VendorApp {
     failover: bool,
     /// The app's own HTTP functions, given the kit ([`VendorApp::routes`]).
     routes: Option<AppRoutes>,
+    /// Whether an operator may approve private endpoints for a tenant's connections
+    /// ([`VendorApp::private_endpoints`]).
+    pub(crate) private_endpoints: bool,
 }
 
 /// An app's own HTTP functions, built with the kit ([`direct::Direct`]); a setting of theirs
@@ -173,7 +177,16 @@ impl VendorApp {
             handlers: Vec::new(),
             failover: false,
             routes: None,
+            private_endpoints: false,
         }
+    }
+
+    /// Lets an operator approve private `host:port` endpoints for a tenant's connections of
+    /// this app (self-hosted vendors on private networks), which the SSRF guard otherwise
+    /// refuses; see [`private_endpoints`].
+    pub fn private_endpoints(mut self) -> Self {
+        self.private_endpoints = true;
+        self
     }
 
     /// The app's own HTTP functions beside the kit's (the model gateway's OpenAI-compatible
@@ -264,6 +277,10 @@ pub(crate) struct Kit {
     /// Providers' rate limits from the registry's catalogue, cached briefly (one read per
     /// provider at a time, however many runs ask).
     pub(crate) rate_limits: moka::future::Cache<String, Option<resilience::RateLimit>>,
+    /// Each tenant's approved private endpoints ([`private_endpoints`]), cached briefly.
+    pub(crate) approvals: moka::future::Cache<String, Option<Arc<private_endpoints::Approvals>>>,
+    /// The clients whose guard also allows an approved private host, per host.
+    pub(crate) private_clients: moka::future::Cache<String, reqwest::Client>,
     /// Each tenant's usable connections, for failover (`connections::failover_candidates`).
     pub(crate) connections: moka::future::Cache<String, Arc<Vec<domain::IntegrationConnection>>>,
 }
@@ -450,6 +467,14 @@ impl VendorApp {
                 .max_capacity(10_000)
                 .time_to_live(connections::CONNECTIONS_TTL)
                 .build(),
+            approvals: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(private_endpoints::APPROVALS_TTL)
+                .build(),
+            private_clients: moka::future::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
             ctx: ctx.clone(),
             app: self,
         });
@@ -468,6 +493,7 @@ impl VendorApp {
             .chain(runs::functions(&state))
             .chain(failures::functions(&state))
             .chain(receipts::functions(&state))
+            .chain(private_endpoints::functions(&state))
             .chain(own_routes)
         {
             app = app.route(decl, handler);

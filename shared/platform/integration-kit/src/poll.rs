@@ -166,10 +166,13 @@ async fn poll_connection(
         .await
         .map_err(|e| format!("the credential could not be resolved: {e:?}"))?;
     let key = crate::call_key(tenant.as_str(), provider.key(), &connection.id());
+    let reach = crate::private_endpoints::reach(kit, tenant.as_str(), connection.config())
+        .await
+        .map_err(|e| e.failure.message)?;
     let call = ProviderCall {
         pipeline: &kit.pipeline,
-        http: &kit.http,
-        guard: &kit.guard,
+        http: &reach.http,
+        guard: &reach.guard,
         key: &key,
         config: connection.config(),
         credential: &resolved.material,

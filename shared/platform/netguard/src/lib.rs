@@ -175,7 +175,23 @@ impl Guard {
         }
     }
 
-    fn allows_host(&self, host: &str) -> bool {
+    /// This guard with `hosts` (names or IPs) allowed besides its own: the guard of the
+    /// calls to an endpoint an operator approved for a tenant on a private network.
+    pub fn also_allowing<'h>(&self, hosts: impl IntoIterator<Item = &'h str>) -> Guard {
+        let mut allowed: Vec<String> = self.allowed.as_ref().clone();
+        allowed.extend(hosts.into_iter().map(|h| {
+            h.trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase()
+        }));
+        Guard {
+            allowed: Arc::new(allowed),
+        }
+    }
+
+    /// Whether `host` is allowed despite being internal.
+    pub fn allows_host(&self, host: &str) -> bool {
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -267,6 +283,19 @@ mod tests {
             net,
             Ipv6Addr::from(first | u128::MAX.checked_shr(u32::from(len)).unwrap_or(0)),
         ]
+    }
+
+    #[test]
+    fn a_guard_that_also_allows_a_host_leaves_the_original_as_it_was() {
+        let guard = Guard::from_setting(Some("localhost"));
+        let wider = guard.also_allowing(["GPU-Box.internal", "[fd00::7]"]);
+        assert!(wider.allows_host("gpu-box.internal"));
+        assert!(wider.allows_host("fd00::7"));
+        assert!(wider.allows_host("localhost"));
+        assert!(!guard.allows_host("gpu-box.internal"));
+        let literal = Url::parse("http://[fd00::7]:11434/").unwrap();
+        assert!(guard.check_url(&literal).is_err());
+        assert!(wider.check_url(&literal).is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod github;
 mod models;
 mod openapi;
 mod ordered_webhooks;
+mod private_endpoints;
 mod quotas;
 mod run_crash;
 mod runner;
