@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::{
-    Done, Provider, ProviderCall, Served, Serves, Step, call_failed, malformed, vendor_text,
+    Done, Provider, ProviderCall, Served, Serves, Step, answered, call_failed, malformed,
 };
 use reqwest::header::{ACCEPT, HeaderMap};
 use reqwest::{Method, StatusCode};
@@ -581,15 +581,7 @@ impl Classifier for Answers<'_> {
             failure.class = FailureClassification::RateLimited;
         }
         failure.vendor_code = error["typeKey"].as_str().map(str::to_owned);
-        failure.message = if message.is_empty() {
-            format!("azure devops answered {}", status.as_u16())
-        } else {
-            format!(
-                "azure devops answered {}: {}",
-                status.as_u16(),
-                vendor_text(message, &self.secrets)
-            )
-        };
+        failure.message = answered("azure devops", status.as_u16(), message, &self.secrets);
         Verdict::Failure(failure)
     }
 }

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::{
-    AccessToken, Done, Provider, ProviderCall, Served, Serves, Step, call_failed, malformed,
-    vendor_text,
+    AccessToken, Done, Provider, ProviderCall, Served, Serves, Step, answered, call_failed,
+    malformed,
 };
 use reqwest::header::{ACCEPT, HeaderMap, USER_AGENT};
 use reqwest::{Method, StatusCode};
@@ -743,15 +743,7 @@ impl Classifier for Answers<'_> {
                 }
             }
         }
-        failure.message = if words.is_empty() {
-            format!("github answered {}", status.as_u16())
-        } else {
-            format!(
-                "github answered {}: {}",
-                status.as_u16(),
-                vendor_text(&words, &self.secrets)
-            )
-        };
+        failure.message = answered("github", status.as_u16(), &words, &self.secrets);
         Verdict::Failure(failure)
     }
 }

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
-use integration_kit::{InputError, Provider, ProviderCall, Served, malformed, vendor_text};
+use integration_kit::{
+    InputError, Provider, ProviderCall, Served, answered, malformed, vendor_text,
+};
 use model_gateway::ModelProvider;
 use model_gateway::models::Models;
 use model_gateway::stream::Chunks;
@@ -311,14 +313,12 @@ impl Classifier for Answers<'_> {
             Verdict::Failure(f) => f,
         };
         let error: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        failure.message = match error["error"].as_str() {
-            Some(m) => format!(
-                "ollama answered {}: {}",
-                status.as_u16(),
-                vendor_text(m, &self.secrets)
-            ),
-            None => format!("ollama answered {}", status.as_u16()),
-        };
+        failure.message = answered(
+            "ollama",
+            status.as_u16(),
+            error["error"].as_str().unwrap_or_default(),
+            &self.secrets,
+        );
         Verdict::Failure(failure)
     }
 }

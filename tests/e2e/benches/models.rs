@@ -16,19 +16,17 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use integration_platform::{RunArgs, Runner};
 use serde_json::{Value, json};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod support;
+
+use support::percentile;
+
 const ROUNDS: usize = 5;
 const PER_ROUND: usize = 400;
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
@@ -197,28 +195,12 @@ async fn run() {
     let fake = model_fakes::FakeOpenAi::start(model_fakes::Options::default())
         .await
         .expect("the fake");
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("local.settings.json"),
-        json!({"Values": {"OUTBOUND_ALLOWED_HOSTS": "localhost"}}).to_string(),
+    let bench = support::start(
+        &[registry::registration(), openai::registration()],
+        json!({"OUTBOUND_ALLOWED_HOSTS": "localhost"}),
     )
-    .expect("settings");
-    let args = RunArgs {
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        data_dir: dir.path().join("data"),
-        settings: Some(dir.path().join("local.settings.json")),
-        lock_seconds: 60,
-        function_timeout: 60,
-        max_concurrent_calls: None,
-    };
-    let runner = Runner::start(&[registry::registration(), openai::registration()], args)
-        .await
-        .expect("runner");
-    let base = format!("http://{}", runner.addr);
-    let token = runner
-        .dev_tokens
-        .issue("bench", &[], chrono::Duration::hours(1), chrono::Utc::now())
-        .expect("token");
+    .await;
+    let (base, token, dir) = (bench.base.clone(), bench.token.clone(), &bench.dir);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
@@ -299,5 +281,5 @@ async fn run() {
             m[1].per_sec,
         );
     }
-    runner.shutdown().await;
+    bench.runner.shutdown().await;
 }

@@ -11,8 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use integration_platform::{RunArgs, Runner};
 use serde_json::{Value, json};
+
+mod support;
+
+use support::percentile;
 
 const RUNS: usize = 2000;
 const IN_FLIGHT: usize = 16;
@@ -23,11 +26,6 @@ const SEQUENTIAL: usize = 300;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -37,28 +35,8 @@ fn main() {
 }
 
 async fn run() {
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("local.settings.json"),
-        json!({"Values": {}}).to_string(),
-    )
-    .expect("settings");
-    let args = RunArgs {
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        data_dir: dir.path().join("data"),
-        settings: Some(dir.path().join("local.settings.json")),
-        lock_seconds: 60,
-        function_timeout: 60,
-        max_concurrent_calls: None,
-    };
-    let runner = Runner::start(&[registry::registration(), sms::registration()], args)
-        .await
-        .expect("runner");
-    let base = format!("http://{}", runner.addr);
-    let token = runner
-        .dev_tokens
-        .issue("bench", &[], chrono::Duration::hours(1), chrono::Utc::now())
-        .expect("token");
+    let bench = support::start(&[registry::registration(), sms::registration()], json!({})).await;
+    let (base, token) = (bench.base.clone(), bench.token.clone());
     let client = reqwest::Client::new();
     let conn: Value = client
         .post(format!("{base}/sms/api/integrations/connections"))
@@ -187,7 +165,7 @@ async fn run() {
         s99 * 1e3,
         (s50 - 0.020) * 1e3
     );
-    runner.shutdown().await;
+    bench.runner.shutdown().await;
 }
 
 /// `SEQUENTIAL` runs one after another; the p50 and p99 of their request latency in seconds.

@@ -12,12 +12,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt as _;
 use integration_kit::testing::{FakeVendor, Reply};
-use integration_platform::{RunArgs, Runner};
 use serde_json::{Value, json};
+
+mod support;
+
+use support::percentile;
 
 const RUNS: usize = 2000;
 const IN_FLIGHT: usize = 16;
@@ -33,11 +36,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Counts {
     tokens: AtomicU64,
     calls: AtomicU64,
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn main() {
@@ -108,35 +106,16 @@ async fn azure_devops() -> (FakeVendor, Arc<Counts>) {
 async fn run() {
     let (github, github_counts) = github().await;
     let (ado, ado_counts) = azure_devops().await;
-    let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("local.settings.json"),
-        json!({"Values": {"OUTBOUND_ALLOWED_HOSTS": "localhost,127.0.0.1"}}).to_string(),
-    )
-    .expect("settings");
-    let args = RunArgs {
-        listen: Some("127.0.0.1:0".parse().expect("addr")),
-        data_dir: dir.path().join("data"),
-        settings: Some(dir.path().join("local.settings.json")),
-        lock_seconds: 60,
-        function_timeout: 60,
-        max_concurrent_calls: None,
-    };
-    let runner = Runner::start(
+    let bench = support::start(
         &[
             registry::registration(),
             github::registration(),
             azure_devops::registration(),
         ],
-        args,
+        json!({"OUTBOUND_ALLOWED_HOSTS": "localhost,127.0.0.1"}),
     )
-    .await
-    .expect("runner");
-    let base = format!("http://{}", runner.addr);
-    let token = runner
-        .dev_tokens
-        .issue("bench", &[], chrono::Duration::hours(1), chrono::Utc::now())
-        .expect("token");
+    .await;
+    let (base, token) = (bench.base.clone(), bench.token.clone());
     let client = reqwest::Client::new();
     let connect = |app: &str, body: Value| {
         let request = client
@@ -238,5 +217,5 @@ async fn run() {
             1.0 - tokens as f64 / calls as f64,
         );
     }
-    runner.shutdown().await;
+    bench.runner.shutdown().await;
 }

@@ -181,6 +181,19 @@ pub fn fail(class: FailureClassification, message: impl Into<String>) -> CallErr
     }
 }
 
+/// A failure's message for a vendor's answer: `"<vendor> answered <status>"`, then its own
+/// words (through [`vendor_text`]) when it gave any.
+pub fn answered(vendor: &str, status: u16, words: &str, secrets: &[&str]) -> String {
+    if words.trim().is_empty() {
+        format!("{vendor} answered {status}")
+    } else {
+        format!(
+            "{vendor} answered {status}: {}",
+            vendor_text(words, secrets)
+        )
+    }
+}
+
 /// A vendor's own words, fit for a failure message: the call's secret values (a vendor may
 /// echo one back) and anything credential-shaped masked, control characters made spaces,
 /// one trimmed line of at most 200 characters.

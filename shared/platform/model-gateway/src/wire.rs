@@ -4,7 +4,7 @@
 //! body read into the failure ([`Answers`]).
 
 use domain::FailureClassification;
-use integration_kit::{ProviderCall, malformed, vendor_text};
+use integration_kit::{ProviderCall, answered, malformed, vendor_text};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use resilience::{
@@ -158,16 +158,7 @@ impl Classifier for Answers<'_> {
         }
         failure.vendor_code = code;
         let message = error["message"].as_str().unwrap_or_default();
-        failure.message = if message.is_empty() {
-            format!("{} answered {}", self.vendor, status.as_u16())
-        } else {
-            format!(
-                "{} answered {}: {}",
-                self.vendor,
-                status.as_u16(),
-                vendor_text(message, &self.secrets)
-            )
-        };
+        failure.message = answered(self.vendor, status.as_u16(), message, &self.secrets);
         Verdict::Failure(failure)
     }
 }

@@ -203,6 +203,24 @@ fn read(body: &[u8]) -> Result<Value, Box<Response>> {
     Ok(request)
 }
 
+/// What every call goes through first: the key, the body, the bad day its model asks for.
+/// Answers the request and its model.
+fn admit(
+    inner: &Inner,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Value, String), Box<Response>> {
+    if let Some(r) = refusal(inner, headers) {
+        return Err(Box::new(r));
+    }
+    let request = read(body)?;
+    let model = request["model"].as_str().unwrap_or_default().to_owned();
+    match bad_day(&model) {
+        Some(r) => Err(Box::new(r)),
+        None => Ok((request, model)),
+    }
+}
+
 /// The bad days some model names ask for, before any answer.
 fn bad_day(model: &str) -> Option<Response> {
     match model {
@@ -242,32 +260,19 @@ async fn models(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response
 }
 
 async fn embeddings(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = refusal(&inner, &headers) {
-        return r;
-    }
-    let request = match read(&body) {
-        Ok(r) => r,
+    let (request, _) = match admit(&inner, &headers, &body) {
+        Ok(admitted) => admitted,
         Err(r) => return *r,
     };
-    if let Some(r) = bad_day(request["model"].as_str().unwrap_or_default()) {
-        return r;
-    }
     tokio::time::sleep(inner.options.latency).await;
     axum::Json(model_gateway::fake::embeddings(&request)).into_response()
 }
 
 async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = refusal(&inner, &headers) {
-        return r;
-    }
-    let request = match read(&body) {
-        Ok(r) => r,
+    let (request, model) = match admit(&inner, &headers, &body) {
+        Ok(admitted) => admitted,
         Err(r) => return *r,
     };
-    let model = request["model"].as_str().unwrap_or_default().to_owned();
-    if let Some(r) = bad_day(&model) {
-        return r;
-    }
     let id = format!("fake{}", inner.requests.load(Ordering::Relaxed));
     let mut completion = model_gateway::fake::completion(&request, &id);
     if inner.azure {
@@ -321,17 +326,10 @@ async fn chat(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) 
 /// no `[DONE]`); `cut` drops the connection after three events, `fails-mid-stream` sends an
 /// `error` event instead of the rest.
 async fn responses(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = refusal(&inner, &headers) {
-        return r;
-    }
-    let request = match read(&body) {
-        Ok(r) => r,
+    let (request, model) = match admit(&inner, &headers, &body) {
+        Ok(admitted) => admitted,
         Err(r) => return *r,
     };
-    let model = request["model"].as_str().unwrap_or_default().to_owned();
-    if let Some(r) = bad_day(&model) {
-        return r;
-    }
     if !(request["input"].is_string() || request["input"].is_array()) {
         return error(
             StatusCode::BAD_REQUEST,
