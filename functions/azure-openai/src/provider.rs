@@ -16,9 +16,12 @@
 //! connection's `config.models` maps model names to deployment names (`{name, upstream}`),
 //! and a tenant's connections in several regions, by priority, give regional failover.
 //!
-//! Credentials: `apiKey` (the `api-key` header), or an Entra ID service principal
+//! Credentials: `apiKey` (the `api-key` header), an Entra ID service principal
 //! (`oauth2ClientCredentials`: a bearer token for `https://cognitiveservices.azure.com/.default`
-//! unless the credential names a scope; a 401 drops the cached token and tries once more).
+//! unless the credential names a scope), or the Function App's own managed identity
+//! (`managedIdentity`, optionally a user-assigned identity's `clientId`; tokens from the
+//! platform's identity endpoint, nothing secret stored). A token refused with a 401 is
+//! dropped from the cache and fetched once more.
 //!
 //! Answers: OpenAI's error shape ([`model_gateway::wire::Answers`]); a prompt refused by
 //! the content filter (400 `content_filter`) is the caller's request at fault: not retried,
@@ -41,6 +44,8 @@ use serde_json::Value;
 pub const KEY: &str = "azure-openai";
 /// The Entra ID scope of Azure OpenAI.
 pub const ENTRA_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
+/// The same, as the resource a managed identity is asked a token for.
+pub const RESOURCE: &str = "https://cognitiveservices.azure.com";
 /// The dated API's version when the connection names none (GA).
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
 
@@ -123,6 +128,7 @@ impl Provider for AzureOpenAi {
         &[
             CredentialKind::ApiKey,
             CredentialKind::Oauth2ClientCredentials,
+            CredentialKind::ManagedIdentity,
         ]
     }
 
@@ -231,16 +237,19 @@ where
         }
         b
     });
-    let entra = call.credential.kind() == CredentialKind::Oauth2ClientCredentials;
-    call.with_fresh_token_on_401(entra, || async {
-        let auth = if entra {
-            let token = call.client_credentials_token(ENTRA_SCOPE).await?;
-            (
-                "authorization",
-                format!("Bearer {}", token.token.expose_secret()),
-            )
-        } else {
-            ("api-key", call.secret("apiKey")?.to_owned())
+    let kind = call.credential.kind();
+    let uses_token = kind != CredentialKind::ApiKey;
+    call.with_fresh_token_on_401(uses_token, || async {
+        let auth = match kind {
+            CredentialKind::Oauth2ClientCredentials => {
+                let token = call.client_credentials_token(ENTRA_SCOPE).await?;
+                bearer(&token)
+            }
+            CredentialKind::ManagedIdentity => {
+                let token = call.managed_identity_token(RESOURCE).await?;
+                bearer(&token)
+            }
+            _ => ("api-key", call.secret("apiKey")?.to_owned()),
         };
         exchange(wire::Request {
             http: call.http,
@@ -256,6 +265,14 @@ where
         .await
     })
     .await
+}
+
+/// An Entra ID token as the `authorization` header.
+fn bearer(token: &integration_kit::AccessToken) -> (&'static str, String) {
+    (
+        "authorization",
+        format!("Bearer {}", token.token.expose_secret()),
+    )
 }
 
 /// The request's URL in the connection's API style.

@@ -18,6 +18,7 @@ use super::*;
 
 const API_KEY: &str = "0123456789abcdef0123456789abcdef";
 const CLIENT_SECRET: &str = "entra-client-secret-0123456789";
+const IDENTITY_HEADER: &str = "identity-header-0123456789";
 
 fn error(status: u16, code: &str, message: &str) -> Reply {
     Reply::json(
@@ -121,8 +122,33 @@ fn resource(r: &Recorded, tokens: &AtomicUsize) -> Reply {
             json!({"token_type": "Bearer", "expires_in": 3599, "access_token": format!("eyJ.{n}")}),
         );
     }
+    if r.path == "/msi/token" {
+        // App Service's identity protocol.
+        if r.header("x-identity-header") != Some(IDENTITY_HEADER) {
+            return Reply::json(
+                400,
+                json!({"statusCode": 400, "message": "Unable to load the proper Managed Identity."}),
+            );
+        }
+        let query = r.query.clone().unwrap_or_default();
+        assert!(
+            query.contains("resource=https%3A%2F%2Fcognitiveservices.azure.com"),
+            "{query}"
+        );
+        assert!(query.contains("api-version=2019-08-01"), "{query}");
+        let n = tokens.fetch_add(1, Ordering::SeqCst) + 1;
+        let expires = chrono::Utc::now().timestamp() + 3600;
+        return Reply::json(
+            200,
+            json!({"access_token": format!("mi.{n}"), "expires_on": expires.to_string(),
+                   "resource": "https://cognitiveservices.azure.com", "token_type": "Bearer"}),
+        );
+    }
     let key_ok = r.header("api-key") == Some(API_KEY);
-    let bearer_ok = r.header("authorization") == Some("Bearer eyJ.2");
+    let bearer_ok = matches!(
+        r.header("authorization"),
+        Some("Bearer eyJ.2" | "Bearer mi.1")
+    );
     if !key_ok && !bearer_ok {
         return error(
             401,
@@ -325,6 +351,49 @@ async fn an_entra_token_refused_once_is_fetched_again() {
         .await
         .unwrap();
     assert_eq!(tokens.load(Ordering::SeqCst), 2, "then cached");
+}
+
+#[tokio::test]
+async fn the_function_apps_managed_identity_is_a_credential() {
+    let (fake, tokens) = fake().await;
+    let identity = |header: &str| {
+        Some(integration_kit::IdentityEndpoint::new(
+            reqwest::Url::parse(&format!("{}/msi/token", fake.base)).unwrap(),
+            header.to_owned().into(),
+        ))
+    };
+    let mut h = Harness::new(
+        KEY,
+        CredentialKind::ManagedIdentity,
+        json!({}),
+        json!({"models": ["gpt-4o-mini"], "baseUrl": fake.base}),
+    );
+    h.tokens = integration_kit::TokenCache::default().with_identity(identity(IDENTITY_HEADER));
+    let answer = AzureOpenAi
+        .chat(&h.call(), &ask("gpt-4o-mini"))
+        .await
+        .unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "Hello");
+    AzureOpenAi
+        .chat(&h.call(), &ask("gpt-4o-mini"))
+        .await
+        .unwrap();
+    assert_eq!(tokens.load(Ordering::SeqCst), 1, "one token, cached");
+    // A wrong identity header, or no identity endpoint at all: an auth failure, no call.
+    let mut wrong = h;
+    wrong.tokens = integration_kit::TokenCache::default().with_identity(identity("nope"));
+    let e = AzureOpenAi
+        .chat(&wrong.call(), &ask("gpt-4o-mini"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), FailureClassification::Auth);
+    wrong.tokens = integration_kit::TokenCache::default();
+    let e = AzureOpenAi
+        .chat(&wrong.call(), &ask("gpt-4o-mini"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), FailureClassification::Auth);
+    assert!(e.failure.message.contains("IDENTITY_ENDPOINT"), "{e}");
 }
 
 #[test]

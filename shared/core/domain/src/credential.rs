@@ -28,6 +28,10 @@ pub enum CredentialKind {
     HmacSecret,
     /// A static bearer token.
     BearerToken,
+    /// The platform's own managed identity (the Function App's; a user-assigned one's
+    /// `clientId` optionally): tokens come from the platform's identity endpoint, and no
+    /// secret is stored.
+    ManagedIdentity,
 }
 
 /// Where a credential stands.

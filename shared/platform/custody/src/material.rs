@@ -45,6 +45,8 @@ fn schema(
         CredentialKind::GithubApp => ("githubApp", &["appId", "privateKey"], &["installationId"]),
         CredentialKind::HmacSecret => ("hmacSecret", &["secret"], &[]),
         CredentialKind::BearerToken => ("bearerToken", &["token"], &[]),
+        // Nothing secret: the identity is the platform's own.
+        CredentialKind::ManagedIdentity => ("managedIdentity", &[], &["clientId"]),
     }
 }
 

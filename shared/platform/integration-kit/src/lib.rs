@@ -101,7 +101,10 @@ pub use provider::{
     query_value, receipt_code, receipt_code_query, run_created_at, vendor_text,
     verify_receipt_code,
 };
-pub use tokens::{AccessToken, TokenCache, TokenStats};
+pub use tokens::{
+    AccessToken, IDENTITY_ENDPOINT_SETTING, IDENTITY_HEADER_SETTING, IdentityEndpoint, TokenCache,
+    TokenStats,
+};
 pub use vendor_webhooks::{VendorWebhook, WebhookEffect};
 
 use std::sync::Arc;
@@ -443,6 +446,7 @@ impl VendorApp {
             self_url,
             max_wait,
             max_check_interval,
+            identity,
         } = KitSettings::read(ctx, self.slug)?;
         // The pipeline's timeouts govern; the client's is a backstop.
         let http = guard.client(policy.attempt_timeout + Duration::from_secs(5));
@@ -458,7 +462,7 @@ impl VendorApp {
             self_url,
             max_wait,
             max_check_interval,
-            tokens: TokenCache::default(),
+            tokens: TokenCache::default().with_identity(identity),
             signals: signals::RunSignals::default(),
             rate_limits: moka::future::Cache::builder()
                 .max_capacity(1_000)
@@ -523,6 +527,8 @@ struct KitSettings {
     self_url: Option<String>,
     max_wait: Option<Duration>,
     max_check_interval: Duration,
+    /// The platform's managed-identity endpoint, when the app has an identity.
+    identity: Option<IdentityEndpoint>,
 }
 
 impl KitSettings {
@@ -544,6 +550,18 @@ impl KitSettings {
             max_wait: settings::seconds(ctx, RUN_MAX_WAIT_SETTING, 60..=7 * 24 * 3600)?,
             max_check_interval: settings::seconds(ctx, RUN_MAX_CHECK_INTERVAL_SETTING, 1..=3600)?
                 .unwrap_or(executor::MAX_CHECK_INTERVAL),
+            identity: match (
+                settings::parsed(ctx, IDENTITY_ENDPOINT_SETTING, |v| {
+                    reqwest::Url::parse(v).map_err(|_| "an http(s) URL".to_owned())
+                })?,
+                settings::text(ctx, IDENTITY_HEADER_SETTING),
+            ) {
+                (Some(url), Some(header)) => Some(IdentityEndpoint::new(
+                    url,
+                    secrecy::SecretString::from(header.to_owned()),
+                )),
+                _ => None,
+            },
         })
     }
 }

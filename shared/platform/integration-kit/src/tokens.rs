@@ -79,7 +79,46 @@ pub struct TokenCache {
     tokens: moka::future::Cache<TokenKey, Arc<AccessToken>>,
     hits: AtomicU64,
     fetches: AtomicU64,
+    /// The platform's identity endpoint, when it has a managed identity.
+    identity: Option<IdentityEndpoint>,
 }
+
+/// App Service's managed-identity endpoint (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`, set by
+/// the platform in every Function App with an identity): the platform's own, never a
+/// user's URL, so it is called without the SSRF guard (it is a link-local address).
+#[derive(Clone)]
+pub struct IdentityEndpoint {
+    url: reqwest::Url,
+    header: SecretString,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for IdentityEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityEndpoint")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdentityEndpoint {
+    pub fn new(url: reqwest::Url, header: SecretString) -> Self {
+        IdentityEndpoint {
+            url,
+            header,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Setting: App Service's managed-identity endpoint (set by the platform).
+pub const IDENTITY_ENDPOINT_SETTING: &str = "IDENTITY_ENDPOINT";
+/// Setting: the header value that endpoint wants (set by the platform; a secret).
+pub const IDENTITY_HEADER_SETTING: &str = "IDENTITY_HEADER";
 
 impl Default for TokenCache {
     fn default() -> Self {
@@ -89,6 +128,7 @@ impl Default for TokenCache {
                 .expire_after(UntilRefresh)
                 .build(),
             hits: AtomicU64::new(0),
+            identity: None,
             fetches: AtomicU64::new(0),
         }
     }
@@ -193,6 +233,93 @@ impl crate::ProviderCall<'_> {
                     .expires_at
                     .unwrap_or_else(|| Utc::now() + UNSTATED_LIFETIME),
             })
+        })
+        .await
+    }
+}
+
+impl TokenCache {
+    /// This cache with the platform's identity endpoint (for `managedIdentity` credentials).
+    pub fn with_identity(mut self, identity: Option<IdentityEndpoint>) -> Self {
+        self.identity = identity;
+        self
+    }
+}
+
+impl crate::ProviderCall<'_> {
+    /// A token for `resource` (`https://cognitiveservices.azure.com`) from the platform's
+    /// managed identity, for this call's `managedIdentity` credential (a user-assigned
+    /// identity's `clientId` when it names one), through the token cache: App Service's
+    /// identity protocol (`GET {IDENTITY_ENDPOINT}?resource=…&api-version=2019-08-01` with
+    /// `X-IDENTITY-HEADER`). Without an identity endpoint (no managed identity, or running
+    /// locally) the call fails as `auth`.
+    pub async fn managed_identity_token(
+        &self,
+        resource: &str,
+    ) -> Result<Arc<AccessToken>, CallError> {
+        use domain::FailureClassification as F;
+        let Some(identity) = self.tokens.identity.clone() else {
+            return Err(crate::provider::fail(
+                F::Auth,
+                "the platform has no managed identity here (IDENTITY_ENDPOINT is not set)",
+            ));
+        };
+        self.access_token(|| async move {
+            let mut url = identity.url.clone();
+            url.query_pairs_mut()
+                .append_pair("resource", resource)
+                .append_pair("api-version", "2019-08-01");
+            if let Some(client_id) = self.credential.get("clientId") {
+                url.query_pairs_mut()
+                    .append_pair("client_id", client_id.expose_secret());
+            }
+            let answer = identity
+                .http
+                .get(url)
+                .header("X-IDENTITY-HEADER", identity.header.expose_secret())
+                .send()
+                .await
+                .map_err(|_| {
+                    crate::provider::fail(
+                        F::Transient,
+                        "the identity endpoint could not be reached",
+                    )
+                })?;
+            let status = answer.status();
+            let body: serde_json::Value = answer.json().await.unwrap_or_default();
+            if !status.is_success() {
+                let class = match status.as_u16() {
+                    429 => F::RateLimited,
+                    500..=599 => F::Transient,
+                    _ => F::Auth,
+                };
+                return Err(crate::provider::fail(
+                    class,
+                    format!(
+                        "the identity endpoint refused a token ({})",
+                        status.as_u16()
+                    ),
+                ));
+            }
+            let token = body["access_token"].as_str().filter(|t| !t.is_empty());
+            // `expires_on` is epoch seconds, as a string in this protocol version.
+            let expires_on = body["expires_on"]
+                .as_str()
+                .and_then(|s| s.parse::<i64>().ok())
+                .or_else(|| body["expires_on"].as_i64());
+            match (
+                token,
+                expires_on.and_then(|s| DateTime::from_timestamp(s, 0)),
+            ) {
+                (Some(token), Some(expires_at)) => Ok(AccessToken {
+                    token: SecretString::from(token.to_owned()),
+                    expires_at,
+                }),
+                _ => Err(crate::provider::fail(
+                    F::VendorError,
+                    "the identity endpoint's answer has no token or expiry",
+                )),
+            }
         })
         .await
     }

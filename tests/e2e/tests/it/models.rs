@@ -564,3 +564,73 @@ async fn the_node_sdk_works_through_ollama() {
 async fn the_python_sdk_works_through_ollama() {
     python_sdk("ollama", "").await;
 }
+
+/// An azure-openai connection with the platform's own managed identity: no secret given or
+/// stored, tokens from the identity endpoint the platform sets (`IDENTITY_ENDPOINT`,
+/// `IDENTITY_HEADER`), one per hour for every call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_openai_connects_with_the_platforms_managed_identity() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use integration_kit::testing::{FakeVendor, Reply};
+
+    let azure = model_fakes::FakeOpenAi::start_azure(model_fakes::Options::default())
+        .await
+        .unwrap();
+    let token = azure.api_key().to_owned();
+    let minted = Arc::new(AtomicUsize::new(0));
+    let counted = minted.clone();
+    let identity = FakeVendor::start(move |r, _| {
+        if r.header("x-identity-header") != Some("e2e-identity-header") {
+            return Reply::json(400, json!({"statusCode": 400, "message": "bad header"}));
+        }
+        counted.fetch_add(1, Ordering::SeqCst);
+        Reply::json(
+            200,
+            json!({"access_token": token, "token_type": "Bearer",
+                   "expires_on": (chrono::Utc::now().timestamp() + 3600).to_string(),
+                   "resource": "https://cognitiveservices.azure.com"}),
+        )
+    })
+    .await;
+    let platform = TestPlatform::start(
+        &[registry::registration(), azure_openai::registration()],
+        json!({"OUTBOUND_ALLOWED_HOSTS": "localhost",
+               "IDENTITY_ENDPOINT": format!("{}/msi/token", identity.base),
+               "IDENTITY_HEADER": "e2e-identity-header"}),
+    )
+    .await;
+    let tenant = platform.token("tenant-mi", &[]);
+    let r = platform
+        .post(
+            "/azure-openai/api/integrations/connections",
+            &tenant,
+            json!({"providerKey": "azure-openai", "displayName": "mi",
+                   "config": {"baseUrl": azure.base_url, "models": ["gpt-4o-mini"]},
+                   "credential": {"kind": "managedIdentity"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    for _ in 0..3 {
+        let r = platform
+            .client
+            .post(platform.url("/azure-openai/api/v1/chat/completions"))
+            .bearer_auth(&tenant)
+            .json(&ask("gpt-4o-mini", "hello identity"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["choices"][0]["message"]["content"],
+            "echo: hello identity"
+        );
+    }
+    assert_eq!(
+        minted.load(Ordering::SeqCst),
+        1,
+        "one token for the test and every call"
+    );
+    platform.shutdown().await;
+}

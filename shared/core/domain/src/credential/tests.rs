@@ -441,6 +441,7 @@ fn kind_names_match_the_design() {
         CredentialKind::GithubApp,
         CredentialKind::HmacSecret,
         CredentialKind::BearerToken,
+        CredentialKind::ManagedIdentity,
     ]
     .iter()
     .map(|k| serde_json::to_value(k).expect("serialize"))
@@ -454,7 +455,8 @@ fn kind_names_match_the_design() {
             "oauth2RefreshToken",
             "githubApp",
             "hmacSecret",
-            "bearerToken"
+            "bearerToken",
+            "managedIdentity"
         ]
     );
 }
