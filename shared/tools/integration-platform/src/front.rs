@@ -22,6 +22,10 @@ pub const HOST_VERSION: &str = "4.1048.200.26180";
 
 /// Largest forwarded request body (the host's own default limit is 100 MB).
 pub(crate) const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+/// The host's (Kestrel's) longest request line: 8 KiB; past it, 414.
+pub(crate) const MAX_URI_BYTES: usize = 8 * 1024;
+/// The host's (Kestrel's) largest request headers, in all: 32 KiB; past them, 431.
+pub(crate) const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 pub(crate) struct HttpFunction {
     name: String,
@@ -110,6 +114,27 @@ fn rebuild_query(query: &str) -> String {
 }
 
 async fn dispatch(State(front): State<Arc<Front>>, request: Request) -> Response {
+    // The host's limits, answered as problems like every other refusal (hyper's own limits,
+    // far larger, still answer bare).
+    if request.uri().to_string().len() > MAX_URI_BYTES {
+        return problem(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            "the request URI is over 8 KiB",
+        );
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return problem(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            "the request headers are over 32 KiB in all",
+        );
+    }
     let path = request.uri().path().to_owned();
     if path == "/" {
         return (

@@ -189,8 +189,8 @@ async fn timers_fire_on_their_ncrontab_schedule() {
     p.shutdown().await;
 }
 
-/// Sends raw bytes over TCP and returns the status line's code.
-async fn raw_status(addr: std::net::SocketAddr, request: &[u8]) -> u16 {
+/// Sends raw bytes over TCP and returns the start of the answer (status line, headers).
+async fn raw_head(addr: std::net::SocketAddr, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(request).await.unwrap();
@@ -199,8 +199,14 @@ async fn raw_status(addr: std::net::SocketAddr, request: &[u8]) -> u16 {
         .await
         .expect("an answer within 10 s")
         .unwrap();
-    let head = String::from_utf8_lossy(&buf[..n]);
-    head.split_whitespace()
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Sends raw bytes over TCP and returns the status line's code.
+async fn raw_status(addr: std::net::SocketAddr, request: &[u8]) -> u16 {
+    raw_head(addr, request)
+        .await
+        .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
@@ -224,6 +230,36 @@ async fn oversized_and_chunked_bodies_are_handled_like_the_host() {
     // The same body with a Content-Length is accepted.
     let sized = format!("{head}Content-Length: 12\r\n\r\n{{\"id\":\"ch1\"}}");
     assert_eq!(raw_status(p.runner.addr, sized.as_bytes()).await, 202);
+    p.shutdown().await;
+}
+
+/// The host's limits on the request line (8 KiB) and the headers (32 KiB in all) answer
+/// 414 and 431 as problems, like every other refusal of the runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_uri_and_large_headers_are_refused_as_problems() {
+    let p = Probe::start("0 0 0 1 1 *").await;
+    let long = format!(
+        "GET /probe/api/ticks?x={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    let head = raw_head(p.runner.addr, long.as_bytes()).await;
+    assert!(head.starts_with("HTTP/1.1 414"), "{head}");
+    assert!(head.contains("application/problem+json"), "{head}");
+    let headers = format!(
+        "GET /probe/api/ticks HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(33 * 1024)
+    );
+    let head = raw_head(p.runner.addr, headers.as_bytes()).await;
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+    assert!(head.contains("application/problem+json"), "{head}");
+    // Just under both limits: served.
+    let fine = format!(
+        "GET /probe/api/ticks?x={} HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(7 * 1024),
+        "b".repeat(30 * 1024)
+    );
+    assert_ne!(raw_status(p.runner.addr, fine.as_bytes()).await, 414);
+    assert_ne!(raw_status(p.runner.addr, fine.as_bytes()).await, 431);
     p.shutdown().await;
 }
 
