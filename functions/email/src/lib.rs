@@ -38,6 +38,9 @@ pub const MAX_ATTACHMENTS: usize = 10;
 /// (4/3) keeps under the 10 MB message limit of Azure Communication Services, the smallest of
 /// the providers', with room for the bodies.
 pub const MAX_ATTACHMENT_BYTES: usize = 7 * 1024 * 1024;
+/// The largest input of a `send` run, as JSON: the attachments' 7 MiB in base64 (4/3),
+/// the bodies and the rest.
+pub const MAX_INPUT_BYTES: usize = 10 * 1024 * 1024;
 /// The longest subject (RFC 5322's line limit).
 pub const MAX_SUBJECT_CHARS: usize = 998;
 /// The longest attachment file name.
@@ -96,6 +99,8 @@ pub struct Send;
 
 impl Operation for Send {
     const NAME: &'static str = "send";
+    /// 7 MiB of attachments are about 9.4 MiB in base64, with room for the bodies.
+    const MAX_INPUT_BYTES: usize = MAX_INPUT_BYTES;
     type Input = Email;
     type Output = EmailSent;
 

@@ -91,8 +91,8 @@ mod vendor_webhooks;
 
 pub use input::null_as_default;
 pub use operation::{
-    DEFAULT_MAX_WAIT, Done, InputError, Operation, ProviderConfig, Served, Serves, Step, Wait,
-    config_of, parse_input,
+    DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_WAIT, Done, InputError, Operation, ProviderConfig, Served,
+    Serves, Step, Wait, config_of, parse_input,
 };
 pub use poll::{DEFAULT_RECEIPTS_POLL_SCHEDULE, RECEIPTS_POLL_SCHEDULE_SETTING};
 pub use provider::{
@@ -386,6 +386,18 @@ impl Kit {
 
 /// What the OpenAPI document says of `POST /api/integrations/runs`: the app's operations
 /// and the `Prefer: wait` header.
+impl VendorApp {
+    /// The operations' input limits, for the API document.
+    fn input_limits(&self) -> String {
+        let limits: Vec<String> = self
+            .operations
+            .iter()
+            .map(|o| format!("{}: at most {} bytes", o.name, o.max_input))
+            .collect();
+        format!("the operation's input, as JSON ({})", limits.join("; "))
+    }
+}
+
 pub(crate) fn start_run_api(app: &VendorApp) -> serde_json::Value {
     serde_json::json!({
         "summary": "Start a run of one of the app's operations",
@@ -403,7 +415,7 @@ pub(crate) fn start_run_api(app: &VendorApp) -> serde_json::Value {
             "properties": {
                 "connectionId": {"type": "string"},
                 "operation": {"type": "string", "enum": app.operation_names()},
-                "input": {"description": "the operation's input"},
+                "input": {"description": app.input_limits()},
             },
         }}}},
         "responses": {

@@ -44,6 +44,9 @@ pub trait Operation: Send + Sync + 'static {
     /// How long a run may wait for the vendor to finish ([`Step::Wait`]) before it fails
     /// with `timeout`.
     const MAX_WAIT: Duration = DEFAULT_MAX_WAIT;
+    /// The largest input a run of it takes, as JSON (default 1 MiB; an operation that
+    /// carries files says more).
+    const MAX_INPUT_BYTES: usize = DEFAULT_MAX_INPUT_BYTES;
     /// The input, read from the request's `input`. Rules that one field's type cannot say
     /// (one of two fields required, limits across lists) go in [`Operation::check`].
     type Input: DeserializeOwned + Send + Sync + 'static;
@@ -340,7 +343,11 @@ pub(crate) struct OperationEntry {
     pub(crate) name: &'static str,
     pub(crate) check: fn(&Value) -> Result<(), InputError>,
     pub(crate) max_wait: Duration,
+    pub(crate) max_input: usize,
 }
+
+/// [`Operation::MAX_INPUT_BYTES`] unless the operation says otherwise.
+pub const DEFAULT_MAX_INPUT_BYTES: usize = 1024 * 1024;
 
 impl std::fmt::Debug for OperationEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -430,6 +437,7 @@ impl<P: Provider + 'static> Served<P> {
                 name: O::NAME,
                 check: check_input::<O>,
                 max_wait: O::MAX_WAIT,
+                max_input: O::MAX_INPUT_BYTES,
             },
             Arc::new(Bound::<P, O> {
                 provider: self.provider.clone(),

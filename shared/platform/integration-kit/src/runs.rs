@@ -44,16 +44,26 @@ use crate::{INPUT_CONTAINER, Kit, KitState, RUN_REQUESTED};
 
 /// How long an idempotency key names its run.
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
-/// The largest run input accepted.
-const MAX_INPUT: usize = 1024 * 1024;
 
 /// The run functions, each declared once with the code that answers it.
 pub(crate) fn functions(state: &KitState) -> Vec<(FunctionDecl, MethodRouter)> {
+    // The body may carry the largest input of the app's operations, with its envelope
+    // (axum's own default is 2 MB); each operation's own limit is checked on the input.
+    let largest = state
+        .0
+        .app
+        .operations
+        .iter()
+        .map(|o| o.max_input)
+        .max()
+        .unwrap_or(crate::DEFAULT_MAX_INPUT_BYTES);
     vec![
         (
             FunctionDecl::http("StartRun", "integrations/runs", &["post"])
                 .api(crate::start_run_api(&state.0.app)),
-            post(start).with_state(state.clone()),
+            post(start)
+                .with_state(state.clone())
+                .layer(axum::extract::DefaultBodyLimit::max(largest + 1024 * 1024)),
         ),
         (
             FunctionDecl::http("GetRun", "integrations/runs/{runId}", &["get"]),
@@ -185,8 +195,16 @@ impl RunRequest {
             pointer: e.pointer(),
         })?;
         let input = Bytes::from(serde_json::to_vec(&body.input).map_err(ApiError::internal)?);
-        if input.len() > MAX_INPUT {
-            return Err(ApiError::PayloadTooLarge);
+        if input.len() > operation.max_input {
+            return Err(ApiError::bad_request(
+                "input_too_large",
+                format!(
+                    "the input is {} bytes; {} takes at most {} bytes",
+                    input.len(),
+                    operation.name,
+                    operation.max_input
+                ),
+            ));
         }
         Ok(RunRequest {
             key,

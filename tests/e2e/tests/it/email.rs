@@ -80,3 +80,55 @@ async fn sends_once_per_key_and_fails_over() {
     assert_eq!(r.status(), 400);
     p.shutdown().await;
 }
+
+/// The documented limit is reachable: 7 MiB of attachments (about 9.4 MiB of base64) is a
+/// run; past the send operation's 10 MiB input it is a 400 naming the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seven_mib_of_attachments_are_sent() {
+    use base64::Engine as _;
+    let p = TestPlatform::start(
+        &[registry::registration(), email::registration()],
+        json!({}),
+    )
+    .await;
+    let token = p.token("tenant-big", &[]);
+    let connection = connect(&p, &token, "fake", json!({})).await;
+    let attachment = |bytes: usize| {
+        json!({"name": "part.bin", "contentType": "application/octet-stream",
+               "contentBase64": base64::engine::general_purpose::STANDARD.encode(vec![7u8; bytes])})
+    };
+    let send = |attachments: Vec<Value>| {
+        p.client
+            .post(p.url("/email/api/integrations/runs"))
+            .bearer_auth(&token)
+            .json(&json!({"connectionId": connection, "operation": "send",
+                          "input": {"to": ["a@example.com"], "subject": "files", "text": "attached",
+                                    "attachments": attachments}}))
+            .send()
+    };
+    // Seven attachments of 1 MiB: 7 MiB decoded.
+    let r = send((0..7).map(|_| attachment(1024 * 1024)).collect())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    // Over 7 MiB decoded: the operation's own rule names the field.
+    let r = send(vec![attachment(7 * 1024 * 1024 + 1)]).await.unwrap();
+    let problem = testkit::assert_problem(r, 400, "invalid_input").await;
+    assert!(problem.to_string().contains("attachments"), "{problem}");
+    // Over the 10 MiB input (7 MiB of attachments and a 1 MiB text): refused before
+    // anything is stored, naming the limit.
+    let r = p
+        .client
+        .post(p.url("/email/api/integrations/runs"))
+        .bearer_auth(&token)
+        .json(&json!({"connectionId": connection, "operation": "send",
+                      "input": {"to": ["a@example.com"], "subject": "files",
+                                "text": "x".repeat(1024 * 1024),
+                                "attachments": (0..7).map(|_| attachment(1024 * 1024)).collect::<Vec<_>>()}}))
+        .send()
+        .await
+        .unwrap();
+    let problem = testkit::assert_problem(r, 400, "input_too_large").await;
+    assert!(problem.to_string().contains("10485760"), "{problem}");
+    p.shutdown().await;
+}
