@@ -237,8 +237,11 @@ impl GroupWriter {
         // temp_store=MEMORY: each batch runs in a savepoint, whose undo pages (the
         // sub-journal) otherwise spill to a temporary file past 64 KiB: a file created,
         // written and deleted per large batch, a tenth of this thread's time under load.
+        // journal_size_limit: a WAL that restarts is cut back to this size, instead of
+        // keeping the file at its high-water mark.
         conn.execute_batch(&format!(
-            "PRAGMA synchronous={sync}; PRAGMA temp_store=MEMORY;"
+            "PRAGMA synchronous={sync}; PRAGMA temp_store=MEMORY; \
+             PRAGMA journal_size_limit={WAL_LIMIT};"
         ))
         .map_err(backend)?;
         // With `Normal`, checkpoints run on their own thread (see [`Checkpointer`]), so a
@@ -336,6 +339,12 @@ struct Checkpointer {
     nudges: std::sync::mpsc::SyncSender<()>,
 }
 
+/// The size past which the write-ahead log is checkpointed with `TRUNCATE` (and the most a
+/// restarted log keeps). Readers that are always at work never let a passive checkpoint
+/// restart the log, which then only grows (it reached 257 MB after 16k webhooks); a
+/// truncating checkpoint waits for them (up to the busy timeout) and empties it.
+pub(crate) const WAL_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// The least time between two checkpoints: each copies the pages changed since the last
 /// (a page changed many times meanwhile is copied once) and syncs the database file.
 const CHECKPOINT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
@@ -346,15 +355,22 @@ impl Checkpointer {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
         conn.execute_batch(&format!(
-            "PRAGMA synchronous={sync}; PRAGMA wal_autocheckpoint=0;"
+            "PRAGMA synchronous={sync}; PRAGMA wal_autocheckpoint=0; \
+             PRAGMA journal_size_limit={WAL_LIMIT};"
         ))
         .map_err(backend)?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::path::PathBuf::from(wal);
         let (nudges, rx) = std::sync::mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
                 while rx.recv().is_ok() {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    let over = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT);
+                    let mode = if over { "TRUNCATE" } else { "PASSIVE" };
+                    if let Err(e) =
+                        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
                     {
                         tracing::warn!(error = %e, "a WAL checkpoint failed; the next one retries");
                     }

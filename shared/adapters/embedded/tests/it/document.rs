@@ -118,3 +118,58 @@ async fn commits_are_checkpointed_into_the_database_while_open() {
     }
     drop(store);
 }
+
+/// The write-ahead log stays bounded under a steady load with readers always at work: once
+/// it passes its limit (64 MiB) a checkpoint waits for the readers and truncates it, so the
+/// file does not stay at its high-water mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_write_ahead_log_is_bounded_while_readers_keep_reading() {
+    use ports::{DocumentStore as _, WriteOp};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("documents.db");
+    let store = Arc::new(SqliteDocumentStore::open(&path, Durability::Normal).unwrap());
+    let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let (store, reading) = (store.clone(), reading.clone());
+        readers.push(tokio::spawn(async move {
+            while reading.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = store.read("c", "p", "d-1").await;
+            }
+        }));
+    }
+    // About 100 MiB of documents, in batches of 1 MiB.
+    let payload = "x".repeat(64 * 1024);
+    let wal = dir.path().join("documents.db-wal");
+    let mut peak = 0;
+    for batch in 0..100 {
+        let ops = (0..16)
+            .map(|i| {
+                WriteOp::upsert(
+                    format!("d-{}", batch * 16 + i),
+                    serde_json::json!({"v": payload}),
+                )
+            })
+            .collect();
+        store.batch("c", "p", ops).await.unwrap();
+        peak = peak.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    reading.store(false, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.unwrap();
+    }
+    // Let the last checkpoint run.
+    let limit = 64 * 1024 * 1024;
+    let mut size = u64::MAX;
+    for _ in 0..100 {
+        size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if size <= limit {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        size <= limit,
+        "the WAL stayed at {size} bytes (peak {peak})"
+    );
+}
