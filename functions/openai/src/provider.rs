@@ -11,7 +11,8 @@
 //! throttled or failed one is safe to repeat. Answers: OpenAI's error body
 //! (`{"error":{message,type,param,code}}`) goes into the failure, redacted, with its `code`;
 //! a 429 is a rate limit whose wait comes from `retry-after` or the `x-ratelimit-reset-*`
-//! durations (`6m0s`, the pipeline reads them) — except `insufficient_quota`, which no wait
+//! durations (`6m0s`, the pipeline reads them; a success whose `x-ratelimit-remaining-*` is 0
+//! holds the connection's calls until that reset too, so the gateway falls back at once) — except `insufficient_quota`, which no wait
 //! cures: never retried (another connection may still serve the model).
 
 use async_trait::async_trait;

@@ -104,6 +104,25 @@ pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     hint.map(|d| d.min(MAX_HINT))
 }
 
+/// A successful answer that says the quota is spent (a `…remaining…` count of 0: OpenAI's
+/// requests or tokens, GitHub's, HubSpot's): how long until it resets ([`retry_hint`]'s
+/// reading of the reset headers). `None` while anything remains, or when nothing says.
+pub fn exhausted_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let spent = headers.iter().any(|(name, value)| {
+        name.as_str().contains("ratelimit-remaining")
+            && value.to_str().is_ok_and(|v| v.trim() == "0")
+    });
+    if !spent {
+        return None;
+    }
+    // Only the reset headers speak here: a `Retry-After` on a success means nothing.
+    let mut resets = headers.clone();
+    for name in ["retry-after", "retry-after-ms", "x-ms-retry-after-ms"] {
+        resets.remove(name);
+    }
+    retry_hint(&resets, now)
+}
+
 /// OpenAI's reset hints: the longest reset among the exhausted limits.
 fn openai_reset<'h>(text: &impl Fn(&'static str) -> Option<&'h str>) -> Option<Duration> {
     let limits = [

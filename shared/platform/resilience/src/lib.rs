@@ -318,6 +318,17 @@ struct KeyState {
     budget: TpsBudget,
 }
 
+impl KeyState {
+    /// Nobody calls the vendor for this key for `wait` (the longest wait asked wins).
+    fn block_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut blocked = self.blocked_until.lock().unwrap_or_else(|p| p.into_inner());
+        if blocked.is_none_or(|b| b < until) {
+            *blocked = Some(until);
+        }
+    }
+}
+
 /// The pipeline. One per app, shared by every call.
 pub struct Pipeline {
     policy: Policy,
@@ -398,6 +409,12 @@ impl Pipeline {
         F: Fn() -> reqwest::RequestBuilder,
     {
         let (response, attempts) = self.execute(call, |_| http_attempt(&call, &build)).await?;
+        // A success that spent the vendor's quota (OpenAI's `x-ratelimit-remaining-*: 0`
+        // with its `6m0s` reset): nobody calls it for this key before the reset, as after
+        // a 429, so the next call fails fast (or falls over) instead of being refused.
+        if let Some(wait) = hints::exhausted_hint(&response.headers, std::time::SystemTime::now()) {
+            self.state(call.key).block_for(wait);
+        }
         Ok(VendorResponse {
             attempts,
             ..response
@@ -472,14 +489,7 @@ impl Pipeline {
                     if failure.class == FailureClassification::RateLimited
                         && let Some(after) = failure.retry_after
                     {
-                        let until = Instant::now() + after;
-                        let mut blocked = state
-                            .blocked_until
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner());
-                        if blocked.is_none_or(|b| b < until) {
-                            *blocked = Some(until);
-                        }
+                        state.block_for(after);
                     }
                     (failure, maybe_processed)
                 }

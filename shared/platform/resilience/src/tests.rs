@@ -205,6 +205,80 @@ async fn a_long_retry_after_blocks_the_key_without_calling_the_vendor() {
 }
 
 #[tokio::test]
+async fn a_success_that_spends_the_quota_blocks_the_key_until_its_reset() {
+    let mut spent = step(200);
+    spent
+        .headers
+        .push(("x-ratelimit-remaining-requests", "0".into()));
+    spent
+        .headers
+        .push(("x-ratelimit-reset-requests", "6m0s".into()));
+    let mut plenty = step(200);
+    plenty
+        .headers
+        .push(("x-ratelimit-remaining-requests", "4999".into()));
+    plenty
+        .headers
+        .push(("x-ratelimit-reset-requests", "12ms".into()));
+    let (url, v) = vendor(vec![plenty, spent, step(200)]).await;
+    let p = Pipeline::new(fast_policy());
+    let key = CallKey::new("t1", "openai");
+    let http = client();
+    let send = || {
+        p.send(Call::new(&key, Safety::Safe, &HttpStatus), || {
+            http.get(&url)
+        })
+    };
+    send().await.expect("quota left");
+    send().await.expect("the last request of the quota");
+    // The vendor said none remain for six minutes: no call reaches it meanwhile.
+    let err = send().await.unwrap_err();
+    assert_eq!(err.class(), FailureClassification::RateLimited);
+    assert_eq!(err.attempts, 0);
+    assert!(err.failure.retry_after.unwrap() > Duration::from_secs(350));
+    assert_eq!(v.calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn only_a_spent_count_makes_a_success_a_hint() {
+    let now = std::time::SystemTime::now();
+    let headers = |pairs: &[(&'static str, &str)]| {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    };
+    assert_eq!(
+        hints::exhausted_hint(&headers(&[("x-ratelimit-reset-requests", "1s")]), now),
+        None,
+        "a reset alone says nothing"
+    );
+    assert_eq!(
+        hints::exhausted_hint(
+            &headers(&[
+                ("retry-after", "30"),
+                ("x-ratelimit-remaining-tokens", "10")
+            ]),
+            now
+        ),
+        None
+    );
+    assert_eq!(
+        hints::exhausted_hint(
+            &headers(&[
+                ("x-ratelimit-remaining-tokens", "0"),
+                ("x-ratelimit-reset-tokens", "1.5s"),
+                ("retry-after", "600"),
+            ]),
+            now
+        ),
+        Some(Duration::from_millis(1500)),
+        "the reset, not a retry-after on a success"
+    );
+}
+
+#[tokio::test]
 async fn auth_and_validation_failures_are_not_retried() {
     let (url, v) = vendor(vec![step(401)]).await;
     let p = Pipeline::new(fast_policy());
