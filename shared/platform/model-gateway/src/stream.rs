@@ -420,6 +420,58 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever bytes an upstream sends, the decoder never panics and holds no more than
+        /// its bound.
+        #[test]
+        fn any_bytes_are_decoded_without_panic(chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..16)) {
+            let mut d = SseDecoder::default();
+            for c in &chunks {
+                if !d.push(c) {
+                    break;
+                }
+                while d.next_event().is_some() {}
+            }
+        }
+
+        /// Events come out the same however the bytes are cut into chunks.
+        #[test]
+        fn events_do_not_depend_on_where_chunks_are_cut(
+            events in proptest::collection::vec(("[a-z.]{0,12}", "[ -~]{0,40}"), 1..8),
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+            crlf: bool,
+        ) {
+            let end = if crlf { "\r\n" } else { "\n" };
+            let mut wire = String::new();
+            for (name, data) in &events {
+                if !name.is_empty() {
+                    wire.push_str(&format!("event: {name}{end}"));
+                }
+                wire.push_str(&format!("data: {data}{end}{end}"));
+            }
+            let bytes = wire.as_bytes();
+            let mut points: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+            points.sort_unstable();
+            let mut d = SseDecoder::default();
+            let mut seen = Vec::new();
+            let mut from = 0;
+            for p in points.into_iter().chain([bytes.len()]) {
+                d.push(&bytes[from..p]);
+                seen.extend(std::iter::from_fn(|| d.next_event()));
+                from = p;
+            }
+            let expected: Vec<SseEvent> = events
+                .iter()
+                .map(|(name, data)| SseEvent {
+                    event: (!name.is_empty()).then(|| name.clone()),
+                    // One leading space after the colon is the separator, not data.
+                    data: data.clone(),
+                })
+                .collect();
+            proptest::prop_assert_eq!(seen, expected);
+        }
+    }
+
     #[test]
     fn a_line_without_end_is_bounded() {
         let mut d = SseDecoder::default();
