@@ -193,4 +193,32 @@ mod tests {
             assert_eq!(base_url(&s, bad).unwrap_err().name, bad);
         }
     }
+
+    proptest::proptest! {
+        /// Any value: typed or refused with a bounded, quoted prefix, never a panic; a
+        /// number in range reads back as itself.
+        #[test]
+        fn any_value_is_read_or_refused_with_a_bounded_prefix(value in "\\PC{0,200}", n in 0u64..10_000) {
+            let s = [("V", value.as_str())];
+            match integer(&s, "V", 0u64..=5_000) {
+                Ok(_) => {}
+                // At most SHOWN characters of the value (and `…`), each at most ten once
+                // escaped (`\\u{10ffff}`), in quotes.
+                Err(e) => proptest::prop_assert!(
+                    e.shown.chars().count() <= (SHOWN + 1) * 10 + 2,
+                    "{}",
+                    e.shown
+                ),
+            }
+            let _ = base_url(&s, "V");
+            let text = n.to_string();
+            let s = [("N", text.as_str())];
+            let read = integer(&s, "N", 0u64..=5_000);
+            if n <= 5_000 {
+                proptest::prop_assert_eq!(read.unwrap(), Some(n));
+            } else {
+                proptest::prop_assert!(read.is_err());
+            }
+        }
+    }
 }
