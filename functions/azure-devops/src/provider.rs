@@ -35,7 +35,7 @@ use integration_kit::{
 };
 use reqwest::header::{ACCEPT, HeaderMap};
 use reqwest::{Method, StatusCode};
-use resilience::{CallError, Classifier, Safety, Verdict, classify_status};
+use resilience::{CallError, Classifier, Safety, Verdict};
 use serde_json::{Value, json};
 
 use crate::{
@@ -571,11 +571,10 @@ struct Answers<'s> {
 
 impl Classifier for Answers<'_> {
     fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let mut failure = match classify_status(status, headers) {
-            Verdict::Success => return Verdict::Success,
-            Verdict::Failure(f) => f,
+        let Some((mut failure, error)) = integration_kit::failed_answer(status, headers, body)
+        else {
+            return Verdict::Success;
         };
-        let error: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let message = error["message"].as_str().unwrap_or_default();
         if message.starts_with("TF400733") {
             failure.class = FailureClassification::RateLimited;

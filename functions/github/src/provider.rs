@@ -28,7 +28,7 @@ use integration_kit::{
 };
 use reqwest::header::{ACCEPT, HeaderMap, USER_AGENT};
 use reqwest::{Method, StatusCode};
-use resilience::{CallError, Classifier, Safety, Verdict, classify_status};
+use resilience::{CallError, Classifier, Safety, Verdict};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
@@ -718,14 +718,13 @@ fn rate_limited(status: StatusCode, headers: &HeaderMap) -> bool {
 
 impl Classifier for Answers<'_> {
     fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let mut failure = match classify_status(status, headers) {
-            Verdict::Success => return Verdict::Success,
-            Verdict::Failure(f) => f,
+        let Some((mut failure, error)) = integration_kit::failed_answer(status, headers, body)
+        else {
+            return Verdict::Success;
         };
         if rate_limited(status, headers) {
             failure.class = FailureClassification::RateLimited;
         }
-        let error: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let mut words = error["message"].as_str().unwrap_or_default().to_owned();
         if let Some(errors) = error["errors"].as_array() {
             for e in errors.iter().take(3) {

@@ -32,7 +32,6 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use resilience::{
     CallError, Classifier, Safety, StreamTimeouts, VendorFailure, VendorStream, Verdict,
-    classify_status,
 };
 use serde_json::Value;
 
@@ -308,11 +307,10 @@ struct Answers<'s> {
 
 impl Classifier for Answers<'_> {
     fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let mut failure = match classify_status(status, headers) {
-            Verdict::Success => return Verdict::Success,
-            Verdict::Failure(f) => f,
+        let Some((mut failure, error)) = integration_kit::failed_answer(status, headers, body)
+        else {
+            return Verdict::Success;
         };
-        let error: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         failure.message = answered(
             "ollama",
             status.as_u16(),

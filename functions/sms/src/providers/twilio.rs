@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use domain::{ConnectionConfig, CredentialKind, FailureClassification};
 use integration_kit::{InputError, Provider, ProviderCall, call_failed, malformed};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict, classify_status};
+use resilience::{CallError, Classifier, Safety, VendorFailure, Verdict};
 use serde_json::Value;
 
 use super::{segments, vendor_text};
@@ -98,11 +98,10 @@ impl Classifier for Answers<'_> {
         headers: &reqwest::header::HeaderMap,
         body: &[u8],
     ) -> Verdict {
-        let mut failure = match classify_status(status, headers) {
-            Verdict::Success => return Verdict::Success,
-            Verdict::Failure(f) => f,
+        let Some((mut failure, error)) = integration_kit::failed_answer(status, headers, body)
+        else {
+            return Verdict::Success;
         };
-        let error: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let code = number(&error["code"]);
         if code == Some(TOO_MANY_REQUESTS) {
             failure.class = FailureClassification::RateLimited;

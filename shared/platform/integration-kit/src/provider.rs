@@ -181,6 +181,22 @@ pub fn fail(class: FailureClassification, message: impl Into<String>) -> CallErr
     }
 }
 
+/// Where a JSON vendor's classifier starts: `None` for a success; else the status's failure
+/// ([`resilience::classify_status`]) and the body as JSON (`Null` when it is not JSON), for
+/// the classifier to refine.
+pub fn failed_answer(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Option<(VendorFailure, Value)> {
+    match resilience::classify_status(status, headers) {
+        resilience::Verdict::Success => None,
+        resilience::Verdict::Failure(f) => {
+            Some((f, serde_json::from_slice(body).unwrap_or(Value::Null)))
+        }
+    }
+}
+
 /// A failure's message for a vendor's answer: `"<vendor> answered <status>"`, then its own
 /// words (through [`vendor_text`]) when it gave any.
 pub fn answered(vendor: &str, status: u16, words: &str, secrets: &[&str]) -> String {

@@ -7,9 +7,7 @@ use domain::FailureClassification;
 use integration_kit::{ProviderCall, answered, malformed, vendor_text};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use resilience::{
-    CallError, Classifier, Safety, StreamTimeouts, VendorResponse, Verdict, classify_status,
-};
+use resilience::{CallError, Classifier, Safety, StreamTimeouts, VendorResponse, Verdict};
 use serde_json::Value;
 
 use crate::error::INSUFFICIENT_QUOTA;
@@ -137,11 +135,10 @@ impl<'s> Answers<'s> {
 
 impl Classifier for Answers<'_> {
     fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let mut failure = match classify_status(status, headers) {
-            Verdict::Success => return Verdict::Success,
-            Verdict::Failure(f) => f,
+        let Some((mut failure, error)) = integration_kit::failed_answer(status, headers, body)
+        else {
+            return Verdict::Success;
         };
-        let error: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let error = &error["error"];
         let code = error["code"]
             .as_str()
