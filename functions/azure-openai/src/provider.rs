@@ -135,16 +135,13 @@ impl Provider for AzureOpenAi {
     /// The resource's model list: any valid credential may read it, at no cost.
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
         send(call, Target::Models, None, |r| async move {
-            r.object(call, "data", "model list").await.map(drop)
+            r.models(call).await
         })
         .await
     }
 
     fn serves(served: &mut Served<Self>) {
-        served
-            .operation::<model_gateway::Complete>()
-            .operation::<model_gateway::Embed>()
-            .config::<AzureConfig>();
+        model_gateway::serve::<Self, AzureConfig>(served);
     }
 }
 
@@ -154,7 +151,7 @@ model_gateway::serves_model_operations!(AzureOpenAi);
 impl ModelProvider for AzureOpenAi {
     async fn chat(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
         send(call, Target::Chat, Some(body), |r| async move {
-            r.object(call, "choices", "chat completion").await
+            r.completion(call).await
         })
         .await
     }
@@ -176,7 +173,7 @@ impl ModelProvider for AzureOpenAi {
 
     async fn respond(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
         send(call, Target::Responses, Some(body), |r| async move {
-            r.object(call, "output", "response").await
+            r.response(call).await
         })
         .await
     }
@@ -195,7 +192,7 @@ impl ModelProvider for AzureOpenAi {
 
     async fn embed(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
         send(call, Target::Embeddings, Some(body), |r| async move {
-            r.object(call, "data", "embeddings").await
+            r.embeddings(call).await
         })
         .await
     }

@@ -100,10 +100,7 @@ impl Provider for Ollama {
     }
 
     fn serves(served: &mut Served<Self>) {
-        served
-            .operation::<model_gateway::Complete>()
-            .operation::<model_gateway::Embed>()
-            .config::<OllamaConfig>();
+        model_gateway::serve::<Self, OllamaConfig>(served);
     }
 }
 

@@ -77,16 +77,12 @@ impl Provider for OpenAi {
     /// `GET /models`: any valid key may list models, at no cost.
     async fn test_connection(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
         request(call, Method::GET, "/models", None)?
-            .object(call, "data", "model list")
+            .models(call)
             .await
-            .map(drop)
     }
 
     fn serves(served: &mut Served<Self>) {
-        served
-            .operation::<model_gateway::Complete>()
-            .operation::<model_gateway::Embed>()
-            .config::<OpenAiConfig>();
+        model_gateway::serve::<Self, OpenAiConfig>(served);
     }
 }
 
@@ -96,7 +92,7 @@ model_gateway::serves_model_operations!(OpenAi);
 impl ModelProvider for OpenAi {
     async fn chat(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
         request(call, Method::POST, "/chat/completions", Some(body))?
-            .object(call, "choices", "chat completion")
+            .completion(call)
             .await
     }
 
@@ -120,7 +116,7 @@ impl ModelProvider for OpenAi {
     /// `POST /responses`: the `response` object.
     async fn respond(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
         request(call, Method::POST, "/responses", Some(body))?
-            .object(call, "output", "response")
+            .response(call)
             .await
     }
 
@@ -138,7 +134,7 @@ impl ModelProvider for OpenAi {
 
     async fn embed(&self, call: &ProviderCall<'_>, body: &Value) -> Result<Value, CallError> {
         request(call, Method::POST, "/embeddings", Some(body))?
-            .object(call, "data", "embeddings")
+            .embeddings(call)
             .await
     }
 }

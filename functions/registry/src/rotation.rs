@@ -186,8 +186,10 @@ pub(crate) async fn start(
         started_at: now,
         finished_at: None,
     };
-    if retester.is_none() {
-        // Nobody will answer a re-test: say so now, as the app would.
+    // Who answers: the app that re-tests the provider (a re-test request and the saga's
+    // deadline go out with the rotation), or nobody, and the rotation says so now, as the
+    // app would.
+    let (messages, events) = if retester.is_none() {
         let events = credential.promote(rotation_id, now).map_err(transition)?;
         rotation.status = RotationStatus::Promoted;
         rotation.outcome = Some(RotationOutcome::NotSupported);
@@ -196,50 +198,32 @@ pub(crate) async fn start(
             credential.provider_key()
         ));
         rotation.finished_at = Some(now);
-        let ops = vec![
-            WriteOp::replace(
-                credential_doc_id(&credential_id),
-                document(&credential, CREDENTIAL)?,
-                Some(etag),
-            ),
-            WriteOp::create(
-                rotation_doc_id(&rotation_id),
-                document(&rotation, ROTATION)?,
-            ),
+        (Vec::new(), events)
+    } else {
+        let subject = format!("credentials/{credential_id}");
+        let request = RetestRequested {
+            rotation_id,
+            credential_id,
+            connection_id: credential.connection_id(),
+            provider_key: credential.provider_key().clone(),
+            pending_secret: pending.clone(),
+            reply_to: CREDENTIAL_ROTATIONS_QUEUE.to_owned(),
+        };
+        let request = envelope_for(tenant, RETEST_REQUESTED, subject.clone(), &request)?;
+        let deadline = envelope_for(
+            tenant,
+            ROTATION_TIMEOUT,
+            subject,
+            &RotationTimeout { rotation_id },
+        )?;
+        let due = now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::minutes(5));
+        let messages = vec![
+            outbox::outbox_write(&request, &runs_queue(app)),
+            outbox::outbox_write_at(&deadline, CREDENTIAL_ROTATIONS_QUEUE, Some(due)),
         ];
-        if let Err(e) = commit(
-            ctx,
-            tenant.as_str(),
-            ops,
-            &events,
-            "the credential changed meanwhile; try again",
-        )
-        .await
-        {
-            let _ = custody.discard(&pending).await;
-            return Err(e);
-        }
-        tracing::info!(tenant = %tenant, credential = %credential_id, rotation = %rotation_id, "rotation promoted untested: no app re-tests the provider");
-        return Ok((rotation_id, RotationStatus::Promoted));
-    }
-    let subject = format!("credentials/{credential_id}");
-    let request = RetestRequested {
-        rotation_id,
-        credential_id,
-        connection_id: credential.connection_id(),
-        provider_key: credential.provider_key().clone(),
-        pending_secret: pending.clone(),
-        reply_to: CREDENTIAL_ROTATIONS_QUEUE.to_owned(),
+        (messages, Vec::new())
     };
-    let request = envelope_for(tenant, RETEST_REQUESTED, subject.clone(), &request)?;
-    let deadline = envelope_for(
-        tenant,
-        ROTATION_TIMEOUT,
-        subject,
-        &RotationTimeout { rotation_id },
-    )?;
-    let due = now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::minutes(5));
-    let ops = vec![
+    let mut ops = vec![
         WriteOp::replace(
             credential_doc_id(&credential_id),
             document(&credential, CREDENTIAL)?,
@@ -249,14 +233,13 @@ pub(crate) async fn start(
             rotation_doc_id(&rotation_id),
             document(&rotation, ROTATION)?,
         ),
-        outbox::outbox_write(&request, &runs_queue(app)),
-        outbox::outbox_write_at(&deadline, CREDENTIAL_ROTATIONS_QUEUE, Some(due)),
     ];
+    ops.extend(messages);
     if let Err(e) = commit(
         ctx,
         tenant.as_str(),
         ops,
-        &[],
+        &events,
         "the credential changed meanwhile; try again",
     )
     .await
@@ -264,8 +247,12 @@ pub(crate) async fn start(
         let _ = custody.discard(&pending).await;
         return Err(e);
     }
-    tracing::info!(tenant = %tenant, credential = %credential_id, rotation = %rotation_id, app, "rotation started");
-    Ok((rotation_id, RotationStatus::Testing))
+    if rotation.status == RotationStatus::Promoted {
+        tracing::info!(tenant = %tenant, credential = %credential_id, rotation = %rotation_id, "rotation promoted untested: no app re-tests the provider");
+    } else {
+        tracing::info!(tenant = %tenant, credential = %credential_id, rotation = %rotation_id, app, "rotation started");
+    }
+    Ok((rotation_id, rotation.status))
 }
 
 /// Rotates a refresh-token credential by itself: one refresh grant against its token

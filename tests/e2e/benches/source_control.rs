@@ -39,11 +39,7 @@ struct Counts {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(run());
+    support::block_on(run());
 }
 
 /// GitHub: installation tokens for App JWTs, and one repository.

@@ -338,14 +338,7 @@ async fn attempt(
                     tenant = %tenant, run = %stored.run.id(), connection = %connection.id(),
                     provider = provider.key(), class = ?e.class(), "a provider call failed"
                 );
-                let fails_over = matches!(
-                    e.class(),
-                    FailureClassification::Transient
-                        | FailureClassification::Timeout
-                        | FailureClassification::CircuitOpen
-                        | FailureClassification::RateLimited
-                        | FailureClassification::Auth
-                );
+                let fails_over = crate::fails_over(&e);
                 let e = CallError {
                     failure: VendorFailure {
                         message: message.as_str().to_owned(),

@@ -425,6 +425,20 @@ pub(crate) fn start_run_api(app: &VendorApp) -> serde_json::Value {
     })
 }
 
+/// Whether a failed call should go on to the tenant's next connection: the connection is
+/// down, throttled or refused its credential, not the request itself (which the next one
+/// would refuse too).
+pub fn fails_over(e: &resilience::CallError) -> bool {
+    matches!(
+        e.class(),
+        domain::FailureClassification::Transient
+            | domain::FailureClassification::Timeout
+            | domain::FailureClassification::CircuitOpen
+            | domain::FailureClassification::RateLimited
+            | domain::FailureClassification::Auth
+    )
+}
+
 /// The pipeline key of calls through a connection. Breakers, limiters and budgets are per
 /// tenant and provider, and within that per connection: a tenant's two accounts at one
 /// vendor (or two regions) fail and throttle independently, and failover between them must

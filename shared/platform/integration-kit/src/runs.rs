@@ -298,17 +298,8 @@ async fn queue(
         },
         Utc::now(),
     );
-    let mut stored = StoredRun {
-        run,
-        request: fingerprint.clone(),
-        served_by: None,
-        served_by_provider: None,
-        failovers: Vec::new(),
-        delivery: None,
-        output: None,
-        output_ref: None,
-        waiting: None,
-    };
+    let mut stored = StoredRun::new(run);
+    stored.request = fingerprint.clone();
     // A waited run is executed by this request, so it is committed already started (its
     // first attempt `running`): the executor's rule that the vendor is called only once
     // `running` is durable holds, one commit sooner.

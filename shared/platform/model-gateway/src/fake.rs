@@ -82,10 +82,7 @@ impl Provider for FakeModel {
     }
 
     fn serves(served: &mut Served<Self>) {
-        served
-            .operation::<crate::Complete>()
-            .operation::<crate::Embed>()
-            .config::<FakeConfig>();
+        crate::serve::<Self, FakeConfig>(served);
     }
 }
 

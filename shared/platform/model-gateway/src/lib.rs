@@ -179,6 +179,19 @@ impl<'de> serde::Deserialize<'de> for EmbedRequest {
     }
 }
 
+/// What every model provider serves (its `Provider::serves`): `complete` and `embed`
+/// ([`serves_model_operations!`]), with its connections' config `C`.
+pub fn serve<P, C>(served: &mut integration_kit::Served<P>)
+where
+    P: Provider + integration_kit::Serves<Complete> + integration_kit::Serves<Embed> + 'static,
+    C: integration_kit::ProviderConfig,
+{
+    served
+        .operation::<Complete>()
+        .operation::<Embed>()
+        .config::<C>();
+}
+
 /// What every model provider's `Serves<Complete>` does: the connection's name for the model
 /// (an alias resolved), then [`ModelProvider::chat`].
 pub async fn complete<P: ModelProvider + ?Sized>(

@@ -309,18 +309,12 @@ impl ClassifyName for serde_json::Error {
 }
 
 /// Whether a failed call should go on to the tenant's next connection serving the model:
-/// the connection is down, throttled, out of quota or refused its credential; never when
-/// the request itself was refused (another connection would refuse it too).
+/// what fails a run over ([`integration_kit::fails_over`]), and also a model that answered
+/// nonsense or an account out of quota (another connection may still serve the model).
 fn falls_back(e: &CallError) -> bool {
-    matches!(
-        e.class(),
-        FailureClassification::Transient
-            | FailureClassification::Timeout
-            | FailureClassification::CircuitOpen
-            | FailureClassification::RateLimited
-            | FailureClassification::Auth
-            | FailureClassification::VendorError
-    ) || e.failure.vendor_code.as_deref() == Some(crate::error::INSUFFICIENT_QUOTA)
+    integration_kit::fails_over(e)
+        || e.class() == FailureClassification::VendorError
+        || e.failure.vendor_code.as_deref() == Some(crate::error::INSUFFICIENT_QUOTA)
 }
 
 async fn chat_completions(
@@ -622,7 +616,7 @@ async fn call_model(
     };
     let (answer, used) = match &result {
         Ok(answer) => (
-            Ok(asked.named((StatusCode::OK, Json(answer.clone())).into_response())),
+            Ok(asked.named((StatusCode::OK, Json(answer)).into_response())),
             Used::Reported(Tokens::of(answer)),
         ),
         Err(e) => (

@@ -57,7 +57,7 @@ impl Request<'_> {
 
     /// Sends it and reads the answer as a JSON object that has `field` (`choices`,
     /// `data`); `what` names the answer in the failure.
-    pub async fn object(
+    async fn object(
         &self,
         call: &ProviderCall<'_>,
         field: &str,
@@ -70,6 +70,26 @@ impl Request<'_> {
             return Err(malformed(&format!("the {what} has no {field}")));
         }
         Ok(value)
+    }
+
+    /// A chat completion (an object with `choices`).
+    pub async fn completion(&self, call: &ProviderCall<'_>) -> Result<Value, CallError> {
+        self.object(call, "choices", "chat completion").await
+    }
+
+    /// Embeddings (a list with `data`).
+    pub async fn embeddings(&self, call: &ProviderCall<'_>) -> Result<Value, CallError> {
+        self.object(call, "data", "embeddings").await
+    }
+
+    /// A Responses API response (an object with `output`).
+    pub async fn response(&self, call: &ProviderCall<'_>) -> Result<Value, CallError> {
+        self.object(call, "output", "response").await
+    }
+
+    /// A model list (with `data`): what a connection test reads.
+    pub async fn models(&self, call: &ProviderCall<'_>) -> Result<(), CallError> {
+        self.object(call, "data", "model list").await.map(drop)
     }
 
     /// Sends it with `stream: true` in the body and reads OpenAI's server-sent chunks.

@@ -100,17 +100,22 @@ impl FakeOpenAi {
             .route(&format!("{v1}/embeddings"), post(embeddings))
             .route(&format!("{v1}/responses"), post(responses));
         if azure {
-            app = app
-                .route("/openai/models", get(dated_models))
-                .route("/openai/responses", post(dated_responses))
-                .route(
-                    "/openai/deployments/{deployment}/chat/completions",
-                    post(dated_chat),
-                )
-                .route(
-                    "/openai/deployments/{deployment}/embeddings",
-                    post(dated_embeddings),
-                );
+            // The dated API: the same handlers, behind its `api-version` and with the
+            // deployment from the path as the body's `model` ([`dated`]).
+            app = app.merge(
+                axum::Router::new()
+                    .route("/openai/models", get(models))
+                    .route("/openai/responses", post(responses))
+                    .route(
+                        "/openai/deployments/{deployment}/chat/completions",
+                        post(chat),
+                    )
+                    .route(
+                        "/openai/deployments/{deployment}/embeddings",
+                        post(embeddings),
+                    )
+                    .layer(axum::middleware::from_fn(dated)),
+            );
         }
         let app = app
             .fallback(|| async {
@@ -397,25 +402,6 @@ fn stream_of(frames: Vec<Result<Bytes, std::io::Error>>, delay: Duration, id: &s
         .unwrap_or_default()
 }
 
-async fn dated_responses(
-    state: State<Arc<Inner>>,
-    axum::extract::Query(v): axum::extract::Query<Version>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if v.api_version.is_none() {
-        return missing_version();
-    }
-    responses(state, headers, body).await
-}
-
-/// The dated API's `api-version`, required.
-#[derive(serde::Deserialize)]
-struct Version {
-    #[serde(rename = "api-version")]
-    api_version: Option<String>,
-}
-
 fn missing_version() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -423,17 +409,6 @@ fn missing_version() -> Response {
         Some("404"),
         "Resource not found",
     )
-}
-
-async fn dated_models(
-    state: State<Arc<Inner>>,
-    axum::extract::Query(v): axum::extract::Query<Version>,
-    headers: HeaderMap,
-) -> Response {
-    if v.api_version.is_none() {
-        return missing_version();
-    }
-    models(state, headers).await
 }
 
 /// The body of a dated call: the deployment from the path as its `model`.
@@ -447,30 +422,32 @@ fn with_deployment(body: &Bytes, deployment: &str) -> Bytes {
     }
 }
 
-async fn dated_chat(
-    state: State<Arc<Inner>>,
-    axum::extract::Path(deployment): axum::extract::Path<String>,
-    axum::extract::Query(v): axum::extract::Query<Version>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if v.api_version.is_none() {
+/// What the dated API adds before the handlers: a required `api-version` (404 without one,
+/// as Azure answers), and the deployment named in the path as the body's `model`.
+async fn dated(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let versioned = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("api-version=")));
+    if !versioned {
         return missing_version();
     }
-    chat(state, headers, with_deployment(&body, &deployment)).await
-}
-
-async fn dated_embeddings(
-    state: State<Arc<Inner>>,
-    axum::extract::Path(deployment): axum::extract::Path<String>,
-    axum::extract::Query(v): axum::extract::Query<Version>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if v.api_version.is_none() {
-        return missing_version();
-    }
-    embeddings(state, headers, with_deployment(&body, &deployment)).await
+    let deployment = request
+        .uri()
+        .path()
+        .strip_prefix("/openai/deployments/")
+        .and_then(|rest| rest.split('/').next())
+        .map(str::to_owned);
+    let Some(deployment) = deployment else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 16 << 20)
+        .await
+        .unwrap_or_default();
+    let request =
+        axum::extract::Request::from_parts(parts, Body::from(with_deployment(&body, &deployment)));
+    next.run(request).await
 }
 
 #[cfg(test)]

@@ -9,6 +9,15 @@ use app_context::AppRegistration;
 use integration_platform::{RunArgs, Runner};
 use serde_json::{Value, json};
 
+/// Runs a harness on a multi-threaded runtime.
+pub(crate) fn block_on<F: std::future::Future>(harness: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(harness)
+}
+
 /// A runner serving `apps` on a free port, with `values` as its settings' `Values`.
 pub(crate) struct Bench {
     pub(crate) runner: Runner,
