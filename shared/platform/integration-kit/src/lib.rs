@@ -274,6 +274,8 @@ pub(crate) struct Kit {
     pub(crate) max_wait: Option<Duration>,
     /// [`RUN_MAX_CHECK_INTERVAL_SETTING`].
     pub(crate) max_check_interval: Duration,
+    /// How old a direct call's `running` run must be for `SweepDirectRuns` to fail it.
+    pub(crate) direct_stale_after: Duration,
     /// Access tokens minted from connections' credentials ([`ProviderCall::access_token`]).
     pub(crate) tokens: TokenCache,
     /// Wakes requests waiting on a run (`Prefer: wait`) when its outcome commits.
@@ -473,6 +475,8 @@ impl VendorApp {
             max_wait,
             max_check_interval,
             identity,
+            sweep_schedule,
+            direct_stale_after,
         } = KitSettings::read(ctx, self.slug)?;
         // The pipeline's timeouts govern; the client's is a backstop.
         let http = guard.client(policy.attempt_timeout + Duration::from_secs(5));
@@ -488,6 +492,7 @@ impl VendorApp {
             self_url,
             max_wait,
             max_check_interval,
+            direct_stale_after,
             tokens: TokenCache::default().with_identity(identity),
             signals: signals::RunSignals::default(),
             rate_limits: moka::future::Cache::builder()
@@ -518,6 +523,7 @@ impl VendorApp {
             .unwrap_or_default();
         let polls = kit.app.providers.iter().any(|p| p.polls_receipts());
         let poll_kit = kit.clone();
+        let sweep_kit = kit.clone();
         let mut app = FunctionApp::new(slug);
         for (decl, handler) in connections::functions(&state)
             .into_iter()
@@ -529,17 +535,24 @@ impl VendorApp {
         {
             app = app.route(decl, handler);
         }
-        let app = app.function(
+        let mut app = app.function(
             FunctionDecl::queue("ExecuteRun", &runs_queue(slug)),
             move |inv| executor::handle(kit.clone(), inv),
         );
-        if !polls {
-            return Ok(app);
+        if polls {
+            app = app.function(
+                FunctionDecl::timer("PollReceipts", &poll_schedule),
+                move |inv| poll::poll(poll_kit.clone(), inv),
+            );
         }
-        Ok(app.function(
-            FunctionDecl::timer("PollReceipts", &poll_schedule),
-            move |inv| poll::poll(poll_kit.clone(), inv),
-        ))
+        // Only apps with their own routes make direct calls.
+        if sweep_kit.app.routes.is_some() {
+            app = app.function(
+                FunctionDecl::timer("SweepDirectRuns", &sweep_schedule),
+                move |inv| direct::sweep(sweep_kit.clone(), inv),
+            );
+        }
+        Ok(app)
     }
 }
 
@@ -555,6 +568,18 @@ struct KitSettings {
     max_check_interval: Duration,
     /// The platform's managed-identity endpoint, when the app has an identity.
     identity: Option<IdentityEndpoint>,
+    sweep_schedule: String,
+    direct_stale_after: Duration,
+}
+
+/// A six-field NCRONTAB schedule setting.
+fn schedule(ctx: &AppContext, name: &str, default: &str) -> Result<String, InvalidSetting> {
+    Ok(settings::parsed(ctx, name, |v| {
+        functions_runtime::ncrontab::Schedule::parse(v)
+            .map(|_| v.to_owned())
+            .map_err(|e| format!("a six-field NCRONTAB schedule ({e})"))
+    })?
+    .unwrap_or_else(|| default.to_owned()))
 }
 
 impl KitSettings {
@@ -566,12 +591,22 @@ impl KitSettings {
             guard: netguard::Guard::from_settings(ctx)?,
             max_run_attempts: settings::integer(ctx, MAX_RUN_ATTEMPTS_SETTING, 1u32..=50)?
                 .unwrap_or(DEFAULT_MAX_RUN_ATTEMPTS),
-            poll_schedule: settings::parsed(ctx, RECEIPTS_POLL_SCHEDULE_SETTING, |v| {
-                functions_runtime::ncrontab::Schedule::parse(v)
-                    .map(|_| v.to_owned())
-                    .map_err(|e| format!("a six-field NCRONTAB schedule ({e})"))
-            })?
-            .unwrap_or_else(|| DEFAULT_RECEIPTS_POLL_SCHEDULE.to_owned()),
+            poll_schedule: schedule(
+                ctx,
+                RECEIPTS_POLL_SCHEDULE_SETTING,
+                DEFAULT_RECEIPTS_POLL_SCHEDULE,
+            )?,
+            sweep_schedule: schedule(
+                ctx,
+                direct::DIRECT_RUNS_SWEEP_SCHEDULE_SETTING,
+                direct::DEFAULT_DIRECT_RUNS_SWEEP_SCHEDULE,
+            )?,
+            direct_stale_after: settings::seconds(
+                ctx,
+                direct::DIRECT_RUNS_STALE_AFTER_SETTING,
+                1..=7 * 24 * 3600,
+            )?
+            .unwrap_or(direct::DEFAULT_DIRECT_RUNS_STALE_AFTER),
             self_url: settings::base_url(ctx, &app_context::url_setting(slug))?,
             max_wait: settings::seconds(ctx, RUN_MAX_WAIT_SETTING, 60..=7 * 24 * 3600)?,
             max_check_interval: settings::seconds(ctx, RUN_MAX_CHECK_INTERVAL_SETTING, 1..=3600)?

@@ -85,6 +85,10 @@ pub(crate) struct StoredRun {
     /// A waiting run: what its provider needs to look again, and when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) waiting: Option<Waiting>,
+    /// A call answered in its request ([`crate::direct`]) whose outcome is not written yet:
+    /// what the `SweepDirectRuns` timer looks for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) direct: bool,
 }
 
 impl StoredRun {
@@ -100,6 +104,7 @@ impl StoredRun {
             output: None,
             output_ref: None,
             waiting: None,
+            direct: false,
         }
     }
 }

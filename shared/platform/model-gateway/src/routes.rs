@@ -17,7 +17,7 @@ use functions_runtime::FunctionDecl;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use integration_kit::Done;
-use integration_kit::direct::{Direct, DirectRun, Prepared};
+use integration_kit::direct::{Begun, Direct, DirectRun, Intent, Prepared};
 use resilience::CallError;
 use serde_json::{Value, json};
 
@@ -75,10 +75,13 @@ impl Gateway {
 
     /// The tenant's connections serving `model`, in priority order, with the name their
     /// upstream knows it by.
+    /// The tenant's connections that serve `model` for a call of `kind`, in priority order
+    /// (each has a provider here that takes the call).
     async fn serving(
         &self,
         tenant: &TenantId,
         model: &str,
+        kind: Kind,
     ) -> Result<Vec<(IntegrationConnection, String)>, OpenAiError> {
         let connections = self
             .direct
@@ -87,7 +90,10 @@ impl Gateway {
             .map_err(|_| OpenAiError::unavailable())?;
         Ok(connections
             .iter()
-            .filter(|c| self.provider(c.provider_key().as_str()).is_some())
+            .filter(|c| {
+                self.provider(c.provider_key().as_str())
+                    .is_some_and(|p| kind != Kind::Respond || p.serves_responses())
+            })
             .filter_map(|c| {
                 models_of(c.config())
                     .into_iter()
@@ -366,6 +372,10 @@ struct Asked {
     admission: Option<Admission>,
     /// The connections tried before the one that decided (the fallback chain).
     tried: Vec<String>,
+    /// The write of the run, `running`, beside the upstream call ([`Asked::durable`]).
+    begun: Option<Begun>,
+    /// Whether that write succeeded.
+    stored: bool,
 }
 
 /// What a call used, as far as is known when it ends.
@@ -380,6 +390,14 @@ pub(crate) enum Used {
 }
 
 impl Asked {
+    /// Waits until the run is durable (written `running` beside the upstream call): no
+    /// answer leaves before, so a process that dies after it leaves a run to sweep.
+    async fn durable(&mut self) {
+        if let Some(begun) = self.begun.take() {
+            self.stored = begun.stored().await;
+        }
+    }
+
     /// What `response` needs to name the run: `x-request-id`.
     fn named(&self, mut response: Response) -> Response {
         if let Ok(id) = HeaderValue::from_str(&self.run_id.to_string()) {
@@ -442,6 +460,7 @@ impl Asked {
             traceparent: self.traceparent,
             started_at: self.started_at,
             also: entry.into_iter().collect(),
+            begun: self.stored,
         };
         let direct = gateway.direct.clone();
         let quotas = gateway.quotas.clone();
@@ -487,9 +506,6 @@ async fn first_serving<T>(
         let Some(provider) = gateway.provider(connection.provider_key().as_str()) else {
             continue;
         };
-        if asked.kind == Kind::Respond && !provider.serves_responses() {
-            continue;
-        }
         let mut upstream_request = request.clone();
         upstream_request["model"] = json!(upstream);
         let result = match gateway
@@ -532,7 +548,7 @@ async fn call_model(
     let (tenant, subject) = tenant_of(caller).map_err(IntoResponse::into_response)?;
     let (request, model) = kind.read(body).map_err(IntoResponse::into_response)?;
     let candidates = gateway
-        .serving(&tenant, &model)
+        .serving(&tenant, &model, kind)
         .await
         .map_err(IntoResponse::into_response)?;
     if candidates.is_empty() {
@@ -590,7 +606,18 @@ async fn call_model(
         started_at: chrono::Utc::now(),
         request,
         model,
+        begun: None,
+        stored: false,
     };
+    asked.begun = Some(gateway.direct.begin(Intent {
+        tenant: &asked.tenant,
+        run_id: asked.run_id,
+        operation: kind.operation(),
+        connection: &candidates[0].0,
+        input: &asked.request,
+        traceparent: &asked.traceparent,
+        started_at: asked.started_at,
+    }));
     if asked.request["stream"] == true {
         return match kind {
             Kind::Respond => stream_response(gateway, asked, candidates).await,
@@ -614,6 +641,7 @@ async fn call_model(
     else {
         return Err(OpenAiError::model_not_found(&asked.model).into_response());
     };
+    asked.durable().await;
     let (answer, used) = match &result {
         Ok(answer) => (
             Ok(asked.named((StatusCode::OK, Json(answer)).into_response())),
@@ -712,6 +740,7 @@ async fn stream_with<F: relay::Flavor>(
         return Err(OpenAiError::model_not_found(&asked.model).into_response());
     };
     let first_byte = asked.clock.elapsed();
+    asked.durable().await;
     match result {
         Ok((items, first)) => {
             let (tx, body) = relay::channel();

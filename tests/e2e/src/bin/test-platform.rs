@@ -1,5 +1,5 @@
-//! The local runner hosting the test-only `probe` app with the registry and the webhook
-//! gateway, for end-to-end tests that need a real process (crash safety).
+//! The local runner hosting the test-only `probe` app with the registry, the webhook
+//! gateway and vendor apps, for end-to-end tests that need a real process (crash safety).
 
 fn main() -> anyhow::Result<()> {
     integration_platform::main_with(&[
@@ -8,5 +8,6 @@ fn main() -> anyhow::Result<()> {
         webhook_gateway::registration(),
         sms::registration(),
         email::registration(),
+        openai::registration(),
     ])
 }

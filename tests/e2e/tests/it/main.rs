@@ -3,6 +3,7 @@
 mod azure_devops;
 mod crash;
 mod delivery_crash;
+mod direct_crash;
 mod email;
 mod entra;
 mod github;
