@@ -85,6 +85,7 @@ pub(crate) fn scheme_for(
         WebhookScheme::AzureDevops => "azureDevOps",
         WebhookScheme::EventGrid => "eventGrid",
         WebhookScheme::GenericHmac => "genericHmac",
+        WebhookScheme::Zendesk => "zendesk",
     };
     let mut config = match options {
         Value::Object(m) => m.clone(),

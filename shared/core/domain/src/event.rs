@@ -250,6 +250,38 @@ pub struct WebhookReceived {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// A record at a vendor changed (a CRM contact or deal, a support ticket), as the vendor's
+/// webhook said, for one of the tenant's connections. The three kinds share this data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordChanged {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The connection whose vendor sent it.
+    pub connection_id: ConnectionId,
+    /// Its provider.
+    pub provider_key: ProviderKey,
+    /// The vendor's id of the record (a HubSpot object id, a Zendesk ticket id).
+    pub record_id: String,
+    /// What changed, in the vendor's words (`contact.propertyChange`,
+    /// `zen:event-type:ticket.status_changed`).
+    pub change: String,
+    /// The property that changed, when the vendor names one (`status`, `email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub property: Option<String>,
+    /// Its new value, when the vendor gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The last run that touched the record, when the platform knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    /// The vendor's id of the event, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_event_id: Option<String>,
+    /// When the vendor says it happened (else when it was received).
+    pub occurred_at: DateTime<Utc>,
+}
+
 /// The kinds of [`DomainEvent`], for topology (subscription SQL filters) and decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
@@ -275,11 +307,17 @@ pub enum EventKind {
     WebhookDelivered,
     /// See [`WebhookReceived`].
     WebhookReceived,
+    /// A CRM contact changed ([`RecordChanged`]).
+    CrmContactChanged,
+    /// A CRM deal changed ([`RecordChanged`]).
+    CrmDealChanged,
+    /// A support ticket changed ([`RecordChanged`]).
+    SupportTicketChanged,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 14] = [
         Self::IntegrationConnectionEstablished,
         Self::IntegrationRunCompleted,
         Self::IntegrationFailed,
@@ -291,6 +329,9 @@ impl EventKind {
         Self::WebhookSubscriptionDisabled,
         Self::WebhookDelivered,
         Self::WebhookReceived,
+        Self::CrmContactChanged,
+        Self::CrmDealChanged,
+        Self::SupportTicketChanged,
     ];
 
     /// Kinds whose events never fan out to webhook subscriptions, whatever their content
@@ -319,6 +360,9 @@ impl EventKind {
             Self::WebhookSubscriptionDisabled => "connectsoft.integration.webhook.disabled.v1",
             Self::WebhookDelivered => "connectsoft.integration.webhook.delivered.v1",
             Self::WebhookReceived => "connectsoft.integration.webhook.received.v1",
+            Self::CrmContactChanged => "connectsoft.crm.contact.changed.v1",
+            Self::CrmDealChanged => "connectsoft.crm.deal.changed.v1",
+            Self::SupportTicketChanged => "connectsoft.support.ticket.changed.v1",
         }
     }
 
@@ -336,6 +380,9 @@ impl EventKind {
             Self::WebhookSubscriptionDisabled => "integration.webhook.disabled",
             Self::WebhookDelivered => "integration.webhook.delivered",
             Self::WebhookReceived => "integration.webhook.received",
+            Self::CrmContactChanged => "crm.contact.changed",
+            Self::CrmDealChanged => "crm.deal.changed",
+            Self::SupportTicketChanged => "support.ticket.changed",
         }
     }
 
@@ -366,6 +413,9 @@ impl EventKind {
 /// | `WebhookSubscriptionDisabled`      | `connectsoft.integration.webhook.disabled.v1`         | `integration.webhook.disabled`        | `subscriptions/sub_…`          |
 /// | `WebhookDelivered`                 | `connectsoft.integration.webhook.delivered.v1`        | `integration.webhook.delivered`       | `deliveries/dlv_…`             |
 /// | `WebhookReceived`                  | `connectsoft.integration.webhook.received.v1`         | `integration.webhook.received`        | `sources/src_…`                |
+/// | `CrmContactChanged`                | `connectsoft.crm.contact.changed.v1`                  | `crm.contact.changed`                 | `contacts/<vendor id>`         |
+/// | `CrmDealChanged`                   | `connectsoft.crm.deal.changed.v1`                     | `crm.deal.changed`                    | `deals/<vendor id>`            |
+/// | `SupportTicketChanged`             | `connectsoft.support.ticket.changed.v1`               | `support.ticket.changed`              | `tickets/<vendor id>`          |
 ///
 /// The type is `connectsoft.<short name>.v1`: the short name is what tenants see in webhook payloads and
 /// subscription filters, the `v1` versions the data schema. `IntegrationFailed` is a "failure recorded"
@@ -409,6 +459,15 @@ pub enum DomainEvent {
     /// An inbound webhook was received.
     #[serde(rename = "connectsoft.integration.webhook.received.v1")]
     WebhookReceived(WebhookReceived),
+    /// A CRM contact changed at the vendor.
+    #[serde(rename = "connectsoft.crm.contact.changed.v1")]
+    CrmContactChanged(RecordChanged),
+    /// A CRM deal changed at the vendor.
+    #[serde(rename = "connectsoft.crm.deal.changed.v1")]
+    CrmDealChanged(RecordChanged),
+    /// A support ticket changed at the vendor.
+    #[serde(rename = "connectsoft.support.ticket.changed.v1")]
+    SupportTicketChanged(RecordChanged),
 }
 
 impl DomainEvent {
@@ -428,6 +487,9 @@ impl DomainEvent {
             Self::WebhookSubscriptionDisabled(_) => EventKind::WebhookSubscriptionDisabled,
             Self::WebhookDelivered(_) => EventKind::WebhookDelivered,
             Self::WebhookReceived(_) => EventKind::WebhookReceived,
+            Self::CrmContactChanged(_) => EventKind::CrmContactChanged,
+            Self::CrmDealChanged(_) => EventKind::CrmDealChanged,
+            Self::SupportTicketChanged(_) => EventKind::SupportTicketChanged,
         }
     }
 
@@ -455,6 +517,9 @@ impl DomainEvent {
             Self::WebhookSubscriptionDisabled(e) => &e.tenant_id,
             Self::WebhookDelivered(e) => &e.tenant_id,
             Self::WebhookReceived(e) => &e.tenant_id,
+            Self::CrmContactChanged(e)
+            | Self::CrmDealChanged(e)
+            | Self::SupportTicketChanged(e) => &e.tenant_id,
         }
     }
 
@@ -474,6 +539,9 @@ impl DomainEvent {
             Self::WebhookSubscriptionDisabled(e) => format!("subscriptions/{}", e.subscription_id),
             Self::WebhookDelivered(e) => format!("deliveries/{}", e.delivery_id),
             Self::WebhookReceived(e) => format!("sources/{}", e.source_id),
+            Self::CrmContactChanged(e) => format!("contacts/{}", e.record_id),
+            Self::CrmDealChanged(e) => format!("deals/{}", e.record_id),
+            Self::SupportTicketChanged(e) => format!("tickets/{}", e.record_id),
         }
     }
 
@@ -491,6 +559,9 @@ impl DomainEvent {
             Self::WebhookSubscriptionDisabled(e) => e.occurred_at,
             Self::WebhookDelivered(e) => e.occurred_at,
             Self::WebhookReceived(e) => e.occurred_at,
+            Self::CrmContactChanged(e)
+            | Self::CrmDealChanged(e)
+            | Self::SupportTicketChanged(e) => e.occurred_at,
         }
     }
 
@@ -533,6 +604,9 @@ impl DomainEvent {
             Self::WebhookSubscriptionDisabled(e) => serde_json::to_vec(e),
             Self::WebhookDelivered(e) => serde_json::to_vec(e),
             Self::WebhookReceived(e) => serde_json::to_vec(e),
+            Self::CrmContactChanged(e)
+            | Self::CrmDealChanged(e)
+            | Self::SupportTicketChanged(e) => serde_json::to_vec(e),
         }
     }
 
@@ -577,6 +651,15 @@ impl DomainEvent {
             }
             EventKind::WebhookReceived => {
                 Self::WebhookReceived(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::CrmContactChanged => {
+                Self::CrmContactChanged(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::CrmDealChanged => {
+                Self::CrmDealChanged(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::SupportTicketChanged => {
+                Self::SupportTicketChanged(serde_json::from_slice(data).map_err(wrap)?)
             }
         })
     }

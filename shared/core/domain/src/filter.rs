@@ -57,15 +57,16 @@ impl EventName {
     }
 
     /// Whether only the platform may publish events of this name: the `integration.`
-    /// namespace and the design's event names (`IntegrationRunCompleted`, ...), in any case.
-    /// A subscriber can then trust that such an event came from the platform.
+    /// namespace, the names of the platform's events (`crm.contact.changed`, ...) and the
+    /// design's event names (`IntegrationRunCompleted`, ...), in any case. A subscriber can
+    /// then trust that such an event came from the platform.
     pub fn is_reserved(&self) -> bool {
         let name = self.0.to_ascii_lowercase();
         name == "integration"
             || name.starts_with("integration.")
-            || crate::EventKind::ALL
-                .iter()
-                .any(|k| format!("{k:?}").eq_ignore_ascii_case(&self.0))
+            || crate::EventKind::ALL.iter().any(|k| {
+                format!("{k:?}").eq_ignore_ascii_case(&self.0) || k.name() == name.as_str()
+            })
     }
 
     /// For names this crate defines and tests.

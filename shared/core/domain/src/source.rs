@@ -35,11 +35,13 @@ pub enum WebhookScheme {
     EventGrid,
     /// A plain HMAC-SHA256 of the body in a configurable header.
     GenericHmac,
+    /// `X-Zendesk-Webhook-Signature` over the timestamp and the body.
+    Zendesk,
 }
 
 impl WebhookScheme {
     /// Every scheme.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Github,
         Self::Stripe,
         Self::Twilio,
@@ -49,6 +51,7 @@ impl WebhookScheme {
         Self::AzureDevops,
         Self::EventGrid,
         Self::GenericHmac,
+        Self::Zendesk,
     ];
 
     /// The scheme as written in JSON.
@@ -63,6 +66,7 @@ impl WebhookScheme {
             Self::AzureDevops => "azure-devops",
             Self::EventGrid => "event-grid",
             Self::GenericHmac => "generic-hmac",
+            Self::Zendesk => "zendesk",
         }
     }
 }

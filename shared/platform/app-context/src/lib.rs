@@ -345,6 +345,7 @@ pub mod commands {
             "stripe" => "payment",
             "twilio" => "sms",
             "sendgrid" => "email",
+            "zendesk" => "support",
             _ => return None,
         })
     }

@@ -105,7 +105,7 @@ pub use tokens::{
     AccessToken, IDENTITY_ENDPOINT_SETTING, IDENTITY_HEADER_SETTING, IdentityEndpoint, TokenCache,
     TokenStats,
 };
-pub use vendor_webhooks::{VendorWebhook, WebhookEffect};
+pub use vendor_webhooks::{RecordChange, RecordKind, VendorWebhook, WebhookEffect};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -36,10 +36,12 @@ pub(crate) fn functions(state: &KitState) -> Vec<(FunctionDecl, MethodRouter)> {
     )]
 }
 
+/// The index from a vendor's message (or record) id to the last run that named it
+/// ([`Done::vendor_message_id`](crate::Done::vendor_message_id)).
 #[derive(Deserialize)]
-struct MessageIndex {
+pub(crate) struct MessageIndex {
     #[serde(rename = "runId")]
-    run_id: RunId,
+    pub(crate) run_id: RunId,
 }
 
 async fn receive(

@@ -55,6 +55,36 @@ pub enum WebhookEffect {
     },
     /// A delivery receipt, applied as a pushed one is.
     Receipt(Receipt),
+    /// A record at the vendor changed: published as an event for the tenant's
+    /// subscriptions, and merged into the last run that touched the record.
+    Changed(RecordChange),
+}
+
+/// What kind of record changed (each has its event: `crm.contact.changed`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    CrmContact,
+    CrmDeal,
+    SupportTicket,
+}
+
+/// A change of a record at the vendor ([`WebhookEffect::Changed`]).
+#[derive(Debug, Clone)]
+pub struct RecordChange {
+    pub kind: RecordKind,
+    /// The vendor's id of the record: also how the last run that touched it is found (the
+    /// id its output named through [`Done::vendor_message_id`]).
+    pub record_id: String,
+    /// What changed, in the vendor's words.
+    pub change: String,
+    pub property: Option<String>,
+    pub value: Option<String>,
+    /// When the vendor says it happened.
+    pub occurred_at: Option<chrono::DateTime<Utc>>,
+    pub vendor_event_id: Option<String>,
+    /// Fields set on the output of the last run that touched the record (a ticket's new
+    /// `status`); nothing when the app keeps no copy of the record.
+    pub patch: Option<serde_json::Map<String, Value>>,
 }
 
 impl WebhookEffect {
@@ -219,6 +249,9 @@ pub(crate) async fn handle(
                     .await
                     .map_err(|_| transient("a receipt could not be applied"))?;
             }
+            WebhookEffect::Changed(change) => {
+                record_changed(kit, tenant, &connection, change, traceparent.as_ref()).await?;
+            }
         }
     }
     if let Some(seen) = seen {
@@ -323,6 +356,68 @@ async fn end_wait(
                 kit.signals.finished(&index.run_id);
                 return Ok(());
             }
+            Err(PortError::PreconditionFailed) => continue,
+            Err(e) => return Err(transient(e)),
+        }
+    }
+    Err(transient("the run kept changing"))
+}
+
+/// Publishes a record's change and, with a patch, sets it on the output of the last run
+/// that touched the record, in one batch guarded by the run's etag.
+async fn record_changed(
+    kit: &Kit,
+    tenant: &TenantId,
+    connection: &IntegrationConnection,
+    change: RecordChange,
+    traceparent: Option<&TraceParent>,
+) -> Result<(), InvocationError> {
+    let provider = connection.provider_key().as_str();
+    let index = kit
+        .store
+        .read::<crate::receipts::MessageIndex>(
+            &kit.ctx,
+            tenant.as_str(),
+            &crate::store::vendor_message_doc_id(provider, &change.record_id),
+        )
+        .await
+        .map_err(|_| transient("the record's run could not be found"))?
+        .map(|(index, _)| index.run_id);
+    for _ in 0..5 {
+        let mut ops = Vec::new();
+        if let (Some(run), Some(patch)) = (index, &change.patch)
+            && let Some((mut stored, etag)) = kit
+                .store
+                .read::<StoredRun>(&kit.ctx, tenant.as_str(), &run_doc_id(&run))
+                .await
+                .map_err(|_| transient("the run could not be read"))?
+            && let Some(Value::Object(output)) = &mut stored.output
+        {
+            let before = output.clone();
+            output.extend(patch.clone());
+            if *output != before {
+                ops.push(run_write(&stored, etag)?);
+            }
+        }
+        let data = domain::RecordChanged {
+            tenant_id: tenant.clone(),
+            connection_id: connection.id(),
+            provider_key: connection.provider_key().clone(),
+            record_id: change.record_id.clone(),
+            change: change.change.clone(),
+            property: change.property.clone(),
+            value: change.value.clone(),
+            run_id: index,
+            vendor_event_id: change.vendor_event_id.clone(),
+            occurred_at: change.occurred_at.unwrap_or_else(Utc::now),
+        };
+        let event = match change.kind {
+            RecordKind::CrmContact => domain::DomainEvent::CrmContactChanged(data),
+            RecordKind::CrmDeal => domain::DomainEvent::CrmDealChanged(data),
+            RecordKind::SupportTicket => domain::DomainEvent::SupportTicketChanged(data),
+        };
+        match commit(kit, tenant, ops, &[event], traceparent).await {
+            Ok(()) => return Ok(()),
             Err(PortError::PreconditionFailed) => continue,
             Err(e) => return Err(transient(e)),
         }

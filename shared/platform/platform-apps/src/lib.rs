@@ -25,6 +25,7 @@ platform_apps!(
     openai::registration,
     azure_openai::registration,
     ollama::registration,
+    support::registration,
 );
 
 /// The providers each app has adapters for, as every handler gives them to the registry.

@@ -51,7 +51,9 @@ pub fn retry_after<'h>(
 ///    count is 0, one second when the secondly one is;
 /// 5. `ratelimit-reset` (the IETF draft's delta-seconds; Zendesk);
 /// 6. `x-ratelimit-reset`: seconds from now, or a Unix time when that large (GitHub,
-///    Braze); GitHub's is read only when `x-ratelimit-remaining` is 0 or absent.
+///    Braze); GitHub's is read only when `x-ratelimit-remaining` is 0 or absent;
+/// 7. Zendesk's per-minute account limit, `X-Rate-Limit-Remaining: 0`, which carries no
+///    reset: until the next minute starts.
 pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &'static str| {
         headers
@@ -100,6 +102,16 @@ pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
             } else {
                 positive_secs(reset)
             }
+        })
+        .or_else(|| {
+            exhausted("x-rate-limit-remaining").then(|| {
+                let into_minute = now
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis()
+                    % 60_000;
+                Duration::from_millis(60_000 - u64::try_from(into_minute).unwrap_or(0))
+            })
         });
     hint.map(|d| d.min(MAX_HINT))
 }
@@ -109,7 +121,7 @@ pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 /// reading of the reset headers). `None` while anything remains, or when nothing says.
 pub fn exhausted_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let spent = headers.iter().any(|(name, value)| {
-        name.as_str().contains("ratelimit-remaining")
+        (name.as_str().contains("ratelimit-remaining") || name == "x-rate-limit-remaining")
             && value.to_str().is_ok_and(|v| v.trim() == "0")
     });
     if !spent {
@@ -212,6 +224,19 @@ mod tests {
         for bad in ["", "soon", "-5", "1.5"] {
             assert_eq!(retry_after_value(bad, now()), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn zendesks_spent_minute_waits_for_the_next_minute() {
+        // 1_700_000_000 is 20 s into its minute.
+        let spent = headers(&[("x-rate-limit", "700"), ("x-rate-limit-remaining", "0")]);
+        assert_eq!(retry_hint(&spent, now()), Some(Duration::from_secs(40)));
+        assert_eq!(exhausted_hint(&spent, now()), Some(Duration::from_secs(40)));
+        let left = headers(&[("x-rate-limit", "700"), ("x-rate-limit-remaining", "12")]);
+        assert_eq!(exhausted_hint(&left, now()), None);
+        // A 429's Retry-After wins.
+        let throttled = headers(&[("retry-after", "3"), ("x-rate-limit-remaining", "0")]);
+        assert_eq!(retry_hint(&throttled, now()), Some(Duration::from_secs(3)));
     }
 
     #[test]

@@ -87,8 +87,16 @@ pub(crate) fn check_timestamp(
     let ts: i64 = value
         .parse()
         .map_err(|_| VerifyError::Malformed("timestamp"))?;
-    let diff = now.timestamp().abs_diff(ts);
-    if diff > tolerance_secs {
+    check_instant(ts, now, tolerance_secs)
+}
+
+/// Unix seconds `ts`, checked against `now` in both directions.
+pub(crate) fn check_instant(
+    ts: i64,
+    now: DateTime<Utc>,
+    tolerance_secs: u64,
+) -> Result<i64, VerifyError> {
+    if now.timestamp().abs_diff(ts) > tolerance_secs {
         return Err(VerifyError::TimestampOutOfTolerance);
     }
     Ok(ts)

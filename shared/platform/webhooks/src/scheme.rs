@@ -75,6 +75,13 @@ pub enum Scheme {
         #[serde(default = "default_tolerance")]
         tolerance_secs: u64,
     },
+    /// `X-Zendesk-Webhook-Signature`: base64 HMAC-SHA256 over `timestamp + body`, the
+    /// timestamp (ISO 8601) in `X-Zendesk-Webhook-Signature-Timestamp`.
+    Zendesk {
+        /// Zendesk documents none; five minutes by default.
+        #[serde(default = "default_tolerance")]
+        tolerance_secs: u64,
+    },
 }
 
 impl Scheme {
@@ -91,6 +98,7 @@ impl Scheme {
             Self::EventGrid { .. } => "event-grid",
             Self::GenericHmac(_) => "generic-hmac",
             Self::SendGrid { .. } => "sendgrid",
+            Self::Zendesk { .. } => "zendesk",
         }
     }
 
@@ -118,6 +126,13 @@ impl Scheme {
     /// SendGrid with the default tolerance.
     pub fn sendgrid() -> Self {
         Self::SendGrid {
+            tolerance_secs: DEFAULT_TOLERANCE_SECS,
+        }
+    }
+
+    /// Zendesk with the default tolerance.
+    pub fn zendesk() -> Self {
+        Self::Zendesk {
             tolerance_secs: DEFAULT_TOLERANCE_SECS,
         }
     }

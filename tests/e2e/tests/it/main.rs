@@ -7,6 +7,7 @@ mod direct_crash;
 mod email;
 mod entra;
 mod github;
+mod help_desk;
 mod models;
 mod openapi;
 mod ordered_webhooks;

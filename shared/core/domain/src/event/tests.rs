@@ -178,6 +178,21 @@ fn one_of_each() -> Vec<DomainEvent> {
         PayloadRef::parse("raw").expect("valid"),
         at(17),
     ));
+    let changed = |record_id: &str| RecordChanged {
+        tenant_id: tenant(),
+        connection_id: ConnectionId::new(),
+        provider_key: ProviderKey::parse("zendesk").expect("valid"),
+        record_id: record_id.to_owned(),
+        change: "status_changed".to_owned(),
+        property: Some("status".to_owned()),
+        value: Some("solved".to_owned()),
+        run_id: Some(RunId::new()),
+        vendor_event_id: None,
+        occurred_at: at(18),
+    };
+    events.push(DomainEvent::CrmContactChanged(changed("501")));
+    events.push(DomainEvent::CrmDealChanged(changed("502")));
+    events.push(DomainEvent::SupportTicketChanged(changed("35436")));
     events
 }
 
@@ -190,12 +205,13 @@ fn the_fixture_covers_every_kind_once() {
     }
 }
 
-/// `connectsoft.integration.<noun>.<verb>.v1` with lowercase, hyphenated words.
+/// `connectsoft.<area>.<noun>.<verb>.v1` (area `integration`, `crm` or `support`) with
+/// lowercase, hyphenated words.
 fn is_well_formed_type(t: &str) -> bool {
-    let Some(middle) = t
-        .strip_prefix("connectsoft.integration.")
-        .and_then(|r| r.strip_suffix(".v1"))
-    else {
+    let Some(middle) = ["integration", "crm", "support"].iter().find_map(|area| {
+        t.strip_prefix(&format!("connectsoft.{area}."))
+            .and_then(|r| r.strip_suffix(".v1"))
+    }) else {
         return false;
     };
     let parts: Vec<&str> = middle.split('.').collect();
@@ -319,6 +335,9 @@ fn subjects_name_the_resource() {
             }
             EventKind::WebhookDelivered => "deliveries/dlv_",
             EventKind::WebhookReceived => "sources/src_",
+            EventKind::CrmContactChanged => "contacts/501",
+            EventKind::CrmDealChanged => "deals/502",
+            EventKind::SupportTicketChanged => "tickets/35436",
         };
         assert!(
             subject.starts_with(expected_prefix),

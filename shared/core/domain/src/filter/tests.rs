@@ -166,6 +166,9 @@ fn the_platforms_event_names_are_reserved_in_any_case() {
         "IntegrationRunCompleted",
         "integrationfailed",
         "WebhookReceived",
+        "crm.contact.changed",
+        "Support.Ticket.Changed",
+        "CrmDealChanged",
     ] {
         assert!(EventName::parse(name).unwrap().is_reserved(), "{name}");
     }
@@ -174,6 +177,8 @@ fn the_platforms_event_names_are_reserved_in_any_case() {
         "integrations.run",
         "run.completed",
         "webhook.received",
+        "crm.contact.created",
+        "support.ticket",
     ] {
         assert!(!EventName::parse(name).unwrap().is_reserved(), "{name}");
     }

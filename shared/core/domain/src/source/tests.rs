@@ -30,7 +30,9 @@ fn scheme_names_match_the_design_and_parse_back() {
             "shopify",
             "azure-devops",
             "event-grid",
-            "generic-hmac"
+            "generic-hmac",
+            // Beyond the design's list: the support app's Zendesk webhooks.
+            "zendesk"
         ]
     );
     for scheme in WebhookScheme::ALL {

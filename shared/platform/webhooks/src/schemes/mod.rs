@@ -10,6 +10,7 @@ mod slack;
 mod standard;
 mod stripe;
 mod twilio;
+mod zendesk;
 
 use chrono::{DateTime, Utc};
 
@@ -45,6 +46,7 @@ pub(crate) fn verify(
         } => event_grid::verify(req, secret, *handshake_requires_secret),
         Scheme::GenericHmac(cfg) => generic::verify(req, secret, now, cfg),
         Scheme::SendGrid { tolerance_secs } => sendgrid::verify(req, secret, now, *tolerance_secs),
+        Scheme::Zendesk { tolerance_secs } => zendesk::verify(req, secret, now, *tolerance_secs),
     }
 }
 

@@ -47,6 +47,7 @@ pub enum Kind {
     GenericNoTimestamp,
     GenericBase64,
     SendGrid,
+    Zendesk,
 }
 
 pub const ALL: &[Kind] = &[
@@ -68,6 +69,7 @@ pub const ALL: &[Kind] = &[
     Kind::GenericNoTimestamp,
     Kind::GenericBase64,
     Kind::SendGrid,
+    Kind::Zendesk,
 ];
 
 const KEY: &str = "test-secret-of-the-tenant";
@@ -137,6 +139,7 @@ impl Kind {
                 ..GenericHmac::default()
             }),
             Self::SendGrid => Scheme::sendgrid(),
+            Self::Zendesk => Scheme::zendesk(),
         }
     }
 
@@ -169,6 +172,7 @@ impl Kind {
                 | Self::Generic
                 | Self::GenericBase64
                 | Self::SendGrid
+                | Self::Zendesk
         )
     }
 
@@ -209,6 +213,10 @@ impl Kind {
                 "x-twilio-email-event-webhook-signature",
                 "x-twilio-email-event-webhook-timestamp",
             ],
+            Self::Zendesk => &[
+                "x-zendesk-webhook-signature",
+                "x-zendesk-webhook-signature-timestamp",
+            ],
         }
     }
 
@@ -220,6 +228,7 @@ impl Kind {
             Self::Slack => Some("x-slack-request-timestamp"),
             Self::Generic | Self::GenericBase64 => Some("x-timestamp"),
             Self::SendGrid => Some("x-twilio-email-event-webhook-timestamp"),
+            Self::Zendesk => Some("x-zendesk-webhook-signature-timestamp"),
             _ => None,
         }
     }
@@ -442,6 +451,19 @@ pub fn signed(kind: Kind, body: &[u8], ts: i64) -> Signed {
                 &STANDARD.encode(sig.to_der()),
             );
             put(&mut h, "X-Twilio-Email-Event-Webhook-Timestamp", &t);
+        }
+        Kind::Zendesk => {
+            // Zendesk's timestamp is an ISO 8601 instant, signed as sent.
+            let iso = at(ts).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let mut signed = iso.clone().into_bytes();
+            signed.extend_from_slice(body);
+            put(&mut h, "X-Zendesk-Webhook-Signature-Timestamp", &iso);
+            put(
+                &mut h,
+                "X-Zendesk-Webhook-Signature",
+                &STANDARD.encode(hmac256(key, &signed)),
+            );
+            put(&mut h, "X-Zendesk-Webhook-Id", "01HXYZWEBHOOK");
         }
     }
     Signed {

@@ -536,3 +536,36 @@ fn status_mapping() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
 }
+
+/// A Zendesk ticket event signed outside Rust (Python's `hmac`, base64 of HMAC-SHA256 over
+/// the ISO 8601 timestamp followed by the body).
+#[test]
+fn zendesk_computed() {
+    let body = br#"{"type":"zen:event-type:ticket.status_changed","account_id":22129848,"id":"a8b9c1d2-3e4f-5a6b-7c8d-9e0f1a2b3c4d","time":"2024-04-17T17:18:09Z","subject":"zen:ticket:5158","detail":{"id":"5158","status":"SOLVED"},"event":{"current":"SOLVED","previous":"OPEN"}}"#;
+    let h = headers(&[
+        (
+            "X-Zendesk-Webhook-Signature",
+            "TwnNJrxabyO7QYDpMOZpbIphlC2B27P8siHqjaMbdmw=",
+        ),
+        (
+            "X-Zendesk-Webhook-Signature-Timestamp",
+            "2024-04-17T17:18:10Z",
+        ),
+    ]);
+    let secret = Secret::from_bytes("dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ").unwrap();
+    let now = at(1_713_374_290);
+    let v = Unverified::new(Method::POST, URL, &h, body)
+        .verify(&Scheme::zendesk(), &secret, now)
+        .unwrap();
+    assert_eq!(v.delivery_id(), "a8b9c1d2-3e4f-5a6b-7c8d-9e0f1a2b3c4d");
+    assert_eq!(v.event_type(), Some("zen:event-type:ticket.status_changed"));
+    // One byte of the body changed.
+    let mut tampered = body.to_vec();
+    tampered[body.len() - 3] = b'D';
+    assert_eq!(
+        Unverified::new(Method::POST, URL, &h, &tampered)
+            .verify(&Scheme::zendesk(), &secret, now)
+            .unwrap_err(),
+        VerifyError::BadSignature
+    );
+}
