@@ -86,6 +86,7 @@ pub(crate) fn scheme_for(
         WebhookScheme::EventGrid => "eventGrid",
         WebhookScheme::GenericHmac => "genericHmac",
         WebhookScheme::Zendesk => "zendesk",
+        WebhookScheme::Hubspot => "hubspot",
     };
     let mut config = match options {
         Value::Object(m) => m.clone(),

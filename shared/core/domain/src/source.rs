@@ -37,11 +37,13 @@ pub enum WebhookScheme {
     GenericHmac,
     /// `X-Zendesk-Webhook-Signature` over the timestamp and the body.
     Zendesk,
+    /// `X-HubSpot-Signature-v3` over method, URI, body and timestamp.
+    Hubspot,
 }
 
 impl WebhookScheme {
     /// Every scheme.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Github,
         Self::Stripe,
         Self::Twilio,
@@ -52,6 +54,7 @@ impl WebhookScheme {
         Self::EventGrid,
         Self::GenericHmac,
         Self::Zendesk,
+        Self::Hubspot,
     ];
 
     /// The scheme as written in JSON.
@@ -67,6 +70,7 @@ impl WebhookScheme {
             Self::EventGrid => "event-grid",
             Self::GenericHmac => "generic-hmac",
             Self::Zendesk => "zendesk",
+            Self::Hubspot => "hubspot",
         }
     }
 }

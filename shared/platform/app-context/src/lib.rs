@@ -346,6 +346,7 @@ pub mod commands {
             "twilio" => "sms",
             "sendgrid" => "email",
             "zendesk" => "support",
+            "hubspot" => "crm",
             _ => return None,
         })
     }

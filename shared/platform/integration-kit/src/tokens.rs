@@ -199,42 +199,71 @@ impl crate::ProviderCall<'_> {
         default_scope: &str,
     ) -> Result<Arc<AccessToken>, CallError> {
         self.access_token(|| async {
-            let url = reqwest::Url::parse(self.secret("tokenUrl")?).map_err(|_| {
-                crate::provider::fail(
-                    domain::FailureClassification::Validation,
-                    "the credential's tokenUrl is not a URL",
-                )
-            })?;
-            self.guard.check_url(&url).map_err(|e| {
-                crate::provider::fail(
-                    domain::FailureClassification::Validation,
-                    format!("the credential's tokenUrl may not be called: {e}"),
-                )
-            })?;
             let scope = self
                 .credential
                 .get("scope")
                 .map_or(default_scope.to_owned(), |s| s.expose_secret().to_owned());
-            let config = oauth2_client::ClientConfig::new(
-                url,
-                self.secret("clientId")?,
-                oauth2_client::Grant::ClientCredentials,
-            )
-            .with_secret(SecretString::from(self.secret("clientSecret")?.to_owned()))
-            .with_scope(scope)
-            .with_auth_method(oauth2_client::AuthMethod::ClientSecretPost);
-            let token = oauth2_client::TokenClient::new(self.http.clone(), config)
-                .access_token()
+            self.oauth_token(oauth2_client::Grant::ClientCredentials, Some(scope))
                 .await
-                .map_err(token_failure)?;
-            Ok(AccessToken {
-                token: token.secret,
-                expires_at: token
-                    .expires_at
-                    .unwrap_or_else(|| Utc::now() + UNSTATED_LIFETIME),
-            })
         })
         .await
+    }
+
+    /// An access token from this call's `oauth2RefreshToken` credential (`clientId`,
+    /// `refreshToken`, `tokenUrl`, optional `clientSecret` and `scope`): the refresh grant
+    /// (RFC 6749 §6, `client_secret_post`), through the token cache, the token URL checked
+    /// against the SSRF guard first. For vendors whose refresh tokens stay valid when used
+    /// (HubSpot's); a new refresh token in the answer is not written back to custody.
+    pub async fn refreshed_access_token(&self) -> Result<Arc<AccessToken>, CallError> {
+        self.access_token(|| async {
+            let grant = oauth2_client::Grant::RefreshToken(SecretString::from(
+                self.secret("refreshToken")?.to_owned(),
+            ));
+            let scope = self
+                .credential
+                .get("scope")
+                .map(|s| s.expose_secret().to_owned());
+            self.oauth_token(grant, scope).await
+        })
+        .await
+    }
+
+    /// One token from the credential's `tokenUrl` with `grant`.
+    async fn oauth_token(
+        &self,
+        grant: oauth2_client::Grant,
+        scope: Option<String>,
+    ) -> Result<AccessToken, CallError> {
+        let url = reqwest::Url::parse(self.secret("tokenUrl")?).map_err(|_| {
+            crate::provider::fail(
+                domain::FailureClassification::Validation,
+                "the credential's tokenUrl is not a URL",
+            )
+        })?;
+        self.guard.check_url(&url).map_err(|e| {
+            crate::provider::fail(
+                domain::FailureClassification::Validation,
+                format!("the credential's tokenUrl may not be called: {e}"),
+            )
+        })?;
+        let mut config = oauth2_client::ClientConfig::new(url, self.secret("clientId")?, grant)
+            .with_auth_method(oauth2_client::AuthMethod::ClientSecretPost);
+        if let Some(secret) = self.credential.get("clientSecret") {
+            config = config.with_secret(secret.clone());
+        }
+        if let Some(scope) = scope {
+            config = config.with_scope(scope);
+        }
+        let token = oauth2_client::TokenClient::new(self.http.clone(), config)
+            .access_token()
+            .await
+            .map_err(token_failure)?;
+        Ok(AccessToken {
+            token: token.secret,
+            expires_at: token
+                .expires_at
+                .unwrap_or_else(|| Utc::now() + UNSTATED_LIFETIME),
+        })
     }
 }
 

@@ -26,6 +26,7 @@ platform_apps!(
     azure_openai::registration,
     ollama::registration,
     support::registration,
+    crm::registration,
 );
 
 /// The providers each app has adapters for, as every handler gives them to the registry.

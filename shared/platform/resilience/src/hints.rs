@@ -48,7 +48,8 @@ pub fn retry_after<'h>(
 ///    longest of those whose `x-ratelimit-remaining-*` is 0 (all of them when no remaining
 ///    count is given);
 /// 4. HubSpot: `X-HubSpot-RateLimit-Interval-Milliseconds` when the interval's remaining
-///    count is 0, one second when the secondly one is;
+///    count is 0, one second when the secondly one is, an hour ([`MAX_HINT`]) when the daily
+///    one is (it resets at the account's midnight, which no header gives);
 /// 5. `ratelimit-reset` (the IETF draft's delta-seconds; Zendesk);
 /// 6. `x-ratelimit-reset`: seconds from now, or a Unix time when that large (GitHub,
 ///    Braze); GitHub's is read only when `x-ratelimit-remaining` is 0 or absent;
@@ -76,6 +77,9 @@ pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
                     .and_then(|ms| positive_secs(ms / 1000.0))
             } else if exhausted("x-hubspot-ratelimit-secondly-remaining") {
                 Some(Duration::from_secs(1))
+            } else if exhausted("x-hubspot-ratelimit-daily-remaining") {
+                // The daily limit resets at the account's midnight, which no header gives.
+                Some(MAX_HINT)
             } else {
                 None
             }
@@ -121,7 +125,11 @@ pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 /// reading of the reset headers). `None` while anything remains, or when nothing says.
 pub fn exhausted_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let spent = headers.iter().any(|(name, value)| {
-        (name.as_str().contains("ratelimit-remaining") || name == "x-rate-limit-remaining")
+        let name = name.as_str();
+        // `…ratelimit-remaining…` (OpenAI's, GitHub's), HubSpot's daily and secondly ones,
+        // Zendesk's `x-rate-limit-remaining`.
+        ((name.contains("ratelimit") && name.contains("remaining"))
+            || name == "x-rate-limit-remaining")
             && value.to_str().is_ok_and(|v| v.trim() == "0")
     });
     if !spent {
@@ -224,6 +232,18 @@ mod tests {
         for bad in ["", "soon", "-5", "1.5"] {
             assert_eq!(retry_after_value(bad, now()), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn hubspots_spent_day_waits_an_hour_at_a_time() {
+        let spent = headers(&[
+            ("x-hubspot-ratelimit-daily", "250000"),
+            ("x-hubspot-ratelimit-daily-remaining", "0"),
+            ("x-hubspot-ratelimit-remaining", "99"),
+        ]);
+        assert_eq!(exhausted_hint(&spent, now()), Some(MAX_HINT));
+        let left = headers(&[("x-hubspot-ratelimit-daily-remaining", "10")]);
+        assert_eq!(exhausted_hint(&left, now()), None);
     }
 
     #[test]

@@ -75,6 +75,13 @@ pub enum Scheme {
         #[serde(default = "default_tolerance")]
         tolerance_secs: u64,
     },
+    /// `X-HubSpot-Signature-v3`: base64 HMAC-SHA256 over method + URI + body + timestamp
+    /// (Unix milliseconds in `X-HubSpot-Request-Timestamp`).
+    Hubspot {
+        /// HubSpot's own: five minutes.
+        #[serde(default = "default_tolerance")]
+        tolerance_secs: u64,
+    },
     /// `X-Zendesk-Webhook-Signature`: base64 HMAC-SHA256 over `timestamp + body`, the
     /// timestamp (ISO 8601) in `X-Zendesk-Webhook-Signature-Timestamp`.
     Zendesk {
@@ -99,6 +106,7 @@ impl Scheme {
             Self::GenericHmac(_) => "generic-hmac",
             Self::SendGrid { .. } => "sendgrid",
             Self::Zendesk { .. } => "zendesk",
+            Self::Hubspot { .. } => "hubspot",
         }
     }
 
@@ -126,6 +134,13 @@ impl Scheme {
     /// SendGrid with the default tolerance.
     pub fn sendgrid() -> Self {
         Self::SendGrid {
+            tolerance_secs: DEFAULT_TOLERANCE_SECS,
+        }
+    }
+
+    /// HubSpot (signature v3) with the default tolerance.
+    pub fn hubspot() -> Self {
+        Self::Hubspot {
             tolerance_secs: DEFAULT_TOLERANCE_SECS,
         }
     }

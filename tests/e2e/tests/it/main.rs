@@ -2,6 +2,7 @@
 
 mod azure_devops;
 mod crash;
+mod crm;
 mod delivery_crash;
 mod direct_crash;
 mod email;

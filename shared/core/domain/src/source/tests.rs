@@ -31,8 +31,10 @@ fn scheme_names_match_the_design_and_parse_back() {
             "azure-devops",
             "event-grid",
             "generic-hmac",
-            // Beyond the design's list: the support app's Zendesk webhooks.
-            "zendesk"
+            // Beyond the design's list: the support app's Zendesk webhooks, the crm app's
+            // HubSpot ones.
+            "zendesk",
+            "hubspot"
         ]
     );
     for scheme in WebhookScheme::ALL {

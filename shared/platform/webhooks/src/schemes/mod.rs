@@ -4,6 +4,7 @@ mod azure_devops;
 mod event_grid;
 mod generic;
 mod github;
+mod hubspot;
 mod sendgrid;
 mod shopify;
 mod slack;
@@ -47,6 +48,7 @@ pub(crate) fn verify(
         Scheme::GenericHmac(cfg) => generic::verify(req, secret, now, cfg),
         Scheme::SendGrid { tolerance_secs } => sendgrid::verify(req, secret, now, *tolerance_secs),
         Scheme::Zendesk { tolerance_secs } => zendesk::verify(req, secret, now, *tolerance_secs),
+        Scheme::Hubspot { tolerance_secs } => hubspot::verify(req, secret, now, *tolerance_secs),
     }
 }
 

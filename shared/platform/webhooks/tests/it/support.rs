@@ -48,6 +48,7 @@ pub enum Kind {
     GenericBase64,
     SendGrid,
     Zendesk,
+    Hubspot,
 }
 
 pub const ALL: &[Kind] = &[
@@ -70,6 +71,7 @@ pub const ALL: &[Kind] = &[
     Kind::GenericBase64,
     Kind::SendGrid,
     Kind::Zendesk,
+    Kind::Hubspot,
 ];
 
 const KEY: &str = "test-secret-of-the-tenant";
@@ -140,6 +142,7 @@ impl Kind {
             }),
             Self::SendGrid => Scheme::sendgrid(),
             Self::Zendesk => Scheme::zendesk(),
+            Self::Hubspot => Scheme::hubspot(),
         }
     }
 
@@ -173,6 +176,7 @@ impl Kind {
                 | Self::GenericBase64
                 | Self::SendGrid
                 | Self::Zendesk
+                | Self::Hubspot
         )
     }
 
@@ -217,6 +221,7 @@ impl Kind {
                 "x-zendesk-webhook-signature",
                 "x-zendesk-webhook-signature-timestamp",
             ],
+            Self::Hubspot => &["x-hubspot-signature-v3", "x-hubspot-request-timestamp"],
         }
     }
 
@@ -229,6 +234,7 @@ impl Kind {
             Self::Generic | Self::GenericBase64 => Some("x-timestamp"),
             Self::SendGrid => Some("x-twilio-email-event-webhook-timestamp"),
             Self::Zendesk => Some("x-zendesk-webhook-signature-timestamp"),
+            Self::Hubspot => Some("x-hubspot-request-timestamp"),
             _ => None,
         }
     }
@@ -464,6 +470,19 @@ pub fn signed(kind: Kind, body: &[u8], ts: i64) -> Signed {
                 &STANDARD.encode(hmac256(key, &signed)),
             );
             put(&mut h, "X-Zendesk-Webhook-Id", "01HXYZWEBHOOK");
+        }
+        Kind::Hubspot => {
+            // Milliseconds, signed after method, URL and body.
+            let millis = format!("{t}000");
+            let mut signed = format!("POST{url}").into_bytes();
+            signed.extend_from_slice(body);
+            signed.extend_from_slice(millis.as_bytes());
+            put(&mut h, "X-HubSpot-Request-Timestamp", &millis);
+            put(
+                &mut h,
+                "X-HubSpot-Signature-v3",
+                &STANDARD.encode(hmac256(key, &signed)),
+            );
         }
     }
     Signed {

@@ -569,3 +569,37 @@ fn zendesk_computed() {
         VerifyError::BadSignature
     );
 }
+
+/// A HubSpot v3 delivery signed outside Rust (Python's `hmac`: base64 HMAC-SHA256 over
+/// `POST` + the URL + the body + the millisecond timestamp).
+#[test]
+fn hubspot_computed() {
+    let body = br#"[{"eventId":100,"subscriptionId":12345,"portalId":62515,"occurredAt":1764000000000,"subscriptionType":"contact.propertyChange","attemptNumber":0,"objectId":123,"propertyName":"email","propertyValue":"ada@example.org","changeSource":"CRM"}]"#;
+    let h = headers(&[
+        (
+            "X-HubSpot-Signature-v3",
+            "/fWwJpcNDBEDFmce3tD5Zvo7kkXqk0TvQAXo9BACdpE=",
+        ),
+        ("X-HubSpot-Request-Timestamp", "1764000000123"),
+    ]);
+    let secret = Secret::from_bytes("hubspot-client-secret-0123456789abcdef").unwrap();
+    let now = at(1_764_000_060);
+    let v = Unverified::new(Method::POST, URL, &h, body)
+        .verify(&Scheme::hubspot(), &secret, now)
+        .unwrap();
+    assert_eq!(v.delivery_id(), "100");
+    assert_eq!(v.event_type(), Some("contact.propertyChange"));
+    // Another URL (the URI is signed), or six minutes later: refused.
+    assert_eq!(
+        Unverified::new(Method::POST, "https://hooks.example.com/other", &h, body)
+            .verify(&Scheme::hubspot(), &secret, now)
+            .unwrap_err(),
+        VerifyError::BadSignature
+    );
+    assert_eq!(
+        Unverified::new(Method::POST, URL, &h, body)
+            .verify(&Scheme::hubspot(), &secret, at(1_764_000_360))
+            .unwrap_err(),
+        VerifyError::TimestampOutOfTolerance
+    );
+}
