@@ -220,6 +220,15 @@ fn check_request<'k>(
             "priority must be a non-negative integer (lower goes first)",
         ));
     }
+    if let Some(f) = body.config.get(FALLBACK)
+        && f.as_str()
+            .is_none_or(|id| domain::ConnectionId::parse(id).is_err())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_config",
+            "fallback must be the id of another connection of this app (conn_…)",
+        ));
+    }
     // Validated here too, so a bad secret is refused before anything is stored.
     let material = SecretMaterial::new(body.credential.kind, body.credential.fields.clone())
         .map_err(|e| ApiError::bad_request("invalid_secret", e.to_string()))?;
@@ -501,3 +510,23 @@ pub(crate) async fn failover_candidates(
         .chain(usable.iter().filter(|c| c.id() != primary.id()).cloned())
         .collect())
 }
+
+/// The connection `primary` names as its fallback (`config.fallback`, for apps without
+/// failover), when it is usable: the run's second and last candidate.
+pub(crate) async fn named_fallback(
+    kit: &Kit,
+    tenant: &str,
+    primary: &IntegrationConnection,
+) -> Result<Option<IntegrationConnection>, ports::PortError> {
+    let Some(named) = primary.config().get(FALLBACK).and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let usable = by_priority(kit, tenant).await?;
+    Ok(usable
+        .iter()
+        .find(|c| c.id().to_string() == named && c.id() != primary.id())
+        .cloned())
+}
+
+/// The config member naming a connection's fallback.
+pub(crate) const FALLBACK: &str = "fallback";

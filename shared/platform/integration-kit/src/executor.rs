@@ -267,7 +267,11 @@ async fn attempt(
             .await
             .map_err(|_| Attempted::Internal("the connections could not be listed"))?
     } else {
-        vec![primary]
+        // Without failover, only the fallback the connection names, if it does.
+        let fallback = crate::connections::named_fallback(kit, tenant.as_str(), &primary)
+            .await
+            .map_err(|_| Attempted::Internal("the connections could not be listed"))?;
+        std::iter::once(primary).chain(fallback).collect()
     };
     // Providers whose circuit is open go last: a healthy one is a better first try.
     candidates.sort_by_key(|c| {
@@ -346,7 +350,8 @@ async fn attempt(
                     },
                     ..e
                 };
-                if !(kit.app.failover && fails_over && more) {
+                // More candidates exist only with failover or a named fallback.
+                if !(fails_over && more) {
                     return Err(Attempted::Failed(e));
                 }
                 stored.failovers.push(Failover {

@@ -397,7 +397,7 @@ fn check_config<C: ProviderConfig>(config: &Value) -> Result<(), InputError> {
 }
 
 /// The connection config members the kit reads itself, not the provider.
-pub(crate) const KIT_CONFIG: &[&str] = &["priority"];
+pub(crate) const KIT_CONFIG: &[&str] = &["priority", crate::connections::FALLBACK];
 
 /// A connection's config as its provider reads it: without [`KIT_CONFIG`].
 pub(crate) fn provider_config(config: &domain::ConnectionConfig) -> Value {

@@ -249,3 +249,61 @@ async fn contacts_deals_events_and_hubspots_webhook() {
     }
     platform.shutdown().await;
 }
+
+/// crm has no failover, but a connection may name its fallback: a run it cannot serve goes
+/// to that one connection, and only to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_may_name_its_fallback() {
+    let platform = TestPlatform::start(
+        &[registry::registration(), crm::registration()],
+        json!({"RUN_MAX_ATTEMPTS": "1"}),
+    )
+    .await;
+    let token = platform.token("tenant-f", &[]);
+    let connect = |name: &'static str, config: Value| {
+        let platform = &platform;
+        let token = &token;
+        async move {
+            let r = platform
+                .post(
+                    "/crm/api/integrations/connections",
+                    token,
+                    json!({"providerKey": "fake-crm", "displayName": name, "config": config,
+                           "credential": {"kind": "apiKey", "apiKey": "k"}}),
+                )
+                .await;
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let spare = connect("spare", json!({})).await;
+    let other = connect("other", json!({})).await;
+    let down = connect("down", json!({"mode": "fail", "fallback": spare})).await;
+    let alone = connect("alone", json!({"mode": "fail"})).await;
+    let track = |connection: String| {
+        json!({"connectionId": connection, "operation": "trackEvent",
+               "input": {"name": "signup", "userId": "u-1"}})
+    };
+    let served = waited(&platform, &token, None, track(down.clone())).await;
+    assert_eq!(served["status"], "succeeded", "{served}");
+    assert_eq!(served["servedBy"], spare.as_str());
+    assert_eq!(served["failovers"][0]["connectionId"], down.as_str());
+    // Without a named fallback nothing else is tried, though `other` would serve.
+    let failed = waited(&platform, &token, None, track(alone)).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed["servedBy"] != other.as_str(), "{failed}");
+    // A fallback is a connection id.
+    let r = platform
+        .post(
+            "/crm/api/integrations/connections",
+            &token,
+            json!({"providerKey": "fake-crm", "displayName": "bad", "config": {"fallback": "spare"},
+                   "credential": {"kind": "apiKey", "apiKey": "k"}}),
+        )
+        .await;
+    testkit::assert_problem(r, 400, "invalid_config").await;
+    platform.shutdown().await;
+}
