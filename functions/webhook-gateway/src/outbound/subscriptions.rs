@@ -69,7 +69,9 @@ pub(crate) async fn create(
         .as_deref()
         .map(DisplayName::parse)
         .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_description", e.to_string()))?;
+        .map_err(|e| {
+            ApiError::bad_request("invalid_description", e.naming("description").to_string())
+        })?;
     // The secret is shown once, here; custody (the registry) keeps it from now on.
     let secret = webhooks::outbound::generate_secret();
     let (credential_id, reference) =

@@ -1018,3 +1018,57 @@ async fn a_rate_limit_spaces_deliveries() {
     );
     p.shutdown().await;
 }
+
+/// Refusals name the field the caller sent and count in the right unit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_name_the_field_and_the_unit() {
+    let p = platform(json!({})).await;
+    let t = p.token("tenant-words", &[]);
+    let problem = assert_problem(
+        p.post(
+            SUBSCRIPTIONS,
+            &t,
+            json!({"url": "http://127.0.0.1:9/x", "eventTypes": ["a.b"], "description": "d".repeat(201)}),
+        )
+        .await,
+        400,
+        "invalid_description",
+    )
+    .await;
+    assert_eq!(
+        problem["detail"],
+        "description must be at most 200 characters, got 201"
+    );
+    let many: Vec<String> = (0..65).map(|i| format!("e.{i}")).collect();
+    let problem = assert_problem(
+        p.post(
+            SUBSCRIPTIONS,
+            &t,
+            json!({"url": "http://127.0.0.1:9/x", "eventTypes": many}),
+        )
+        .await,
+        400,
+        "invalid_event_types",
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 64 entries, got 65"),
+        "{problem}"
+    );
+    // The platform's crm and support event names are reserved too.
+    assert_problem(
+        p.post(
+            DELIVERIES,
+            &t,
+            json!({"eventType": "support.ticket.changed", "payload": {}}),
+        )
+        .await,
+        400,
+        "reserved_event_type",
+    )
+    .await;
+    p.shutdown().await;
+}

@@ -24,6 +24,16 @@ pub enum ParseError {
         /// The actual length in characters.
         len: usize,
     },
+    /// A list had more entries than allowed.
+    #[error("{what} must have at most {max} entries, got {len}")]
+    TooMany {
+        /// The list being parsed.
+        what: &'static str,
+        /// The most entries allowed.
+        max: usize,
+        /// The entries given.
+        len: usize,
+    },
     /// The input contained a character outside the allowed set.
     #[error("{what} contains a character that is not allowed at position {position}")]
     InvalidChar {
@@ -48,6 +58,35 @@ pub enum ParseError {
         /// The reserved value.
         value: &'static str,
     },
+}
+
+impl ParseError {
+    /// The same error about the field a caller named (`description`, where the value is a
+    /// display name): the message speaks of what the caller sent.
+    pub fn naming(self, field: &'static str) -> Self {
+        match self {
+            Self::Empty { .. } => Self::Empty { what: field },
+            Self::TooLong { max, len, .. } => Self::TooLong {
+                what: field,
+                max,
+                len,
+            },
+            Self::TooMany { max, len, .. } => Self::TooMany {
+                what: field,
+                max,
+                len,
+            },
+            Self::InvalidChar { position, .. } => Self::InvalidChar {
+                what: field,
+                position,
+            },
+            Self::Malformed { reason, .. } => Self::Malformed {
+                what: field,
+                reason,
+            },
+            Self::Reserved { value, .. } => Self::Reserved { what: field, value },
+        }
+    }
 }
 
 /// A state machine refused a change.

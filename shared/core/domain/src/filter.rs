@@ -195,7 +195,7 @@ impl EventTypeFilters {
         }
         // Checked before de-duplicating, which is quadratic.
         if filters.len() > Self::MAX {
-            return Err(ParseError::TooLong {
+            return Err(ParseError::TooMany {
                 what: Self::WHAT,
                 max: Self::MAX,
                 len: filters.len(),

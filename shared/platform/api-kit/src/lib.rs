@@ -226,7 +226,10 @@ where
 }
 
 /// A JSON request body; malformed JSON, a wrong content type, unknown fields (where the DTO
-/// denies them) and wrong types are 400 problems naming what was wrong.
+/// denies them) and wrong types are 400 problems naming what was wrong, in the platform's
+/// words: where the JSON breaks (line and column), or which field (its JSON pointer) and why.
+/// A body that is not JSON is reported as such even when the part read before it broke
+/// named an unknown field (serde stops at the first key it refuses, before a truncation).
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -238,26 +241,105 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        use axum::extract::rejection::JsonRejection;
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(JsonBody(v)),
-            Err(JsonRejection::JsonDataError(e)) => {
-                Err(ApiError::bad_request("invalid_body", e.body_text()))
-            }
-            Err(JsonRejection::JsonSyntaxError(e)) => {
-                Err(ApiError::bad_request("malformed_json", e.body_text()))
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
+        let json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
+        if !json {
+            return Err(ApiError::bad_request(
                 "unsupported_media_type",
                 "send Content-Type: application/json",
-            )),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(ApiError::PayloadTooLarge)
-            }
-            Err(e) => Err(ApiError::bad_request("invalid_body", e.body_text())),
+            ));
         }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            Err(e) => return Err(ApiError::bad_request("invalid_body", e.body_text())),
+        };
+        read_json(&bytes).map(JsonBody)
+    }
+}
+
+/// `bytes` as a `T`, or the problem that says why not.
+pub fn read_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde_path_to_error::deserialize::<_, T>(&mut de);
+    // Trailing characters after the value are a syntax error, reported below.
+    let parsed = match parsed {
+        Ok(v) if de.end().is_ok() => Ok(v),
+        Ok(_) => {
+            return Err(ApiError::bad_request(
+                "malformed_json",
+                trailing_words(bytes),
+            ));
+        }
+        Err(e) => Err(e),
+    };
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            // Not JSON at all: say where it breaks, whatever serde met before.
+            if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                return Err(ApiError::bad_request(
+                    "malformed_json",
+                    syntax_words(&syntax),
+                ));
+            }
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = strip_position(&inner.to_string());
+            if path == "." || path.is_empty() {
+                return Err(ApiError::bad_request("invalid_body", message));
+            }
+            Err(ApiError::InvalidField {
+                code: "invalid_body",
+                detail: format!("{path}: {message}"),
+                pointer: format!(
+                    "/{}",
+                    path.replace('.', "/")
+                        .replace(['[', ']'], "/")
+                        .replace("//", "/")
+                        .trim_end_matches('/')
+                ),
+            })
+        }
+    }
+}
+
+/// What is wrong with a body that has more after its JSON value.
+fn trailing_words(bytes: &[u8]) -> String {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        Err(e) => syntax_words(&e),
+        Ok(_) => "the body is not valid JSON".to_owned(),
+    }
+}
+
+/// Where a body stops being JSON, without the parser's vocabulary.
+fn syntax_words(e: &serde_json::Error) -> String {
+    match e.classify() {
+        serde_json::error::Category::Eof => format!(
+            "the body ends before its JSON is complete (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+        _ => format!(
+            "the body is not valid JSON at line {}, column {}",
+            e.line(),
+            e.column()
+        ),
+    }
+}
+
+/// serde_json ends its messages with " at line L column C"; a field's path says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
     }
 }
 
@@ -277,5 +359,84 @@ where
             .await
             .map(|q| QueryParams(q.0))
             .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        provider_key: String,
+        #[serde(default)]
+        config: Option<Config>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Config {
+        from: String,
+    }
+
+    fn refused(bytes: &[u8]) -> (&'static str, String, Option<String>) {
+        match read_json::<Body>(bytes).unwrap_err() {
+            ApiError::BadRequest { code, detail } => (code, detail, None),
+            ApiError::InvalidField {
+                code,
+                detail,
+                pointer,
+            } => (code, detail, Some(pointer)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_truncated_body_is_malformed_json_not_an_unknown_field() {
+        // serde refuses the key `provid` before it reaches the end of the body.
+        let (code, detail, _) = refused(br#"{"provid"#);
+        assert_eq!(code, "malformed_json");
+        let (code, detail2, _) = refused(br#"{"provid": "#);
+        assert_eq!(code, "malformed_json", "{detail2}");
+        assert!(
+            detail2.starts_with("the body ends before its JSON is complete"),
+            "{detail2}"
+        );
+        assert!(!detail.contains("unknown field") && !detail2.contains("unknown field"));
+    }
+
+    #[test]
+    fn syntax_errors_say_where_without_the_parsers_words() {
+        let (code, detail, _) = refused(br#"{"providerKey": "\uZZZZ"}"#);
+        assert_eq!(code, "malformed_json");
+        assert_eq!(detail, "the body is not valid JSON at line 1, column 23");
+        let (code, detail, _) = refused(br#"{"providerKey": "x"} trailing"#);
+        assert_eq!(code, "malformed_json");
+        assert!(detail.contains("line 1, column 22"), "{detail}");
+    }
+
+    #[test]
+    fn data_errors_name_the_field_and_its_pointer() {
+        let (code, detail, pointer) = refused(br#"{"providerKey": "x", "config": {"from": 5}}"#);
+        assert_eq!(code, "invalid_body");
+        assert_eq!(
+            detail,
+            "config.from: invalid type: integer `5`, expected a string"
+        );
+        assert_eq!(pointer.as_deref(), Some("/config/from"));
+        let (_, detail, _) = refused(br#"{"providerKey": "x", "colour": 1}"#);
+        assert!(
+            detail.starts_with("colour: unknown field `colour`"),
+            "{detail}"
+        );
+        let (_, detail, pointer) = refused(br#"{}"#);
+        assert_eq!(detail, "missing field `providerKey`");
+        assert_eq!(pointer, None);
+        assert!(read_json::<Body>(br#"{"providerKey": "x"}"#).is_ok());
     }
 }

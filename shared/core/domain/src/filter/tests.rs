@@ -83,10 +83,17 @@ fn filters_need_at_least_one_and_drop_duplicates() {
     let too_many: Vec<String> = (0..=EventTypeFilters::MAX)
         .map(|i| format!("e.{i}"))
         .collect();
-    assert!(matches!(
-        EventTypeFilters::parse_all(&too_many),
-        Err(ParseError::TooLong { .. })
-    ));
+    let e = EventTypeFilters::parse_all(&too_many).unwrap_err();
+    assert!(matches!(e, ParseError::TooMany { .. }));
+    // A count is entries, not characters.
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "event type filters must have at most {} entries, got {}",
+            EventTypeFilters::MAX,
+            EventTypeFilters::MAX + 1
+        )
+    );
     assert!(EventTypeFilters::parse_all(&too_many[..EventTypeFilters::MAX]).is_ok());
 }
 
