@@ -193,7 +193,7 @@ pub(crate) fn declarations(
     let app = (reg.build)(&ctx).with_context(|| format!("app {}", reg.slug))?;
     app.validate()
         .with_context(|| format!("app {} declares functions the host would refuse", reg.slug))?;
-    Ok((app.declarations().to_vec(), app.is_proxying()))
+    Ok((app.host_declarations(), app.is_proxying()))
 }
 
 /// The host.json of one app's package: `host_text` with `slug` first in

@@ -222,6 +222,40 @@ impl FunctionApp {
         &self.functions
     }
 
+    /// The declarations as the host is given them (`function.json`, the runner's routing):
+    /// every function that takes `GET` takes `HEAD` too (axum answers it from the `GET`
+    /// handler, without a body), and the first function of each route also takes the
+    /// methods no function of that route takes, so that the host forwards them and the
+    /// handler answers 405 with `Allow` instead of the host's bare 404. The OpenAPI
+    /// document and the handlers keep the real methods.
+    pub fn host_declarations(&self) -> Vec<FunctionDecl> {
+        let mut out = self.functions.clone();
+        let mut by_route: HashMap<String, (usize, Vec<String>)> = HashMap::new();
+        for (i, f) in out.iter_mut().enumerate() {
+            if let Trigger::Http { route, methods, .. } = &mut f.trigger {
+                if methods.iter().any(|m| m == "get") && !methods.iter().any(|m| m == "head") {
+                    methods.push("head".into());
+                }
+                let entry = by_route.entry(route.clone()).or_insert((i, Vec::new()));
+                entry.1.extend(methods.iter().cloned());
+            }
+        }
+        for (first, taken) in by_route.into_values() {
+            // A function without methods already takes every method.
+            if taken.is_empty() {
+                continue;
+            }
+            if let Trigger::Http { methods, .. } = &mut out[first].trigger {
+                for m in HOST_METHODS {
+                    if !taken.iter().any(|t| t == m) {
+                        methods.push((*m).to_owned());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The app's OpenAPI 3.1 document (served at `GET /api/openapi.json`).
     pub fn openapi(&self) -> serde_json::Value {
         crate::openapi::document(&self.slug, env!("CARGO_PKG_VERSION"), &self.functions)
@@ -241,9 +275,9 @@ impl FunctionApp {
         Ok(())
     }
 
-    /// Writes `<dir>/<Function>/function.json` for every function.
+    /// Writes `<dir>/<Function>/function.json` for every function (its host declaration).
     pub fn write_function_json(&self, dir: &Path) -> std::io::Result<()> {
-        for f in &self.functions {
+        for f in &self.host_declarations() {
             let folder = dir.join(&f.name);
             std::fs::create_dir_all(&folder)?;
             let text =
@@ -292,9 +326,40 @@ impl FunctionApp {
                 }),
             )
             .merge(invocations)
-            .merge(self.http.clone())
+            .merge(
+                self.http
+                    .clone()
+                    .layer(axum::middleware::map_response(method_not_allowed)),
+            )
             .fallback(|| async { problem(StatusCode::NOT_FOUND, "not_found", "no such route") })
     }
+}
+
+/// The methods the host is told every route takes (`OPTIONS` stays the platform's CORS).
+const HOST_METHODS: &[&str] = &["get", "head", "post", "put", "patch", "delete"];
+
+/// axum's 405 for a known route (its `Allow` header listing the route's methods), as a
+/// problem like every other refusal.
+async fn method_not_allowed(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let allow = response.headers().get(axum::http::header::ALLOW).cloned();
+    let detail = match allow.as_ref().and_then(|v| v.to_str().ok()) {
+        Some(methods) => format!("this route takes {methods}"),
+        None => "this route does not take this method".to_owned(),
+    };
+    let mut answer = problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &detail,
+    );
+    if let Some(allow) = allow {
+        answer
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow);
+    }
+    answer
 }
 
 struct Invoker {

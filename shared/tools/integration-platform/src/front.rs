@@ -44,7 +44,8 @@ pub(crate) struct MountedApp {
 impl MountedApp {
     pub(crate) fn new(app: &FunctionApp) -> anyhow::Result<Self> {
         let mut functions = Vec::new();
-        for f in app.declarations() {
+        // As the host is given them: HEAD beside GET, the other methods to the handler's 405.
+        for f in &app.host_declarations() {
             if let Trigger::Http { route, methods, .. } = &f.trigger {
                 let template =
                     RouteTemplate::parse(route).map_err(|e| anyhow::anyhow!("{}: {e}", f.name))?;

@@ -63,17 +63,30 @@ async fn http_in_bus_hop_and_back_out() {
         .await;
     assert_eq!(r.status(), 404);
 
-    // Unknown app, unknown route, wrong method: 404 problem+json, as the host answers.
+    // Unknown app, unknown route: 404 problem+json, as the host answers.
     for (method, path) in [
         ("GET", "/nope/api/x"),
         ("GET", "/probe/api/unknown"),
-        ("DELETE", "/probe/api/messages/m1"),
         ("GET", "/probe/messages"),
     ] {
         let r = p.send(method, path, None, None).await;
         assert_eq!(r.status(), 404, "{method} {path}");
         assert_eq!(r.headers()["content-type"], "application/problem+json");
     }
+    // A known route with a method it does not take: the host forwards it (every route is
+    // declared with every method) and the handler answers 405 with `Allow`.
+    let r = p.send("DELETE", "/probe/api/messages/m1", None, None).await;
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(r.headers()["allow"], "GET,HEAD");
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "method_not_allowed");
+    // HEAD wherever GET works: the same status and headers, no body.
+    let r = p
+        .send("HEAD", "/probe/api/messages/m1", Some(&tok), None)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().is_empty());
     p.shutdown().await;
 }
 

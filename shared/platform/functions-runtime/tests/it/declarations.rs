@@ -391,6 +391,36 @@ fn app_keeps_declarations_in_order() {
     );
 }
 
+#[test]
+fn the_host_is_given_head_beside_get_and_every_method_of_a_known_route() {
+    let app = FunctionApp::new("t")
+        .http_function(FunctionDecl::http("ListThings", "things", &["get"]))
+        .http_function(FunctionDecl::http("AddThing", "things", &["post"]))
+        .http_function(FunctionDecl::http("Anything", "any", &[]));
+    let methods = |decls: &[FunctionDecl], name: &str| match &decls
+        .iter()
+        .find(|d| d.name == name)
+        .unwrap()
+        .trigger
+    {
+        functions_runtime::Trigger::Http { methods, .. } => methods.clone(),
+        _ => unreachable!(),
+    };
+    let host = app.host_declarations();
+    // The route's first function takes what no function of the route takes.
+    assert_eq!(
+        methods(&host, "ListThings"),
+        ["get", "head", "put", "patch", "delete"]
+    );
+    assert_eq!(methods(&host, "AddThing"), ["post"]);
+    assert!(
+        methods(&host, "Anything").is_empty(),
+        "already every method"
+    );
+    // The real declarations (OpenAPI, handlers) are untouched.
+    assert_eq!(methods(app.declarations(), "ListThings"), ["get"]);
+}
+
 // --- write_function_json ---------------------------------------------------------------------
 
 struct TempDir(PathBuf);
@@ -432,7 +462,7 @@ fn write_function_json_writes_one_folder_per_function() {
         folders,
         ["Nightly", "OnEvent", "OpenApi", "ProcessRun", "StartRun"]
     );
-    for decl in app.declarations() {
+    for decl in &app.host_declarations() {
         let folder = dir.0.join(&decl.name);
         let files: Vec<_> = std::fs::read_dir(&folder).unwrap().collect();
         assert_eq!(files.len(), 1, "{}", decl.name);
