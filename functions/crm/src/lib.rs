@@ -82,22 +82,7 @@ pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
         .build(ctx)
 }
 
-integration_kit::checked_string!(
-    /// An email address: one `@` with something on each side, no spaces, at most 254
-    /// characters.
-    EmailAddress,
-    |s| {
-        let ok = s.len() <= 254
-            && s.split('@').count() == 2
-            && s.split('@').all(|p| !p.is_empty())
-            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
-        if ok {
-            Ok(())
-        } else {
-            Err("must be an email address".into())
-        }
-    }
-);
+pub use integration_kit::EmailAddress;
 
 integration_kit::checked_string!(
     /// A name or label: 1 to 255 characters on one line.

@@ -23,11 +23,11 @@
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::{
-    Done, Provider, ProviderCall, Served, Serves, Step, answered, call_failed, malformed,
+    Answer, Done, Provider, ProviderCall, Served, Serves, Step, VendorAnswers, answered,
+    call_failed, malformed,
 };
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
-use resilience::{CallError, Classifier, Safety, Verdict};
+use reqwest::Method;
+use resilience::{CallError, Safety, VendorFailure};
 use serde_json::{Map, Value, json};
 
 use crate::{Contact, ContactUpserted, Event, EventTracked, TrackEvent, UpsertContact};
@@ -162,9 +162,7 @@ async fn track(call: &ProviderCall<'_>, body: Value, safety: Safety) -> Result<V
         _ => call.secret("apiKey")?,
     };
     let url = format!("{}/users/track", call.base_url(""));
-    let answers = Answers {
-        secrets: super::secrets(call, None),
-    };
+    let answers = answers(call);
     let answer = super::send_json(
         call,
         Method::POST,
@@ -185,7 +183,7 @@ async fn track(call: &ProviderCall<'_>, body: Value, safety: Safety) -> Result<V
                 "braze",
                 201,
                 &error_words(&answer, errors),
-                &answers.secrets,
+                answers.secrets(),
             ),
         );
         failure.failure.vendor_code = Some("object_refused".into());
@@ -214,25 +212,17 @@ fn error_words(answer: &Value, errors: &[Value]) -> String {
     words.join("; ")
 }
 
-struct Answers<'s> {
-    secrets: Vec<&'s str>,
-}
-
-impl Classifier for Answers<'_> {
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let Some((mut failure, error)) = integration_kit::failed_answer(status, headers, body)
-        else {
-            return Verdict::Success;
-        };
-        let errors = error["errors"].as_array().cloned().unwrap_or_default();
-        failure.message = answered(
-            "braze",
-            status.as_u16(),
-            &error_words(&error, &errors),
-            &self.secrets,
-        );
-        Verdict::Failure(failure)
-    }
+/// Braze's answers: the status decides; its message and the refused objects explain.
+fn answers<'s>(
+    call: &'s ProviderCall<'_>,
+) -> VendorAnswers<'s, impl Fn(&mut VendorFailure, &Answer<'_>) -> String + Send + Sync> {
+    VendorAnswers::new("braze", super::secrets(call, None), |_, answer| {
+        let errors = answer.error["errors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        error_words(answer.error, &errors)
+    })
 }
 
 #[cfg(test)]

@@ -25,12 +25,11 @@
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::{
-    Done, InputError, Provider, ProviderCall, Served, Serves, Step, answered, call_failed,
-    query_value,
+    Answer, Done, InputError, Provider, ProviderCall, Served, Serves, Step, VendorAnswers,
+    call_failed, query_value,
 };
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
-use resilience::{CallError, Classifier, Safety, Verdict};
+use reqwest::Method;
+use resilience::{CallError, Safety};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -195,29 +194,13 @@ async fn collect(
         query_value(&config.measurement_id),
         query_value(call.secret("apiKey")?)
     );
-    let answers = Answers {
-        secrets: super::secrets(call, None),
-    };
+    // Google's error pages are text.
+    let answers = VendorAnswers::new(
+        "ga4",
+        super::secrets(call, None),
+        |_, answer: &Answer<'_>| String::from_utf8_lossy(answer.body).into_owned(),
+    );
     super::send_json(call, Method::POST, &url, None, Some(body), safety, &answers).await
-}
-
-struct Answers<'s> {
-    secrets: Vec<&'s str>,
-}
-
-impl Classifier for Answers<'_> {
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let Some((mut failure, _)) = integration_kit::failed_answer(status, headers, body) else {
-            return Verdict::Success;
-        };
-        failure.message = answered(
-            "ga4",
-            status.as_u16(),
-            &String::from_utf8_lossy(body),
-            &self.secrets,
-        );
-        Verdict::Failure(failure)
-    }
 }
 
 #[cfg(test)]

@@ -39,12 +39,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::{
-    AccessToken, Done, InputError, Provider, ProviderCall, RecordChange, RecordKind, Served,
-    Serves, Step, VendorWebhook, WebhookEffect, answered, call_failed, malformed,
+    AccessToken, Answer, Done, InputError, Provider, ProviderCall, RecordChange, RecordKind,
+    Served, Serves, Step, VendorAnswers, VendorWebhook, WebhookEffect, answered, call_failed,
+    malformed,
 };
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
-use resilience::{CallError, Classifier, Safety, Verdict};
+use reqwest::Method;
+use resilience::{CallError, Safety, VendorFailure};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value, json};
 
@@ -330,9 +330,7 @@ async fn request(
     call.with_fresh_token_on_401(oauth, || async {
         let bearer = bearer(call).await?;
         let url = format!("{}{path}", call.base_url(DEFAULT_BASE_URL));
-        let answers = Answers {
-            secrets: super::secrets(call, Some(bearer.expose_secret())),
-        };
+        let answers = answers(super::secrets(call, Some(bearer.expose_secret())));
         super::send_json(
             call,
             method.clone(),
@@ -377,31 +375,21 @@ fn error_words(error: &Value) -> String {
     words.join("; ")
 }
 
-struct Answers<'s> {
+/// HubSpot's answers: the status decides, `RATE_LIMITS` makes any status a rate limit; the
+/// category is the vendor code, the words say the rest.
+fn answers<'s>(
     secrets: Vec<&'s str>,
-}
-
-impl Classifier for Answers<'_> {
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let Some((mut failure, error)) = integration_kit::failed_answer(status, headers, body)
-        else {
-            return Verdict::Success;
-        };
-        let category = error["category"]
+) -> VendorAnswers<'s, impl Fn(&mut VendorFailure, &Answer<'_>) -> String + Send + Sync> {
+    VendorAnswers::new("hubspot", secrets, |failure, answer| {
+        let category = answer.error["category"]
             .as_str()
-            .or_else(|| error["errorType"].as_str());
+            .or_else(|| answer.error["errorType"].as_str());
         if matches!(category, Some("RATE_LIMITS" | "RATE_LIMIT")) {
             failure.class = FailureClassification::RateLimited;
         }
         failure.vendor_code = category.map(str::to_owned);
-        failure.message = answered(
-            "hubspot",
-            status.as_u16(),
-            &error_words(&error),
-            &self.secrets,
-        );
-        Verdict::Failure(failure)
-    }
+        error_words(answer.error)
+    })
 }
 
 #[cfg(test)]

@@ -27,11 +27,12 @@
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::{
-    Done, InputError, Provider, ProviderCall, Served, Serves, Step, answered, call_failed,
+    Answer, Done, InputError, Provider, ProviderCall, Served, Serves, Step, VendorAnswers,
+    call_failed,
 };
+use reqwest::Method;
 use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
-use resilience::{CallError, Classifier, Safety, Verdict};
+use resilience::{CallError, Safety, VendorFailure};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -236,9 +237,7 @@ async fn graph(
 ) -> Result<Value, CallError> {
     let token = call.secret("token")?;
     let url = format!("{}{path}", call.base_url(DEFAULT_BASE_URL));
-    let answers = Answers {
-        secrets: super::secrets(call, None),
-    };
+    let answers = answers(call);
     super::send_json(call, method, &url, Some(token), body, safety, &answers).await
 }
 
@@ -270,22 +269,19 @@ fn regain_access(headers: &HeaderMap) -> Option<std::time::Duration> {
         .map(|m| std::time::Duration::from_secs(m * 60).min(resilience::hints::MAX_HINT))
 }
 
-struct Answers<'s> {
-    secrets: Vec<&'s str>,
-}
-
-impl Classifier for Answers<'_> {
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let Some((mut failure, error)) = integration_kit::failed_answer(status, headers, body)
-        else {
-            return Verdict::Success;
-        };
-        let error = &error["error"];
+/// Graph's answers: the error code decides the class whatever the status (Graph answers 400
+/// for most things); code and subcode are the vendor code; throttling waits as the business
+/// use case header says when nothing else does.
+fn answers<'s>(
+    call: &'s ProviderCall<'_>,
+) -> VendorAnswers<'s, impl Fn(&mut VendorFailure, &Answer<'_>) -> String + Send + Sync> {
+    VendorAnswers::new("meta", super::secrets(call, None), |failure, answer| {
+        let error = &answer.error["error"];
         if let Some(class) = error["code"].as_i64().and_then(class_of) {
             failure.class = class;
         }
         if failure.class == FailureClassification::RateLimited && failure.retry_after.is_none() {
-            failure.retry_after = regain_access(headers);
+            failure.retry_after = regain_access(answer.headers);
         }
         if let Some(code) = error["code"].as_i64() {
             failure.vendor_code = Some(match error["error_subcode"].as_i64() {
@@ -301,9 +297,8 @@ impl Classifier for Answers<'_> {
         if let Some(t) = error["fbtrace_id"].as_str() {
             words.push_str(&format!("; fbtrace_id {t}"));
         }
-        failure.message = answered("meta", status.as_u16(), &words, &self.secrets);
-        Verdict::Failure(failure)
-    }
+        words
+    })
 }
 
 #[cfg(test)]

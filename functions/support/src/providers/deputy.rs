@@ -25,12 +25,12 @@
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::{
-    Done, InputError, Provider, ProviderCall, Served, Serves, Step, answered, call_failed,
-    malformed,
+    Answer, Done, InputError, Provider, ProviderCall, Served, Serves, Step, VendorAnswers,
+    call_failed, malformed,
 };
-use reqwest::header::{ACCEPT, HeaderMap};
-use reqwest::{Method, StatusCode};
-use resilience::{CallError, Classifier, Safety, Verdict};
+use reqwest::Method;
+use reqwest::header::ACCEPT;
+use resilience::{CallError, Safety, VendorFailure};
 use serde_json::{Value, json};
 
 use crate::{
@@ -285,9 +285,7 @@ async fn request(
 ) -> Result<Value, CallError> {
     let url = format!("{}{path}", call.base_url(""));
     let token = call.secret("token")?;
-    let answers = Answers {
-        secrets: call.credential.values().collect(),
-    };
+    let answers = answers(call);
     let answer = call
         .pipeline
         .send(call.call(safety, &answers), || {
@@ -306,23 +304,16 @@ async fn request(
 }
 
 /// Deputy's answers: the status decides; `error.message`, redacted, explains.
-struct Answers<'s> {
-    secrets: Vec<&'s str>,
-}
-
-impl Classifier for Answers<'_> {
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let Some((mut failure, error)) = integration_kit::failed_answer(status, headers, body)
-        else {
-            return Verdict::Success;
-        };
-        let words = error["error"]["message"]
+fn answers<'s>(
+    call: &'s ProviderCall<'_>,
+) -> VendorAnswers<'s, impl Fn(&mut VendorFailure, &Answer<'_>) -> String + Send + Sync> {
+    VendorAnswers::new("deputy", call.credential.values().collect(), |_, answer| {
+        answer.error["error"]["message"]
             .as_str()
-            .or_else(|| error["error"].as_str())
-            .unwrap_or_default();
-        failure.message = answered("deputy", status.as_u16(), words, &self.secrets);
-        Verdict::Failure(failure)
-    }
+            .or_else(|| answer.error["error"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    })
 }
 
 #[cfg(test)]

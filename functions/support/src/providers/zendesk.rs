@@ -36,12 +36,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use domain::CredentialKind;
 use integration_kit::{
-    Done, Provider, ProviderCall, RecordChange, RecordKind, Served, Serves, Step, VendorWebhook,
-    WebhookEffect, answered, malformed,
+    Answer, Done, Provider, ProviderCall, RecordChange, RecordKind, Served, Serves, Step,
+    VendorAnswers, VendorWebhook, WebhookEffect, malformed,
 };
-use reqwest::header::{ACCEPT, HeaderMap};
-use reqwest::{Method, StatusCode};
-use resilience::{CallError, Classifier, Safety, Verdict};
+use reqwest::Method;
+use reqwest::header::ACCEPT;
+use resilience::{CallError, Safety, VendorFailure};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value, json};
 
@@ -329,7 +329,7 @@ async fn request(
 ) -> Result<Value, CallError> {
     let url = format!("{}{path}", origin(call)?);
     let authorization = authorization(call)?;
-    let answers = Answers::new(call, &authorization);
+    let answers = answers(call, &authorization);
     let answer = call
         .pipeline
         .send(call.call(safety, &answers), || {
@@ -371,17 +371,20 @@ fn authorization(call: &ProviderCall<'_>) -> Result<SecretString, CallError> {
     )))
 }
 
-/// Zendesk's answers: the status decides; the error body's words, redacted, explain.
-struct Answers<'s> {
-    secrets: Vec<&'s str>,
-}
-
-impl<'s> Answers<'s> {
-    fn new(call: &'s ProviderCall<'_>, authorization: &'s SecretString) -> Self {
-        let mut secrets: Vec<&str> = call.credential.values().collect();
-        secrets.push(authorization.expose_secret());
-        Answers { secrets }
-    }
+/// Zendesk's answers: the status decides; the error body's words, redacted, explain; its
+/// `error` code is the failure's vendor code.
+fn answers<'s>(
+    call: &'s ProviderCall<'_>,
+    authorization: &'s SecretString,
+) -> VendorAnswers<'s, impl Fn(&mut VendorFailure, &Answer<'_>) -> String + Send + Sync> {
+    let mut secrets: Vec<&str> = call.credential.values().collect();
+    secrets.push(authorization.expose_secret());
+    VendorAnswers::new("zendesk", secrets, |failure, answer| {
+        if let Some(code) = answer.error["error"].as_str() {
+            failure.vendor_code = Some(code.to_owned());
+        }
+        error_words(answer.error, answer.body)
+    })
 }
 
 /// The words of a Zendesk error body: `error` (a code, or `{title, message}`),
@@ -418,25 +421,6 @@ pub(crate) fn error_words(error: &Value, raw: &[u8]) -> String {
         words.push(String::from_utf8_lossy(raw).into_owned());
     }
     words.join("; ")
-}
-
-impl Classifier for Answers<'_> {
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Verdict {
-        let Some((mut failure, error)) = integration_kit::failed_answer(status, headers, body)
-        else {
-            return Verdict::Success;
-        };
-        failure.message = answered(
-            "zendesk",
-            status.as_u16(),
-            &error_words(&error, body),
-            &self.secrets,
-        );
-        if let Some(code) = error["error"].as_str() {
-            failure.vendor_code = Some(code.to_owned());
-        }
-        Verdict::Failure(failure)
-    }
 }
 
 #[cfg(test)]

@@ -65,3 +65,20 @@ where
 {
     Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
+
+crate::checked_string!(
+    /// An email address as operations take it: one `@` with something on each side, no
+    /// spaces or control characters, at most 254 characters (RFC 5321's path limit).
+    EmailAddress,
+    |s| {
+        let ok = s.len() <= 254
+            && s.split('@').count() == 2
+            && s.split('@').all(|p| !p.is_empty())
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        if ok {
+            Ok(())
+        } else {
+            Err("must be an email address".into())
+        }
+    }
+);

@@ -89,17 +89,17 @@ pub mod testing;
 mod tokens;
 mod vendor_webhooks;
 
-pub use input::null_as_default;
+pub use input::{EmailAddress, null_as_default};
 pub use operation::{
     DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_WAIT, Done, InputError, Operation, ProviderConfig, Served,
     Serves, Step, Wait, config_of, parse_input,
 };
 pub use poll::{DEFAULT_RECEIPTS_POLL_SCHEDULE, RECEIPTS_POLL_SCHEDULE_SETTING};
 pub use provider::{
-    BASE_URL, DeliveryState, ENDPOINT, HOST, PendingReceipt, Provider, ProviderCall, Receipt,
-    ReceiptError, ReceiptRequest, answered, event_grid_receipts, fail as call_failed,
-    failed_answer, malformed, query_value, receipt_code, receipt_code_query, run_created_at,
-    vendor_text, verify_receipt_code,
+    Answer, BASE_URL, DeliveryState, ENDPOINT, HOST, PendingReceipt, Provider, ProviderCall,
+    Receipt, ReceiptError, ReceiptRequest, VendorAnswers, answered, event_grid_receipts,
+    fail as call_failed, failed_answer, malformed, query_value, receipt_code, receipt_code_query,
+    run_created_at, vendor_text, verify_receipt_code,
 };
 pub use tokens::{
     AccessToken, IDENTITY_ENDPOINT_SETTING, IDENTITY_HEADER_SETTING, IdentityEndpoint, TokenCache,

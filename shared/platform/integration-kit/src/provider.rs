@@ -197,6 +197,66 @@ pub fn failed_answer(
     }
 }
 
+/// The classifier of a JSON vendor: the status decides ([`failed_answer`]), then `refine`
+/// reads the vendor's failed answer ([`Answer`]) into its words, adjusting the failure (a
+/// class, a vendor code, a wait) where the vendor says more; the message is [`answered`]
+/// with the words, `secrets` masked.
+pub struct VendorAnswers<'s, F> {
+    vendor: &'static str,
+    secrets: Vec<&'s str>,
+    refine: F,
+}
+
+/// A failed answer, as [`VendorAnswers`]' `refine` reads it.
+pub struct Answer<'a> {
+    pub headers: &'a reqwest::header::HeaderMap,
+    /// The body as JSON (`Null` when it is not JSON).
+    pub error: &'a Value,
+    pub body: &'a [u8],
+}
+
+impl<'s, F> VendorAnswers<'s, F>
+where
+    F: Fn(&mut VendorFailure, &Answer<'_>) -> String + Send + Sync,
+{
+    pub fn new(vendor: &'static str, secrets: Vec<&'s str>, refine: F) -> Self {
+        VendorAnswers {
+            vendor,
+            secrets,
+            refine,
+        }
+    }
+
+    /// The secrets it masks.
+    pub fn secrets(&self) -> &[&'s str] {
+        &self.secrets
+    }
+}
+
+impl<F> resilience::Classifier for VendorAnswers<'_, F>
+where
+    F: Fn(&mut VendorFailure, &Answer<'_>) -> String + Send + Sync,
+{
+    fn classify(
+        &self,
+        status: reqwest::StatusCode,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> resilience::Verdict {
+        let Some((mut failure, error)) = failed_answer(status, headers, body) else {
+            return resilience::Verdict::Success;
+        };
+        let answer = Answer {
+            headers,
+            error: &error,
+            body,
+        };
+        let words = (self.refine)(&mut failure, &answer);
+        failure.message = answered(self.vendor, status.as_u16(), &words, &self.secrets);
+        resilience::Verdict::Failure(failure)
+    }
+}
+
 /// A failure's message for a vendor's answer: `"<vendor> answered <status>"`, then its own
 /// words (through [`vendor_text`]) when it gave any.
 pub fn answered(vendor: &str, status: u16, words: &str, secrets: &[&str]) -> String {

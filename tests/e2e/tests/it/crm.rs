@@ -5,13 +5,14 @@
 //! subscription. Another tenant gets 404.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hmac::Mac as _;
 use integration_kit::testing::{FakeVendor, Reply};
 use serde_json::{Value, json};
 use testkit::TestPlatform;
+
+use crate::support::{connect_app, delivered, run_waited};
 
 const TOKEN: &str = "pat-na1-e2e00000-1111-2222-3333-444444444444";
 
@@ -65,16 +66,7 @@ fn hubspot_signature(secret: &str, url: &str, body: &[u8], millis: &str) -> Stri
 }
 
 async fn waited(platform: &TestPlatform, token: &str, key: Option<&str>, body: Value) -> Value {
-    let mut request = platform
-        .client
-        .post(platform.url("/crm/api/integrations/runs"))
-        .bearer_auth(token)
-        .header("prefer", "wait=30")
-        .json(&body);
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    request.send().await.unwrap().json().await.unwrap()
+    run_waited(platform, "crm", token, key, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,22 +85,16 @@ async fn contacts_deals_events_and_hubspots_webhook() {
     let token = platform.token("tenant-a", &[]);
     let other = platform.token("tenant-b", &[]);
 
-    let r = platform
-        .post(
-            "/crm/api/integrations/connections",
-            &token,
-            json!({"providerKey": "hubspot", "displayName": "portal",
-                   "config": {"baseUrl": hubspot.base},
-                   "credential": {"kind": "bearerToken", "token": TOKEN}}),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    let text = r.text().await.unwrap();
-    assert!(!text.contains(TOKEN), "the secret is never echoed");
-    let connection = serde_json::from_str::<Value>(&text).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let connection = connect_app(
+        &platform,
+        "crm",
+        &token,
+        json!({"providerKey": "hubspot", "displayName": "portal",
+               "config": {"baseUrl": hubspot.base},
+               "credential": {"kind": "bearerToken", "token": TOKEN}}),
+        TOKEN,
+    )
+    .await;
 
     let contact = waited(
         &platform,
@@ -214,22 +200,7 @@ async fn contacts_deals_events_and_hubspots_webhook() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let event = loop {
-        let got = subscriber
-            .requests()
-            .into_iter()
-            .map(|r| r.json())
-            .find(|p| p["type"] == "crm.contact.changed");
-        if let Some(event) = got {
-            break event;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no crm.contact.changed delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let event = delivered(&subscriber, "crm.contact.changed").await;
     assert_eq!(event["data"]["recordId"], contact_id.as_str(), "{event}");
     assert_eq!(event["data"]["property"], "lifecyclestage");
     assert_eq!(event["data"]["value"], "customer");

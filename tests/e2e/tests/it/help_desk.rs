@@ -14,6 +14,8 @@ use integration_kit::testing::{FakeVendor, Reply};
 use serde_json::{Value, json};
 use testkit::TestPlatform;
 
+use crate::support::{connect_app, delivered};
+
 const EMAIL: &str = "agent@acme.example";
 const TOKEN: &str = "zd-e2e-api-token-Q2hlY2tlZCBieSB0aGUgZmFrZQ";
 
@@ -93,22 +95,16 @@ async fn tickets_end_to_end_with_zendesks_webhook_through_the_gateway() {
     let token = platform.token("tenant-a", &[]);
     let other = platform.token("tenant-b", &[]);
 
-    let r = platform
-        .post(
-            "/support/api/integrations/connections",
-            &token,
-            json!({"providerKey": "zendesk", "displayName": "acme desk",
-                   "config": {"baseUrl": zendesk.base},
-                   "credential": {"kind": "basic", "username": EMAIL, "password": TOKEN}}),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    let text = r.text().await.unwrap();
-    assert!(!text.contains(TOKEN), "the secret is never echoed: {text}");
-    let connection = serde_json::from_str::<Value>(&text).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let connection = connect_app(
+        &platform,
+        "support",
+        &token,
+        json!({"providerKey": "zendesk", "displayName": "acme desk",
+               "config": {"baseUrl": zendesk.base},
+               "credential": {"kind": "basic", "username": EMAIL, "password": TOKEN}}),
+        TOKEN,
+    )
+    .await;
 
     // A subscription to the ticket changes, and the connection's Zendesk source.
     let r = platform
@@ -260,22 +256,7 @@ async fn tickets_end_to_end_with_zendesks_webhook_through_the_gateway() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The subscription receives support.ticket.changed.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let event = loop {
-        let got = subscriber
-            .requests()
-            .into_iter()
-            .map(|r| r.json())
-            .find(|p| p["type"] == "support.ticket.changed");
-        if let Some(event) = got {
-            break event;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no support.ticket.changed delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let event = delivered(&subscriber, "support.ticket.changed").await;
     assert_eq!(event["data"]["recordId"], ticket.as_str(), "{event}");
     assert_eq!(event["data"]["value"], "solved");
     assert_eq!(event["data"]["runId"], last_run.as_str());

@@ -137,3 +137,72 @@ pub(crate) fn dev_token(dir: &Path, tenant: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// Creates a connection of app `slug` (201 expected, the secret never echoed); its id.
+pub(crate) async fn connect_app(
+    platform: &testkit::TestPlatform,
+    slug: &str,
+    token: &str,
+    body: Value,
+    secret: &str,
+) -> String {
+    let r = platform
+        .post(
+            &format!("/{slug}/api/integrations/connections"),
+            token,
+            body,
+        )
+        .await;
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 201, "{text}");
+    assert!(!text.contains(secret), "the secret is never echoed: {text}");
+    serde_json::from_str::<Value>(&text).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A run of app `slug` asked with `Prefer: wait=30` (and `Idempotency-Key: key`): the
+/// answer's body.
+pub(crate) async fn run_waited(
+    platform: &testkit::TestPlatform,
+    slug: &str,
+    token: &str,
+    key: Option<&str>,
+    body: Value,
+) -> Value {
+    let mut request = platform
+        .client
+        .post(platform.url(&format!("/{slug}/api/integrations/runs")))
+        .bearer_auth(token)
+        .header("prefer", "wait=30")
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// The first webhook of `event_type` the subscriber endpoint received, within 30 s.
+pub(crate) async fn delivered(
+    subscriber: &integration_kit::testing::FakeVendor,
+    event_type: &str,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(event) = subscriber
+            .requests()
+            .into_iter()
+            .map(|r| r.json())
+            .find(|p| p["type"] == event_type)
+        {
+            return event;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {event_type} delivered within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
