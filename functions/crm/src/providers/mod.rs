@@ -6,9 +6,8 @@ pub mod ga4;
 pub mod hubspot;
 pub mod meta;
 
-use integration_kit::{ProviderCall, malformed};
+use integration_kit::{JsonCall, ProviderCall};
 use reqwest::Method;
-use reqwest::header::ACCEPT;
 use resilience::{CallError, Classifier, Safety};
 use serde_json::Value;
 
@@ -23,26 +22,19 @@ pub(crate) async fn send_json(
     safety: Safety,
     classifier: &dyn Classifier,
 ) -> Result<Value, CallError> {
-    let answer = call
-        .pipeline
-        .send(call.call(safety, classifier), || {
-            let mut builder = call
-                .http
-                .request(method.clone(), url)
-                .header(ACCEPT, "application/json");
-            if let Some(token) = bearer {
-                builder = builder.bearer_auth(token);
-            }
-            if let Some(body) = body {
-                builder = builder.json(body);
-            }
-            builder
-        })
-        .await?;
-    if answer.body.is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(&answer.body).map_err(|_| malformed("not JSON"))
+    let authorization = bearer.map(|t| format!("Bearer {t}"));
+    call.json(
+        JsonCall {
+            method,
+            url,
+            authorization: authorization.as_deref(),
+            headers: &[],
+            body,
+            safety,
+        },
+        classifier,
+    )
+    .await
 }
 
 /// The secrets a classifier masks: the credential's values and the bearer sent.

@@ -25,11 +25,10 @@
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::{
-    Answer, Done, InputError, Provider, ProviderCall, Served, Serves, Step, VendorAnswers,
-    call_failed, malformed,
+    Answer, Done, InputError, JsonCall, Provider, ProviderCall, Served, Serves, Step,
+    VendorAnswers, call_failed, malformed,
 };
 use reqwest::Method;
-use reqwest::header::ACCEPT;
 use resilience::{CallError, Safety, VendorFailure};
 use serde_json::{Value, json};
 
@@ -286,21 +285,19 @@ async fn request(
     let url = format!("{}{path}", call.base_url(""));
     let token = call.secret("token")?;
     let answers = answers(call);
-    let answer = call
-        .pipeline
-        .send(call.call(safety, &answers), || {
-            let mut builder = call
-                .http
-                .request(method.clone(), &url)
-                .header(ACCEPT, "application/json")
-                .bearer_auth(token);
-            if let Some(body) = body {
-                builder = builder.json(body);
-            }
-            builder
-        })
-        .await?;
-    serde_json::from_slice(&answer.body).map_err(|_| malformed("not JSON"))
+    let authorization = format!("Bearer {token}");
+    call.json(
+        JsonCall {
+            method,
+            url: &url,
+            authorization: Some(&authorization),
+            headers: &[],
+            body,
+            safety,
+        },
+        &answers,
+    )
+    .await
 }
 
 /// Deputy's answers: the status decides; `error.message`, redacted, explains.

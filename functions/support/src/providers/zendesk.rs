@@ -36,11 +36,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use domain::CredentialKind;
 use integration_kit::{
-    Answer, Done, Provider, ProviderCall, RecordChange, RecordKind, Served, Serves, Step,
+    Answer, Done, JsonCall, Provider, ProviderCall, RecordChange, RecordKind, Served, Serves, Step,
     VendorAnswers, VendorWebhook, WebhookEffect, malformed,
 };
 use reqwest::Method;
-use reqwest::header::ACCEPT;
 use resilience::{CallError, Safety, VendorFailure};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value, json};
@@ -330,24 +329,21 @@ async fn request(
     let url = format!("{}{path}", origin(call)?);
     let authorization = authorization(call)?;
     let answers = answers(call, &authorization);
-    let answer = call
-        .pipeline
-        .send(call.call(safety, &answers), || {
-            let mut builder = call
-                .http
-                .request(method.clone(), &url)
-                .header(ACCEPT, "application/json")
-                .header("authorization", authorization.expose_secret());
-            if let (true, Some(key)) = (method == Method::POST, call.idempotency_key) {
-                builder = builder.header("idempotency-key", key);
-            }
-            if let Some(body) = body {
-                builder = builder.json(body);
-            }
-            builder
-        })
-        .await?;
-    serde_json::from_slice(&answer.body).map_err(|_| malformed("not JSON"))
+    // Zendesk de-duplicates creations on the run's key.
+    let key = [("idempotency-key", call.idempotency_key.unwrap_or_default())];
+    let keyed = method == Method::POST && call.idempotency_key.is_some();
+    call.json(
+        JsonCall {
+            method,
+            url: &url,
+            authorization: Some(authorization.expose_secret()),
+            headers: if keyed { &key[..] } else { &[] },
+            body,
+            safety,
+        },
+        &answers,
+    )
+    .await
 }
 
 /// `Basic base64("{email}/token:{api_token}")`, or the OAuth bearer.

@@ -96,10 +96,10 @@ pub use operation::{
 };
 pub use poll::{DEFAULT_RECEIPTS_POLL_SCHEDULE, RECEIPTS_POLL_SCHEDULE_SETTING};
 pub use provider::{
-    Answer, BASE_URL, DeliveryState, ENDPOINT, HOST, PendingReceipt, Provider, ProviderCall,
-    Receipt, ReceiptError, ReceiptRequest, VendorAnswers, answered, event_grid_receipts,
-    fail as call_failed, failed_answer, malformed, query_value, receipt_code, receipt_code_query,
-    run_created_at, vendor_text, verify_receipt_code,
+    Answer, BASE_URL, DeliveryState, ENDPOINT, HOST, JsonCall, PendingReceipt, Provider,
+    ProviderCall, Receipt, ReceiptError, ReceiptRequest, VendorAnswers, answered,
+    event_grid_receipts, fail as call_failed, failed_answer, malformed, query_value, receipt_code,
+    receipt_code_query, run_created_at, vendor_text, verify_receipt_code,
 };
 pub use tokens::{
     AccessToken, IDENTITY_ENDPOINT_SETTING, IDENTITY_HEADER_SETTING, IdentityEndpoint, TokenCache,

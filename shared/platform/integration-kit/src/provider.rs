@@ -197,6 +197,53 @@ pub fn failed_answer(
     }
 }
 
+/// One JSON request to a vendor ([`ProviderCall::json`]).
+pub struct JsonCall<'a> {
+    pub method: reqwest::Method,
+    pub url: &'a str,
+    /// The whole `Authorization` value (`Bearer …`, `Basic …`), if any.
+    pub authorization: Option<&'a str>,
+    /// More headers (an idempotency key).
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: Option<&'a Value>,
+    pub safety: Safety,
+}
+
+impl ProviderCall<'_> {
+    /// Sends `request` through the pipeline (`Accept: application/json`), classified by
+    /// `classifier`; the answer's body as JSON (`Null` when empty; not JSON is
+    /// [`malformed`]).
+    pub async fn json(
+        &self,
+        request: JsonCall<'_>,
+        classifier: &dyn Classifier,
+    ) -> Result<Value, CallError> {
+        let answer = self
+            .pipeline
+            .send(self.call(request.safety, classifier), || {
+                let mut builder = self
+                    .http
+                    .request(request.method.clone(), request.url)
+                    .header(reqwest::header::ACCEPT, "application/json");
+                if let Some(value) = request.authorization {
+                    builder = builder.header(reqwest::header::AUTHORIZATION, value);
+                }
+                for (name, value) in request.headers {
+                    builder = builder.header(*name, *value);
+                }
+                if let Some(body) = request.body {
+                    builder = builder.json(body);
+                }
+                builder
+            })
+            .await?;
+        if answer.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&answer.body).map_err(|_| malformed("not JSON"))
+    }
+}
+
 /// The classifier of a JSON vendor: the status decides ([`failed_answer`]), then `refine`
 /// reads the vendor's failed answer ([`Answer`]) into its words, adjusting the failure (a
 /// class, a vendor code, a wait) where the vendor says more; the message is [`answered`]
