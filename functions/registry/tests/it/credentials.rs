@@ -435,6 +435,14 @@ async fn oauth_credential(
 
 /// The refresh token stored as the credential's current version.
 async fn current_refresh_token(p: &TestPlatform, token: &str, id: &str) -> String {
+    current_fields(p, token, id).await["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The secret fields of the credential's current version.
+async fn current_fields(p: &TestPlatform, token: &str, id: &str) -> Value {
     let c = credential(p, token, id).await;
     let (secret, _) = p
         .runner
@@ -446,9 +454,7 @@ async fn current_refresh_token(p: &TestPlatform, token: &str, id: &str) -> Strin
         )
         .await
         .unwrap();
-    let fields: Value =
-        serde_json::from_str(secrecy::ExposeSecret::expose_secret(&secret)).unwrap();
-    fields["refreshToken"].as_str().unwrap().to_owned()
+    serde_json::from_str(secrecy::ExposeSecret::expose_secret(&secret)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -480,6 +486,18 @@ async fn refresh_token_credentials_rotate_themselves() {
         current_refresh_token(&p, &t, &id).await,
         "rt-2",
         "the rotated refresh token is kept"
+    );
+    // With it, the access token that grant returned: apps use it instead of spending the
+    // refresh token themselves.
+    let fields = current_fields(&p, &t, &id).await;
+    assert_eq!(fields["accessToken"], "at-1");
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(fields["accessTokenExpiresAt"].as_str().unwrap())
+            .unwrap();
+    let left = expires.to_utc() - chrono::Utc::now();
+    assert!(
+        left > chrono::TimeDelta::minutes(55) && left <= chrono::TimeDelta::minutes(60),
+        "{left}"
     );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 

@@ -17,8 +17,13 @@
 //! (`POST /api/v1/resource/Task/QUERY`, operator `lk`), so a retried run finds the task an
 //! earlier attempt created instead of creating a second one.
 //!
-//! Credentials: `bearerToken` (a permanent token, or an OAuth access token), sent as
-//! `Authorization: Bearer`. Errors are `{"error": {"code", "message"}}`; Deputy documents no
+//! Credentials: `bearerToken` (a permanent token), or `oauth2RefreshToken` (Deputy's OAuth:
+//! `{clientId, clientSecret, refreshToken, tokenUrl: "https://{install}/oauth/access_token"}`).
+//! Deputy's refresh tokens rotate on use (a refresh spends the stored one), so apps never
+//! refresh them: the registry's rotation does (a rotation policy shorter than the access
+//! token's 24 hours, say `maxAgeSeconds: 43200`), keeping the vendor's new refresh token and
+//! the access token of that grant; calls use that access token, and an absent or expired one
+//! is an `auth` failure saying so. Either is sent as `Authorization: Bearer`. Errors are `{"error": {"code", "message"}}`; Deputy documents no
 //! rate-limit headers, so a 429's `Retry-After` is all there is to honour. The connection test
 //! is `GET /api/v1/me`.
 
@@ -30,6 +35,7 @@ use integration_kit::{
 };
 use reqwest::Method;
 use resilience::{CallError, Safety, VendorFailure};
+use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
 use crate::{
@@ -69,7 +75,10 @@ impl Provider for Deputy {
     }
 
     fn credential_kinds(&self) -> &'static [CredentialKind] {
-        &[CredentialKind::BearerToken]
+        &[
+            CredentialKind::BearerToken,
+            CredentialKind::Oauth2RefreshToken,
+        ]
     }
 
     /// `GET /api/v1/me`: who the token is.
@@ -274,6 +283,33 @@ fn read_task(call: &ProviderCall<'_>, task: &Value) -> Result<Ticket, CallError>
     })
 }
 
+/// The bearer: the permanent token, or the access token the registry's last refresh kept.
+fn token<'c>(call: &'c ProviderCall<'_>) -> Result<&'c str, CallError> {
+    if call.credential.kind() != CredentialKind::Oauth2RefreshToken {
+        return call.secret("token");
+    }
+    let stale = || {
+        call_failed(
+            FailureClassification::Auth,
+            "the credential holds no live access token: Deputy's refresh tokens rotate, so the \
+             registry's rotation renews it (rotate the credential; give it a rotation policy \
+             shorter than a day)",
+        )
+    };
+    let expired = call
+        .credential
+        .get("accessTokenExpiresAt")
+        .map(|at| {
+            chrono::DateTime::parse_from_rfc3339(at.expose_secret())
+                .map_or(true, |at| at.to_utc() <= chrono::Utc::now())
+        })
+        .unwrap_or(false);
+    if expired {
+        return Err(stale());
+    }
+    call.secret("accessToken").map_err(|_| stale())
+}
+
 /// One call to Deputy, its JSON answer.
 async fn request(
     call: &ProviderCall<'_>,
@@ -283,7 +319,7 @@ async fn request(
     safety: Safety,
 ) -> Result<Value, CallError> {
     let url = format!("{}{path}", call.base_url(""));
-    let token = call.secret("token")?;
+    let token = token(call)?;
     let answers = answers(call);
     let authorization = format!("Bearer {token}");
     call.json(

@@ -40,7 +40,14 @@ fn schema(
         CredentialKind::Oauth2RefreshToken => (
             "oauth2RefreshToken",
             &["clientId", "refreshToken", "tokenUrl"],
-            &["clientSecret", "scope"],
+            // The access token the registry's last refresh grant returned, for vendors whose
+            // refresh tokens rotate on use (apps read it instead of refreshing themselves).
+            &[
+                "clientSecret",
+                "scope",
+                "accessToken",
+                "accessTokenExpiresAt",
+            ],
         ),
         CredentialKind::GithubApp => ("githubApp", &["appId", "privateKey"], &["installationId"]),
         CredentialKind::HmacSecret => ("hmacSecret", &["secret"], &[]),

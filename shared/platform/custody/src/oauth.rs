@@ -67,22 +67,36 @@ pub enum RefreshError {
 }
 
 /// Uses a refresh-token credential once. When the vendor rotates refresh tokens, returns the
-/// material with the new one (to be stored as a new version); `None` when the vendor kept the
-/// same refresh token (nothing to rotate).
+/// material with the new one (to be stored as a new version), and with the access token the
+/// grant returned (`accessToken`, `accessTokenExpiresAt` in RFC 3339): with such a vendor a
+/// refresh spends the stored refresh token, so only this rotation may refresh, and apps use
+/// the access token it kept. `None` when the vendor kept the same refresh token (nothing to
+/// rotate; apps may refresh for themselves).
 pub async fn refresh(
     material: &SecretMaterial,
     guard: &netguard::Guard,
 ) -> Result<Option<SecretMaterial>, RefreshError> {
     let client = token_client(material, guard)?;
-    client.access_token().await?;
+    let access = client.access_token().await?;
     let old = material
         .get("refreshToken")
         .map(|t| t.expose_secret().to_owned());
     Ok(match client.current_refresh_token() {
-        Some(new) if Some(new.expose_secret()) != old.as_deref() => Some(material.with(
-            "refreshToken",
-            SecretString::from(new.expose_secret().to_owned()),
-        )),
+        Some(new) if Some(new.expose_secret()) != old.as_deref() => {
+            let mut renewed = material
+                .with(
+                    "refreshToken",
+                    SecretString::from(new.expose_secret().to_owned()),
+                )
+                .with(
+                    "accessToken",
+                    SecretString::from(access.secret.expose_secret().to_owned()),
+                );
+            if let Some(at) = access.expires_at {
+                renewed = renewed.with("accessTokenExpiresAt", SecretString::from(at.to_rfc3339()));
+            }
+            Some(renewed)
+        }
         _ => None,
     })
 }

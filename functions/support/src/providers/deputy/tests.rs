@@ -313,3 +313,52 @@ async fn conformance_of_create_update_and_get() {
     .await;
     assert!(skipped.is_empty(), "{skipped:?}");
 }
+
+/// Deputy's OAuth: calls carry the access token the registry's rotation kept; none, or an
+/// expired one, is an `auth` failure that says what to do, and no refresh is attempted
+/// (it would spend the stored refresh token).
+#[tokio::test]
+async fn oauth_credentials_use_the_access_token_the_rotation_kept() {
+    let fake = FakeVendor::start(deputy(Arc::default())).await;
+    let oauth = |extra: Value| {
+        let mut secret = json!({"clientId": "client-1", "clientSecret": "cs-1",
+                                "refreshToken": "deputy-refresh-1",
+                                "tokenUrl": format!("{}/oauth/access_token", fake.base)});
+        for (k, v) in extra.as_object().unwrap() {
+            secret[k] = v.clone();
+        }
+        Harness::new(
+            "deputy",
+            CredentialKind::Oauth2RefreshToken,
+            secret,
+            json!({"baseUrl": fake.base, "areaId": 3}),
+        )
+    };
+    let live = oauth(json!({"accessToken": TOKEN,
+        "accessTokenExpiresAt": (chrono::Utc::now() + chrono::TimeDelta::hours(20)).to_rfc3339()}));
+    Deputy
+        .test_connection(&live.call())
+        .await
+        .expect("the kept access token");
+    for stale in [
+        json!({}),
+        json!({"accessToken": TOKEN,
+               "accessTokenExpiresAt": (chrono::Utc::now() - chrono::TimeDelta::minutes(1)).to_rfc3339()}),
+    ] {
+        let e = Deputy
+            .test_connection(&oauth(stale).call())
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), FailureClassification::Auth);
+        assert!(
+            e.failure.message.contains("registry's rotation renews it"),
+            "{e:?}"
+        );
+    }
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.path != "/oauth/access_token"),
+        "no refresh from the app"
+    );
+}
