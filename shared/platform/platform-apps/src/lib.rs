@@ -27,6 +27,7 @@ platform_apps!(
     ollama::registration,
     support::registration,
     crm::registration,
+    payment::registration,
 );
 
 /// The providers each app has adapters for, as every handler gives them to the registry.

@@ -12,6 +12,7 @@ mod help_desk;
 mod models;
 mod openapi;
 mod ordered_webhooks;
+mod payment;
 mod private_endpoints;
 mod quotas;
 mod run_crash;

@@ -1,0 +1,4 @@
+//! One module per payment processor.
+
+pub mod fake;
+pub mod stripe;
