@@ -240,6 +240,7 @@ module functionApps 'modules/functionapp.bicep' = [for (app, i) in apps: {
     authJwksUri: authJwksUri
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    payloadRetentionDays: payloadRetentionDays
   }
 }]
 

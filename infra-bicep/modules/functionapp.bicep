@@ -26,6 +26,8 @@ param authAudience string
 param authJwksUri string
 param maximumInstanceCount int
 param instanceMemoryMB int
+@description('Days raw webhook bodies, outbound payloads and the gateway\'s records of them are kept (PAYLOAD_RETENTION_DAYS).')
+param payloadRetentionDays int
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: 'plan-${name}'
@@ -127,6 +129,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AUTH_JWKS_URI'
           value: authJwksUri
+        }
+        {
+          name: 'PAYLOAD_RETENTION_DAYS'
+          value: string(payloadRetentionDays)
         }
       ]
     }

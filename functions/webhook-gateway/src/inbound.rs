@@ -294,7 +294,9 @@ async fn accept(
         "payloadRef": payload_ref,
         "receivedAt": now,
     });
-    let mut ops = vec![WriteOp::create(&receipt_id, receipt)];
+    // The receipt (the de-duplication marker) lives as long as the body it names.
+    let mut ops =
+        vec![WriteOp::create(&receipt_id, receipt).with_ttl(crate::outbound::retention(ctx))];
     ops.extend(outbox::event_writes(&[event], SOURCE, None).map_err(ApiError::internal)?);
     ops.extend(routed);
     match ctx.documents.batch(CONTAINER, tenant, ops).await {

@@ -158,7 +158,9 @@ pub(crate) fn subscription_write(
     })
 }
 
+/// A delivery's document, kept for the payload retention after its last change.
 pub(crate) fn delivery_write(
+    ctx: &AppContext,
     stored: &StoredDelivery,
     etag: Option<ETag>,
 ) -> Result<WriteOp, ApiError> {
@@ -167,7 +169,19 @@ pub(crate) fn delivery_write(
     Ok(match etag {
         Some(e) => WriteOp::replace(id, doc, Some(e)),
         None => WriteOp::create(id, doc),
-    })
+    }
+    .with_ttl(retention(ctx)))
+}
+
+/// How long the gateway keeps its records of payloads (inbound receipts, deliveries and
+/// their markers): the payload retention ([`app_context::PAYLOAD_RETENTION_SETTING`],
+/// checked when the app is built).
+pub(crate) fn retention(ctx: &AppContext) -> std::time::Duration {
+    let days = ctx
+        .setting(app_context::PAYLOAD_RETENTION_SETTING)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(u64::from(app_context::DEFAULT_PAYLOAD_RETENTION_DAYS));
+    std::time::Duration::from_secs(days * 24 * 3600)
 }
 
 const STORE: api_kit::Aggregates = api_kit::Aggregates::new(CONTAINER, SOURCE);

@@ -42,6 +42,8 @@ impl Settings {
         const DAY: u64 = 86_400;
         // Sources keep their secrets through the registry.
         api_kit::custody::check_registry_url(ctx)?;
+        // Read where it is used (`outbound::retention`); checked here, once.
+        ::settings::integer(ctx, app_context::PAYLOAD_RETENTION_SETTING, 1u32..=3650)?;
         Ok(Settings {
             public_url: ::settings::base_url(ctx, &app_context::url_setting(crate::SLUG))?
                 .unwrap_or_default(),

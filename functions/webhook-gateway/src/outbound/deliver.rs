@@ -593,7 +593,7 @@ async fn record(
         }
         change
             .ops
-            .push(delivery_write(&stored, Some(delivery_etag))?);
+            .push(delivery_write(ctx, &stored, Some(delivery_etag))?);
         if change.subscription_changed
             && let Some((s, etag)) = subscription
         {

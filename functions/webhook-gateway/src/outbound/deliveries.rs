@@ -225,7 +225,8 @@ pub(crate) async fn fan_out_event(
             let marker = ports::WriteOp::create(
                 marker_id.clone(),
                 json!({"docType": "fanout", "deliveryId": id}),
-            );
+            )
+            .with_ttl(super::retention(ctx));
             let lane = Lane {
                 subscription: s.subscription.id(),
                 key: key.cloned(),
@@ -248,7 +249,7 @@ pub(crate) async fn fan_out_event(
             }
         } else {
             let ops = vec![
-                delivery_write(&stored, None)?,
+                delivery_write(ctx, &stored, None)?,
                 attempt_write(tenant, &next_attempt(&stored.delivery, None), None)?,
             ];
             match commit(ctx, tenant, ops, &[], "fanned out already").await {
@@ -357,7 +358,7 @@ pub(crate) async fn replay(
         }
     } else {
         let ops = vec![
-            delivery_write(&stored, Some(etag))?,
+            delivery_write(&ctx, &stored, Some(etag))?,
             attempt_write(&tenant, &next_attempt(&stored.delivery, None), None)?,
         ];
         commit(&ctx, &tenant, ops, &[], CHANGED).await?;

@@ -238,7 +238,7 @@ pub(crate) async fn enter_lane(
             next: None,
         });
         let mut ops = extra.to_vec();
-        ops.push(delivery_write(&entering, etag.cloned())?);
+        ops.push(delivery_write(ctx, &entering, etag.cloned())?);
         let now = Utc::now();
         let doc = document(
             &LaneDoc {
@@ -262,7 +262,7 @@ pub(crate) async fn enter_lane(
                     continue;
                 }
                 place.next = Some(me);
-                ops.push(delivery_write(&tail, Some(tail_etag))?);
+                ops.push(delivery_write(ctx, &tail, Some(tail_etag))?);
             }
             None => ops.push(attempt_write(
                 tenant,

@@ -339,3 +339,87 @@ async fn options_answers_the_cloudevents_handshake() {
     assert_eq!(r.headers()["webhook-allowed-rate"], "*");
     assert_eq!(r.headers()["allow"], "POST, OPTIONS");
 }
+
+/// Receipts (and the raw bodies they name) and deliveries are kept for the payload
+/// retention and no longer: their documents carry it as their expiry; a retention that is not
+/// a number of days from 1 to 3650 stops the app at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_expire_with_the_payload_retention() {
+    let p = TestPlatform::start(
+        &[registry::registration(), webhook_gateway::registration()],
+        json!({"PAYLOAD_RETENTION_DAYS": "2", "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1"}),
+    )
+    .await;
+    let t = p.token("tenant-r", &[]);
+    let source: Value = p
+        .post(SOURCES, &t, json!({"provider": "github", "secret": SECRET}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let body = b"{\"zen\":\"Keep it logically awesome.\"}";
+    let r = deliver(
+        &p,
+        source["url"].as_str().unwrap(),
+        body,
+        "d-retention-1",
+        Some(github_signature(body)),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    let r = p
+        .post(
+            "/webhook-gateway/api/webhooks/subscriptions",
+            &t,
+            json!({"url": "http://127.0.0.1:9/none", "eventTypes": ["order.created"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = p
+        .post(
+            "/webhook-gateway/api/webhooks/deliveries",
+            &t,
+            json!({"eventType": "order.created", "payload": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    let db = rusqlite::Connection::open(p.dir().join("data").join("documents.db")).unwrap();
+    let expiries = |pattern: &str| -> Vec<Option<i64>> {
+        let mut stmt = db
+            .prepare("SELECT expires_at FROM documents WHERE container = 'webhooks' AND id LIKE ?1")
+            .unwrap();
+        stmt.query_map([pattern], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let two_days = 2 * 24 * 3600 * 1000;
+    let now = chrono::Utc::now().timestamp_millis();
+    for pattern in ["received-%", "delivery-%"] {
+        let found = expiries(pattern);
+        assert!(!found.is_empty(), "no {pattern} document");
+        for at in found {
+            let at = at.unwrap_or_else(|| panic!("a {pattern} document never expires"));
+            assert!(
+                (at - now - two_days).abs() < 120_000,
+                "{pattern} expires {} s from now",
+                (at - now) / 1000
+            );
+        }
+    }
+    p.shutdown().await;
+
+    for bad in ["0", "3651", "thirty"] {
+        let refused = TestPlatform::try_start(
+            &[registry::registration(), webhook_gateway::registration()],
+            json!({"PAYLOAD_RETENTION_DAYS": bad}),
+        )
+        .await;
+        let e = refused.err().unwrap_or_else(|| panic!("{bad} was taken"));
+        assert!(
+            format!("{e:#}").contains("PAYLOAD_RETENTION_DAYS"),
+            "{bad}: {e:#}"
+        );
+    }
+}

@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS blobs (
     data          BLOB NOT NULL,
     UNIQUE (container, name)
 );
+-- Retention deletes by age within a container (`expire`).
+CREATE INDEX IF NOT EXISTS blobs_by_age ON blobs (container, last_modified);
 ";
 
 /// The largest blob this store takes. SQLite's own limit is about 1 GB per value; this keeps
@@ -94,6 +96,72 @@ impl SqliteBlobStore {
         let db = Db::open(path, durability, SCHEMA)?;
         let writer = GroupWriter::start(path, durability, Box::new(|_| Ok(())))?;
         Ok(SqliteBlobStore { db, writer })
+    }
+
+    /// Deletes the blobs of `container` last modified before `before`, at most `limit` of
+    /// them (so one pass never holds the writer long); answers how many went. What Blob
+    /// Storage's lifecycle rule does in Azure, for the local default.
+    pub async fn expire(
+        &self,
+        container: &str,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize> {
+        validate_names(container, "x")?;
+        let container = container.to_owned();
+        let before = before
+            .timestamp_nanos_opt()
+            .ok_or_else(|| PortError::Invalid("a time after 2262".into()))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.writer
+            .write(move |tx| {
+                tx.prepare_cached(
+                    "DELETE FROM blobs WHERE id IN (SELECT id FROM blobs \
+                     WHERE container = ?1 AND last_modified < ?2 LIMIT ?3)",
+                )
+                .and_then(|mut stmt| stmt.execute(params![container, before, limit]))
+                .map_err(backend)
+            })
+            .await
+    }
+
+    /// Keeps the blobs of `containers` for `max_age` after their last change: a task that
+    /// expires older ones now and then every `every` (in passes of a thousand), for as long
+    /// as the runtime runs. Blob Storage's lifecycle rule does this in Azure.
+    pub fn keep_for(
+        &self,
+        containers: Vec<String>,
+        max_age: std::time::Duration,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let age = chrono::TimeDelta::from_std(max_age).unwrap_or(chrono::TimeDelta::MAX);
+            loop {
+                for container in &containers {
+                    loop {
+                        match store.expire(container, Utc::now() - age, 1_000).await {
+                            Ok(1_000) => continue,
+                            Ok(n) => {
+                                if n > 0 {
+                                    tracing::info!(
+                                        container,
+                                        expired = n,
+                                        "blobs past their retention deleted"
+                                    );
+                                }
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(container, error = %e, "blobs could not be expired");
+                                break;
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
     }
 
     /// Copies every blob of a `FolderBlobStore` rooted at `folder` into this store, keeping

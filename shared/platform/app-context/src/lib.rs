@@ -18,6 +18,18 @@ pub use settings::InvalidSetting;
 
 /// The topic every platform event goes to (design §7).
 pub const EVENTS_TOPIC: &str = "integration-events";
+
+/// The blob containers of the webhook gateway's payloads (raw inbound bodies, large outbound
+/// payloads): kept for the payload retention and no longer (Bicep's lifecycle rule in Azure,
+/// the embedded store's expiry locally).
+pub const PAYLOAD_CONTAINERS: [&str; 2] = ["webhooks-raw", "webhooks-outbound"];
+
+/// Setting: days raw webhook bodies and outbound payloads, and the gateway's records of them
+/// (receipts, deliveries), are kept (1 to 3650, default 30: Bicep's `payloadRetentionDays`,
+/// which sets it in Azure, where Blob Storage's lifecycle rule deletes the blobs).
+pub const PAYLOAD_RETENTION_SETTING: &str = "PAYLOAD_RETENTION_DAYS";
+/// The default of [`PAYLOAD_RETENTION_SETTING`].
+pub const DEFAULT_PAYLOAD_RETENTION_DAYS: u32 = 30;
 /// The queue of outbound webhook deliveries.
 pub const WEBHOOK_DELIVERIES_QUEUE: &str = "webhook-deliveries";
 /// The session-enabled queue of deliveries to ordered subscriptions (`SessionId` =

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use app_context::AppContext;
@@ -160,6 +161,39 @@ impl fmt::Display for Selection {
 }
 
 /// The embedded default, opened in one data folder.
+pub use app_context::{DEFAULT_PAYLOAD_RETENTION_DAYS, PAYLOAD_RETENTION_SETTING};
+
+/// The payload retention the settings give, in days.
+pub fn payload_retention_days(values: &BTreeMap<String, String>) -> anyhow::Result<u32> {
+    match values.get(PAYLOAD_RETENTION_SETTING).map(|v| v.trim()) {
+        None | Some("") => Ok(DEFAULT_PAYLOAD_RETENTION_DAYS),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{PAYLOAD_RETENTION_SETTING} must be a whole number of days from 1 to 3650"
+                )
+            }),
+    }
+}
+
+impl Embedded {
+    /// Deletes the embedded payload blobs once they are older than the retention, hourly, as
+    /// the lifecycle rule does in Azure.
+    pub fn keep_payloads(&self, days: u32) -> tokio::task::JoinHandle<()> {
+        self.blobs.keep_for(
+            app_context::PAYLOAD_CONTAINERS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+            Duration::from_secs(u64::from(days) * 24 * 3600),
+            Duration::from_secs(3600),
+        )
+    }
+}
+
 pub struct Embedded {
     pub documents: Arc<SqliteDocumentStore>,
     /// Both the bus sender of the apps and, in the local runner, the receiver its triggers

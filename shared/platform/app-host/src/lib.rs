@@ -151,6 +151,7 @@ pub async fn open(
     // an instance's disk holds nothing.
     let embedded = if selection.any_embedded() {
         let embedded = adapters::open_embedded(&data_dir).await?;
+        embedded.keep_payloads(adapters::payload_retention_days(&settings)?);
         if selection.bus.is_embedded() {
             embedded
                 .broker

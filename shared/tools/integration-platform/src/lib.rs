@@ -324,6 +324,9 @@ impl Opened {
             );
         }
         let embedded = app_host::adapters::open_embedded(&args.data_dir).await?;
+        embedded.keep_payloads(app_host::adapters::payload_retention_days(
+            &settings.values,
+        )?);
         let ports =
             app_host::adapters::open_ports(&selection, &settings.values, Some(&embedded)).await?;
         tracing::info!(adapters = %selection, "adapters opened");

@@ -195,3 +195,69 @@ async fn a_blob_folder_is_imported_with_its_metadata_and_newer_rows_win() {
     // Importing twice copies nothing more.
     assert_eq!(store.import_folder(&folder).await.unwrap(), 0);
 }
+
+/// Retention: `expire` deletes a container's blobs older than the time given, and only
+/// those; `keep_for` does it on its own, as Blob Storage's lifecycle rule does in Azure.
+#[tokio::test]
+async fn blobs_past_their_retention_are_deleted_and_no_others() {
+    use ports::{BlobStore as _, PutOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteBlobStore::open(&dir.path().join("blobs.db"), Durability::Normal).unwrap();
+    let put = |container: &'static str, name: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .put(
+                    container,
+                    name,
+                    bytes::Bytes::from_static(b"body"),
+                    PutOptions::default(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    for i in ["a", "b", "c"] {
+        put("webhooks-raw", i).await;
+    }
+    put("runs-input", "kept").await;
+    // Nothing is older than an hour ago.
+    let hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    assert_eq!(
+        store.expire("webhooks-raw", hour_ago, 100).await.unwrap(),
+        0
+    );
+    // Everything written so far is older than a moment from now: two at a time.
+    let soon = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    assert_eq!(store.expire("webhooks-raw", soon, 2).await.unwrap(), 2);
+    assert_eq!(store.expire("webhooks-raw", soon, 2).await.unwrap(), 1);
+    assert!(store.list("webhooks-raw", "").await.unwrap().is_empty());
+    assert_eq!(
+        store.list("runs-input", "").await.unwrap().len(),
+        1,
+        "another container is kept"
+    );
+
+    // The task: a zero retention empties the container at once, and again later.
+    put("webhooks-raw", "d").await;
+    let task = store.keep_for(
+        vec!["webhooks-raw".into()],
+        std::time::Duration::ZERO,
+        std::time::Duration::from_millis(20),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !store.list("webhooks-raw", "").await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    put("webhooks-raw", "e").await;
+    while !store.list("webhooks-raw", "").await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not expired on the next pass"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.list("runs-input", "").await.unwrap().len(), 1);
+    task.abort();
+}
