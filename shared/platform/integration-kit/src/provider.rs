@@ -584,6 +584,53 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever an authenticated sender posts (any bytes, or any JSON shaped like
+        /// Event Grid's), the reader answers receipts or refuses: it never panics, and every
+        /// receipt it reads names a message.
+        #[test]
+        fn event_grid_receipts_read_any_body_without_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            id in "\\PC{0,40}",
+            kind in proptest::prop_oneof![
+                proptest::strategy::Just("Microsoft.Communication.SMSDeliveryReportReceived".to_owned()),
+                proptest::strategy::Just("Microsoft.EventGrid.SubscriptionValidationEvent".to_owned()),
+                "\\PC{0,40}",
+            ],
+            status in "\\PC{0,20}",
+            message in proptest::option::of("\\PC{0,60}"),
+        ) {
+            let code = receipt_code("access-key");
+            let url = format!("https://app.example/api/integrations/receipts/t/c?code={code}");
+            let headers = http::HeaderMap::new();
+            let key = SecretMaterial::new(
+                domain::CredentialKind::ApiKey,
+                serde_json::json!({"apiKey": "access-key"}).as_object().unwrap().clone(),
+            )
+            .unwrap();
+            let shaped = serde_json::to_vec(&serde_json::json!([{
+                "id": id, "eventType": kind,
+                "data": {"messageId": message, "deliveryStatus": status, "validationCode": id},
+            }]))
+            .unwrap();
+            for body in [&bytes[..], &shaped[..]] {
+                let request = ReceiptRequest { url: &url, headers: &headers, body };
+                if let Ok(receipts) = event_grid_receipts(
+                    &request,
+                    &key,
+                    "apiKey",
+                    "Microsoft.Communication.SMSDeliveryReportReceived",
+                    "deliveryStatus",
+                    sms_state,
+                ) {
+                    for r in receipts {
+                        proptest::prop_assert!(!r.message_id.is_empty());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn event_grid_receipts_need_the_code_and_answer_the_handshake() {
         let code = receipt_code("access-key");

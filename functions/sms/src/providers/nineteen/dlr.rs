@@ -122,7 +122,47 @@ fn receipt(message_id: String, status: i64, words: Option<&str>) -> Receipt {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy as _;
+
     use super::*;
+
+    proptest::proptest! {
+        /// 019's pulled answers and pushed reports, whatever their bytes (or whatever a
+        /// transaction holds in an answer of the right shape), are read or refused without
+        /// a panic, and every receipt read names a message.
+        #[test]
+        fn reports_of_any_shape_are_read_without_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            id in proptest::prop_oneof![
+                "\\PC{0,30}".prop_map(serde_json::Value::from),
+                proptest::num::i64::ANY.prop_map(serde_json::Value::from),
+                proptest::strategy::Just(serde_json::Value::Null),
+            ],
+            status in proptest::prop_oneof![
+                proptest::num::i64::ANY.prop_map(serde_json::Value::from),
+                "\\PC{0,10}".prop_map(serde_json::Value::from),
+            ],
+            words in "\\PC{0,200}",
+        ) {
+            let shaped = serde_json::to_vec(&serde_json::json!({"dlr": {"status": 0,
+                "transactions": {"transaction": [{"external_id": id, "status": status, "en_message": words}]}}}))
+            .unwrap();
+            let push = format!(
+                "external_id={}&status={}&en_message={}",
+                id.as_str().unwrap_or_default(),
+                status,
+                words
+            );
+            for body in [&bytes[..], &shaped[..], push.as_bytes()] {
+                for receipts in [read(body), read_push(body)].into_iter().flatten() {
+                    for r in receipts {
+                        proptest::prop_assert!(!r.message_id.is_empty());
+                        proptest::prop_assert!(r.detail.as_ref().is_none_or(|d| d.chars().count() <= 110));
+                    }
+                }
+            }
+        }
+    }
 
     fn pending(id: &str, sent_at: DateTime<Utc>) -> PendingReceipt {
         PendingReceipt {
