@@ -780,6 +780,40 @@ mod tests {
         Twilio.parse_receipts(&material, &Default::default(), &request)
     }
 
+    proptest::proptest! {
+        /// Signed status callbacks with any fields and values are read or refused as
+        /// malformed, never with a panic; a receipt read names the message it was about.
+        #[test]
+        fn signed_callbacks_of_any_fields_are_read_without_panic(
+            fields in proptest::collection::vec(("\\PC{0,20}", "\\PC{0,40}"), 0..8),
+            sid in proptest::option::of("\\PC{0,40}"),
+            status in proptest::option::of("\\PC{0,20}"),
+        ) {
+            let url = "https://platform.example/sms/api/integrations/receipts/t1/conn_1";
+            let mut params: Vec<(&str, &str)> =
+                fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            if let Some(sid) = &sid {
+                params.push(("MessageSid", sid));
+            }
+            if let Some(status) = &status {
+                params.push(("MessageStatus", status));
+            }
+            let signature = twilio_signature(TOKEN, url, &params);
+            let credential = json!({"username": ACCOUNT, "password": TOKEN});
+            match receipt(credential, url, &params, &signature) {
+                Ok(receipts) => {
+                    for r in receipts {
+                        proptest::prop_assert!(!r.message_id.is_empty());
+                    }
+                }
+                Err(e) => proptest::prop_assert!(
+                    matches!(e, integration_kit::ReceiptError::Malformed(_)),
+                    "{e:?}"
+                ),
+            }
+        }
+    }
+
     #[test]
     fn status_callbacks_are_verified_and_normalised() {
         let url = "https://platform.example/sms/api/integrations/receipts/t1/conn_1";
