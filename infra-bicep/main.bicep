@@ -113,7 +113,8 @@ var cosmosAccess = {
     writes: [
       'registry'
     ]
-    reads: []
+    // A credential's connection is checked in the app that serves its provider.
+    reads: vendorApps
   }
   'webhook-gateway': {
     writes: [

@@ -66,6 +66,36 @@ fn tenant_of(caller: &Caller) -> Result<TenantId, ApiError> {
     TenantId::parse_tenant(caller.tenant_id()).map_err(|e| ApiError::Forbidden(e.to_string()))
 }
 
+/// A credential's connection must be the caller's: a connection (or the reservation of one
+/// being created) in the caller's partition of the app that serves the provider. Anything
+/// else, another tenant's included, is 404 as for any unknown id.
+async fn check_connection(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    provider: &str,
+    connection: &ConnectionId,
+) -> Result<(), ApiError> {
+    let missing = || ApiError::not_found("the connection");
+    let Some((app, _)) = ctx.catalogue_entry(provider) else {
+        // No app of this platform serves the provider: no connection of it can exist.
+        return Err(missing());
+    };
+    for id in [
+        app_context::commands::connection_doc_id(connection),
+        app_context::commands::pending_connection_doc_id(connection),
+    ] {
+        let found = ctx
+            .documents
+            .read(app, tenant.as_str(), &id)
+            .await
+            .map_err(|e| ApiError::from_port(e, "conflict"))?;
+        if found.is_some() {
+            return Ok(());
+        }
+    }
+    Err(missing())
+}
+
 pub(crate) async fn create_credential(
     State(ctx): State<AppContext>,
     State(settings): State<Arc<Settings>>,
@@ -101,6 +131,9 @@ pub(crate) async fn create_credential(
         .map_err(|e| ApiError::bad_request("invalid_connection_id", e.to_string()))?;
     let material = SecretMaterial::new(body.kind, body.secret).map_err(material_error)?;
     check_token_url(&ctx, &settings, &material)?;
+    if let Some(connection) = &connection_id {
+        check_connection(&ctx, &tenant, provider_key.as_str(), connection).await?;
+    }
     let id = CredentialId::new();
     let custody = Custody::new(ctx.secrets.clone());
     let reference = custody

@@ -41,7 +41,8 @@ pub fn registration() -> AppRegistration {
         slug: SLUG,
         build,
         containers: &[CONTAINER],
-        reads: &[],
+        // A credential's connection is checked in the app that serves its provider.
+        reads: &app_context::VENDOR_APPS,
         subscriptions: Vec::new,
         has_runs_queue: false,
         catalogue: CATALOGUE,

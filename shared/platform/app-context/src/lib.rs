@@ -347,6 +347,14 @@ pub mod commands {
         format!("connection-{id}")
     }
 
+    /// The id of the reservation a vendor app writes (with a short TTL) for a connection it
+    /// is creating, before it asks the registry to keep the connection's credential: what
+    /// lets the registry check that a credential's connection is the caller's before the
+    /// connection document exists.
+    pub fn pending_connection_doc_id(id: &ConnectionId) -> String {
+        format!("pending-connection-{id}")
+    }
+
     /// The app a webhook scheme's deliveries belong to when the scheme names one vendor app
     /// (GitHub's go to `github`, Stripe's to `payment`); schemes several apps use (Event
     /// Grid, Standard Webhooks, generic HMAC) name none, and the source names its app.

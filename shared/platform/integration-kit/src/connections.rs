@@ -72,6 +72,9 @@ fn connection_out(c: &IntegrationConnection) -> Result<Value, ApiError> {
     serde_json::to_value(c).map_err(ApiError::internal)
 }
 
+/// How long a connection's reservation lasts: longer than its creation takes.
+const PENDING_CONNECTION_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// `POST /api/integrations/connections`: the request checked, the secret to custody, a
 /// live test, and the connection saved with what the test said.
 async fn create(
@@ -87,6 +90,23 @@ async fn create(
     let (provider, display_name, material) = check_request(&kit, &body, approved.is_some())?;
     let provider_key = ProviderKey::parse(provider.key()).map_err(ApiError::internal)?;
     let id = ConnectionId::new();
+    // The reservation that lets the registry see the connection is this tenant's before
+    // its document exists (the registry refuses a credential naming anyone else's).
+    kit.ctx
+        .documents
+        .batch(
+            kit.app.slug,
+            tenant.as_str(),
+            vec![
+                WriteOp::create(
+                    app_context::commands::pending_connection_doc_id(&id),
+                    serde_json::json!({"docType": "pendingConnection"}),
+                )
+                .with_ttl(PENDING_CONNECTION_TTL),
+            ],
+        )
+        .await
+        .map_err(|e| ApiError::from_port(e, "the connection exists"))?;
     let (credential_id, _reference) = api_kit::custody::store_credential(
         &kit.ctx,
         &caller,

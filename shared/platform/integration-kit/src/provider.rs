@@ -564,7 +564,11 @@ pub fn event_grid_receipts(
             let data = &e["data"];
             let status = data[status_field].as_str()?;
             Some(Receipt {
-                message_id: data["messageId"].as_str()?.to_owned(),
+                // An event naming no message is about nothing the platform sent.
+                message_id: data["messageId"]
+                    .as_str()
+                    .filter(|id| !id.trim().is_empty())?
+                    .to_owned(),
                 state: state(status),
                 detail: Some(status.to_owned()),
             })

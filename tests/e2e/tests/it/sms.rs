@@ -496,7 +496,7 @@ async fn rotation_retests_through_the_sms_app() {
     );
 
     // A credential naming a connection this tenant does not have (another tenant's id, or
-    // none at all): its rotation fails the re-test instead of being promoted untested.
+    // none at all) is refused as an unknown id.
     let other = platform.token("tenant-other", &[]);
     let r = connect(&platform, &other, "theirs", json!({}), "sk-theirs").await;
     assert_eq!(r.status(), 201);
@@ -504,12 +504,41 @@ async fn rotation_retests_through_the_sms_app() {
         .as_str()
         .unwrap()
         .to_owned();
+    for named in [theirs.clone(), domain::ConnectionId::new().to_string()] {
+        let r = platform
+            .post(
+                "/registry/api/integrations/credentials",
+                &token,
+                json!({"providerKey": "fake", "kind": "apiKey", "secret": {"apiKey": "sk-mine"},
+                       "connectionId": named}),
+            )
+            .await;
+        testkit::assert_problem(r, 404, "not_found").await;
+    }
+    // A connection whose creation never finished (its reservation, and no connection): the
+    // credential was accepted, and its rotation fails the re-test instead of being
+    // promoted untested.
+    let unfinished = domain::ConnectionId::new();
+    platform
+        .runner
+        .context
+        .documents
+        .batch(
+            "sms",
+            "tenant-r",
+            vec![ports::WriteOp::create(
+                app_context::commands::pending_connection_doc_id(&unfinished),
+                json!({"docType": "pendingConnection"}),
+            )],
+        )
+        .await
+        .unwrap();
     let r = platform
         .post(
             "/registry/api/integrations/credentials",
             &token,
             json!({"providerKey": "fake", "kind": "apiKey", "secret": {"apiKey": "sk-mine"},
-                   "connectionId": theirs}),
+                   "connectionId": unfinished.to_string()}),
         )
         .await;
     assert_eq!(r.status(), 201);
