@@ -1,6 +1,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -120,6 +121,60 @@ pub(crate) fn spawn_with_env(dir: &Path, env: &[(String, String)]) -> (Child, St
     (child, addr)
 }
 
+/// The runner process of the moment, replaced after each kill.
+pub(crate) struct RunnerProcess {
+    pub(crate) child: Child,
+    /// `http://<address>`, shared with whoever sends to the runner of the moment.
+    pub(crate) base: Arc<RwLock<String>>,
+    /// The largest peak resident set of any of the runner's lives, in KiB.
+    pub(crate) peak_kib: u64,
+}
+
+impl RunnerProcess {
+    pub(crate) fn start(dir: &Path) -> RunnerProcess {
+        let (child, addr) = spawn(dir);
+        RunnerProcess {
+            child,
+            base: Arc::new(RwLock::new(format!("http://{addr}"))),
+            peak_kib: 0,
+        }
+    }
+
+    pub(crate) fn base(&self) -> String {
+        self.base.read().unwrap().clone()
+    }
+
+    /// A memory figure of the running process from `/proc/<pid>/status` (`VmRSS`, `VmHWM`),
+    /// in KiB; 0 where the system has none.
+    pub(crate) fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Keeps the peak resident memory of this life (`VmHWM`) if it is the largest so far.
+    pub(crate) fn sample_peak(&mut self) {
+        self.peak_kib = self.peak_kib.max(self.memory_kib("VmHWM"));
+    }
+
+    pub(crate) fn kill(&mut self) {
+        self.sample_peak();
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
+    }
+
+    pub(crate) fn restart(&mut self, dir: &Path) {
+        self.kill();
+        let (child, addr) = spawn(dir);
+        self.child = child;
+        *self.base.write().unwrap() = format!("http://{addr}");
+    }
+}
+
 /// A token for `tenant` from the data folder's local signer, as `dev-token` prints it.
 pub(crate) fn dev_token(dir: &Path, tenant: &str) -> String {
     let out = Command::new(BIN)
@@ -205,4 +260,30 @@ pub(crate) async fn delivered(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Sends a GitHub webhook delivery (`X-GitHub-Delivery` = `delivery`, signed with `secret`)
+/// to an inbound source of the runner at `base`.
+pub(crate) async fn send_github(
+    client: &reqwest::Client,
+    base: &str,
+    source: &str,
+    secret: &str,
+    delivery: &str,
+    body: &str,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(format!(
+            "{base}/webhook-gateway/api/webhooks/inbound/{source}"
+        ))
+        .header("content-type", "application/json")
+        .header("x-github-event", "ping")
+        .header("x-github-delivery", delivery)
+        .header(
+            "x-hub-signature-256",
+            testkit::github_signature(secret, body.as_bytes()),
+        )
+        .body(body.to_owned())
+        .send()
+        .await
 }
