@@ -4,8 +4,11 @@
 //! likewise), `getPayment` (where the payment stands, answered inline with `Prefer: wait`).
 //! Providers ([`providers`]): `stripe` (PaymentIntents) and `fake-payment` (in process).
 //! The processor's id of the payment is the run's vendor id, kept with the run's success
-//! before the run answers. Failover is off: a payment lives at one processor.
+//! before the run answers, with the platform's record of the payment ([`payments`]),
+//! reconciled from the processor whenever its callbacks, a run or the payment's scheduled
+//! look say it may have changed. Failover is off: a payment lives at one processor.
 
+pub mod payments;
 pub mod providers;
 
 use std::collections::BTreeMap;
@@ -45,6 +48,8 @@ pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
     VendorApp::new(SLUG, SOURCE)
         // A payment lives at one processor: another connection is not a failover.
         .failover(false)
+        .reconciler(payments::PaymentReconciler::from_settings(ctx)?)
+        .routes(payments::routes)
         .provider(providers::fake::Fake)
         .provider(providers::stripe::Stripe)
         .build(ctx)

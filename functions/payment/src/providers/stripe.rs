@@ -23,14 +23,20 @@
 //!   saved that answer under the key, so a repeat would only replay it). The code (or the
 //!   decline code) is the vendor code; the message and parameter go into the failure.
 //!
+//! - Webhooks (the gateway's `stripe` scheme, routed here): an event about a PaymentIntent,
+//!   or a charge, refund or dispute naming one in `payment_intent`, asks for a look at
+//!   that payment (fetched again; see [`crate::payments`]).
+//!
 //! Credential: `apiKey` or `bearerToken`, a secret or restricted key (`sk_…`, `rk_…`), sent as
 //! `Authorization: Bearer`. The connection test is `GET /v1/balance`.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::{
     Answer, Done, InputError, Provider, ProviderCall, Served, Serves, Step, VendorAnswers,
-    malformed,
+    VendorWebhook, WebhookEffect, malformed,
 };
 use reqwest::Method;
 use reqwest::header::ACCEPT;
@@ -98,6 +104,31 @@ impl Provider for Stripe {
             .operation::<GetPayment>()
             .config::<StripeConfig>();
     }
+
+    fn webhook(&self, webhook: &VendorWebhook<'_>) -> Result<Vec<WebhookEffect>, String> {
+        callback_effects(webhook.body)
+    }
+}
+
+/// What a Stripe event (`{id, type, data: {object}}`) asks of the payment app: a look at
+/// the PaymentIntent it is about (a payment intent's own event, or a charge's, refund's or
+/// dispute's, which name theirs in `payment_intent`). The event's content is not applied:
+/// the payment is fetched and its state trusted, whatever order the events come in.
+pub(crate) fn callback_effects(body: &[u8]) -> Result<Vec<WebhookEffect>, String> {
+    let event: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let object = &event["data"]["object"];
+    let intent = match object["object"].as_str() {
+        Some("payment_intent") => object["id"].as_str(),
+        Some("charge" | "refund" | "dispute") => object["payment_intent"].as_str(),
+        _ => None,
+    };
+    Ok(intent
+        .filter(|id| crate::ProcessorId::try_from((*id).to_owned()).is_ok())
+        .map(|id| WebhookEffect::Reconcile {
+            record_id: id.to_owned(),
+        })
+        .into_iter()
+        .collect())
 }
 
 /// The run's id in the payment's metadata, and the form field pairs of `metadata`.
@@ -167,6 +198,11 @@ impl Serves<CreatePayment> for Stripe {
         };
         // The summary (events, listings) never carries the client secret.
         let mut done = Done::new(created).vendor_message_id(payment.payment_id.clone());
+        if let Some((id, record)) =
+            crate::payments::created_record("stripe", call.idempotency_key, &payment, input)
+        {
+            done = done.create(id, record).reconcile_after(Duration::ZERO);
+        }
         done.summary =
             Some(serde_json::json!({"paymentId": payment.payment_id, "status": payment.status}));
         Ok(done.into())
@@ -188,7 +224,10 @@ impl Serves<CapturePayment> for Stripe {
         let intent = request(call, Method::POST, &path, &form, write_safety(call)).await?;
         let payment = read_intent(&intent)?;
         let id = payment.payment_id.clone();
-        Ok(Done::new(payment).vendor_message_id(id).into())
+        Ok(Done::new(payment)
+            .vendor_message_id(id)
+            .reconcile_after(Duration::ZERO)
+            .into())
     }
 }
 
@@ -216,6 +255,7 @@ impl Serves<RefundPayment> for Stripe {
         let refunded = read().ok_or_else(|| malformed("the refund lacks a field"))?;
         Ok(Done::new(refunded)
             .vendor_message_id(input.payment_id.to_string())
+            .reconcile_after(Duration::ZERO)
             .into())
     }
 }

@@ -282,6 +282,40 @@ pub struct RecordChanged {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// A payment's state at its processor changed, as the payment app reconciled it (the
+/// processor's object fetched and trusted, whatever order its callbacks came in). The four
+/// payment events share this data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentChanged {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The connection the payment was made through.
+    pub connection_id: ConnectionId,
+    /// Its provider (`stripe`).
+    pub provider_key: ProviderKey,
+    /// The processor's id of the payment (`pi_…`).
+    pub payment_id: String,
+    /// The run that created the payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
+    /// The status before (`processing`) and now (`succeeded`), processor-neutral.
+    pub previous_status: String,
+    pub status: String,
+    /// Minor units, and refunded so far.
+    pub amount: u64,
+    pub amount_refunded: u64,
+    /// Lowercase ISO 4217.
+    pub currency: String,
+    /// What made the platform look: `callback` (with the processor's event id), `run` or
+    /// `sweep`.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_event_id: Option<String>,
+    /// When it was applied.
+    pub occurred_at: DateTime<Utc>,
+}
+
 /// The kinds of [`DomainEvent`], for topology (subscription SQL filters) and decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
@@ -313,11 +347,19 @@ pub enum EventKind {
     CrmDealChanged,
     /// A support ticket changed ([`RecordChanged`]).
     SupportTicketChanged,
+    /// A payment succeeded ([`PaymentChanged`]).
+    PaymentSucceeded,
+    /// A payment failed or was canceled ([`PaymentChanged`]).
+    PaymentFailed,
+    /// A payment was refunded, in part or in full ([`PaymentChanged`]).
+    PaymentRefunded,
+    /// A payment was disputed ([`PaymentChanged`]).
+    PaymentDisputed,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 18] = [
         Self::IntegrationConnectionEstablished,
         Self::IntegrationRunCompleted,
         Self::IntegrationFailed,
@@ -332,6 +374,10 @@ impl EventKind {
         Self::CrmContactChanged,
         Self::CrmDealChanged,
         Self::SupportTicketChanged,
+        Self::PaymentSucceeded,
+        Self::PaymentFailed,
+        Self::PaymentRefunded,
+        Self::PaymentDisputed,
     ];
 
     /// Kinds whose events never fan out to webhook subscriptions, whatever their content
@@ -363,6 +409,10 @@ impl EventKind {
             Self::CrmContactChanged => "connectsoft.crm.contact.changed.v1",
             Self::CrmDealChanged => "connectsoft.crm.deal.changed.v1",
             Self::SupportTicketChanged => "connectsoft.support.ticket.changed.v1",
+            Self::PaymentSucceeded => "connectsoft.payment.succeeded.v1",
+            Self::PaymentFailed => "connectsoft.payment.failed.v1",
+            Self::PaymentRefunded => "connectsoft.payment.refunded.v1",
+            Self::PaymentDisputed => "connectsoft.payment.disputed.v1",
         }
     }
 
@@ -383,6 +433,10 @@ impl EventKind {
             Self::CrmContactChanged => "crm.contact.changed",
             Self::CrmDealChanged => "crm.deal.changed",
             Self::SupportTicketChanged => "support.ticket.changed",
+            Self::PaymentSucceeded => "payment.succeeded",
+            Self::PaymentFailed => "payment.failed",
+            Self::PaymentRefunded => "payment.refunded",
+            Self::PaymentDisputed => "payment.disputed",
         }
     }
 
@@ -416,6 +470,10 @@ impl EventKind {
 /// | `CrmContactChanged`                | `connectsoft.crm.contact.changed.v1`                  | `crm.contact.changed`                 | `contacts/<vendor id>`         |
 /// | `CrmDealChanged`                   | `connectsoft.crm.deal.changed.v1`                     | `crm.deal.changed`                    | `deals/<vendor id>`            |
 /// | `SupportTicketChanged`             | `connectsoft.support.ticket.changed.v1`               | `support.ticket.changed`              | `tickets/<vendor id>`          |
+/// | `PaymentSucceeded`                 | `connectsoft.payment.succeeded.v1`                    | `payment.succeeded`                   | `payments/<processor id>`      |
+/// | `PaymentFailed`                    | `connectsoft.payment.failed.v1`                       | `payment.failed`                      | `payments/<processor id>`      |
+/// | `PaymentRefunded`                  | `connectsoft.payment.refunded.v1`                     | `payment.refunded`                    | `payments/<processor id>`      |
+/// | `PaymentDisputed`                  | `connectsoft.payment.disputed.v1`                     | `payment.disputed`                    | `payments/<processor id>`      |
 ///
 /// The type is `connectsoft.<short name>.v1`: the short name is what tenants see in webhook payloads and
 /// subscription filters, the `v1` versions the data schema. `IntegrationFailed` is a "failure recorded"
@@ -468,6 +526,18 @@ pub enum DomainEvent {
     /// A support ticket changed at the vendor.
     #[serde(rename = "connectsoft.support.ticket.changed.v1")]
     SupportTicketChanged(RecordChanged),
+    /// A payment succeeded at its processor.
+    #[serde(rename = "connectsoft.payment.succeeded.v1")]
+    PaymentSucceeded(PaymentChanged),
+    /// A payment failed or was canceled at its processor.
+    #[serde(rename = "connectsoft.payment.failed.v1")]
+    PaymentFailed(PaymentChanged),
+    /// A payment was refunded at its processor.
+    #[serde(rename = "connectsoft.payment.refunded.v1")]
+    PaymentRefunded(PaymentChanged),
+    /// A payment was disputed at its processor.
+    #[serde(rename = "connectsoft.payment.disputed.v1")]
+    PaymentDisputed(PaymentChanged),
 }
 
 impl DomainEvent {
@@ -490,6 +560,10 @@ impl DomainEvent {
             Self::CrmContactChanged(_) => EventKind::CrmContactChanged,
             Self::CrmDealChanged(_) => EventKind::CrmDealChanged,
             Self::SupportTicketChanged(_) => EventKind::SupportTicketChanged,
+            Self::PaymentSucceeded(_) => EventKind::PaymentSucceeded,
+            Self::PaymentFailed(_) => EventKind::PaymentFailed,
+            Self::PaymentRefunded(_) => EventKind::PaymentRefunded,
+            Self::PaymentDisputed(_) => EventKind::PaymentDisputed,
         }
     }
 
@@ -520,6 +594,10 @@ impl DomainEvent {
             Self::CrmContactChanged(e)
             | Self::CrmDealChanged(e)
             | Self::SupportTicketChanged(e) => &e.tenant_id,
+            Self::PaymentSucceeded(e)
+            | Self::PaymentFailed(e)
+            | Self::PaymentRefunded(e)
+            | Self::PaymentDisputed(e) => &e.tenant_id,
         }
     }
 
@@ -542,6 +620,10 @@ impl DomainEvent {
             Self::CrmContactChanged(e) => format!("contacts/{}", e.record_id),
             Self::CrmDealChanged(e) => format!("deals/{}", e.record_id),
             Self::SupportTicketChanged(e) => format!("tickets/{}", e.record_id),
+            Self::PaymentSucceeded(e)
+            | Self::PaymentFailed(e)
+            | Self::PaymentRefunded(e)
+            | Self::PaymentDisputed(e) => format!("payments/{}", e.payment_id),
         }
     }
 
@@ -562,6 +644,10 @@ impl DomainEvent {
             Self::CrmContactChanged(e)
             | Self::CrmDealChanged(e)
             | Self::SupportTicketChanged(e) => e.occurred_at,
+            Self::PaymentSucceeded(e)
+            | Self::PaymentFailed(e)
+            | Self::PaymentRefunded(e)
+            | Self::PaymentDisputed(e) => e.occurred_at,
         }
     }
 
@@ -607,6 +693,10 @@ impl DomainEvent {
             Self::CrmContactChanged(e)
             | Self::CrmDealChanged(e)
             | Self::SupportTicketChanged(e) => serde_json::to_vec(e),
+            Self::PaymentSucceeded(e)
+            | Self::PaymentFailed(e)
+            | Self::PaymentRefunded(e)
+            | Self::PaymentDisputed(e) => serde_json::to_vec(e),
         }
     }
 
@@ -660,6 +750,18 @@ impl DomainEvent {
             }
             EventKind::SupportTicketChanged => {
                 Self::SupportTicketChanged(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::PaymentSucceeded => {
+                Self::PaymentSucceeded(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::PaymentFailed => {
+                Self::PaymentFailed(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::PaymentRefunded => {
+                Self::PaymentRefunded(serde_json::from_slice(data).map_err(wrap)?)
+            }
+            EventKind::PaymentDisputed => {
+                Self::PaymentDisputed(serde_json::from_slice(data).map_err(wrap)?)
             }
         })
     }

@@ -35,8 +35,8 @@ pub use error::{EventDecodeError, ParseError, TransitionError};
 pub use event::{
     CredentialRotationDue, DomainEvent, EventKind, ExternalApiClientRegistered,
     IntegrationConnectionEstablished, IntegrationCredentialRotated, IntegrationFailed,
-    IntegrationProviderRegistered, IntegrationRunCompleted, RecordChanged, WebhookDelivered,
-    WebhookReceived, WebhookSubscribed, WebhookSubscriptionDisabled,
+    IntegrationProviderRegistered, IntegrationRunCompleted, PaymentChanged, RecordChanged,
+    WebhookDelivered, WebhookReceived, WebhookSubscribed, WebhookSubscriptionDisabled,
 };
 pub use failure::{FailureClassification, FailureSubject, IntegrationFailure, NewFailure};
 pub use filter::{EventName, EventTypeFilter, EventTypeFilters};

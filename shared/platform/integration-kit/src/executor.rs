@@ -74,6 +74,9 @@ pub(crate) async fn handle(
         app_context::commands::WEBHOOK_ROUTED => {
             crate::vendor_webhooks::handle(&kit, &tenant, &event).await?;
         }
+        crate::records::RECORD_RECONCILE => {
+            crate::records::handle(&kit, &tenant, &event).await?;
+        }
         other => return Err(permanent(format!("unexpected message type {other}"))),
     }
     Ok(InvocationResponse::default())
@@ -617,6 +620,29 @@ pub(crate) async fn succeed(
             .succeed(Some(summary), done.usage, now)
             .map_err(permanent)?,
     );
+    ops.extend(
+        done.creates
+            .into_iter()
+            .map(|(id, body)| WriteOp::create(id, body)),
+    );
+    if let (Some(after), Some(record)) = (done.reconcile_after, &done.vendor_message_id) {
+        let at = now + TimeDelta::from_std(after).unwrap_or(TimeDelta::zero());
+        ops.push(
+            crate::records::schedule(
+                kit,
+                tenant,
+                crate::records::ReconcileRequested {
+                    connection_id: connection.id(),
+                    record_id: record.clone(),
+                    reason: crate::records::ReconcileReason::Run { run_id },
+                },
+                &format!("run-{run_id}"),
+                at,
+                None,
+            )
+            .map_err(permanent)?,
+        );
+    }
     if let Some(message_id) = &done.vendor_message_id {
         ops.push(WriteOp::upsert(
             vendor_message_doc_id(connection.provider_key().as_str(), message_id),
@@ -907,6 +933,37 @@ pub(crate) fn record_failure(
     ));
     events.push(event);
     Ok(())
+}
+
+/// An `IntegrationFailure` about `subject` outside a run's own outcome (a record the app
+/// will not apply): its document, for the failure ledger, and its event.
+pub(crate) fn standalone_failure(
+    tenant: &TenantId,
+    subject: FailureSubject,
+    provider_key: Option<domain::ProviderKey>,
+    class: domain::FailureClassification,
+    message: String,
+    now: DateTime<Utc>,
+) -> Result<(WriteOp, domain::DomainEvent), InvocationError> {
+    let failure_id = FailureId::new();
+    let (failure, event) = IntegrationFailure::record(
+        NewFailure {
+            tenant_id: tenant.clone(),
+            id: failure_id,
+            subject,
+            provider_key,
+            classification: class,
+            vendor_status: None,
+            vendor_code: None,
+            message: RedactedText::from_redacted(message),
+            retryable: false,
+            dead_lettered: false,
+            trace_id: None,
+        },
+        now,
+    );
+    let doc = api_kit::Aggregates::document(&failure, FAILURE).map_err(|_| permanent("failure"))?;
+    Ok((WriteOp::create(failure_doc_id(&failure_id), doc), event))
 }
 
 /// The delay before a run's next try: full jitter under 2, 4, 8, ... seconds (capped at 5

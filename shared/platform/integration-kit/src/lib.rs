@@ -81,6 +81,7 @@ mod poll;
 pub mod private_endpoints;
 pub mod provider;
 mod receipts;
+pub mod records;
 mod runs;
 mod signals;
 mod store;
@@ -163,6 +164,8 @@ pub struct VendorApp {
     /// Whether an operator may approve private endpoints for a tenant's connections
     /// ([`VendorApp::private_endpoints`]).
     pub(crate) private_endpoints: bool,
+    /// The app's reconciliation of its records of vendor objects ([`records`]).
+    pub(crate) reconciler: Option<Arc<dyn records::Reconciler>>,
 }
 
 /// An app's own HTTP functions, built with the kit ([`direct::Direct`]); a setting of theirs
@@ -182,7 +185,16 @@ impl VendorApp {
             failover: false,
             routes: None,
             private_endpoints: false,
+            reconciler: None,
         }
+    }
+
+    /// The app keeps records of vendor objects and reconciles them from the vendor
+    /// ([`records`]): its providers' webhooks may answer `WebhookEffect::Reconcile`, its
+    /// runs `Done::reconcile_after`.
+    pub fn reconciler<R: records::Reconciler + 'static>(mut self, reconciler: R) -> Self {
+        self.reconciler = Some(Arc::new(reconciler));
+        self
     }
 
     /// Lets an operator approve private `host:port` endpoints for a tenant's connections of

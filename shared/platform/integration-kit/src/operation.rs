@@ -145,6 +145,14 @@ pub struct Done<T> {
     /// The run's short summary (ids, statuses; never payloads or secrets), when the output
     /// itself is not one.
     pub summary: Option<Value>,
+    /// Documents of the app's own created in the batch that records the run's success (the
+    /// payment app's record of a payment): they exist exactly when the run succeeded. Ids
+    /// are the app's (never the kit's prefixes).
+    pub creates: Vec<(String, Value)>,
+    /// A look at the vendor's record ([`Done::vendor_message_id`]) by the app's
+    /// [`Reconciler`](crate::records::Reconciler) this long after the run's success,
+    /// scheduled in the same batch.
+    pub reconcile_after: Option<Duration>,
 }
 
 impl<T> Done<T> {
@@ -154,7 +162,22 @@ impl<T> Done<T> {
             usage: RunUsage::default(),
             vendor_message_id: None,
             summary: None,
+            creates: Vec::new(),
+            reconcile_after: None,
         }
+    }
+
+    /// Creates the app's document `id` with the run's success (see [`Done::creates`]).
+    pub fn create(mut self, id: impl Into<String>, body: Value) -> Self {
+        self.creates.push((id.into(), body));
+        self
+    }
+
+    /// Schedules a look at the vendor's record `after` the run's success (see
+    /// [`Done::reconcile_after`]).
+    pub fn reconcile_after(mut self, after: Duration) -> Self {
+        self.reconcile_after = Some(after);
+        self
     }
 
     pub fn usage(mut self, usage: RunUsage) -> Self {
@@ -304,6 +327,8 @@ impl<T: Serialize> Done<T> {
             usage: self.usage,
             vendor_message_id: self.vendor_message_id,
             summary: self.summary,
+            creates: self.creates,
+            reconcile_after: self.reconcile_after,
         })
     }
 }

@@ -58,6 +58,10 @@ pub enum WebhookEffect {
     /// A record at the vendor changed: published as an event for the tenant's
     /// subscriptions, and merged into the last run that touched the record.
     Changed(RecordChange),
+    /// A record the app keeps may have changed at the vendor: the app's reconciler fetches
+    /// it and applies what the vendor says ([`crate::records`]); the webhook's own content
+    /// is not trusted, so order and repeats do not matter.
+    Reconcile { record_id: String },
 }
 
 /// What kind of record changed (each has its event: `crm.contact.changed`, ...).
@@ -149,7 +153,7 @@ struct CorrelationIndex {
 }
 
 pub(crate) async fn handle(
-    kit: &Kit,
+    kit: &std::sync::Arc<Kit>,
     tenant: &TenantId,
     event: &Envelope,
 ) -> Result<(), InvocationError> {
@@ -251,6 +255,21 @@ pub(crate) async fn handle(
             }
             WebhookEffect::Changed(change) => {
                 record_changed(kit, tenant, &connection, change, traceparent.as_ref()).await?;
+            }
+            WebhookEffect::Reconcile { record_id } => {
+                let reason = crate::records::ReconcileReason::Callback {
+                    vendor_event_id: data.vendor_delivery_id.clone(),
+                    attempt: 0,
+                };
+                crate::records::reconcile(
+                    kit,
+                    tenant,
+                    &connection,
+                    &record_id,
+                    &reason,
+                    traceparent.as_ref(),
+                )
+                .await?;
             }
         }
     }

@@ -174,3 +174,249 @@ async fn payments_once_per_run_through_the_fake_and_stripe() {
     }
     platform.shutdown().await;
 }
+
+/// Forwards each callback the Fake sends to `/relay/<name>` on to that name's source URL
+/// (known only once the source, which names the connection, exists): the processor's
+/// dashboard, where a webhook endpoint is registered after the account is connected.
+#[derive(Clone, Default)]
+struct Relay {
+    targets: Arc<Mutex<std::collections::HashMap<String, String>>>,
+    client: reqwest::Client,
+}
+
+async fn relay(
+    axum::extract::State(relay): axum::extract::State<Relay>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: bytes::Bytes,
+) -> axum::http::StatusCode {
+    let target = relay.targets.lock().unwrap().get(&name).cloned();
+    let Some(target) = target else {
+        return axum::http::StatusCode::NOT_FOUND;
+    };
+    let mut forward = relay.client.post(target).body(body);
+    for name in ["stripe-signature", "content-type"] {
+        if let Some(v) = headers.get(name) {
+            forward = forward.header(name, v);
+        }
+    }
+    match forward.send().await {
+        Ok(r) => axum::http::StatusCode::from_u16(r.status().as_u16()).unwrap(),
+        Err(_) => axum::http::StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// Payments whose processor calls back twice, out of order, never, or about a payment of
+/// another amount end in the processor's true state, with exactly one `payment.succeeded`
+/// each (none for the wrong amount, which is one failure instead); a refund publishes one
+/// `payment.refunded`; the record keeps the history; another tenant gets 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_are_reconciled_to_the_processors_truth() {
+    let subscriber = FakeVendor::start(|_, _| Reply::text(204, "")).await;
+    let relayed = Relay::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/relay/{name}", axum::routing::post(relay))
+        .with_state(relayed.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let platform = TestPlatform::start(
+        &[
+            registry::registration(),
+            webhook_gateway::registration(),
+            payment::registration(),
+        ],
+        json!({"OUTBOUND_ALLOWED_HOSTS": "localhost,127.0.0.1", "PAYMENT_SWEEP_AFTER_SECONDS": "1"}),
+    )
+    .await;
+    let token = platform.token("tenant-rec", &[]);
+    let other = platform.token("tenant-other", &[]);
+    let r = platform
+        .post(
+            "/webhook-gateway/api/webhooks/subscriptions",
+            &token,
+            json!({"url": format!("{}/hooks", subscriber.base),
+                   "eventTypes": ["payment.*", "integration.failure.recorded"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+
+    // One connection per way of calling back; each its own stripe source.
+    let mut payments = Vec::new();
+    for (name, send, offset) in [
+        ("twice", "twice", 0),
+        ("reversed", "reversed", 0),
+        ("never", "never", 0),
+        ("wrong-amount", "once", 7),
+    ] {
+        let key = format!("fake-payment-key-{name}-0123456789");
+        let connection = connect_app(
+            &platform,
+            "payment",
+            &token,
+            json!({"providerKey": "fake-payment", "displayName": name,
+                   "config": {"settleAfterMs": 300, "amountOffsetMinor": offset,
+                              "callbacks": {"url": format!("{relay_base}/relay/{name}"), "send": send}},
+                   "credential": {"kind": "apiKey", "apiKey": key}}),
+            &key,
+        )
+        .await;
+        let r = platform
+            .post(
+                "/webhook-gateway/api/webhooks/sources",
+                &token,
+                json!({"provider": "stripe", "secret": key, "connectionId": connection}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let url = r.json::<Value>().await.unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        relayed.targets.lock().unwrap().insert(name.to_owned(), url);
+        let created = waited(
+            &platform,
+            &token,
+            None,
+            json!({"connectionId": connection, "operation": "createPayment",
+                   "input": {"amount": 5000, "currency": "EUR"}}),
+        )
+        .await;
+        assert_eq!(created["status"], "succeeded", "{created}");
+        assert_eq!(created["output"]["status"], "processing", "{created}");
+        payments.push((
+            name,
+            connection,
+            created["output"]["paymentId"].as_str().unwrap().to_owned(),
+            created["runId"].as_str().unwrap().to_owned(),
+        ));
+    }
+
+    let events = || -> Vec<Value> { subscriber.requests().iter().map(|r| r.json()).collect() };
+    let count = |events: &[Value], kind: &str, payment: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind && e["data"]["paymentId"] == payment)
+            .count()
+    };
+    let record = |payment: String| {
+        let platform = &platform;
+        let token = &token;
+        async move {
+            platform
+                .eventually(&format!("/payment/api/payments/{payment}"), token)
+                .await
+        }
+    };
+    // Every payment that succeeded is published; the wrong amount is a failure of its run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let seen = events();
+        let succeeded = payments[..3]
+            .iter()
+            .all(|(_, _, p, _)| count(&seen, "payment.succeeded", p) >= 1);
+        let (_, _, _, wrong_run) = &payments[3];
+        let failed = seen.iter().any(|e| {
+            e["type"] == "integration.failure.recorded"
+                && e["data"]["subject"]["id"] == wrong_run.as_str()
+        });
+        if succeeded && failed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all reconciled: {seen:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // A refund: its run's look and the processor's callbacks (twice) publish one event.
+    let (_, twice, twice_payment, _) = &payments[0];
+    let refunded = waited(
+        &platform,
+        &token,
+        None,
+        json!({"connectionId": twice, "operation": "refundPayment",
+               "input": {"paymentId": twice_payment, "amount": 1000}}),
+    )
+    .await;
+    assert_eq!(refunded["status"], "succeeded", "{refunded}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while count(&events(), "payment.refunded", twice_payment) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no payment.refunded");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Late duplicates would have come by now (callbacks are 50 ms late; sweeps 1 s apart).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let seen = events();
+    for (name, _, payment, _) in &payments[..3] {
+        assert_eq!(
+            count(&seen, "payment.succeeded", payment),
+            1,
+            "{name}: {seen:#?}"
+        );
+        let r = record(payment.clone()).await;
+        assert_eq!(
+            r["runId"],
+            payments
+                .iter()
+                .find(|p| &p.2 == payment)
+                .unwrap()
+                .3
+                .as_str()
+        );
+        assert!(
+            r["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["applied"] == true),
+            "{r}"
+        );
+        if *name != "twice" {
+            assert_eq!(r["status"], "succeeded", "{name}: {r}");
+        }
+        if *name != "never" {
+            // The processor's callback, not the sweep, told the platform to look.
+            assert_eq!(r["history"][0]["reason"], "callback", "{name}: {r}");
+            assert!(r["history"][0]["vendorEventId"].is_string(), "{r}");
+        }
+    }
+    assert_eq!(
+        count(&seen, "payment.refunded", twice_payment),
+        1,
+        "{seen:#?}"
+    );
+    let r = record(twice_payment.clone()).await;
+    assert_eq!(r["status"], "partially_refunded", "{r}");
+    assert_eq!(r["amountRefunded"], 1000);
+    // Nobody called back about the third: the sweep found it.
+    let never = record(payments[2].2.clone()).await;
+    assert_eq!(never["history"][0]["reason"], "sweep", "{never}");
+
+    // The wrong amount: never applied, one failure, no success.
+    let (_, _, wrong, wrong_run) = &payments[3];
+    assert_eq!(count(&seen, "payment.succeeded", wrong), 0);
+    let failures: Vec<&Value> = seen
+        .iter()
+        .filter(|e| {
+            e["type"] == "integration.failure.recorded"
+                && e["data"]["subject"]["id"] == wrong_run.as_str()
+        })
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    let r = record(wrong.clone()).await;
+    assert_eq!(r["status"], "processing", "{r}");
+    assert_eq!(r["mismatch"], true);
+    assert_eq!(r["amount"], 5000);
+
+    let r = platform
+        .get(&format!("/payment/api/payments/{twice_payment}"), &other)
+        .await;
+    testkit::assert_problem(r, 404, "not_found").await;
+    let r = platform
+        .get("/payment/api/payments/pay_unknown", &token)
+        .await;
+    testkit::assert_problem(r, 404, "not_found").await;
+    platform.shutdown().await;
+}

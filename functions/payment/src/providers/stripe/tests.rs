@@ -545,3 +545,45 @@ async fn conformance_of_every_operation() {
         .await,
     );
 }
+
+#[test]
+fn stripe_events_ask_for_a_look_at_their_payment_intent() {
+    let effects = |body: serde_json::Value| -> Vec<String> {
+        super::callback_effects(body.to_string().as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|e| match e {
+                WebhookEffect::Reconcile { record_id } => record_id,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let event =
+        |object: serde_json::Value| json!({"id": "evt_1", "type": "x", "data": {"object": object}});
+    assert_eq!(
+        effects(event(
+            json!({"id": "pi_1", "object": "payment_intent", "status": "succeeded"})
+        )),
+        ["pi_1"]
+    );
+    for kind in ["charge", "refund", "dispute"] {
+        assert_eq!(
+            effects(event(
+                json!({"id": "x_1", "object": kind, "payment_intent": "pi_2"})
+            )),
+            ["pi_2"],
+            "{kind}"
+        );
+    }
+    // Events about nothing this app keeps, or naming no usable id, ask for nothing.
+    assert!(effects(event(json!({"id": "cus_1", "object": "customer"}))).is_empty());
+    assert!(
+        effects(event(
+            json!({"id": "ch_1", "object": "charge", "payment_intent": null})
+        ))
+        .is_empty()
+    );
+    assert!(effects(event(json!({"id": "pi/../x", "object": "payment_intent"}))).is_empty());
+    assert!(effects(json!([1, 2])).is_empty());
+    assert!(super::callback_effects(b"not json").is_err());
+}

@@ -193,6 +193,25 @@ fn one_of_each() -> Vec<DomainEvent> {
     events.push(DomainEvent::CrmContactChanged(changed("501")));
     events.push(DomainEvent::CrmDealChanged(changed("502")));
     events.push(DomainEvent::SupportTicketChanged(changed("35436")));
+    let paid = |status: &str| PaymentChanged {
+        tenant_id: tenant(),
+        connection_id: ConnectionId::new(),
+        provider_key: ProviderKey::parse("stripe").expect("valid"),
+        payment_id: "pi_3MtwBwLkdIwHu7ix28a3tqPa".to_owned(),
+        run_id: Some(RunId::new()),
+        previous_status: "processing".to_owned(),
+        status: status.to_owned(),
+        amount: 1099,
+        amount_refunded: 0,
+        currency: "usd".to_owned(),
+        reason: "callback".to_owned(),
+        vendor_event_id: Some("evt_1NG8Du2eZvKYlo2CUI79vXWy".to_owned()),
+        occurred_at: at(19),
+    };
+    events.push(DomainEvent::PaymentSucceeded(paid("succeeded")));
+    events.push(DomainEvent::PaymentFailed(paid("canceled")));
+    events.push(DomainEvent::PaymentRefunded(paid("refunded")));
+    events.push(DomainEvent::PaymentDisputed(paid("disputed")));
     events
 }
 
@@ -205,17 +224,26 @@ fn the_fixture_covers_every_kind_once() {
     }
 }
 
-/// `connectsoft.<area>.<noun>.<verb>.v1` (area `integration`, `crm` or `support`) with
+/// `connectsoft.<area>.<noun>.<verb>.v1` or `connectsoft.<area>.<verb>.v1` (area `integration`,
+/// `crm`, `support` or `payment`) with
 /// lowercase, hyphenated words.
 fn is_well_formed_type(t: &str) -> bool {
-    let Some(middle) = ["integration", "crm", "support"].iter().find_map(|area| {
+    // (area, words after it): a payment is the area's own aggregate (`payment.succeeded`).
+    let areas = [
+        ("integration", 2),
+        ("crm", 2),
+        ("support", 2),
+        ("payment", 1),
+    ];
+    let Some((middle, words)) = areas.iter().find_map(|(area, words)| {
         t.strip_prefix(&format!("connectsoft.{area}."))
             .and_then(|r| r.strip_suffix(".v1"))
+            .map(|m| (m, *words))
     }) else {
         return false;
     };
     let parts: Vec<&str> = middle.split('.').collect();
-    parts.len() == 2
+    parts.len() == words
         && parts.iter().all(|p| {
             !p.is_empty()
                 && !p.starts_with('-')
@@ -338,6 +366,10 @@ fn subjects_name_the_resource() {
             EventKind::CrmContactChanged => "contacts/501",
             EventKind::CrmDealChanged => "deals/502",
             EventKind::SupportTicketChanged => "tickets/35436",
+            EventKind::PaymentSucceeded
+            | EventKind::PaymentFailed
+            | EventKind::PaymentRefunded
+            | EventKind::PaymentDisputed => "payments/pi_3Mtw",
         };
         assert!(
             subject.starts_with(expected_prefix),

@@ -176,6 +176,8 @@ fn the_platforms_event_names_are_reserved_in_any_case() {
         "crm.contact.changed",
         "Support.Ticket.Changed",
         "CrmDealChanged",
+        "payment.succeeded",
+        "PaymentDisputed",
     ] {
         assert!(EventName::parse(name).unwrap().is_reserved(), "{name}");
     }
@@ -186,6 +188,7 @@ fn the_platforms_event_names_are_reserved_in_any_case() {
         "webhook.received",
         "crm.contact.created",
         "support.ticket",
+        "payment.created",
     ] {
         assert!(!EventName::parse(name).unwrap().is_reserved(), "{name}");
     }
