@@ -87,6 +87,7 @@ pub(crate) fn scheme_for(
         WebhookScheme::GenericHmac => "genericHmac",
         WebhookScheme::Zendesk => "zendesk",
         WebhookScheme::Hubspot => "hubspot",
+        WebhookScheme::Adyen => "adyen",
     };
     let mut config = match options {
         Value::Object(m) => m.clone(),
@@ -104,6 +105,20 @@ pub(crate) fn secret_for(
     secret: &str,
 ) -> Result<webhooks::Secret, String> {
     webhooks::Secret::for_scheme(scheme, secret).map_err(|e| e.to_string())
+}
+
+/// The answer to an accepted delivery: 202 with the receipt, or what the vendor insists on
+/// (Adyen retries anything but 200 `[accepted]`).
+fn acknowledged(scheme: &webhooks::Scheme, receipt: Value) -> Response {
+    match scheme {
+        webhooks::Scheme::Adyen => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "text/plain")],
+            "[accepted]",
+        )
+            .into_response(),
+        _ => (StatusCode::ACCEPTED, Json(receipt)).into_response(),
+    }
 }
 
 fn refused(e: &webhooks::VerifyError) -> Response {
@@ -302,20 +317,16 @@ async fn accept(
     match ctx.documents.batch(CONTAINER, tenant, ops).await {
         Ok(_) => {
             ctx.outbox_committed();
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"id": receipt_id, "deliveryId": verified.delivery_id()})),
-            )
-                .into_response())
+            Ok(acknowledged(
+                &ready.scheme,
+                json!({"id": receipt_id, "deliveryId": verified.delivery_id()}),
+            ))
         }
         // The vendor delivered this one before: acknowledge, publish nothing.
-        Err(PortError::AlreadyExists) => Ok((
-            StatusCode::ACCEPTED,
-            Json(
-                json!({"id": receipt_id, "deliveryId": verified.delivery_id(), "duplicate": true}),
-            ),
-        )
-            .into_response()),
+        Err(PortError::AlreadyExists) => Ok(acknowledged(
+            &ready.scheme,
+            json!({"id": receipt_id, "deliveryId": verified.delivery_id(), "duplicate": true}),
+        )),
         Err(e) => Err(ApiError::from_port(e, "conflict")),
     }
 }

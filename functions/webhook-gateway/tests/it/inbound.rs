@@ -423,3 +423,66 @@ async fn records_expire_with_the_payload_retention() {
         );
     }
 }
+
+/// Adyen's notifications: signed per item with the hex key (the published example), answered
+/// 200 `[accepted]` as Adyen requires, published once per `pspReference:eventCode:success`;
+/// a changed item is 401, a key that is not hex is 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adyen_notifications_are_verified_per_item_and_accepted() {
+    let p = platform().await;
+    let t = p.token("tenant-adyen", &[]);
+    let key = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056";
+    let r = p
+        .post(
+            SOURCES,
+            &t,
+            json!({"provider": "adyen", "secret": "not-hex-but-long-enough"}),
+        )
+        .await;
+    assert_problem(r, 400, "invalid_secret").await;
+    let r = p
+        .post(SOURCES, &t, json!({"provider": "adyen", "secret": key}))
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let url = r.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let notification = |value: u64| {
+        json!({"live": "false", "notificationItems": [{"NotificationRequestItem": {
+            "eventCode": "AUTHORISATION", "success": "true", "pspReference": "7914073381342284",
+            "originalReference": "", "merchantAccountCode": "TestMerchant",
+            "merchantReference": "TestPayment-1407325143704",
+            "amount": {"value": value, "currency": "EUR"},
+            "additionalData": {"hmacSignature": "coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0="}}}]})
+        .to_string()
+    };
+    let send = |body: String| {
+        p.client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for _ in 0..2 {
+        let r = send(notification(1130)).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "[accepted]");
+    }
+    let r = send(notification(1131)).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let events = received(&p, 1).await;
+    assert_eq!(
+        events.len(),
+        1,
+        "one WebhookReceived for a redelivered notification"
+    );
+    let data: Value = events[0].data_json().unwrap();
+    assert_eq!(
+        data["vendorDeliveryId"],
+        "7914073381342284:AUTHORISATION:true"
+    );
+    assert_eq!(data["vendorEventType"], "AUTHORISATION");
+    assert_eq!(data["scheme"], "adyen");
+    p.shutdown().await;
+}

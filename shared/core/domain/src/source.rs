@@ -39,11 +39,13 @@ pub enum WebhookScheme {
     Zendesk,
     /// `X-HubSpot-Signature-v3` over method, URI, body and timestamp.
     Hubspot,
+    /// Adyen's standard notifications: an HMAC per item, in the body.
+    Adyen,
 }
 
 impl WebhookScheme {
     /// Every scheme.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Github,
         Self::Stripe,
         Self::Twilio,
@@ -55,6 +57,7 @@ impl WebhookScheme {
         Self::GenericHmac,
         Self::Zendesk,
         Self::Hubspot,
+        Self::Adyen,
     ];
 
     /// The scheme as written in JSON.
@@ -71,6 +74,7 @@ impl WebhookScheme {
             Self::GenericHmac => "generic-hmac",
             Self::Zendesk => "zendesk",
             Self::Hubspot => "hubspot",
+            Self::Adyen => "adyen",
         }
     }
 }

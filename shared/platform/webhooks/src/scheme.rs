@@ -89,6 +89,11 @@ pub enum Scheme {
         #[serde(default = "default_tolerance")]
         tolerance_secs: u64,
     },
+    /// Adyen's standard notifications: each `NotificationRequestItem` carries
+    /// `additionalData.hmacSignature`, base64 HMAC-SHA256 (the hex-decoded key) over its
+    /// colon-joined fields. Adyen signs no timestamp: no replay window, and redeliveries are
+    /// recognised by the item's `pspReference`, `eventCode` and `success`.
+    Adyen,
 }
 
 impl Scheme {
@@ -107,6 +112,7 @@ impl Scheme {
             Self::SendGrid { .. } => "sendgrid",
             Self::Zendesk { .. } => "zendesk",
             Self::Hubspot { .. } => "hubspot",
+            Self::Adyen => "adyen",
         }
     }
 

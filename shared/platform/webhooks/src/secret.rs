@@ -92,12 +92,17 @@ impl Secret {
         })
     }
 
-    /// The secret for `scheme` from the string the tenant gave: Standard Webhooks and SendGrid
-    /// strings are decoded, every other scheme takes the string's bytes as they are.
+    /// The secret for `scheme` from the string the tenant gave: Standard Webhooks, SendGrid
+    /// and Adyen (hex) strings are decoded, every other scheme takes the string's bytes as
+    /// they are.
     pub fn for_scheme(scheme: &Scheme, s: &str) -> Result<Self, VerifyError> {
         match scheme {
             Scheme::StandardWebhooks { .. } => Self::standard_webhooks(s),
             Scheme::SendGrid { .. } => Self::sendgrid_public_key(s),
+            // Adyen shows its HMAC key as hex; its libraries sign with the decoded bytes.
+            Scheme::Adyen => crate::headers::unhex(s.trim())
+                .ok_or(VerifyError::BadSecret)
+                .and_then(Self::from_bytes),
             _ => Self::from_bytes(s.as_bytes()),
         }
     }

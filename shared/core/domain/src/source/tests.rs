@@ -32,9 +32,10 @@ fn scheme_names_match_the_design_and_parse_back() {
             "event-grid",
             "generic-hmac",
             // Beyond the design's list: the support app's Zendesk webhooks, the crm app's
-            // HubSpot ones.
+            // HubSpot ones, the payment app's Adyen notifications.
             "zendesk",
-            "hubspot"
+            "hubspot",
+            "adyen"
         ]
     );
     for scheme in WebhookScheme::ALL {

@@ -1,5 +1,6 @@
 //! One module per scheme. Each authenticates first, then reads the metadata.
 
+mod adyen;
 mod azure_devops;
 mod event_grid;
 mod generic;
@@ -49,6 +50,7 @@ pub(crate) fn verify(
         Scheme::SendGrid { tolerance_secs } => sendgrid::verify(req, secret, now, *tolerance_secs),
         Scheme::Zendesk { tolerance_secs } => zendesk::verify(req, secret, now, *tolerance_secs),
         Scheme::Hubspot { tolerance_secs } => hubspot::verify(req, secret, now, *tolerance_secs),
+        Scheme::Adyen => adyen::verify(req, secret),
     }
 }
 

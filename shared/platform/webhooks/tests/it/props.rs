@@ -64,6 +64,39 @@ proptest! {
             let req = Unverified::new(Method::POST, &url, &h, &body);
             let _ = req.verify(&kind.scheme(), &kind.secret(), at);
         }
+        // Adyen signs inside the body: any body at all is read or refused.
+        let adyen = webhooks::Secret::for_scheme(&webhooks::Scheme::Adyen, "00112233445566778899aabbccddeeff").unwrap();
+        let _ = Unverified::new(Method::POST, &url, &h, &body).verify(&webhooks::Scheme::Adyen, &adyen, at);
+    }
+
+    /// Adyen notifications of any shape (items with fields of any JSON type, any signature)
+    /// are read or refused, never with a panic, and never accepted unsigned.
+    #[test]
+    fn adyen_notifications_of_any_shape_never_panic(
+        items in proptest::collection::vec(
+            proptest::collection::btree_map(
+                "(pspReference|eventCode|success|amount|merchantReference|additionalData|x)",
+                prop_oneof![
+                    Just(serde_json::json!(null)),
+                    any::<i64>().prop_map(|n| serde_json::json!(n)),
+                    "[ -~]{0,20}".prop_map(|s| serde_json::json!(s)),
+                    Just(serde_json::json!({"value": 1, "currency": "EUR", "hmacSignature": "AAAA"})),
+                    Just(serde_json::json!([1, 2])),
+                ],
+                0..6,
+            ),
+            0..4,
+        ),
+    ) {
+        let body = serde_json::json!({"notificationItems": items.iter()
+            .map(|i| serde_json::json!({"NotificationRequestItem": i})).collect::<Vec<_>>()})
+            .to_string();
+        let h = HeaderMap::new();
+        let key = webhooks::Secret::for_scheme(&webhooks::Scheme::Adyen, "00112233445566778899aabbccddeeff").unwrap();
+        let verified = Unverified::new(Method::POST, "https://a.example/x", &h, body.as_bytes())
+            .verify(&webhooks::Scheme::Adyen, &key, now())
+            .is_ok();
+        prop_assert!(!verified, "an unsigned notification verified: {body}");
     }
 
     #[test]

@@ -603,3 +603,96 @@ fn hubspot_computed() {
         VerifyError::TimestampOutOfTolerance
     );
 }
+
+/// Adyen's published HMAC example: the key is hex (decoded before use), the signed string the
+/// item's fields joined by colons (`originalReference` empty).
+const ADYEN_KEY: &str = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056";
+const ADYEN_SIGNATURE: &str = "coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0=";
+
+fn adyen_item(signature: &str) -> serde_json::Value {
+    serde_json::json!({"NotificationRequestItem": {
+        "eventCode": "AUTHORISATION", "success": "true", "pspReference": "7914073381342284",
+        "originalReference": "", "merchantAccountCode": "TestMerchant",
+        "merchantReference": "TestPayment-1407325143704",
+        "amount": {"value": 1130, "currency": "EUR"}, "eventDate": "2019-05-06T17:15:34.121+02:00",
+        "additionalData": {"hmacSignature": signature}}})
+}
+
+fn adyen(items: Vec<serde_json::Value>) -> Result<(Option<String>, String), VerifyError> {
+    let body = serde_json::json!({"live": "false", "notificationItems": items}).to_string();
+    let secret = Secret::for_scheme(&Scheme::Adyen, ADYEN_KEY).unwrap();
+    let h = HeaderMap::new();
+    let req = Unverified::new(Method::POST, URL, &h, body.as_bytes());
+    req.verify(&Scheme::Adyen, &secret, at(0)).map(|v| {
+        (
+            v.event_type().map(str::to_owned),
+            v.delivery_id().to_owned(),
+        )
+    })
+}
+
+#[test]
+fn adyen_published() {
+    let (event, delivery) = adyen(vec![adyen_item(ADYEN_SIGNATURE)]).unwrap();
+    assert_eq!(event.as_deref(), Some("AUTHORISATION"));
+    // Adyen's dedupe key: the same notification sent again is the same delivery.
+    assert_eq!(delivery, "7914073381342284:AUTHORISATION:true");
+}
+
+#[test]
+fn adyen_refuses_a_changed_field_a_missing_signature_or_one_bad_item() {
+    let mut changed = adyen_item(ADYEN_SIGNATURE);
+    changed["NotificationRequestItem"]["amount"]["value"] = serde_json::json!(1131);
+    assert!(matches!(
+        adyen(vec![changed.clone()]),
+        Err(VerifyError::BadSignature)
+    ));
+    let mut unsigned = adyen_item(ADYEN_SIGNATURE);
+    unsigned["NotificationRequestItem"]["additionalData"] = serde_json::json!({});
+    assert!(matches!(
+        adyen(vec![unsigned]),
+        Err(VerifyError::BadSignature)
+    ));
+    assert!(matches!(
+        adyen(vec![adyen_item("not base64!")]),
+        Err(VerifyError::BadSignature)
+    ));
+    // Every item must verify: a good one does not carry a bad one.
+    assert!(matches!(
+        adyen(vec![adyen_item(ADYEN_SIGNATURE), changed]),
+        Err(VerifyError::BadSignature)
+    ));
+    // Two good items: one delivery of no single id (the body's hash stands in).
+    let (_, delivery) = adyen(vec![
+        adyen_item(ADYEN_SIGNATURE),
+        adyen_item(ADYEN_SIGNATURE),
+    ])
+    .unwrap();
+    assert_ne!(delivery, "7914073381342284:AUTHORISATION:true");
+    assert!(matches!(adyen(vec![]), Err(VerifyError::Malformed(_))));
+    let secret = Secret::for_scheme(&Scheme::Adyen, ADYEN_KEY).unwrap();
+    let h = HeaderMap::new();
+    for body in [&b"[accepted]"[..], b"{}", b"{\"notificationItems\": [1]}"] {
+        let req = Unverified::new(Method::POST, URL, &h, body);
+        assert!(matches!(
+            req.verify(&Scheme::Adyen, &secret, at(0)),
+            Err(VerifyError::Malformed(_))
+        ));
+    }
+}
+
+#[test]
+fn adyen_keys_are_hex_of_enough_bytes() {
+    // The hex text itself is not the key: signing with it fails the published vector.
+    let as_text = Secret::for_scheme(&Scheme::Github, ADYEN_KEY).unwrap();
+    let body = serde_json::json!({"notificationItems": [adyen_item(ADYEN_SIGNATURE)]}).to_string();
+    let h = HeaderMap::new();
+    let req = Unverified::new(Method::POST, URL, &h, body.as_bytes());
+    assert!(req.verify(&Scheme::Adyen, &as_text, at(0)).is_err());
+    assert!(Secret::for_scheme(&Scheme::Adyen, "not hex at all").is_err());
+    assert!(Secret::for_scheme(&Scheme::Adyen, "abc").is_err());
+    let short = Secret::for_scheme(&Scheme::Adyen, "0011223344556677").unwrap();
+    assert!(short.check_strength(&Scheme::Adyen).is_err(), "8 bytes");
+    let key = Secret::for_scheme(&Scheme::Adyen, ADYEN_KEY).unwrap();
+    assert!(key.check_strength(&Scheme::Adyen).is_ok());
+}
