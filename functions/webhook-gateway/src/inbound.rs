@@ -88,6 +88,7 @@ pub(crate) fn scheme_for(
         WebhookScheme::Zendesk => "zendesk",
         WebhookScheme::Hubspot => "hubspot",
         WebhookScheme::Adyen => "adyen",
+        WebhookScheme::Bill => "bill",
     };
     let mut config = match options {
         Value::Object(m) => m.clone(),

@@ -41,11 +41,13 @@ pub enum WebhookScheme {
     Hubspot,
     /// Adyen's standard notifications: an HMAC per item, in the body.
     Adyen,
+    /// BILL's notifications: `x-bill-sha-signature` over the body.
+    Bill,
 }
 
 impl WebhookScheme {
     /// Every scheme.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Github,
         Self::Stripe,
         Self::Twilio,
@@ -58,6 +60,7 @@ impl WebhookScheme {
         Self::Zendesk,
         Self::Hubspot,
         Self::Adyen,
+        Self::Bill,
     ];
 
     /// The scheme as written in JSON.
@@ -75,6 +78,7 @@ impl WebhookScheme {
             Self::Zendesk => "zendesk",
             Self::Hubspot => "hubspot",
             Self::Adyen => "adyen",
+            Self::Bill => "bill",
         }
     }
 }

@@ -362,7 +362,7 @@ pub mod commands {
         Some(match scheme {
             "github" => "github",
             "azure-devops" => "azure-devops",
-            "stripe" | "adyen" => "payment",
+            "stripe" | "adyen" | "bill" => "payment",
             "twilio" => "sms",
             "sendgrid" => "email",
             "zendesk" => "support",

@@ -94,6 +94,9 @@ pub enum Scheme {
     /// colon-joined fields. Adyen signs no timestamp: no replay window, and redeliveries are
     /// recognised by the item's `pspReference`, `eventCode` and `success`.
     Adyen,
+    /// BILL: `x-bill-sha-signature`, base64 HMAC-SHA256 of the body with the subscription's
+    /// security key; no timestamp (events carry a unique `metadata.eventId`).
+    Bill,
 }
 
 impl Scheme {
@@ -113,6 +116,7 @@ impl Scheme {
             Self::Zendesk { .. } => "zendesk",
             Self::Hubspot { .. } => "hubspot",
             Self::Adyen => "adyen",
+            Self::Bill => "bill",
         }
     }
 

@@ -32,10 +32,11 @@ fn scheme_names_match_the_design_and_parse_back() {
             "event-grid",
             "generic-hmac",
             // Beyond the design's list: the support app's Zendesk webhooks, the crm app's
-            // HubSpot ones, the payment app's Adyen notifications.
+            // HubSpot ones, the payment app's Adyen and BILL notifications.
             "zendesk",
             "hubspot",
-            "adyen"
+            "adyen",
+            "bill"
         ]
     );
     for scheme in WebhookScheme::ALL {

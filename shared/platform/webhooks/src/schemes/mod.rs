@@ -2,6 +2,7 @@
 
 mod adyen;
 mod azure_devops;
+mod bill;
 mod event_grid;
 mod generic;
 mod github;
@@ -51,6 +52,7 @@ pub(crate) fn verify(
         Scheme::Zendesk { tolerance_secs } => zendesk::verify(req, secret, now, *tolerance_secs),
         Scheme::Hubspot { tolerance_secs } => hubspot::verify(req, secret, now, *tolerance_secs),
         Scheme::Adyen => adyen::verify(req, secret),
+        Scheme::Bill => bill::verify(req, secret),
     }
 }
 

@@ -27,6 +27,7 @@ const NAMES: &[&str] = &[
     "x-timestamp",
     "x-twilio-email-event-webhook-signature",
     "x-twilio-email-event-webhook-timestamp",
+    "x-bill-sha-signature",
     "x-other",
 ];
 

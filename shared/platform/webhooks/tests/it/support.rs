@@ -49,6 +49,7 @@ pub enum Kind {
     SendGrid,
     Zendesk,
     Hubspot,
+    Bill,
 }
 
 pub const ALL: &[Kind] = &[
@@ -72,6 +73,7 @@ pub const ALL: &[Kind] = &[
     Kind::SendGrid,
     Kind::Zendesk,
     Kind::Hubspot,
+    Kind::Bill,
 ];
 
 const KEY: &str = "test-secret-of-the-tenant";
@@ -143,6 +145,7 @@ impl Kind {
             Self::SendGrid => Scheme::sendgrid(),
             Self::Zendesk => Scheme::zendesk(),
             Self::Hubspot => Scheme::hubspot(),
+            Self::Bill => Scheme::Bill,
         }
     }
 
@@ -222,6 +225,7 @@ impl Kind {
                 "x-zendesk-webhook-signature-timestamp",
             ],
             Self::Hubspot => &["x-hubspot-signature-v3", "x-hubspot-request-timestamp"],
+            Self::Bill => &["x-bill-sha-signature"],
         }
     }
 
@@ -482,6 +486,13 @@ pub fn signed(kind: Kind, body: &[u8], ts: i64) -> Signed {
                 &mut h,
                 "X-HubSpot-Signature-v3",
                 &STANDARD.encode(hmac256(key, &signed)),
+            );
+        }
+        Kind::Bill => {
+            put(
+                &mut h,
+                "x-bill-sha-signature",
+                &STANDARD.encode(hmac256(key, body)),
             );
         }
     }

@@ -696,3 +696,28 @@ fn adyen_keys_are_hex_of_enough_bytes() {
     let key = Secret::for_scheme(&Scheme::Adyen, ADYEN_KEY).unwrap();
     assert!(key.check_strength(&Scheme::Adyen).is_ok());
 }
+
+/// BILL: the raw body's base64 HMAC-SHA256 with the subscription's security key (computed
+/// here with the RustCrypto HMAC, not the code under test); the event's id and type.
+#[test]
+fn bill_reads_its_event_id_and_type() {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let key = "bill-subscription-security-key-0123";
+    let body = br#"{"metadata":{"eventId":"evt_9x","subscriptionId":"sub_1","organizationId":"00801","eventType":"payment.updated","version":"1"},"payment":{"id":"stp01","status":"SENT"}}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let h = headers(&[("x-bill-sha-signature", &signature)]);
+    let secret = Secret::for_scheme(&Scheme::Bill, key).unwrap();
+    let v = Unverified::new(Method::POST, URL, &h, body)
+        .verify(&Scheme::Bill, &secret, at(0))
+        .unwrap();
+    assert_eq!(v.delivery_id(), "evt_9x");
+    assert_eq!(v.event_type(), Some("payment.updated"));
+    let other = Secret::for_scheme(&Scheme::Bill, "another-security-key-456789").unwrap();
+    assert!(matches!(
+        Unverified::new(Method::POST, URL, &h, body).verify(&Scheme::Bill, &other, at(0)),
+        Err(VerifyError::BadSignature)
+    ));
+}
