@@ -32,6 +32,13 @@ pub const CATALOGUE: &[CatalogueEntry] = &[
         "https://fake-payment.invalid",
     ),
     CatalogueEntry::retested(
+        "bill",
+        "BILL accounts payable (vendor bill payments)",
+        domain::ProviderCategory::Payment,
+        AuthScheme::Basic,
+        providers::bill::DEFAULT_BASE_URL,
+    ),
+    CatalogueEntry::retested(
         "stripe",
         "Stripe PaymentIntents",
         domain::ProviderCategory::Payment,
@@ -52,6 +59,7 @@ pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
         .routes(payments::routes)
         .provider(providers::fake::Fake)
         .provider(providers::stripe::Stripe)
+        .provider(providers::bill::Bill)
         .build(ctx)
 }
 
@@ -257,6 +265,57 @@ pub struct Refund {
     /// The processor's word for the refund (`succeeded`, `pending`, `failed`).
     pub status: String,
     pub amount: u64,
+}
+
+/// `payBill`: a vendor's bill paid (BILL), once per run.
+pub struct PayBill;
+
+impl Operation for PayBill {
+    const NAME: &'static str = "payBill";
+    type Input = BillPayment;
+    type Output = PaymentCreated;
+
+    fn check(input: &BillPayment) -> Result<(), InputError> {
+        if input.amount == 0 {
+            return Err(InputError::at("amount", "must be 1 or more (minor units)"));
+        }
+        if !input.currency.eq_ignore_ascii_case("usd") {
+            return Err(InputError::at(
+                "currency",
+                "must be usd (BILL pays vendors in US dollars)",
+            ));
+        }
+        if input
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 70)
+        {
+            return Err(InputError::at(
+                "description",
+                "must be at most 70 characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BillPayment {
+    /// BILL's id of the bill (`00n…`).
+    pub bill_id: ProcessorId,
+    /// BILL's id of the vendor (`009…`); the bill's own when absent.
+    #[serde(default)]
+    pub vendor_id: Option<ProcessorId>,
+    /// In cents.
+    pub amount: u64,
+    pub currency: Currency,
+    /// When BILL starts the payment; the next business day when absent.
+    #[serde(default)]
+    pub process_date: Option<chrono::NaiveDate>,
+    /// The check memo or bank descriptor (at most 70 characters); the run's id when absent.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// `getPayment`: where a payment stands.

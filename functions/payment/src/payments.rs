@@ -430,20 +430,23 @@ async fn early_callback(r: &Reconcile<'_>, now: DateTime<Utc>) -> Result<(), Inv
     }
 }
 
-/// The record a `createPayment` run creates with its success.
+/// The record a run that creates a payment (`createPayment`, `payBill`) creates with its
+/// success: what the run asked for (`amount` in minor units, `currency`), the processor's id
+/// and status.
 pub fn created_record(
     processor: &str,
     run: Option<&str>,
     payment: &Payment,
-    requested: &crate::NewPayment,
+    amount: u64,
+    currency: &str,
 ) -> Option<(String, Value)> {
     let run_id = RunId::parse(run?).ok()?;
     let record = PaymentRecord::new(
         processor,
         run_id,
         &payment.payment_id,
-        requested.amount,
-        &requested.currency,
+        amount,
+        currency,
         payment.status,
         Utc::now(),
     );

@@ -344,9 +344,13 @@ impl Serves<CreatePayment> for Fake {
             client_secret: None,
         })
         .vendor_message_id(id);
-        if let Some((doc, record)) =
-            crate::payments::created_record("fake-payment", call.idempotency_key, &payment, input)
-        {
+        if let Some((doc, record)) = crate::payments::created_record(
+            "fake-payment",
+            call.idempotency_key,
+            &payment,
+            input.amount,
+            &input.currency,
+        ) {
             done = done.create(doc, record).reconcile_after(Duration::ZERO);
         }
         Ok(done.into())

@@ -1,4 +1,5 @@
 //! One module per payment processor.
 
+pub mod bill;
 pub mod fake;
 pub mod stripe;

@@ -198,9 +198,13 @@ impl Serves<CreatePayment> for Stripe {
         };
         // The summary (events, listings) never carries the client secret.
         let mut done = Done::new(created).vendor_message_id(payment.payment_id.clone());
-        if let Some((id, record)) =
-            crate::payments::created_record("stripe", call.idempotency_key, &payment, input)
-        {
+        if let Some((id, record)) = crate::payments::created_record(
+            "stripe",
+            call.idempotency_key,
+            &payment,
+            input.amount,
+            &input.currency,
+        ) {
             done = done.create(id, record).reconcile_after(Duration::ZERO);
         }
         done.summary =

@@ -31,7 +31,13 @@ fn schema(
 ) {
     match kind {
         CredentialKind::ApiKey => ("apiKey", &["apiKey"], &[]),
-        CredentialKind::Basic => ("basic", &["username", "password"], &[]),
+        // Some vendors sign in with a user and also a developer key and a remembered
+        // MFA device (BILL: `apiKey` is its `devKey`).
+        CredentialKind::Basic => (
+            "basic",
+            &["username", "password"],
+            &["apiKey", "rememberMeId"],
+        ),
         CredentialKind::Oauth2ClientCredentials => (
             "oauth2ClientCredentials",
             &["clientId", "clientSecret", "tokenUrl"],

@@ -420,3 +420,170 @@ async fn callbacks_are_reconciled_to_the_processors_truth() {
     testkit::assert_problem(r, 404, "not_found").await;
     platform.shutdown().await;
 }
+
+/// The second processor end to end: a BILL connection (signed in once, the session reused)
+/// against a fake BILL over HTTP; a bill paid (`payBill`) is recorded `processing`; BILL's
+/// signed `payment.updated` notification to a `bill` source makes the app fetch the payment
+/// (now `CLEARED`) and publish one `payment.succeeded`; a notification with a bad
+/// signature is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bill_payments_are_reconciled_from_bills_notifications() {
+    const ORG: &str = "00801E2EORG";
+    const DEV_KEY: &str = "01E2EDEVKEY0123456789";
+    let status = Arc::new(Mutex::new("SCHEDULED"));
+    let logins = Arc::new(Mutex::new(0u32));
+    let (seen_status, seen_logins) = (status.clone(), logins.clone());
+    let bill = FakeVendor::start(move |r, _| {
+        let body = r.json();
+        match (r.method.as_str(), r.path.as_str()) {
+            ("POST", "/v3/login") if body["devKey"] == DEV_KEY && body["organizationId"] == ORG => {
+                *seen_logins.lock().unwrap() += 1;
+                Reply::json(
+                    200,
+                    json!({"sessionId": "sess-e2e", "organizationId": ORG, "userId": "006"}),
+                )
+            }
+            ("POST", "/v3/login") => Reply::json(
+                401,
+                json!([{"code": "BDC_1101", "severity": "ERROR", "category": "DOWNSTREAM",
+                        "message": "Incorrect userName or password"}]),
+            ),
+            _ if r.header("sessionid") != Some("sess-e2e")
+                || r.header("devkey") != Some(DEV_KEY) =>
+            {
+                Reply::json(
+                    401,
+                    json!([{"code": "BDC_1109", "severity": "ERROR", "category": "DOWNSTREAM",
+                            "message": "Session is invalid. Please log in."}]),
+                )
+            }
+            ("POST", "/v3/payments") => Reply::json(
+                200,
+                json!({"id": "stp01E2E", "billId": body["billId"], "amount": body["amount"],
+                       "status": "SCHEDULED", "singleStatus": "SCHEDULED"}),
+            ),
+            ("GET", "/v3/payments/stp01E2E") => Reply::json(
+                200,
+                json!({"id": "stp01E2E", "amount": 42.0, "status": "SCHEDULED",
+                       "singleStatus": *seen_status.lock().unwrap()}),
+            ),
+            _ => Reply::json(404, json!([{"code": "BDC_1000", "message": "Not found"}])),
+        }
+    })
+    .await;
+    let subscriber = FakeVendor::start(|_, _| Reply::text(204, "")).await;
+    let platform = TestPlatform::start(
+        &[
+            registry::registration(),
+            webhook_gateway::registration(),
+            payment::registration(),
+        ],
+        json!({"OUTBOUND_ALLOWED_HOSTS": "localhost,127.0.0.1", "PAYMENT_SWEEP_AFTER_SECONDS": "86400"}),
+    )
+    .await;
+    let token = platform.token("tenant-bill", &[]);
+    let r = platform
+        .post(
+            "/webhook-gateway/api/webhooks/subscriptions",
+            &token,
+            json!({"url": format!("{}/hooks", subscriber.base), "eventTypes": ["payment.*"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let password = "bill-e2e-password-0123";
+    let connection = connect_app(
+        &platform,
+        "payment",
+        &token,
+        json!({"providerKey": "bill", "displayName": "ap",
+               "config": {"baseUrl": bill.base, "organizationId": ORG,
+                          "fundingAccount": {"type": "BANK_ACCOUNT", "id": "bac01E2E"}},
+               "credential": {"kind": "basic", "username": "ap@example.com",
+                              "password": password, "apiKey": DEV_KEY}}),
+        password,
+    )
+    .await;
+    let security_key = "bill-subscription-security-key-e2e";
+    let r = platform
+        .post(
+            "/webhook-gateway/api/webhooks/sources",
+            &token,
+            json!({"provider": "bill", "secret": security_key, "connectionId": connection}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let source_url = r.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let paid = waited(
+        &platform,
+        &token,
+        None,
+        json!({"connectionId": connection, "operation": "payBill",
+               "input": {"billId": "00n01E2E", "amount": 4200, "currency": "usd"}}),
+    )
+    .await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    assert_eq!(paid["output"]["paymentId"], "stp01E2E");
+    let record = platform
+        .eventually("/payment/api/payments/stp01E2E", &token)
+        .await;
+    assert_eq!(record["status"], "processing", "{record}");
+    assert_eq!(record["processor"], "bill");
+    assert_eq!(record["amount"], 4200);
+
+    // BILL clears the payment and says so.
+    *status.lock().unwrap() = "CLEARED";
+    let notify = |signature: String| {
+        let body = json!({"metadata": {"eventId": "evt-e2e-1", "subscriptionId": "sub1",
+                                       "organizationId": ORG, "eventType": "payment.updated", "version": "1"},
+                          "payment": {"id": "stp01E2E", "status": "CLEARED"}})
+        .to_string();
+        let signature = if signature.is_empty() {
+            use base64::Engine as _;
+            use hmac::Mac as _;
+            let mut mac =
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(security_key.as_bytes()).unwrap();
+            mac.update(body.as_bytes());
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        } else {
+            signature
+        };
+        platform
+            .client
+            .post(&source_url)
+            .header("x-bill-sha-signature", signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        notify("bm90IHRoZSBzaWduYXR1cmU=".into())
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    for _ in 0..2 {
+        assert_eq!(notify(String::new()).await.unwrap().status(), 202);
+    }
+    let event = crate::support::delivered(&subscriber, "payment.succeeded").await;
+    assert_eq!(event["data"]["paymentId"], "stp01E2E", "{event}");
+    assert_eq!(event["data"]["reason"], "callback");
+    assert_eq!(event["data"]["vendorEventId"], "evt-e2e-1");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let succeeded = subscriber
+        .requests()
+        .iter()
+        .filter(|r| r.json()["type"] == "payment.succeeded")
+        .count();
+    assert_eq!(succeeded, 1, "one event for a notification sent twice");
+    let record = platform
+        .eventually("/payment/api/payments/stp01E2E", &token)
+        .await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    // One sign-in served the connection test, the payment and the reconciliation.
+    assert_eq!(*logins.lock().unwrap(), 1);
+    platform.shutdown().await;
+}
