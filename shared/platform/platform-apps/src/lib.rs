@@ -28,6 +28,7 @@ platform_apps!(
     support::registration,
     crm::registration,
     payment::registration,
+    cloud::registration,
 );
 
 /// The providers each app has adapters for, as every handler gives them to the registry.

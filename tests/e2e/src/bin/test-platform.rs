@@ -9,5 +9,6 @@ fn main() -> anyhow::Result<()> {
         sms::registration(),
         email::registration(),
         openai::registration(),
+        cloud::registration(),
     ])
 }

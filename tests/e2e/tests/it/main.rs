@@ -1,6 +1,7 @@
 //! End-to-end tests through the local runner with the test-only `probe` app.
 
 mod azure_devops;
+mod cloud;
 mod crash;
 mod crm;
 mod delivery_crash;

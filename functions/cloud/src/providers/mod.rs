@@ -1,0 +1,3 @@
+//! The cloud app's providers.
+
+pub mod fake;
