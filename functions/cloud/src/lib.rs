@@ -15,8 +15,10 @@
 //!   (`running`, `succeeded`, `failed`, `canceled`, with its outputs or error), inline with
 //!   `Prefer: wait`.
 //!
-//! Providers ([`providers`]): `fake-cloud` (in process; deployments take `deploymentMs` and
-//! may be steered to fail). Failover is off: a resource lives in one cloud.
+//! Providers ([`providers`]): `azure-resource-manager` (ARM, its long-running operations
+//! followed by scheduled looks) and `fake-cloud` (in process; deployments take
+//! `deploymentMs` and may be steered to fail). Failover is off: a resource lives in one
+//! cloud.
 
 pub mod providers;
 
@@ -34,13 +36,22 @@ pub const SLUG: &str = "cloud";
 pub const SOURCE: &str = "/integration/cloud";
 
 /// The providers this app has adapters for, as the registry's catalogue lists them.
-pub const CATALOGUE: &[CatalogueEntry] = &[CatalogueEntry::retested(
-    "fake-cloud",
-    "Fake cloud control plane (tests and demos)",
-    domain::ProviderCategory::Cloud,
-    AuthScheme::ApiKey,
-    "https://fake-cloud.invalid",
-)];
+pub const CATALOGUE: &[CatalogueEntry] = &[
+    CatalogueEntry::retested(
+        "fake-cloud",
+        "Fake cloud control plane (tests and demos)",
+        domain::ProviderCategory::Cloud,
+        AuthScheme::ApiKey,
+        "https://fake-cloud.invalid",
+    ),
+    CatalogueEntry::retested(
+        "azure-resource-manager",
+        "Azure Resource Manager (resource groups, template deployments)",
+        domain::ProviderCategory::Cloud,
+        AuthScheme::Oauth2ClientCredentials,
+        providers::arm::DEFAULT_BASE_URL,
+    ),
+];
 
 pub fn registration() -> AppRegistration {
     integration_kit::registration(SLUG, build, CATALOGUE)
@@ -51,6 +62,7 @@ pub fn build(ctx: &AppContext) -> Result<FunctionApp, InvalidSetting> {
         // A resource lives in one cloud: another connection is not a failover.
         .failover(false)
         .provider(providers::fake::Fake)
+        .provider(providers::arm::Arm)
         .build(ctx)
 }
 

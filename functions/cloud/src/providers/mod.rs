@@ -1,3 +1,4 @@
 //! The cloud app's providers.
 
+pub mod arm;
 pub mod fake;

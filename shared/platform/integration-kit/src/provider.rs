@@ -218,8 +218,21 @@ impl ProviderCall<'_> {
         request: JsonCall<'_>,
         classifier: &dyn Classifier,
     ) -> Result<Value, CallError> {
-        let answer = self
-            .pipeline
+        let answer = self.json_response(request, classifier).await?;
+        if answer.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&answer.body).map_err(|_| malformed("not JSON"))
+    }
+
+    /// [`ProviderCall::json`], the whole answer: for vendors whose headers say more (a
+    /// long-running operation's `Azure-AsyncOperation` and `Retry-After`).
+    pub async fn json_response(
+        &self,
+        request: JsonCall<'_>,
+        classifier: &dyn Classifier,
+    ) -> Result<resilience::VendorResponse, CallError> {
+        self.pipeline
             .send(self.call(request.safety, classifier), || {
                 let mut builder = self
                     .http
@@ -236,11 +249,7 @@ impl ProviderCall<'_> {
                 }
                 builder
             })
-            .await?;
-        if answer.body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&answer.body).map_err(|_| malformed("not JSON"))
+            .await
     }
 }
 
