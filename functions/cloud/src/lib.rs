@@ -28,7 +28,8 @@ use std::time::Duration;
 use app_context::{AppContext, AppRegistration, CatalogueEntry, InvalidSetting};
 use domain::AuthScheme;
 use functions_runtime::FunctionApp;
-use integration_kit::{InputError, Operation, VendorApp};
+use integration_kit::{Done, InputError, Operation, Step, VendorApp, call_failed};
+use resilience::CallError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -254,4 +255,36 @@ impl Operation for GetDeployment {
 pub struct DeploymentRef {
     pub resource_group: Name,
     pub deployment_name: Name,
+}
+
+/// A control plane's refusal or failure: `code: message`, the code kept as the vendor code.
+pub(crate) fn refused(
+    class: domain::FailureClassification,
+    code: &str,
+    message: &str,
+) -> CallError {
+    let mut e = call_failed(class, format!("{code}: {message}"));
+    e.failure.vendor_code = Some(code.to_owned());
+    e
+}
+
+/// A deployment that stopped, as its run's end: the deployment, or (failed, canceled) the
+/// run's failure with the control plane's code.
+pub(crate) fn ended(deployment: Deployment) -> Result<Step<Deployment>, CallError> {
+    let (code, message) = match (deployment.state, &deployment.error) {
+        (DeploymentState::Succeeded, _) => return Ok(Done::new(deployment).into()),
+        (DeploymentState::Running, _) => {
+            return Err(integration_kit::malformed(
+                "a running deployment is not an end",
+            ));
+        }
+        (_, Some(error)) => (error.code.as_str(), error.message.as_str()),
+        (DeploymentState::Canceled, None) => ("Canceled", "the deployment was canceled"),
+        (DeploymentState::Failed, None) => ("DeploymentFailed", "the deployment did not succeed"),
+    };
+    Err(refused(
+        domain::FailureClassification::VendorError,
+        code,
+        message,
+    ))
 }

@@ -238,30 +238,6 @@ pub(crate) fn read_deployment(
     })
 }
 
-/// The run's end for a deployment that stopped: its outputs, or its error as a failure.
-fn ended(deployment: Deployment) -> Result<Step<Deployment>, CallError> {
-    match deployment.state {
-        DeploymentState::Succeeded => Ok(Done::new(deployment).into()),
-        DeploymentState::Failed | DeploymentState::Canceled => {
-            let error = deployment.error.unwrap_or(DeploymentError {
-                code: if deployment.state == DeploymentState::Canceled {
-                    "Canceled".into()
-                } else {
-                    "DeploymentFailed".into()
-                },
-                message: "the deployment did not succeed".into(),
-            });
-            let mut e = call_failed(
-                FailureClassification::VendorError,
-                format!("{}: {}", error.code, error.message),
-            );
-            e.failure.vendor_code = Some(error.code);
-            Err(e)
-        }
-        DeploymentState::Running => Err(malformed("a running deployment is not an end")),
-    }
-}
-
 /// `Retry-After` (seconds) of an answer, else the default look.
 fn retry_after(answer: &resilience::VendorResponse) -> Duration {
     answer
@@ -400,7 +376,7 @@ impl Serves<DeployTemplate> for Arm {
             Ok(found) => {
                 let deployment = read_deployment(&group, &json_of(&found)?, &secrets(call))?;
                 if deployment.state != DeploymentState::Running {
-                    return ended(deployment);
+                    return crate::ended(deployment);
                 }
                 return Ok(waiting(&group, &name, None, DEFAULT_LOOK));
             }
@@ -479,7 +455,7 @@ impl Serves<DeployTemplate> for Arm {
         if deployment.state == DeploymentState::Running {
             return Ok(waiting(group, name, None, retry_after(&answer)));
         }
-        ended(deployment)
+        crate::ended(deployment)
     }
 }
 

@@ -19,9 +19,9 @@ use chrono::{DateTime, Utc};
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::fake::{self, CallCounter};
 use integration_kit::{
-    Done, InputError, Provider, ProviderCall, Served, Serves, Step, Wait, call_failed, malformed,
+    Done, InputError, Provider, ProviderCall, Served, Serves, Step, Wait, malformed,
 };
-use resilience::{CallError, HttpStatus, Outcome, Safety};
+use resilience::{CallError, Safety};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -122,13 +122,7 @@ async fn go(call: &ProviderCall<'_>, operation: bool) -> Result<FakeConfig, Call
         latency_ms: config.latency_ms,
         retry_after_ms: config.retry_after_ms,
     };
-    call.pipeline
-        .execute(call.call(Safety::Idempotent, &HttpStatus), |_| async {
-            fake::answer(&CALLS, call, &steer, operation)
-                .await
-                .unwrap_or(Outcome::Done(()))
-        })
-        .await?;
+    fake::call_through(&CALLS, call, &steer, Safety::Idempotent, operation).await?;
     Ok(config)
 }
 
@@ -154,19 +148,7 @@ fn step(running: &Running) -> Result<Step<Deployment>, CallError> {
         )
         .progress(serde_json::to_value(&deployment).unwrap_or_default())
         .into()),
-        DeploymentState::Succeeded => Ok(Done::new(deployment).into()),
-        DeploymentState::Failed | DeploymentState::Canceled => {
-            let error = deployment.error.unwrap_or(DeploymentError {
-                code: "Canceled".into(),
-                message: "the deployment was canceled".into(),
-            });
-            let mut e = call_failed(
-                FailureClassification::VendorError,
-                format!("{}: {}", error.code, error.message),
-            );
-            e.failure.vendor_code = Some(error.code);
-            Err(e)
-        }
+        _ => crate::ended(deployment),
     }
 }
 
@@ -208,15 +190,14 @@ impl Serves<EnsureResourceGroup> for Fake {
             .entry((tenant(call), input.name.to_string()))
             .or_insert_with(|| input.location.to_string());
         if *location != input.location.as_str() {
-            let mut e = call_failed(
+            return Err(crate::refused(
                 FailureClassification::Validation,
-                format!(
-                    "InvalidResourceGroupLocation: resource group {} already exists in location {location}",
+                "InvalidResourceGroupLocation",
+                &format!(
+                    "resource group {} already exists in location {location}",
                     input.name
                 ),
-            );
-            e.failure.vendor_code = Some("InvalidResourceGroupLocation".into());
-            return Err(e);
+            ));
         }
         Ok(Done::new(ResourceGroup {
             id: format!("/subscriptions/fake/resourceGroups/{}", input.name),
@@ -242,12 +223,11 @@ impl Serves<DeployTemplate> for Fake {
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(&(tenant(call), group.clone()))
         {
-            let mut e = call_failed(
+            return Err(crate::refused(
                 FailureClassification::Validation,
-                format!("ResourceGroupNotFound: resource group '{group}' could not be found"),
-            );
-            e.failure.vendor_code = Some("ResourceGroupNotFound".into());
-            return Err(e);
+                "ResourceGroupNotFound",
+                &format!("resource group '{group}' could not be found"),
+            ));
         }
         let name = input
             .deployment_name
@@ -310,15 +290,11 @@ impl Serves<GetDeployment> for Fake {
             ))
             .cloned();
         let Some(running) = running else {
-            let mut e = call_failed(
+            return Err(crate::refused(
                 FailureClassification::Validation,
-                format!(
-                    "DeploymentNotFound: deployment '{}' could not be found",
-                    input.deployment_name
-                ),
-            );
-            e.failure.vendor_code = Some("DeploymentNotFound".into());
-            return Err(e);
+                "DeploymentNotFound",
+                &format!("deployment '{}' could not be found", input.deployment_name),
+            ));
         };
         Ok(Done::new(running.now()).into())
     }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use domain::CredentialKind;
 use integration_kit::fake::{self, CallCounter};
 use integration_kit::{Done, Provider, ProviderCall, Served, Serves, Step};
-use resilience::{CallError, HttpStatus, Outcome, Safety};
+use resilience::{CallError, Safety};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
@@ -52,14 +52,7 @@ pub struct Fake;
 
 async fn go(call: &ProviderCall<'_>, operation: bool) -> Result<(), CallError> {
     let steer: fake::Steer = call.config_as()?;
-    call.pipeline
-        .execute(call.call(Safety::Safe, &HttpStatus), |_| async {
-            fake::answer(&CALLS, call, &steer, operation)
-                .await
-                .unwrap_or(Outcome::Done(()))
-        })
-        .await
-        .map(|_| ())
+    fake::call_through(&CALLS, call, &steer, Safety::Safe, operation).await
 }
 
 /// A vendor-looking id derived from `seed`.

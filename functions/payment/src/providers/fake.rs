@@ -27,7 +27,7 @@ use integration_kit::fake::{self, CallCounter};
 use integration_kit::{
     Done, Provider, ProviderCall, Served, Serves, Step, VendorWebhook, WebhookEffect, call_failed,
 };
-use resilience::{CallError, HttpStatus, Outcome, Safety};
+use resilience::{CallError, Safety};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
@@ -142,14 +142,7 @@ impl FakeConfig {
 
 async fn go(call: &ProviderCall<'_>, operation: bool) -> Result<FakeConfig, CallError> {
     let config: FakeConfig = call.config_as()?;
-    let steer = config.steer();
-    call.pipeline
-        .execute(call.call(Safety::Idempotent, &HttpStatus), |_| async {
-            fake::answer(&CALLS, call, &steer, operation)
-                .await
-                .unwrap_or(Outcome::Done(()))
-        })
-        .await?;
+    fake::call_through(&CALLS, call, &config.steer(), Safety::Idempotent, operation).await?;
     Ok(config)
 }
 

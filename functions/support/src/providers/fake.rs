@@ -47,14 +47,7 @@ const URL: &str = "https://fake-support.invalid/tickets";
 /// One call to the "vendor", through the pipeline.
 async fn go(call: &ProviderCall<'_>, safety: Safety) -> Result<(), CallError> {
     let steer: fake::Steer = call.config_as()?;
-    call.pipeline
-        .execute(call.call(safety, &HttpStatus), |_| async {
-            fake::answer(&CALLS, call, &steer, true)
-                .await
-                .unwrap_or(Outcome::Done(()))
-        })
-        .await
-        .map(|_| ())
+    fake::call_through(&CALLS, call, &steer, safety, true).await
 }
 
 fn not_found(id: &str) -> CallError {

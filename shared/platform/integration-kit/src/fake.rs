@@ -104,6 +104,26 @@ impl Default for CallCounter {
     }
 }
 
+/// One call to a Fake through the call's pipeline (retries, breaker, limiter, as a real
+/// vendor's): [`answer`], and a success where it has nothing to say. What every app's Fake
+/// does before its own work.
+pub async fn call_through(
+    counter: &CallCounter,
+    call: &ProviderCall<'_>,
+    steer: &Steer,
+    safety: resilience::Safety,
+    operation: bool,
+) -> Result<(), resilience::CallError> {
+    call.pipeline
+        .execute(call.call(safety, &resilience::HttpStatus), |_| async {
+            answer(counter, call, steer, operation)
+                .await
+                .unwrap_or(Outcome::Done(()))
+        })
+        .await
+        .map(|_| ())
+}
+
 /// The shared part of one call to a Fake: counted, delayed, the key checked, then — for an
 /// operation (`operation` true), not for the connection test — the connection's mode.
 /// `None` means the call goes ahead (the app's Fake adds its own refusals, then succeeds).
