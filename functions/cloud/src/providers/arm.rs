@@ -28,7 +28,9 @@
 //!   (ISO 8601), `error`.
 //! - **Errors** are `{"error": {code, message, details}}`; the code is the vendor code, the
 //!   message redacted. 429 waits the `Retry-After`; 409 `RetryableErrorDueToAnotherOperation`
-//!   (another operation holds the resource) is transient, retried.
+//!   (another operation holds the resource) is transient, retried. A success whose
+//!   `x-ms-ratelimit-remaining-*` reached 0 holds the connection's next calls for a second
+//!   (`resilience::hints`: ARM's buckets refill each second), rather than earning a 429.
 
 use std::time::Duration;
 

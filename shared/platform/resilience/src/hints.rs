@@ -140,8 +140,23 @@ pub fn exhausted_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> 
     for name in ["retry-after", "retry-after-ms", "x-ms-retry-after-ms"] {
         resets.remove(name);
     }
-    retry_hint(&resets, now)
+    retry_hint(&resets, now).or_else(|| {
+        // Azure Resource Manager's `x-ms-ratelimit-remaining-subscription-writes` (and
+        // reads, deletes, resource requests) name no reset: its buckets refill every
+        // second, so an emptied one holds the key's calls for a second rather than
+        // earning a 429.
+        headers
+            .iter()
+            .any(|(name, value)| {
+                name.as_str().starts_with("x-ms-ratelimit-remaining-")
+                    && value.to_str().is_ok_and(|v| v.trim() == "0")
+            })
+            .then_some(ARM_REFILL)
+    })
 }
+
+/// How long an emptied Azure Resource Manager bucket holds calls back.
+const ARM_REFILL: Duration = Duration::from_secs(1);
 
 /// OpenAI's reset hints: the longest reset among the exhausted limits.
 fn openai_reset<'h>(text: &impl Fn(&'static str) -> Option<&'h str>) -> Option<Duration> {
@@ -272,6 +287,24 @@ mod tests {
         for bad in ["", "6", "m", "6x", "1.2.3s", "s5"] {
             assert_eq!(go_duration(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_emptied_arm_bucket_holds_calls_for_a_second() {
+        assert_eq!(
+            exhausted_hint(
+                &headers(&[("x-ms-ratelimit-remaining-subscription-writes", "0")]),
+                now()
+            ),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            exhausted_hint(
+                &headers(&[("x-ms-ratelimit-remaining-subscription-reads", "11999")]),
+                now()
+            ),
+            None
+        );
     }
 
     #[test]
