@@ -13,8 +13,6 @@
 //!   one run gets the same id; [`sent`] lists what was accepted and [`calls`] counts the
 //!   calls per run, for tests.
 
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use domain::{CredentialKind, FailureClassification};
 use integration_kit::fake::{self, CallCounter};
@@ -41,12 +39,12 @@ pub struct FakeEmail {
     pub attachments: Vec<String>,
 }
 
-static SENT: Mutex<Vec<FakeEmail>> = Mutex::new(Vec::new());
+static SENT: fake::Recent<FakeEmail> = fake::Recent::new();
 static CALLS: CallCounter = CallCounter::new();
 
-/// Messages accepted so far in this process.
+/// Emails accepted so far in this process (the last [`fake::FAKE_MEMORY`]).
 pub fn sent() -> Vec<FakeEmail> {
-    SENT.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    SENT.all()
 }
 
 /// Calls that reached the Fake for one run (its idempotency key), accepted or not.
@@ -145,27 +143,25 @@ impl integration_kit::Serves<crate::Send> for Fake {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         );
-        {
-            let mut sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
-            if !sent.iter().any(|m| m.message_id == message_id) {
-                sent.push(FakeEmail {
-                    tenant: call.key.tenant.to_string(),
-                    message_id: message_id.clone(),
-                    from: email.from.as_deref().map(str::to_owned),
-                    to: strings(&email.to),
-                    cc: strings(&email.cc),
-                    bcc: strings(&email.bcc),
-                    subject: email.subject.to_string(),
-                    text: email.text.as_deref().map(str::to_owned),
-                    html: email.html.as_deref().map(str::to_owned),
-                    attachments: email
-                        .attachments
-                        .iter()
-                        .map(|a| a.name.to_string())
-                        .collect(),
-                });
-            }
-        }
+        SENT.keep(
+            FakeEmail {
+                tenant: call.key.tenant.to_string(),
+                message_id: message_id.clone(),
+                from: email.from.as_deref().map(str::to_owned),
+                to: strings(&email.to),
+                cc: strings(&email.cc),
+                bcc: strings(&email.bcc),
+                subject: email.subject.to_string(),
+                text: email.text.as_deref().map(str::to_owned),
+                html: email.html.as_deref().map(str::to_owned),
+                attachments: email
+                    .attachments
+                    .iter()
+                    .map(|a| a.name.to_string())
+                    .collect(),
+            },
+            |m| m.message_id == message_id,
+        );
         Ok(super::sent(email, Some(message_id), "accepted", attempts).into())
     }
 }

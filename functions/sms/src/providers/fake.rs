@@ -18,7 +18,6 @@
 //!   one run gets the same id; [`sent`] lists what was accepted and [`calls`] counts the
 //!   calls per run, for tests.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -44,12 +43,12 @@ pub struct FakeMessage {
     pub body: String,
 }
 
-static SENT: Mutex<Vec<FakeMessage>> = Mutex::new(Vec::new());
+static SENT: fake::Recent<FakeMessage> = fake::Recent::new();
 static CALLS: CallCounter = CallCounter::new();
 
-/// Messages accepted so far in this process.
+/// Messages accepted so far in this process (the last [`fake::FAKE_MEMORY`]).
 pub fn sent() -> Vec<FakeMessage> {
-    SENT.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    SENT.all()
 }
 
 /// Calls that reached the Fake for one run (its idempotency key), accepted or not.
@@ -204,17 +203,15 @@ impl integration_kit::Serves<crate::Send> for Fake {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         );
-        {
-            let mut sent = SENT.lock().unwrap_or_else(|p| p.into_inner());
-            if !sent.iter().any(|m| m.message_id == message_id) {
-                sent.push(FakeMessage {
-                    tenant: call.key.tenant.to_string(),
-                    message_id: message_id.clone(),
-                    to: to.to_owned(),
-                    body: body.to_owned(),
-                });
-            }
-        }
+        SENT.keep(
+            FakeMessage {
+                tenant: call.key.tenant.to_string(),
+                message_id: message_id.clone(),
+                to: to.to_owned(),
+                body: body.to_owned(),
+            },
+            |m| m.message_id == message_id,
+        );
         let state = match config.delivery_report {
             Report::None => None,
             Report::Delivered => Some("delivered"),

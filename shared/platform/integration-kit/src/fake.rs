@@ -9,7 +9,7 @@
 //!   answer;
 //! - a [`CallCounter`] counts the calls per run (its idempotency key), for tests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -68,8 +68,49 @@ pub fn failure(status: u16, class: FailureClassification, message: &str) -> Outc
     }
 }
 
-/// Calls per idempotency key, process-wide.
-pub struct CallCounter(Mutex<Option<HashMap<String, u32>>>);
+/// The most a Fake remembers: of what it was sent ([`Recent`]) and of its calls per run
+/// ([`CallCounter`]). The oldest go first, so a Fake serving a long demo or soak keeps a
+/// flat footprint (a soak's unbounded lists grew the runner by about 50 MiB an hour).
+pub const FAKE_MEMORY: usize = 10_000;
+
+/// What a Fake was sent, the last [`FAKE_MEMORY`] of it, for tests to read.
+pub struct Recent<T>(Mutex<VecDeque<T>>);
+
+impl<T: Clone> Recent<T> {
+    pub const fn new() -> Self {
+        Recent(Mutex::new(VecDeque::new()))
+    }
+
+    /// Keeps `item` unless one of the last kept is `same` (a repeated run's send).
+    pub fn keep(&self, item: T, same: impl Fn(&T) -> bool) {
+        let mut items = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if items.iter().any(same) {
+            return;
+        }
+        if items.len() >= FAKE_MEMORY {
+            items.pop_front();
+        }
+        items.push_back(item);
+    }
+
+    /// Everything kept, oldest first.
+    pub fn all(&self) -> Vec<T> {
+        let items = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        items.iter().cloned().collect()
+    }
+}
+
+impl<T: Clone> Default for Recent<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Calls per key, and the keys in the order first seen (the oldest forgotten first).
+type Counts = (HashMap<String, u32>, VecDeque<String>);
+
+/// Calls per idempotency key, process-wide, for the last [`FAKE_MEMORY`] keys.
+pub struct CallCounter(Mutex<Option<Counts>>);
 
 impl CallCounter {
     pub const fn new() -> Self {
@@ -78,13 +119,17 @@ impl CallCounter {
 
     pub fn count(&self, key: Option<&str>) {
         if let Some(k) = key {
-            *self
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(HashMap::new)
-                .entry(k.to_owned())
-                .or_default() += 1;
+            let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let (counts, order) = guard.get_or_insert_with(Default::default);
+            if !counts.contains_key(k) {
+                if order.len() >= FAKE_MEMORY
+                    && let Some(oldest) = order.pop_front()
+                {
+                    counts.remove(&oldest);
+                }
+                order.push_back(k.to_owned());
+            }
+            *counts.entry(k.to_owned()).or_default() += 1;
         }
     }
 
@@ -93,7 +138,7 @@ impl CallCounter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .and_then(|m| m.get(key).copied())
+            .and_then(|(counts, _)| counts.get(key).copied())
             .unwrap_or(0)
     }
 }
@@ -171,5 +216,36 @@ pub async fn answer(
             FailureClassification::Validation,
             "the fake refused the request",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fake_remembers_a_bounded_past() {
+        let recent = Recent::new();
+        for n in 0..FAKE_MEMORY + 5 {
+            recent.keep(n, |m| *m == n);
+        }
+        recent.keep(FAKE_MEMORY + 4, |m| *m == FAKE_MEMORY + 4);
+        let all = recent.all();
+        assert_eq!(all.len(), FAKE_MEMORY, "the oldest went first");
+        assert_eq!(all[0], 5);
+        assert_eq!(
+            *all.last().unwrap(),
+            FAKE_MEMORY + 4,
+            "a repeat is kept once"
+        );
+
+        let calls = CallCounter::new();
+        for n in 0..FAKE_MEMORY + 1 {
+            calls.count(Some(&format!("run-{n}")));
+        }
+        calls.count(Some("run-10000"));
+        assert_eq!(calls.calls("run-0"), 0, "forgotten");
+        assert_eq!(calls.calls("run-1"), 1);
+        assert_eq!(calls.calls("run-10000"), 2);
     }
 }
