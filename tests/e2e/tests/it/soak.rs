@@ -65,6 +65,19 @@ struct Sample {
     sent: usize,
 }
 
+impl Sample {
+    /// The sample as a row of the table the soak prints.
+    fn row(&self) -> String {
+        format!(
+            "| {} | {:.1} | {:.1} | {} |",
+            self.at.as_secs(),
+            self.rss_kib as f64 / 1024.0,
+            self.data_bytes as f64 / 1_048_576.0,
+            self.sent
+        )
+    }
+}
+
 /// A least-squares slope of `y` over `x`.
 fn slope(points: &[(f64, f64)]) -> f64 {
     let n = points.len() as f64;
@@ -170,12 +183,15 @@ async fn a_soak_of_mixed_load_delivers_everything() {
     while Instant::now() < end {
         tick.tick().await;
         if Instant::now() >= next_sample {
-            samples.push(Sample {
+            let sample = Sample {
                 at: started.elapsed(),
                 rss_kib: runner.memory_kib("VmRSS"),
                 data_bytes: folder_bytes(&dir.path().join("data")),
                 sent: marks.len() + runs.len(),
-            });
+            };
+            // Printed as it is taken: a long soak shows its trend while it runs.
+            eprintln!("soak sample: {}", sample.row());
+            samples.push(sample);
             next_sample += every;
         }
         // One second's load: `rate` events of each kind, sent concurrently.
@@ -275,13 +291,7 @@ async fn a_soak_of_mixed_load_delivers_everything() {
     eprintln!("| elapsed (s) | runner RSS (MiB) | data folder (MiB) | requests sent |");
     eprintln!("|---|---|---|---|");
     for s in &samples {
-        eprintln!(
-            "| {} | {:.1} | {:.1} | {} |",
-            s.at.as_secs(),
-            s.rss_kib as f64 / 1024.0,
-            s.data_bytes as f64 / 1_048_576.0,
-            s.sent
-        );
+        eprintln!("{}", s.row());
     }
     // Growth after warm-up (the first third), per hour.
     let warm: Vec<&Sample> = samples.iter().skip(samples.len() / 3).collect();
